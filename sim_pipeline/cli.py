@@ -1,0 +1,181 @@
+"""The `sim-pipeline` command: synth, run, dictionary, ui.
+
+Heavy imports (Dagster, the definitions) happen inside the commands, after the environment has
+been settled, because the code location reads its settings at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sim_pipeline.config import (
+    DEMO_ENV,
+    KEY_ENV,
+    ConfigError,
+    Settings,
+    demo_mode_allowed,
+    ensure_dagster_home,
+)
+
+DEMO_SEED = 20180101
+DEMO_PEOPLE = 10_000
+
+
+def _synth_args(p: argparse.ArgumentParser, *, required: bool) -> None:
+    if required:
+        p.add_argument("--out", type=Path, required=True, help="landing folder to write")
+        p.add_argument("--truth", type=Path, required=True, help="ground-truth folder (separate)")
+    p.add_argument("--seed", type=int, default=DEMO_SEED)
+    p.add_argument("--people", type=int, default=DEMO_PEOPLE, help="general population size")
+    p.add_argument(
+        "--comparison-people", type=int, default=600, help="high-intensity users never allocated"
+    )
+    p.add_argument(
+        "--true-effect",
+        type=float,
+        default=1.0,
+        help="true multiplicative effect of the programme on use while engaged",
+    )
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from sim_pipeline.synthetic import generate
+
+    t0 = time.perf_counter()
+    summary = generate(
+        args.out,
+        args.truth,
+        seed=args.seed,
+        people=args.people,
+        true_effect=args.true_effect,
+        comparison_people=args.comparison_people,
+    )
+    print(
+        f"wrote {summary.files_written} files to {args.out} and truth to {args.truth} "
+        f"in {time.perf_counter() - t0:.1f}s"
+    )
+    print(json.dumps(summary.as_dict(), indent=2, default=str))
+    return 0
+
+
+def _settle_environment(args: argparse.Namespace) -> Settings:
+    """Decide landing data, key mode and Dagster home before Dagster is imported."""
+    settings = Settings.from_env()
+    if settings.landing_from_env:
+        if not settings.landing_dir.is_dir():
+            raise ConfigError(f"SIM_LANDING_DIR={settings.landing_dir} is not a folder")
+        if not settings.key_from_env and not demo_mode_allowed():
+            raise ConfigError(
+                f"{KEY_ENV} is not set. Real landing data needs the project key; set "
+                f"{DEMO_ENV}=1 only for synthetic data."
+            )
+    else:
+        if not any(settings.landing_dir.glob("*/*/*.csv")):
+            from sim_pipeline.synthetic import generate
+
+            print(f"no landing data: generating the synthetic demo into {settings.landing_dir}")
+            generate(
+                settings.landing_dir,
+                settings.truth_dir,
+                seed=args.seed,
+                people=args.people,
+                true_effect=args.true_effect,
+                comparison_people=args.comparison_people,
+            )
+        if not settings.key_from_env:
+            os.environ[DEMO_ENV] = "1"
+    os.environ["DAGSTER_HOME"] = str(ensure_dagster_home(settings.dagster_home))
+    return settings
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    try:
+        settings = _settle_environment(args)
+    except ConfigError as exc:
+        print(f"sim-pipeline run: {exc}", file=sys.stderr)
+        return 2
+    from sim_pipeline.orchestrate import materialise_all
+
+    outcome = materialise_all(log_level=args.log_level)
+    print(outcome.render(settings, time.perf_counter() - t0, _peak_rss_mib()))
+    return 0 if outcome.success else 1
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cmd_dictionary(args: argparse.Namespace) -> int:
+    from sim_pipeline.warehouse.dictionary import render_markdown
+
+    text = render_markdown()
+    if args.check:
+        current = args.out.read_text() if args.out.exists() else ""
+        if current != text:
+            print(f"{args.out} is out of date: run `sim-pipeline dictionary`", file=sys.stderr)
+            return 1
+        print(f"{args.out} is up to date")
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """dagster dev on this project's instance (same runs as `sim-pipeline run`)."""
+    settings = Settings.from_env()
+    env = dict(os.environ, DAGSTER_HOME=str(ensure_dagster_home(settings.dagster_home)))
+    if not settings.key_from_env:
+        env[DEMO_ENV] = "1"
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        "workspace.yaml",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    return subprocess.call(cmd, env=env)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sim-pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("synth", help="write synthetic landing drops plus ground truth")
+    _synth_args(p, required=True)
+    p.set_defaults(func=cmd_synth)
+    p = sub.add_parser("run", help="materialise the whole asset graph and print a summary")
+    _synth_args(p, required=False)
+    p.add_argument("--log-level", default="WARNING", help="Dagster console log level")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("dictionary", help="write (or --check) docs/data_dictionary.md")
+    p.add_argument("--out", type=Path, default=Path("docs/data_dictionary.md"))
+    p.add_argument("--check", action="store_true")
+    p.set_defaults(func=cmd_dictionary)
+    p = sub.add_parser("ui", help="start the Dagster web UI on this project's instance")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

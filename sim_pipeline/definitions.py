@@ -1,0 +1,24 @@
+"""The one Definitions object of the sim_pipeline code location (loaded by workspace.yaml)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from sim_pipeline.defs.common import SETTINGS
+from sim_pipeline.defs.ingest import STAGED_ASSETS
+from sim_pipeline.defs.quality import ingest_summary
+from sim_pipeline.defs.resources import build_resources
+
+ALL_ASSETS = [*STAGED_ASSETS, ingest_summary]
+
+all_assets_job = dg.define_asset_job(
+    "sim_pipeline_all",
+    selection=dg.AssetSelection.all(),
+    description="Materialise the whole asset graph (ingest all months, then the summaries).",
+)
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    jobs=[all_assets_job],
+    resources=build_resources(SETTINGS),
+)

@@ -1,0 +1,59 @@
+"""Shared Dagster definitions: partitions (defined once), owners, metadata helpers."""
+
+from __future__ import annotations
+
+import warnings
+
+import dagster as dg
+import pandas as pd
+
+from sim_pipeline.config import FIRST_MONTH, Settings
+from sim_pipeline.identity.tokens import Tokeniser
+
+# backfill_policy is marked beta; we rely on single-run backfills deliberately.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+SETTINGS = Settings.from_env()
+
+
+def _month_after(month: str) -> str:
+    return (pd.Period(month, "M") + 1).strftime("%Y-%m-01")
+
+
+MONTHLY = dg.MonthlyPartitionsDefinition(
+    start_date=f"{FIRST_MONTH}-01", end_date=_month_after(SETTINGS.last_month)
+)
+DATA_ENGINEERING = "team:data-engineering"
+DATA_QUALITY = "team:data-quality"
+
+
+def month_of(partition_key: str) -> str:
+    return partition_key[:7]
+
+
+def warehouse_kind() -> str:
+    return "postgresql" if SETTINGS.warehouse_url.startswith("postgresql") else "sqlite"
+
+
+def key_metadata(tokeniser: Tokeniser) -> dict[str, dg.RawMetadataValue]:
+    label = "DEMO key (public, synthetic data only)" if tokeniser.demo else "project key"
+    return {"pseudonymisation_key": label, "key_fingerprint": tokeniser.key_id}
+
+
+def markdown_table(df: pd.DataFrame) -> dg.MetadataValue:
+    if df.empty:
+        return dg.MetadataValue.md("_no rows_")
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def column_schema(table: str) -> dg.TableSchema:
+    from sim_pipeline.warehouse.dictionary import table_doc
+
+    doc = table_doc(table)
+    return dg.TableSchema(
+        columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in doc.columns]
+    )

@@ -1,0 +1,64 @@
+"""Dagster resources: configuration comes from the environment with safe embedded defaults."""
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+import dagster as dg
+
+from sim_pipeline.config import Settings, load_tokeniser
+from sim_pipeline.identity.tokens import Tokeniser
+from sim_pipeline.warehouse import Warehouse, redact_url
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The SQL warehouse (``SIM_WAREHOUSE_URL``; default SQLite under data/)."""
+
+    url: str
+
+    @cached_property
+    def _warehouse(self) -> Warehouse:
+        if self.url.startswith("sqlite:///"):
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return Warehouse(self.url)
+
+    def get(self) -> Warehouse:
+        return self._warehouse
+
+    @property
+    def display_url(self) -> str:
+        return redact_url(self.url)
+
+
+class LandingResource(dg.ConfigurableResource):
+    """The landing folder of provider drops: ``<dir>/<source>/<YYYY-MM>/<table>.csv``."""
+
+    landing_dir: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.landing_dir)
+
+
+class PseudonymisationKeyResource(dg.ConfigurableResource):
+    """The pseudonymisation key, read from ``SIM_PSEUDONYMISATION_KEY`` at run time.
+
+    The key itself is never part of the resource config (so it never appears in the UI or the
+    run's stored config); only its fingerprint is recorded.
+    """
+
+    def tokeniser(self) -> Tokeniser:
+        return load_tokeniser()
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    url: str | dg.EnvVar = (
+        dg.EnvVar("SIM_WAREHOUSE_URL")
+        if os.environ.get("SIM_WAREHOUSE_URL")
+        else settings.warehouse_url
+    )
+    return {
+        "warehouse": WarehouseResource(url=url),
+        "landing": LandingResource(landing_dir=str(settings.landing_dir)),
+        "pseudonymisation": PseudonymisationKeyResource(),
+    }

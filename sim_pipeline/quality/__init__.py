@@ -1,0 +1,1 @@
+"""Data-quality helpers shared by asset checks (plain functions, no Dagster)."""

@@ -1,0 +1,82 @@
+"""What every provider table declares: where it lands, its contract and which columns identify people.
+
+A `SourceTable` is the single description of one provider table. The synthetic generator writes
+files in this shape, ingest reads and validates them with `contract`, and the identity package uses
+`identifiers` to know which columns to tokenise and drop at the privacy boundary.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pandera.pandas as pa
+
+DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
+TIME_RE = r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
+DATETIME_RE = r"^\d{4}-\d{2}-\d{2}[ T]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
+POSTCODE_RE = r"^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$"
+
+# Six programme boroughs (seed review) plus neighbours people move to or are found in.
+PROGRAMME_BOROUGHS = ("Greenwich", "Southwark", "Kingston", "Richmond", "Wandsworth", "Merton")
+OTHER_BOROUGHS = ("Lambeth", "Lewisham", "Croydon", "Sutton", "Bexley", "Bromley")
+BOROUGHS = PROGRAMME_BOROUGHS + OTHER_BOROUGHS
+
+
+@dataclass(frozen=True)
+class IdentifierColumns:
+    """Names of the raw identifier columns of a table (None where the table has no such field).
+
+    Every column named here is removed at the privacy boundary; only tokens and the
+    non-identifying derived fields (age band, sex, postcode district) survive.
+    """
+
+    nhs_number: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    birth_date: str | None = None
+    postcode: str | None = None
+    sex: str | None = None
+    # Fields that are identifying but not used for linkage (dropped, never tokenised).
+    drop_only: tuple[str, ...] = ()
+    # Column holding the event date, used for the age band at the event.
+    event_date: str | None = None
+    # Column holding a provider age (used for the age band when there is no birth date).
+    age: str | None = None
+
+    def raw_columns(self) -> list[str]:
+        cols = [self.nhs_number, self.given_name, self.family_name, self.birth_date, self.postcode]
+        return [c for c in cols if c] + list(self.drop_only)
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """One provider table: landing location, contract, record key, identifier columns."""
+
+    asset_name: str  # Dagster asset / warehouse table name, e.g. "staged_mhs001mpi"
+    table: str  # file stem in the landing folder, e.g. "MHS001MPI"
+    providers: tuple[str, ...]  # provider folders under the landing dir that send this table
+    contract: type[pa.DataFrameModel]
+    record_ref: str  # provider's own non-identifying record key column
+    identifiers: IdentifierColumns = field(default_factory=IdentifierColumns)
+    # Columns that hold dates / datetimes / integers, converted after validation.
+    date_columns: tuple[str, ...] = ()
+    datetime_columns: tuple[str, ...] = ()
+    int_columns: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.contract.to_schema().columns)
+
+    def required_columns(self) -> list[str]:
+        return self.columns
+
+    def file_name(self) -> str:
+        return f"{self.table}.csv"
+
+
+def snake(name: str) -> str:
+    """CamelCase / provider names to snake_case (used for derived column names only)."""
+    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    return s.lower()

@@ -1,0 +1,214 @@
+"""Read a provider drop and split it into contract-clean rows and quarantined rows.
+
+Row-level problems (a bad date, an invalid NHS number, a repeated record) quarantine that row
+with the rule and a fixed reason text; file-level problems (not UTF-8, empty, missing columns,
+truncated) raise `DropFileError` naming the file. Identifying values never reach a message.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pandera.errors
+
+from sim_pipeline.sources.base import SourceTable
+
+QUARANTINE_COLUMNS = ["line_number", "column_name", "rule", "reason"]
+
+
+class DropFileError(Exception):
+    """A landing file that cannot be read at all. The message names the file and the problem."""
+
+    def __init__(self, file: str, problem: str) -> None:
+        super().__init__(f"{file}: {problem}")
+        self.file = file
+        self.problem = problem
+
+
+@dataclass
+class RawDrop:
+    frame: pd.DataFrame  # all data rows as text; index = line number in the file
+    rows_read: int
+    sha256: str
+    bad_shape: pd.DataFrame  # rows with the wrong number of fields (quarantine rows)
+    extra_columns: list[str]
+
+
+def read_drop(path: Path, table: SourceTable, label: str) -> RawDrop:
+    """Read one CSV drop as text. ``label`` is the file name used in messages (relative path)."""
+    data = path.read_bytes()
+    if not data.strip():
+        raise DropFileError(label, "file is empty (no header row)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DropFileError(
+            label, f"not valid UTF-8 (first bad byte at offset {exc.start}); re-export as UTF-8"
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except (StopIteration, csv.Error) as exc:
+        raise DropFileError(label, f"header row cannot be parsed ({type(exc).__name__})") from None
+    missing = [c for c in table.columns if c not in header]
+    if missing:
+        raise DropFileError(label, f"missing required column(s): {', '.join(missing)}")
+    width = len(header)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    bad: list[dict[str, object]] = []
+    last_len = width
+    try:
+        for row in reader:
+            if not row:
+                continue
+            last_len = len(row)
+            if len(row) != width:
+                bad.append(
+                    {
+                        "line_number": reader.line_num,
+                        "column_name": None,
+                        "rule": "field_count",
+                        "reason": f"row has {len(row)} fields, header has {width}",
+                    }
+                )
+                continue
+            rows.append([v.strip() for v in row])
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise DropFileError(
+            label, f"CSV cannot be parsed near line {reader.line_num}: {exc}"
+        ) from None
+    if not text.endswith(("\n", "\r")) and last_len != width:
+        raise DropFileError(
+            label,
+            f"file is truncated: last line {reader.line_num} is incomplete and has no newline",
+        )
+    frame = pd.DataFrame(
+        rows, columns=header, index=pd.Index(lines, name="line_number"), dtype="str"
+    )
+    frame = frame.replace("", pd.NA)
+    extra = [c for c in header if c not in table.columns]
+    return RawDrop(
+        frame=frame[table.columns],
+        rows_read=len(rows) + len(bad),
+        sha256=hashlib.sha256(data).hexdigest(),
+        bad_shape=pd.DataFrame(bad, columns=QUARANTINE_COLUMNS),
+        extra_columns=extra,
+    )
+
+
+_BUILTIN_RULES = {"not_nullable": "required", "str_matches": "format", "isin": "code_list"}
+_BUILTIN_REASONS = {
+    "required": "required field is empty",
+    "format": "value does not have the required format",
+    "code_list": "value is not in the code list",
+}
+
+
+def _rule_name(check: str) -> str:
+    head = check.split("(", 1)[0]
+    return _BUILTIN_RULES.get(head, head)
+
+
+def validate_drop(
+    frame: pd.DataFrame, table: SourceTable, label: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Apply the pandera contract and the record-key rules. Returns (good rows, quarantine rows)."""
+    problems: list[pd.DataFrame] = []
+    if len(frame):
+        try:
+            table.contract.validate(frame, lazy=True)
+        except pandera.errors.SchemaErrors as err:
+            fc = err.failure_cases
+            row_level = fc[fc["index"].notna()]
+            file_level = fc[fc["index"].isna()]
+            if len(file_level):
+                checks = sorted(
+                    {
+                        f"{c}:{k}"
+                        for c, k in zip(file_level["column"], file_level["check"], strict=True)
+                    }
+                )
+                raise DropFileError(
+                    label, f"contract fails for the whole file: {'; '.join(checks)}"
+                ) from None
+            named = _check_names(table)
+            reported = row_level["check"].astype(str)
+            rules = [named[c][0] if c in named else _rule_name(c) for c in reported]
+            problems.append(
+                pd.DataFrame(
+                    {
+                        "line_number": row_level["index"].astype("int64").to_numpy(),
+                        "column_name": row_level["column"].astype("string").to_numpy(),
+                        "rule": rules,
+                        "reason": [
+                            named[c][1] if c in named else _BUILTIN_REASONS.get(r, "rule failed")
+                            for c, r in zip(reported, rules, strict=True)
+                        ],
+                    }
+                )
+            )
+    dup_row = frame.duplicated(keep="first")
+    dup_key = frame.duplicated(subset=[table.record_ref], keep="first") & ~dup_row
+    for mask, rule, reason in (
+        (dup_row, "duplicate_row", "exact repeat of an earlier row in the same file"),
+        (dup_key, "duplicate_record_ref", f"{table.record_ref} repeats an earlier row in the file"),
+    ):
+        if mask.any():
+            problems.append(
+                pd.DataFrame(
+                    {
+                        "line_number": frame.index[mask.to_numpy()].to_numpy(),
+                        "column_name": table.record_ref,
+                        "rule": rule,
+                        "reason": reason,
+                    }
+                )
+            )
+    quarantine = (
+        pd.concat(problems, ignore_index=True)
+        if problems
+        else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    )
+    quarantine = quarantine.drop_duplicates().sort_values(
+        ["line_number", "rule", "column_name"], na_position="first", ignore_index=True
+    )
+    bad_lines = set(quarantine["line_number"].tolist())
+    good = frame[~frame.index.isin(bad_lines)]
+    return good, quarantine
+
+
+def _check_names(table: SourceTable) -> dict[str, tuple[str, str]]:
+    """What pandera reports for a failing check (its name, or its error text when one is set)
+    -> (rule code, fixed reason). The reason is the contract's own text, never a data value."""
+    schema = table.contract.to_schema()
+    checks = list(schema.checks)
+    for column in schema.columns.values():
+        checks += list(column.checks)
+    out: dict[str, tuple[str, str]] = {}
+    for check in checks:
+        if check.name in _BUILTIN_RULES:
+            rule = _BUILTIN_RULES[check.name]
+            out[str(check)] = out[check.name] = (rule, _BUILTIN_REASONS[rule])
+        elif check.name and check.error:
+            out[check.error] = (check.name, check.error)
+            out[check.name] = (check.name, check.error)
+    return out
+
+
+def typed(frame: pd.DataFrame, table: SourceTable) -> pd.DataFrame:
+    """Convert validated text columns to dates, date-times and integers."""
+    out = frame.copy()
+    for c in table.date_columns:
+        out[c] = pd.to_datetime(out[c], format="%Y-%m-%d", errors="coerce")
+    for c in table.datetime_columns:
+        out[c] = pd.to_datetime(out[c].str.replace("T", " "), format="mixed", errors="coerce")
+    for c in table.int_columns:
+        out[c] = pd.to_numeric(out[c], errors="coerce").astype("Int64")
+    return out

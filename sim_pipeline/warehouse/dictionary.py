@@ -1,0 +1,237 @@
+"""The warehouse's public schema: every table and column with its type and meaning.
+
+This is the single source for the data dictionary (docs/data_dictionary.md is generated from it
+by `sim-pipeline dictionary` and a test keeps the file current), the column schemas shown in the
+Dagster UI, and the SQL types used when tables are created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from sim_pipeline.identity.pseudonymise import IDENTITY_COLUMNS
+from sim_pipeline.sources import SOURCE_TABLES, SourceTable
+from sim_pipeline.sources.reader import QUARANTINE_COLUMNS
+
+FIELD_DESCRIPTIONS: dict[str, str] = {
+    "OrgIDProv": "Organisation code of the submitting trust (RV5 SLaM, RPG Oxleas, RQY SWLSTG)",
+    "LocalPatientId": "Trust's local patient identifier (joins MHSDS tables within a trust)",
+    "NHSNumberStatus": "NHS number status indicator (01 = present and verified)",
+    "Gender": "MHSDS person stated gender code",
+    "EthnicCategory": "NHS ethnic category code",
+    "PersDeathDate": "Date of death, where known",
+    "MHActLegalStatusClassPeriodId": "Legal status period identifier",
+    "StartDateMHActLegalStatusClass": "Start date of the legal status period",
+    "StartTimeMHActLegalStatusClass": "Start time of the legal status period",
+    "EndDateMHActLegalStatusClass": "End date of the legal status period (blank while open)",
+    "LegalStatusCode": "Mental Health Act legal status (01 informal, 02 s2, 03 s3, 19 s135, 20 s136)",
+    "HospProvSpellID": "Hospital provider spell identifier",
+    "ServiceRequestId": "Referral (service request) identifier",
+    "StartDateHospProvSpell": "Spell start date",
+    "DischDateHospProvSpell": "Spell discharge date (blank while open)",
+    "WardStayId": "Ward stay identifier",
+    "StartDateWardStay": "Ward stay start date",
+    "EndDateWardStay": "Ward stay end date (blank while open; bed days use the MHS24 rule)",
+    "WardType": "MHSDS ward type code",
+    "HospitalBedTypeMH": "Mental-health hospital bed type code",
+    "RegisterId": "Programme register row identifier",
+    "Borough": "London borough",
+    "AllocationDate": "Date the person was allocated to the programme",
+    "EngagementDate": "Date the person engaged (blank if never)",
+    "DischargeDate": "Date the person left the programme (blank while on it)",
+    "DischargeReason": "Why the person left the programme (code list in sources/codes.py)",
+    "IncidentNumber": "Police CAD incident number",
+    "CallReceivedDateTime": "When the call was received",
+    "DespatchedDateTime": "When units were despatched",
+    "ArrivedDateTime": "When officers arrived (blank if they did not attend)",
+    "ClosedDateTime": "When the incident was closed",
+    "CallSource": "999, 101 or partner agency",
+    "Grade": "Met grading: I immediate, S significant, E extended, R referred",
+    "UnitsAssigned": "Police units assigned",
+    "MentalHealthFlag": "Incident flagged as mental-health related (Y/N)",
+    "OfficersAttended": "Officers attended the incident (Y = a police deployment)",
+    "Outcome": "Incident or call outcome (code list in sources/codes.py)",
+    "PersonSex": "Sex recorded by the police (M/F/U)",
+    "S136Ref": "Section 136 return record identifier",
+    "DetentionDateTime": "When the person was detained under s136",
+    "Age": "Age recorded on the s136 return",
+    "Sex": "Provider sex code",
+    "PerceivedEthnicity": "Officer-perceived ethnicity",
+    "Transport": "Transport to the place of safety",
+    "AmbulanceRequested": "Whether an ambulance was requested (Y/N)",
+    "FirstPlaceOfSafety": "First place of safety",
+    "HoursInCustody": "Hours in police custody",
+    "ArrestedForOffence": "Arrested for an offence (Y/N)",
+    "IncidentId": "London Ambulance Service incident identifier",
+    "CallDateTime": "When the 999 call was received",
+    "Category": "Ambulance response category C1-C4",
+    "ResourcesDespatched": "Number of ambulance resources despatched to the incident",
+    "PatientAge": "Patient age recorded by the crew",
+    "PatientSex": "Patient sex recorded by the crew (M/F/U)",
+    "Generated_Record_ID": "ECDS record identifier",
+    "Der_Provider_Code": "Acute trust organisation code",
+    "Der_Provider_Site_Code": "A&E site code",
+    "Arrival_Date": "Arrival date",
+    "Arrival_Time": "Arrival time",
+    "EC_Departure_Time_Since_Arrival": "Minutes from arrival to departure",
+    "EC_Department_Type": "01 type 1 ED, 02 mono-specialty, 03 UTC/MIU, 04 walk-in",
+    "EC_Arrival_Mode_SNOMED_CT": "Arrival mode (SNOMED CT)",
+    "EC_Attendance_Source_SNOMED_CT": "Attendance source (SNOMED CT)",
+    "EC_Chief_Complaint_SNOMED_CT": "Chief complaint (SNOMED CT)",
+    "EC_Injury_Intent_SNOMED_CT": "Injury intent (SNOMED CT; 276853009 self-inflicted)",
+    "Der_EC_Diagnosis_All": "Diagnoses (SNOMED CT list)",
+    "Discharge_Destination_SNOMED_CT": "Discharge destination (SNOMED CT)",
+    "Age_At_Arrival": "Age at arrival",
+    "Ethnic_Category": "NHS ethnic category code",
+    "Der_Dupe_Flag": "1 when NCDR/provider marks the record as a duplicate attendance",
+}
+
+STAGED_ADDED: dict[str, tuple[str, str]] = {
+    "source": ("text", "Provider folder the row came from (e.g. slam, met_police, ae_rjz)"),
+    "month": ("text", "Partition month YYYY-MM (the drop it arrived in)"),
+    "record_ref": ("text", "Provider's own non-identifying record key"),
+}
+STAGED_TRAILING: dict[str, tuple[str, str]] = {
+    "source_file": ("text", "Landing file, relative to the landing folder"),
+    "line_number": ("integer", "Line of the row in its landing file"),
+    "key_id": ("text", "Fingerprint of the pseudonymisation key that made the tokens"),
+}
+
+LEDGER: dict[str, tuple[str, str]] = {
+    "source": ("text", "Provider folder"),
+    "table_name": ("text", "Provider table (file stem)"),
+    "month": ("text", "Month YYYY-MM"),
+    "file": ("text", "Landing file, relative to the landing folder"),
+    "file_sha256": ("text", "SHA-256 of the file as read"),
+    "rows_read": ("integer", "Data rows in the file"),
+    "rows_loaded": ("integer", "Rows written to the staged table"),
+    "rows_quarantined": (
+        "integer",
+        "Rows written to ingest_quarantine (rows_read = loaded + quarantined)",
+    ),
+    "key_id": ("text", "Fingerprint of the pseudonymisation key"),
+    "demo_key": ("boolean", "True when the public demo key was used (synthetic data only)"),
+}
+QUARANTINE: dict[str, tuple[str, str]] = {
+    "source": ("text", "Provider folder"),
+    "table_name": ("text", "Provider table (file stem)"),
+    "month": ("text", "Month YYYY-MM"),
+    "file": ("text", "Landing file, relative to the landing folder"),
+    "line_number": ("integer", "Line of the rejected row in the file"),
+    "column_name": ("text", "Column that broke the rule (blank for row-level rules)"),
+    "rule": (
+        "text",
+        "Contract rule code (e.g. date_format, nhs_number_check_digit, duplicate_row)",
+    ),
+    "reason": ("text", "Fixed description of the rule; never the rejected value"),
+}
+assert list(QUARANTINE)[4:] == QUARANTINE_COLUMNS
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+
+
+@dataclass(frozen=True)
+class TableDoc:
+    name: str
+    description: str
+    grain: str
+    columns: tuple[Column, ...]
+
+
+def _staged_type(table: SourceTable, col: str) -> str:
+    if col in table.date_columns:
+        return "date"
+    if col in table.datetime_columns:
+        return "timestamp"
+    if col in table.int_columns:
+        return "integer"
+    return "text"
+
+
+def staged_doc(table: SourceTable) -> TableDoc:
+    raw = set(table.identifiers.raw_columns())
+    cols = [Column(n, t, d) for n, (t, d) in STAGED_ADDED.items()]
+    cols += [
+        Column(c, _staged_type(table, c), FIELD_DESCRIPTIONS.get(c, c))
+        for c in table.columns
+        if c not in raw
+    ]
+    if raw or table.identifiers.sex:
+        cols += [Column(n, "text", d) for n, d in IDENTITY_COLUMNS.items()]
+    cols += [Column(n, t, d) for n, (t, d) in STAGED_TRAILING.items()]
+    return TableDoc(
+        name=table.asset_name,
+        description=table.description,
+        grain="one row per contract-clean landing row; partitioned by month",
+        columns=tuple(cols),
+    )
+
+
+def all_tables() -> list[TableDoc]:
+    docs = [staged_doc(t) for t in SOURCE_TABLES]
+    docs.append(
+        TableDoc(
+            "ingest_ledger",
+            "Row accounting per landing file",
+            "one row per landing file read",
+            tuple(Column(n, t, d) for n, (t, d) in LEDGER.items()),
+        )
+    )
+    docs.append(
+        TableDoc(
+            "ingest_quarantine",
+            "Rows rejected by a contract rule, with the rule and reason "
+            "(never the rejected values)",
+            "one row per rejected row and rule",
+            tuple(Column(n, t, d) for n, (t, d) in QUARANTINE.items()),
+        )
+    )
+    return docs
+
+
+def table_doc(name: str) -> TableDoc:
+    return next(d for d in all_tables() if d.name == name)
+
+
+_SQL = {
+    "date": sa.Date(),
+    "timestamp": sa.DateTime(),
+    "integer": sa.BigInteger(),
+    "text": sa.Text(),
+    "boolean": sa.Boolean(),
+}
+
+
+def sql_types(name: str) -> dict[str, sa.types.TypeEngine]:
+    return {c.name: _SQL[c.type] for c in table_doc(name).columns}
+
+
+def render_markdown() -> str:
+    out = [
+        "# Data dictionary",
+        "",
+        "Generated from `sim_pipeline/warehouse/dictionary.py` by `sim-pipeline dictionary`; a test",
+        "fails when this file is out of date. Provider fields keep their national names (MHSDS,",
+        "ECDS); columns the pipeline adds are snake_case. No table holds a name, NHS number, date",
+        "of birth, full postcode or address: those become keyed tokens at ingest.",
+        "",
+    ]
+    for doc in all_tables():
+        out += [
+            f"## `{doc.name}`",
+            "",
+            f"{doc.description} Grain: {doc.grain}.",
+            "",
+            "| column | type | description |",
+            "|---|---|---|",
+        ]
+        out += [f"| `{c.name}` | {c.type} | {c.description} |" for c in doc.columns]
+        out.append("")
+    return "\n".join(out)

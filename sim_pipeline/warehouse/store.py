@@ -1,0 +1,99 @@
+"""The one module that writes warehouse tables (SQLAlchemy; SQLite by default, PostgreSQL in prod).
+
+Writes are idempotent: a partition (rows matching a key, e.g. one month of one table) is deleted
+and re-inserted inside one transaction, so a re-run replaces rather than appends and a failed run
+leaves the previous contents in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password hidden (safe for logs and metadata)."""
+    return sa.make_url(url).render_as_string(hide_password=True)
+
+
+@dataclass
+class Transaction:
+    conn: Connection
+
+    def replace(
+        self,
+        table: str,
+        df: pd.DataFrame,
+        where: Mapping[str, Sequence[object]],
+        dtype: Mapping[str, sa.types.TypeEngine] | None = None,
+    ) -> int:
+        """Delete rows matching ``where`` (column -> allowed values, ANDed), then insert ``df``."""
+        inspector = sa.inspect(self.conn)
+        exists = inspector.has_table(table)
+        if exists:
+            tbl = sa.Table(table, sa.MetaData(), autoload_with=self.conn)
+            cond = sa.and_(*[tbl.c[col].in_(list(vals)) for col, vals in where.items()])
+            self.conn.execute(tbl.delete().where(cond))
+            if len(df.columns):
+                unknown = [c for c in df.columns if c not in tbl.c]
+                if unknown:
+                    raise RuntimeError(
+                        f"warehouse table {table} lacks column(s) {unknown}: the schema changed; "
+                        "rebuild the warehouse (delete it and re-run) or migrate the table"
+                    )
+        if len(df) == 0:
+            return 0
+        df.to_sql(table, self.conn, if_exists="append", index=False, dtype=dict(dtype or {}))
+        return len(df)
+
+
+class Warehouse:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = sa.create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self.engine.begin() as conn:
+            yield Transaction(conn)
+
+    def has_table(self, table: str) -> bool:
+        return sa.inspect(self.engine).has_table(table)
+
+    def tables(self) -> list[str]:
+        return sorted(sa.inspect(self.engine).get_table_names())
+
+    def read(self, table: str, where: Mapping[str, Sequence[object]] | None = None) -> pd.DataFrame:
+        """The table (optionally filtered); an empty frame if it does not exist yet."""
+        if not self.has_table(table):
+            return pd.DataFrame()
+        tbl = sa.Table(table, sa.MetaData(), autoload_with=self.engine)
+        stmt = sa.select(tbl)
+        if where:
+            stmt = stmt.where(sa.and_(*[tbl.c[c].in_(list(v)) for c, v in where.items()]))
+        with self.engine.connect() as conn:
+            return pd.read_sql(stmt, conn)
+
+    def count(self, table: str) -> int:
+        if not self.has_table(table):
+            return 0
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.text(f'SELECT COUNT(*) FROM "{table}"')).scalar_one())
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

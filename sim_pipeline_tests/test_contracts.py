@@ -1,0 +1,141 @@
+"""Each contract rule with good and bad rows, and the file-level failures."""
+
+from pathlib import Path
+
+import pytest
+
+from sim_pipeline.identity import Tokeniser
+from sim_pipeline.sources import BY_ASSET, SOURCE_TABLES
+from sim_pipeline.sources.reader import DropFileError, read_drop, validate_drop
+from sim_pipeline.staging import stage_month
+from sim_pipeline_tests.samples import GOOD, IDENTIFYING_VALUES, csv_text, write_drop
+
+TOK = Tokeniser(b"k" * 32)
+MONTH = "2019-03"
+
+
+def _validate(asset: str, rows: list[dict[str, str]], tmp_path: Path):
+    table = BY_ASSET[asset]
+    path = tmp_path / "f.csv"
+    path.write_text(csv_text(table, rows))
+    raw = read_drop(path, table, "x/2019-03/f.csv")
+    return validate_drop(raw.frame, table, "x/2019-03/f.csv")
+
+
+@pytest.mark.parametrize("table", SOURCE_TABLES, ids=lambda t: t.asset_name)
+def test_good_row_passes(table, tmp_path):
+    good, quarantine = _validate(table.asset_name, [GOOD[table.asset_name]], tmp_path)
+    assert len(good) == 1 and quarantine.empty
+
+
+BAD = [
+    # (asset, column, bad value, expected rule)
+    ("staged_mhs001mpi", "NHSNumber", "9990000019", "nhs_number_check_digit"),
+    ("staged_mhs001mpi", "NHSNumber", "999000001", "nhs_number_check_digit"),
+    ("staged_mhs001mpi", "PersonBirthDate", "1988-02-30", "date_format"),
+    ("staged_mhs001mpi", "PersonBirthDate", "09/04/1988", "date_format"),
+    ("staged_mhs001mpi", "PersonBirthDate", "", "required"),
+    ("staged_mhs001mpi", "Postcode", "SE15", "postcode_format"),
+    ("staged_mhs001mpi", "Gender", "7", "code_list"),
+    ("staged_mhs001mpi", "OrgIDProv", "XXX", "code_list"),
+    ("staged_mhs001mpi", "LocalPatientId", "bad id!", "format"),
+    ("staged_mhs401_mh_act_period", "LegalStatusCode", "21", "code_list"),
+    ("staged_mhs401_mh_act_period", "StartTimeMHActLegalStatusClass", "25:00", "time_format"),
+    ("staged_mhs401_mh_act_period", "EndDateMHActLegalStatusClass", "2019-03-01", "end_not_before_start"),
+    ("staged_mhs501_hosp_prov_spell", "DischDateHospProvSpell", "2019-02-01", "end_not_before_start"),
+    ("staged_mhs502_ward_stay", "WardType", "99", "code_list"),
+    ("staged_mhs502_ward_stay", "EndDateWardStay", "2019-01-01", "end_not_before_start"),
+    ("staged_programme_register", "DischargeDate", "2019-01-01", "discharge_reason_with_date"),
+    ("staged_programme_register", "EngagementDate", "2017-01-01", "dates_in_order"),
+    ("staged_programme_register", "Borough", "Atlantis", "code_list"),
+    ("staged_police_cad_incidents", "CallReceivedDateTime", "2019-03-02", "datetime_format"),
+    ("staged_police_cad_incidents", "ArrivedDateTime", "", "attended_needs_arrival"),
+    ("staged_police_cad_incidents", "UnitsAssigned", "-1", "whole_number"),
+    ("staged_police_cad_incidents", "IncidentNumber", "INC1", "format"),
+    ("staged_police_s136_return", "FirstPlaceOfSafety", "pub", "code_list"),
+    ("staged_police_s136_return", "Age", "thirty", "whole_number"),
+    ("staged_ambulance_incidents", "Category", "C5", "code_list"),
+    ("staged_ambulance_incidents", "ResourcesDespatched", "0", "face_to_face_needs_resource"),
+    ("staged_ambulance_incidents", "NHSNumber", "1234567890", "nhs_number_check_digit"),
+    ("staged_ecds", "EC_Arrival_Mode_SNOMED_CT", "123", "code_list"),
+    ("staged_ecds", "Arrival_Time", "3pm", "time_format"),
+    ("staged_ecds", "Der_Dupe_Flag", "2", "code_list"),
+    ("staged_ecds", "Postcode_Usual_Address", "NOT A POSTCODE", "postcode_format"),
+]
+
+
+@pytest.mark.parametrize("asset, column, value, rule", BAD)
+def test_bad_row_is_quarantined_with_its_rule(asset, column, value, rule, tmp_path):
+    bad = dict(GOOD[asset], **{column: value})
+    good, quarantine = _validate(asset, [GOOD[asset], bad], tmp_path)
+    assert len(good) == 1  # the good row survives
+    assert quarantine["line_number"].unique().tolist() == [3]  # header is line 1
+    assert rule in quarantine["rule"].tolist()
+    assert quarantine["reason"].str.len().min() > 5
+    # the reason never carries the rejected value
+    if value:
+        assert not quarantine["reason"].str.contains(value, regex=False).any()
+
+
+def test_duplicates_are_quarantined(tmp_path):
+    asset = "staged_ecds"
+    same_key = dict(GOOD[asset], Arrival_Time="04:00:00")
+    good, quarantine = _validate(asset, [GOOD[asset], GOOD[asset], same_key], tmp_path)
+    assert len(good) == 1
+    assert quarantine.set_index("line_number")["rule"].to_dict() == {
+        3: "duplicate_row", 4: "duplicate_record_ref"}
+
+
+def test_wrong_field_count_is_quarantined_not_lost(tmp_path):
+    table = BY_ASSET["staged_ecds"]
+    text = csv_text(table, [GOOD["staged_ecds"]]) + "1,2,3\n"
+    (tmp_path / "ae_rjz" / MONTH).mkdir(parents=True)
+    (tmp_path / "ae_rjz" / MONTH / "ecds.csv").write_text(text)
+    sm = stage_month(tmp_path, table, MONTH, TOK)
+    led = sm.ledger.set_index("source").loc["ae_rjz"]
+    assert (led.rows_read, led.rows_loaded, led.rows_quarantined) == (2, 1, 1)
+    assert sm.quarantine["rule"].tolist() == ["field_count"]
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"", "empty"),
+        ("Generated_Record_ID,Der_Provider_Code\n1,RJZ\n".encode(), "missing required column"),
+        ("\ufeffGenerated_Record_ID,caf\u00e9\n".encode("utf-16"), "not valid UTF-8"),
+        (None, "truncated"),
+    ],
+)
+def test_unreadable_files_raise_naming_file_and_problem(content, problem, tmp_path):
+    table = BY_ASSET["staged_ecds"]
+    if content is None:
+        full = csv_text(table, [GOOD["staged_ecds"]] * 1)
+        content = (full + full.splitlines()[1][:40]).encode()  # cut mid-row, no newline
+    path = tmp_path / "ecds.csv"
+    path.write_bytes(content)
+    with pytest.raises(DropFileError) as info:
+        read_drop(path, table, "ae_rjz/2019-03/ecds.csv")
+    assert "ae_rjz/2019-03/ecds.csv" in str(info.value)
+    assert problem in str(info.value)
+
+
+def test_bad_file_fails_only_its_own_drop(tmp_path):
+    write_drop(tmp_path, "staged_ecds", MONTH, [GOOD["staged_ecds"]], source="ae_rjz")
+    (tmp_path / "ae_rj1" / MONTH).mkdir(parents=True)
+    (tmp_path / "ae_rj1" / MONTH / "ecds.csv").write_bytes(b"")
+    sm = stage_month(tmp_path, BY_ASSET["staged_ecds"], MONTH, TOK)
+    assert not sm.ok and "ae_rj1/2019-03/ecds.csv" in str(sm.errors[0])
+    assert sm.ledger["source"].tolist() == ["ae_rjz"]
+    assert len(sm.staged) == 1
+    assert {"ae_rj2/2019-03/ecds.csv", "ae_rax/2019-03/ecds.csv"} <= set(sm.missing)
+
+
+@pytest.mark.parametrize("table", SOURCE_TABLES, ids=lambda t: t.asset_name)
+def test_staged_rows_keep_record_ref_and_no_identifiers(table, tmp_path):
+    write_drop(tmp_path, table.asset_name, MONTH, [GOOD[table.asset_name]] * 2)
+    sm = stage_month(tmp_path, table, MONTH, TOK)
+    assert sm.staged["record_ref"].tolist() == [GOOD[table.asset_name][table.record_ref]]
+    dumped = sm.staged.astype("string").to_csv() + sm.quarantine.astype("string").to_csv()
+    for value in IDENTIFYING_VALUES:
+        assert value not in dumped
+    assert (sm.ledger.rows_read == sm.ledger.rows_loaded + sm.ledger.rows_quarantined).all()
