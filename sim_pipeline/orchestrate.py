@@ -22,6 +22,7 @@ class RunOutcome:
     run_id: str
     checks_passed: int
     checks_failed: list[str] = field(default_factory=list)
+    checks_warned: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     ledger: pd.DataFrame = field(default_factory=pd.DataFrame)
     key_label: str = ""
@@ -48,8 +49,12 @@ class RunOutcome:
                     f"    {src:<11} read {int(r.rows_read):>7}  loaded {int(r.rows_loaded):>7}  "
                     f"quarantined {int(r.rows_quarantined):>5}"
                 )
-        lines.append(f"  checks:     {self.checks_passed} passed, {len(self.checks_failed)} failed")
+        lines.append(
+            f"  checks:     {self.checks_passed} passed, {len(self.checks_failed)} failed, "
+            f"{len(self.checks_warned)} warnings"
+        )
         lines += [f"    FAILED {c}" for c in self.checks_failed]
+        lines += [f"    WARN   {c}" for c in self.checks_warned]
         lines += [f"  error: {f}" for f in self.failures]
         lines.append(f"  wall time {seconds:.1f}s, peak memory {peak_mib:.0f} MiB")
         return "\n".join(lines)
@@ -73,13 +78,15 @@ def materialise_all(log_level: str = "WARNING") -> RunOutcome:
         },
         run_config={"loggers": {"console": {"config": {"log_level": log_level.upper()}}}},
     )
-    passed, failed, failures = 0, [], []
+    passed, failed, warned, failures = 0, [], [], []
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            ev = event.event_specific_data.evaluation  # type: ignore[union-attr]
+            ev = event.event_specific_data
             name = f"{ev.asset_key.to_user_string()}:{ev.check_name}"
             if ev.passed:
                 passed += 1
+            elif ev.severity == dg.AssetCheckSeverity.WARN:
+                warned.append(name)
             else:
                 failed.append(name)
         elif event.event_type_value == "STEP_FAILURE":
@@ -96,6 +103,7 @@ def materialise_all(log_level: str = "WARNING") -> RunOutcome:
         run_id=result.run_id,
         checks_passed=passed,
         checks_failed=failed,
+        checks_warned=warned,
         failures=failures,
         ledger=wh.get().read("ingest_ledger"),
         key_label=label,

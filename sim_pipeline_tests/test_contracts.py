@@ -41,8 +41,18 @@ BAD = [
     ("staged_mhs001mpi", "LocalPatientId", "bad id!", "format"),
     ("staged_mhs401_mh_act_period", "LegalStatusCode", "21", "code_list"),
     ("staged_mhs401_mh_act_period", "StartTimeMHActLegalStatusClass", "25:00", "time_format"),
-    ("staged_mhs401_mh_act_period", "EndDateMHActLegalStatusClass", "2019-03-01", "end_not_before_start"),
-    ("staged_mhs501_hosp_prov_spell", "DischDateHospProvSpell", "2019-02-01", "end_not_before_start"),
+    (
+        "staged_mhs401_mh_act_period",
+        "EndDateMHActLegalStatusClass",
+        "2019-03-01",
+        "end_not_before_start",
+    ),
+    (
+        "staged_mhs501_hosp_prov_spell",
+        "DischDateHospProvSpell",
+        "2019-02-01",
+        "end_not_before_start",
+    ),
     ("staged_mhs502_ward_stay", "WardType", "99", "code_list"),
     ("staged_mhs502_ward_stay", "EndDateWardStay", "2019-01-01", "end_not_before_start"),
     ("staged_programme_register", "DischargeDate", "2019-01-01", "discharge_reason_with_date"),
@@ -83,7 +93,9 @@ def test_duplicates_are_quarantined(tmp_path):
     good, quarantine = _validate(asset, [GOOD[asset], GOOD[asset], same_key], tmp_path)
     assert len(good) == 1
     assert quarantine.set_index("line_number")["rule"].to_dict() == {
-        3: "duplicate_row", 4: "duplicate_record_ref"}
+        3: "duplicate_row",
+        4: "duplicate_record_ref",
+    }
 
 
 def test_wrong_field_count_is_quarantined_not_lost(tmp_path):

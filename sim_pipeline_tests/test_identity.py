@@ -20,8 +20,14 @@ def test_check_digit_reference_example():
 
 @pytest.mark.parametrize(
     "value, ok",
-    [("9434765918", False), ("943476591", False), ("94347659190", False), ("94347659x9", False),
-     ("9990000018", True), ("9990000026", True)],
+    [
+        ("9434765918", False),
+        ("943476591", False),
+        ("94347659190", False),
+        ("94347659x9", False),
+        ("9990000018", True),
+        ("9990000026", True),
+    ],
 )
 def test_check_digit_rejects_wrong_numbers(value, ok):
     assert bool(is_valid_nhs_number(pd.Series([value])).iloc[0]) is ok
@@ -69,10 +75,14 @@ def test_bloom_filters_are_similar_for_typos_and_not_for_other_names():
 
 def test_normalisation():
     assert normalise_name(pd.Series(["  O'Neil-Smith ", "Zoë", "123"])).tolist()[:2] == [
-        "ONEILSMITH", "ZOE"]
+        "ONEILSMITH",
+        "ZOE",
+    ]
     assert pd.isna(normalise_name(pd.Series(["123"]))[0])
     assert normalise_postcode(pd.Series(["se154qt", "SE15 4QT", "nonsense"])).tolist()[:2] == [
-        "SE15 4QT", "SE15 4QT"]
+        "SE15 4QT",
+        "SE15 4QT",
+    ]
     parts = postcode_parts(pd.Series(["SW19 1AB"]))
     assert parts.iloc[0].tolist() == ["SW19 1AB", "SW19 1", "SW19"]
 
@@ -93,8 +103,12 @@ def test_pseudonymise_drops_every_raw_identifier(table):
 def test_day_month_swap_token_matches_the_true_date():
     ids = BY_ASSET["staged_police_s136_return"].identifiers
     t = Tokeniser(KEY_A)
-    true = pd.DataFrame({"PersonBirthDate": ["1988-04-09"], "DetentionDateTime": ["2019-01-01 10:00"]})
-    swapped = pd.DataFrame({"PersonBirthDate": ["1988-09-04"], "DetentionDateTime": ["2019-01-01 10:00"]})
+    true = pd.DataFrame(
+        {"PersonBirthDate": ["1988-04-09"], "DetentionDateTime": ["2019-01-01 10:00"]}
+    )
+    swapped = pd.DataFrame(
+        {"PersonBirthDate": ["1988-09-04"], "DetentionDateTime": ["2019-01-01 10:00"]}
+    )
     a = pseudonymise(true, ids, t).iloc[0]
     b = pseudonymise(swapped, ids, t).iloc[0]
     assert a.birth_date_token != b.birth_date_token
@@ -105,6 +119,8 @@ def test_day_month_swap_token_matches_the_true_date():
 
 def test_age_band_falls_back_to_provider_age():
     ids = BY_ASSET["staged_ambulance_incidents"].identifiers
-    df = pd.DataFrame({"PatientBirthDate": [None], "PatientAge": ["67"],
-                       "CallDateTime": ["2019-01-01 10:00"]}, dtype="str")
+    df = pd.DataFrame(
+        {"PatientBirthDate": [None], "PatientAge": ["67"], "CallDateTime": ["2019-01-01 10:00"]},
+        dtype="str",
+    )
     assert pseudonymise(df, ids, Tokeniser(KEY_A)).age_band.iloc[0] == "65+"

@@ -37,7 +37,7 @@ IDENTITY_COLUMNS: dict[str, str] = {
     "postcode_sector_token": "HMAC token of the postcode sector (outward + first inward digit)",
     "postcode_district_token": "HMAC token of the postcode district (outward code)",
     "postcode_district": "Postcode district (outward code), non-identifying area",
-    "sex": "M, F or U (normalised from the provider's code)",
+    "person_sex": "M, F or U (normalised from the provider's sex or gender code)",
     "age_band": "Age band at the event (from date of birth, else the provider's age field)",
 }
 
@@ -105,7 +105,7 @@ def pseudonymise(df: pd.DataFrame, ids: IdentifierColumns, tokeniser: Tokeniser)
         out["postcode_district"] = _empty_tokens(idx)
 
     sex = col(ids.sex)
-    out["sex"] = (
+    out["person_sex"] = (
         normalise_sex(sex) if sex is not None else pd.Series("U", index=idx, dtype="string")
     )
 

@@ -5,21 +5,19 @@ Returns counts per column and rule, never the values themselves.
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from sim_pipeline.identity.nhs_number import is_valid_nhs_number
 from sim_pipeline.sources.base import POSTCODE_RE
 
-# Columns whose names alone show a raw identifier slipped through.
-IDENTIFIER_NAME_PARTS = (
-    "nhsnumber",
-    "nhs_number",
-    "givenname",
-    "familyname",
-    "birthdate",
-    "birth_date",
-    "postcode",
-    "address",
+# Column names that alone show a raw identifier slipped through (e.g. NHSNumber, Postcode,
+# PersonBirthDate, AddressPostcode, Person_Birth_Date), but not NHSNumberStatus or our tokens.
+IDENTIFIER_NAME = re.compile(
+    r"(nhs_?number|given_?name|family_?name|surname|forename|birth_?date|date_?of_?birth|dob"
+    r"|post_?code(_usual_address)?|address)$",
+    re.IGNORECASE,
 )
 SAFE_SUFFIXES = ("_token", "_bf")
 SAFE_COLUMNS = {"postcode_district", "record_ref", "Generated_Record_ID", "source_file"}
@@ -35,8 +33,7 @@ def find_identifier_like(df: pd.DataFrame) -> dict[str, dict[str, int]]:
     for col in df.columns:
         if col.endswith(SAFE_SUFFIXES) or col in SAFE_COLUMNS or col.endswith("_SNOMED_CT"):
             continue
-        lowered = col.lower()
-        if any(part in lowered for part in IDENTIFIER_NAME_PARTS):
+        if IDENTIFIER_NAME.search(col):
             found.setdefault(col, {})["identifier_column_name"] = int(df[col].notna().sum())
             continue
         s = df[col]

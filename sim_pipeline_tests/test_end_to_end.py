@@ -1,0 +1,232 @@
+"""The main job through the real CLI on a small synthetic set: accounting, privacy, idempotence."""
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.warehouse import Warehouse
+from sim_pipeline.warehouse.dictionary import all_tables, render_markdown
+from sim_pipeline_tests.conftest import clean_env, cli
+from sim_pipeline_tests.privacy import files_under, landing_identifiers, scan
+
+
+def _snapshot(url: str) -> dict[str, pd.DataFrame]:
+    wh = Warehouse(url)
+    try:
+        out = {}
+        for t in wh.tables():
+            df = wh.read(t)
+            out[t] = df.sort_values(list(df.columns)).reset_index(drop=True)
+        return out
+    finally:
+        wh.dispose()
+
+
+@pytest.fixture(scope="module")
+def demo_run(small_synth, tmp_path_factory):
+    landing, truth = small_synth
+    root = tmp_path_factory.mktemp("project")
+    db = root / "warehouse.db"
+    env = clean_env(
+        SIM_LANDING_DIR=str(landing),
+        SIM_WAREHOUSE_URL=f"sqlite:///{db}",
+        DAGSTER_HOME=str(root / "dagster_home"),
+        SIM_DEMO_MODE="1",
+        SIM_PROJECT_DIR=str(root),
+    )
+    first = cli("run", env=env, cwd=root)
+    snap1 = _snapshot(env["SIM_WAREHOUSE_URL"])
+    second = cli("run", env=env, cwd=root)
+    snap2 = _snapshot(env["SIM_WAREHOUSE_URL"])
+    return {
+        "landing": landing,
+        "truth": truth,
+        "root": root,
+        "env": env,
+        "first": first,
+        "second": second,
+        "snap1": snap1,
+        "snap2": snap2,
+    }
+
+
+def test_run_succeeds_and_prints_summary(demo_run):
+    r = demo_run["first"]
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCEEDED" in r.stdout
+    assert "DEMO key" in r.stdout
+    assert re.search(r"ingest:\s+\d+ files, \d+ rows read", r.stdout)
+    assert "0 failed" in r.stdout
+
+
+def test_run_generated_nothing_in_an_existing_landing_folder(demo_run):
+    assert not (demo_run["root"] / "data" / "landing").exists()
+    assert not (demo_run["root"] / "data" / "truth").exists()
+
+
+def test_every_landing_row_is_accounted_for(demo_run):
+    landing = demo_run["landing"]
+    ledger = demo_run["snap1"]["ingest_ledger"]
+    files = sorted(str(p.relative_to(landing)) for p in landing.glob("*/*/*.csv"))
+    assert sorted(ledger["file"]) == files
+    for f in files[:: max(1, len(files) // 60)] + files[-5:]:
+        n_rows = len(pd.read_csv(landing / f, dtype=str, keep_default_na=False))
+        led = ledger.set_index("file").loc[f]
+        assert led.rows_read == n_rows, f
+    assert (ledger.rows_read == ledger.rows_loaded + ledger.rows_quarantined).all()
+    quarantine = demo_run["snap1"]["ingest_quarantine"]
+    q_rows = quarantine.groupby("file")["line_number"].nunique()
+    led_q = ledger.set_index("file")["rows_quarantined"]
+    assert (led_q[led_q > 0].sort_index() == q_rows.sort_index()).all()
+    assert ledger.rows_quarantined.sum() > 0  # the generator's provider errors were caught
+    for table in SOURCE_TABLES:
+        loaded = ledger.loc[ledger.table_name == table.table, "rows_loaded"].sum()
+        assert len(demo_run["snap1"].get(table.asset_name, [])) == loaded, table.asset_name
+
+
+def test_truth_agrees_with_ledger(demo_run):
+    records = pd.read_csv(demo_run["truth"] / "records.csv", dtype=str)
+    ledger = demo_run["snap1"]["ingest_ledger"]
+    assert len(records) == ledger.rows_read.sum()
+
+
+def test_warehouse_matches_the_data_dictionary(demo_run):
+    docs = {d.name: [c.name for c in d.columns] for d in all_tables()}
+    for name, df in demo_run["snap1"].items():
+        assert name in docs, f"{name} is not in the data dictionary"
+        assert list(df.columns) == docs[name], name
+
+
+def test_data_dictionary_file_is_current():
+    assert Path("docs/data_dictionary.md").read_text() == render_markdown()
+
+
+def test_nothing_persisted_holds_a_landing_identifier(demo_run):
+    vocabulary = {w.lower() for w in re.findall(r"[A-Za-z]+", render_markdown())}
+    ids = landing_identifiers(demo_run["landing"], vocabulary)
+    assert min(len(v) for v in ids.values()) > 50  # the scan has something to look for
+    root = demo_run["root"]
+    persisted = files_under(root / "warehouse.db", root / "dagster_home")
+    assert any(p.name.endswith(".db") for p in persisted)
+    hits = scan(persisted, ids)
+    assert hits == {}
+    for r in (demo_run["first"], demo_run["second"]):
+        log = Path(root / "run_output.txt")
+        log.write_text(r.stdout + r.stderr)
+        assert scan([log], ids) == {}
+
+
+def test_scan_would_find_a_leak(demo_run, tmp_path):
+    vocabulary = {w.lower() for w in re.findall(r"[A-Za-z]+", render_markdown())}
+    ids = landing_identifiers(demo_run["landing"], vocabulary)
+    leaked = tmp_path / "leak.txt"
+    leaked.write_text(f"x {sorted(ids['nhs'])[0]} y {sorted(ids['postcode'])[0]}")
+    assert scan([leaked], ids) == {str(leaked): ["nhs", "postcode"]}
+
+
+def test_second_run_gives_identical_tables(demo_run):
+    assert demo_run["second"].returncode == 0
+    s1, s2 = demo_run["snap1"], demo_run["snap2"]
+    assert sorted(s1) == sorted(s2)
+    for name in s1:
+        pd.testing.assert_frame_equal(s1[name], s2[name], obj=name)
+
+
+def test_telemetry_is_off_in_every_instance(demo_run):
+    assert "enabled: false" in (demo_run["root"] / "dagster_home" / "dagster.yaml").read_text()
+    assert "enabled: false" in Path("dagster.yaml").read_text()
+
+
+def test_key_from_environment_leaves_demo_mode_and_never_stores_the_key(small_synth, tmp_path):
+    landing, _ = small_synth
+    key = "k3y-" + "Zq9" * 10
+    env = clean_env(
+        SIM_LANDING_DIR=str(landing),
+        SIM_WAREHOUSE_URL=f"sqlite:///{tmp_path / 'w.db'}",
+        DAGSTER_HOME=str(tmp_path / "dh"),
+        SIM_PSEUDONYMISATION_KEY=key,
+        SIM_PROJECT_DIR=str(tmp_path),
+        SIM_LAST_MONTH="2016-03",
+    )
+    r = cli("run", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "project key" in r.stdout and "DEMO" not in r.stdout
+    eng = sa.create_engine(env["SIM_WAREHOUSE_URL"])
+    demo = pd.read_sql("select distinct demo_key from ingest_ledger", eng)["demo_key"].tolist()
+    assert demo == [0] or demo == [False]
+    for p in files_under(tmp_path / "w.db", tmp_path / "dh"):
+        assert key.encode() not in p.read_bytes(), p
+
+
+def test_real_landing_without_a_key_is_refused(small_synth, tmp_path):
+    landing, _ = small_synth
+    env = clean_env(
+        SIM_LANDING_DIR=str(landing),
+        DAGSTER_HOME=str(tmp_path / "dh"),
+        SIM_PROJECT_DIR=str(tmp_path),
+    )
+    r = cli("run", env=env, cwd=tmp_path)
+    assert r.returncode == 2 and "SIM_PSEUDONYMISATION_KEY" in r.stderr
+    r = cli("run", env=dict(env, SIM_LANDING_DIR=str(tmp_path / "nope")), cwd=tmp_path)
+    assert r.returncode == 2 and "not a folder" in r.stderr
+
+
+def test_damaged_drops_fail_their_month_and_lose_nothing(small_synth, tmp_path):
+    """A missing column, a wrong encoding and invalid NHS numbers dropped into landing."""
+    src, _ = small_synth
+    landing = tmp_path / "landing"
+    months = ["2019-01", "2019-02", "2019-03"]
+    for p in src.glob("*/*/*.csv"):
+        if p.parent.name in months:
+            dest = landing / p.relative_to(src)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(p, dest)
+    ecds = landing / "ae_rj7" / "2019-02" / "ecds.csv"
+    ecds.write_bytes(ecds.read_text().encode("utf-16"))  # wrong encoding
+    cad = landing / "met_police" / "2019-03" / "cad_incidents.csv"
+    cad_df = pd.read_csv(cad, dtype=str, keep_default_na=False)
+    cad_df.drop(columns=["Grade"]).to_csv(cad, index=False)  # missing column
+    las = landing / "las" / "2019-01" / "ambulance_incidents.csv"
+    las_df = pd.read_csv(las, dtype=str, keep_default_na=False)
+    traced = las_df["NHSNumber"] != ""
+    assert traced.sum() >= 2
+    las_df.loc[traced, "NHSNumber"] = "1234567890"  # a column of invalid NHS numbers
+    las_df.to_csv(las, index=False)
+    env = clean_env(
+        SIM_LANDING_DIR=str(landing),
+        SIM_WAREHOUSE_URL=f"sqlite:///{tmp_path / 'w.db'}",
+        DAGSTER_HOME=str(tmp_path / "dh"),
+        SIM_DEMO_MODE="1",
+        SIM_PROJECT_DIR=str(tmp_path),
+    )
+    r = cli("run", env=env, cwd=tmp_path)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "ae_rj7/2019-02/ecds.csv: not valid UTF-8" in out
+    assert "met_police/2019-03/cad_incidents.csv: missing required column(s): Grade" in out
+    wh = Warehouse(env["SIM_WAREHOUSE_URL"])
+    ledger = wh.read("ingest_ledger")
+    # the failing table-months were not written; every other file was
+    assert not ((ledger.table_name == "ecds") & (ledger.month == "2019-02")).any()
+    assert ((ledger.table_name == "ecds") & (ledger.month == "2019-01")).sum() == 5
+    assert not ((ledger.table_name == "cad_incidents") & (ledger.month == "2019-03")).any()
+    # invalid NHS numbers: those rows quarantined with the rule, the rest of the file loaded
+    las_led = ledger.set_index("file").loc["las/2019-01/ambulance_incidents.csv"]
+    assert las_led.rows_quarantined >= traced.sum()
+    assert las_led.rows_loaded == len(las_df) - las_led.rows_quarantined
+    q = wh.read("ingest_quarantine", {"file": ["las/2019-01/ambulance_incidents.csv"]})
+    assert "nhs_number_check_digit" in set(q.rule)
+    assert not q.astype(str).apply(lambda c: c.str.contains("1234567890")).any().any()
+    wh.dispose()
+    # downstream of the failed steps, ingest_summary was not materialised; good months were
+    import dagster as dg
+
+    with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(tmp_path / "dh"))) as inst:
+        assert inst.get_latest_materialization_event(dg.AssetKey("ingest_summary")) is None
+        done = inst.get_materialized_partitions(dg.AssetKey("staged_ecds"))
+        assert {"2019-01-01", "2019-03-01"} <= done and "2019-02-01" not in done

@@ -1,0 +1,31 @@
+import pandas as pd
+
+from sim_pipeline.quality.identifiers import find_identifier_like
+
+
+def test_identifier_scan_flags_names_and_shapes_but_not_tokens():
+    df = pd.DataFrame(
+        {
+            "NHSNumberStatus": ["01"],
+            "NHSNumber": ["x"],
+            "AddressPostcode": ["x"],
+            "free_text": ["9990000018"],
+            "note": ["SE15 4QT"],
+            "nhs_number_token": ["9990000018"],
+            "postcode_district": ["SE15"],
+            "Generated_Record_ID": ["9990000018"],
+        },
+        dtype="string",
+    )
+    found = find_identifier_like(df)
+    assert found == {
+        "NHSNumber": {"identifier_column_name": 1},
+        "AddressPostcode": {"identifier_column_name": 1},
+        "free_text": {"nhs_number_shaped": 1},
+        "note": {"full_postcode_shaped": 1},
+    }
+
+
+def test_identifier_scan_passes_clean_frames():
+    df = pd.DataFrame({"a": ["1234567890", "SE15"], "b": [1, 2]})  # invalid check digit
+    assert find_identifier_like(df) == {}
