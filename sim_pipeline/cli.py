@@ -104,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     from sim_pipeline.orchestrate import materialise_all
 
-    outcome = materialise_all(log_level=args.log_level)
+    outcome = materialise_all(settings, log_level=args.log_level)
     print(outcome.render(settings, time.perf_counter() - t0, _peak_rss_mib()))
     return 0 if outcome.success else 1
 
@@ -151,6 +151,108 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, env=env)
 
 
+def cmd_privacy_scan(args: argparse.Namespace) -> int:
+    """Scan the warehouse and the Dagster instance for the landing files' identifiers."""
+    import tempfile
+
+    from sim_pipeline.quality.privacy_scan import (
+        files_under,
+        landing_identifiers,
+        own_vocabulary,
+        scan,
+        scan_warehouse_tables,
+    )
+
+    settings = Settings.from_env()
+    ids = landing_identifiers(settings.landing_dir, own_vocabulary())
+    print(
+        "identifiers collected from landing: " + ", ".join(f"{len(v)} {k}" for k, v in ids.items())
+    )
+    url = settings.warehouse_url
+    roots = [settings.dagster_home]
+    hits: dict[str, list[str]] = {}
+    if url.startswith("sqlite:///"):
+        db = Path(url.removeprefix("sqlite:///"))
+        roots += [p for p in db.parent.glob(db.name + "*")]
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            hits |= scan_warehouse_tables(url, ids, Path(tmp))
+    files = files_under(*roots)
+    hits |= scan(files, ids)
+    print(f"scanned {len(files)} files under {', '.join(str(r) for r in roots)}")
+    for where, kinds in sorted(hits.items()):
+        print(f"  IDENTIFIER FOUND in {where}: {', '.join(kinds)}")
+    print(f"{len(hits)} places hold a landing identifier")
+    return 1 if hits else 0
+
+
+def cmd_bench_run(args: argparse.Namespace) -> int:
+    """Time the main job from scratch (fresh warehouse and instance) and once more (re-run)."""
+    import tempfile
+
+    settings = Settings.from_env()
+    landing = settings.landing_dir
+    synth_seconds = None
+    if not settings.landing_from_env and not any(landing.glob("*/*/*.csv")):
+        from sim_pipeline.synthetic import generate
+
+        t0 = time.perf_counter()
+        generate(landing, settings.truth_dir, seed=DEMO_SEED, people=DEMO_PEOPLE)
+        synth_seconds = round(time.perf_counter() - t0, 2)
+    rows_in = sum(max(0, sum(1 for _ in p.open("rb")) - 1) for p in landing.glob("*/*/*.csv"))
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(
+            os.environ,
+            SIM_LANDING_DIR=str(landing),
+            SIM_WAREHOUSE_URL=f"sqlite:///{tmp}/warehouse.db",
+            DAGSTER_HOME=str(Path(tmp) / "dagster_home"),
+            SIM_PROJECT_DIR=tmp,
+        )
+        if not settings.key_from_env:
+            env[DEMO_ENV] = "1"
+        for label in ("from_scratch", "repeat_run"):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [sys.executable, "-m", "sim_pipeline.cli", "run"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            seconds = time.perf_counter() - t0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            results.append(
+                {
+                    "run": label,
+                    "exit_code": proc.returncode,
+                    "wall_seconds": round(seconds, 2),
+                    "cpu_seconds": round(
+                        after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2
+                    ),
+                    "peak_rss_mib": round(after.ru_maxrss / 1024, 1),
+                    "rows_per_second": round(rows_in / seconds),
+                }
+            )
+            if proc.returncode != 0:
+                print(proc.stdout + proc.stderr, file=sys.stderr)
+    report = {
+        "benchmark": "main job (sim-pipeline run) on the landing folder",
+        "landing": str(landing),
+        "landing_files": len(list(landing.glob("*/*/*.csv"))),
+        "landing_rows": rows_in,
+        "synth_seconds": synth_seconds,
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+    return 0 if all(r["exit_code"] == 0 for r in results) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sim-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("docs/data_dictionary.md"))
     p.add_argument("--check", action="store_true")
     p.set_defaults(func=cmd_dictionary)
+    p = sub.add_parser("privacy-scan", help="prove no landing identifier is stored past ingest")
+    p.set_defaults(func=cmd_privacy_scan)
+    bench = sub.add_parser("bench", help="benchmarks that print figures and write them to a file")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    p = bench_sub.add_parser("run", help="wall time and peak memory of the main job")
+    p.add_argument("--out", type=Path, default=Path("data/bench/main_job.json"))
+    p.set_defaults(func=cmd_bench_run)
     p = sub.add_parser("ui", help="start the Dagster web UI on this project's instance")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)

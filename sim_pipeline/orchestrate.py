@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import dagster as dg
 import pandas as pd
 
-from sim_pipeline.config import Settings
-from sim_pipeline.warehouse import redact_url
+from sim_pipeline.config import Settings, load_tokeniser
+from sim_pipeline.warehouse import Warehouse, redact_url
 
 
 @dataclass
@@ -60,10 +60,9 @@ class RunOutcome:
         return "\n".join(lines)
 
 
-def materialise_all(log_level: str = "WARNING") -> RunOutcome:
+def materialise_all(settings: Settings, log_level: str = "WARNING") -> RunOutcome:
     from sim_pipeline.definitions import defs
     from sim_pipeline.defs.common import MONTHLY
-    from sim_pipeline.defs.resources import PseudonymisationKeyResource, WarehouseResource
 
     keys = MONTHLY.get_partition_keys()
     instance = dg.DagsterInstance.get()
@@ -92,11 +91,12 @@ def materialise_all(log_level: str = "WARNING") -> RunOutcome:
         elif event.event_type_value == "STEP_FAILURE":
             err = event.event_specific_data.error  # type: ignore[union-attr]
             failures.append(f"{event.step_key}: {err.message.strip() if err else 'failed'}")
-    wh = defs.resources["warehouse"]
-    assert isinstance(wh, WarehouseResource)
-    key_res = defs.resources["pseudonymisation"]
-    assert isinstance(key_res, PseudonymisationKeyResource)
-    tok = key_res.tokeniser()
+    tok = load_tokeniser()
+    wh = Warehouse(settings.warehouse_url)
+    try:
+        ledger = wh.read("ingest_ledger")
+    finally:
+        wh.dispose()
     label = f"{'DEMO key (public; synthetic data only)' if tok.demo else 'project key'} fingerprint {tok.key_id}"
     return RunOutcome(
         success=result.success,
@@ -105,6 +105,6 @@ def materialise_all(log_level: str = "WARNING") -> RunOutcome:
         checks_failed=failed,
         checks_warned=warned,
         failures=failures,
-        ledger=wh.get().read("ingest_ledger"),
+        ledger=ledger,
         key_label=label,
     )

@@ -113,7 +113,7 @@ def test_wrong_field_count_is_quarantined_not_lost(tmp_path):
     "content, problem",
     [
         (b"", "empty"),
-        ("Generated_Record_ID,Der_Provider_Code\n1,RJZ\n".encode(), "missing required column"),
+        (b"Generated_Record_ID,Der_Provider_Code\n1,RJZ\n", "missing required column"),
         ("\ufeffGenerated_Record_ID,caf\u00e9\n".encode("utf-16"), "not valid UTF-8"),
         (None, "truncated"),
     ],

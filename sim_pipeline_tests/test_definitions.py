@@ -1,5 +1,10 @@
 """The code location loads, and every asset explains itself."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 
 from sim_pipeline.definitions import defs
@@ -41,3 +46,24 @@ def test_staged_assets_publish_their_column_schema():
         cols = [c.name for c in meta["dagster/column_schema"].columns]
         assert "record_ref" in cols and "key_id" in cols
         assert not set(t.identifiers.raw_columns()) & set(cols)
+
+
+def test_workspace_yaml_loads_the_code_location():
+    """What `dagster dev` from the repo root loads (dagster.yaml there keeps telemetry off)."""
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"},
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Validation successful for code location sim_pipeline" in r.stdout + r.stderr

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from sim_pipeline.quality.privacy_scan import files_under, landing_identifiers, own_vocabulary, scan
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import all_tables, render_markdown
 from sim_pipeline_tests.conftest import clean_env, cli
-from sim_pipeline_tests.privacy import files_under, landing_identifiers, scan
 
 
 def _snapshot(url: str) -> dict[str, pd.DataFrame]:
@@ -107,8 +107,7 @@ def test_data_dictionary_file_is_current():
 
 
 def test_nothing_persisted_holds_a_landing_identifier(demo_run):
-    vocabulary = {w.lower() for w in re.findall(r"[A-Za-z]+", render_markdown())}
-    ids = landing_identifiers(demo_run["landing"], vocabulary)
+    ids = landing_identifiers(demo_run["landing"], own_vocabulary())
     assert min(len(v) for v in ids.values()) > 50  # the scan has something to look for
     root = demo_run["root"]
     persisted = files_under(root / "warehouse.db", root / "dagster_home")
@@ -122,8 +121,7 @@ def test_nothing_persisted_holds_a_landing_identifier(demo_run):
 
 
 def test_scan_would_find_a_leak(demo_run, tmp_path):
-    vocabulary = {w.lower() for w in re.findall(r"[A-Za-z]+", render_markdown())}
-    ids = landing_identifiers(demo_run["landing"], vocabulary)
+    ids = landing_identifiers(demo_run["landing"], own_vocabulary())
     leaked = tmp_path / "leak.txt"
     leaked.write_text(f"x {sorted(ids['nhs'])[0]} y {sorted(ids['postcode'])[0]}")
     assert scan([leaked], ids) == {str(leaked): ["nhs", "postcode"]}
@@ -226,7 +224,14 @@ def test_damaged_drops_fail_their_month_and_lose_nothing(small_synth, tmp_path):
     # downstream of the failed steps, ingest_summary was not materialised; good months were
     import dagster as dg
 
-    with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(tmp_path / "dh"))) as inst:
+    with dg.DagsterInstance.from_config(str(tmp_path / "dh")) as inst:
         assert inst.get_latest_materialization_event(dg.AssetKey("ingest_summary")) is None
         done = inst.get_materialized_partitions(dg.AssetKey("staged_ecds"))
         assert {"2019-01-01", "2019-03-01"} <= done and "2019-02-01" not in done
+
+
+def test_privacy_scan_command_reports_clean(demo_run):
+    r = cli("privacy-scan", env=demo_run["env"], cwd=demo_run["root"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 places hold a landing identifier" in r.stdout
+    assert re.search(r"scanned \d+ files", r.stdout)

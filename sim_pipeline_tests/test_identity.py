@@ -79,6 +79,7 @@ def test_normalisation():
         "ZOE",
     ]
     assert pd.isna(normalise_name(pd.Series(["123"]))[0])
+    assert normalise_postcode(pd.Series(["ZZ99 3VZ"])).isna().all()  # no fixed abode
     assert normalise_postcode(pd.Series(["se154qt", "SE15 4QT", "nonsense"])).tolist()[:2] == [
         "SE15 4QT",
         "SE15 4QT",

@@ -24,7 +24,7 @@ from sim_pipeline.defs.resources import (
 )
 from sim_pipeline.quality.identifiers import find_identifier_like
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable
-from sim_pipeline.staging import stage_month
+from sim_pipeline.staging import StagedMonth, stage_months
 from sim_pipeline.warehouse.dictionary import sql_types
 
 LEDGER_TYPES = sql_types("ingest_ledger")
@@ -45,7 +45,7 @@ CHECKS = {
     "no_direct_identifiers": (
         True,
         "Scanned before writing: no column of the staged output is named like or holds values "
-        "shaped like an NHS number or a full postcode. A failing month is not written.",
+        "shaped like an NHS number or a full postcode. On a hit no month of the run is written.",
     ),
     "provider_drops_present": (
         False,
@@ -95,39 +95,52 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         leaks: dict[str, dict[str, dict[str, int]]] = {}
         missing: list[str] = []
         written = 0
-        for pk in context.partition_keys:
-            month = month_of(pk)
-            sm = stage_month(landing.path, table, month, tokeniser)
+        staged_months = stage_months(
+            landing.path, table, [month_of(pk) for pk in context.partition_keys], tokeniser
+        )
+        # One scan over everything staged in this run; a hit blocks every month of the run
+        # (it means the boundary is broken, not that one month's data is odd).
+        found = find_identifier_like(pd.concat([sm.staged for sm in staged_months]))
+        good: list[tuple[str, StagedMonth]] = []
+        for pk, sm in zip(context.partition_keys, staged_months, strict=True):
             missing += sm.missing
             if not sm.ok:
                 failures += [str(e) for e in sm.errors]
-                continue
-            found = find_identifier_like(sm.staged)
-            if found:
-                leaks[month] = found
-                continue
+            elif found:
+                leaks[sm.month] = found
+            else:
+                good.append((pk, sm))
+        # Every good month of the run is replaced in ONE transaction (staged rows, quarantine
+        # and ledger together): all or nothing, and far fewer round trips than month by month.
+        months = [sm.month for _, sm in good]
+        if good:
             with wh.transaction() as tx:
-                n = tx.replace(table.asset_name, sm.staged, {"month": [month]}, dtype)
+                written = tx.replace(
+                    table.asset_name,
+                    pd.concat([sm.staged for _, sm in good], ignore_index=True),
+                    {"month": months},
+                    dtype,
+                )
                 tx.replace(
                     "ingest_quarantine",
-                    sm.quarantine,
-                    {"table_name": [table.table], "month": [month]},
+                    pd.concat([sm.quarantine for _, sm in good], ignore_index=True),
+                    {"table_name": [table.table], "month": months},
                     QUARANTINE_TYPES,
                 )
                 tx.replace(
                     "ingest_ledger",
-                    sm.ledger,
-                    {"table_name": [table.table], "month": [month]},
+                    pd.concat([sm.ledger for _, sm in good], ignore_index=True),
+                    {"table_name": [table.table], "month": months},
                     LEDGER_TYPES,
                 )
-            written += n
+        for pk, sm in good:
             ledgers.append(sm.ledger)
             by_rule = sm.quarantine["rule"].value_counts().to_dict() if len(sm.quarantine) else {}
             yield dg.AssetMaterialization(
                 asset_key=key,
                 partition=pk,
                 metadata={
-                    "dagster/row_count": n,
+                    "dagster/row_count": len(sm.staged),
                     "rows_read": int(sm.ledger["rows_read"].sum()),
                     "rows_quarantined": int(sm.ledger["rows_quarantined"].sum()),
                     "files": len(sm.ledger),

@@ -30,10 +30,14 @@ def parse_birth_date(values: pd.Series) -> pd.Series:
 
 
 def normalise_postcode(values: pd.Series) -> pd.Series:
-    """Upper-case, single space before the inward code; non-postcodes become NA."""
+    """Upper-case, single space before the inward code; non-postcodes become NA.
+
+    NHS pseudo-postcodes (ZZ99 ...: no fixed abode, not known) also become NA: thousands of
+    people share them, so as linkage evidence they would join strangers.
+    """
     s = values.astype("string").str.upper().str.replace(r"\s+", "", regex=True)
     s = s.str.slice(0, -3) + " " + s.str.slice(-3)
-    valid = s.str.fullmatch(POSTCODE_RE).fillna(False).astype(bool)
+    valid = s.str.fullmatch(POSTCODE_RE).fillna(False).astype(bool) & ~s.str.startswith("ZZ99")
     return s.where(valid)
 
 

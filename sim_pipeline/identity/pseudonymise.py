@@ -117,4 +117,5 @@ def pseudonymise(df: pd.DataFrame, ids: IdentifierColumns, tokeniser: Tokeniser)
     if provider_age is not None:
         ages = ages.fillna(pd.to_numeric(provider_age, errors="coerce").astype("Int64"))
     out["age_band"] = age_band(ages)
-    return out
+    kept = [c for c in out.columns if c not in IDENTITY_COLUMNS]
+    return out[kept + list(IDENTITY_COLUMNS)]

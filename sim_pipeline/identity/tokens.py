@@ -33,6 +33,13 @@ class Tokeniser:
     def __post_init__(self) -> None:
         if len(self.key) < 16:
             raise ValueError("pseudonymisation key must be at least 16 bytes")
+        # Keyed hash states with the key already absorbed; copied per message (cheaper than new).
+        self._sha256 = hmac.new(self.key, digestmod=hashlib.sha256)
+        self._sha512 = hmac.new(self.key, digestmod=hashlib.sha512)
+        # Memo of results under this key: tokens and Bloom filters repeat across months.
+        self._token_memo: dict[tuple[str, str], str] = {}
+        self._bigram_masks: dict[tuple[str, str], int] = {}
+        self._bloom_memo: dict[tuple[str, str], str] = {}
 
     @property
     def key_id(self) -> str:
@@ -40,8 +47,13 @@ class Tokeniser:
         return hmac.new(self.key, b"sim-pipeline/key-fingerprint", hashlib.sha256).hexdigest()[:12]
 
     def _token(self, domain: str, value: str) -> str:
-        msg = f"{domain}\x1f{value}".encode()
-        return hmac.new(self.key, msg, hashlib.sha256).hexdigest()[:TOKEN_HEX]
+        memo_key = (domain, value)
+        token = self._token_memo.get(memo_key)
+        if token is None:
+            h = self._sha256.copy()
+            h.update(f"{domain}\x1f{value}".encode())
+            token = self._token_memo[memo_key] = h.hexdigest()[:TOKEN_HEX]
+        return token
 
     def tokens(self, values: pd.Series, domain: str) -> pd.Series:
         """Token per non-null value (computed once per distinct value); NA stays NA."""
@@ -49,17 +61,28 @@ class Tokeniser:
         mapping = {v: self._token(domain, v) for v in s.dropna().unique()}
         return s.map(mapping, na_action="ignore").astype("string")
 
-    def _bloom(self, domain: str, name: str) -> str:
-        padded = f"_{name}_"
-        bits = 0
-        for i in range(len(padded) - 1):
-            digest = hmac.new(
-                self.key, f"bf\x1f{domain}\x1f{padded[i : i + 2]}".encode(), hashlib.sha512
-            ).digest()
+    def _bigram_mask(self, domain: str, bigram: str) -> int:
+        """The BLOOM_HASHES bit positions of one bigram, each from the keyed HMAC-SHA512."""
+        mask = self._bigram_masks.get((domain, bigram))
+        if mask is None:
+            h = self._sha512.copy()
+            h.update(f"bf\x1f{domain}\x1f{bigram}".encode())
+            digest = h.digest()
+            mask = 0
             for j in range(BLOOM_HASHES):
-                pos = int.from_bytes(digest[2 * j : 2 * j + 2], "big") % BLOOM_BITS
-                bits |= 1 << pos
-        return f"{bits:0{BLOOM_BITS // 4}x}"
+                mask |= 1 << (int.from_bytes(digest[2 * j : 2 * j + 2], "big") % BLOOM_BITS)
+            self._bigram_masks[(domain, bigram)] = mask
+        return mask
+
+    def _bloom(self, domain: str, name: str) -> str:
+        memo = self._bloom_memo.get((domain, name))
+        if memo is None:
+            padded = f"_{name}_"
+            bits = 0
+            for i in range(len(padded) - 1):
+                bits |= self._bigram_mask(domain, padded[i : i + 2])
+            memo = self._bloom_memo[(domain, name)] = f"{bits:0{BLOOM_BITS // 4}x}"
+        return memo
 
     def bloom_filters(self, names: pd.Series, domain: str) -> pd.Series:
         """Bloom-filter encoding (hex) per normalised name; NA stays NA."""

@@ -28,7 +28,7 @@ def _is_text(s: pd.Series) -> bool:
 
 
 def find_identifier_like(df: pd.DataFrame) -> dict[str, dict[str, int]]:
-    """{column: {rule: count}} for identifier-shaped content; empty when clean."""
+    """{column: {rule: distinct values}} for identifier-shaped content; empty when clean."""
     found: dict[str, dict[str, int]] = {}
     for col in df.columns:
         if col.endswith(SAFE_SUFFIXES) or col in SAFE_COLUMNS or col.endswith("_SNOMED_CT"):
@@ -39,7 +39,8 @@ def find_identifier_like(df: pd.DataFrame) -> dict[str, dict[str, int]]:
         s = df[col]
         if not _is_text(s):
             continue
-        s = s.dropna().astype("string")
+        # distinct values only: codes and dates repeat, so this is far cheaper than every cell
+        s = pd.Series(s.dropna().astype("string").unique(), dtype="string")
         if s.empty:
             continue
         compact = s.str.replace(r"[\s-]", "", regex=True)

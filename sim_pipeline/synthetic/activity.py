@@ -1,0 +1,797 @@
+"""The activity model: latent crisis intensity, programme allocation, and the TRUE events.
+
+High-intensity users (programme and comparison alike) have a latent monthly intensity
+``exp(x_t + c_t)``: ``x`` is a mean-reverting AR(1) around a personal mean and ``c`` holds
+crisis jumps that decay geometrically. Programme members are allocated in a month where their
+trailing 3-month intensity is in their own top decile (among the months their borough is live),
+so their use falls afterwards even with no programme effect (regression to the mean). While a
+member is engaged (engagement date to discharge date inclusive) every daily event rate is
+multiplied by ``true_effect``.
+
+Daily event counts for HIUs are Poisson draws made by inverting the CDF with uniforms drawn in a
+fixed order, and every attribute of an event (time, outcome, length of stay ...) comes from a
+counter-based generator keyed by the event, not from a stream position. So for one seed, runs
+with different ``true_effect`` share every event outside engagement periods, and inside them a
+smaller effect never yields more candidate events on a day (counts are monotone in the rate).
+Rates are calibrated at run time so programme members average, per person-month over the 12
+months before allocation, roughly: A&E 2, ambulance resources 1.8, MH bed days 4, police
+deployments 1.5, s136 detentions 0.3.
+
+Primary processes and what they imply:
+
+* ``s136`` detention -> CAD incident (attended, outcome S136) + s136 return (unless MHSDS-only,
+  5%) + MHS401 code 20 period at the person's trust (unless police-only, 8%); 22% are followed
+  by an admission (s2 or s3); transport by ambulance adds an LAS incident; a first place of
+  safety at A&E adds an A&E attendance.
+* ``adm`` admission -> spell, 1-2 ward stays, MH Act periods (01 informal, 02 s2 then 03, 03).
+* ``amb`` incident -> LAS row; see-and-convey-to-ED adds an A&E attendance that day (95%).
+* ``ae`` self-presentation -> ECDS row; 1% are sent twice by the provider (Der_Dupe_Flag=1).
+* ``police`` / ``police_na`` -> CAD rows with and without officers attending.
+
+Admissions and detentions never overlap an open spell, and other events on inpatient days are
+mostly (88%) suppressed. Nothing happens after a person's death day; spells end on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim_pipeline.sources import codes
+from sim_pipeline.synthetic.names import (
+    PROGRAMME_GO_LIVE,
+    PROGRAMME_LAST_ALLOCATION,
+)
+from sim_pipeline.synthetic.people import GENERAL, HIU_DEATH_RATE, PROGRAMME, Population
+from sim_pipeline.synthetic.timeline import (
+    DAY_MONTH,
+    DAYS_IN_MONTH,
+    MONTH_START,
+    N_DAYS,
+    N_MONTHS,
+    NEVER,
+    month_end,
+    month_index,
+    month_of,
+)
+
+N_ALLOCATED = 108
+N_ENGAGED = 79
+MONTHS_ON_MIN, MONTHS_ON_MAX, MONTHS_ON_MEAN = 1, 25, 13.0
+
+# Latent process (monthly).
+BURN_IN = 36
+PHI = 0.75
+INNOVATION_SD = 0.42
+JUMP_PROB = 0.08
+JUMP_BASE, JUMP_MEAN, JUMP_MAX = 0.6, 0.5, 1.6  # log-scale crisis jump: base + Exp, capped
+JUMP_DECAY = 0.55
+CRISIS_MAX = 2.0  # at most exp(2) ~ 7x a person's usual level from crises
+X_SD_CAP = 3.0  # the AR(1) part stays within 3 stationary SDs of the personal mean
+
+# Monthly rate of each primary process for a programme member at their average level over the
+# 12 months before allocation (tuned so the derived metrics hit the targets in the docstring).
+HIU_RATES = {
+    "s136": 0.46,
+    "adm": 0.17,
+    "police": 1.55,
+    "police_na": 0.35,
+    "amb": 1.75,
+    "ae": 1.55,
+}
+PROCESSES = tuple(HIU_RATES)
+# Yearly rates in the general population (mean; individual frailty is gamma with shape 0.5).
+GENERAL_RATES = {
+    "s136": 0.0008,
+    "adm": 0.002,
+    "police": 0.01,
+    "police_na": 0.004,
+    "amb": 0.07,
+    "ae": 0.20,
+}
+# Which personal propensity scales each process.
+PROPENSITY_OF = {
+    "s136": 1,
+    "police": 1,
+    "police_na": 1,
+    "adm": 2,
+    "amb": 0,
+    "ae": 0,
+}
+INPATIENT_KEEP = 0.12
+S136_POLICE_ONLY, S136_MHSDS_ONLY = 0.08, 0.05
+S136_ADMITTED = 0.22
+CONVEY_TO_AE_RECORDED = 0.95
+DUPE_FLAG_SHARE = 0.01
+
+# Relative frequency of each hour of the day for crisis events (evening/night heavy).
+HOUR_WEIGHTS = np.array(
+    [3, 2.5, 2, 1.5, 1.2, 1, 1, 1.3, 1.8, 2.2, 2.5, 2.7,
+     2.8, 2.9, 3, 3.1, 3.3, 3.6, 4, 4.2, 4.3, 4.2, 3.9, 3.5]
+)  # fmt: skip
+_HOUR_CDF = np.cumsum(HOUR_WEIGHTS) / HOUR_WEIGHTS.sum()
+PROC_ID = {p: i for i, p in enumerate(PROCESSES)}
+
+
+class Keyed:
+    """Counter-based uniforms: the same (seed, event key, salt) always gives the same value.
+
+    Event attributes are drawn from their own key rather than from a stream position, so an
+    event that exists in two runs (e.g. with different ``true_effect``) gets the same length,
+    outcome, time of day and so on in both.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.base = _mix(np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))[0]
+
+    def u(self, key: np.ndarray, salt: int) -> np.ndarray:
+        z = np.asarray(key, dtype=np.uint64) ^ self.base
+        z = _mix(z + np.uint64((salt * 0xD6E8FEB86659FD93) & 0xFFFFFFFFFFFFFFFF))
+        return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+
+    def child(self, key: np.ndarray, salt: int) -> np.ndarray:
+        """A new key derived from ``key`` (for events caused by another event)."""
+        z = np.asarray(key, dtype=np.uint64)
+        return _mix(z ^ np.uint64((salt * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF))
+
+    def pick(self, key: np.ndarray, salt: int, options, probs) -> np.ndarray:
+        cdf = np.cumsum(np.asarray(probs, dtype=float))
+        idx = np.searchsorted(cdf / cdf[-1], self.u(key, salt), side="right")
+        return np.asarray(options, dtype=object)[np.minimum(idx, len(options) - 1)]
+
+    def integers(self, key: np.ndarray, salt: int, low: int, high: int) -> np.ndarray:
+        """Integers in [low, high)."""
+        return low + np.floor(self.u(key, salt) * (high - low)).astype(np.int64)
+
+    def geometric(self, key: np.ndarray, salt: int, mean: float) -> np.ndarray:
+        """Geometric on 1, 2, ... with the given mean."""
+        p = 1.0 / mean
+        u = self.u(key, salt)
+        return 1 + np.floor(np.log1p(-u) / np.log1p(-p)).astype(np.int64)
+
+    def times(self, key: np.ndarray, salt: int, min_hour: int = 0) -> np.ndarray:
+        """Seconds of the day, evening-heavy, no earlier than ``min_hour``."""
+        lo = _HOUR_CDF[min_hour - 1] if min_hour else 0.0
+        u = lo + self.u(key, salt) * (1 - lo)
+        hour = np.minimum(np.searchsorted(_HOUR_CDF, u, side="right"), 23)
+        return hour * 3600 + self.integers(key, salt + 1, 0, 3600)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser on uint64 arrays (wrap-around arithmetic is intended)."""
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def event_keys(proc: str, person: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Key of each candidate event: process, person, day and occurrence on that day."""
+    person = np.asarray(person, dtype=np.int64)
+    day = np.asarray(day, dtype=np.int64)
+    order = np.lexsort((day, person))
+    occ = np.zeros(len(person), dtype=np.int64)
+    if len(person):
+        sp, sd = person[order], day[order]
+        new = np.ones(len(person), dtype=bool)
+        new[1:] = (sp[1:] != sp[:-1]) | (sd[1:] != sd[:-1])
+        grp_start = np.maximum.accumulate(np.where(new, np.arange(len(person)), 0))
+        occ[order] = np.arange(len(person)) - grp_start
+    key = (((person << 12) | day) << 6 | np.minimum(occ, 63)) << 4 | PROC_ID[proc]
+    return key.astype(np.uint64)
+
+
+def _pick(rng: np.random.Generator, options, probs, n: int) -> np.ndarray:
+    p = np.asarray(probs, dtype=float)
+    return np.asarray(options, dtype=object)[rng.choice(len(options), size=n, p=p / p.sum())]
+
+
+def poisson_from_uniform(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Poisson counts by inverting the CDF at ``u`` (monotone in ``lam`` for fixed ``u``)."""
+    shape = u.shape
+    u = u.ravel()
+    lam = lam.ravel()
+    k = np.zeros(u.size, dtype=np.int64)
+    p = np.exp(-lam)
+    cdf = p.copy()
+    idx = np.nonzero(u > cdf)[0]
+    j = 0
+    while idx.size and j < 60:
+        j += 1
+        pj = p[idx] * lam[idx] / j
+        p[idx] = pj
+        cdf[idx] += pj
+        k[idx] += 1
+        idx = idx[u[idx] > cdf[idx]]
+    return k.reshape(shape)
+
+
+def simulate_intensity(rng: np.random.Generator, mu: np.ndarray) -> np.ndarray:
+    """Latent monthly intensity, shape (people, BURN_IN + N_MONTHS)."""
+    h = len(mu)
+    t_all = BURN_IN + N_MONTHS
+    eps = rng.normal(0.0, INNOVATION_SD, (h, t_all))
+    jump = (rng.random((h, t_all)) < JUMP_PROB) * np.minimum(
+        JUMP_BASE + rng.exponential(JUMP_MEAN, (h, t_all)), JUMP_MAX
+    )
+    sd = INNOVATION_SD / np.sqrt(1 - PHI**2)
+    x = mu + rng.normal(0.0, sd, h)
+    c = np.zeros(h)
+    out = np.empty((h, t_all))
+    for t in range(t_all):
+        x = np.clip(mu + PHI * (x - mu) + eps[:, t], mu - X_SD_CAP * sd, mu + X_SD_CAP * sd)
+        c = np.minimum(JUMP_DECAY * c + jump[:, t], CRISIS_MAX)
+        out[:, t] = x + c
+    return np.exp(out)
+
+
+@dataclass
+class Programme:
+    """The 108 allocated people (row i describes person ``person[i]``)."""
+
+    person: np.ndarray
+    alloc_month: np.ndarray
+    alloc_day: np.ndarray
+    engaged: np.ndarray
+    engage_day: np.ndarray  # NEVER when not engaged
+    discharge_day: np.ndarray  # NEVER when still open
+    reason: np.ndarray  # '' when open
+    months_on: np.ndarray  # 0 when not engaged
+    trailing3: np.ndarray  # trailing 3-month mean intensity at allocation
+    register_id: np.ndarray
+
+
+def _trailing3(intensity: np.ndarray) -> np.ndarray:
+    """Mean intensity over the three months before each month (NaN for the first three)."""
+    cs = np.concatenate([np.zeros((len(intensity), 1)), np.cumsum(intensity, axis=1)], axis=1)
+    tr = np.full(intensity.shape, np.nan)
+    tr[:, 3:] = (cs[:, 3:-1] - cs[:, :-4]) / 3
+    return tr
+
+
+def _months_on_programme(rng: np.random.Generator, cap: np.ndarray) -> np.ndarray:
+    """Months on the programme per engaged person: 1..25, one at 1, one at 25, mean 13."""
+    n = len(cap)
+    upper = np.minimum(cap, MONTHS_ON_MAX)
+    m = np.minimum(rng.integers(MONTHS_ON_MIN, MONTHS_ON_MAX + 1, n), upper)
+    can25 = np.nonzero(upper == MONTHS_ON_MAX)[0]
+    if not len(can25):
+        raise RuntimeError("no engaged member can reach 25 months on the programme")
+    f25 = can25[rng.integers(len(can25))]
+    rest = np.setdiff1d(np.arange(n), [f25])
+    f1 = rest[rng.integers(len(rest))]
+    m[f25], m[f1] = MONTHS_ON_MAX, MONTHS_ON_MIN
+    free = np.setdiff1d(np.arange(n), [f1, f25])
+    target = int(round(MONTHS_ON_MEAN * n))
+    for _ in range(100_000):
+        total = int(m.sum())
+        if total == target:
+            break
+        if total < target:
+            elig = free[m[free] < upper[free]]
+            step = 1
+        else:
+            elig = free[m[free] > MONTHS_ON_MIN]
+            step = -1
+        if not len(elig):
+            break
+        m[elig[rng.integers(len(elig))]] += step
+    return m
+
+
+def allocate(rng: np.random.Generator, pop: Population, intensity: np.ndarray) -> Programme:
+    """Choose allocation months at personal peaks, then engagement, deaths and discharges."""
+    person = np.nonzero(pop.group == PROGRAMME)[0]
+    n = len(person)
+    tr = _trailing3(intensity[person])
+    last = month_index(PROGRAMME_LAST_ALLOCATION)
+    pick = rng.random(n)
+    alloc_month = np.empty(n, dtype=np.int64)
+    trailing3 = np.empty(n)
+    for i, p in enumerate(person):
+        first = month_index(PROGRAMME_GO_LIVE[pop.borough[p]])
+        live = np.arange(first, last + 1)
+        row = tr[i]
+        q90 = np.nanquantile(row, 0.9)
+        vals = row[BURN_IN + live]
+        cand = live[vals >= q90]
+        if not len(cand):
+            cand = live[[int(np.argmax(vals))]]
+        alloc_month[i] = cand[int(pick[i] * len(cand))]
+        trailing3[i] = row[BURN_IN + alloc_month[i]]
+    alloc_day = MONTH_START[alloc_month] + rng.integers(0, 10**6, n) % DAYS_IN_MONTH[alloc_month]
+    engaged = np.zeros(n, dtype=bool)
+    engaged[rng.choice(n, size=min(N_ENGAGED, n), replace=False)] = True
+    engage_day = np.where(engaged, alloc_day + rng.integers(0, 61, n), NEVER)
+    # deaths (HIU rate) only after allocation + 90 days, so everyone is alive when allocated
+    start = alloc_day + 90
+    span = np.maximum(N_DAYS - start, 0)
+    dies = rng.random(n) < 1 - np.exp(-HIU_DEATH_RATE * span / 365.2425)
+    death_day = np.where(dies & (span > 0), start + (rng.random(n) * span).astype(np.int64), NEVER)
+    pop.death[person] = death_day
+
+    months_on = np.zeros(n, dtype=np.int64)
+    discharge = np.full(n, NEVER, dtype=np.int64)
+    reason = np.full(n, "", dtype=object)
+    eng_idx = np.nonzero(engaged)[0]
+    eng_month = month_of(engage_day[eng_idx])
+    death_month = np.where(
+        death_day[eng_idx] < N_DAYS, month_of(np.minimum(death_day[eng_idx], N_DAYS - 1)), NEVER
+    )
+    cap_month = np.minimum(N_MONTHS - 1, death_month)
+    cap = cap_month - eng_month + 1
+    m = _months_on_programme(rng, cap)
+    months_on[eng_idx] = m
+    ordinary = _pick(
+        rng,
+        ["goals_met", "disengaged", "transferred", "moved_away"],
+        [0.5, 0.25, 0.12, 0.13],
+        len(eng_idx),
+    )
+    u_day = rng.random(len(eng_idx))
+    for k, i in enumerate(eng_idx):
+        dm = eng_month[k] + m[k] - 1
+        if m[k] == cap[k] and death_month[k] == dm:
+            discharge[i], reason[i] = death_day[i], "died"
+        elif m[k] == cap[k]:
+            discharge[i], reason[i] = N_DAYS - 1, "programme_closed"
+        else:
+            lo = max(int(MONTH_START[dm]), int(engage_day[i]))
+            hi = int(month_end(dm))
+            discharge[i] = lo + int(u_day[k] * (hi - lo + 1))
+            reason[i] = ordinary[k]
+    # allocated but never engaged: most drop out within weeks; the rest stay until closure
+    non = np.nonzero(~engaged)[0]
+    drop = rng.random(len(non)) < 0.65
+    drop_day = alloc_day[non] + rng.integers(21, 113, len(non))
+    for k, i in enumerate(non):
+        if drop[k] and drop_day[k] < min(death_day[i], N_DAYS):
+            discharge[i], reason[i] = drop_day[k], "disengaged"
+        elif death_day[i] < N_DAYS:
+            discharge[i], reason[i] = death_day[i], "died"
+        else:
+            discharge[i], reason[i] = N_DAYS - 1, "programme_closed"
+    order = np.lexsort((person, alloc_day))
+    register_id = np.empty(n, dtype=object)
+    register_id[order] = [f"REG-{k + 1:05d}" for k in range(n)]
+    return Programme(
+        person=person,
+        alloc_month=alloc_month,
+        alloc_day=alloc_day,
+        engaged=engaged,
+        engage_day=engage_day,
+        discharge_day=discharge,
+        reason=reason,
+        months_on=months_on,
+        trailing3=trailing3,
+        register_id=register_id,
+    )
+
+
+@dataclass
+class Events:
+    """True events (one row per event; ``person`` is the internal person number).
+
+    Every table carries ``key``: a uint64 identifying the event across runs with one seed.
+    """
+
+    detentions: pd.DataFrame
+    spells: pd.DataFrame
+    ward_stays: pd.DataFrame
+    mha: pd.DataFrame
+    ambulance: pd.DataFrame
+    ae: pd.DataFrame  # includes Der_Dupe_Flag=1 provider copies (column ``dupe`` = 1)
+    cad: pd.DataFrame
+    calibration: float  # programme members' mean intensity over the 12 months pre-allocation
+
+
+Candidates = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _hiu_candidates(
+    rng: np.random.Generator,
+    window: np.ndarray,
+    rates: dict[str, np.ndarray],
+    death: np.ndarray,
+    eff_start: np.ndarray,
+    eff_end: np.ndarray,
+    true_effect: float,
+    chunk: int = 256,
+) -> Candidates:
+    """Daily Poisson candidates for every HIU and process: (person, day) arrays.
+
+    The uniforms are drawn in a fixed order whatever the rates, so runs that differ only in
+    ``true_effect`` share every candidate outside engagement periods.
+    """
+    h = window.shape[0]
+    day = np.arange(N_DAYS)
+    found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {p: [] for p in PROCESSES}
+    for c0 in range(0, h, chunk):
+        c1 = min(h, c0 + chunk)
+        base = window[c0:c1][:, DAY_MONTH] / DAYS_IN_MONTH[DAY_MONTH]
+        alive = day[None, :] <= death[c0:c1, None]
+        engaged = (day[None, :] >= eff_start[c0:c1, None]) & (day[None, :] <= eff_end[c0:c1, None])
+        base = base * alive * np.where(engaged, true_effect, 1.0)
+        for proc in PROCESSES:
+            u = rng.random(base.shape)
+            k = poisson_from_uniform(u, base * rates[proc][c0:c1, None])
+            rows, cols = np.nonzero(k)
+            reps = k[rows, cols]
+            found[proc].append((np.repeat(rows + c0, reps), np.repeat(cols, reps)))
+    return {
+        p: (
+            np.concatenate([a for a, _ in found[p]]).astype(np.int64),
+            np.concatenate([b for _, b in found[p]]).astype(np.int64),
+        )
+        for p in PROCESSES
+    }
+
+
+def _general_candidates(
+    rng: np.random.Generator, people: np.ndarray, death: np.ndarray
+) -> Candidates:
+    """Low-rate events for the general population (gamma frailty, uniform days while alive)."""
+    last = np.minimum(death, N_DAYS - 1)
+    years = (last + 1) / 365.2425
+    out = {}
+    frailty = rng.gamma(0.5, 2.0, (3, len(people)))
+    for proc in PROCESSES:
+        lam = GENERAL_RATES[proc] * frailty[PROPENSITY_OF[proc]] * years
+        k = rng.poisson(lam)
+        who = np.repeat(np.arange(len(people)), k)
+        days = (rng.random(len(who)) * (last[who] + 1)).astype(np.int64)
+        out[proc] = (people[who], days)
+    return out
+
+
+def _frame(proc: str, cand: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+    person, day = cand
+    df = pd.DataFrame({"person": person, "day": day, "key": event_keys(proc, person, day)})
+    return df.sort_values(["person", "day", "key"], kind="stable").reset_index(drop=True)
+
+
+def _spell_attributes(kr: Keyed, key: np.ndarray, salt: int) -> dict[str, np.ndarray]:
+    long = kr.u(key, salt) < 0.06
+    length = np.where(long, kr.geometric(key, salt + 1, 80), kr.geometric(key, salt + 2, 21))
+    return {
+        "length": length,
+        "two_wards": kr.u(key, salt + 3) < 0.3,
+        "split": 0.2 + 0.6 * kr.u(key, salt + 4),
+        "picu_first": kr.u(key, salt + 5) < 0.4,
+        "adm_secs": kr.times(key, salt + 6),
+    }
+
+
+def _episodes(
+    kr: Keyed, pop: Population, s136: pd.DataFrame, adm: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Detentions and admissions, resolved in time order per person so spells never overlap."""
+    det = s136.copy()
+    k = det["key"].to_numpy()
+    ns = len(det)
+    det["secs"] = kr.times(k, 10, min_hour=2)
+    det["end_off"] = kr.pick(k, 12, [1, 2, 3], [0.6, 0.3, 0.1]).astype(np.int64)
+    u = kr.u(k, 13)
+    det["police_recorded"] = u >= S136_MHSDS_ONLY
+    det["mhsds_recorded"] = (u < S136_MHSDS_ONLY) | (u >= S136_MHSDS_ONLY + S136_POLICE_ONLY)
+    det["admit"] = kr.u(k, 14) < S136_ADMITTED
+    det["adm_legal"] = kr.pick(k, 15, ["02", "03"], [0.8, 0.2])
+    det["transport"] = kr.pick(k, 16, codes.S136_TRANSPORT, [0.3, 0.55, 0.05, 0.03, 0.05, 0.02])
+    det["place"] = kr.pick(k, 17, codes.S136_PLACE_OF_SAFETY, [0.03, 0.28, 0.01, 0.62, 0.03, 0.03])
+    det["cad_lead"] = kr.integers(k, 18, 20 * 60, 120 * 60)
+    det_sa = _spell_attributes(kr, k, 20)
+    ak = adm["key"].to_numpy()
+    adm_legal = kr.pick(ak, 30, ["01", "02", "03"], [0.45, 0.35, 0.2])
+    adm_sa = _spell_attributes(kr, ak, 31)
+
+    kind = np.concatenate([np.zeros(ns, np.int64), np.ones(len(adm), np.int64)])
+    idx = np.concatenate([np.arange(ns), np.arange(len(adm))])
+    person = np.concatenate([det["person"].to_numpy(), adm["person"].to_numpy()])
+    day = np.concatenate([det["day"].to_numpy(), adm["day"].to_numpy()])
+    order = np.lexsort((idx, kind, day, person))
+    death = pop.death
+    det_keep = np.zeros(ns, dtype=bool)
+    det_end = np.zeros(ns, dtype=np.int64)
+    rows: list[tuple[int, int, int, str, int, int]] = []  # person, start, end, legal, kind, src
+    end_off = det["end_off"].to_numpy()
+    admit = det["admit"].to_numpy()
+    d_legal = det["adm_legal"].to_numpy()
+    d_len = det_sa["length"]
+    a_len = adm_sa["length"]
+    cur, busy = -1, -1
+    for o in order:
+        p, d, kd, i = int(person[o]), int(day[o]), kind[o], int(idx[o])
+        if p != cur:
+            cur, busy = p, -1
+        dp = int(death[p])
+        if d <= busy or d > dp:
+            continue
+        if kd == 0:
+            end = min(d + int(end_off[i]), dp)
+            det_keep[i], det_end[i], busy = True, end, end
+            if admit[i] and end < N_DAYS:
+                s_end = min(end + int(d_len[i]), dp)
+                rows.append((p, end, s_end, d_legal[i], 0, i))
+                busy = s_end
+        else:
+            s_end = min(d + int(a_len[i]), dp)
+            rows.append((p, d, s_end, adm_legal[i], 1, i))
+            busy = s_end
+    det["end"] = det_end
+    new_index = np.cumsum(det_keep) - 1
+    det = det[det_keep].reset_index(drop=True)
+    det["det_index"] = np.arange(len(det))
+    sp = pd.DataFrame(rows, columns=["person", "start", "end", "legal", "kind", "src"])
+    from_det = (sp["kind"] == 0).to_numpy()
+    src = sp["src"].to_numpy(dtype=np.int64)
+    sd = np.where(from_det, src, 0)
+    sa = np.where(from_det, 0, src)
+    for name in ("two_wards", "split", "picu_first", "adm_secs"):
+        a = det_sa[name][sd] if ns else np.zeros(len(sp))
+        b = adm_sa[name][sa] if len(adm) else np.zeros(len(sp))
+        sp[name] = np.where(from_det, a, b)
+    # the spell after a detention starts when the s136 ends (assessment), in the daytime
+    sp.loc[from_det, "adm_secs"] = (sp.loc[from_det, "adm_secs"] % (8 * 3600)) + 9 * 3600
+    sp["det_index"] = np.where(from_det, new_index[sd] if ns else -1, -1)
+    keys_det = s136["key"].to_numpy()
+    keys_adm = adm["key"].to_numpy()
+    kd_ = keys_det[sd] if ns else np.zeros(len(sp), np.uint64)
+    ka_ = keys_adm[sa] if len(adm) else np.zeros(len(sp), np.uint64)
+    sp["key"] = np.where(from_det, kr.child(kd_, 1), ka_)
+    sp["origin"] = np.where(from_det, "s136", "direct")
+    sp = sp.drop(columns=["kind", "src"]).sort_values(["person", "start"], kind="stable")
+    return det, sp.reset_index(drop=True)
+
+
+def _ward_stays(spells: pd.DataFrame, pop: Population) -> pd.DataFrame:
+    """One ward stay per spell, or two (a transfer part-way, often from a PICU)."""
+    s = spells["start"].to_numpy(dtype=np.int64)
+    e = spells["end"].to_numpy(dtype=np.int64)
+    two = spells["two_wards"].to_numpy(dtype=bool) & (e - s >= 4)
+    split = s + np.maximum(1, np.floor(spells["split"].to_numpy() * (e - s)).astype(np.int64))
+    person = spells["person"].to_numpy()
+    older = (s - pop.dob[person]) / 365.2425 >= 65
+    plain_bed = np.where(older, "11", "10")
+    first_bed = np.where(two & spells["picu_first"].to_numpy(dtype=bool), "12", plain_bed)
+    spell_no = np.arange(len(spells))
+    key = spells["key"].to_numpy(dtype=np.uint64)
+    first = pd.DataFrame(
+        {"spell": spell_no, "person": person, "start": s, "end": np.where(two, split, e),
+         "bed": first_bed, "seq": 0, "key": key}
+    )  # fmt: skip
+    second = pd.DataFrame(
+        {"spell": spell_no[two], "person": person[two], "start": split[two], "end": e[two],
+         "bed": plain_bed[two], "seq": 1, "key": key[two]}
+    )  # fmt: skip
+    ws = pd.concat([first, second], ignore_index=True)
+    return ws.sort_values(["spell", "seq"], kind="stable").reset_index(drop=True)
+
+
+def _mha_periods(kr: Keyed, det: pd.DataFrame, spells: pd.DataFrame) -> pd.DataFrame:
+    """MHS401 periods: s136 (code 20) and the legal status of each admission."""
+    d = det[det["mhsds_recorded"]]
+    s = spells["start"].to_numpy(dtype=np.int64)
+    e = spells["end"].to_numpy(dtype=np.int64)
+    legal = spells["legal"].to_numpy()
+    skey = spells["key"].to_numpy(dtype=np.uint64)
+    first_end = np.where(legal == "02", np.minimum(s + 28, e), e)
+    regrade = (legal == "02") & (e > s + 28)
+    parts = [
+        pd.DataFrame(
+            {"person": d["person"].to_numpy(), "start": d["day"].to_numpy(),
+             "secs": d["secs"].to_numpy(), "end": d["end"].to_numpy(), "code": "20",
+             "det_index": d["det_index"].to_numpy(), "key": d["key"].to_numpy()}
+        ),
+        pd.DataFrame(
+            {"person": spells["person"].to_numpy(), "start": s,
+             "secs": spells["adm_secs"].to_numpy(), "end": first_end, "code": legal,
+             "det_index": -1, "key": kr.child(skey, 2)}
+        ),
+        pd.DataFrame(
+            {"person": spells["person"].to_numpy()[regrade], "start": s[regrade] + 28,
+             "secs": 10 * 3600 + kr.integers(skey[regrade], 40, 0, 6 * 3600), "end": e[regrade],
+             "code": "03", "det_index": -1, "key": kr.child(skey[regrade], 3)}
+        ),
+    ]  # fmt: skip
+    mha = pd.concat(parts, ignore_index=True)
+    mha["key"] = mha["key"].astype(np.uint64)
+    blank = kr.u(mha["key"].to_numpy(), 41) < 0.03
+    mha.loc[blank, "secs"] = -1  # start time not recorded
+    return mha.sort_values(["person", "start", "code"], kind="stable").reset_index(drop=True)
+
+
+def inpatient_mask(spells: pd.DataFrame, person: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """True where ``day`` falls strictly inside one of the person's spells."""
+    person = np.asarray(person, dtype=np.int64)
+    day = np.asarray(day, dtype=np.int64)
+    if not len(spells) or not len(person):
+        return np.zeros(len(person), dtype=bool)
+    sp = spells["person"].to_numpy(dtype=np.int64)
+    st = spells["start"].to_numpy(dtype=np.int64)
+    en = spells["end"].to_numpy(dtype=np.int64)
+    order = np.lexsort((st, sp))
+    sp, st, en = sp[order], st[order], en[order]
+    q = person * 4096 + day
+    idx = np.searchsorted(sp * 4096 + st, q, side="left") - 1
+    ok = idx >= 0
+    idx = np.maximum(idx, 0)
+    return ok & (sp[idx] == person) & (day < en[idx])
+
+
+def _ambulance(kr: Keyed, pop: Population, cand: pd.DataFrame, det: pd.DataFrame) -> pd.DataFrame:
+    """LAS incidents: independent calls plus s136 conveyances by ambulance."""
+    key = cand["key"].to_numpy()
+    hiu = pop.group[cand["person"].to_numpy()] != GENERAL
+    outcome = np.where(
+        hiu,
+        kr.pick(key, 50, codes.AMBULANCE_OUTCOME, [0.12, 0.28, 0.52, 0.08]),
+        kr.pick(key, 50, codes.AMBULANCE_OUTCOME, [0.15, 0.30, 0.50, 0.05]),
+    )
+    ht = outcome == "hear_and_treat"
+    category = np.where(
+        ht,
+        kr.pick(key, 51, ["C3", "C4"], [0.6, 0.4]),
+        kr.pick(key, 52, codes.AMBULANCE_CATEGORY, [0.08, 0.6, 0.27, 0.05]),
+    )
+    resources = np.where(ht, 0, kr.pick(key, 53, [1, 2, 3], [0.68, 0.24, 0.08])).astype(np.int64)
+    a = pd.DataFrame(
+        {"person": cand["person"].to_numpy(), "day": cand["day"].to_numpy(),
+         "secs": kr.times(key, 54), "category": category, "resources": resources,
+         "outcome": outcome, "det_index": -1, "key": key}
+    )  # fmt: skip
+    d = det[det["transport"] == "ambulance"]
+    dkey = kr.child(d["key"].to_numpy(), 4)
+    secs = d["secs"].to_numpy() + kr.integers(dkey, 55, 5 * 60, 40 * 60)
+    b = pd.DataFrame(
+        {"person": d["person"].to_numpy(), "day": d["day"].to_numpy() + secs // 86_400,
+         "secs": secs % 86_400, "category": "C2", "resources": 1,
+         "outcome": np.where(d["place"] == "ae", "see_and_convey_ed", "convey_elsewhere"),
+         "det_index": d["det_index"].to_numpy(), "key": dkey}
+    )  # fmt: skip
+    amb = pd.concat([a, b], ignore_index=True)
+    amb["key"] = amb["key"].astype(np.uint64)
+    amb = amb[amb["day"] < N_DAYS]
+    return amb.sort_values(["day", "secs", "key"], kind="stable").reset_index(drop=True)
+
+
+def _ae(
+    kr: Keyed, pop: Population, cand: pd.DataFrame, amb: pd.DataFrame, det: pd.DataFrame
+) -> pd.DataFrame:
+    """A&E attendances: self-presentations, LAS conveyances, s136 taken to A&E; plus dupes."""
+    key = cand["key"].to_numpy()
+    hiu = pop.group[cand["person"].to_numpy()] != GENERAL
+    own, public, police = "1048071000000103", "1048061000000105", codes.POLICE_ARRIVAL_MODE
+    mode = np.where(
+        hiu,
+        kr.pick(key, 60, [own, public, police], [0.62, 0.33, 0.05]),
+        kr.pick(key, 60, [own, public], [0.65, 0.35]),
+    )
+    a = pd.DataFrame(
+        {"person": cand["person"].to_numpy(), "day": cand["day"].to_numpy(),
+         "secs": kr.times(key, 61), "mode": mode, "route": "self", "key": key}
+    )  # fmt: skip
+    conv = amb[(amb["outcome"] == "see_and_convey_ed").to_numpy()]
+    ckey = conv["key"].to_numpy(dtype=np.uint64)
+    conv = conv[kr.u(ckey, 62) < CONVEY_TO_AE_RECORDED]
+    ckey = kr.child(conv["key"].to_numpy(dtype=np.uint64), 5)
+    secs = conv["secs"].to_numpy() + kr.integers(ckey, 63, 40 * 60, 110 * 60)
+    b = pd.DataFrame(
+        {"person": conv["person"].to_numpy(), "day": conv["day"].to_numpy() + secs // 86_400,
+         "secs": secs % 86_400,
+         "mode": kr.pick(ckey, 64, codes.AMBULANCE_ARRIVAL_MODES, [0.85, 0.1, 0.05]),
+         "route": np.where(conv["det_index"].to_numpy() >= 0, "s136", "ambulance"),
+         "key": ckey}
+    )  # fmt: skip
+    d = det[(det["place"] == "ae") & (det["transport"] != "ambulance")]
+    dkey = kr.child(d["key"].to_numpy(), 6)
+    secs = d["secs"].to_numpy() + kr.integers(dkey, 65, 15 * 60, 60 * 60)
+    c = pd.DataFrame(
+        {"person": d["person"].to_numpy(), "day": d["day"].to_numpy() + secs // 86_400,
+         "secs": secs % 86_400,
+         "mode": np.where(d["transport"] == "other_health_vehicle", "1048021000000102", police),
+         "route": "s136", "key": dkey}
+    )  # fmt: skip
+    ae = pd.concat([a, b, c], ignore_index=True)
+    ae["key"] = ae["key"].astype(np.uint64)
+    ae = ae[(ae["day"] < N_DAYS) & (ae["day"] <= pop.death[ae["person"].to_numpy()])]
+    key = ae["key"].to_numpy()
+    home = pop.ae[ae["person"].to_numpy()]
+    other = kr.pick(key, 66, sorted(codes.AE_PROVIDERS), [1] * len(codes.AE_PROVIDERS))
+    ae["provider"] = np.where(kr.u(key, 67) < 0.88, home, other)
+    ae["dupe"] = 0
+    ae = ae.sort_values(["day", "secs", "key"], kind="stable").reset_index(drop=True)
+    dup = ae[kr.u(ae["key"].to_numpy(), 68) < DUPE_FLAG_SHARE].copy()
+    dup["dupe"] = 1
+    ae = pd.concat([ae, dup], ignore_index=True)
+    return ae.sort_values(["day", "secs", "key", "dupe"], kind="stable").reset_index(drop=True)
+
+
+def _cad(
+    kr: Keyed, police: pd.DataFrame, police_na: pd.DataFrame, det: pd.DataFrame
+) -> pd.DataFrame:
+    """Police CAD incidents: deployments, s136 incidents and calls with no attendance."""
+    pk = police["key"].to_numpy()
+    nk = police_na["key"].to_numpy()
+    dk = kr.child(det["key"].to_numpy(), 7)
+    parts = [
+        pd.DataFrame({"person": police["person"].to_numpy(), "day": police["day"].to_numpy(),
+                      "secs": kr.times(pk, 70), "attended": True,
+                      "outcome": kr.pick(pk, 71, ["NFA", "REFERRAL", "ARREST"],
+                                         [0.55, 0.3, 0.15]),
+                      "det_index": -1, "key": pk}),
+        pd.DataFrame({"person": police_na["person"].to_numpy(),
+                      "day": police_na["day"].to_numpy(), "secs": kr.times(nk, 70),
+                      "attended": False,
+                      "outcome": kr.pick(nk, 71, ["NFA", "REFERRAL"], [0.8, 0.2]),
+                      "det_index": -1, "key": nk}),
+        pd.DataFrame({"person": det["person"].to_numpy(), "day": det["day"].to_numpy(),
+                      "secs": det["secs"].to_numpy() - det["cad_lead"].to_numpy(),
+                      "attended": True, "outcome": "S136",
+                      "det_index": det["det_index"].to_numpy(), "key": dk}),
+    ]  # fmt: skip
+    cad = pd.concat(parts, ignore_index=True)
+    cad["key"] = cad["key"].astype(np.uint64)
+    return cad.sort_values(["day", "secs", "key"], kind="stable").reset_index(drop=True)
+
+
+def simulate_events(
+    rngs: dict[str, np.random.Generator],
+    kr: Keyed,
+    pop: Population,
+    true_effect: float,
+) -> tuple[Programme, Events, np.ndarray]:
+    """Latent intensity -> allocation -> true events. Returns (programme, events, intensity)."""
+    hiu = np.nonzero(pop.group != GENERAL)[0]
+    if not np.array_equal(hiu, np.arange(len(hiu))):
+        raise ValueError("high-intensity users must be numbered first")
+    h = len(hiu)
+    r = rngs["latent"]
+    is_prog = pop.group[hiu] == PROGRAMME
+    mu = np.where(
+        is_prog, np.clip(r.normal(0.15, 0.4, h), -1, 1.3), np.clip(r.normal(0.0, 0.5, h), -1.5, 1.5)
+    )
+    intensity = simulate_intensity(r, mu)
+    sd = 0.35
+    prop = np.exp(r.normal(-sd * sd / 2, sd, (3, h)))
+    programme = allocate(rngs["allocation"], pop, intensity)
+    window = intensity[:, BURN_IN:]
+    pre = [
+        window[p, max(0, a - 12) : a].mean()
+        for p, a in zip(programme.person, programme.alloc_month, strict=True)
+    ]
+    calib = float(np.mean(pre))
+    rates = {k: HIU_RATES[k] / calib * prop[PROPENSITY_OF[k]] for k in PROCESSES}
+    eff_start = np.full(h, NEVER, dtype=np.int64)
+    eff_end = np.full(h, -1, dtype=np.int64)
+    eng = programme.engaged
+    eff_start[programme.person[eng]] = programme.engage_day[eng]
+    eff_end[programme.person[eng]] = programme.discharge_day[eng]
+    cand_h = _hiu_candidates(
+        rngs["hiu_events"], window, rates, pop.death[:h], eff_start, eff_end, true_effect
+    )
+    general = np.arange(h, pop.n)
+    cand_g = _general_candidates(rngs["general_events"], general, pop.death[general])
+    cand = {
+        k: _frame(k, (np.concatenate([cand_h[k][0], cand_g[k][0]]),
+                      np.concatenate([cand_h[k][1], cand_g[k][1]])))
+        for k in PROCESSES
+    }  # fmt: skip
+    det, spells = _episodes(kr, pop, cand["s136"], cand["adm"])
+    ward = _ward_stays(spells, pop)
+    mha = _mha_periods(kr, det, spells)
+    thin = {}
+    for k in ("police", "police_na", "amb", "ae"):
+        c = cand[k]
+        inside = inpatient_mask(spells, c["person"].to_numpy(), c["day"].to_numpy())
+        keep = ~inside | (kr.u(c["key"].to_numpy(), 80) < INPATIENT_KEEP)
+        thin[k] = c[keep].reset_index(drop=True)
+    amb = _ambulance(kr, pop, thin["amb"], det)
+    ae = _ae(kr, pop, thin["ae"], amb, det)
+    cad = _cad(kr, thin["police"], thin["police_na"], det)
+    events = Events(
+        detentions=det, spells=spells, ward_stays=ward, mha=mha, ambulance=amb, ae=ae,
+        cad=cad, calibration=calib,
+    )  # fmt: skip
+    return programme, events, window

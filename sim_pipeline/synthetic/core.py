@@ -1,0 +1,295 @@
+"""``generate``: build the population, simulate, render, corrupt a little, write files + truth."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim_pipeline.sources import SOURCE_TABLES, SourceTable, codes
+from sim_pipeline.synthetic import activity, errors, render, truth
+from sim_pipeline.synthetic.names import PROGRAMME_BOROUGH_COUNTS
+from sim_pipeline.synthetic.people import build_population
+from sim_pipeline.synthetic.timeline import MONTH_LABELS, N_DAYS, fmt_dates, month_of
+
+STREAMS = (
+    "people",
+    "latent",
+    "allocation",
+    "hiu_events",
+    "general_events",
+    "render_mhsds",
+    "render_police",
+    "render_ambulance",
+    "render_ecds",
+    "errors",
+)
+
+
+@dataclass(frozen=True)
+class SynthSummary:
+    """What one ``generate`` call produced."""
+
+    seed: int
+    people: int
+    comparison_people: int
+    true_effect: float
+    n_allocated: int
+    n_engaged: int
+    files_written: int
+    rows_by_table: dict[str, int] = field(default_factory=dict)
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    calibration: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_dirs(out_dir: Path, truth_dir: Path) -> tuple[Path, Path]:
+    out = Path(out_dir).resolve()
+    tru = Path(truth_dir).resolve()
+    if tru == out or out in tru.parents:
+        raise ValueError(f"truth_dir {tru} must not be inside (or equal to) out_dir {out}")
+    return out, tru
+
+
+def _csv_lines(df: pd.DataFrame, columns: list[str]) -> list[str]:
+    """One CSV line per row (fields quoted only when they contain a comma, quote or newline)."""
+    cols = []
+    for c in columns:
+        values = df[c].astype(str).tolist()
+        joined = "\x00".join(values)
+        if any(ch in joined for ch in ',"\n\r'):
+            values = [
+                '"' + v.replace('"', '""') + '"' if any(ch in v for ch in ',"\n\r') else v
+                for v in values
+            ]
+        cols.append(values)
+    return [",".join(row) for row in zip(*cols, strict=True)] if cols else []
+
+
+def _write_table(out: Path, table: SourceTable, df: pd.DataFrame) -> tuple[int, list[pd.DataFrame]]:
+    """Write every provider x month file of one table; returns (files, records parts)."""
+    columns = table.columns
+    header = ",".join(columns)
+    df = df.sort_values(["_provider", "_month", "_sort"], kind="stable").reset_index(drop=True)
+    lines = _csv_lines(df, columns)
+    key = df["_provider"].astype(str) + "|" + df["_month"].astype(int).astype(str)
+    bounds: dict[str, tuple[int, int]] = {}
+    if len(df):
+        kv = key.to_numpy()
+        change = np.nonzero(np.r_[True, kv[1:] != kv[:-1]])[0]
+        ends = np.r_[change[1:], len(kv)]
+        bounds = {kv[s]: (s, e) for s, e in zip(change, ends, strict=True)}
+    files = 0
+    for provider in table.providers:
+        for m, label in enumerate(MONTH_LABELS):
+            s, e = bounds.get(f"{provider}|{m}", (0, 0))
+            path = out / provider / label / table.file_name()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            body = "".join(line + "\n" for line in lines[s:e])
+            with open(path, "w", encoding="utf-8", newline="") as fh:
+                fh.write(header + "\n" + body)
+            files += 1
+    unknown = set(df["_provider"]) - set(table.providers)
+    if unknown:
+        raise ValueError(f"{table.table}: rows for providers that do not send it: {unknown}")
+    rec = pd.DataFrame(
+        {
+            "source": df["_provider"].to_numpy(),
+            "table": table.table,
+            "month": np.asarray(MONTH_LABELS, dtype=object)[df["_month"].to_numpy(dtype=int)],
+            "record_ref": df[table.record_ref].to_numpy(),
+            "_person": df["_person"].to_numpy(),
+        }
+    )
+    return files, [rec]
+
+
+def generate(
+    out_dir: Path,
+    truth_dir: Path,
+    *,
+    seed: int = 20180101,
+    people: int = 10_000,
+    true_effect: float = 1.0,
+    comparison_people: int = 600,
+) -> SynthSummary:
+    """Write synthetic provider drops under ``out_dir`` and the ground truth under ``truth_dir``.
+
+    ``people`` is the general population; the 108 programme members and ``comparison_people``
+    other high-intensity users come on top. The same arguments give byte-identical files.
+    """
+    out, tru = _check_dirs(out_dir, truth_dir)
+    if people < 0 or comparison_people < 0:
+        raise ValueError("people and comparison_people must be >= 0")
+    if true_effect < 0:
+        raise ValueError("true_effect must be >= 0")
+    ss = np.random.SeedSequence(seed)
+    rngs = {
+        k: np.random.default_rng(s) for k, s in zip(STREAMS, ss.spawn(len(STREAMS)), strict=True)
+    }
+    kr = activity.Keyed(seed)
+    n_prog = sum(PROGRAMME_BOROUGH_COUNTS.values())
+    pop = build_population(rngs["people"], n_prog, comparison_people, people)
+    prog, events, _ = activity.simulate_events(rngs, kr, pop, true_effect)
+
+    out.mkdir(parents=True, exist_ok=True)
+    tru.mkdir(parents=True, exist_ok=True)
+    files = 0
+    rows_by_table: dict[str, int] = {}
+    errors_by_kind: dict[str, int] = {}
+    records: list[pd.DataFrame] = []
+    links_by_det: dict[str, pd.DataFrame] = {}
+    renderers = (
+        lambda: render.render_mhsds(rngs["render_mhsds"], kr, pop, events, prog),
+        lambda: render.render_police(rngs["render_police"], kr, pop, events),
+        lambda: render.render_ambulance(rngs["render_ambulance"], kr, pop, events),
+        lambda: render.render_ecds(rngs["render_ecds"], kr, pop, events),
+    )
+    by_name = {t.table: t for t in SOURCE_TABLES}
+    for make in renderers:  # one source at a time keeps memory down
+        frames = make()
+        for name in [t.table for t in SOURCE_TABLES if t.table in frames]:
+            table = by_name[name]
+            df, made = errors.inject_errors(rngs["errors"], table, frames.pop(name))
+            for k, v in made.items():
+                errors_by_kind[k] = errors_by_kind.get(k, 0) + v
+            n_files, rec = _write_table(out, table, df)
+            files += n_files
+            rows_by_table[name] = len(df)
+            records += rec
+        links_by_det.update(frames)  # the remaining '_...' frames link detentions to record ids
+    rows_by_table = {t.table: rows_by_table[t.table] for t in SOURCE_TABLES}
+
+    # ---- truth ----
+    rec = pd.concat(records, ignore_index=True)
+    rec["true_person_id"] = pop.pid[rec["_person"].to_numpy(dtype=int)]
+    rec.drop(columns="_person").to_csv(tru / "records.csv", index=False, lineterminator="\n")
+
+    pm = truth.person_month(events)
+    pm.insert(0, "true_person_id", pop.pid[pm["person"].to_numpy()])
+    pm["month"] = np.asarray(MONTH_LABELS, dtype=object)[pm["month"].to_numpy()]
+    pm = pm.drop(columns="person").sort_values(["true_person_id", "month"], kind="stable")
+    pm.to_csv(tru / "person_month.csv", index=False, lineterminator="\n")
+
+    dead = pop.death < N_DAYS
+    people_df = pd.DataFrame(
+        {
+            "true_person_id": pop.pid,
+            "group": pop.group,
+            "sex": pop.sex,
+            "borough": pop.borough,
+            "trust": pop.trust,
+            "birth_year": fmt_dates(pop.dob).astype(str).astype(object),
+            "death_date": fmt_dates(np.minimum(pop.death, N_DAYS - 1), dead),
+            "twin_of": pop.twin_of,
+        }
+    )
+    people_df["birth_year"] = people_df["birth_year"].str.slice(0, 4)
+    people_df.sort_values("true_person_id").to_csv(
+        tru / "people.csv", index=False, lineterminator="\n"
+    )
+
+    last = N_DAYS - 1
+    p = prog.person
+    prog_df = pd.DataFrame(
+        {
+            "true_person_id": pop.pid[p],
+            "RegisterId": prog.register_id,
+            "LocalPatientId": pop.lpid[p],
+            "OrgIDProv": [codes.MH_TRUSTS[t] for t in pop.trust[p]],
+            "Borough": pop.borough[p],
+            "AllocationDate": fmt_dates(prog.alloc_day),
+            "EngagementDate": fmt_dates(np.minimum(prog.engage_day, last), prog.engaged),
+            "DischargeDate": fmt_dates(
+                np.minimum(prog.discharge_day, last), prog.discharge_day <= last
+            ),
+            "DischargeReason": prog.reason,
+            "engaged": prog.engaged,
+            "months_on_programme": np.where(prog.engaged, prog.months_on.astype(str), ""),
+            "allocation_trailing3_intensity": np.round(prog.trailing3, 4),
+        }
+    )
+    prog_df.sort_values("RegisterId").to_csv(
+        tru / "programme.csv", index=False, lineterminator="\n"
+    )
+
+    det = events.detentions
+    links = pd.DataFrame({"det_index": det["det_index"].to_numpy()})
+    links = links.merge(links_by_det["_det_police"], on="det_index", how="left")
+    links = links.merge(links_by_det["_det_to_mha"], on="det_index", how="left")
+    s136 = pd.DataFrame(
+        {
+            "true_person_id": pop.pid[det["person"].to_numpy()],
+            "detention_date": fmt_dates(det["day"].to_numpy()),
+            "month": np.asarray(MONTH_LABELS, dtype=object)[month_of(det["day"].to_numpy())],
+            "police_recorded": det["police_recorded"].to_numpy(),
+            "mhsds_recorded": det["mhsds_recorded"].to_numpy(),
+            "IncidentNumber": links["IncidentNumber"].fillna("").to_numpy(),
+            "S136Ref": links["S136Ref"].fillna("").to_numpy(),
+            "MHActLegalStatusClassPeriodId": links["mha_id"].fillna("").to_numpy(),
+        }
+    )
+    s136 = s136.sort_values(["detention_date", "true_person_id"], kind="stable")
+    s136.to_csv(tru / "s136_detentions.csv", index=False, lineterminator="\n")
+
+    pre = _pre_allocation_means(pm, prog_df)
+    summary = SynthSummary(
+        seed=seed,
+        people=people,
+        comparison_people=comparison_people,
+        true_effect=float(true_effect),
+        n_allocated=len(prog.person),
+        n_engaged=int(prog.engaged.sum()),
+        files_written=files,
+        rows_by_table=rows_by_table,
+        errors_by_kind=errors_by_kind,
+        calibration=pre,
+    )
+    payload = {
+        **summary.as_dict(),
+        "parameters": {
+            "window": [MONTH_LABELS[0], MONTH_LABELS[-1]],
+            "hiu_rates_per_month": activity.HIU_RATES,
+            "general_rates_per_year": activity.GENERAL_RATES,
+            "latent": {
+                "phi": activity.PHI,
+                "innovation_sd": activity.INNOVATION_SD,
+                "jump_prob": activity.JUMP_PROB,
+                "jump_base": activity.JUMP_BASE,
+                "jump_mean": activity.JUMP_MEAN,
+                "jump_max": activity.JUMP_MAX,
+                "crisis_max": activity.CRISIS_MAX,
+                "x_sd_cap": activity.X_SD_CAP,
+                "jump_decay": activity.JUMP_DECAY,
+                "burn_in_months": activity.BURN_IN,
+            },
+            "error_rates": {
+                "nhs_check_digit": errors.P_NHS,
+                "impossible_date": errors.P_DATE,
+                "malformed_postcode": errors.P_POSTCODE,
+                "duplicate_row": errors.P_DUPLICATE,
+            },
+            "still_on_programme_at_end": "discharged 2021-05-31 with reason programme_closed",
+        },
+    }
+    (tru / "summary.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+def _pre_allocation_means(pm: pd.DataFrame, prog_df: pd.DataFrame) -> dict[str, float]:
+    """Programme members' mean per person-month over the 12 months before allocation."""
+    alloc = dict(
+        zip(prog_df["true_person_id"], prog_df["AllocationDate"].str.slice(0, 7), strict=True)
+    )
+    labels = list(MONTH_LABELS)
+    idx = {m: i for i, m in enumerate(labels)}
+    sub = pm[pm["true_person_id"].isin(alloc)]
+    a = sub["true_person_id"].map(alloc).map(idx)
+    m = sub["month"].map(idx)
+    win = sub[(m >= a - 12) & (m < a)]
+    return {k: round(float(win[k].sum()) / (12 * len(alloc)), 3) for k in truth.METRICS}

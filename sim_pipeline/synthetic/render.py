@@ -1,0 +1,642 @@
+"""Landing rows for every provider table, with each source's own identifier noise.
+
+Each ``render_*`` function returns one DataFrame per table: the contract's columns as text
+('' = missing) plus bookkeeping columns ``_provider`` (folder), ``_month`` (file month index),
+``_person`` (internal person number) and ``_sort`` (order inside the file). Bookkeeping columns
+are never written to landing files.
+
+Identifier noise per source (see the module docstring of ``sim_pipeline.synthetic``):
+MHSDS nearly clean; police with typos, nicknames, DOB slips, upper-case CAD names and blank
+postcodes; LAS with partial NHS numbers and ages instead of DOBs; ECDS with no names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sim_pipeline.sources import codes
+from sim_pipeline.sources.base import BOROUGHS
+from sim_pipeline.synthetic import noise
+from sim_pipeline.synthetic.activity import Events, Keyed, Programme
+from sim_pipeline.synthetic.names import PERCEIVED_ETHNICITY
+from sim_pipeline.synthetic.people import GENERAL, Population
+from sim_pipeline.synthetic.timeline import (
+    N_DAYS,
+    fmt_dates,
+    fmt_datetimes,
+    fmt_times,
+    month_end,
+    month_of,
+    years_between,
+)
+
+META = ("_provider", "_month", "_person", "_sort")  # bookkeeping columns, never written
+# About a quarter of given names have a known variant; police use it in ~38% of those rows,
+# so roughly 10% of police rows carry a nickname or alternative spelling.
+POLICE_P_NICK = 0.38
+
+
+def _frame(cols: dict[str, np.ndarray], meta: dict[str, np.ndarray]) -> pd.DataFrame:
+    df = pd.DataFrame({**{k: np.asarray(v, dtype=object) for k, v in cols.items()}, **meta})
+    for c in cols:
+        df[c] = df[c].astype(object).where(df[c].notna(), "").astype(str)
+    return df
+
+
+def _seq_ids(
+    rng: np.random.Generator, group: np.ndarray, lo: int, hi: int, step: int
+) -> np.ndarray:
+    """Increasing numbers within each group value (rows must already be in time order)."""
+    group = np.asarray(group)
+    out = np.zeros(len(group), dtype=np.int64)
+    for g in sorted(set(group.tolist())):
+        sel = np.nonzero(group == g)[0]
+        start = int(rng.integers(lo, hi))
+        out[sel] = start + np.cumsum(rng.integers(1, step + 1, len(sel)))
+    return out
+
+
+def _event_borough(kr: Keyed, key: np.ndarray, salt: int, home: np.ndarray) -> np.ndarray:
+    """Where an incident happened: usually the home borough, sometimes elsewhere."""
+    other = kr.pick(key, salt, BOROUGHS, [1] * len(BOROUGHS))
+    return np.where(kr.u(key, salt + 1) < 0.9, home, other)
+
+
+# ----------------------------------------------------------------------------------------------
+# Names as other agencies record them
+
+
+def _noisy_names(
+    rng: np.random.Generator,
+    pop: Population,
+    persons: np.ndarray,
+    days: np.ndarray,
+    *,
+    p_nick: float,
+    p_typo: float,
+    p_blank: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    persons = np.asarray(persons, dtype=np.int64)
+    n = len(persons)
+    given = pop.given[persons].copy()
+    family = pop.family_at(persons, days).copy()
+    u = rng.random((4, n))
+    nick = u[0] < p_nick
+    if nick.any():
+        given[nick], _ = noise.nickname(rng, given[nick])
+    typo = u[1] < p_typo
+    on_given = typo & (u[2] < 0.5)
+    on_family = typo & ~(u[2] < 0.5)
+    if on_given.any():
+        given[on_given] = noise.typo(rng, given[on_given])
+    if on_family.any():
+        family[on_family] = noise.typo(rng, family[on_family])
+    blank = u[3] < p_blank
+    given[blank] = ""
+    family[blank] = ""
+    return given, family
+
+
+def _police_sex(rng: np.random.Generator, sex: np.ndarray) -> np.ndarray:
+    out = np.asarray(sex, dtype=object).copy()
+    out[rng.random(len(out)) < 0.005] = "U"
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Mental-health trusts (MHSDS + programme register)
+
+
+def _expand(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Months a record is active in: (row index, month, whether the end date is shown)."""
+    start = np.asarray(start, dtype=np.int64)
+    end = np.asarray(end, dtype=np.int64)
+    m0 = month_of(start)
+    m1 = month_of(np.minimum(end, N_DAYS - 1))
+    n = np.maximum(m1 - m0 + 1, 0)
+    rep = np.repeat(np.arange(len(start)), n)
+    month = m0[rep] + (np.arange(len(rep)) - np.repeat(np.cumsum(n) - n, n))
+    show_end = (end[rep] < N_DAYS) & (month == m1[rep])
+    return rep, month, show_end
+
+
+def _trust_ids(
+    rng: np.random.Generator, trust: np.ndarray, prefix: str, width: int = 8
+) -> np.ndarray:
+    nums = _seq_ids(rng, trust, 10_000, 900_000, 3)
+    return np.asarray([f"{prefix}-{k:0{width}d}" for k in nums], dtype=object)
+
+
+def render_mhsds(
+    rng: np.random.Generator, kr: Keyed, pop: Population, events: Events, prog: Programme
+) -> dict[str, pd.DataFrame]:
+    """MHS401, MHS501, MHS502, MHS001MPI and the programme register, month by month."""
+    org = codes.MH_TRUSTS
+    out: dict[str, pd.DataFrame] = {}
+    activity: list[tuple[np.ndarray, np.ndarray]] = []  # (person, month) with MHSDS activity
+
+    # MHS401 Mental Health Act periods
+    mha = events.mha[events.mha["start"] < N_DAYS].sort_values(["start", "key"], kind="stable")
+    mha = mha.reset_index(drop=True)
+    person = mha["person"].to_numpy()
+    trust = pop.trust[person]
+    mha_id = _trust_ids(rng, trust, "MHA")
+    rep, month, show = _expand(mha["start"], mha["end"])
+    p = person[rep]
+    secs = mha["secs"].to_numpy()[rep]
+    out["MHS401MHActPeriod"] = _frame(
+        {
+            "OrgIDProv": [org[t] for t in trust[rep]],
+            "MHActLegalStatusClassPeriodId": mha_id[rep],
+            "LocalPatientId": pop.lpid[p],
+            "StartDateMHActLegalStatusClass": fmt_dates(mha["start"].to_numpy()[rep]),
+            "StartTimeMHActLegalStatusClass": fmt_times(np.maximum(secs, 0), secs >= 0),
+            "EndDateMHActLegalStatusClass": fmt_dates(
+                np.minimum(mha["end"].to_numpy()[rep], N_DAYS - 1), show
+            ),
+            "LegalStatusCode": mha["code"].to_numpy()[rep],
+        },
+        {"_provider": trust[rep], "_month": month, "_person": p, "_sort": mha_id[rep]},
+    )
+    activity.append((p, month))
+    s136_ids = pd.Series(mha_id, index=mha.index)[mha["det_index"] >= 0]
+    det_to_mha = dict(
+        zip(mha.loc[s136_ids.index, "det_index"].to_numpy(), s136_ids.to_numpy(), strict=True)
+    )
+
+    # MHS501 hospital provider spells
+    sp = events.spells
+    sp = sp[sp["start"] < N_DAYS]
+    order = np.lexsort((sp["key"].to_numpy(), sp["start"].to_numpy()))
+    sp_sorted = sp.iloc[order]
+    person = sp_sorted["person"].to_numpy()
+    trust = pop.trust[person]
+    hps = np.empty(len(sp), dtype=object)
+    sr = np.empty(len(sp), dtype=object)
+    hps_sorted = _trust_ids(rng, trust, "HPS")
+    sr_sorted = _trust_ids(rng, trust, "SR")
+    hps[order] = hps_sorted
+    sr[order] = sr_sorted
+    spell_pos = {idx: k for k, idx in enumerate(sp.index)}
+    rep, month, show = _expand(sp_sorted["start"], sp_sorted["end"])
+    p = person[rep]
+    out["MHS501HospProvSpell"] = _frame(
+        {
+            "OrgIDProv": [org[t] for t in trust[rep]],
+            "HospProvSpellID": hps_sorted[rep],
+            "ServiceRequestId": sr_sorted[rep],
+            "LocalPatientId": pop.lpid[p],
+            "StartDateHospProvSpell": fmt_dates(sp_sorted["start"].to_numpy()[rep]),
+            "DischDateHospProvSpell": fmt_dates(
+                np.minimum(sp_sorted["end"].to_numpy()[rep], N_DAYS - 1), show
+            ),
+        },
+        {"_provider": trust[rep], "_month": month, "_person": p, "_sort": hps_sorted[rep]},
+    )
+    activity.append((p, month))
+
+    # MHS502 ward stays (one or two per spell)
+    ws = events.ward_stays
+    ws = ws[ws["start"] < N_DAYS]
+    ws = ws[ws["spell"].isin(sp.index)]
+    ws = ws.sort_values(["start", "key", "seq"], kind="stable").reset_index(drop=True)
+    person = ws["person"].to_numpy()
+    trust = pop.trust[person]
+    ws_id = _trust_ids(rng, trust, "WS")
+    spell_hps = hps[[spell_pos[s] for s in ws["spell"].to_numpy()]]
+    rep, month, show = _expand(ws["start"], ws["end"])
+    p = person[rep]
+    out["MHS502WardStay"] = _frame(
+        {
+            "OrgIDProv": [org[t] for t in trust[rep]],
+            "WardStayId": ws_id[rep],
+            "HospProvSpellID": spell_hps[rep],
+            "StartDateWardStay": fmt_dates(ws["start"].to_numpy()[rep]),
+            "EndDateWardStay": fmt_dates(np.minimum(ws["end"].to_numpy()[rep], N_DAYS - 1), show),
+            "WardType": np.full(len(rep), "02", dtype=object),
+            "HospitalBedTypeMH": ws["bed"].to_numpy()[rep],
+        },
+        {"_provider": trust[rep], "_month": month, "_person": p, "_sort": ws_id[rep]},
+    )
+    activity.append((p, month))
+
+    # Programme register: monthly snapshot of everyone the trust has allocated so far
+    rows = []
+    last = N_DAYS - 1
+    for i in np.argsort(prog.register_id, kind="stable"):
+        pp = prog.person[i]
+        first_m = int(month_of(prog.alloc_day[i]))
+        dis_m = int(month_of(min(prog.discharge_day[i], last)))
+        for m in range(first_m, int(month_of(last)) + 1):
+            rows.append((i, pp, m))
+            if m <= dis_m:
+                activity.append((np.array([pp]), np.array([m])))
+    reg = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    i, p, month = reg[:, 0], reg[:, 1], reg[:, 2]
+    me = month_end(month)
+    eng_day = prog.engage_day[i]
+    dis_day = prog.discharge_day[i]
+    dis_shown = dis_day <= me
+    trust = pop.trust[p]
+    out["programme_register"] = _frame(
+        {
+            "OrgIDProv": [org[t] for t in trust],
+            "RegisterId": prog.register_id[i],
+            "LocalPatientId": pop.lpid[p],
+            "NHSNumber": pop.mh_nhs[p],
+            "PersonGivenName": pop.mh_given[p],
+            "PersonFamilyName": np.where(
+                me >= pop.mh_marriage_day[p], pop.new_family[p], pop.mh_family[p]
+            ),
+            "PersonBirthDate": pop.mh_dob[p],
+            "Borough": pop.borough[p],
+            "AllocationDate": fmt_dates(prog.alloc_day[i]),
+            "EngagementDate": fmt_dates(np.minimum(eng_day, last), eng_day <= me),
+            "DischargeDate": fmt_dates(np.minimum(dis_day, last), dis_shown),
+            "DischargeReason": np.where(dis_shown, prog.reason[i], ""),
+        },
+        {"_provider": trust, "_month": month, "_person": p, "_sort": prog.register_id[i]},
+    )
+
+    # MHS001MPI: one row per patient with any activity at the trust in the month
+    ap = np.concatenate([a for a, _ in activity])
+    am = np.concatenate([b for _, b in activity])
+    pm = np.unique(np.stack([ap, am], axis=1), axis=0)
+    p, month = pm[:, 0], pm[:, 1]
+    me = month_end(month)
+    trust = pop.trust[p]
+    ref_day = np.minimum(me, pop.death[p])
+    dead = pop.death[p] <= me
+    pc = pop.nhs_postcode_at(p, ref_day)
+    pc[rng.random(len(pc)) < 0.01] = ""
+    out["MHS001MPI"] = _frame(
+        {
+            "OrgIDProv": [org[t] for t in trust],
+            "LocalPatientId": pop.lpid[p],
+            "NHSNumber": pop.mh_nhs[p],
+            "NHSNumberStatus": pop.mh_nhs_status[p],
+            "PersonGivenName": pop.mh_given[p],
+            "PersonFamilyName": np.where(
+                me >= pop.mh_marriage_day[p], pop.new_family[p], pop.mh_family[p]
+            ),
+            "PersonBirthDate": pop.mh_dob[p],
+            "Postcode": pc,
+            "Gender": np.where(pop.sex[p] == "M", "1", "2"),
+            "EthnicCategory": pop.mh_ethnic[p],
+            "PersDeathDate": fmt_dates(np.minimum(pop.death[p], N_DAYS - 1), dead),
+        },
+        {"_provider": trust, "_month": month, "_person": p, "_sort": pop.lpid[p]},
+    )
+    out["_det_to_mha"] = pd.DataFrame(
+        {"det_index": list(det_to_mha), "mha_id": list(det_to_mha.values())}
+    )
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Metropolitan Police
+
+
+def render_police(
+    rng: np.random.Generator, kr: Keyed, pop: Population, events: Events
+) -> dict[str, pd.DataFrame]:
+    """CAD incidents (one row per person involved) and the s136 return."""
+    cad = events.cad
+    key = cad["key"].to_numpy(dtype=np.uint64)
+    person = cad["person"].to_numpy()
+    day = cad["day"].to_numpy()
+    secs = cad["secs"].to_numpy()
+    attended = cad["attended"].to_numpy(dtype=bool)
+    is136 = (cad["det_index"] >= 0).to_numpy()
+    year = 2016 + month_of(day) // 12
+    inc = _seq_ids(rng, year, 100_000, 400_000, 40)
+    incident = np.asarray([f"CAD-{y}-{k:07d}" for y, k in zip(year, inc, strict=True)], object)
+    desp_lag = kr.integers(key, 100, 60, 25 * 60)
+    arr_lag = kr.integers(key, 101, 4 * 60, 60 * 60)
+    close_lag = kr.integers(key, 102, 20 * 60, 6 * 3600)
+    lead = np.zeros(len(cad), dtype=np.int64)
+    dets = events.detentions.set_index("det_index")
+    lead[is136] = dets.loc[cad.loc[is136, "det_index"], "cad_lead"].to_numpy()
+    # for a detention, officers were despatched and arrived before the s136 was used
+    desp_lag = np.where(is136, (lead * (0.1 + 0.2 * kr.u(key, 114))).astype(np.int64), desp_lag)
+    arr_lag = np.where(is136, (lead * (0.3 + 0.3 * kr.u(key, 115))).astype(np.int64), arr_lag)
+    desp_shown = attended | (kr.u(key, 103) < 0.5)
+    close = np.where(
+        attended,
+        desp_lag + arr_lag + close_lag + np.where(is136, lead + 3600, 0),
+        kr.integers(key, 104, 5 * 60, 120 * 60),
+    )
+    hiu = pop.group[person] != GENERAL
+    grade = np.where(
+        is136,
+        kr.pick(key, 105, ["I", "S"], [0.6, 0.4]),
+        np.where(
+            attended,
+            kr.pick(key, 106, codes.CAD_GRADE, [0.35, 0.45, 0.15, 0.05]),
+            kr.pick(key, 107, ["S", "E", "R"], [0.1, 0.5, 0.4]),
+        ),
+    )
+    units = np.where(
+        attended,
+        kr.pick(key, 108, ["1", "2", "3"], [0.55, 0.35, 0.1]),
+        kr.pick(key, 109, ["0", "1"], [0.6, 0.4]),
+    )
+    source = np.where(
+        is136,
+        kr.pick(key, 110, ["999", "PARTNER", "101"], [0.5, 0.3, 0.2]),
+        kr.pick(key, 111, ["999", "101", "PARTNER"], [0.6, 0.25, 0.15]),
+    )
+    mh_flag = np.where(is136 | (kr.u(key, 112) < np.where(hiu, 0.9, 0.6)), "Y", "N")
+    borough = _event_borough(kr, key, 113, pop.borough[person])
+    given, family = _noisy_names(rng, pop, person, day, p_nick=POLICE_P_NICK, p_typo=0.08)
+    pc, nfa = pop.postcode_at(person, day)
+    pc = np.where(nfa | (rng.random(len(pc)) < 0.15), "", pc)
+    frames = {}
+    frames["cad_incidents"] = _frame(
+        {
+            "IncidentNumber": incident,
+            "CallReceivedDateTime": fmt_datetimes(day, secs),
+            "DespatchedDateTime": fmt_datetimes(day, secs + desp_lag, desp_shown),
+            "ArrivedDateTime": fmt_datetimes(day, secs + desp_lag + arr_lag, attended),
+            "ClosedDateTime": fmt_datetimes(day, secs + close),
+            "CallSource": source,
+            "Grade": grade,
+            "Borough": borough,
+            "UnitsAssigned": units,
+            "MentalHealthFlag": mh_flag,
+            "OfficersAttended": np.where(attended, "Y", "N"),
+            "Outcome": cad["outcome"].to_numpy(),
+            "PersonGivenName": np.char.upper(given.astype(str)).astype(object),
+            "PersonFamilyName": np.char.upper(family.astype(str)).astype(object),
+            "PersonBirthDate": noise.dob_strings(
+                rng, pop.dob[person], p_missing=0.08, p_swap=0.03, p_digit=0.02
+            ),
+            "PersonSex": _police_sex(rng, pop.sex[person]),
+            "AddressPostcode": pc,
+        },
+        {"_provider": np.full(len(cad), codes.POLICE, dtype=object),
+         "_month": month_of(day), "_person": person, "_sort": incident},
+    )  # fmt: skip
+    det_incident = dict(zip(cad.loc[is136, "det_index"].to_numpy(), incident[is136], strict=True))
+    det_borough = dict(zip(cad.loc[is136, "det_index"].to_numpy(), borough[is136], strict=True))
+
+    det = events.detentions
+    det = det[det["police_recorded"]].sort_values(["day", "secs", "key"], kind="stable")
+    det = det.reset_index(drop=True)
+    person = det["person"].to_numpy()
+    day = det["day"].to_numpy()
+    key = det["key"].to_numpy(dtype=np.uint64)
+    year = 2016 + month_of(day) // 12
+    ref = _seq_ids(rng, year, 100, 1_000, 8)
+    s136_ref = np.asarray([f"S136-{y}-{k:05d}" for y, k in zip(year, ref, strict=True)], object)
+    place = det["place"].to_numpy()
+    given, family = _noisy_names(rng, pop, person, day, p_nick=POLICE_P_NICK, p_typo=0.08)
+    pc, nfa = pop.postcode_at(person, day)
+    pc = np.where(nfa | (rng.random(len(pc)) < 0.15), "", pc)
+    eth = np.asarray([PERCEIVED_ETHNICITY[e] for e in pop.ethnic[person]], dtype=object)
+    eth[kr.u(key, 120) < 0.05] = ""
+    inc_no = np.asarray([det_incident[d] for d in det["det_index"].to_numpy()], dtype=object)
+    inc_no[kr.u(key, 121) < 0.04] = ""
+    custody = np.where(
+        place == "police_station",
+        kr.integers(key, 122, 1, 25),
+        -1,
+    )
+    custody_txt = np.where(custody >= 0, custody.astype(str), "")
+    custody_txt = np.where((custody < 0) & (kr.u(key, 123) < 0.5), "0", custody_txt)
+    arrested = np.where(kr.u(key, 124) < 0.05, "Y", "N")
+    amb_req = np.where(
+        (det["transport"] == "ambulance").to_numpy() | (kr.u(key, 125) < 0.2), "Y", "N"
+    )
+    frames["s136_return"] = _frame(
+        {
+            "S136Ref": s136_ref,
+            "IncidentNumber": inc_no,
+            "DetentionDateTime": fmt_datetimes(day, det["secs"].to_numpy()),
+            "PersonGivenName": given,
+            "PersonFamilyName": family,
+            "PersonBirthDate": noise.dob_strings(
+                rng, pop.dob[person], p_missing=0.08, p_swap=0.03, p_digit=0.02
+            ),
+            "Age": years_between(pop.dob[person], day).astype(str),
+            "Sex": _police_sex(rng, pop.sex[person]),
+            "PerceivedEthnicity": eth,
+            "Borough": np.asarray([det_borough[d] for d in det["det_index"]], dtype=object),
+            "Transport": det["transport"].to_numpy(),
+            "AmbulanceRequested": amb_req,
+            "FirstPlaceOfSafety": place,
+            "HoursInCustody": custody_txt,
+            "ArrestedForOffence": arrested,
+            "AddressPostcode": pc,
+        },
+        {"_provider": np.full(len(det), codes.POLICE, dtype=object),
+         "_month": month_of(day), "_person": person, "_sort": s136_ref},
+    )  # fmt: skip
+    frames["_det_police"] = pd.DataFrame(
+        {
+            "det_index": list(det_incident),
+            "IncidentNumber": list(det_incident.values()),
+        }
+    ).merge(
+        pd.DataFrame({"det_index": det["det_index"].to_numpy(), "S136Ref": s136_ref}),
+        on="det_index",
+        how="left",
+    )
+    return frames
+
+
+# ----------------------------------------------------------------------------------------------
+# London Ambulance Service
+
+
+def render_ambulance(
+    rng: np.random.Generator, kr: Keyed, pop: Population, events: Events
+) -> dict[str, pd.DataFrame]:
+    """LAS incidents, one row per patient per incident."""
+    amb = events.ambulance
+    key = amb["key"].to_numpy(dtype=np.uint64)
+    person = amb["person"].to_numpy()
+    day = amb["day"].to_numpy()
+    n = len(amb)
+    outcome = amb["outcome"].to_numpy()
+    ht = outcome == "hear_and_treat"
+    year = 2016 + month_of(day) // 12
+    inc = _seq_ids(rng, year, 100_000, 500_000, 30)
+    incident = np.asarray([f"LAS-{y}-{k:07d}" for y, k in zip(year, inc, strict=True)], object)
+    given, family = _noisy_names(rng, pop, person, day, p_nick=0.03, p_typo=0.06, p_blank=0.0)
+    blank = rng.random(n) < np.where(ht, 0.15, 0.05)
+    given[blank] = ""
+    family[blank] = ""
+    dob = noise.dob_strings(rng, pop.dob[person], p_missing=0.20)
+    age = years_between(pop.dob[person], day)
+    guess = rng.random(n) < 0.3
+    age = np.where(guess, np.maximum(age + rng.integers(-3, 4, n), 0), age)
+    age_shown = (dob == "") | (rng.random(n) < 0.4)
+    nhs = np.where(rng.random(n) < np.where(ht, 0.24, 0.86), pop.nhs[person], "")
+    home, nfa = pop.postcode_at(person, day)
+    borough = _event_borough(kr, key, 130, pop.borough[person])
+    # ~70% of incidents are at home (only possible when the incident is in the home borough)
+    at_home = (rng.random(n) < 0.78) & (borough == pop.borough[person])
+    elsewhere = noise.random_postcodes(rng, borough)
+    pc = np.where(at_home, np.where(nfa, "", home), elsewhere)
+    frame = _frame(
+        {
+            "IncidentId": incident,
+            "CallDateTime": fmt_datetimes(day, amb["secs"].to_numpy()),
+            "Category": amb["category"].to_numpy(),
+            "ResourcesDespatched": amb["resources"].to_numpy().astype(str),
+            "Outcome": outcome,
+            "Borough": borough,
+            "PatientGivenName": given,
+            "PatientFamilyName": family,
+            "PatientBirthDate": dob,
+            "PatientAge": np.where(age_shown, age.astype(str), ""),
+            "PatientSex": _police_sex(rng, pop.sex[person]),
+            "NHSNumber": nhs,
+            "IncidentPostcode": pc,
+        },
+        {"_provider": np.full(n, codes.AMBULANCE, dtype=object), "_month": month_of(day),
+         "_person": person, "_sort": incident},
+    )  # fmt: skip
+    return {"ambulance_incidents": frame}
+
+
+# ----------------------------------------------------------------------------------------------
+# A&E (ECDS)
+
+GENERAL_COMPLAINTS = (
+    "21522001",  # abdominal pain
+    "29857009",  # chest pain
+    "25064002",  # headache
+    "267036007",  # dyspnoea
+    "404640003",  # dizziness
+    "422587007",  # nausea
+    "161891005",  # backache
+    "125605004",  # fracture of bone
+    "271807003",  # eruption of skin
+    "386661006",  # fever
+)
+MH_DIAGNOSES = ("35489007", "197480006", "69322001", "55680006", "7200002", "191736004")
+ACCIDENTAL_INTENT = "418019003"
+DISCHARGE_DESTINATIONS = ("306689006", "306706006", "306705005")  # home, ward, police custody
+
+
+def render_ecds(
+    rng: np.random.Generator, kr: Keyed, pop: Population, events: Events
+) -> dict[str, pd.DataFrame]:
+    """ECDS attendances at each A&E provider, plus Der_Dupe_Flag=1 provider copies."""
+    ae = events.ae
+    orig = ae[ae["dupe"] == 0].reset_index(drop=True)
+    key = orig["key"].to_numpy(dtype=np.uint64)
+    person = orig["person"].to_numpy()
+    day = orig["day"].to_numpy()
+    n = len(orig)
+    hiu = pop.group[person] != GENERAL
+    route = orig["route"].to_numpy()
+    u = kr.u(key, 140)
+    mh_share = np.where(route == "s136", 0.9, np.where(hiu, 0.55, 0.05))
+    sh_share = np.where(hiu, 0.12, 0.02)
+    mh = u < mh_share
+    self_harm = (u >= mh_share) & (u < mh_share + sh_share)
+    complaint = np.where(
+        mh,
+        kr.pick(key, 141, codes.MH_CHIEF_COMPLAINTS, [3, 2, 2, 2, 1]),
+        np.where(
+            self_harm,
+            codes.SELF_HARM_COMPLAINT,
+            kr.pick(key, 142, GENERAL_COMPLAINTS, [1] * len(GENERAL_COMPLAINTS)),
+        ),
+    )
+    complaint[kr.u(key, 143) < 0.02] = ""
+    v = kr.u(key, 144)
+    intent = np.where(
+        self_harm & (v < 0.7) | (mh & hiu & (v < 0.06)),
+        codes.SELF_INFLICTED_INTENT,
+        np.where(~mh & ~self_harm & (v < 0.1), ACCIDENTAL_INTENT, ""),
+    )
+    first = kr.pick(key, 145, range(len(MH_DIAGNOSES)), [3, 3, 2, 2, 2, 1]).astype(np.int64)
+    other = (first + kr.integers(key, 147, 1, len(MH_DIAGNOSES))) % len(MH_DIAGNOSES)
+    codes_ = np.asarray(MH_DIAGNOSES, dtype=object)
+    second = (mh | self_harm) & (kr.u(key, 146) < 0.3)
+    diag = np.where(
+        mh | self_harm,
+        np.where(second, codes_[first] + "," + codes_[other], codes_[first]),
+        "",
+    )
+    dest = kr.pick(key, 148, DISCHARGE_DESTINATIONS, [0.78, 0.18, 0.04])
+    dest[kr.u(key, 149) < 0.05] = ""
+    depart = np.minimum(
+        10 + np.floor(np.exp(5.3 + 0.6 * _normal(kr.u(key, 150)))).astype(np.int64), 4320
+    )
+    dept = np.where(
+        np.isin(route, ["ambulance", "s136"]),
+        "01",
+        kr.pick(key, 151, codes.EC_DEPARTMENT_TYPE, [0.93, 0.005, 0.06, 0.005]),
+    )
+    provider = orig["provider"].to_numpy()
+    org = np.asarray([codes.AE_PROVIDERS[p][0] for p in provider], dtype=object)
+    site = np.asarray([codes.AE_PROVIDERS[p][1] for p in provider], dtype=object)
+    rid = np.zeros(n, dtype=np.int64)
+    # one Generated_Record_ID sequence per provider; duplicates take the next numbers
+    nhs_u = rng.random(n)
+    nhs = np.where(nhs_u < 0.93, pop.nhs[person], "")
+    wrong = nhs_u < 0.003
+    if wrong.any():
+        nhs[wrong] = pop.nhs[rng.integers(0, pop.n, int(wrong.sum()))]
+    dob = fmt_dates(pop.dob[person], rng.random(n) < 0.99)
+    pc = pop.nhs_postcode_at(person, day)
+    pc[rng.random(n) >= 0.95] = ""
+    sex = np.where(pop.sex[person] == "M", "1", "2").astype(object)
+    sex[rng.random(n) < 0.003] = "9"
+    eth = pop.ethnic[person].copy()
+    eth[rng.random(n) < 0.06] = ""
+    cols = {
+        "Generated_Record_ID": rid,
+        "Der_Provider_Code": org,
+        "Der_Provider_Site_Code": site,
+        "Arrival_Date": fmt_dates(day),
+        "Arrival_Time": fmt_times(orig["secs"].to_numpy()),
+        "EC_Departure_Time_Since_Arrival": np.where(kr.u(key, 152) < 0.02, "", depart.astype(str)),
+        "EC_Department_Type": dept,
+        "EC_Arrival_Mode_SNOMED_CT": orig["mode"].to_numpy(),
+        "EC_Attendance_Source_SNOMED_CT": np.full(n, "", dtype=object),
+        "EC_Chief_Complaint_SNOMED_CT": complaint,
+        "EC_Injury_Intent_SNOMED_CT": intent,
+        "Der_EC_Diagnosis_All": diag,
+        "Discharge_Destination_SNOMED_CT": dest,
+        "Age_At_Arrival": years_between(pop.dob[person], day).astype(str),
+        "Sex": sex,
+        "Ethnic_Category": eth,
+        "Der_Dupe_Flag": np.full(n, "0", dtype=object),
+        "NHS_Number": nhs,
+        "Person_Birth_Date": dob,
+        "Postcode_Usual_Address": pc,
+    }
+    base = _frame(
+        cols,
+        {"_provider": provider, "_month": month_of(day), "_person": person,
+         "_sort": np.zeros(n, dtype=np.int64)},
+    )  # fmt: skip
+    base["_key"] = key
+    if not base["_key"].is_unique:  # pragma: no cover - 64-bit keys; a clash would be a bug
+        raise RuntimeError("two A&E attendances share an event key")
+    dupes = ae[ae["dupe"] == 1]
+    copy = base.set_index("_key").loc[dupes["key"].to_numpy(dtype=np.uint64)].reset_index()
+    copy["Der_Dupe_Flag"] = "1"
+    copy["_dupe"] = 1
+    base["_dupe"] = 0
+    rows = pd.concat([base, copy], ignore_index=True)
+    rows = rows.sort_values(
+        ["_provider", "Arrival_Date", "Arrival_Time", "_key", "_dupe"], kind="stable"
+    ).reset_index(drop=True)
+    ids = _seq_ids(rng, rows["_provider"].to_numpy(), 10**10, 3 * 10**10, 400)
+    rows["Generated_Record_ID"] = ids.astype(str)
+    rows["_sort"] = ids
+    return {"ecds": rows.drop(columns=["_key", "_dupe"])}
+
+
+def _normal(u: np.ndarray) -> np.ndarray:
+    """Approximate standard normal quantile (a scaled logit: close enough for visit lengths)."""
+    u = np.clip(u, 1e-9, 1 - 1e-9)
+    return np.log(u / (1 - u)) * 0.5513
