@@ -2,6 +2,8 @@
 
 import re
 import shutil
+import sqlite3
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -125,6 +127,23 @@ def test_scan_would_find_a_leak(demo_run, tmp_path):
     leaked = tmp_path / "leak.txt"
     leaked.write_text(f"x {sorted(ids['nhs'])[0]} y {sorted(ids['postcode'])[0]}")
     assert scan([leaked], ids) == {str(leaked): ["nhs", "postcode"]}
+    # inside a SQLite database: a plain text value and a zlib-compressed blob (as Dagster stores
+    # snapshots) are both found
+    db = tmp_path / "leak.db"
+    con = sqlite3.connect(db)
+    con.execute("create table t (a text, b blob)")
+    name = sorted(n for n in ids["name"] if n.istitle())[0]
+    con.execute(
+        "insert into t values (?, ?)",
+        (f"note {name}.", zlib.compress(sorted(ids["dob"])[0].encode())),
+    )
+    con.commit()
+    con.close()
+    assert scan([db], ids) == {str(db): ["dob", "name"]}
+    # and a name glued into a longer token is not a hit (no false alarm on "Name_suffix")
+    glued = tmp_path / "glued.txt"
+    glued.write_text(f"{name}_start_end")
+    assert scan([glued], ids) == {}
 
 
 def test_second_run_gives_identical_tables(demo_run):

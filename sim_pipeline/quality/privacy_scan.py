@@ -8,7 +8,10 @@ server database) and everything under DAGSTER_HOME (run and event storage, compu
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,28 +22,37 @@ from sim_pipeline.sources import SOURCE_TABLES
 NHS_RE = re.compile(r"(?<!\d)\d{10}(?!\d)")
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 POSTCODE_RE = re.compile(r"\b[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}\b")
-WORD_RE = re.compile(r"[A-Za-z][A-Za-z'\-]+")
+WORD_RE = re.compile(r"[A-Za-z0-9_]+")  # whole tokens: "Arun" must not match "Arun_start"
+NAME_PART_RE = re.compile(r"[A-Za-z]+")
 
 
 def landing_identifiers(landing: Path, own_vocabulary: set[str]) -> dict[str, set[str]]:
     """{kind: values} for every NHS number, name, date of birth and full postcode in landing.
 
-    Names shorter than four letters (random byte runs in binary storage match them) and names
-    that are also words the project itself writes (descriptions, column names) are left
-    out, as are dates of birth inside the data period (they collide with event dates).
+    Left out, because they cannot be told apart from legitimate content: names shorter than
+    four letters, names that are also words the project itself writes (descriptions, column
+    names) or values of the landing files' non-identifying columns (a family name "Sutton" is
+    also a borough, "White" an ethnicity), and dates of birth inside the data period (they
+    collide with event dates).
     """
     found: dict[str, set[str]] = {"nhs": set(), "name": set(), "dob": set(), "postcode": set()}
+    vocabulary = set(own_vocabulary)
     for table in SOURCE_TABLES:
         ids = table.identifiers
+        raw = set(ids.raw_columns())
         for path in sorted(landing.glob(f"*/*/{table.file_name()}")):
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
+            for col in df.columns:
+                if col not in raw:
+                    for v in df[col].unique():
+                        vocabulary |= {w.lower() for w in NAME_PART_RE.findall(v)}
             if ids.nhs_number:
                 found["nhs"] |= {v.replace(" ", "") for v in df[ids.nhs_number] if v}
             for col in (ids.given_name, ids.family_name):
                 if col:
                     for v in df[col]:
-                        for w in WORD_RE.findall(v):
-                            if len(w) >= 4 and w.lower() not in own_vocabulary:
+                        for w in NAME_PART_RE.findall(v):
+                            if len(w) >= 4:
                                 found["name"] |= {w, w.upper()}
             if ids.birth_date:
                 found["dob"] |= {v for v in df[ids.birth_date] if v and v < "2015-01-01"}
@@ -49,14 +61,50 @@ def landing_identifiers(landing: Path, own_vocabulary: set[str]) -> dict[str, se
                     if v:
                         pc = v.upper().replace(" ", "")
                         found["postcode"] |= {pc[:-3] + " " + pc[-3:], pc}
+    found["name"] = {n for n in found["name"] if n.lower() not in vocabulary}
     return found
 
 
+def _sqlite_text(path: Path) -> str:
+    """Every value of every table of a SQLite file as text (zlib-compressed blobs inflated).
+
+    Opening through sqlite3 also reads pages still in the -wal file.
+    """
+    parts: list[str] = []
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
+        for table in tables:
+            for row in con.execute(f'select * from "{table}"'):
+                for v in row:
+                    if isinstance(v, bytes):
+                        with contextlib.suppress(zlib.error):
+                            v = zlib.decompress(v)
+                        v = v.decode("utf-8", "replace")
+                    parts.append(str(v))
+    finally:
+        con.close()
+    return "\n".join(parts)
+
+
+def _text_of(path: Path) -> str:
+    data = path.read_bytes()
+    if data.startswith(b"SQLite format 3\x00"):
+        return _sqlite_text(path)
+    return data.decode("latin-1")
+
+
 def scan(paths: Iterable[Path], identifiers: dict[str, set[str]]) -> dict[str, list[str]]:
-    """{file: [kind, ...]} for persisted files holding any identifier (never the values)."""
+    """{file: [kind, ...]} for persisted files holding any identifier (never the values).
+
+    SQLite databases are read row by row (their -wal/-shm companions are covered by that and
+    skipped); any other file is read as text.
+    """
     hits: dict[str, list[str]] = {}
     for path in paths:
-        text = path.read_bytes().decode("latin-1")
+        if path.name.endswith(("-wal", "-shm")) and path.with_name(path.name[:-4]).exists():
+            continue
+        text = _text_of(path)
         kinds = []
         if set(NHS_RE.findall(text)) & identifiers["nhs"]:
             kinds.append("nhs")
