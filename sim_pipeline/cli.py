@@ -247,6 +247,8 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
         "results": results,
+        "repeat_run_identical_tables": digests[0] == digests[1],
+        "warehouse_rows": {t: int(d.split(":")[0]) for t, d in digests[0].items()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
