@@ -45,18 +45,23 @@ def _synth_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     )
 
 
-def cmd_synth(args: argparse.Namespace) -> int:
+def _generate(args: argparse.Namespace, out: Path, truth: Path):  # -> SynthSummary
+    """The synthetic generator with the synth options of ``args`` (defaults: the demo)."""
     from sim_pipeline.synthetic import generate
 
-    t0 = time.perf_counter()
-    summary = generate(
-        args.out,
-        args.truth,
-        seed=args.seed,
-        people=args.people,
-        true_effect=args.true_effect,
-        comparison_people=args.comparison_people,
+    return generate(
+        out,
+        truth,
+        seed=getattr(args, "seed", DEMO_SEED),
+        people=getattr(args, "people", DEMO_PEOPLE),
+        true_effect=getattr(args, "true_effect", 1.0),
+        comparison_people=getattr(args, "comparison_people", 600),
     )
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    summary = _generate(args, args.out, args.truth)
     print(
         f"wrote {summary.files_written} files to {args.out} and truth to {args.truth} "
         f"in {time.perf_counter() - t0:.1f}s"
@@ -78,17 +83,8 @@ def _settle_environment(args: argparse.Namespace) -> Settings:
             )
     else:
         if not any(settings.landing_dir.glob("*/*/*.csv")):
-            from sim_pipeline.synthetic import generate
-
             print(f"no landing data: generating the synthetic demo into {settings.landing_dir}")
-            generate(
-                settings.landing_dir,
-                settings.truth_dir,
-                seed=args.seed,
-                people=args.people,
-                true_effect=args.true_effect,
-                comparison_people=args.comparison_people,
-            )
+            _generate(args, settings.landing_dir, settings.truth_dir)
         if not settings.key_from_env:
             os.environ[DEMO_ENV] = "1"
     os.environ["DAGSTER_HOME"] = str(ensure_dagster_home(settings.dagster_home))
@@ -194,10 +190,8 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     landing = settings.landing_dir
     synth_seconds = None
     if not settings.landing_from_env and not any(landing.glob("*/*/*.csv")):
-        from sim_pipeline.synthetic import generate
-
         t0 = time.perf_counter()
-        generate(landing, settings.truth_dir, seed=DEMO_SEED, people=DEMO_PEOPLE)
+        _generate(args, landing, settings.truth_dir)
         synth_seconds = round(time.perf_counter() - t0, 2)
     rows_in = sum(max(0, sum(1 for _ in p.open("rb")) - 1) for p in landing.glob("*/*/*.csv"))
     results = []

@@ -151,3 +151,17 @@ def test_staged_rows_keep_record_ref_and_no_identifiers(table, tmp_path):
     for value in IDENTIFYING_VALUES:
         assert value not in dumped
     assert (sm.ledger.rows_read == sm.ledger.rows_loaded + sm.ledger.rows_quarantined).all()
+
+
+def test_every_contract_rule_has_a_bad_row_test():
+    """Adding a rule to a contract without a failing example here makes this test fail."""
+    from sim_pipeline.sources.reader import _check_names
+
+    declared = set()
+    for table in SOURCE_TABLES:
+        declared |= {rule for rule, _ in _check_names(table).values()}
+        schema = table.contract.to_schema()
+        if any(not col.nullable for col in schema.columns.values()):
+            declared.add("required")
+    tested = {rule for *_, rule in BAD}
+    assert declared - tested == set()
