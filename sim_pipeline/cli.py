@@ -186,6 +186,8 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     """Time the main job from scratch (fresh warehouse and instance) and once more (re-run)."""
     import tempfile
 
+    from sim_pipeline.warehouse import table_digests
+
     settings = Settings.from_env()
     landing = settings.landing_dir
     synth_seconds = None
@@ -231,7 +233,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
             )
             if proc.returncode != 0:
                 print(proc.stdout + proc.stderr, file=sys.stderr)
-            digests.append(_warehouse_digest(env["SIM_WAREHOUSE_URL"]))
+            digests.append(table_digests(env["SIM_WAREHOUSE_URL"]))
     report = {
         "benchmark": "main job (sim-pipeline run) on the landing folder",
         "landing": str(landing),
@@ -249,25 +251,6 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     print(json.dumps(report, indent=2))
     print(f"wrote {args.out}")
     return 0 if all(r["exit_code"] == 0 for r in results) else 1
-
-
-def _warehouse_digest(url: str) -> dict[str, str]:
-    """{table: "rows:sha256"} of every table's rows in sorted order (order-independent)."""
-    import hashlib
-
-    from sim_pipeline.warehouse import Warehouse
-
-    wh = Warehouse(url)
-    try:
-        out = {}
-        for table in wh.tables():
-            df = wh.read(table)
-            df = df.sort_values(list(df.columns)).reset_index(drop=True)
-            digest = hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()
-            out[table] = f"{len(df)}:{digest}"
-        return out
-    finally:
-        wh.dispose()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ leaves the previous contents in place.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,6 +104,25 @@ class Warehouse:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def table_digests(url: str) -> dict[str, str]:
+    """{table: "rows:sha256"} over every table's rows in sorted order.
+
+    Independent of row order and of the database engine (values are compared as text after
+    reading through pandas), so SQLite and PostgreSQL results can be compared table by table.
+    """
+    wh = Warehouse(url)
+    try:
+        out = {}
+        for table in wh.tables():
+            df = wh.read(table)
+            df = df.sort_values(list(df.columns)).reset_index(drop=True)
+            digest = hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()
+            out[table] = f"{len(df)}:{digest}"
+        return out
+    finally:
+        wh.dispose()
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
