@@ -100,7 +100,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     from sim_pipeline.orchestrate import materialise_all
 
-    outcome = materialise_all(settings, log_level=args.log_level)
+    try:
+        outcome = materialise_all(
+            settings,
+            log_level=args.log_level,
+            first_month=getattr(args, "first", None),
+            last_month=getattr(args, "last", None),
+        )
+    except ValueError as exc:
+        print(f"sim-pipeline: {exc}", file=sys.stderr)
+        return 2
     print(outcome.render(settings, time.perf_counter() - t0, _peak_rss_mib()))
     return 0 if outcome.success else 1
 
@@ -263,6 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     _synth_args(p, required=False)
     p.add_argument("--log-level", default="WARNING", help="Dagster console log level")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser(
+        "backfill",
+        help="materialise a month range (ingest partitions as one run, then downstream assets)",
+    )
+    p.add_argument("--from", dest="first", required=True, metavar="YYYY-MM")
+    p.add_argument("--to", dest="last", required=True, metavar="YYYY-MM")
+    p.add_argument("--log-level", default="WARNING", help="Dagster console log level")
+    p.set_defaults(
+        func=cmd_run, seed=DEMO_SEED, people=DEMO_PEOPLE, true_effect=1.0, comparison_people=600
+    )
     p = sub.add_parser("dictionary", help="write (or --check) docs/data_dictionary.md")
     p.add_argument("--out", type=Path, default=Path("docs/data_dictionary.md"))
     p.add_argument("--check", action="store_true")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from sim_pipeline.defs.automation import ingest_job, landing_sensor, monthly_ingest_schedule
 from sim_pipeline.defs.common import SETTINGS
 from sim_pipeline.defs.ingest import STAGED_ASSETS
 from sim_pipeline.defs.quality import ingest_summary
@@ -19,6 +20,8 @@ all_assets_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    jobs=[all_assets_job],
+    jobs=[all_assets_job, ingest_job],
+    schedules=[monthly_ingest_schedule],
+    sensors=[landing_sensor],
     resources=build_resources(SETTINGS),
 )

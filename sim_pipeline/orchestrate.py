@@ -60,11 +60,25 @@ class RunOutcome:
         return "\n".join(lines)
 
 
-def materialise_all(settings: Settings, log_level: str = "WARNING") -> RunOutcome:
+def materialise_all(
+    settings: Settings,
+    log_level: str = "WARNING",
+    first_month: str | None = None,
+    last_month: str | None = None,
+) -> RunOutcome:
+    """One run of the whole graph over a month range (default: every partition).
+
+    A range is a backfill: its ingest partitions run as one single-run backfill and the
+    unpartitioned downstream assets are brought up to date in the same run.
+    """
     from sim_pipeline.definitions import defs
     from sim_pipeline.defs.common import MONTHLY
 
     keys = MONTHLY.get_partition_keys()
+    wanted = [k for k in keys if (first_month or "") <= k[:7] <= (last_month or "9999")]
+    if not wanted:
+        raise ValueError(f"no monthly partition between {first_month} and {last_month}")
+    keys = wanted
     instance = dg.DagsterInstance.get()
     job = defs.resolve_job_def("sim_pipeline_all")
     result = job.execute_in_process(
@@ -94,7 +108,7 @@ def materialise_all(settings: Settings, log_level: str = "WARNING") -> RunOutcom
     tok = load_tokeniser()
     wh = Warehouse(settings.warehouse_url)
     try:
-        ledger = wh.read("ingest_ledger")
+        ledger = wh.read("ingest_ledger", {"month": [k[:7] for k in keys]})
     finally:
         wh.dispose()
     label = f"{'DEMO key (public; synthetic data only)' if tok.demo else 'project key'} fingerprint {tok.key_id}"

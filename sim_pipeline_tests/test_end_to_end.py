@@ -63,7 +63,16 @@ def test_run_succeeds_and_prints_summary(demo_run):
     assert "SUCCEEDED" in r.stdout
     assert "DEMO key" in r.stdout
     assert re.search(r"ingest:\s+\d+ files, \d+ rows read", r.stdout)
-    assert "0 failed" in r.stdout
+    assert "0 failed, 0 warnings" in r.stdout
+    # the downstream summary ran in the same run, after every ingest partition
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(demo_run["root"] / "dagster_home")) as inst:
+        assert len(inst.get_materialized_partitions(dg.AssetKey("staged_ecds"))) == 65
+        summary = inst.get_latest_materialization_event(dg.AssetKey("ingest_summary"))
+        assert summary is not None
+        meta = summary.asset_materialization.metadata
+        assert meta["rows_read"].value == demo_run["snap1"]["ingest_ledger"]["rows_read"].sum()
 
 
 def test_run_generated_nothing_in_an_existing_landing_folder(demo_run):

@@ -20,8 +20,12 @@ def _month_after(month: str) -> str:
     return (pd.Period(month, "M") + 1).strftime("%Y-%m-01")
 
 
+# The demo's data ends in 2021-05; production sets SIM_LAST_MONTH=open (no end: a new
+# partition appears as each month closes).
 MONTHLY = dg.MonthlyPartitionsDefinition(
-    start_date=f"{FIRST_MONTH}-01", end_date=_month_after(SETTINGS.last_month)
+    start_date=f"{FIRST_MONTH}-01",
+    end_date=None if SETTINGS.last_month == "open" else _month_after(SETTINGS.last_month),
+    timezone="Europe/London",
 )
 DATA_ENGINEERING = "team:data-engineering"
 DATA_QUALITY = "team:data-quality"

@@ -14,6 +14,7 @@ from sim_pipeline.defs.common import (
     MONTHLY,
     column_schema,
     key_metadata,
+    markdown_table,
     month_of,
     warehouse_kind,
 )
@@ -22,6 +23,7 @@ from sim_pipeline.defs.resources import (
     PseudonymisationKeyResource,
     WarehouseResource,
 )
+from sim_pipeline.identity.tokens import Tokeniser
 from sim_pipeline.quality.identifiers import find_identifier_like
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable
 from sim_pipeline.staging import StagedMonth, stage_months
@@ -54,6 +56,18 @@ CHECKS = {
 }
 
 
+def _month_metadata(sm: StagedMonth, tokeniser: Tokeniser) -> dict[str, object]:
+    by_rule = sm.quarantine["rule"].value_counts().to_dict() if len(sm.quarantine) else {}
+    return {
+        "dagster/row_count": len(sm.staged),
+        "rows_read": int(sm.ledger["rows_read"].sum()),
+        "rows_quarantined": int(sm.ledger["rows_quarantined"].sum()),
+        "files": len(sm.ledger),
+        "quarantined_by_rule": dg.MetadataValue.json(by_rule),
+        **key_metadata(tokeniser),
+    }
+
+
 def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
     key = dg.AssetKey(table.asset_name)
 
@@ -66,9 +80,11 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         ),
         partitions_def=MONTHLY,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        output_required=False,
         group_name="ingest",
         owners=[DATA_ENGINEERING],
+        # One writer at a time per staged table: two runs replacing the same month at once
+        # could otherwise both insert (the instance sets each pool's limit; see dagster.yaml).
+        pool=f"warehouse_write_{table.asset_name}",
         kinds={"python", "pandas", warehouse_kind()},
         tags={"stage": "ingest"},
         metadata={
@@ -90,7 +106,6 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         tokeniser = pseudonymisation.tokeniser()
         wh = warehouse.get()
         dtype = sql_types(table.asset_name)
-        ledgers: list[pd.DataFrame] = []
         failures: list[str] = []
         leaks: dict[str, dict[str, dict[str, int]]] = {}
         missing: list[str] = []
@@ -133,21 +148,15 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
                     {"table_name": [table.table], "month": months},
                     LEDGER_TYPES,
                 )
-        for pk, sm in good:
-            ledgers.append(sm.ledger)
-            by_rule = sm.quarantine["rule"].value_counts().to_dict() if len(sm.quarantine) else {}
-            yield dg.AssetMaterialization(
-                asset_key=key,
-                partition=pk,
-                metadata={
-                    "dagster/row_count": len(sm.staged),
-                    "rows_read": int(sm.ledger["rows_read"].sum()),
-                    "rows_quarantined": int(sm.ledger["rows_quarantined"].sum()),
-                    "files": len(sm.ledger),
-                    "quarantined_by_rule": dg.MetadataValue.json(by_rule),
-                    **key_metadata(tokeniser),
-                },
-            )
+        ledgers = [sm.ledger for _, sm in good]
+        partial = bool(failures or leaks)
+        if partial:
+            # The step will fail: record the months that were written, one event each, so the
+            # UI shows them materialised and only the bad months missing.
+            for pk, sm in good:
+                yield dg.AssetMaterialization(
+                    asset_key=key, partition=pk, metadata=_month_metadata(sm, tokeniser)
+                )
         ledger = (
             pd.concat(ledgers, ignore_index=True)
             if ledgers
@@ -201,6 +210,25 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
                 "first_missing": dg.MetadataValue.json(missing[:20]),
             },
         )
+        if not partial:
+            # One result for the whole range: Dagster records it for every partition. The
+            # per-month table lets an analyst find their month's figures.
+            per_month = (
+                ledger.groupby("month")[["rows_read", "rows_loaded", "rows_quarantined"]]
+                .sum()
+                .reset_index()
+            )
+            yield dg.MaterializeResult(
+                metadata={
+                    "dagster/row_count": written,
+                    "months_in_run": len(good),
+                    "rows_read": read,
+                    "rows_quarantined": quarantined,
+                    "rows_by_month": markdown_table(per_month),
+                    "rows_by_source": markdown_table(per_source),
+                    **key_metadata(tokeniser),
+                }
+            )
         context.log.info(
             f"{table.asset_name}: {len(context.partition_keys)} month(s), {read} rows read, "
             f"{loaded} loaded, {quarantined} quarantined"

@@ -1,0 +1,81 @@
+"""Automation: monthly schedule, landing-folder sensor, declarative downstream (wiring only).
+
+- ``monthly_ingest_schedule``: at 06:00 (Europe/London) on the 20th, after the providers' drop
+  deadline, ingest the month that has just closed.
+- ``landing_sensor``: every 5 minutes, ingest the table-months whose drops are new or changed
+  since the last tick (cursor of file hashes; an unchanged file never triggers again).
+- Downstream assets carry ``DOWNSTREAM_AUTOMATION`` (update when dependencies change, and only
+  once every dependency's blocking checks passed), evaluated by the default automation sensor.
+Both are stopped by default: an operator turns them on (README, operator section).
+"""
+
+import dagster as dg
+
+from sim_pipeline.defs.common import DATA_ENGINEERING, MONTHLY, month_of
+from sim_pipeline.defs.resources import LandingResource
+from sim_pipeline.landing_watch import (
+    changed_drops,
+    decode_cursor,
+    encode_cursor,
+    run_key,
+    scan_landing,
+)
+
+ingest_job = dg.define_asset_job(
+    "ingest_monthly",
+    selection=dg.AssetSelection.groups("ingest"),
+    partitions_def=MONTHLY,
+    description="Ingest one month (or a range, as one run) of every provider table.",
+)
+
+monthly_ingest_schedule = dg.build_schedule_from_partitioned_job(
+    ingest_job,
+    name="monthly_ingest_schedule",
+    description=(
+        "06:00 on the 20th of each month (after the providers' drop deadline): ingest the month "
+        "that has just closed. Downstream assets follow through declarative automation."
+    ),
+    hour_of_day=6,
+    day_of_month=20,
+    owners=[DATA_ENGINEERING],
+)
+
+
+@dg.sensor(
+    job=ingest_job,
+    minimum_interval_seconds=300,
+    description=(
+        "Watches the landing folder. Requests ingest of exactly the table-months whose drops are "
+        "new or whose content changed (resubmissions) since the last tick."
+    ),
+    default_status=dg.DefaultSensorStatus.STOPPED,
+)
+def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource):
+    previous = decode_cursor(context.cursor)
+    months = [month_of(k) for k in MONTHLY.get_partition_keys()]
+    current = scan_landing(landing.path, months, previous)
+    requests = [
+        dg.RunRequest(
+            run_key=run_key(month, [f for files in assets.values() for f in files], current),
+            partition_key=f"{month}-01",
+            asset_selection=[dg.AssetKey(a) for a in sorted(assets)],
+            tags={
+                "trigger": "landing_sensor",
+                "changed_files": str(sum(map(len, assets.values()))),
+            },
+        )
+        for month, assets in sorted(changed_drops(previous, current).items())
+    ]
+    return dg.SensorResult(run_requests=requests, cursor=encode_cursor(current))
+
+
+# Like eager(), but without eager's "no dependency partition missing" clause: a whole-landing
+# summary must update when a new month lands even if some old month is absent (it reports the
+# gap). It still waits for in-progress dependencies and for every blocking check to pass.
+AC = dg.AutomationCondition
+DOWNSTREAM_AUTOMATION = (
+    (AC.newly_missing() | AC.any_deps_updated()).since_last_handled()
+    & ~AC.any_deps_in_progress()
+    & ~AC.in_progress()
+    & AC.all_deps_blocking_checks_passed()
+).with_label("update when deps change and their blocking checks pass")

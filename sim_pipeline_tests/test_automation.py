@@ -1,0 +1,165 @@
+"""Landing sensor, monthly schedule, backfill and downstream automation produce the right requests."""
+
+import datetime as dt
+import os
+import shutil
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from sim_pipeline.definitions import defs
+from sim_pipeline.defs.automation import landing_sensor
+from sim_pipeline.defs.resources import LandingResource
+from sim_pipeline.landing_watch import changed_drops, decode_cursor, encode_cursor, scan_landing
+from sim_pipeline_tests.samples import GOOD, write_drop
+
+MONTHS = ["2019-01", "2019-02"]
+
+
+@pytest.fixture
+def landing(tmp_path):
+    root = tmp_path / "landing"
+    for m in MONTHS:
+        write_drop(root, "staged_ecds", m, [GOOD["staged_ecds"]], source="ae_rjz")
+        write_drop(root, "staged_police_cad_incidents", m, [GOOD["staged_police_cad_incidents"]])
+    return root
+
+
+def _tick(landing, cursor=None):
+    ctx = dg.build_sensor_context(
+        cursor=cursor, resources={"landing": LandingResource(landing_dir=str(landing))}
+    )
+    result = landing_sensor(ctx)
+    return result.run_requests, result.cursor
+
+
+def test_scan_rehashes_only_changed_files_and_ignores_touches(landing):
+    first = scan_landing(landing, MONTHS)
+    assert len(first) == 4
+    path = landing / "ae_rjz" / "2019-01" / "ecds.csv"
+    os.utime(path, ns=(1, 1))  # touched, same content
+    second = scan_landing(landing, MONTHS, first)
+    assert changed_drops(first, second) == {}
+    path.write_text(
+        path.read_text()
+        + path.read_text().splitlines()[1].replace("100000000001", "100000000002")
+        + "\n"
+    )
+    third = scan_landing(landing, MONTHS, second)
+    assert changed_drops(second, third) == {"2019-01": {"staged_ecds": ["ae_rjz/2019-01/ecds.csv"]}}
+    assert decode_cursor(encode_cursor(third)) == third
+
+
+def test_sensor_requests_new_drops_once_and_then_only_changes(landing):
+    requests, cursor = _tick(landing)
+    got = {
+        (r.partition_key, tuple(k.to_user_string() for k in r.asset_selection)) for r in requests
+    }
+    assert got == {
+        ("2019-01-01", ("staged_ecds", "staged_police_cad_incidents")),
+        ("2019-02-01", ("staged_ecds", "staged_police_cad_incidents")),
+    }
+    assert len({r.run_key for r in requests}) == 2
+    # nothing changed: no request, however often it ticks
+    again, cursor2 = _tick(landing, cursor)
+    assert again == [] and decode_cursor(cursor2) == decode_cursor(cursor)
+    # a resubmitted ECDS drop for 2019-02 and a new month of police data
+    write_drop(
+        landing,
+        "staged_ecds",
+        "2019-02",
+        [GOOD["staged_ecds"], dict(GOOD["staged_ecds"], Generated_Record_ID="100000000009")],
+        source="ae_rjz",
+    )
+    write_drop(
+        landing, "staged_police_cad_incidents", "2019-03", [GOOD["staged_police_cad_incidents"]]
+    )
+    changed, _ = _tick(landing, cursor2)
+    got = {(r.partition_key, tuple(k.to_user_string() for k in r.asset_selection)) for r in changed}
+    assert got == {
+        ("2019-02-01", ("staged_ecds",)),
+        ("2019-03-01", ("staged_police_cad_incidents",)),
+    }
+    # files outside the partitions or not a known table never trigger
+    (landing / "ae_rjz" / "2030-01").mkdir()
+    shutil.copy(
+        landing / "ae_rjz" / "2019-01" / "ecds.csv", landing / "ae_rjz" / "2030-01" / "ecds.csv"
+    )
+    (landing / "ae_rjz" / "2019-01" / "notes.csv").write_text("x\n")
+    assert _tick(landing, _tick(landing, cursor2)[1])[0] == []
+
+
+def test_monthly_schedule_ingests_the_month_that_just_closed():
+    schedule = defs.resolve_schedule_def("monthly_ingest_schedule")
+    assert schedule.cron_schedule == "0 6 20 * *" and schedule.execution_timezone == "Europe/London"
+    when = dt.datetime(2019, 3, 20, 6, 0, tzinfo=ZoneInfo("Europe/London"))
+    with dg.build_schedule_context(scheduled_execution_time=when) as ctx:
+        data = schedule.evaluate_tick(ctx)
+    assert [r.partition_key for r in data.run_requests] == ["2019-02-01"]
+    assert data.run_requests[0].job_name in (None, "ingest_monthly")
+
+
+def _upstream_materialised(instance, failing_check: str | None = None):
+    """What an ingest run records: a materialisation plus every check's evaluation."""
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        if not key.to_user_string().startswith("staged_"):
+            continue
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, partition="2019-01-01"))
+        for ck in graph.asset_check_keys:
+            if ck.asset_key == key:
+                failed = f"{key.to_user_string()}:{ck.name}" == failing_check
+                instance.report_runless_asset_event(
+                    dg.AssetCheckEvaluation(asset_key=key, check_name=ck.name, passed=not failed)
+                )
+
+
+@pytest.mark.parametrize(
+    "failing_check, requested",
+    [(None, 1), ("staged_ecds:ledger_balances", 0), ("staged_ecds:provider_drops_present", 1)],
+)
+def test_downstream_waits_for_blocking_checks(failing_check, requested):
+    """ingest_summary is requested once upstream changed, unless an upstream BLOCKING check
+    failed (provider_drops_present is a warning, so it does not hold the summary back)."""
+    summary = dg.AssetKey("ingest_summary")
+    sel = dg.AssetSelection.assets(summary)
+    with dg.instance_for_test() as instance:
+        first = dg.evaluate_automation_conditions(defs=defs, asset_selection=sel, instance=instance)
+        _upstream_materialised(instance, failing_check)
+        result = dg.evaluate_automation_conditions(
+            defs=defs, asset_selection=sel, instance=instance, cursor=first.cursor
+        )
+        assert result.get_num_requested(summary) == requested
+
+
+def test_backfill_of_a_month_range_brings_downstream_up_to_date(small_synth, tmp_path):
+    from sim_pipeline.warehouse import Warehouse
+    from sim_pipeline_tests.conftest import clean_env, cli
+
+    landing, _ = small_synth
+    env = clean_env(
+        SIM_LANDING_DIR=str(landing),
+        SIM_WAREHOUSE_URL=f"sqlite:///{tmp_path / 'w.db'}",
+        DAGSTER_HOME=str(tmp_path / "dh"),
+        SIM_DEMO_MODE="1",
+        SIM_PROJECT_DIR=str(tmp_path),
+    )
+    r = cli("backfill", "--from", "2019-01", "--to", "2019-02", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with dg.DagsterInstance.from_config(str(tmp_path / "dh")) as inst:
+        for key in ("staged_ecds", "staged_mhs502_ward_stay"):
+            assert inst.get_materialized_partitions(dg.AssetKey(key)) == {
+                "2019-01-01",
+                "2019-02-01",
+            }
+        summary = inst.get_latest_materialization_event(dg.AssetKey("ingest_summary"))
+        ecds = inst.get_latest_materialization_event(dg.AssetKey("staged_ecds"))
+        assert summary is not None and summary.timestamp > ecds.timestamp
+    wh = Warehouse(env["SIM_WAREHOUSE_URL"])
+    assert set(wh.read("ingest_ledger")["month"]) == {"2019-01", "2019-02"}
+    wh.dispose()
+    # the summary is honest about the months not yet ingested
+    assert "WARN   ingest_summary:every_landing_file_accounted" in r.stdout
+    bad = cli("backfill", "--from", "2030-01", "--to", "2030-02", env=env, cwd=tmp_path)
+    assert bad.returncode == 2 and "no monthly partition" in bad.stderr
