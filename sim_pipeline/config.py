@@ -12,9 +12,17 @@ KEY_ENV = "SIM_PSEUDONYMISATION_KEY"
 DEMO_ENV = "SIM_DEMO_MODE"
 FIRST_MONTH = "2016-01"
 DEFAULT_LAST_MONTH = "2021-05"
-DAGSTER_YAML = (
-    "# sim_pipeline's Dagster instance: no telemetry (health data).\ntelemetry:\n  enabled: false\n"
-)
+DAGSTER_YAML = """\
+# sim_pipeline's Dagster instance (written by sim-pipeline if missing).
+# Health data: no telemetry.
+telemetry:
+  enabled: false
+# Each staged table has its own pool (warehouse_write_<table>): one writer at a time per table.
+concurrency:
+  pools:
+    default_limit: 1
+    granularity: op
+"""
 
 
 class ConfigError(RuntimeError):

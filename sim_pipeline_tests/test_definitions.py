@@ -67,3 +67,15 @@ def test_workspace_yaml_loads_the_code_location():
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Validation successful for code location sim_pipeline" in r.stdout + r.stderr
+
+
+def test_each_staged_table_has_its_own_write_pool_limited_to_one(tmp_path):
+    from sim_pipeline.config import ensure_dagster_home
+
+    graph = defs.resolve_asset_graph()
+    pools = [set(graph.get(dg.AssetKey(t.asset_name)).pools or ()) for t in SOURCE_TABLES]
+    assert pools == [{f"warehouse_write_{t.asset_name}"} for t in SOURCE_TABLES]
+    for home in (ensure_dagster_home(tmp_path / "home"), Path(__file__).resolve().parents[1]):
+        with dg.DagsterInstance.from_config(str(home)) as inst:
+            assert inst.get_concurrency_config().pool_config.default_pool_limit == 1
+            assert not inst.telemetry_enabled

@@ -24,7 +24,6 @@ from sim_pipeline.landing_watch import (
 ingest_job = dg.define_asset_job(
     "ingest_monthly",
     selection=dg.AssetSelection.groups("ingest"),
-    partitions_def=MONTHLY,
     description="Ingest one month (or a range, as one run) of every provider table.",
 )
 
