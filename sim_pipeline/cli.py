@@ -106,6 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             first_month=getattr(args, "first", None),
             last_month=getattr(args, "last", None),
+            processes=args.processes,
         )
     except ValueError as exc:
         print(f"sim-pipeline: {exc}", file=sys.stderr)
@@ -271,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="materialise the whole asset graph and print a summary")
     _synth_args(p, required=False)
     p.add_argument("--log-level", default="WARNING", help="Dagster console log level")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run steps in this many processes (Dagster multiprocess executor)",
+    )
     p.set_defaults(func=cmd_run)
     p = sub.add_parser(
         "backfill",

@@ -60,11 +60,19 @@ class RunOutcome:
         return "\n".join(lines)
 
 
+def all_assets_job() -> dg.JobDefinition:
+    """The whole-graph job, reconstructable by other processes (multiprocess executor)."""
+    from sim_pipeline.definitions import defs
+
+    return defs.resolve_job_def("sim_pipeline_all")
+
+
 def materialise_all(
     settings: Settings,
     log_level: str = "WARNING",
     first_month: str | None = None,
     last_month: str | None = None,
+    processes: int = 1,
 ) -> RunOutcome:
     """One run of the whole graph over a month range (default: every partition).
 
@@ -80,17 +88,28 @@ def materialise_all(
         raise ValueError(f"no monthly partition between {first_month} and {last_month}")
     keys = wanted
     instance = dg.DagsterInstance.get()
-    job = defs.resolve_job_def("sim_pipeline_all")
-    result = job.execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        tags={
-            "dagster/asset_partition_range_start": keys[0],
-            "dagster/asset_partition_range_end": keys[-1],
-            "launched_by": "sim-pipeline run",
-        },
-        run_config={"loggers": {"console": {"config": {"log_level": log_level.upper()}}}},
-    )
+    tags = {
+        "dagster/asset_partition_range_start": keys[0],
+        "dagster/asset_partition_range_end": keys[-1],
+        "launched_by": "sim-pipeline run",
+    }
+    loggers = {"console": {"config": {"log_level": log_level.upper()}}}
+    if processes > 1:
+        # One process per step, as Dagster's Kubernetes executor runs one pod per step.
+        result = dg.execute_job(
+            dg.reconstructable(all_assets_job),
+            instance=instance,
+            tags=tags,
+            raise_on_error=False,
+            run_config={
+                "loggers": loggers,
+                "execution": {"config": {"multiprocess": {"max_concurrent": processes}}},
+            },
+        )
+    else:
+        result = defs.resolve_job_def("sim_pipeline_all").execute_in_process(
+            instance=instance, raise_on_error=False, tags=tags, run_config={"loggers": loggers}
+        )
     passed, failed, warned, failures = 0, [], [], []
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":

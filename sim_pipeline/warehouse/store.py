@@ -75,7 +75,17 @@ class Warehouse:
         """The table's reflected definition (cached), or None if it does not exist yet."""
         if table not in self._tables:
             if not sa.inspect(conn).has_table(table):
-                return None
+                if conn.dialect.name != "postgresql":
+                    return None
+                # Another run may be creating this table in a transaction not yet committed
+                # (parallel partitions on a fresh warehouse); creating it as well would fail on
+                # PostgreSQL's catalog unique index. Serialise creation of a table name with a
+                # transaction-scoped advisory lock, then look again.
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _table_lock_key(table)}
+                )
+                if not sa.inspect(conn).has_table(table):
+                    return None
             self._tables[table] = sa.Table(table, sa.MetaData(), autoload_with=conn)
         return self._tables[table]
 
@@ -123,6 +133,12 @@ def table_digests(url: str) -> dict[str, str]:
         return out
     finally:
         wh.dispose()
+
+
+def _table_lock_key(table: str) -> int:
+    """A stable signed 64-bit advisory-lock key for creating ``table``."""
+    digest = hashlib.sha256(f"sim_pipeline.warehouse.create:{table}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
