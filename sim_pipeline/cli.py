@@ -263,6 +263,17 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     return 0 if all(r["exit_code"] == 0 for r in results) else 1
 
 
+def _run_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by run and backfill."""
+    p.add_argument("--log-level", default="WARNING", help="Dagster console log level")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run steps in this many processes (Dagster multiprocess executor)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sim-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -271,13 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_synth)
     p = sub.add_parser("run", help="materialise the whole asset graph and print a summary")
     _synth_args(p, required=False)
-    p.add_argument("--log-level", default="WARNING", help="Dagster console log level")
-    p.add_argument(
-        "--processes",
-        type=int,
-        default=1,
-        help="run steps in this many processes (Dagster multiprocess executor)",
-    )
+    _run_args(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser(
         "backfill",
@@ -285,10 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--from", dest="first", required=True, metavar="YYYY-MM")
     p.add_argument("--to", dest="last", required=True, metavar="YYYY-MM")
-    p.add_argument("--log-level", default="WARNING", help="Dagster console log level")
-    p.set_defaults(
-        func=cmd_run, seed=DEMO_SEED, people=DEMO_PEOPLE, true_effect=1.0, comparison_people=600
-    )
+    _run_args(p)
+    p.set_defaults(func=cmd_run)
     p = sub.add_parser("dictionary", help="write (or --check) docs/data_dictionary.md")
     p.add_argument("--out", type=Path, default=Path("docs/data_dictionary.md"))
     p.add_argument("--check", action="store_true")

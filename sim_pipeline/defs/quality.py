@@ -41,6 +41,14 @@ from sim_pipeline.ledger import landing_inventory, reconcile, summarise
             "backfill's range) or changed since ingest (a resubmission waiting for a run).",
         ),
         dg.AssetCheckSpec(
+            "single_pseudonymisation_key",
+            asset="ingest_summary",
+            blocking=True,
+            description="Every ledger row (so every staged month) was tokenised under the same "
+            "key fingerprint. Mixed keys mean tokens cannot be compared: after a key rotation "
+            "every month must be re-ingested before linkage runs.",
+        ),
+        dg.AssetCheckSpec(
             "ledger_balances",
             asset="ingest_summary",
             blocking=True,
@@ -67,6 +75,9 @@ def ingest_summary(
         else 0
     )
     problems = recon[recon["status"] != "accounted"][["file", "status"]].head(50)
+    key_ids = (
+        {str(k): int(n) for k, n in ledger["key_id"].value_counts().items()} if len(ledger) else {}
+    )
     totals = by_source[["rows_read", "rows_loaded", "rows_quarantined"]].sum()
     yield dg.MaterializeResult(
         metadata={
@@ -89,6 +100,11 @@ def ingest_summary(
                     "files_by_status": dg.MetadataValue.json(status),
                     "files_needing_attention": markdown_table(problems),
                 },
+            ),
+            dg.AssetCheckResult(
+                check_name="single_pseudonymisation_key",
+                passed=len(key_ids) <= 1,
+                metadata={"key_fingerprints": dg.MetadataValue.json(key_ids)},
             ),
             dg.AssetCheckResult(
                 check_name="ledger_balances",
