@@ -1,6 +1,7 @@
 """The code location loads, and every asset explains itself."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,7 +76,10 @@ def test_each_staged_table_has_its_own_write_pool_limited_to_one(tmp_path):
     graph = defs.resolve_asset_graph()
     pools = [set(graph.get(dg.AssetKey(t.asset_name)).pools or ()) for t in SOURCE_TABLES]
     assert pools == [{f"warehouse_write_{t.asset_name}"} for t in SOURCE_TABLES]
-    for home in (ensure_dagster_home(tmp_path / "home"), Path(__file__).resolve().parents[1]):
+    repo_copy = tmp_path / "repo_yaml"
+    repo_copy.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", repo_copy / "dagster.yaml")
+    for home in (ensure_dagster_home(tmp_path / "home"), repo_copy):
         with dg.DagsterInstance.from_config(str(home)) as inst:
             assert inst.get_concurrency_config().pool_config.default_pool_limit == 1
             assert not inst.telemetry_enabled
