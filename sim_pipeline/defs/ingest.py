@@ -128,6 +128,11 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         # Every good month of the run is replaced in ONE transaction (staged rows, quarantine
         # and ledger together): all or nothing, and far fewer round trips than month by month.
         months = [sm.month for _, sm in good]
+        ledger = (
+            pd.concat([sm.ledger for _, sm in good], ignore_index=True)
+            if good
+            else pd.DataFrame(columns=["source", "rows_read", "rows_loaded", "rows_quarantined"])
+        )
         if good:
             with wh.transaction() as tx:
                 written = tx.replace(
@@ -144,11 +149,10 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
                 )
                 tx.replace(
                     "ingest_ledger",
-                    pd.concat([sm.ledger for _, sm in good], ignore_index=True),
+                    ledger,
                     {"table_name": [table.table], "month": months},
                     LEDGER_TYPES,
                 )
-        ledgers = [sm.ledger for _, sm in good]
         partial = bool(failures or leaks)
         if partial:
             # The step will fail: record the months that were written, one event each, so the
@@ -157,11 +161,6 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
                 yield dg.AssetMaterialization(
                     asset_key=key, partition=pk, metadata=_month_metadata(sm, tokeniser)
                 )
-        ledger = (
-            pd.concat(ledgers, ignore_index=True)
-            if ledgers
-            else pd.DataFrame(columns=["rows_read", "rows_loaded", "rows_quarantined"])
-        )
         read = int(ledger["rows_read"].sum())
         loaded = int(ledger["rows_loaded"].sum())
         quarantined = int(ledger["rows_quarantined"].sum())
