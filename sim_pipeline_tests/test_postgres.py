@@ -1,0 +1,524 @@
+"""The pipeline on a real PostgreSQL server: warehouse and Dagster's own storage.
+
+One throwaway server per module (sim_pipeline_tests/postgres.py); every test gets its own
+databases on it. Outside CI a machine without PostgreSQL skips these tests with the reason; in CI
+(CI=true) that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.warehouse import Warehouse, table_digests
+from sim_pipeline.warehouse.dictionary import sql_types
+from sim_pipeline_tests.conftest import BIN, clean_env, cli
+from sim_pipeline_tests.postgres import PostgresServer, PostgresUnavailable, check_available
+
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# Last month of the SQLite-vs-PostgreSQL reference runs: 36 of the demo's 65 months, so every
+# table has rows (the programme register starts in 2018-01) while the module stays within about
+# three minutes on 2 cores. Tests that need only a few months stop at SHORT_LAST_MONTH.
+REFERENCE_LAST_MONTH = "2018-12"
+SHORT_LAST_MONTH = "2016-06"
+RUN_TIMEOUT = 300
+
+
+@pytest.fixture(scope="module")
+def pg():
+    try:
+        check_available()
+    except PostgresUnavailable as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI (CI=true) but unavailable: {exc}")
+        pytest.skip(f"PostgreSQL not available on this machine: {exc}")
+    with PostgresServer.start() as server:
+        yield server
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _bytecode_cache(tmp_path_factory):
+    """Let this module's many Dagster subprocesses share compiled bytecode in a private folder.
+
+    Where PYTHONDONTWRITEBYTECODE is set, each subprocess would otherwise compile Dagster's
+    sources again (seconds per run). Nothing is written into the virtualenv.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+        mp.setenv("PYTHONPYCACHEPREFIX", str(tmp_path_factory.mktemp("pycache")))
+        yield
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _pg_home(pg: PostgresServer, root: Path, db: str) -> Path:
+    """A DAGSTER_HOME whose instance storage is database ``db`` on the test server."""
+    pg.create_database(db)
+    home = root / f"home_{db}"
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text(pg.dagster_yaml(db))
+    return home
+
+
+def _env(landing: Path, url: str, home: Path, root: Path, **extra: str) -> dict[str, str]:
+    return clean_env(
+        SIM_LANDING_DIR=str(landing),
+        SIM_WAREHOUSE_URL=url,
+        DAGSTER_HOME=str(home),
+        SIM_DEMO_MODE="1",
+        SIM_PROJECT_DIR=str(root),
+        **extra,
+    )
+
+
+def _start_cli(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
+    """`sim-pipeline run` in its own process group, output to ``log``."""
+    out = log.open("w")
+    try:
+        return subprocess.Popen(
+            [str(BIN / "sim-pipeline"), "run"],
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        out.close()
+
+
+def _finish(proc: subprocess.Popen, log: Path, timeout: float = RUN_TIMEOUT) -> tuple[int, str]:
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        pytest.fail(f"run did not finish in {timeout}s:\n{log.read_text()[-4000:]}")
+    return code, log.read_text()
+
+
+def _run_id(stdout: str) -> str:
+    m = re.search(r"sim-pipeline run \w+ \(run ([0-9a-f-]{36})\)", stdout)
+    assert m, stdout[-3000:]
+    return m.group(1)
+
+
+def _assert_same_tables(got: dict[str, str], want: dict[str, str], what: str) -> None:
+    assert sorted(got) == sorted(want), f"{what}: different tables"
+    diff = {t: (got[t], want[t]) for t in want if got[t] != want[t]}
+    assert not diff, f"{what}: tables differ (got, want): {diff}"
+
+
+def _months(last: str) -> list[str]:
+    return [p.strftime("%Y-%m") for p in pd.period_range("2016-01", last, freq="M")]
+
+
+def _wait_for(predicate, timeout: float, what: str, procs=()):  # -> truthy value
+    """Poll ``predicate`` until it returns something truthy; fail early if a process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        for proc, log in procs:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"process exited ({proc.returncode}) while waiting for {what}:\n"
+                    f"{Path(log).read_text()[-4000:]}"
+                )
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def _lock_waiters(pg: PostgresServer, db: str, table: str) -> list[int]:
+    """Backends (of other sessions) waiting for a lock on ``table`` in database ``db``."""
+    with pg.connect(db) as con:
+        rows = con.execute(
+            """
+            SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+            WHERE NOT l.granted AND c.relname = %s AND l.pid <> pg_backend_pid()
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """,
+            (table,),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _waiting_backends(pg: PostgresServer, db: str) -> list[tuple[int, str]]:
+    with pg.connect(db) as con:
+        return con.execute(
+            "SELECT pid, wait_event FROM pg_stat_activity WHERE datname = %s "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+            (db,),
+        ).fetchall()
+
+
+def _backends_alive(pg: PostgresServer, pids: list[int]) -> list[int]:
+    with pg.connect() as con:
+        rows = con.execute(
+            "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+# ----------------------------------------------------------------------------- the reference
+
+
+@pytest.fixture(scope="module")
+def reference(pg, small_synth, tmp_path_factory):
+    """The whole pipeline through the CLI on SQLite and, at the same time, on PostgreSQL
+    (warehouse AND Dagster instance); then the PostgreSQL run once more."""
+    landing, _ = small_synth
+    root = tmp_path_factory.mktemp("pg_reference")
+    sqlite_url = f"sqlite:///{root / 'warehouse.db'}"
+    last = {"SIM_LAST_MONTH": REFERENCE_LAST_MONTH}
+    sqlite_env = _env(landing, sqlite_url, root / "home_sqlite", root, **last)
+    pg_url = pg.create_database("wh_ref")
+    home = _pg_home(pg, root, "dagster_ref")
+    pg_env = _env(landing, pg_url, home, root, **last)
+    t0 = time.perf_counter()
+    procs = {
+        "sqlite": (_start_cli(sqlite_env, root, root / "sqlite.log"), root / "sqlite.log"),
+        "pg": (_start_cli(pg_env, root, root / "pg1.log"), root / "pg1.log"),
+    }
+    done = {name: _finish(proc, log) for name, (proc, log) in procs.items()}
+    first_seconds = time.perf_counter() - t0
+    pg_first = table_digests(pg_url)
+    t0 = time.perf_counter()
+    second = cli("run", env=pg_env, cwd=root, timeout=RUN_TIMEOUT)
+    second_seconds = time.perf_counter() - t0
+    return {
+        "root": root,
+        "home": home,
+        "pg_env": pg_env,
+        "pg_url": pg_url,
+        "sqlite": done["sqlite"],
+        "pg_first": done["pg"],
+        "pg_second": (second.returncode, second.stdout + second.stderr),
+        "sqlite_digests": table_digests(sqlite_url),
+        "pg_first_digests": pg_first,
+        "pg_second_digests": table_digests(pg_url),
+        "seconds": (round(first_seconds, 1), round(second_seconds, 1)),
+    }
+
+
+def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
+    code, out = reference["sqlite"]
+    assert code == 0, out[-4000:]
+    code, out = reference["pg_first"]
+    assert code == 0, out[-4000:]
+    assert "SUCCEEDED" in out and "0 failed" in out
+    assert "postgresql+psycopg://" in out  # the summary names the PostgreSQL warehouse
+    run_id = _run_id(out)
+
+    # the run is recorded in the PostgreSQL instance storage, and nowhere else
+    home = reference["home"]
+    months = _months(REFERENCE_LAST_MONTH)
+    with dg.DagsterInstance.from_config(str(home)) as inst:
+        assert type(inst.run_storage).__name__ == "PostgresRunStorage"
+        assert type(inst.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(inst.schedule_storage).__name__ == "PostgresScheduleStorage"
+        assert not inst.telemetry_enabled
+        run = inst.get_run_by_id(run_id)
+        assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+        for table in SOURCE_TABLES:
+            done = inst.get_materialized_partitions(dg.AssetKey(table.asset_name))
+            assert done == {f"{m}-01" for m in months}, table.asset_name
+        assert inst.get_latest_materialization_event(dg.AssetKey("ingest_summary")) is not None
+    with pg.connect("dagster_ref") as con:
+        status = con.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+        n_materialisations = con.execute(
+            "SELECT count(*) FROM event_logs WHERE run_id = %s "
+            "AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+            (run_id,),
+        ).fetchone()[0]
+    assert status == ("SUCCESS",)
+    # one per ingest asset and month, plus ingest_summary
+    assert n_materialisations == len(SOURCE_TABLES) * len(months) + 1
+    assert not [p for p in home.rglob("*.db")], "Dagster wrote SQLite storage under DAGSTER_HOME"
+
+    # same warehouse, table by table, as the same run on SQLite
+    want = reference["sqlite_digests"]
+    assert len(want) == len(SOURCE_TABLES) + 2
+    assert all(int(d.split(":")[0]) > 0 for d in want.values())
+    _assert_same_tables(reference["pg_first_digests"], want, "PostgreSQL vs SQLite")
+    print(
+        f"\nreference runs (SQLite || PostgreSQL, then PostgreSQL again): {reference['seconds']}s"
+    )
+
+
+def test_rerun_on_postgres_is_idempotent(reference):
+    code, out = reference["pg_second"]
+    assert code == 0, out[-4000:]
+    assert "SUCCEEDED" in out
+    _assert_same_tables(
+        reference["pg_second_digests"], reference["pg_first_digests"], "second run vs first"
+    )
+
+
+# ----------------------------------------------------------------------------- concurrency
+
+PARTITION_RUN = """
+import sys
+
+import dagster as dg
+
+from sim_pipeline.defs.common import SETTINGS
+from sim_pipeline.defs.ingest import STAGED_ASSETS
+from sim_pipeline.defs.resources import build_resources
+
+with dg.DagsterInstance.get() as instance:
+    result = dg.materialize(
+        STAGED_ASSETS,
+        partition_key=sys.argv[1],
+        resources=build_resources(SETTINGS),
+        instance=instance,
+        raise_on_error=False,
+        tags={"launched_by": "test_postgres"},
+    )
+print("run", result.run_id, "success" if result.success else "FAILED")
+sys.exit(0 if result.success else 1)
+"""
+
+
+def test_two_partitions_materialised_concurrently(pg, small_synth, reference, tmp_path):
+    """Two processes write different months of the same ingest assets into one fresh warehouse.
+
+    A barrier makes them overlap for certain: the test holds an exclusive lock on the (empty)
+    ledger table, so the first process stops inside its first write transaction (after creating
+    and filling the first staged table) and the second one reaches the same table while that
+    creation is still uncommitted: the moment two fresh runs race to create a table.
+    """
+    landing, _ = small_synth
+    url = pg.create_database("wh_concurrent")
+    home = _pg_home(pg, tmp_path, "dagster_concurrent")
+    env = _env(landing, url, home, tmp_path, SIM_LAST_MONTH=SHORT_LAST_MONTH)
+    with dg.DagsterInstance.from_config(str(home)):
+        pass  # create the instance's tables before two processes share it
+    engine = sa.create_engine(url)
+    ledger_types = sql_types("ingest_ledger")
+    pd.DataFrame(columns=list(ledger_types)).to_sql(
+        "ingest_ledger", engine, index=False, dtype=ledger_types
+    )
+    engine.dispose()
+    months = ["2016-02", "2016-05"]
+    lock = pg.connect("wh_concurrent", autocommit=False)
+    procs = []
+    try:
+        lock.execute("LOCK TABLE ingest_ledger IN ACCESS EXCLUSIVE MODE")
+        for m in months:
+            log = tmp_path / f"{m}.log"
+            with log.open("w") as out:
+                procs.append(
+                    (
+                        subprocess.Popen(
+                            [sys.executable, "-c", PARTITION_RUN, f"{m}-01"],
+                            env=env,
+                            cwd=tmp_path,
+                            stdout=out,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                        ),
+                        log,
+                    )
+                )
+        waiting = _wait_for(
+            lambda: (w := _waiting_backends(pg, "wh_concurrent")) and len(w) >= 2 and w,
+            120,
+            "both processes to be inside a write transaction",
+            procs,
+        )
+    finally:
+        lock.rollback()
+        lock.close()
+    results = [_finish(p, log) for p, log in procs]
+    for (code, out), m in zip(results, months, strict=True):
+        assert code == 0, f"partition {m} failed while another ran:\n{out[-4000:]}"
+    assert len(waiting) >= 2
+
+    wh = Warehouse(url)
+    try:
+        ledger = wh.read("ingest_ledger")
+        assert sorted(ledger["month"].unique()) == months
+        assert (ledger.rows_read == ledger.rows_loaded + ledger.rows_quarantined).all()
+        ref = Warehouse(reference["pg_url"])
+        try:
+            for table in [t.asset_name for t in SOURCE_TABLES] + ["ingest_ledger"]:
+                got = wh.read(table)
+                keys = (
+                    ["source", "month", "record_ref"]
+                    if table.startswith("staged_")
+                    else ["source", "table_name", "month", "file"]
+                )
+                dupes = got[got.duplicated(keys, keep=False)]
+                assert dupes.empty, f"{table}: duplicate {keys}:\n{dupes[keys].head()}"
+                # exactly the rows the whole-range reference run holds for these months
+                want = ref.read(table, {"month": months})
+                if want.empty:  # e.g. no programme register rows in these months
+                    assert got.empty, table
+                    continue
+                cols = list(want.columns)
+                assert sorted(got["month"].unique()) == months, table
+                pd.testing.assert_frame_equal(
+                    got[cols].sort_values(cols).reset_index(drop=True),
+                    want.sort_values(cols).reset_index(drop=True),
+                    obj=table,
+                )
+                if table.startswith("staged_"):
+                    loaded = ledger.loc[
+                        ledger.table_name
+                        == next(t.table for t in SOURCE_TABLES if t.asset_name == table),
+                        "rows_loaded",
+                    ].sum()
+                    assert len(got) == loaded, table
+        finally:
+            ref.dispose()
+    finally:
+        wh.dispose()
+
+
+# ----------------------------------------------------------------------------- crash safety
+
+
+def test_run_killed_mid_write_leaves_tables_consistent(pg, small_synth, tmp_path):
+    """kill -9 of a run blocked inside its write transaction: nothing of it is committed.
+
+    The killed re-run uses a different pseudonymisation key, so had any of its writes been
+    committed, the staged tables (tokens) and the ledger (key fingerprint) would differ.
+    """
+    landing, _ = small_synth
+    url = pg.create_database("wh_kill")
+    home = _pg_home(pg, tmp_path, "dagster_kill")
+    env = _env(landing, url, home, tmp_path, SIM_LAST_MONTH=SHORT_LAST_MONTH)
+    first = cli("run", env=env, cwd=tmp_path, timeout=RUN_TIMEOUT)
+    assert first.returncode == 0, first.stdout + first.stderr
+    before = table_digests(url)
+    assert "ingest_ledger" in before
+
+    other_key = {k: v for k, v in env.items() if k != "SIM_DEMO_MODE"}
+    other_key["SIM_PSEUDONYMISATION_KEY"] = "another-project-key-" + "x" * 16
+    lock = pg.connect("wh_kill", autocommit=False)
+    log = tmp_path / "killed.log"
+    proc = None
+    try:
+        lock.execute("LOCK TABLE ingest_ledger IN ACCESS EXCLUSIVE MODE")
+        proc = _start_cli(other_key, tmp_path, log)
+        blocked = _wait_for(
+            lambda: _lock_waiters(pg, "wh_kill", "ingest_ledger"),
+            120,
+            "the re-run to wait on the ingest_ledger lock",
+            [(proc, log)],
+        )
+        assert len(blocked) == 1, blocked
+        # it is inside its write transaction and has already written staged rows
+        with pg.connect("wh_kill") as con:
+            written = {
+                r[0]
+                for r in con.execute(
+                    "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "WHERE l.pid = %s AND l.granted AND l.mode = 'RowExclusiveLock'",
+                    (blocked[0],),
+                ).fetchall()
+            }
+            xid = con.execute(
+                "SELECT backend_xid FROM pg_stat_activity WHERE pid = %s", (blocked[0],)
+            ).fetchone()[0]
+        assert any(t.startswith("staged_") for t in written), written
+        assert xid is not None
+        os.killpg(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        lock.rollback()
+        lock.close()
+    # the server notices the dead client and ends its backend (rolling back its transaction)
+    _wait_for(lambda: not _backends_alive(pg, blocked), 60, "the killed run's backend to end")
+    _assert_same_tables(table_digests(url), before, "after the killed run")
+
+    again = cli("run", env=env, cwd=tmp_path, timeout=RUN_TIMEOUT)
+    assert again.returncode == 0, again.stdout + again.stderr
+    _assert_same_tables(table_digests(url), before, "re-run after the killed run")
+
+
+# ----------------------------------------------------------------------------- deploy example
+
+
+def test_deploy_example_instance_config_runs(pg, small_synth, tmp_path):
+    """deploy/dagster.yaml, credentials from the environment, against the test server."""
+    example = REPO / "deploy" / "dagster.yaml"
+    config = yaml.safe_load(example.read_text())
+    db_config = config["storage"]["postgres"]["postgres_db"]
+    for field in ("username", "password", "hostname", "port", "db_name"):
+        assert set(db_config[field]) == {"env"}, f"{field} must come from the environment"
+    assert config["telemetry"] == {"enabled": False}
+
+    landing, _ = small_synth
+    user, password = "sim_deploy", "pa:ss w/rd@'%"  # characters a URL must quote
+    pg.create_database("dagster_deploy")
+    pg.add_password_user(user, password, "dagster_deploy")
+    with pytest.raises(Exception, match="password authentication failed"):
+        pg.connect_as(user, "wrong", "dagster_deploy").close()  # the password is really checked
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(example, home / "dagster.yaml")
+    env = _env(
+        landing,
+        pg.create_database("wh_deploy"),
+        home,
+        tmp_path,
+        SIM_LAST_MONTH="2016-03",
+        DAGSTER_PG_USERNAME=user,
+        DAGSTER_PG_PASSWORD=password,
+        DAGSTER_PG_HOST=pg.host,
+        DAGSTER_PG_PORT=str(pg.port),
+        DAGSTER_PG_DB="dagster_deploy",
+    )
+    r = cli("run", env=env, cwd=tmp_path, timeout=RUN_TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run_id = _run_id(r.stdout)
+    with pg.connect("dagster_deploy") as con:
+        assert con.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,)).fetchone() == (
+            "SUCCESS",
+        )
+        owner = con.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'runs'").fetchone()
+    assert owner == (user,)  # created through the credentials from the environment
+
+    old = {k: os.environ.get(k) for k in env if k.startswith("DAGSTER_PG_")}
+    os.environ.update({k: v for k, v in env.items() if k.startswith("DAGSTER_PG_")})
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as inst:
+            assert not inst.telemetry_enabled
+            assert type(inst.run_coordinator).__name__ == "QueuedRunCoordinator"
+            conc = inst.get_concurrency_config()
+            runs = config["concurrency"]["runs"]
+            assert conc.run_queue_config.max_concurrent_runs == runs["max_concurrent_runs"]
+            assert conc.run_queue_config.tag_concurrency_limits == runs["tag_concurrency_limits"]
+            assert (
+                conc.pool_config.default_pool_limit
+                == config["concurrency"]["pools"]["default_limit"]
+            )
+            assert inst.run_monitoring_enabled
+            assert inst.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
