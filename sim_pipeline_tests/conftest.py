@@ -15,6 +15,20 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def project_env(landing: Path, root: Path, **extra: str) -> dict[str, str]:
+    """A clean environment for one project under ``root``: its own SQLite warehouse and Dagster
+    instance, the given landing folder, demo mode unless a key is passed in ``extra``."""
+    base = {
+        "SIM_LANDING_DIR": str(landing),
+        "SIM_WAREHOUSE_URL": f"sqlite:///{root / 'warehouse.db'}",
+        "DAGSTER_HOME": str(root / "dagster_home"),
+        "SIM_PROJECT_DIR": str(root),
+    }
+    if "SIM_PSEUDONYMISATION_KEY" not in extra:
+        base["SIM_DEMO_MODE"] = "1"
+    return clean_env(**base, **extra)
+
+
 def cli(
     *args: str, env: dict[str, str], cwd: Path, timeout: int = 600
 ) -> subprocess.CompletedProcess:

@@ -135,19 +135,13 @@ def test_downstream_waits_for_blocking_checks(failing_check, requested):
 
 def test_backfill_of_a_month_range_brings_downstream_up_to_date(small_synth, tmp_path):
     from sim_pipeline.warehouse import Warehouse
-    from sim_pipeline_tests.conftest import clean_env, cli
+    from sim_pipeline_tests.conftest import cli, project_env
 
     landing, _ = small_synth
-    env = clean_env(
-        SIM_LANDING_DIR=str(landing),
-        SIM_WAREHOUSE_URL=f"sqlite:///{tmp_path / 'w.db'}",
-        DAGSTER_HOME=str(tmp_path / "dh"),
-        SIM_DEMO_MODE="1",
-        SIM_PROJECT_DIR=str(tmp_path),
-    )
+    env = project_env(landing, tmp_path)
     r = cli("backfill", "--from", "2019-01", "--to", "2019-02", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
-    with dg.DagsterInstance.from_config(str(tmp_path / "dh")) as inst:
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as inst:
         for key in ("staged_ecds", "staged_mhs502_ward_stay"):
             assert inst.get_materialized_partitions(dg.AssetKey(key)) == {
                 "2019-01-01",
@@ -167,16 +161,10 @@ def test_backfill_of_a_month_range_brings_downstream_up_to_date(small_synth, tmp
 
 def test_mixed_pseudonymisation_keys_block_downstream(small_synth, tmp_path):
     """Rotating the key and re-ingesting only some months leaves mixed tokens: flagged, blocking."""
-    from sim_pipeline_tests.conftest import clean_env, cli
+    from sim_pipeline_tests.conftest import cli, project_env
 
     landing, _ = small_synth
-    env = clean_env(
-        SIM_LANDING_DIR=str(landing),
-        SIM_WAREHOUSE_URL=f"sqlite:///{tmp_path / 'w.db'}",
-        DAGSTER_HOME=str(tmp_path / "dh"),
-        SIM_PROJECT_DIR=str(tmp_path),
-        SIM_PSEUDONYMISATION_KEY="first-key-" + "x" * 20,
-    )
+    env = project_env(landing, tmp_path, SIM_PSEUDONYMISATION_KEY="first-key-" + "x" * 20)
     assert (
         cli("backfill", "--from", "2019-01", "--to", "2019-02", env=env, cwd=tmp_path).returncode
         == 0

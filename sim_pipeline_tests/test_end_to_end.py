@@ -14,7 +14,7 @@ from sim_pipeline.quality.privacy_scan import files_under, landing_identifiers, 
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import all_tables, render_markdown
-from sim_pipeline_tests.conftest import clean_env, cli
+from sim_pipeline_tests.conftest import clean_env, cli, project_env
 
 
 def _snapshot(url: str) -> dict[str, pd.DataFrame]:
@@ -33,14 +33,7 @@ def _snapshot(url: str) -> dict[str, pd.DataFrame]:
 def demo_run(small_synth, tmp_path_factory):
     landing, truth = small_synth
     root = tmp_path_factory.mktemp("project")
-    db = root / "warehouse.db"
-    env = clean_env(
-        SIM_LANDING_DIR=str(landing),
-        SIM_WAREHOUSE_URL=f"sqlite:///{db}",
-        DAGSTER_HOME=str(root / "dagster_home"),
-        SIM_DEMO_MODE="1",
-        SIM_PROJECT_DIR=str(root),
-    )
+    env = project_env(landing, root)
     first = cli("run", env=env, cwd=root)
     snap1 = _snapshot(env["SIM_WAREHOUSE_URL"])
     second = cli("run", env=env, cwd=root)
@@ -171,21 +164,14 @@ def test_telemetry_is_off_in_every_instance(demo_run):
 def test_key_from_environment_leaves_demo_mode_and_never_stores_the_key(small_synth, tmp_path):
     landing, _ = small_synth
     key = "k3y-" + "Zq9" * 10
-    env = clean_env(
-        SIM_LANDING_DIR=str(landing),
-        SIM_WAREHOUSE_URL=f"sqlite:///{tmp_path / 'w.db'}",
-        DAGSTER_HOME=str(tmp_path / "dh"),
-        SIM_PSEUDONYMISATION_KEY=key,
-        SIM_PROJECT_DIR=str(tmp_path),
-        SIM_LAST_MONTH="2016-03",
-    )
+    env = project_env(landing, tmp_path, SIM_PSEUDONYMISATION_KEY=key, SIM_LAST_MONTH="2016-03")
     r = cli("run", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "project key" in r.stdout and "DEMO" not in r.stdout
     eng = sa.create_engine(env["SIM_WAREHOUSE_URL"])
     demo = pd.read_sql("select distinct demo_key from ingest_ledger", eng)["demo_key"].tolist()
     assert demo == [0] or demo == [False]
-    for p in files_under(tmp_path / "w.db", tmp_path / "dh"):
+    for p in files_under(tmp_path / "warehouse.db", tmp_path / "dagster_home"):
         assert key.encode() not in p.read_bytes(), p
 
 
@@ -223,13 +209,7 @@ def test_damaged_drops_fail_their_month_and_lose_nothing(small_synth, tmp_path):
     assert traced.sum() >= 2
     las_df.loc[traced, "NHSNumber"] = "1234567890"  # a column of invalid NHS numbers
     las_df.to_csv(las, index=False)
-    env = clean_env(
-        SIM_LANDING_DIR=str(landing),
-        SIM_WAREHOUSE_URL=f"sqlite:///{tmp_path / 'w.db'}",
-        DAGSTER_HOME=str(tmp_path / "dh"),
-        SIM_DEMO_MODE="1",
-        SIM_PROJECT_DIR=str(tmp_path),
-    )
+    env = project_env(landing, tmp_path)
     r = cli("run", env=env, cwd=tmp_path)
     out = r.stdout + r.stderr
     assert r.returncode == 1, out
@@ -252,7 +232,7 @@ def test_damaged_drops_fail_their_month_and_lose_nothing(small_synth, tmp_path):
     # downstream of the failed steps, ingest_summary was not materialised; good months were
     import dagster as dg
 
-    with dg.DagsterInstance.from_config(str(tmp_path / "dh")) as inst:
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as inst:
         assert inst.get_latest_materialization_event(dg.AssetKey("ingest_summary")) is None
         done = inst.get_materialized_partitions(dg.AssetKey("staged_ecds"))
         assert {"2019-01-01", "2019-03-01"} <= done and "2019-02-01" not in done
