@@ -1,10 +1,12 @@
 """The code location loads, and every asset explains itself."""
 
+import datetime as dt
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
@@ -83,3 +85,23 @@ def test_each_staged_table_has_its_own_write_pool_limited_to_one(tmp_path):
         with dg.DagsterInstance.from_config(str(home)) as inst:
             assert inst.get_concurrency_config().pool_config.default_pool_limit == 1
             assert not inst.telemetry_enabled
+
+
+def test_open_ended_partitions_for_production():
+    """SIM_LAST_MONTH=open: a partition for every closed month up to now (read at import)."""
+    code = (
+        "from sim_pipeline.defs.common import MONTHLY;"
+        "k = MONTHLY.get_partition_keys(); print(k[0], k[-1], len(k))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        env=dict(os.environ, SIM_LAST_MONTH="open"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    first, last, n = r.stdout.split()
+    today = dt.datetime.now(ZoneInfo("Europe/London")).date()  # the partitions' timezone
+    closed = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    assert first == "2016-01-01" and last == closed.isoformat() and int(n) > 65
