@@ -165,3 +165,15 @@ def test_every_contract_rule_has_a_bad_row_test():
             declared.add("required")
     tested = {rule for *_, rule in BAD}
     assert declared - tested == set()
+
+
+def test_a_column_the_provider_adds_never_passes_the_boundary(tmp_path):
+    table = BY_ASSET["staged_ecds"]
+    row = dict(GOOD["staged_ecds"], Address="12 Rye Lane, Peckham")
+    path = tmp_path / "ae_rjz" / MONTH / "ecds.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text(",".join(row) + "\n" + ",".join(f'"{v}"' for v in row.values()) + "\n")
+    sm = stage_month(tmp_path, table, MONTH, TOK)
+    assert sm.ok and len(sm.staged) == 1
+    assert "Address" not in sm.staged.columns
+    assert "Rye Lane" not in sm.staged.astype("string").to_csv()

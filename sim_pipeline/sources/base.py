@@ -7,7 +7,6 @@ files in this shape, ingest reads and validates them with `contract`, and the id
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import pandera.pandas as pa
@@ -69,14 +68,5 @@ class SourceTable:
     def columns(self) -> list[str]:
         return list(self.contract.to_schema().columns)
 
-    def required_columns(self) -> list[str]:
-        return self.columns
-
     def file_name(self) -> str:
         return f"{self.table}.csv"
-
-
-def snake(name: str) -> str:
-    """CamelCase / provider names to snake_case (used for derived column names only)."""
-    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
-    return s.lower()

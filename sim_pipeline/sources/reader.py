@@ -36,11 +36,14 @@ class RawDrop:
     rows_read: int
     sha256: str
     bad_shape: pd.DataFrame  # rows with the wrong number of fields (quarantine rows)
-    extra_columns: list[str]
 
 
 def read_drop(path: Path, table: SourceTable, label: str) -> RawDrop:
-    """Read one CSV drop as text. ``label`` is the file name used in messages (relative path)."""
+    """Read one CSV drop as text. ``label`` is the file name used in messages (relative path).
+
+    Only the contract's columns are kept: a column a provider adds is dropped here, so an
+    unexpected identifier column can never pass the ingest boundary.
+    """
     data = path.read_bytes()
     if not data.strip():
         raise DropFileError(label, "file is empty (no header row)")
@@ -93,13 +96,11 @@ def read_drop(path: Path, table: SourceTable, label: str) -> RawDrop:
         rows, columns=header, index=pd.Index(lines, name="line_number"), dtype="str"
     )
     frame = frame.replace("", pd.NA)
-    extra = [c for c in header if c not in table.columns]
     return RawDrop(
         frame=frame[table.columns],
         rows_read=len(rows) + len(bad),
         sha256=hashlib.sha256(data).hexdigest(),
         bad_shape=pd.DataFrame(bad, columns=QUARANTINE_COLUMNS),
-        extra_columns=extra,
     )
 
 
