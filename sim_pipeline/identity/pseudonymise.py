@@ -26,13 +26,12 @@ IDENTITY_COLUMNS: dict[str, str] = {
     "nhs_number_token": "HMAC token of the 10-digit NHS number (valid check digit only)",
     "given_name_token": "HMAC token of the normalised given name (exact match)",
     "family_name_token": "HMAC token of the normalised family name (exact match)",
-    "given_name_bf": "Keyed 1024-bit Bloom filter of given-name bigrams (hex; Dice-comparable)",
-    "family_name_bf": "Keyed 1024-bit Bloom filter of family-name bigrams (hex; Dice-comparable)",
+    "given_name_bf": "Keyed, balanced 1024-bit Bloom filter of given-name bigrams (hex; Dice)",
+    "family_name_bf": "Keyed, balanced 1024-bit Bloom filter of family-name bigrams (hex; Dice)",
     "birth_date_token": "HMAC token of the full date of birth",
     "birth_date_swap_token": "HMAC token of the date of birth with day and month swapped (day<=12)",
     "birth_year_month_token": "HMAC token of year and month of birth",
     "birth_month_day_token": "HMAC token of month and day of birth (survives a wrong year)",
-    "birth_year_token": "HMAC token of the year of birth",
     "postcode_unit_token": "HMAC token of the full postcode",
     "postcode_sector_token": "HMAC token of the postcode sector (outward + first inward digit)",
     "postcode_district_token": "HMAC token of the postcode district (outward code)",
@@ -90,7 +89,6 @@ def pseudonymise(df: pd.DataFrame, ids: IdentifierColumns, tokeniser: Tokeniser)
     out["birth_date_swap_token"] = tok(swapped, "dob")  # same domain: a swap matches the truth
     out["birth_year_month_token"] = tok(dob.dt.strftime("%Y-%m").astype("string"), "dob_ym")
     out["birth_month_day_token"] = tok(dob.dt.strftime("%m-%d").astype("string"), "dob_md")
-    out["birth_year_token"] = tok(dob.dt.strftime("%Y").astype("string"), "dob_y")
 
     pc = col(ids.postcode)
     if pc is not None:

@@ -4,9 +4,17 @@
   NHS-number token can never equal a postcode token and nothing can be reversed by brute force
   without the key (an unkeyed hash of ~10^9 NHS numbers falls in minutes). Stored as 32 hex
   characters (128 bits).
-- Name encodings: Schnell-style Bloom filters of padded character bigrams, 1024 bits, 20 positions
-  per bigram, each position derived from a keyed HMAC-SHA512 of the bigram (keyed hashing per
-  position). Compared by Dice similarity in linkage. Stored as 256 hex characters.
+- Name encodings: hardened Schnell-style Bloom filters (see docs/architecture.md, "Encoding
+  hardening"):
+  * padded character bigrams hashed into a 512-bit base filter at 15 positions each, every
+    position taken from a keyed HMAC-SHA512 of (field, bigram): keyed hashing per position, and a
+    different salt per field, so a given-name filter cannot be compared with a family-name one;
+  * balanced (Schnell 2016): the base filter is concatenated with its complement, so every stored
+    filter has exactly 512 of its 1024 bits set whatever the name's length (no length leak);
+  * the 1024 positions are shuffled by a keyed permutation per field, so which half is the
+    complement is not visible without the key.
+  Compared by Dice similarity in linkage (for balanced filters Dice = 1 - Hamming(base)/512).
+  Stored as 256 hex characters.
 """
 
 from __future__ import annotations
@@ -15,10 +23,12 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
-BLOOM_BITS = 1024
-BLOOM_HASHES = 20
+BLOOM_BITS = 1024  # stored (balanced) filter
+BLOOM_BASE_BITS = BLOOM_BITS // 2  # base filter before balancing
+BLOOM_HASHES = 15
 TOKEN_HEX = 32
 DEMO_KEY = b"sim-pipeline DEMO pseudonymisation key - not secret - synthetic data only"
 
@@ -40,6 +50,7 @@ class Tokeniser:
         self._token_memo: dict[tuple[str, str], str] = {}
         self._bigram_masks: dict[tuple[str, str], int] = {}
         self._bloom_memo: dict[tuple[str, str], str] = {}
+        self._permutations: dict[str, np.ndarray] = {}
 
     @property
     def key_id(self) -> str:
@@ -70,18 +81,35 @@ class Tokeniser:
             digest = h.digest()
             mask = 0
             for j in range(BLOOM_HASHES):
-                mask |= 1 << (int.from_bytes(digest[2 * j : 2 * j + 2], "big") % BLOOM_BITS)
+                pos = int.from_bytes(digest[2 * j : 2 * j + 2], "big") % BLOOM_BASE_BITS
+                mask |= 1 << pos
             self._bigram_masks[(domain, bigram)] = mask
         return mask
+
+    def _permutation(self, domain: str) -> np.ndarray:
+        """Keyed permutation of the 1024 stored positions (one per field)."""
+        perm = self._permutations.get(domain)
+        if perm is None:
+            h = self._sha512.copy()
+            h.update(f"bf-permutation\x1f{domain}".encode())
+            seed = np.frombuffer(h.digest(), dtype=np.uint32)
+            perm = np.random.Generator(np.random.PCG64(seed)).permutation(BLOOM_BITS)
+            self._permutations[domain] = perm
+        return perm
 
     def _bloom(self, domain: str, name: str) -> str:
         memo = self._bloom_memo.get((domain, name))
         if memo is None:
             padded = f"_{name}_"
-            bits = 0
+            base = 0
             for i in range(len(padded) - 1):
-                bits |= self._bigram_mask(domain, padded[i : i + 2])
-            memo = self._bloom_memo[(domain, name)] = f"{bits:0{BLOOM_BITS // 4}x}"
+                base |= self._bigram_mask(domain, padded[i : i + 2])
+            full = BLOOM_BASE_BITS * 2
+            raw = np.frombuffer(base.to_bytes(BLOOM_BASE_BITS // 8, "big"), dtype=np.uint8)
+            bits = np.unpackbits(raw)
+            balanced = np.concatenate([bits, 1 - bits])[self._permutation(domain)]
+            assert balanced.size == full
+            memo = self._bloom_memo[(domain, name)] = np.packbits(balanced).tobytes().hex()
         return memo
 
     def bloom_filters(self, names: pd.Series, domain: str) -> pd.Series:
@@ -96,3 +124,18 @@ def dice(a_hex: str, b_hex: str) -> float:
     a, b = int(a_hex, 16), int(b_hex, 16)
     total = a.bit_count() + b.bit_count()
     return 0.0 if total == 0 else 2 * (a & b).bit_count() / total
+
+
+class ClearTokeniser(Tokeniser):
+    """Benchmark anchor only: "tokens" are the normalised cleartext values and there are no
+    Bloom filters. Never used by the pipeline; `sim-pipeline bench linkage` uses it to run the
+    same linkage engine on cleartext identifiers for comparison."""
+
+    def __init__(self) -> None:
+        super().__init__(key=b"cleartext-benchmark-anchor-only", demo=True)
+
+    def tokens(self, values: pd.Series, domain: str) -> pd.Series:
+        return values.astype("string")
+
+    def bloom_filters(self, names: pd.Series, domain: str) -> pd.Series:
+        return pd.Series(pd.NA, index=names.index, dtype="string")

@@ -63,6 +63,10 @@ class SourceTable:
     datetime_columns: tuple[str, ...] = ()
     int_columns: tuple[str, ...] = ()
     description: str = ""
+    # Deterministic person links: (column, namespace). Within one provider, rows with the same
+    # value in a namespace are the same person (a trust's LocalPatientId; the police incident a
+    # s136 detention was raised from). Linkage joins them outright.
+    person_links: tuple[tuple[str, str], ...] = ()
 
     @property
     def columns(self) -> list[str]:

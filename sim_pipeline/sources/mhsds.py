@@ -192,6 +192,7 @@ TABLES = (
         record_ref="LocalPatientId",
         identifiers=MPI_IDS,
         date_columns=("PersDeathDate",),
+        person_links=(("LocalPatientId", "patient"),),
         description="MHSDS master patient index from the three mental-health trusts.",
     ),
     SourceTable(
@@ -201,6 +202,7 @@ TABLES = (
         contract=MHS401MHActPeriod,
         record_ref="MHActLegalStatusClassPeriodId",
         date_columns=("StartDateMHActLegalStatusClass", "EndDateMHActLegalStatusClass"),
+        person_links=(("LocalPatientId", "patient"),),
         description="MHSDS Mental Health Act legal status periods (LegalStatusCode 20 = s136).",
     ),
     SourceTable(
@@ -210,6 +212,7 @@ TABLES = (
         contract=MHS501HospProvSpell,
         record_ref="HospProvSpellID",
         date_columns=("StartDateHospProvSpell", "DischDateHospProvSpell"),
+        person_links=(("LocalPatientId", "patient"), ("HospProvSpellID", "spell")),
         description="MHSDS hospital provider spells.",
     ),
     SourceTable(
@@ -219,6 +222,7 @@ TABLES = (
         contract=MHS502WardStay,
         record_ref="WardStayId",
         date_columns=("StartDateWardStay", "EndDateWardStay"),
+        person_links=(("HospProvSpellID", "spell"),),
         description="MHSDS ward stays (source of mental-health bed days, MHS24 rule).",
     ),
     SourceTable(
@@ -235,6 +239,7 @@ TABLES = (
             event_date="AllocationDate",
         ),
         date_columns=("AllocationDate", "EngagementDate", "DischargeDate"),
+        person_links=(("LocalPatientId", "patient"),),
         description="Programme register kept by each trust: allocation, engagement, discharge.",
     ),
 )

@@ -136,6 +136,7 @@ TABLES = (
             "ClosedDateTime",
         ),
         int_columns=("UnitsAssigned",),
+        person_links=(("IncidentNumber", "incident"),),
         description="Met Police CAD mental-health incidents (police deployments).",
     ),
     SourceTable(
@@ -149,6 +150,7 @@ TABLES = (
         ),
         datetime_columns=("DetentionDateTime",),
         int_columns=("HoursInCustody",),
+        person_links=(("IncidentNumber", "incident"),),
         description="Met Police section 136 return (detentions under s136 MHA).",
     ),
 )
