@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from sim_pipeline.config import Settings, load_tokeniser
+from sim_pipeline.identity.linkage import LinkageOptions
 from sim_pipeline.identity.tokens import Tokeniser
 from sim_pipeline.warehouse import Warehouse, redact_url
 
@@ -51,6 +52,23 @@ class PseudonymisationKeyResource(dg.ConfigurableResource):
         return load_tokeniser()
 
 
+class LinkageResource(dg.ConfigurableResource):
+    """Linkage settings (see `LinkageOptions`) and the implausible-link limit of the check."""
+
+    threshold: float = 0.95
+    attach_threshold: float = 0.5
+    ambiguity_margin: float = 3.0
+    implausible_link_rate_limit: float = 0.01
+    reports_dir: str = "data/reports"
+
+    def options(self) -> LinkageOptions:
+        return LinkageOptions(
+            threshold=self.threshold,
+            attach_threshold=self.attach_threshold,
+            ambiguity_margin=self.ambiguity_margin,
+        )
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     url: str | dg.EnvVar = (
         dg.EnvVar("SIM_WAREHOUSE_URL")
@@ -61,4 +79,5 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "warehouse": WarehouseResource(url=url),
         "landing": LandingResource(landing_dir=str(settings.landing_dir)),
         "pseudonymisation": PseudonymisationKeyResource(),
+        "linkage": LinkageResource(reports_dir=str(settings.landing_dir.parent / "reports")),
     }

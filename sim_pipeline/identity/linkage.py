@@ -107,6 +107,9 @@ class LinkageOptions:
     threads: int | None = None  # DuckDB threads (None: all cores)
     # Below this many profiles the data cannot train a model: the default parameters are used.
     min_profiles_to_train: int = 2000
+    # Adjust exact name agreement for how common the name is. Off: on the demo it changed
+    # cohort recall from 0.9758 to 0.9745 at equal precision (docs/architecture.md).
+    term_frequencies: bool = False
     name_similarity: str = "dice"  # "jaro_winkler" only for the cleartext benchmark anchor
 
 
@@ -158,7 +161,9 @@ def _name_similarity_sql(part: str, mode: str) -> str:
     return f'jaro_winkler_similarity("{part}_name_token_l", "{part}_name_token_r")'
 
 
-def comparisons(name_similarity: str = "dice") -> list[dict[str, Any]]:
+def comparisons(
+    name_similarity: str = "dice", term_frequencies: bool = True
+) -> list[dict[str, Any]]:
     """Comparison definitions with default m/u (used as-is when the data are too few to train).
 
     ``name_similarity`` is "dice" (Bloom filters: production) or "jaro_winkler" (the cleartext
@@ -189,8 +194,14 @@ def comparisons(name_similarity: str = "dice") -> list[dict[str, Any]]:
                             f'"{part}_name_token_l" = "{part}_name_token_r"', "exact", 0.85, 0.005
                         ),
                         # Term-frequency adjustment: a shared common name is weaker evidence.
-                        "tf_adjustment_column": f"{part}_name_token",
-                        "tf_adjustment_weight": 1.0,
+                        **(
+                            {
+                                "tf_adjustment_column": f"{part}_name_token",
+                                "tf_adjustment_weight": 1.0,
+                            }
+                            if term_frequencies
+                            else {}
+                        ),
                     },
                     _level(f"{dice} >= {hi}", f"dice>={hi}", 0.07, 0.002),
                     _level(f"{dice} >= {near}", f"dice>={near}", 0.03, 0.02),
@@ -267,12 +278,14 @@ def comparisons(name_similarity: str = "dice") -> list[dict[str, Any]]:
     return out
 
 
-def settings(options: LinkageOptions) -> dict[str, Any]:
+def settings(options: LinkageOptions, trained: bool = True) -> dict[str, Any]:
+    """Splink settings. Term-frequency adjustments only when training on enough data (a
+    handful of records says nothing about how common a name is)."""
     return {
         "link_type": "dedupe_only",
         "unique_id_column_name": "profile_id",
         "probability_two_random_records_match": 1e-4,
-        "comparisons": comparisons(options.name_similarity),
+        "comparisons": comparisons(options.name_similarity, options.term_frequencies and trained),
         "blocking_rules_to_generate_predictions": [{"blocking_rule": r} for r in BLOCKING_RULES],
         "retain_intermediate_calculation_columns": True,
         "retain_matching_columns": False,
@@ -521,9 +534,9 @@ def predict_pairs(
     table: pd.DataFrame, options: LinkageOptions, timings: dict[str, float]
 ) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
     """Train (when there are enough profiles) and score candidate pairs of profiles."""
-    cfg = settings(options)
-    linker, con = _linker(table, options, cfg)
     trained = len(table) >= options.min_profiles_to_train
+    cfg = settings(options, trained)
+    linker, con = _linker(table, options, cfg)
     t0 = time.perf_counter()
     if trained:
         linker.training.estimate_probability_two_random_records_match(

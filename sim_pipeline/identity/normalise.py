@@ -49,7 +49,7 @@ def postcode_parts(postcodes: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"unit": pc, "sector": sector, "district": outward}, index=postcodes.index)
 
 
-SEX_MAP = {"1": "M", "2": "F", "M": "M", "F": "F"}
+SEX_MAP = {"1": "M", "2": "F", "M": "M", "F": "F", "MALE": "M", "FEMALE": "F"}
 
 
 def normalise_sex(values: pd.Series) -> pd.Series:

@@ -29,6 +29,7 @@ CHANGE_COLUMNS = [
     "to_person_key",
     "records_moved",
     "recorded_at",
+    "run_id",
 ]
 # Descriptive columns kept beside the encodings for the linkage-quality report.
 DESCRIPTIVE_COLUMNS = ["month", "age_band", "person_sex", "postcode_district", "borough"]
@@ -151,6 +152,7 @@ def assign_person_keys(
     changes = changes.rename(columns={"old_key": "from_person_key", "person_key": "to_person_key"})
     changes.insert(0, "change", np.where(changes["from_person_key"].isin(used), "split", "merge"))
     changes["recorded_at"] = recorded_at
+    changes["run_id"] = None
     index = recs[INDEX_COLUMNS].copy()
     index["match_probability"] = index["match_probability"].astype("float64")
     return index, changes[CHANGE_COLUMNS].reset_index(drop=True)

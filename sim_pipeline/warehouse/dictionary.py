@@ -193,7 +193,108 @@ def all_tables() -> list[TableDoc]:
             tuple(Column(n, t, d) for n, (t, d) in QUARANTINE.items()),
         )
     )
-    return docs
+    return docs + LINKAGE_TABLES
+
+
+def _doc(name: str, description: str, grain: str, cols: dict[str, tuple[str, str]]) -> TableDoc:
+    return TableDoc(name, description, grain, tuple(Column(n, t, d) for n, (t, d) in cols.items()))
+
+
+RECORD_COLS: dict[str, tuple[str, str]] = {
+    "source": ("text", "Provider folder (trust, police, ambulance service or A&E provider)"),
+    "table_name": ("text", "Provider table (file stem)"),
+    "record_ref": ("text", "Provider's own record key (e.g. LocalPatientId, IncidentNumber)"),
+}
+LINKAGE_TABLES = [
+    _doc(
+        "person_index",
+        "The person key of every staged record, from probabilistic linkage over encodings.",
+        "one row per staged record (source, table_name, record_ref)",
+        {
+            **RECORD_COLS,
+            "person_key": ("text", "Stable pseudonymous person key (P + 8 digits)"),
+            "match_probability": (
+                "real",
+                "Probability of the strongest link joining the record to its person; 1.0 when "
+                "joined by a shared local id or incident; empty when the record stands alone",
+            ),
+        },
+    ),
+    _doc(
+        "person_key_changes",
+        "Audit trail of person keys: records moved between keys by a linkage run.",
+        "one row per (run, from key, to key)",
+        {
+            "change": (
+                "text",
+                "merge (the old key no longer exists) or split (the old key lives on)",
+            ),
+            "from_person_key": ("text", "Key the records had before the run"),
+            "to_person_key": ("text", "Key the records have after the run"),
+            "records_moved": ("integer", "Number of records that moved"),
+            "recorded_at": ("text", "When the run recorded the change (UTC, ISO 8601)"),
+            "run_id": ("text", "Dagster run that made the change"),
+        },
+    ),
+    _doc(
+        "linkage_parameters",
+        "Fellegi-Sunter parameters of the latest linkage run (m, u, match weight per level).",
+        "one row per comparison level",
+        {
+            "comparison": ("text", "Compared field (nhs_number, given_name, birth_date, ...)"),
+            "level": ("text", "Agreement level (exact, dice>=0.92, day/month swapped, ...)"),
+            "m_probability": ("real", "P(level | same person)"),
+            "u_probability": ("real", "P(level | different people)"),
+            "match_weight": ("real", "log2(m/u): evidence in bits"),
+        },
+    ),
+    _doc(
+        "linkage_threshold_curve",
+        "How many scored pairs would be links at each match-probability threshold.",
+        "one row per threshold",
+        {
+            "threshold": ("real", "Match-probability threshold"),
+            "pairs_at_or_above": ("integer", "Scored profile pairs at or above it"),
+            "anchored_pairs": (
+                "integer",
+                "Of which dates of birth agree (fully or partly) or NHS numbers match",
+            ),
+        },
+    ),
+    _doc(
+        "linkage_weight_histogram",
+        "Distribution of match weights of the scored pairs.",
+        "one row per 2-bit weight bin",
+        {
+            "weight_bin": ("real", "Lower edge of the bin (bits)"),
+            "pairs": ("integer", "Scored profile pairs in the bin"),
+        },
+    ),
+    _doc(
+        "linkage_link_rates",
+        "Share of records linked to another source group, overall and by age band, sex and "
+        "borough.",
+        "one row per dimension, value and source group",
+        {
+            "dimension": ("text", "overall, age_band, person_sex or borough"),
+            "value": ("text", "Value of the dimension (all for overall)"),
+            "source_group": ("text", "mental_health, police, ambulance or ae"),
+            "records": ("integer", "Records"),
+            "linked": ("integer", "Records whose person has records in another source group"),
+            "link_rate": ("real", "linked / records"),
+        },
+    ),
+    _doc(
+        "linkage_implausible",
+        "Implausible links found in the latest person index, by rule.",
+        "one row per rule",
+        {
+            "rule": ("text", "Rule code"),
+            "description": ("text", "What the rule detects"),
+            "persons": ("integer", "Persons with at least one such link"),
+        },
+    ),
+]
 
 
 def table_doc(name: str) -> TableDoc:
@@ -206,6 +307,7 @@ _SQL = {
     "integer": sa.BigInteger(),
     "text": sa.Text(),
     "boolean": sa.Boolean(),
+    "real": sa.Float(),
 }
 
 

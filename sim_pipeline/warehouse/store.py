@@ -46,6 +46,24 @@ class Transaction:
                         f"warehouse table {table} lacks column(s) {unknown}: the schema changed; "
                         "rebuild the warehouse (delete it and re-run) or migrate the table"
                     )
+        return self._insert(table, df, tbl, dtype)
+
+    def replace_all(
+        self, table: str, df: pd.DataFrame, dtype: Mapping[str, sa.types.TypeEngine] | None = None
+    ) -> int:
+        """Replace the whole table's rows with ``df``."""
+        tbl = self.warehouse._reflect(table, self.conn)
+        if tbl is not None:
+            self.conn.execute(tbl.delete())
+        return self._insert(table, df, tbl, dtype)
+
+    def _insert(
+        self,
+        table: str,
+        df: pd.DataFrame,
+        tbl: sa.Table | None,
+        dtype: Mapping[str, sa.types.TypeEngine] | None,
+    ) -> int:
         if len(df) == 0:
             return 0
         df.to_sql(table, self.conn, if_exists="append", index=False, dtype=dict(dtype or {}))
@@ -95,12 +113,19 @@ class Warehouse:
     def tables(self) -> list[str]:
         return sorted(sa.inspect(self.engine).get_table_names())
 
-    def read(self, table: str, where: Mapping[str, Sequence[object]] | None = None) -> pd.DataFrame:
-        """The table (optionally filtered); an empty frame if it does not exist yet."""
+    def read(
+        self,
+        table: str,
+        where: Mapping[str, Sequence[object]] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """The table (optionally filtered, optionally only the named columns that exist); an
+        empty frame if it does not exist yet."""
         if not self.has_table(table):
             return pd.DataFrame()
         tbl = sa.Table(table, sa.MetaData(), autoload_with=self.engine)
-        stmt = sa.select(tbl)
+        cols = [tbl.c[c] for c in columns if c in tbl.c] if columns is not None else [tbl]
+        stmt = sa.select(*cols)
         if where:
             stmt = stmt.where(sa.and_(*[tbl.c[c].in_(list(v)) for c, v in where.items()]))
         with self.engine.connect() as conn:

@@ -1,0 +1,282 @@
+"""Identity assets: the person index (linkage) and its quality report. Wiring only: the logic is in
+`sim_pipeline.identity` (linkage, person_index, linkage_quality)."""
+
+import base64
+import io
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
+from sim_pipeline.defs.common import (
+    DATA_ENGINEERING,
+    DATA_QUALITY,
+    column_schema,
+    markdown_table,
+    warehouse_kind,
+)
+from sim_pipeline.defs.ingest import STAGED_ASSETS
+from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
+from sim_pipeline.identity import linkage_quality as lq
+from sim_pipeline.identity.linkage import BLOCKING_RULES, ENCODING_COLUMNS, link_encoded
+from sim_pipeline.identity.person_index import (
+    DESCRIPTIVE_COLUMNS,
+    RECORD_KEY,
+    assign_person_keys,
+    index_records,
+    linkage_rows,
+)
+from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.warehouse.dictionary import sql_types
+from sim_pipeline.warehouse.store import Warehouse
+
+GROUP = "identity"
+
+
+def _staged_for_linkage(wh: Warehouse) -> dict[str, pd.DataFrame]:
+    """The staged columns linkage needs (record key, encodings, descriptive and link fields)."""
+    out = {}
+    for t in SOURCE_TABLES:
+        cols = ["source", "record_ref", "month", *ENCODING_COLUMNS, *DESCRIPTIVE_COLUMNS, "Borough"]
+        cols += [c for c, _ in t.person_links]
+        out[t.asset_name] = wh.read(t.asset_name, columns=cols)
+    return out
+
+
+@dg.asset(
+    description=(
+        "One stable person_key for every staged record (source, table_name, record_ref), from "
+        "probabilistic linkage of the pseudonymised encodings only (Splink on DuckDB; keyed "
+        "tokens, Bloom-filter name similarity, partial dates of birth, postcode levels). Keys of "
+        "people already known are kept when new months arrive; merges and splits are written to "
+        "person_key_changes. match_probability is the strongest link joining a record to its "
+        "person (1.0 when joined by a shared local patient id or incident; empty when alone)."
+    ),
+    deps=[a.key for a in STAGED_ASSETS],
+    group_name=GROUP,
+    owners=[DATA_ENGINEERING],
+    automation_condition=DOWNSTREAM_AUTOMATION,
+    kinds={"python", "splink", "duckdb", warehouse_kind()},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "every_record_indexed_once",
+            asset="person_index",
+            blocking=True,
+            description="Every staged record (source, table_name, record_ref) appears in the "
+            "person index exactly once, with a person key. Checked before the index is written.",
+        ),
+        dg.AssetCheckSpec(
+            "no_retired_key_reissued",
+            asset="person_index",
+            blocking=True,
+            description="No person key that a merge retired has been given to anyone again, so "
+            "a key in an old extract can never silently point at a different person.",
+        ),
+    ],
+)
+def person_index(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, linkage: LinkageResource
+):
+    wh = warehouse.get()
+    t0 = time.perf_counter()
+    staged = _staged_for_linkage(wh)
+    rows, groups = linkage_rows(staged)
+    result = link_encoded(rows, groups, linkage.options())
+    records = index_records(rows, result)
+    previous = wh.read("person_index")
+    history = wh.read("person_key_changes")
+    recorded_at = datetime.now(UTC).isoformat(timespec="seconds")
+    index, changes = assign_person_keys(
+        records, previous if len(previous) else None, recorded_at, history if len(history) else None
+    )
+    changes["run_id"] = context.run_id
+
+    expected = rows[RECORD_KEY].drop_duplicates()
+    duplicated = int(index.duplicated(RECORD_KEY).sum())
+    missing = len(expected) - len(index.merge(expected, on=RECORD_KEY))
+    if duplicated or missing or index["person_key"].isna().any():
+        raise dg.Failure(
+            f"person index incomplete: {missing} staged records missing, {duplicated} "
+            "duplicated; nothing written"
+        )
+    retired = (
+        set(history.loc[history["change"] == "merge", "from_person_key"]) if len(history) else set()
+    )
+    retired |= set(changes.loc[changes["change"] == "merge", "from_person_key"])
+    reissued = sorted(retired & set(index["person_key"]))
+
+    pairs = result.pairs
+    with wh.transaction() as tx:
+        tx.replace_all("person_index", index, dtype=sql_types("person_index"))
+        if len(changes):
+            tx.replace(
+                "person_key_changes",
+                changes,
+                where={"run_id": [context.run_id]},
+                dtype=sql_types("person_key_changes"),
+            )
+        tx.replace_all(
+            "linkage_parameters", result.parameters, dtype=sql_types("linkage_parameters")
+        )
+        tx.replace_all(
+            "linkage_threshold_curve",
+            lq.threshold_curve(pairs),
+            dtype=sql_types("linkage_threshold_curve"),
+        )
+        tx.replace_all(
+            "linkage_weight_histogram",
+            lq.weight_histogram(pairs),
+            dtype=sql_types("linkage_weight_histogram"),
+        )
+    persons = index["person_key"].nunique()
+    sizes = index.groupby("person_key").size()
+    change_counts = changes["change"].value_counts().to_dict() if len(changes) else {}
+    params = result.parameters.copy()
+    for col in ("m_probability", "u_probability", "match_weight"):
+        params[col] = params[col].astype(float).round(4)
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(index),
+            "dagster/column_schema": column_schema("person_index"),
+            "persons": persons,
+            "records_per_person_median": float(sizes.median()) if len(sizes) else 0.0,
+            "records_linked_to_others": int((sizes[index["person_key"]] > 1).sum()),
+            "key_changes_this_run": dg.MetadataValue.json(change_counts),
+            "model_trained": result.trained,
+            "threshold": linkage.threshold,
+            "linkage_counts": dg.MetadataValue.json(result.counts),
+            "linkage_seconds": dg.MetadataValue.json(
+                {k: round(v, 2) for k, v in result.timings.items()}
+            ),
+            "total_seconds": round(time.perf_counter() - t0, 1),
+            "model_parameters": markdown_table(params),
+            "blocking_rules": dg.MetadataValue.md("\n".join(f"- `{r}`" for r in BLOCKING_RULES)),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="every_record_indexed_once",
+                passed=True,
+                metadata={"staged_records": len(expected), "indexed": len(index)},
+            ),
+            dg.AssetCheckResult(
+                check_name="no_retired_key_reissued",
+                passed=not reissued,
+                metadata={"retired_keys": len(retired), "reissued": len(reissued)},
+            ),
+        ],
+    )
+    context.log.info(
+        f"person_index: {len(index)} records, {persons} persons, changes {change_counts}"
+    )
+
+
+def _chart(rates: pd.DataFrame, curve: pd.DataFrame, hist: pd.DataFrame, path: Path) -> str:
+    """Three panels (link rate by source, weight distribution, threshold curve) as a PNG;
+    returns it base64-encoded for the asset metadata."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    overall = rates[rates["dimension"] == "overall"]
+    axes[0].bar(overall["source_group"], overall["link_rate"], color="#005eb8")
+    axes[0].set_ylim(0, 1)
+    axes[0].set_title("Records linked to another source")
+    axes[1].bar(hist["weight_bin"], hist["pairs"], width=1.8, color="#41b6e6")
+    axes[1].set_yscale("log")
+    axes[1].set_title("Scored pairs by match weight (bits)")
+    axes[2].plot(curve["threshold"].astype(str), curve["pairs_at_or_above"], marker="o")
+    axes[2].set_title("Pairs counted as links, by threshold")
+    axes[2].tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=72)
+    plt.close(fig)
+    path.write_bytes(buf.getvalue())
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+@dg.asset(
+    description=(
+        "Linkage quality reported as GUILD/RECORD recommend: the share of each source's records "
+        "linked to another source (overall and by age band, sex and borough), the match-weight "
+        "distribution, how many links each threshold would give, implausible links (activity "
+        "after death, two NHS numbers from one provider, two dates of death) and how linked and "
+        "unlinked records differ. Aggregates only."
+    ),
+    deps=[person_index],
+    group_name=GROUP,
+    owners=[DATA_QUALITY],
+    automation_condition=DOWNSTREAM_AUTOMATION,
+    kinds={"python", "pandas", "matplotlib", warehouse_kind()},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "implausible_link_rate",
+            asset="linkage_quality",
+            blocking=True,
+            description="Persons with an implausible link (a record after their death, two "
+            "NHS numbers from one provider, or two dates of death), as a share of persons with "
+            "more than one record, is at most the configured limit (default 1%). Above it, "
+            "linkage is joining different people and every downstream metric would be wrong.",
+        ),
+    ],
+)
+def linkage_quality(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, linkage: LinkageResource
+):
+    wh = warehouse.get()
+    index = wh.read("person_index")
+    rows, _ = linkage_rows(_staged_for_linkage(wh))
+    mpi = wh.read("staged_mhs001mpi", columns=["source", "record_ref", "PersDeathDate"]).rename(
+        columns={"PersDeathDate": "death_date"}
+    )
+    mpi["table_name"] = "MHS001MPI"
+    attrs = lq.record_attributes(rows)
+    rates = lq.link_rates(index, attrs)
+    versus = lq.linked_vs_unlinked(index, attrs)
+    implausible, flagged = lq.implausible_links(index, rows, mpi)
+    sizes = index.groupby("person_key").size()
+    multi = int((sizes > 1).sum())
+    rate = len(flagged) / multi if multi else 0.0
+    curve = wh.read("linkage_threshold_curve")
+    hist = wh.read("linkage_weight_histogram")
+    with wh.transaction() as tx:
+        tx.replace_all("linkage_link_rates", rates, dtype=sql_types("linkage_link_rates"))
+        tx.replace_all("linkage_implausible", implausible, dtype=sql_types("linkage_implausible"))
+    png = _chart(rates, curve, hist, Path(linkage.reports_dir) / "linkage_quality.png")
+    overall = rates[rates["dimension"] == "overall"].drop(columns=["dimension", "value"])
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rates),
+            "link_rate_by_source": markdown_table(overall),
+            "implausible_links": markdown_table(implausible),
+            "implausible_link_rate": round(rate, 5),
+            "threshold_curve": markdown_table(curve),
+            "linked_vs_unlinked": markdown_table(versus),
+            "charts": dg.MetadataValue.md(f"![linkage quality](data:image/png;base64,{png})"),
+            "chart_file": dg.MetadataValue.path(
+                str(Path(linkage.reports_dir) / "linkage_quality.png")
+            ),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="implausible_link_rate",
+                passed=rate <= linkage.implausible_link_rate_limit,
+                metadata={
+                    "persons_flagged": len(flagged),
+                    "persons_with_several_records": multi,
+                    "rate": round(rate, 5),
+                    "limit": linkage.implausible_link_rate_limit,
+                },
+            )
+        ],
+    )
+    context.log.info(f"linkage_quality: implausible-link rate {rate:.4%}")
+
+
+LINKAGE_ASSETS = [person_index, linkage_quality]
