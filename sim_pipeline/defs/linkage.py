@@ -92,7 +92,7 @@ def person_index(
     index, changes = assign_person_keys(
         records, previous if len(previous) else None, recorded_at, history if len(history) else None
     )
-    changes["run_id"] = context.run_id
+    changes["run_id"] = context.run.run_id
 
     expected = rows[RECORD_KEY].drop_duplicates()
     duplicated = int(index.duplicated(RECORD_KEY).sum())
@@ -115,7 +115,7 @@ def person_index(
             tx.replace(
                 "person_key_changes",
                 changes,
-                where={"run_id": [context.run_id]},
+                where={"run_id": [context.run.run_id]},
                 dtype=sql_types("person_key_changes"),
             )
         tx.replace_all(

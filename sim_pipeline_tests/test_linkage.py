@@ -1,0 +1,294 @@
+"""Linkage: link() on hand-made cases, stable person keys, accuracy on synthetic truth, and the
+linkage-quality check failing on a planted implausible link."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from sim_pipeline.defs.linkage import linkage_quality, person_index
+from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
+from sim_pipeline.identity import DEMO_KEY, Tokeniser, link, pseudonymise
+from sim_pipeline.identity import evaluation as ev
+from sim_pipeline.identity.link import LINK_IDS
+from sim_pipeline.identity.linkage import LinkageOptions, link_encoded
+from sim_pipeline.identity.linkage_quality import implausible_links
+from sim_pipeline.identity.person_index import (
+    assign_person_keys,
+    index_records,
+    linkage_rows,
+)
+from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.staging import stage_months
+from sim_pipeline.warehouse import Warehouse
+from sim_pipeline.warehouse.dictionary import sql_types
+
+KEY = b"test-key-0123456789abcdef"
+COLUMNS = [
+    "record_id",
+    "source",
+    "nhs_number",
+    "given_name",
+    "family_name",
+    "birth_date",
+    "sex",
+    "postcode",
+]
+HAND = pd.DataFrame(
+    [
+        ("a1", "mhsds", "9434765919", "Katherine", "Okonkwo", "1988-04-09", "F", "SE15 4QT"),
+        # typo in the given name, no NHS number, compact date
+        ("a2", "ae", None, "Kathrine", "Okonkwo", "19880409", "F", "SE15 4QT"),
+        # day and month swapped, and moved house
+        ("a3", "police", None, "Katherine", "Okonkwo", "1988-09-04", "F", "CR0 2AB"),
+        # twins: one birth date, one address, different given names and NHS numbers
+        ("t1", "mhsds", "9434765870", "Hassan", "Abdi", "1995-03-12", "M", "SW17 0QT"),
+        ("t2", "mhsds", "4010232137", "Hussein", "Abdi", "1995-03-12", "M", "SW17 0QT"),
+        ("t3", "police", None, "Hussein", "Abdi", "1995-03-12", "M", "SW17 0QT"),
+        # police record without an NHS number joins its ambulance record
+        ("p1", "ambulance", "4505577104", "Daniel", "Whitmore", "1979-11-30", "M", "KT1 1AA"),
+        ("p2", "police", None, "Daniel", "Whitmore", "1979-11-30", "M", "KT1 1AA"),
+        ("u1", "ae", None, "Maria", "Silva", "2001-07-01", "F", "SM1 2XY"),
+    ],
+    columns=COLUMNS,
+)
+
+
+def _person(out: pd.DataFrame) -> dict[str, str]:
+    return dict(zip(out["record_id"], out["person_key"], strict=True))
+
+
+def test_link_hand_made_cases():
+    out = link(HAND, KEY)
+    assert list(out.columns) == ["record_id", "person_key", "match_probability"]
+    p = _person(out)
+    assert p["a1"] == p["a2"] == p["a3"]  # typo, swapped day/month, moved house
+    assert p["t1"] != p["t2"]  # twins stay apart
+    assert p["t3"] == p["t2"]  # the police record goes to the right twin
+    assert p["t3"] != p["t1"]
+    assert p["p1"] == p["p2"]  # police record without NHS number joins
+    assert len({p["a1"], p["t1"], p["t2"], p["p1"], p["u1"]}) == 5
+    assert out.set_index("record_id").loc["u1", "match_probability"] != 1.0
+    assert out.set_index("record_id").loc["a2", "match_probability"] > 0.95
+
+
+def test_link_results_do_not_depend_on_the_key_and_never_echo_identifiers():
+    a = link(HAND, KEY)
+    b = link(HAND, b"another-key-0123456789abcdef")
+    assert _person(a) == _person(b)
+    text = a.to_csv()
+    for value in ("Katherine", "KATHERINE", "Okonkwo", "9434765919", "1988", "SE15"):
+        assert value.lower() not in text.lower()
+
+
+def test_link_survives_records_from_anywhere():
+    odd = pd.DataFrame(
+        [
+            ("x1", "ae", "12345", "王", "李", "12/03/1990", "X", "75001"),
+            ("x2", "ae", None, "José", "Müller-Lüdenscheidt", "1990-02-30", None, "10115 Berlin"),
+            ("x3", "ae", None, None, None, None, None, None),
+            ("x4", "ae", "", "", "", "", "", ""),
+        ],
+        columns=COLUMNS,
+    )
+    out = link(odd, KEY)
+    assert len(out) == 4 and out["person_key"].notna().all()
+
+
+def test_link_errors_name_columns_not_values():
+    bad = pd.concat([HAND, HAND.head(1)])
+    with pytest.raises(ValueError) as exc:
+        link(bad, KEY)
+    assert "record_id" in str(exc.value) and "Katherine" not in str(exc.value)
+    with pytest.raises(TypeError, match="unknown linkage options"):
+        link(HAND, KEY, threshhold=0.9)
+
+
+def test_link_options_change_the_threshold():
+    strict = link(HAND, KEY, threshold=0.999999999, attach_threshold=0.999999999)
+    p = _person(strict)
+    assert p["a1"] != p["a3"]  # the swapped-date, moved record no longer clears the bar
+
+
+def test_encodings_are_stable_per_key():
+    a = pseudonymise(HAND.drop(columns="record_id"), LINK_IDS, Tokeniser(KEY))
+    b = pseudonymise(HAND.drop(columns="record_id"), LINK_IDS, Tokeniser(KEY))
+    c = pseudonymise(HAND.drop(columns="record_id"), LINK_IDS, Tokeniser(KEY + b"x"))
+    pd.testing.assert_frame_equal(a, b)
+    assert not (a["given_name_bf"] == c["given_name_bf"]).any()
+    assert not (a["birth_date_token"].dropna() == c["birth_date_token"].dropna()).any()
+
+
+def _records(clusters: dict[str, int]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "source": "s",
+            "table_name": "t",
+            "record_ref": list(clusters),
+            "cluster": list(clusters.values()),
+            "match_probability": 1.0,
+        }
+    )
+
+
+def test_person_keys_stay_put_and_changes_are_recorded():
+    first, changes = assign_person_keys(_records({"r1": 0, "r2": 0, "r3": 1, "r4": 2}))
+    k = dict(zip(first["record_ref"], first["person_key"], strict=True))
+    assert changes.empty and k["r1"] == k["r2"] != k["r3"]
+    # New month: r5 new person, r6 joins r3's person; r4's person is merged into r1's.
+    second, changes = assign_person_keys(
+        _records({"r5": 7, "r1": 5, "r2": 5, "r3": 6, "r6": 6, "r4": 5}), first, "t1"
+    )
+    k2 = dict(zip(second["record_ref"], second["person_key"], strict=True))
+    assert k2["r1"] == k["r1"] and k2["r3"] == k2["r6"] == k["r3"]
+    assert k2["r5"] not in set(first["person_key"])  # a new number, not a reused one
+    assert changes[["change", "from_person_key", "to_person_key", "records_moved"]].to_dict(
+        "records"
+    ) == [
+        {
+            "change": "merge",
+            "from_person_key": k["r4"],
+            "to_person_key": k["r1"],
+            "records_moved": 1,
+        }
+    ]
+    # Split: r2 leaves r1's person; the retired key k["r4"] is never issued again.
+    third, changes = assign_person_keys(
+        _records({"r1": 0, "r2": 1, "r3": 2, "r4": 0, "r5": 3, "r6": 2}), second, "t2", changes
+    )
+    k3 = dict(zip(third["record_ref"], third["person_key"], strict=True))
+    assert k3["r1"] == k["r1"] and k3["r2"] not in {k["r4"], *second["person_key"]}
+    assert changes["change"].tolist() == ["split"]
+
+
+@pytest.fixture(scope="module")
+def staged_small(small_synth):
+    landing, truth = small_synth
+    months = sorted(p.name for p in (landing / "las").iterdir())
+    tok = Tokeniser(DEMO_KEY, demo=True)
+    staged = {}
+    for t in SOURCE_TABLES:
+        frames = [m.staged for m in stage_months(landing, t, months, tok)]
+        staged[t.asset_name] = pd.concat(frames, ignore_index=True)
+    return staged, truth, months
+
+
+def _truth(truth: Path) -> pd.DataFrame:
+    t = pd.read_csv(truth / "records.csv", dtype=str).drop_duplicates(
+        ["source", "table", "record_ref"]
+    )
+    return t.rename(columns={"table": "table_name", "true_person_id": "true"})
+
+
+def test_linkage_accuracy_on_synthetic_truth(staged_small):
+    staged, truth, _ = staged_small
+    rows, groups = linkage_rows(staged)
+    res = link_encoded(rows, groups, LinkageOptions())
+    recs = index_records(rows, res).rename(columns={"cluster": "pred"})
+    df = recs.merge(_truth(truth), on=["source", "table_name", "record_ref"])
+    assert len(df) == len(recs)  # every record has a truth row
+    nhs_only = rows.assign(pred=rows["nhs_number_token"].fillna(rows["record_ref"]))
+    nhs_only = nhs_only.drop_duplicates(["source", "table_name", "record_ref"]).merge(
+        _truth(truth), on=["source", "table_name", "record_ref"]
+    )
+    score, baseline = ev.pairwise(df), ev.pairwise(nhs_only)
+    assert score["precision"] >= 0.99
+    assert score["recall"] >= 0.93
+    assert score["recall"] > baseline["recall"] + 0.1
+
+
+def test_person_keys_are_stable_across_an_added_month(staged_small):
+    staged, _, months = staged_small
+    last = months[-1]
+    before = {k: v[v["month"] != last] for k, v in staged.items()}
+    opts = LinkageOptions()
+    rows1, groups1 = linkage_rows(before)
+    index1, _ = assign_person_keys(index_records(rows1, link_encoded(rows1, groups1, opts)))
+    rows2, groups2 = linkage_rows(staged)
+    index2, changes = assign_person_keys(
+        index_records(rows2, link_encoded(rows2, groups2, opts)), index1, "now"
+    )
+    both = index1.merge(index2, on=["source", "table_name", "record_ref"], suffixes=("_1", "_2"))
+    moved = both[both["person_key_1"] != both["person_key_2"]]
+    assert len(both) == len(index1)
+    assert len(moved) / len(both) < 0.01  # keys of known people do not move ...
+    assert moved.groupby(["person_key_1", "person_key_2"]).size().sum() == (
+        changes["records_moved"].sum()
+    )  # ... and every move is in the audit trail
+    new = index2[~index2["record_ref"].isin(index1["record_ref"])]
+    assert len(new) > 0
+
+
+def test_implausible_links_are_found():
+    index = pd.DataFrame(
+        {
+            "source": ["slam", "oxleas", "las", "slam", "slam"],
+            "table_name": ["MHS001MPI", "MHS001MPI", "ambulance_incidents", "MHS001MPI", "X"],
+            "record_ref": ["A", "B", "C", "D", "E"],
+            "person_key": ["P1", "P1", "P1", "P2", "P2"],
+        }
+    )
+    rows = index.drop(columns="person_key").assign(
+        month=["2019-01", "2019-02", "2019-06", "2019-01", "2019-01"],
+        nhs_number_token=[None, None, None, "n1", "n2"],
+    )
+    deaths = index.drop(columns="person_key").assign(
+        death_date=["2019-03-01", "2019-04-02", None, None, None]
+    )
+    table, flagged = implausible_links(index, rows, deaths)
+    counts = dict(zip(table["rule"], table["persons"], strict=True))
+    assert counts == {
+        "activity_after_death": 1,
+        "two_nhs_numbers_one_source": 1,
+        "two_death_dates": 1,
+    }
+    assert flagged == {"P1", "P2"}
+
+
+def test_quality_check_fails_on_a_planted_implausible_link(staged_small, tmp_path):
+    staged, _, _ = staged_small
+    url = f"sqlite:///{tmp_path / 'wh.db'}"
+    wh = Warehouse(url)
+    with wh.transaction() as tx:
+        for name, df in staged.items():
+            tx.replace_all(name, df, dtype=sql_types(name))
+    resources = {
+        "warehouse": WarehouseResource(url=url),
+        "linkage": LinkageResource(reports_dir=str(tmp_path / "reports")),
+    }
+    ok = dg.materialize([person_index, linkage_quality], resources=resources)
+    checks = {e.check_name: e.passed for e in ok.get_asset_check_evaluations()}
+    assert checks == {
+        "every_record_indexed_once": True,
+        "no_retired_key_reissued": True,
+        "implausible_link_rate": True,
+    }
+    # Plant what a linkage bug does: merge pairs of different patients of one trust (so one
+    # "person" carries two NHS numbers from one provider) until 5% of people are affected.
+    index = wh.read("person_index")
+    mpi = staged["staged_mhs001mpi"].dropna(subset=["nhs_number_token"])
+    mpi = mpi.drop_duplicates("record_ref").merge(
+        index[index["table_name"] == "MHS001MPI"], on=["source", "record_ref"]
+    )
+    people = mpi.groupby("source")["person_key"].unique()
+    multi = int((index.groupby("person_key").size() > 1).sum())
+    merges = {}
+    for keys in people:
+        for a, b in zip(keys[0::2], keys[1::2], strict=False):
+            if len(merges) < 0.05 * multi:
+                merges[b] = a
+    assert len(merges) >= 0.05 * multi
+    index["person_key"] = index["person_key"].replace(merges)
+    with wh.transaction() as tx:
+        tx.replace_all("person_index", index, dtype=sql_types("person_index"))
+    bad = dg.materialize(
+        [linkage_quality],
+        resources=resources,
+        raise_on_error=False,
+        selection=[linkage_quality.key],
+    )
+    evals = {e.check_name: e for e in bad.get_asset_check_evaluations()}
+    assert evals["implausible_link_rate"].passed is False
+    assert (tmp_path / "reports" / "linkage_quality.png").stat().st_size > 1000
+    wh.dispose()
