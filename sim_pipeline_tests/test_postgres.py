@@ -248,8 +248,8 @@ def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
             (run_id,),
         ).fetchone()[0]
     assert status == ("SUCCESS",)
-    # one per ingest asset and month, plus ingest_summary
-    assert n_materialisations == len(SOURCE_TABLES) * len(months) + 1
+    # one per ingest asset and month, plus ingest_summary, person_index and linkage_quality
+    assert n_materialisations == len(SOURCE_TABLES) * len(months) + 3
     assert not [p for p in home.rglob("*.db")], "Dagster wrote SQLite storage under DAGSTER_HOME"
 
     # same warehouse, table by table, as the same run on SQLite

@@ -596,7 +596,12 @@ def _parameters(linker) -> pd.DataFrame:
                     "match_weight": float(np.log2(lvl.m_probability / lvl.u_probability)),
                 }
             )
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    # Stored to 10 significant figures: float sums differ in the last bits between thread
+    # schedules, and a repeated run must give identical tables.
+    for col in ("m_probability", "u_probability", "match_weight"):
+        out[col] = [float(f"{v:.10g}") for v in out[col]]
+    return out
 
 
 def link_encoded(

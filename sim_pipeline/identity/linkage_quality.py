@@ -131,6 +131,6 @@ def threshold_curve(
 
 def weight_histogram(pairs: pd.DataFrame) -> pd.DataFrame:
     """Scored pairs by match weight, in 2-bit bins (lower edge)."""
-    w = np.floor(pairs["match_weight"].to_numpy(dtype=float) / 2) * 2
+    w = np.floor(np.round(pairs["match_weight"].to_numpy(dtype=float), 6) / 2) * 2
     counts = pd.Series(w).value_counts().sort_index()
     return pd.DataFrame({"weight_bin": counts.index.astype(float), "pairs": counts.to_numpy()})

@@ -71,7 +71,10 @@ def linkage_rows(staged: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.D
         return empty, pd.DataFrame(columns=["record"])
     rows = pd.concat(frames, ignore_index=True)
     groups = pd.concat(group_frames, ignore_index=True)
-    return rows, groups
+    # A canonical row order: the warehouse returns rows in any order (PostgreSQL does), and
+    # profile numbering, sampling and so the trained model must not depend on it.
+    order = rows.sort_values(list(rows.columns), kind="stable", na_position="last").index
+    return rows.loc[order].reset_index(drop=True), groups.loc[order].reset_index(drop=True)
 
 
 def index_records(rows: pd.DataFrame, result: LinkResult) -> pd.DataFrame:
@@ -154,5 +157,6 @@ def assign_person_keys(
     changes["recorded_at"] = recorded_at
     changes["run_id"] = None
     index = recs[INDEX_COLUMNS].copy()
-    index["match_probability"] = index["match_probability"].astype("float64")
+    # Rounded: the last bits of a float sum can differ between DuckDB thread schedules.
+    index["match_probability"] = index["match_probability"].astype("float64").round(6)
     return index, changes[CHANGE_COLUMNS].reset_index(drop=True)
