@@ -1,4 +1,4 @@
-"""The `sim-pipeline` command: synth, run, dictionary, ui.
+"""The `sim-pipeline` command: synth, run, backfill, dictionary, privacy-scan, bench, ui.
 
 Heavy imports (Dagster, the definitions) happen inside the commands, after the environment has
 been settled, because the code location reads its settings at import time.
@@ -263,6 +263,13 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     return 0 if all(r["exit_code"] == 0 for r in results) else 1
 
 
+def cmd_bench_linkage(args: argparse.Namespace) -> int:
+    """NHS-number-only vs cleartext anchor vs encoded linkage on synthetic data with truth."""
+    from sim_pipeline.bench_linkage import main as bench_linkage
+
+    return bench_linkage(args.people, out=args.out, seed=args.seed)
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     """Options shared by run and backfill."""
     p.add_argument("--log-level", default="WARNING", help="Dagster console log level")
@@ -303,6 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = bench_sub.add_parser("run", help="wall time and peak memory of the main job")
     p.add_argument("--out", type=Path, default=Path("data/bench/main_job.json"))
     p.set_defaults(func=cmd_bench_run)
+    p = bench_sub.add_parser(
+        "linkage",
+        help="linkage accuracy, time and memory: NHS-number only vs cleartext vs encoded",
+    )
+    p.add_argument("--people", type=int, default=DEMO_PEOPLE, help="general population size")
+    p.add_argument("--seed", type=int, default=DEMO_SEED)
+    p.add_argument(
+        "--out", type=Path, default=None, help="JSON report (default data/bench/linkage_<N>.json)"
+    )
+    p.set_defaults(func=cmd_bench_linkage)
     p = sub.add_parser("ui", help="start the Dagster web UI on this project's instance")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)

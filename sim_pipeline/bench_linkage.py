@@ -1,0 +1,440 @@
+"""`sim-pipeline bench linkage`: three linkage methods side by side on synthetic data with truth.
+
+One run generates a synthetic landing folder and its truth (in a temporary folder), stages every
+provider table twice and links the same records three ways:
+
+- ``nhs_only``: deterministic linkage on the NHS-number token alone. Records are joined when
+  they share an NHS-number token, and also through the same deterministic group labels the
+  engine uses (`linkage_rows`): a trust's LocalPatientId, a hospital spell, the police incident
+  a s136 return was raised from. Those labels are each provider's own key for one person, which
+  any NHS-number-only linkage would use too; without them MHSDS activity tables (which carry no
+  identifiers) and police records (no NHS number) could never link to anything, and the
+  baseline would be a straw man. Records without an NHS-number token join only through labels.
+- ``cleartext``: the probabilistic engine (`link_encoded`) on normalised cleartext identifiers
+  (`ClearTokeniser`), names compared by Jaro-Winkler: the anchor an encoding should approach.
+- ``encoded``: the engine on keyed tokens and Bloom filters, as the pipeline runs it.
+
+Staging (read, validate, pseudonymise) is timed apart: it is not linkage. Each method runs in a
+fresh process (multiprocessing "spawn") that loads its input, then links, so its wall time and
+peak memory are its own: ``peak_rss_mib`` is the process high-water mark (interpreter, imports,
+input and linkage) and ``peak_growth_mib`` its rise above the process's RSS once the input is
+loaded (Linux: /proc VmHWM, reset before linking).
+
+Scores come from `sim_pipeline.identity.evaluation` against the generator's truth, with one unit
+per record (source, table_name, record_ref): MHSDS resends a record every month and each row of
+it is the same record. Cohort scores cover the pairs touching a programme member's records.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import resource
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+METHODS: dict[str, str] = {
+    "nhs_only": "deterministic: equal NHS-number token (plus providers' own person labels)",
+    "cleartext": "probabilistic engine on normalised cleartext, names by Jaro-Winkler (anchor)",
+    "encoded": "probabilistic engine on keyed tokens and Bloom filters (the pipeline)",
+}
+COMPARISON_SHARE = 0.06  # comparison (high-intensity, never allocated) people per general person
+RECORD_KEY = ["source", "table_name", "record_ref"]
+
+
+def _max_rss_mib() -> float:
+    """This process's peak RSS (getrusage; on Linux it includes a parent's mark before exec)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _status_mib() -> dict[str, float]:
+    """VmRSS and VmHWM (peak) of this process from /proc (Linux); empty elsewhere."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return {}
+    return {
+        k: int(v.split()[0]) / 1024
+        for k, v in (ln.split(":", 1) for ln in lines if ln.startswith(("VmRSS:", "VmHWM:")))
+    }
+
+
+def _reset_peak() -> bool:
+    """Reset this process's VmHWM to its current RSS (Linux >= 4.0); False if not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return "VmHWM" in _status_mib()
+
+
+def default_out(people: int) -> Path:
+    return Path("data") / "bench" / f"linkage_{people}.json"
+
+
+# --------------------------------------------------------------------------------------------
+# Input: synthetic landing + truth, staged with both tokenisers
+# --------------------------------------------------------------------------------------------
+
+
+def landing_months(landing: Path) -> list[str]:
+    """Every YYYY-MM folder present under any provider of the landing folder, sorted."""
+    return sorted({p.name for p in landing.glob("*/*") if p.is_dir()})
+
+
+def stage_all(landing: Path, tokeniser: Any) -> dict[str, pd.DataFrame]:
+    """Every source table staged for every landing month: asset name -> staged rows."""
+    from sim_pipeline.sources import SOURCE_TABLES
+    from sim_pipeline.staging import stage_months
+
+    months = landing_months(landing)
+    out: dict[str, pd.DataFrame] = {}
+    for table in SOURCE_TABLES:
+        staged = stage_months(landing, table, months, tokeniser)
+        frames = [m.staged for m in staged if len(m.staged)]
+        if frames:
+            out[table.asset_name] = pd.concat(frames, ignore_index=True)
+    return out
+
+
+def nhs_only_clusters(rows: pd.DataFrame, groups: pd.DataFrame) -> np.ndarray:
+    """Connected components over equal NHS-number tokens and equal group labels (per row)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(rows)
+    labels = groups.reset_index(drop=True).copy()
+    labels["__nhs"] = rows["nhs_number_token"].reset_index(drop=True)
+    a_parts, b_parts = [], []
+    for c in labels.columns:
+        col = labels[c].dropna()
+        if col.empty:
+            continue
+        codes, _ = pd.factorize(col)
+        pos = col.index.to_numpy()
+        first = pd.Series(pos).groupby(codes).transform("first").to_numpy()
+        a_parts.append(first)
+        b_parts.append(pos)
+    a = np.concatenate(a_parts) if a_parts else np.empty(0, dtype=np.int64)
+    b = np.concatenate(b_parts) if b_parts else np.empty(0, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    return comp.astype(np.int64)
+
+
+def read_truth(truth: Path) -> tuple[pd.DataFrame, set[str], int]:
+    """(record key -> true person, the programme people, records with conflicting truth)."""
+    recs = pd.read_csv(truth / "records.csv", dtype="string", keep_default_na=False)
+    recs = recs.rename(columns={"table": "table_name"})[[*RECORD_KEY, "true_person_id"]]
+    recs = recs.drop_duplicates()
+    conflicts = int(recs.duplicated(RECORD_KEY).sum())
+    recs = recs.drop_duplicates(RECORD_KEY).reset_index(drop=True)
+    people = pd.read_csv(truth / "people.csv", dtype="string", keep_default_na=False)
+    cohort = set(people.loc[people["group"] == "programme", "true_person_id"].tolist())
+    return recs, cohort, conflicts
+
+
+# --------------------------------------------------------------------------------------------
+# One method, in its own process
+# --------------------------------------------------------------------------------------------
+
+
+def link_method(method: str, rows_path: str, groups_path: str) -> dict[str, Any]:
+    """Load the inputs, link with ``method``; return one cluster per record plus the figures.
+
+    Runs in a fresh (spawned) process, so the memory figures belong to this method alone. The
+    peak is read from /proc (VmHWM, reset after the input is loaded), not from getrusage: on
+    Linux ``ru_maxrss`` survives fork and exec, so a spawned child would report the parent's
+    peak. Imports happen before the baseline: they are a fixed cost, not linkage.
+    """
+    import duckdb  # noqa: F401
+    import scipy.sparse.csgraph  # noqa: F401
+    import splink  # noqa: F401
+
+    from sim_pipeline.identity.linkage import LinkageOptions, LinkResult, link_encoded
+    from sim_pipeline.identity.person_index import index_records
+
+    with open(rows_path, "rb") as f:
+        rows: pd.DataFrame = pickle.load(f)
+    with open(groups_path, "rb") as f:
+        groups: pd.DataFrame = pickle.load(f)
+    procfs = _reset_peak()
+    base = _status_mib()["VmRSS"] if procfs else _max_rss_mib()
+    t0 = time.perf_counter()
+    if method == "nhs_only":
+        comp = nhs_only_clusters(rows, groups)
+        clusters = pd.DataFrame({"cluster": comp, "match_probability": 1.0}, index=rows.index)
+        result = LinkResult(clusters, pd.DataFrame(), pd.DataFrame())
+        result.timings = {"cluster_s": time.perf_counter() - t0}
+        result.counts = {"rows": len(rows), "clusters": int(comp.max() + 1) if len(comp) else 0}
+    elif method == "cleartext":
+        result = link_encoded(rows, groups, LinkageOptions(name_similarity="jaro_winkler"))
+    elif method == "encoded":
+        result = link_encoded(rows, groups, LinkageOptions())
+    else:
+        raise ValueError(f"unknown linkage method {method!r}")
+    t1 = time.perf_counter()
+    records = index_records(rows, result)[[*RECORD_KEY, "cluster"]]
+    timings = {k: float(v) for k, v in result.timings.items()}
+    timings["index_s"] = time.perf_counter() - t1
+    seconds = time.perf_counter() - t0
+    peak = _status_mib()["VmHWM"] if procfs else _max_rss_mib()
+    return {
+        "records": records,
+        "link_s": seconds,
+        "timings": timings,
+        "counts": {k: int(v) for k, v in result.counts.items()},
+        "trained": bool(result.trained),
+        "parameters": result.parameters.to_dict(orient="records"),
+        "memory_source": "procfs VmHWM" if procfs else "getrusage ru_maxrss",
+        "baseline_rss_mib": base,
+        "peak_rss_mib": peak,
+        "peak_growth_mib": peak - base,
+    }
+
+
+def _run_isolated(method: str, rows_path: Path, groups_path: Path) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(link_method, method, str(rows_path), str(groups_path)).result()
+
+
+# --------------------------------------------------------------------------------------------
+# Scores
+# --------------------------------------------------------------------------------------------
+
+
+def _cohort_exact(df: pd.DataFrame, people: set[str]) -> float:
+    """Share of cohort people whose records form exactly one predicted cluster, alone."""
+    member = df[df["true"].isin(people)]
+    if member.empty:
+        return 1.0
+    size_p = df.groupby("pred").size()
+    per = member.groupby("true").agg(n=("pred", "size"), k=("pred", "nunique"), p=("pred", "first"))
+    exact = (per["k"] == 1) & (size_p.loc[per["p"]].to_numpy() == per["n"].to_numpy())
+    return float(exact.mean())
+
+
+def score(records: pd.DataFrame, truth: pd.DataFrame, cohort: set[str]) -> dict[str, Any]:
+    """Pairwise (overall, by source pair, cohort) and exact-cluster scores of one method."""
+    from sim_pipeline.identity.evaluation import (
+        cluster_scores,
+        pairwise,
+        pairwise_by_source_pair,
+        pairwise_for_people,
+        source_group,
+    )
+
+    df = records.merge(truth, on=RECORD_KEY, how="left")
+    unmatched = int(df["true_person_id"].isna().sum())
+    df = df.dropna(subset=["true_person_id"])
+    df = pd.DataFrame(
+        {
+            "pred": df["cluster"].to_numpy(),
+            "true": df["true_person_id"].to_numpy(),
+            "group": source_group(df["source"]).to_numpy(),
+        }
+    )
+    cohort_scores = pairwise_for_people(df, cohort)
+    cohort_scores["people"] = int(df.loc[df["true"].isin(cohort), "true"].nunique())
+    cohort_scores["exact_people_share"] = _cohort_exact(df, cohort)
+    return {
+        "records_scored": len(df),
+        "records_without_truth": unmatched,
+        "clusters": int(df["pred"].nunique()),
+        "pairwise": pairwise(df),
+        "cohort": cohort_scores,
+        "cluster": cluster_scores(df),
+        "by_source_pair": pairwise_by_source_pair(df).to_dict(orient="records"),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------------------------
+
+
+def run_benchmark(
+    people: int, seed: int = 20180101, isolate: bool = True, log: Any = print
+) -> dict[str, Any]:
+    """Generate, stage, link three ways and score; returns the report (see module docstring)."""
+    from sim_pipeline.identity.person_index import linkage_rows
+    from sim_pipeline.identity.tokens import DEMO_KEY, ClearTokeniser, Tokeniser
+    from sim_pipeline.synthetic import generate
+
+    comparison_people = round(people * COMPARISON_SHARE)
+    report: dict[str, Any] = {
+        "benchmark": "linkage: NHS-number-only vs cleartext anchor vs encoded",
+        "people": people,
+        "comparison_people": comparison_people,
+        "seed": seed,
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "isolated_processes": isolate,
+    }
+    with tempfile.TemporaryDirectory(prefix="bench_linkage_") as tmp_name:
+        tmp = Path(tmp_name)
+        landing, truth_dir = tmp / "landing", tmp / "truth"
+        log(f"generating {people} + {comparison_people} people (seed {seed}) ...")
+        t0 = time.perf_counter()
+        summary = generate(
+            landing, truth_dir, seed=seed, people=people, comparison_people=comparison_people
+        )
+        report["generate_s"] = round(time.perf_counter() - t0, 2)
+        report["landing_files"] = summary.files_written
+        report["landing_rows"] = int(sum(summary.rows_by_table.values()))
+
+        staged: dict[str, dict[str, pd.DataFrame]] = {}
+        report["staging_s"] = {}
+        for name, tokeniser in (
+            ("encoded", Tokeniser(DEMO_KEY, demo=True)),
+            ("cleartext", ClearTokeniser()),
+        ):
+            log(f"staging every table ({name}) ...")
+            t0 = time.perf_counter()
+            staged[name] = stage_all(landing, tokeniser)
+            report["staging_s"][name] = round(time.perf_counter() - t0, 2)
+
+        rows_enc, groups = linkage_rows(staged.pop("encoded"))
+        rows_clear, groups_clear = linkage_rows(staged.pop("cleartext"))
+        if not rows_enc[RECORD_KEY].equals(rows_clear[RECORD_KEY]):
+            raise RuntimeError("encoded and cleartext staging gave different rows")
+        if not groups.equals(groups_clear):
+            raise RuntimeError("encoded and cleartext staging gave different group labels")
+        del groups_clear
+        truth, cohort, conflicts = read_truth(truth_dir)
+        report["rows"] = len(rows_enc)
+        report["records"] = int(len(rows_enc[RECORD_KEY].drop_duplicates()))
+        report["true_people"] = int(
+            truth.merge(rows_enc[RECORD_KEY].drop_duplicates(), on=RECORD_KEY)[
+                "true_person_id"
+            ].nunique()
+        )
+        report["cohort_people"] = len(cohort)
+        report["truth_conflicting_records"] = conflicts
+        log(f"{report['records']:,} records in {report['rows']:,} staged rows")
+
+        paths = {"encoded": tmp / "rows_encoded.pkl", "cleartext": tmp / "rows_cleartext.pkl"}
+        groups_path = tmp / "groups.pkl"
+        for path, frame in (
+            (paths["encoded"], rows_enc),
+            (paths["cleartext"], rows_clear),
+            (groups_path, groups),
+        ):
+            with open(path, "wb") as f:
+                pickle.dump(frame, f, protocol=pickle.HIGHEST_PROTOCOL)
+        del rows_enc, rows_clear, groups
+        report["parent_peak_rss_mib"] = round(_max_rss_mib(), 1)
+
+        report["methods"] = {}
+        for method, description in METHODS.items():
+            log(f"linking: {method} ...")
+            rows_path = paths["cleartext" if method == "cleartext" else "encoded"]
+            out = (
+                _run_isolated(method, rows_path, groups_path)
+                if isolate
+                else link_method(method, str(rows_path), str(groups_path))
+            )
+            records = out.pop("records")
+            engine = sum(out["timings"].values())
+            report["methods"][method] = {
+                "description": description,
+                "records": len(records),
+                "link_s": round(out["link_s"], 3),
+                "timings": {k: round(v, 3) for k, v in out["timings"].items()}
+                | {"other_s": round(out["link_s"] - engine, 3)},
+                "peak_rss_mib": round(out["peak_rss_mib"], 1),
+                "peak_growth_mib": round(out["peak_growth_mib"], 1),
+                "baseline_rss_mib": round(out["baseline_rss_mib"], 1),
+                "memory_source": out["memory_source"],
+                "trained": out["trained"],
+                "counts": out["counts"],
+                "parameters": out["parameters"],  # m, u and weight per comparison level
+                **score(records, truth, cohort),
+            }
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Printing
+# --------------------------------------------------------------------------------------------
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as two side-by-side tables (methods as columns)."""
+    methods = report["methods"]
+    names = list(methods)
+    width = 12
+
+    def line(label: str, values: list[str]) -> str:
+        return f"{label:<30}" + "".join(f"{v:>{width}}" for v in values)
+
+    def row(label: str, get: Any, fmt: str) -> str:
+        return line(label, [format(get(methods[m]), fmt) for m in names])
+
+    out = [
+        f"linkage benchmark: {report['people']:,} general + {report['comparison_people']:,} "
+        f"comparison + {report['cohort_people']} programme people, seed {report['seed']}, "
+        f"{report['cpus']} CPUs",
+        f"{report['records']:,} records ({report['rows']:,} staged rows, "
+        f"{report['landing_rows']:,} landing rows); {report['true_people']:,} true people",
+        f"generate {report['generate_s']:.1f} s; staging encoded "
+        f"{report['staging_s']['encoded']:.1f} s, cleartext {report['staging_s']['cleartext']:.1f} s"
+        f" (not linkage); parent peak RSS {report['parent_peak_rss_mib']:,.0f} MiB",
+        "",
+        line("", names),
+        row("records", lambda m: m["records"], ","),
+        row("clusters", lambda m: m["clusters"], ","),
+        row("pairwise precision", lambda m: m["pairwise"]["precision"], ".4f"),
+        row("pairwise recall", lambda m: m["pairwise"]["recall"], ".4f"),
+        row("pairwise F1", lambda m: m["pairwise"]["f1"], ".4f"),
+        row("cohort pairwise precision", lambda m: m["cohort"]["precision"], ".4f"),
+        row("cohort pairwise recall", lambda m: m["cohort"]["recall"], ".4f"),
+        row("cohort people exactly linked", lambda m: m["cohort"]["exact_people_share"], ".3f"),
+        row("cluster precision", lambda m: m["cluster"]["precision"], ".4f"),
+        row("cluster recall", lambda m: m["cluster"]["recall"], ".4f"),
+        row("cluster F1", lambda m: m["cluster"]["f1"], ".4f"),
+        row("link time s", lambda m: m["link_s"], ".1f"),
+    ]
+    for step in ("profiles_s", "train_s", "predict_s", "cluster_s", "index_s", "other_s"):
+        out.append(
+            row(f"  {step.removesuffix('_s')} s", lambda m, s=step: m["timings"].get(s, 0), ".1f")
+        )
+    out += [
+        row("peak RSS MiB (process)", lambda m: m["peak_rss_mib"], ",.0f"),
+        row("peak growth MiB (linkage)", lambda m: m["peak_growth_mib"], ",.0f"),
+        "",
+        f"{'pairwise F1 by source pair':<30}{'true pairs':>{width}}"
+        + "".join(f"{n:>{width}}" for n in names),
+    ]
+    pairs = {
+        m: {(r["source_a"], r["source_b"]): r for r in methods[m]["by_source_pair"]} for m in names
+    }
+    for key, first in pairs[names[0]].items():
+        label = f"{key[0]} x {key[1]}"
+        out.append(
+            f"{label:<30}{first['true_pairs']:>{width},}"
+            + "".join(f"{pairs[m][key]['f1']:>{width}.4f}" for m in names)
+        )
+    return "\n".join(out)
+
+
+def main(people: int, out: Path | None = None, seed: int = 20180101) -> int:
+    """Run, write the JSON report and print the tables; the CLI's `bench linkage`."""
+    import json
+
+    report = run_benchmark(people, seed=seed, log=lambda s: print(s, file=sys.stderr, flush=True))
+    path = out or default_out(people)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(render(report))
+    print(f"wrote {path}")
+    return 0
