@@ -90,8 +90,13 @@ def landing_months(landing: Path) -> list[str]:
     return sorted({p.name for p in landing.glob("*/*") if p.is_dir()})
 
 
-def stage_all(landing: Path, tokeniser: Any) -> dict[str, pd.DataFrame]:
-    """Every source table staged for every landing month: asset name -> staged rows."""
+def stage_all(
+    landing: Path, tokeniser: Any, errors: list[str] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Every source table staged for every landing month: asset name -> staged rows.
+
+    Files that cannot be read at all are skipped by staging; their messages go to ``errors``.
+    """
     from sim_pipeline.sources import SOURCE_TABLES
     from sim_pipeline.staging import stage_months
 
@@ -99,6 +104,8 @@ def stage_all(landing: Path, tokeniser: Any) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     for table in SOURCE_TABLES:
         staged = stage_months(landing, table, months, tokeniser)
+        if errors is not None:
+            errors += [str(e) for m in staged for e in m.errors]
         frames = [m.staged for m in staged if len(m.staged)]
         if frames:
             out[table.asset_name] = pd.concat(frames, ignore_index=True)
@@ -300,8 +307,10 @@ def run_benchmark(
         ):
             log(f"staging every table ({name}) ...")
             t0 = time.perf_counter()
-            staged[name] = stage_all(landing, tokeniser)
+            file_errors: list[str] = []
+            staged[name] = stage_all(landing, tokeniser, file_errors)
             report["staging_s"][name] = round(time.perf_counter() - t0, 2)
+            report.setdefault("unreadable_files", file_errors)
 
         rows_enc, groups = linkage_rows(staged.pop("encoded"))
         rows_clear, groups_clear = linkage_rows(staged.pop("cleartext"))

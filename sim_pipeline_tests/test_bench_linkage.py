@@ -49,6 +49,7 @@ def test_every_method_scores_the_same_records(bench):
     counts = {m["records"] for m in report["methods"].values()}
     assert counts == {report["records"]}
     assert all(m["records_without_truth"] == 0 for m in report["methods"].values())
+    assert report["unreadable_files"] == []
     assert report["records"] < report["rows"]  # MHSDS resends records: rows collapse
     assert report["methods"]["encoded"]["cohort"]["people"] == report["cohort_people"] == 108
 
