@@ -11,6 +11,7 @@ from sim_pipeline.defs.linkage import linkage_quality, person_index
 from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
 from sim_pipeline.identity import DEMO_KEY, Tokeniser, link, pseudonymise
 from sim_pipeline.identity import evaluation as ev
+from sim_pipeline.identity.link import INPUT_COLUMNS as COLUMNS
 from sim_pipeline.identity.link import LINK_IDS
 from sim_pipeline.identity.linkage import LinkageOptions, link_encoded
 from sim_pipeline.identity.linkage_quality import implausible_links
@@ -25,16 +26,6 @@ from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import sql_types
 
 KEY = b"test-key-0123456789abcdef"
-COLUMNS = [
-    "record_id",
-    "source",
-    "nhs_number",
-    "given_name",
-    "family_name",
-    "birth_date",
-    "sex",
-    "postcode",
-]
 HAND = pd.DataFrame(
     [
         ("a1", "mhsds", "9434765919", "Katherine", "Okonkwo", "1988-04-09", "F", "SE15 4QT"),

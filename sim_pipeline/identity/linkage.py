@@ -29,8 +29,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim_pipeline.identity.pseudonymise import IDENTITY_COLUMNS
-
 # Encodings the model reads (everything else in IDENTITY_COLUMNS is descriptive).
 TOKEN_COLUMNS = [
     "nhs_number_token",
@@ -673,7 +671,6 @@ def link_encoded(
         (links["match_probability"].to_numpy(dtype=float) >= options.threshold)[order],
         options.attach_max_rows,
     )
-    accepted = used
     accepted_links = links.iloc[order[used]]
 
     # Match probability per row: best accepted link of its profile; 1.0 if joined by construction.
@@ -706,7 +703,7 @@ def link_encoded(
         "profiles": len(table),
         "candidate_pairs_scored": len(pairs),
         "links_at_threshold": len(links),
-        "links_used": int(accepted.sum()),
+        "links_used": int(used.sum()),
         **cluster_counts,
         "clusters": int(cluster.max() + 1) if n else 0,
     }
@@ -715,7 +712,6 @@ def link_encoded(
 
 __all__ = [
     "BLOCKING_RULES",
-    "IDENTITY_COLUMNS",
     "LinkResult",
     "LinkageOptions",
     "link_encoded",

@@ -174,28 +174,6 @@ def staged_doc(table: SourceTable) -> TableDoc:
     )
 
 
-def all_tables() -> list[TableDoc]:
-    docs = [staged_doc(t) for t in SOURCE_TABLES]
-    docs.append(
-        TableDoc(
-            "ingest_ledger",
-            "Row accounting per landing file",
-            "one row per landing file read",
-            tuple(Column(n, t, d) for n, (t, d) in LEDGER.items()),
-        )
-    )
-    docs.append(
-        TableDoc(
-            "ingest_quarantine",
-            "Rows rejected by a contract rule, with the rule and reason "
-            "(never the rejected values)",
-            "one row per rejected row and rule",
-            tuple(Column(n, t, d) for n, (t, d) in QUARANTINE.items()),
-        )
-    )
-    return docs + LINKAGE_TABLES
-
-
 def _doc(name: str, description: str, grain: str, cols: dict[str, tuple[str, str]]) -> TableDoc:
     return TableDoc(name, description, grain, tuple(Column(n, t, d) for n, (t, d) in cols.items()))
 
@@ -295,6 +273,26 @@ LINKAGE_TABLES = [
         },
     ),
 ]
+
+
+def all_tables() -> list[TableDoc]:
+    return [
+        *(staged_doc(t) for t in SOURCE_TABLES),
+        _doc(
+            "ingest_ledger",
+            "Row accounting per landing file",
+            "one row per landing file read",
+            LEDGER,
+        ),
+        _doc(
+            "ingest_quarantine",
+            "Rows rejected by a contract rule, with the rule and reason "
+            "(never the rejected values)",
+            "one row per rejected row and rule",
+            QUARANTINE,
+        ),
+        *LINKAGE_TABLES,
+    ]
 
 
 def table_doc(name: str) -> TableDoc:
