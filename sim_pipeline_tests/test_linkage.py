@@ -4,6 +4,7 @@ linkage-quality check failing on a planted implausible link."""
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,7 +14,7 @@ from sim_pipeline.identity import DEMO_KEY, Tokeniser, link, pseudonymise
 from sim_pipeline.identity import evaluation as ev
 from sim_pipeline.identity.link import INPUT_COLUMNS as COLUMNS
 from sim_pipeline.identity.link import LINK_IDS
-from sim_pipeline.identity.linkage import LinkageOptions, link_encoded
+from sim_pipeline.identity.linkage import LinkageOptions, _cluster, link_encoded
 from sim_pipeline.identity.linkage_quality import implausible_links
 from sim_pipeline.identity.person_index import (
     assign_person_keys,
@@ -62,6 +63,28 @@ def test_link_hand_made_cases():
     assert len({p["a1"], p["t1"], p["t2"], p["p1"], p["u1"]}) == 5
     assert out.set_index("record_id").loc["u1", "match_probability"] != 1.0
     assert out.set_index("record_id").loc["a2", "match_probability"] > 0.95
+
+
+def test_a_persons_stray_record_attaches_first_and_is_no_rival():
+    """Rows 0-2 are one person, row 3 their lone record with a mistyped birth date (linked
+    below the threshold), row 4 a police record with names only that links equally to both,
+    row 5 a namesake. The stray record must join its person first, so the police record is
+    not ambiguous between a person and that person's own stray record."""
+    component = np.array([0, 0, 0, 1, 2, 3])
+    anchored_rows = np.array([0, 1, 2, 3, 5])
+    a = np.array([2, 2, 1, 2])  # links join components (here: row 4, 4, 3, 4)
+    b = np.array([0, 1, 0, 3])  # (row 0, 3, 0, 5)
+    anchored_link = np.array([False, False, True, False])
+    is_link = np.array([True, True, False, False])
+    weight = [11.4, 11.4, 5.0, 3.0]
+    labels, used, counts = _cluster(
+        component, np.full(6, -1), anchored_rows, a, b, anchored_link, weight, 3.0,
+        is_link=is_link,
+    )  # fmt: skip
+    assert len(set(labels[:5].tolist())) == 1
+    assert labels[5] != labels[0]
+    assert counts["ambiguous_unanchored_groups"] == 0
+    assert used[2]  # the sub-threshold anchored link attached the stray record
 
 
 def test_link_results_do_not_depend_on_the_key_and_never_echo_identifiers():

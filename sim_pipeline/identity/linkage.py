@@ -77,6 +77,9 @@ EM_BLOCKING_RULES = [
 ]
 NAME_LEVELS = (0.92, 0.86)
 JARO_WINKLER_LEVELS = (0.94, 0.88)  # cleartext anchor only
+# Fixed m probabilities (not estimated; see `comparisons`).
+NHS_M = 0.995  # P(NHS-number tokens agree | same person, both present)
+SEX_MISCODED = 0.01  # P(recorded sex differs | same person)
 PAIR_COLUMNS = [
     "left",
     "right",
@@ -131,17 +134,24 @@ def _null_level(col: str) -> dict[str, Any]:
     }
 
 
-def _else(m: float, u: float) -> dict[str, Any]:
+def _else(m: float, u: float, fix_m: bool = False) -> dict[str, Any]:
     return {
         "sql_condition": "ELSE",
         "label_for_charts": "else",
         "m_probability": m,
         "u_probability": u,
+        **({"fix_m_probability": True} if fix_m else {}),
     }
 
 
-def _level(sql: str, label: str, m: float, u: float) -> dict[str, Any]:
-    return {"sql_condition": sql, "label_for_charts": label, "m_probability": m, "u_probability": u}
+def _level(sql: str, label: str, m: float, u: float, fix_m: bool = False) -> dict[str, Any]:
+    return {
+        "sql_condition": sql,
+        "label_for_charts": label,
+        "m_probability": m,
+        "u_probability": u,
+        **({"fix_m_probability": True} if fix_m else {}),
+    }
 
 
 def _dice_sql(prefix: str) -> str:
@@ -173,8 +183,11 @@ def comparisons(
             "comparison_description": "NHS-number token",
             "comparison_levels": [
                 _null_level("nhs_number_token"),
-                _level('"nhs_number_token_l" = "nhs_number_token_r"', "exact", 0.95, 1e-5),
-                _else(0.05, 1 - 1e-5),
+                # m is fixed, not estimated: an NHS number is verified against the Spine, so it
+                # agrees on ~99.5% of true pairs. EM, seeing a heavy user's many profiles as
+                # "non-matches", otherwise learns m ~0.6 and under-weights the number.
+                _level('"nhs_number_token_l" = "nhs_number_token_r"', "exact", NHS_M, 1e-5, True),
+                _else(1 - NHS_M, 1 - 1e-5, True),
             ],
         }
     ]
@@ -268,8 +281,10 @@ def comparisons(
                     "label_for_charts": "null",
                     "is_null_level": True,
                 },
-                _level('"person_sex_l" = "person_sex_r"', "exact", 0.98, 0.5),
-                _else(0.02, 0.5),
+                # m fixed so a disagreement costs ~5.6 bits, not a veto: sex is miscoded in
+                # real extracts even when synthetic data never does it.
+                _level('"person_sex_l" = "person_sex_r"', "exact", 1 - SEX_MISCODED, 0.5, True),
+                _else(SEX_MISCODED, 0.5, True),
             ],
         }
     )
@@ -419,6 +434,50 @@ class _Components:
         return rank[inverse].astype(np.int64)
 
 
+def _attach(
+    uf: _Components,
+    a: np.ndarray,
+    b: np.ndarray,
+    weak: np.ndarray,
+    weight: list[float],
+    margin: float,
+    used: np.ndarray,
+    lone_anchored: bool,
+    attach_max_rows: int,
+) -> int:
+    """One attachment pass of `_cluster` step 2a; returns how many groups were ambiguous."""
+    best: dict[int, dict[int, tuple[float, int]]] = {}
+    for i, x, y in zip(weak.tolist(), a[weak].tolist(), b[weak].tolist(), strict=False):
+        rx, ry = uf.find(x), uf.find(y)
+        if rx == ry:
+            used[i] = True
+            continue
+        if not lone_anchored and uf.anchored[rx] != uf.anchored[ry]:
+            group, person = (ry, rx) if uf.anchored[rx] else (rx, ry)
+        elif (
+            lone_anchored
+            and uf.anchored[rx]
+            and uf.anchored[ry]
+            and min(uf.size[rx], uf.size[ry]) <= attach_max_rows
+            and uf.size[rx] != uf.size[ry]
+        ):
+            group, person = (rx, ry) if uf.size[rx] < uf.size[ry] else (ry, rx)
+        else:
+            continue
+        cands = best.setdefault(group, {})
+        if person not in cands or weight[i] > cands[person][0]:
+            cands[person] = (weight[i], i)
+    ambiguous = 0
+    for group, cands in best.items():
+        ranked = sorted(cands.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        if len(ranked) > 1 and ranked[0][1][0] - ranked[1][1][0] < margin:
+            ambiguous += 1
+            continue
+        person, (_, i) = ranked[0]
+        used[i] = uf.union(group, person)
+    return ambiguous
+
+
 def _cluster(
     component: np.ndarray,
     nhs_codes: np.ndarray,
@@ -440,8 +499,9 @@ def _cluster(
        join two components that hold a birth date or NHS number: namesakes would chain people
        together. A record without either attaches to the one anchored person it links to (at
        the lower attach threshold), or to the best if that link outweighs the runner-up by
-       ``margin`` bits; otherwise it is ambiguous and stays apart. What is left unanchored
-       then joins up by itself (at the full threshold).
+       ``margin`` bits; otherwise it is ambiguous and stays apart. Lone anchored records
+       (a mistyped birth date; an anchored link below the threshold) attach the same way, in
+       a pass before. What is left unanchored then joins up by itself (at the full threshold).
     Returns labels per row, which links were used, and counts for the run's diagnostics.
     """
     uf = _Components(component, nhs_codes, anchored_rows)
@@ -451,36 +511,17 @@ def _cluster(
     strong = np.flatnonzero(anchored_link & is_link)
     for i, x, y in zip(strong.tolist(), a[strong].tolist(), b[strong].tolist(), strict=False):
         used[i] = uf.union(x, y, override=bool(certain[i]))
-    weak = np.flatnonzero(~anchored_link)
+    # Everything not merged in step 1: unanchored links, and anchored links below the threshold
+    # (an ambulance record with only an NHS number), which may attach a lone record.
+    weak = np.flatnonzero(~(anchored_link & is_link))
     weak_links = np.flatnonzero(~anchored_link & is_link)
-    # 2a: each unanchored component to its anchored person: the only one it links to, or the
-    #     best one if its best link outweighs any link to another person by `margin` bits.
-    best: dict[int, dict[int, tuple[float, int]]] = {}
-    for i, x, y in zip(weak.tolist(), a[weak].tolist(), b[weak].tolist(), strict=False):
-        rx, ry = uf.find(x), uf.find(y)
-        if rx == ry:
-            used[i] = True
-            continue
-        if uf.anchored[rx] != uf.anchored[ry]:
-            group, person = (ry, rx) if uf.anchored[rx] else (rx, ry)
-        elif uf.anchored[rx] and min(uf.size[rx], uf.size[ry]) <= attach_max_rows:
-            # A lone record whose birth date disagrees (a mistyped month) attaches the same way.
-            group, person = (rx, ry) if uf.size[rx] < uf.size[ry] else (ry, rx)
-            if uf.size[group] == uf.size[person]:
-                continue
-        else:
-            continue
-        cands = best.setdefault(group, {})
-        if person not in cands or weight[i] > cands[person][0]:
-            cands[person] = (weight[i], i)
+    # 2a: first lone anchored records (a mistyped birth date or NHS number) to their person,
+    #     then each unanchored component to its anchored person: the only one it links to, or
+    #     the best if its best link outweighs any link to another person by `margin` bits. Lone
+    #     records go first so a person's stray record is not a rival to that person.
     ambiguous = 0
-    for group, cands in best.items():
-        ranked = sorted(cands.items(), key=lambda kv: (-kv[1][0], kv[0]))
-        if len(ranked) > 1 and ranked[0][1][0] - ranked[1][1][0] < margin:
-            ambiguous += 1
-            continue
-        person, (_, i) = ranked[0]
-        used[i] = uf.union(group, person)
+    for lone_anchored in (True, False):
+        ambiguous += _attach(uf, a, b, weak, weight, margin, used, lone_anchored, attach_max_rows)
     # 2b: what is still unanchored (people never seen with a birth date) joins up by itself.
     for i, x, y in zip(
         weak_links.tolist(), a[weak_links].tolist(), b[weak_links].tolist(), strict=False
