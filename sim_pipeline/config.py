@@ -12,6 +12,11 @@ KEY_ENV = "SIM_PSEUDONYMISATION_KEY"
 DEMO_ENV = "SIM_DEMO_MODE"
 FIRST_MONTH = "2016-01"
 DEFAULT_LAST_MONTH = "2021-05"
+# Versioned reference data shipped with the code (unit costs, price index); SIM_REFERENCE_DIR
+# points elsewhere to use a local copy.
+REFERENCE_DIR = Path(
+    os.environ.get("SIM_REFERENCE_DIR", Path(__file__).resolve().parents[1] / "data" / "reference")
+)
 DAGSTER_YAML = """\
 # sim_pipeline's Dagster instance (written by sim-pipeline if missing).
 # Health data: no telemetry.

@@ -26,6 +26,7 @@ class RunOutcome:
     failures: list[str] = field(default_factory=list)
     ledger: pd.DataFrame = field(default_factory=pd.DataFrame)
     key_label: str = ""
+    headline: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def render(self, settings: Settings, seconds: float, peak_mib: float) -> str:
         lines = [
@@ -56,8 +57,42 @@ class RunOutcome:
         lines += [f"    FAILED {c}" for c in self.checks_failed]
         lines += [f"    WARN   {c}" for c in self.checks_warned]
         lines += [f"  error: {f}" for f in self.failures]
+        lines += _headline_lines(self.headline)
         lines.append(f"  wall time {seconds:.1f}s, peak memory {peak_mib:.0f} MiB")
         return "\n".join(lines)
+
+
+HEADLINE_SHOWN = [
+    ("n_people", "people", "{:.0f}"),
+    ("mean_months", "mean months on programme", "{:.1f}"),
+    ("pct_with_cost_fall", "% whose monthly cost fell", "{:.1f}"),
+    ("mean_pct_change_per_person", "mean of per-person % change", "{:+.1f}"),
+    ("ratio_of_means_pct_change", "% change of mean monthly cost", "{:+.1f}"),
+    ("mean_monthly_change_gbp", "mean monthly change (GBP)", "{:+,.2f}"),
+    ("total_change_gbp", "total change (GBP)", "{:+,.2f}"),
+]
+
+
+def _headline_lines(headline: pd.DataFrame) -> list[str]:
+    """The naive headline, itt beside per-protocol, with its price year and a caution."""
+    if headline.empty:
+        return []
+    wide = headline.pivot(index="statistic", columns="population", values="value")
+    year = headline["price_year"].iloc[0]
+    version = headline["unit_cost_version"].iloc[0]
+    lines = [
+        f"  headline (naive before/after; prices {year}, unit costs v{version}):",
+        f"    {'':<32}{'itt':>16}{'per-protocol':>16}",
+    ]
+    for stat, label, fmt in HEADLINE_SHOWN:
+        if stat in wide.index:
+            row = wide.loc[stat]
+            cells = [fmt.format(row.get(p)) for p in ("itt", "per_protocol")]
+            lines.append(f"    {label:<32}{cells[0]:>16}{cells[1]:>16}")
+    lines.append(
+        "    not an effect estimate: people were selected at their peak (regression to the mean)"
+    )
+    return lines
 
 
 def all_assets_job() -> dg.JobDefinition:
@@ -128,6 +163,7 @@ def materialise_all(
     wh = Warehouse(settings.warehouse_url)
     try:
         ledger = wh.read("ingest_ledger", {"month": [k[:7] for k in keys]})
+        headline = wh.read("programme_headline")
     finally:
         wh.dispose()
     label = f"{'DEMO key (public; synthetic data only)' if tok.demo else 'project key'} fingerprint {tok.key_id}"
@@ -140,4 +176,5 @@ def materialise_all(
         failures=failures,
         ledger=ledger,
         key_label=label,
+        headline=headline,
     )

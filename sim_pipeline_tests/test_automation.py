@@ -6,6 +6,7 @@ import shutil
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from sim_pipeline.definitions import defs
@@ -157,6 +158,48 @@ def test_backfill_of_a_month_range_brings_downstream_up_to_date(small_synth, tmp
     assert "WARN   ingest_summary:every_landing_file_accounted" in r.stdout
     bad = cli("backfill", "--from", "2030-01", "--to", "2030-02", env=env, cwd=tmp_path)
     assert bad.returncode == 2 and "no monthly partition" in bad.stderr
+
+
+PARTITIONED = ("staged_ecds", "events", "person_month_metrics", "person_month_costs")
+
+
+def test_one_new_month_touches_only_its_partitions(small_synth, tmp_path):
+    """A new month re-runs that month's partitions and the small unpartitioned assets; earlier
+    months' rows stay as they were."""
+    from sim_pipeline.warehouse import Warehouse
+    from sim_pipeline_tests.conftest import cli, project_env
+
+    landing, _ = small_synth
+    env = project_env(landing, tmp_path)
+    r = cli("backfill", "--from", "2019-01", "--to", "2019-02", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wh = Warehouse(env["SIM_WAREHOUSE_URL"])
+    before = {t: wh.read(t) for t in PARTITIONED[1:]}
+    r = cli("backfill", "--from", "2019-03", "--to", "2019-03", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as inst:
+        run = inst.get_runs(limit=1)[0]
+        touched: dict[str, set[str | None]] = {}
+        for rec in inst.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).records:
+            mat = rec.event_log_entry.dagster_event.event_specific_data.materialization
+            touched.setdefault(mat.asset_key.to_user_string(), set()).add(mat.partition)
+    for name in PARTITIONED:
+        assert touched[name] == {"2019-03-01"}, name
+    for name in ("person_index", "cohort", "programme_headline"):
+        assert touched[name] == {None}, name
+    for name, old in before.items():
+        new = wh.read(name)
+        kept = new[new["month"] < "2019-03"]
+        cols = list(old.columns)
+        pd.testing.assert_frame_equal(
+            kept.sort_values(cols).reset_index(drop=True),
+            old.sort_values(cols).reset_index(drop=True),
+            obj=name,
+        )
+        assert set(new["month"]) == {"2019-01", "2019-02", "2019-03"}, name
+    wh.dispose()
 
 
 def test_mixed_pseudonymisation_keys_block_downstream(small_synth, tmp_path):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from sim_pipeline.config import Settings, load_tokeniser
+from sim_pipeline.config import REFERENCE_DIR, Settings, load_tokeniser
 from sim_pipeline.identity.linkage import LinkageOptions
 from sim_pipeline.identity.tokens import Tokeniser
 from sim_pipeline.warehouse import Warehouse, redact_url
@@ -69,6 +69,24 @@ class LinkageResource(dg.ConfigurableResource):
         )
 
 
+class MetricsResource(dg.ConfigurableResource):
+    """Cohort windows and costing: baseline length, price year, unit-cost and index tables."""
+
+    baseline_months: int = 12
+    price_year: str = "2018/19"
+    unit_costs_path: str = "data/reference/unit_costs.csv"
+    price_index_path: str = "data/reference/price_index.csv"
+    unit_cost_version: str | None = None  # default: the newest version in the file
+
+    def unit_costs(self):  # -> sim_pipeline.measures.costs.UnitCosts
+        from sim_pipeline.measures.costs import load_unit_costs
+
+        index = Path(self.price_index_path) if self.price_index_path else None
+        return load_unit_costs(
+            Path(self.unit_costs_path), self.price_year, index, self.unit_cost_version
+        )
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     url: str | dg.EnvVar = (
         dg.EnvVar("SIM_WAREHOUSE_URL")
@@ -80,4 +98,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "landing": LandingResource(landing_dir=str(settings.landing_dir)),
         "pseudonymisation": PseudonymisationKeyResource(),
         "linkage": LinkageResource(reports_dir=str(settings.landing_dir.parent / "reports")),
+        "metrics": MetricsResource(
+            unit_costs_path=str(REFERENCE_DIR / "unit_costs.csv"),
+            price_index_path=str(REFERENCE_DIR / "price_index.csv"),
+        ),
     }

@@ -275,6 +275,126 @@ LINKAGE_TABLES = [
 ]
 
 
+_METRIC_DESC = {
+    "ae_attendances": "A&E attendances (ECDS, duplicates removed)",
+    "ambulance_resources": "Ambulance resources despatched",
+    "mh_bed_days": "Mental-health bed days (MHS24 rule)",
+    "police_deployments": "Police incidents where officers attended",
+    "s136_detentions": "s136 detentions, each counted once whichever side recorded it",
+}
+_PM_KEYS: dict[str, tuple[str, str]] = {
+    "person_key": ("text", "Person key (person_index)"),
+    "month": ("text", "Calendar month YYYY-MM (partition)"),
+}
+METRIC_TABLES = [
+    _doc(
+        "events",
+        "Countable events: one row per A&E attendance, ambulance incident (quantity = resources "
+        "sent), ward stay-month (quantity = bed days), police deployment and s136 detention.",
+        "one row per event; partitioned by reporting month",
+        {
+            "person_key": ("text", "Person key (person_index)"),
+            **RECORD_COLS,
+            "metric": ("text", "Metric the event counts towards (" + ", ".join(_METRIC_DESC) + ")"),
+            "event_date": ("date", "Date of the event (first bed day in the month for bed days)"),
+            "month": ("text", "Reporting month YYYY-MM (the drop it came in; partition)"),
+            "quantity": ("integer", "Count: 1, resources despatched, or bed days in the month"),
+        },
+    ),
+    _doc(
+        "cohort",
+        "The programme register joined to person keys, with baseline and programme windows "
+        "(whole calendar months) and population membership.",
+        "one row per register entry (latest snapshot)",
+        {
+            "register_id": ("text", "Programme register row identifier (RegisterId)"),
+            "person_key": ("text", "Person key (person_index)"),
+            "org_code": ("text", "Trust organisation code (OrgIDProv)"),
+            "borough": ("text", "London borough"),
+            "allocation_date": ("date", "Date allocated to the programme"),
+            "engagement_date": ("date", "Date engaged (empty if never)"),
+            "discharge_date": ("date", "Date discharged (empty while on the programme)"),
+            "discharge_reason": ("text", "Why the person left the programme"),
+            "engaged": ("boolean", "Engaged with the programme"),
+            "itt": ("boolean", "In the intention-to-treat population (every allocated person)"),
+            "per_protocol": ("boolean", "In the per-protocol population (engaged)"),
+            "baseline_first_month": ("text", "First baseline month (YYYY-MM)"),
+            "baseline_last_month": ("text", "Last baseline month: the month before allocation"),
+            "baseline_months": ("integer", "Baseline months (fewer if the data start later)"),
+            "programme_first_month": (
+                "text",
+                "Month of engagement (of allocation if never engaged)",
+            ),
+            "programme_last_month": ("text", "Month of discharge, or the last month of data"),
+            "programme_months": ("integer", "Exposure: programme months, first and last whole"),
+            "linked": ("boolean", "The person has records in sources other than the register"),
+            "linked_records": ("integer", "Records of the person outside the register"),
+        },
+    ),
+    _doc(
+        "person_month_metrics",
+        "The five contact metrics for every cohort member and every month, zeros included, and "
+        "for every other person in the months they had any event (absent rows are zeros).",
+        "one row per cohort person and month (zeros included) and per other person and month with any event; partitioned by month",
+        {**_PM_KEYS, **{m: ("integer", d) for m, d in _METRIC_DESC.items()}},
+    ),
+    _doc(
+        "person_month_costs",
+        "Cost of each metric per person and month (the rows of person_month_metrics), at one "
+        "price year.",
+        "one row per cohort person and month (zeros included) and per other person and month with any event; partitioned by month",
+        {
+            **_PM_KEYS,
+            **{
+                f"cost_{m}": ("real", f"Cost of {d.lower()} (GBP)") for m, d in _METRIC_DESC.items()
+            },
+            "total_cost": ("real", "Sum of the five costs (GBP)"),
+            "price_year": ("text", "Price year of every cost in the row (e.g. 2018/19)"),
+            "unit_cost_version": ("text", "Version of data/reference/unit_costs.csv used"),
+            "cost_flags": (
+                "text",
+                "Caveats carried by the costs: unsourced_assumption:<metric>, "
+                "price_index_unverified",
+            ),
+        },
+    ),
+    _doc(
+        "unit_costs",
+        "The unit costs applied: one row per metric, as found and inflated to the price year.",
+        "one row per metric",
+        {
+            "metric": ("text", "Metric priced"),
+            "item": ("text", "What the cost is of"),
+            "unit_cost_gbp": ("real", "Cost as published (GBP, its own price year)"),
+            "source_price_year": ("text", "Price year of the published cost"),
+            "source": ("text", "Where the cost comes from (or ASSUMPTION)"),
+            "sourced": ("boolean", "False for a user-supplied assumption without a source"),
+            "inflation_factor": ("real", "Index(price year) / index(source price year)"),
+            "unit_cost_at_price_year": ("real", "Cost at the price year, to the penny (GBP)"),
+            "price_year": ("text", "Price year every cost is expressed in"),
+            "unit_cost_version": ("text", "Version of data/reference/unit_costs.csv"),
+            "cost_flags": ("text", "Caveats (see person_month_costs)"),
+        },
+    ),
+    _doc(
+        "programme_headline",
+        "The programme review's headline figures recomputed (a naive before/after comparison, "
+        "never an effect estimate on its own).",
+        "one row per population and statistic",
+        {
+            "population": (
+                "text",
+                "itt, per_protocol, itt_over_6_months or per_protocol_over_6_months",
+            ),
+            "statistic": ("text", "Statistic name (see measures/headline.py)"),
+            "value": ("real", "Value (GBP, months, rates per person-month or percent)"),
+            "price_year": ("text", "Price year of the costs"),
+            "unit_cost_version": ("text", "Version of the unit costs"),
+        },
+    ),
+]
+
+
 def all_tables() -> list[TableDoc]:
     return [
         *(staged_doc(t) for t in SOURCE_TABLES),
@@ -292,6 +412,7 @@ def all_tables() -> list[TableDoc]:
             QUARANTINE,
         ),
         *LINKAGE_TABLES,
+        *METRIC_TABLES,
     ]
 
 

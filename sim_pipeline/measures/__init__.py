@@ -1,0 +1,1 @@
+"""Measures: events, cohort, person-month metrics, costs, headline."""
