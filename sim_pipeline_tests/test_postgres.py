@@ -248,8 +248,10 @@ def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
             (run_id,),
         ).fetchone()[0]
     assert status == ("SUCCESS",)
-    # one per ingest asset and month, plus ingest_summary, person_index and linkage_quality
-    assert n_materialisations == len(SOURCE_TABLES) * len(months) + 3
+    # one per monthly asset (ingest tables, events, person_month_metrics, person_month_costs)
+    # and month, plus ingest_summary, person_index, linkage_quality, cohort, unit_costs and
+    # programme_headline
+    assert n_materialisations == (len(SOURCE_TABLES) + 3) * len(months) + 6
     assert not [p for p in home.rglob("*.db")], "Dagster wrote SQLite storage under DAGSTER_HOME"
 
     # same warehouse, table by table, as the same run on SQLite
