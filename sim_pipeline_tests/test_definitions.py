@@ -42,6 +42,36 @@ def test_every_asset_has_description_owner_group_kinds_and_described_checks():
         assert spec.description and len(spec.description) > 30, ck
 
 
+def test_every_asset_publishes_a_documented_column_schema():
+    """The UI shows each asset's columns from the data dictionary (the table it writes, or for a
+    summary the table it reports on)."""
+    from sim_pipeline.warehouse.dictionary import table_doc
+
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        meta = graph.get(key).metadata
+        assert "dagster/column_schema" in meta, key
+        table = meta["dagster/table_name"]
+        documented = [c.name for c in table_doc(table).columns]
+        assert [c.name for c in meta["dagster/column_schema"].columns] == documented, key
+
+
+def test_the_code_location_loads_without_heavy_libraries():
+    """Splink, DuckDB, Great Expectations, matplotlib and SciPy are imported where they are used,
+    not when the webserver or a run loads the code location. Prints the load time."""
+    code = (
+        "import sys, time; t = time.perf_counter(); import sim_pipeline.definitions; "
+        "print(round(time.perf_counter() - t, 2)); "
+        "print(','.join(m for m in ('splink', 'duckdb', 'great_expectations', 'matplotlib', "
+        "'scipy') if m in sys.modules))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    seconds, heavy = r.stdout.splitlines()
+    print(f"\ncode location import: {seconds}s")
+    assert heavy == "", heavy
+
+
 def test_staged_assets_publish_their_column_schema():
     graph = defs.resolve_asset_graph()
     for t in SOURCE_TABLES:

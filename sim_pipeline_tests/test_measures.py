@@ -317,3 +317,50 @@ def test_headline_by_hand_including_a_person_with_no_baseline_activity():
     pp = h[h.population == "per_protocol"].set_index("statistic")["value"]
     assert pp["n_people"] == 2 and pp["total_change_gbp"] == pytest.approx(-1850.0)
     assert set(h["price_year"]) == {"2018/19"} and set(h["unit_cost_version"]) == {"t.1"}
+
+
+def test_disclosure_control_suppresses_1_to_7_and_rounds_the_rest_to_5():
+    from sim_pipeline.measures.disclosure import control_count, control_counts
+
+    assert [control_count(v) for v in (0, 1, 7, 8, 12, 13, 102, None)] == [
+        "0",
+        "*",
+        "*",
+        "10",
+        "10",
+        "15",
+        "100",
+        "",
+    ]
+    df = control_counts(pd.DataFrame({"month": ["2019-01"], "n": [3], "m": [23]}), ["n", "m"])
+    assert df.iloc[0].tolist() == ["2019-01", "*", "25"]
+    with pytest.raises(ValueError):
+        control_count(-1)
+
+
+def test_cost_trajectory_is_relative_to_allocation_and_hides_small_groups():
+    from sim_pipeline.measures.headline import MIN_PEOPLE, trajectory
+
+    n = MIN_PEOPLE + 1
+    keys = [f"P{i}" for i in range(n)]
+    cohort = pd.DataFrame(
+        {
+            "register_id": keys,
+            "person_key": keys,
+            "allocation_date": pd.to_datetime(["2018-03-15"] * (n - 1) + ["2018-04-02"]).date,
+            "per_protocol": [True] * 3 + [False] * (n - 3),
+        }
+    )
+    months = ["2018-02", "2018-03"]
+    costs = pd.DataFrame(
+        [(k, m, 100.0 if m == "2018-02" else 40.0) for k in keys for m in months],
+        columns=["person_key", "month", "total_cost"],
+    )
+    t = trajectory(costs, cohort).set_index(["population", "relative_month"])
+    # ITT: month -1 holds the n-1 people allocated in March (Feb costs 100) -> mean 100;
+    # month 0: the same n-1 people in March (40); the April allocation contributes to -2 and -1
+    assert t.loc[("itt", -1), "people"] == n  # n-1 at Feb (-1) + 1 at Mar (-1)
+    assert t.loc[("itt", -1), "mean_cost"] == pytest.approx((100 * (n - 1) + 40) / n)
+    assert t.loc[("itt", 0), "mean_cost"] == pytest.approx(40.0)
+    # per-protocol has 3 people: fewer than MIN_PEOPLE, so no mean is shown
+    assert t.xs("per_protocol")["mean_cost"].isna().all()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import warnings
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -52,6 +55,20 @@ def markdown_table(df: pd.DataFrame) -> dg.MetadataValue:
     for row in df.itertuples(index=False):
         lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |")
     return dg.MetadataValue.md("\n".join(lines))
+
+
+def figure_metadata(fig, path: Path, title: str) -> dg.MetadataValue:  # fig: matplotlib Figure
+    """Save a matplotlib figure as PNG at ``path`` and return it inline (base64) as markdown
+    metadata, so the web UI shows the picture without a file server."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=72)
+    plt.close(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buf.getvalue())
+    data = base64.b64encode(buf.getvalue()).decode()
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{data})")
 
 
 def column_schema(table: str) -> dg.TableSchema:

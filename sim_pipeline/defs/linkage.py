@@ -1,8 +1,6 @@
 """Identity assets: the person index (linkage) and its quality report. Wiring only: the logic is in
 `sim_pipeline.identity` (linkage, person_index, linkage_quality)."""
 
-import base64
-import io
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +13,7 @@ from sim_pipeline.defs.common import (
     DATA_ENGINEERING,
     DATA_QUALITY,
     column_schema,
+    figure_metadata,
     markdown_table,
     warehouse_kind,
 )
@@ -60,6 +59,10 @@ def _staged_for_linkage(wh: Warehouse) -> dict[str, pd.DataFrame]:
     owners=[DATA_ENGINEERING],
     automation_condition=DOWNSTREAM_AUTOMATION,
     kinds={"python", "splink", "duckdb", warehouse_kind()},
+    metadata={
+        "dagster/column_schema": column_schema("person_index"),
+        "dagster/table_name": "person_index",
+    },
     check_specs=[
         dg.AssetCheckSpec(
             "every_record_indexed_once",
@@ -173,9 +176,11 @@ def person_index(
     )
 
 
-def _chart(rates: pd.DataFrame, curve: pd.DataFrame, hist: pd.DataFrame, path: Path) -> str:
-    """Three panels (link rate by source, weight distribution, threshold curve) as a PNG;
-    returns it base64-encoded for the asset metadata."""
+def _chart(
+    rates: pd.DataFrame, curve: pd.DataFrame, hist: pd.DataFrame, path: Path
+) -> dg.MetadataValue:
+    """Three panels (link rate by source, weight distribution, threshold curve) as a PNG at
+    ``path``, returned inline for the asset metadata."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,12 +198,7 @@ def _chart(rates: pd.DataFrame, curve: pd.DataFrame, hist: pd.DataFrame, path: P
     axes[2].set_title("Pairs counted as links, by threshold")
     axes[2].tick_params(axis="x", rotation=45)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72)
-    plt.close(fig)
-    path.write_bytes(buf.getvalue())
-    return base64.b64encode(buf.getvalue()).decode()
+    return figure_metadata(fig, path, "linkage quality")
 
 
 @dg.asset(
@@ -214,6 +214,10 @@ def _chart(rates: pd.DataFrame, curve: pd.DataFrame, hist: pd.DataFrame, path: P
     owners=[DATA_QUALITY],
     automation_condition=DOWNSTREAM_AUTOMATION,
     kinds={"python", "pandas", "matplotlib", warehouse_kind()},
+    metadata={
+        "dagster/column_schema": column_schema("linkage_link_rates"),
+        "dagster/table_name": "linkage_link_rates",
+    },
     check_specs=[
         dg.AssetCheckSpec(
             "implausible_link_rate",
@@ -248,7 +252,7 @@ def linkage_quality(
     with wh.transaction() as tx:
         tx.replace_all("linkage_link_rates", rates, dtype=sql_types("linkage_link_rates"))
         tx.replace_all("linkage_implausible", implausible, dtype=sql_types("linkage_implausible"))
-    png = _chart(rates, curve, hist, Path(linkage.reports_dir) / "linkage_quality.png")
+    chart = _chart(rates, curve, hist, Path(linkage.reports_dir) / "linkage_quality.png")
     overall = rates[rates["dimension"] == "overall"].drop(columns=["dimension", "value"])
     yield dg.MaterializeResult(
         metadata={
@@ -258,7 +262,7 @@ def linkage_quality(
             "implausible_link_rate": round(rate, 5),
             "threshold_curve": markdown_table(curve),
             "linked_vs_unlinked": markdown_table(versus),
-            "charts": dg.MetadataValue.md(f"![linkage quality](data:image/png;base64,{png})"),
+            "charts": chart,
             "chart_file": dg.MetadataValue.path(
                 str(Path(linkage.reports_dir) / "linkage_quality.png")
             ),

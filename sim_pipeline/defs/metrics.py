@@ -1,6 +1,8 @@
 """Metric assets: events, cohort, person-month metrics and costs, unit costs, the headline.
 Wiring only: the logic is in `sim_pipeline.measures`."""
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
@@ -9,6 +11,7 @@ from sim_pipeline.defs.common import (
     DATA_ENGINEERING,
     MONTHLY,
     column_schema,
+    figure_metadata,
     markdown_table,
     month_of,
     warehouse_kind,
@@ -18,8 +21,9 @@ from sim_pipeline.defs.resources import MetricsResource, WarehouseResource
 from sim_pipeline.measures.cohort import build_cohort, cohort_people, months_between
 from sim_pipeline.measures.costs import UnitCosts
 from sim_pipeline.measures.costs import person_month_costs as cost_person_months
+from sim_pipeline.measures.disclosure import control_counts
 from sim_pipeline.measures.events import EVENT_SOURCES, build_events, monthly_totals
-from sim_pipeline.measures.headline import headline_table, programme_headline
+from sim_pipeline.measures.headline import headline_table, programme_headline, trajectory
 from sim_pipeline.measures.metrics import METRICS
 from sim_pipeline.measures.metrics import person_month_metrics as metric_person_months
 from sim_pipeline.warehouse.dictionary import sql_types, table_doc
@@ -173,7 +177,9 @@ def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             "quantity_by_metric": dg.MetadataValue.json(
                 {m: int(totals[m].sum()) if m in totals else 0 for m in METRICS}
             ),
-            "monthly_totals_latest_12": markdown_table(totals.tail(12)),
+            "monthly_totals_latest_12": markdown_table(
+                control_counts(totals.tail(12), list(METRICS))
+            ),
             "removed_by_rule": dg.MetadataValue.json(stats.removed),
             "s136_sides": dg.MetadataValue.json(sides),
             "rows_in": dg.MetadataValue.json(stats.rows_in),
@@ -369,7 +375,9 @@ def person_month_metrics(context: dg.AssetExecutionContext, warehouse: Warehouse
             "dagster/row_count": len(pm),
             "cohort_people": len(set(people)),
             "other_people_with_activity": int(pm.loc[~in_cohort, "person_key"].nunique()),
-            "cohort_totals_by_month_latest_12": markdown_table(totals.tail(12)),
+            "cohort_totals_by_month_latest_12": markdown_table(
+                control_counts(totals.tail(12), list(METRICS))
+            ),
         },
         check_results=[
             dg.AssetCheckResult(
@@ -548,6 +556,8 @@ def programme_headline_asset(warehouse: WarehouseResource, metrics: MetricsResou
     head = programme_headline(pc, pm, co, years[0], versions[0])
     with wh.transaction() as tx:
         tx.replace_all("programme_headline", head, dtype=sql_types("programme_headline"))
+    traj = trajectory(pc, co)
+    chart = _trajectory_chart(traj, years[0], Path(metrics.reports_dir) / "cost_trajectory.png")
     people = cohort_people(co)
     itt = head[head["population"] == "itt"].set_index("statistic")["value"]
     needed: set[str] = set()
@@ -571,6 +581,7 @@ def programme_headline_asset(warehouse: WarehouseResource, metrics: MetricsResou
                     [f"{s}_rate_{m}" for m in METRICS for s in ("baseline", "programme")],
                 )
             ),
+            "cost_trajectory": chart,
             "caution": "Naive before/after of people selected at their peak (regression to "
             "the mean): read beside the comparison-cohort estimate.",
         },
@@ -590,6 +601,26 @@ def programme_headline_asset(warehouse: WarehouseResource, metrics: MetricsResou
             )
         ],
     )
+
+
+def _trajectory_chart(traj: pd.DataFrame, price_year: str, path: Path) -> dg.MetadataValue:
+    """Mean monthly cost per person around allocation, ITT and per-protocol."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    for population, colour in (("itt", "#005eb8"), ("per_protocol", "#ed8b00")):
+        d = traj[traj["population"] == population]
+        ax.plot(d["relative_month"], d["mean_cost"], marker=".", label=population, color=colour)
+    ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("months from allocation (0 = allocation month)")
+    ax.set_ylabel(f"mean cost per person-month (GBP, {price_year})")
+    ax.set_title("Programme cohort: monthly cost around allocation (no comparison group)")
+    ax.legend()
+    fig.tight_layout()
+    return figure_metadata(fig, path, "cost trajectory")
 
 
 METRIC_ASSETS = [

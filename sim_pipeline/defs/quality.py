@@ -6,6 +6,7 @@ from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.common import (
     DATA_QUALITY,
     MONTHLY,
+    column_schema,
     key_metadata,
     markdown_table,
     month_of,
@@ -31,6 +32,11 @@ from sim_pipeline.ledger import landing_inventory, reconcile, summarise
     owners=[DATA_QUALITY],
     automation_condition=DOWNSTREAM_AUTOMATION,
     kinds={"python", "pandas", warehouse_kind()},
+    # the table it summarises (one row per landing file)
+    metadata={
+        "dagster/column_schema": column_schema("ingest_ledger"),
+        "dagster/table_name": "ingest_ledger",
+    },
     check_specs=[
         dg.AssetCheckSpec(
             "every_landing_file_accounted",

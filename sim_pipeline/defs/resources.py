@@ -77,6 +77,7 @@ class MetricsResource(dg.ConfigurableResource):
     unit_costs_path: str = "data/reference/unit_costs.csv"
     price_index_path: str = "data/reference/price_index.csv"
     unit_cost_version: str | None = None  # default: the newest version in the file
+    reports_dir: str = "data/reports"
 
     def unit_costs(self):  # -> sim_pipeline.measures.costs.UnitCosts
         from sim_pipeline.measures.costs import load_unit_costs
@@ -101,5 +102,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "metrics": MetricsResource(
             unit_costs_path=str(REFERENCE_DIR / "unit_costs.csv"),
             price_index_path=str(REFERENCE_DIR / "price_index.csv"),
+            reports_dir=str(settings.landing_dir.parent / "reports"),
         ),
     }

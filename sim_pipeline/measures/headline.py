@@ -155,3 +155,32 @@ def headline_table(headline: pd.DataFrame, statistics: list[str] | None = None) 
     if statistics:
         wide = wide.reindex(statistics)
     return wide.round(2).reset_index()
+
+
+MIN_PEOPLE = 8  # statistics on fewer people are not shown (disclosure rule: 1-7 suppressed)
+
+
+def trajectory(
+    costs: pd.DataFrame, cohort: pd.DataFrame, before: int = 12, after: int = 24
+) -> pd.DataFrame:
+    """Mean monthly cost per person by month relative to allocation (0 = the allocation month),
+    for ITT and per-protocol: the picture behind the headline (selection at a peak, then a
+    fall). Months with fewer than `MIN_PEOPLE` people observed have no mean."""
+    people = cohort_people(cohort)[["person_key", "allocation_date", "per_protocol"]]
+    alloc = pd.to_datetime(people["allocation_date"]).dt.to_period("M")
+    people = people.assign(alloc=alloc)
+    c = costs[["person_key", "month", "total_cost"]].merge(people, on="person_key")
+    c["relative_month"] = [
+        (pd.Period(m, "M") - a).n for m, a in zip(c["month"], c["alloc"], strict=True)
+    ]
+    c = c[(c["relative_month"] >= -before) & (c["relative_month"] <= after)]
+    rows = []
+    for population, d in (("itt", c), ("per_protocol", c[c["per_protocol"].astype(bool)])):
+        # absent person-months are zeros: average over the cohort members with data that month
+        g = d.groupby("relative_month").agg(
+            people=("person_key", "nunique"), total=("total_cost", "sum")
+        )
+        for month, r in g.iterrows():
+            mean = r["total"] / r["people"] if r["people"] >= MIN_PEOPLE else float("nan")
+            rows.append((population, int(month), int(r["people"]), mean))
+    return pd.DataFrame(rows, columns=["population", "relative_month", "people", "mean_cost"])

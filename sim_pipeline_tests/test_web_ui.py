@@ -1,0 +1,154 @@
+"""The analysts' web UI, in a real browser: the real dagster-webserver on loopback over a
+materialised instance, driven by headless Chromium (Debian's ``chromium`` package; `.ci/run`
+installs it, nothing is downloaded at test time). Screenshots go to ``test-artifacts/ui/``."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from sim_pipeline_tests.conftest import cli, project_env
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"
+LAST_MONTH = "2019-06"  # programme allocations start in 2018: the headline has people
+MISSING_DROP = ("ae_rjz", "2019-03", "ecds.csv")  # makes provider_drops_present fail (a warning)
+
+
+def chromium_path() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise RuntimeError(
+        "Chromium not found: install Debian's chromium package (apt-get install chromium); "
+        ".ci/run does this"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def webserver(small_synth, tmp_path_factory):
+    src, _ = small_synth
+    root = tmp_path_factory.mktemp("ui")
+    landing = root / "landing"
+    shutil.copytree(src, landing)
+    (landing.joinpath(*MISSING_DROP)).unlink()
+    env = project_env(landing, root, SIM_LAST_MONTH=LAST_MONTH)
+    r = cli("run", env=env, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "WARN   staged_ecds:provider_drops_present" in r.stdout
+    port = _free_port()
+    log = (root / "webserver.log").open("w")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dagster_webserver", "-m", "sim_pipeline.definitions"]
+        + ["-h", "127.0.0.1", "-p", str(port)],
+        env=env,
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stopped as a whole below
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/server_info", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "dagster-webserver did not start: " + (root / "webserver.log").read_text()
+                    ) from None
+                time.sleep(0.5)
+        print(f"\nwebserver ready in {time.perf_counter() - t0:.1f}s")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    context.close()
+
+
+def _open(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    skip = page.get_by_role("button", name="Skip")  # Dagster's first-visit community dialog
+    if skip.count():
+        skip.first.click()
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def test_asset_graph_shows_every_group(webserver, page):
+    from sim_pipeline.definitions import defs
+
+    groups = {
+        spec.group_name for spec in defs.resolve_all_asset_specs() if spec.group_name is not None
+    }
+    assert groups >= {"ingest", "identity", "metrics", "quality"}
+    _open(page, f"{webserver}/asset-groups")
+    for group in sorted(groups):
+        page.get_by_text(group, exact=True).first.wait_for()
+    page.wait_for_timeout(2000)  # let the graph lay out before the screenshot
+    _shot(page, "asset_graph")
+
+
+def test_headline_asset_shows_its_table(webserver, page):
+    _open(page, f"{webserver}/assets/programme_headline")
+    page.get_by_text("The programme review's headline figures").first.wait_for()
+    row = page.locator("tr").filter(has=page.get_by_text("headline", exact=True)).last
+    row.scroll_into_view_if_needed()
+    text = row.inner_text()
+    for want in ("statistic", "itt", "per_protocol", "n_allocated", "mean_monthly_change_gbp"):
+        assert want in text, want
+    price = page.locator("tr").filter(has=page.get_by_text("price_year", exact=True)).last
+    assert "2018/19" in price.inner_text()
+    _shot(page, "headline")
+
+
+def test_a_failing_check_is_visible_with_its_description(webserver, page):
+    _open(page, f"{webserver}/assets/staged_ecds?view=checks")
+    page.get_by_text("provider_drops_present").first.click()
+    page.get_by_text("delivered a drop for every month").first.wait_for()
+    body = page.inner_text("body")
+    assert "provider_drops_present" in body
+    assert any(word in body for word in ("Warning", "Failed")), body[:2000]
+    _shot(page, "failing_check")
