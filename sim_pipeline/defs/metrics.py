@@ -22,7 +22,7 @@ from sim_pipeline.measures.cohort import build_cohort, cohort_people, months_bet
 from sim_pipeline.measures.costs import UnitCosts
 from sim_pipeline.measures.costs import person_month_costs as cost_person_months
 from sim_pipeline.measures.disclosure import control_counts
-from sim_pipeline.measures.events import EVENT_SOURCES, build_events, monthly_totals
+from sim_pipeline.measures.events import STAGED_INPUTS, build_events, monthly_totals
 from sim_pipeline.measures.headline import headline_table, programme_headline, trajectory
 from sim_pipeline.measures.metrics import METRICS
 from sim_pipeline.measures.metrics import person_month_metrics as metric_person_months
@@ -62,7 +62,7 @@ def _month_before(month: str) -> str:
 
 def _staged_deps() -> list[dg.AssetDep]:
     deps = []
-    for name in sorted({n for names in EVENT_SOURCES.values() for n in names}):
+    for name in STAGED_INPUTS:
         mapping = (
             # s136: a detention late on a month's last day may start its MHSDS period the next
             # day, so each month also reads the police returns of the month before.
@@ -141,10 +141,7 @@ def _data_months(wh: Warehouse) -> list[str]:
 def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     wh = warehouse.get()
     months = _months(context)
-    staged = {
-        name: wh.read(name, {"month": months})
-        for name in sorted({n for names in EVENT_SOURCES.values() for n in names})
-    }
+    staged = {name: wh.read(name, {"month": months}) for name in STAGED_INPUTS}
     before = wh.read(_S136_BEFORE, {"month": [_month_before(months[0])]})
     index = wh.read("person_index")
     ev, stats = build_events(staged, index, months, before)
@@ -545,9 +542,15 @@ def programme_headline_asset(warehouse: WarehouseResource, metrics: MetricsResou
     co = _read(wh, "cohort")
     pc = _read(wh, "person_month_costs")
     pm = _read(wh, "person_month_metrics")
-    costs = metrics.unit_costs()
-    years = sorted(pc["price_year"].dropna().unique()) if len(pc) else [costs.price_year]
-    versions = sorted(pc["unit_cost_version"].dropna().unique()) if len(pc) else [costs.version]
+    # price year, version and caveats of the costs actually used (the resource's only if none)
+    if len(pc):
+        years, versions, flags = (
+            sorted(pc[c].fillna("").unique())
+            for c in ("price_year", "unit_cost_version", "cost_flags")
+        )
+    else:
+        costs = metrics.unit_costs()
+        years, versions, flags = [costs.price_year], [costs.version], [costs.flag_text]
     if len(years) > 1 or len(versions) > 1:
         raise dg.Failure(
             f"person_month_costs mixes price years {years} or unit-cost versions {versions}: "
@@ -573,7 +576,7 @@ def programme_headline_asset(warehouse: WarehouseResource, metrics: MetricsResou
             "dagster/row_count": len(head),
             "price_year": years[0],
             "unit_cost_version": versions[0],
-            "cost_flags": costs.flag_text or "none",
+            "cost_flags": ";".join(f for f in flags if f) or "none",
             "headline": markdown_table(headline_table(head, KEY_STATISTICS)),
             "per_metric_rates": markdown_table(
                 headline_table(

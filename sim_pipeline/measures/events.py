@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.measures.metrics import METRICS
+from sim_pipeline.sources import SOURCE_TABLES
 
 EVENT_COLUMNS = [
     "person_key",
@@ -49,14 +50,10 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
     "police_deployments": ("staged_police_cad_incidents",),
     "s136_detentions": ("staged_police_s136_return", "staged_mhs401_mh_act_period"),
 }
-TABLE_NAMES = {
-    "staged_ecds": "ecds",
-    "staged_ambulance_incidents": "ambulance_incidents",
-    "staged_mhs502_ward_stay": "MHS502WardStay",
-    "staged_police_cad_incidents": "cad_incidents",
-    "staged_police_s136_return": "s136_return",
-    "staged_mhs401_mh_act_period": "MHS401MHActPeriod",
-}
+# Every staged table the events read, once (the asset's inputs).
+STAGED_INPUTS: tuple[str, ...] = tuple(sorted({n for ns in EVENT_SOURCES.values() for n in ns}))
+# Staged asset name -> the provider table name the person index records.
+TABLE_NAMES = {t.asset_name: t.table for t in SOURCE_TABLES if t.asset_name in STAGED_INPUTS}
 
 
 @dataclass
@@ -85,7 +82,7 @@ def _with_person(
     ]
     out = df.assign(
         source=df["source"].astype("string"), record_ref=df["record_ref"].astype("string")
-    ).merge(keys.astype("string"), on=["source", "record_ref"], how="left")
+    ).merge(keys, on=["source", "record_ref"], how="left")
     missing = int(out["person_key"].isna().sum())
     stats.unindexed += missing
     return out[out["person_key"].notna()]
@@ -135,14 +132,19 @@ def ambulance_events(
     return _events(df, table, "ambulance_resources", _date(df["CallDateTime"]), qty[keep])
 
 
+def _first_day_in_month(start: pd.Series, month: pd.Series) -> pd.Series:
+    """The stay's first day inside its reporting month (the later of start and month start)."""
+    month_start = pd.to_datetime(month.astype("string") + "-01")
+    s = _date(start)
+    return s.where(s > month_start, month_start)
+
+
 def bed_days_in_month(start: pd.Series, end: pd.Series, month: pd.Series) -> pd.Series:
     """MHS24: bed days of each stay in its reporting month (``month`` as YYYY-MM). A missing end
     counts as the day after the month end; the discharge day is not a bed day."""
-    month_start = pd.to_datetime(month.astype("string") + "-01")
-    after = month_start + pd.offsets.MonthBegin(1)
-    s = _date(start)
+    after = pd.to_datetime(month.astype("string") + "-01") + pd.offsets.MonthBegin(1)
     e = _date(end).fillna(after)
-    days = (e.where(e < after, after) - s.where(s > month_start, month_start)).dt.days
+    days = (e.where(e < after, after) - _first_day_in_month(start, month)).dt.days
     return days.fillna(0).clip(lower=0).astype("int64")
 
 
@@ -156,9 +158,7 @@ def bed_day_events(
     keep = days > 0
     stats.removed["ward_stay_no_bed_day_in_month"] = int((~keep).sum())
     df = df[keep]
-    month_start = pd.to_datetime(df["month"].astype("string") + "-01")
-    start = _date(df["StartDateWardStay"])
-    first_day = start.where(start > month_start, month_start)
+    first_day = _first_day_in_month(df["StartDateWardStay"], df["month"])
     return _events(df, table, "mh_bed_days", first_day, days[keep])
 
 
