@@ -1,0 +1,784 @@
+"""The published release: disclosure-controlled CSV tables, their README, and the auditor's scan.
+
+Pure functions over warehouse tables (no Dagster, no matplotlib). The disclosure rule is the one
+in `sim_pipeline.measures.disclosure` (NHS Digital HES/ECDS, September 2018): a count of 1-7 is
+shown as ``*`` and every other count is rounded to the nearest 5 (0 stays 0); a mean, estimate,
+rate, percentage or SMD based on 1-7 people is shown as ``*``. Beyond the rule:
+
+* individual-level values are never released: no row per person, no person key or register id
+  (an input carrying such a column raises ``ValueError``), and the headline statistics that are
+  one person's value (`WITHHELD_STATISTICS`: the largest individual fall, the shortest and the
+  longest stay) are dropped and named in the README;
+* a link rate is also suppressed when its numerator (linked) or the unlinked remainder is 1-7,
+  and a risk (deaths) when 1-7 people had the event, because rate x n would give the
+  suppressed count back.
+
+Every released value is text (numbers formatted here, so the same input gives byte-identical
+files); an empty cell means "not applicable / not estimated", ``*`` means suppressed.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from sim_pipeline.measures.disclosure import ROUND_TO, SMALL_MAX, SUPPRESSED, control_count
+
+PRIMARY = "primary"
+ANALYSES = (
+    "primary",
+    "baseline_6_months",
+    "baseline_18_months",
+    "threshold_lower",
+    "threshold_higher",
+)
+POPULATIONS = ("itt", "per_protocol", "itt_over_6_months", "per_protocol_over_6_months")
+METHODS = ("naive_before_after", "difference_in_differences")
+GROUPS = ("programme", "comparison")
+USE_OUTCOMES = (
+    "total_cost",
+    "ae_attendances",
+    "ambulance_resources",
+    "mh_bed_days",
+    "police_deployments",
+    "s136_detentions",
+)
+HARM_OUTCOMES = (
+    "ae_self_harm",
+    "arrests",
+    "charges",
+    "s136_police_station",
+    "community_contacts",
+    "community_dna",
+    "deaths",
+)
+HARM_NOTES = {
+    "ae_self_harm": "A&E attendances for self-harm: a rise may signal harm",
+    "arrests": "arrests: a rise may signal criminalisation of a health need",
+    "charges": "criminal charges: a rise may signal criminalisation of a health need",
+    "s136_police_station": "s136 detentions held at a police station rather than a health-based "
+    "place of safety",
+    "community_contacts": "community mental-health contacts: a fall may signal withheld care",
+    "community_dna": "missed community appointments (did not attend)",
+    "deaths": "deaths: a risk difference (share of people), not a relative change",
+}
+WITHHELD_STATISTICS = {
+    "largest_individual_fall_gbp": "the largest individual monthly cost fall is one person's value",
+    "min_months": "the shortest stay on the programme is one person's value",
+    "max_months": "the longest stay on the programme is one person's value",
+}
+RELEASE_INPUTS = (
+    "evaluation_estimates",
+    "evaluation_balance",
+    "evaluation_trajectory",
+    "programme_headline",
+    "linkage_link_rates",
+    "linkage_implausible",
+    "unit_costs",
+)
+RELEASE_FILES = {
+    "evaluation_estimates.csv": "primary analysis, every outcome: naive before/after beside "
+    "difference-in-differences against the matched comparison group, with 95% CIs",
+    "evaluation_sensitivity.csv": "total cost under every analysis (baseline length, "
+    "eligibility threshold) for both methods",
+    "evaluation_balance.csv": "covariate balance of programme and comparison people before and "
+    "after matching (standardised mean differences)",
+    "evaluation_trajectory.csv": "mean cost per person-month by month from the index date, "
+    "programme and comparison groups",
+    "headline.csv": "the programme review's headline recomputed: NAIVE before/after of people "
+    "selected at their peak of use, not an effect estimate",
+    "harms.csv": "balancing (harm) outcomes of the primary analysis",
+    "linkage_quality.csv": "share of records linked to another source group, overall and by age "
+    "band, sex and borough",
+    "linkage_implausible.csv": "people with implausible links, by rule",
+    "unit_costs.csv": "the unit costs applied, their sources and price years, and their caveats",
+}
+README_NAME = "README.txt"
+NAIVE_NOTE = "naive before/after, no comparison group: includes regression to the mean"
+DID_NOTE = (
+    "difference-in-differences against matched comparison people; 95% CI from a person-level "
+    "(matched-set) bootstrap"
+)
+SUPPRESSED_NOTE = "* = based on 1-7 people, suppressed"
+CAVEATS = (
+    "The headline (headline.csv) is a naive before/after comparison of people selected at their "
+    "peak of use: their use would have fallen anyway (regression to the mean). Read it beside "
+    "the difference-in-differences estimates, never alone.",
+    "Comparison people never allocated to the programme are given a pseudo-index date (a month "
+    "in which they met the same eligibility rule) and matched on their history before it; "
+    "unmeasured differences can remain (see evaluation_balance.csv).",
+    "Costs are unit costs times counted contacts at one price year; they are not the "
+    "programme's own costs and not cash savings.",
+    "Counts are rounded to the nearest 5, so totals may not add up.",
+)
+
+_IDENTIFIER = re.compile(
+    r"person_?key|register_?id|person_?id|patient_?id|nhs_?number|record_?ref|token"
+    r"|pseudonym|incident_?number|date_?of_?birth|birth_?date|postcode",
+    re.IGNORECASE,
+)
+_COUNT_COLUMN = re.compile(
+    r"^(n|n_.+|.+_n|count|counts|.+_count|records|linked|persons|people|person_months|.*pairs)$",
+    re.IGNORECASE,
+)
+
+
+def is_identifier_column(name: str) -> bool:
+    """True for a column name that looks like a person-level identifier (person_key,
+    register_id, NHS number, tokens, record references, dates of birth, postcodes)."""
+    return bool(_IDENTIFIER.search(str(name)))
+
+
+def is_count_column(name: str) -> bool:
+    """True for a count column by name: n, n_*, *_n, count(s), *_count, records, linked,
+    persons, people, person_months, *pairs."""
+    return bool(_COUNT_COLUMN.match(str(name)))
+
+
+def is_count_statistic(statistic: str) -> bool:
+    """True for a long-form (headline) statistic that is a count: n_* or person_months."""
+    return str(statistic).startswith("n_") or statistic == "person_months"
+
+
+def _check_identifiers(name: str, df: pd.DataFrame) -> None:
+    bad = [c for c in df.columns if is_identifier_column(c)]
+    if bad:
+        raise ValueError(
+            f"{name} has identifier column(s) {bad}: individual-level data is never published"
+        )
+
+
+def _small(n: object) -> bool:
+    """A base count of 1-7 (so anything computed from it is suppressed)."""
+    if n is None or pd.isna(n):
+        return False
+    return 1 <= int(round(float(n))) <= SMALL_MAX
+
+
+def _fmt(value: object, dp: int) -> str:
+    """A number to ``dp`` decimals ('' if missing, never '-0')."""
+    if value is None or pd.isna(value):
+        return ""
+    text = f"{float(value):.{dp}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _stat(value: object, dp: int, *bases: object) -> str:
+    """A statistic: '' if missing, ``*`` if any base count is 1-7, else to ``dp`` decimals."""
+    text = _fmt(value, dp)
+    return SUPPRESSED if text and any(_small(b) for b in bases) else text
+
+
+NUMERIC: tuple[str, ...] = ("<numeric>",)  # sort key marker: order a column by number
+
+
+def _order(values: Sequence[str]) -> dict[str, int]:
+    return {v: i for i, v in enumerate(values)}
+
+
+def _sort(df: pd.DataFrame, keys: Sequence[tuple[str, Sequence[str] | None]]) -> pd.DataFrame:
+    """Rows in a fixed order: each key column by its known order (unknown values after, by
+    text), by number when the order is `NUMERIC`, or by text when no order is given."""
+    if df.empty:
+        return df.reset_index(drop=True)
+    tmp = df.copy()
+    sort_cols = []
+    for i, (col, order) in enumerate(keys):
+        if order is NUMERIC:
+            tmp[f"__k{i}"] = pd.to_numeric(tmp[col])
+            sort_cols.append(f"__k{i}")
+            continue
+        known = _order(order or ())
+        tmp[f"__k{i}a"] = [known.get(str(v), len(known)) for v in tmp[col]]
+        tmp[f"__k{i}b"] = tmp[col].astype(str)
+        sort_cols += [f"__k{i}a", f"__k{i}b"]
+    tmp = tmp.sort_values(sort_cols, kind="mergesort")
+    return tmp[list(df.columns)].reset_index(drop=True)
+
+
+def _text(value: object) -> str:
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def _require(name: str, df: pd.DataFrame, columns: Iterable[str]) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name} lacks column(s) {missing}")
+
+
+def cost_basis(tables: Mapping[str, pd.DataFrame]) -> tuple[str, str]:
+    """The one (price_year, unit_cost_version) of every cost in ``tables``; ValueError if the
+    tables mix price years or versions ('' when no table says)."""
+    found: dict[str, set[str]] = {"price_year": set(), "unit_cost_version": set()}
+    for name in ("evaluation_estimates", "programme_headline", "unit_costs"):
+        df = tables.get(name)
+        if df is None or df.empty:
+            continue
+        if name == "evaluation_estimates" and "outcome" in df.columns:
+            df = df[df["outcome"] == "total_cost"]
+        for col, seen in found.items():
+            if col in df.columns:
+                seen.update(_text(v) for v in df[col] if _text(v))
+    for col, seen in found.items():
+        if len(seen) > 1:
+            raise ValueError(
+                f"the tables mix {col} values {sorted(seen)}: rebuild them from one set of unit "
+                "costs before publishing"
+            )
+    return (
+        next(iter(found["price_year"]), ""),
+        next(iter(found["unit_cost_version"]), ""),
+    )
+
+
+def _join_notes(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+ESTIMATE_COLUMNS = [
+    "analysis",
+    "population",
+    "outcome",
+    "method",
+    "scale",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "n_people",
+    "n_comparison",
+    "treated_baseline",
+    "treated_followup",
+    "comparison_baseline",
+    "comparison_followup",
+    "rtm_share",
+    "price_year",
+    "unit_cost_version",
+    "note",
+]
+
+
+def _people_with_event_small(risk: object, n: object) -> bool:
+    """True when ``risk`` (a share of ``n`` people, e.g. who died) x ``n`` is 1-7 people."""
+    if risk is None or n is None or pd.isna(risk) or pd.isna(n):
+        return False
+    return _small(float(risk) * float(n))
+
+
+def _estimates(df: pd.DataFrame, cost_note: str, basis: tuple[str, str]) -> pd.DataFrame:
+    """Controlled rows of evaluation_estimates: relative changes and shares to 3 dp, risk
+    differences to 4 dp, GBP levels to whole pounds, other levels (per person-month) to 3 dp.
+    Treated levels are suppressed on 1-7 treated people, comparison levels on 1-7 comparison
+    people, the estimate, CI and rtm_share on either. On the risk scale (deaths) the same holds
+    for 1-7 people with the event (risk x n would give that count back). A missing price year
+    or unit-cost version is taken from ``basis``."""
+    method_note = {"naive_before_after": NAIVE_NOTE, "difference_in_differences": DID_NOTE}
+    rows = []
+    for r in df.to_dict("records"):
+        n_t = r.get("n_people")
+        n_c = r.get("n_comparison", 0)
+        risk = r.get("scale") == "risk_difference"
+        small_t = _small(n_t) or (risk and _people_with_event_small(r.get("treated_followup"), n_t))
+        small_c = _small(n_c) or (
+            risk and _people_with_event_small(r.get("comparison_followup"), n_c)
+        )
+        edp = 4 if risk else 3
+        ldp = 0 if r["outcome"] == "total_cost" else (4 if risk else 3)
+
+        def stat(col: str, dp: int, suppress: bool, r: dict = r) -> str:
+            text = _fmt(r.get(col), dp)
+            return SUPPRESSED if text and suppress else text
+
+        out = {
+            "analysis": _text(r["analysis"]),
+            "population": _text(r["population"]),
+            "outcome": _text(r["outcome"]),
+            "method": _text(r["method"]),
+            "scale": _text(r.get("scale")),
+            "estimate": stat("estimate", edp, small_t or small_c),
+            "ci_low": stat("ci_low", edp, small_t or small_c),
+            "ci_high": stat("ci_high", edp, small_t or small_c),
+            "n_people": control_count(n_t),
+            "n_comparison": control_count(n_c),
+            "treated_baseline": stat("treated_baseline", ldp, small_t),
+            "treated_followup": stat("treated_followup", ldp, small_t),
+            "comparison_baseline": stat("comparison_baseline", ldp, small_c),
+            "comparison_followup": stat("comparison_followup", ldp, small_c),
+            "rtm_share": stat("rtm_share", 3, small_t or small_c),
+            "price_year": _text(r.get("price_year")) or basis[0],
+            "unit_cost_version": _text(r.get("unit_cost_version")) or basis[1],
+        }
+        out["note"] = _join_notes(
+            method_note.get(out["method"], ""),
+            HARM_NOTES.get(out["outcome"], ""),
+            cost_note if out["outcome"] == "total_cost" else "",
+            SUPPRESSED_NOTE + (" or 1-7 people with the event" if risk else "")
+            if SUPPRESSED in out.values()
+            else "",
+        )
+        rows.append(out)
+    res = pd.DataFrame(rows, columns=ESTIMATE_COLUMNS)
+    return _sort(
+        res,
+        [
+            ("analysis", ANALYSES),
+            ("population", POPULATIONS),
+            ("outcome", USE_OUTCOMES + HARM_OUTCOMES),
+            ("method", METHODS),
+        ],
+    )
+
+
+BALANCE_COLUMNS = [
+    "analysis",
+    "population",
+    "covariate",
+    "treated_mean",
+    "comparison_mean_before",
+    "smd_before",
+    "comparison_mean_after",
+    "smd_after",
+    "n_treated",
+    "n_comparison_before",
+    "n_comparison_after",
+    "price_year",
+    "unit_cost_version",
+    "note",
+]
+
+
+def _balance(df: pd.DataFrame, basis: tuple[str, str]) -> pd.DataFrame:
+    """Controlled balance rows: means to 3 dp (cost covariates to whole pounds), SMDs to 3 dp."""
+    rows = []
+    for r in df.to_dict("records"):
+        nt, nb, na = r.get("n_treated"), r.get("n_comparison_before"), r.get("n_comparison_after")
+        dp = 0 if "cost" in str(r["covariate"]) else 3
+        out = {
+            "analysis": _text(r["analysis"]),
+            "population": _text(r["population"]),
+            "covariate": _text(r["covariate"]),
+            "treated_mean": _stat(r.get("treated_mean"), dp, nt),
+            "comparison_mean_before": _stat(r.get("comparison_mean_before"), dp, nb),
+            "smd_before": _stat(r.get("smd_before"), 3, nt, nb),
+            "comparison_mean_after": _stat(r.get("comparison_mean_after"), dp, na),
+            "smd_after": _stat(r.get("smd_after"), 3, nt, na),
+            "n_treated": control_count(nt),
+            "n_comparison_before": control_count(nb),
+            "n_comparison_after": control_count(na),
+            "price_year": basis[0],
+            "unit_cost_version": basis[1],
+        }
+        out["note"] = SUPPRESSED_NOTE if SUPPRESSED in out.values() else ""
+        rows.append(out)
+    res = pd.DataFrame(rows, columns=BALANCE_COLUMNS)
+    return _sort(res, [("analysis", ANALYSES), ("population", POPULATIONS), ("covariate", None)])
+
+
+def _trajectory(df: pd.DataFrame, basis: tuple[str, str]) -> pd.DataFrame:
+    """Controlled month cells: n_people controlled, means suppressed when n_people is 1-7
+    (mean_total_cost to whole pounds, other means to 3 dp)."""
+    means = ["mean_total_cost"] if "mean_total_cost" in df.columns else []
+    means += sorted(c for c in df.columns if c.startswith("mean_") and c != "mean_total_cost")
+    columns = ["analysis", "population", "group", "months_from_index", "n_people", *means]
+    rows = []
+    for r in df.to_dict("records"):
+        n = r.get("n_people")
+        out = {
+            "analysis": _text(r["analysis"]),
+            "population": _text(r["population"]),
+            "group": _text(r["group"]),
+            "months_from_index": str(int(r["months_from_index"])),
+            "n_people": control_count(n),
+        }
+        for m in means:
+            out[m] = _stat(r.get(m), 0 if m == "mean_total_cost" else 3, n)
+        out["price_year"], out["unit_cost_version"] = basis
+        out["note"] = SUPPRESSED_NOTE if _small(n) else ""
+        rows.append(out)
+    res = pd.DataFrame(rows, columns=[*columns, "price_year", "unit_cost_version", "note"])
+    return _sort(
+        res,
+        [
+            ("analysis", ANALYSES),
+            ("population", POPULATIONS),
+            ("group", GROUPS),
+            ("months_from_index", NUMERIC),
+        ],
+    )
+
+
+def _headline_dp(statistic: str) -> int:
+    """Decimals of a headline statistic: GBP 0, percentages and months 1, rates 3."""
+    if "_gbp" in statistic:
+        return 0
+    if "pct" in statistic or "months" in statistic:
+        return 1
+    if "cost" in statistic:
+        return 0
+    return 3
+
+
+def _headline(df: pd.DataFrame, cost_note: str) -> pd.DataFrame:
+    """The naive headline in long form, flagged as naive; counts controlled, statistics of a
+    population with 1-7 people (n_with_change, else n_people) suppressed, withheld statistics
+    dropped. GBP to whole pounds, percentages and months to 1 dp, rates to 3 dp."""
+    bases: dict[str, object] = {}
+    for population, d in df.groupby("population"):
+        s = d.set_index("statistic")["value"]
+        bases[str(population)] = s.get("n_with_change", s.get("n_people"))
+    rows = []
+    for r in df.to_dict("records"):
+        statistic = str(r["statistic"])
+        if statistic in WITHHELD_STATISTICS:
+            continue
+        population = str(r["population"])
+        if is_count_statistic(statistic):
+            value = control_count(r["value"])
+        else:
+            value = _stat(r["value"], _headline_dp(statistic), bases.get(population))
+        notes = [NAIVE_NOTE]
+        if "gbp" in statistic or "cost" in statistic:
+            notes.append(cost_note)
+        if value == SUPPRESSED and not is_count_statistic(statistic):
+            notes.append(SUPPRESSED_NOTE)
+        rows.append(
+            {
+                "population": population,
+                "statistic": statistic,
+                "value": value,
+                "method": "naive_before_after",
+                "price_year": _text(r.get("price_year")),
+                "unit_cost_version": _text(r.get("unit_cost_version")),
+                "note": _join_notes(*notes),
+            }
+        )
+    columns = ["population", "statistic", "value", "method", "price_year", "unit_cost_version"]
+    res = pd.DataFrame(rows, columns=[*columns, "note"])
+    return _sort(res, [("population", POPULATIONS), ("statistic", None)])
+
+
+def _link_rates(df: pd.DataFrame) -> pd.DataFrame:
+    """Controlled link rates (3 dp); a rate is suppressed when records, linked or unlinked is
+    1-7 (the rate would give the suppressed count back)."""
+    rows = []
+    for r in df.to_dict("records"):
+        records, linked = r["records"], r["linked"]
+        unlinked = None if pd.isna(records) or pd.isna(linked) else records - linked
+        out = {
+            "dimension": _text(r["dimension"]),
+            "value": _text(r["value"]),
+            "source_group": _text(r["source_group"]),
+            "records": control_count(records),
+            "linked": control_count(linked),
+            "link_rate": _stat(r.get("link_rate"), 3, records, linked, unlinked),
+        }
+        out["note"] = (
+            "* = 1-7 records, linked or unlinked records: suppressed"
+            if SUPPRESSED in out.values()
+            else ""
+        )
+        rows.append(out)
+    res = pd.DataFrame(
+        rows,
+        columns=["dimension", "value", "source_group", "records", "linked", "link_rate", "note"],
+    )
+    dims = ("overall", "age_band", "person_sex", "borough")
+    return _sort(res, [("dimension", dims), ("value", None), ("source_group", None)])
+
+
+def _implausible(df: pd.DataFrame) -> pd.DataFrame:
+    """Controlled implausible-link counts per rule."""
+    res = pd.DataFrame(
+        {
+            "rule": [_text(v) for v in df["rule"]],
+            "description": [_text(v) for v in df["description"]]
+            if "description" in df.columns
+            else "",
+            "persons": [control_count(v) for v in df["persons"]],
+        }
+    )
+    res["note"] = ["* = 1-7 people, suppressed" if v == SUPPRESSED else "" for v in res["persons"]]
+    return _sort(res, [("rule", None)])
+
+
+FLAG_TEXT = {
+    "price_index_unverified": "the price index used to inflate costs to one price year is "
+    "indicative, not verified against the published index",
+}
+
+
+def explain_flag(flag: str) -> str:
+    """A cost flag (``unsourced_assumption:<metric>``, ``price_index_unverified``) in words."""
+    if flag.startswith("unsourced_assumption:"):
+        metric = flag.split(":", 1)[1]
+        return f"the unit cost of {metric} is a user-supplied assumption with no published source"
+    return FLAG_TEXT.get(flag, flag)
+
+
+def _flags(tables: Mapping[str, pd.DataFrame]) -> list[str]:
+    """Every distinct cost flag carried by the unit costs (sorted)."""
+    df = tables.get("unit_costs")
+    if df is None or df.empty or "cost_flags" not in df.columns:
+        return []
+    return sorted({f for v in df["cost_flags"] for f in _text(v).split(";") if f})
+
+
+def _unit_costs(df: pd.DataFrame) -> pd.DataFrame:
+    """The unit costs applied, as published reference values (not counts: no control)."""
+    rows = []
+    for r in df.to_dict("records"):
+        sourced = str(r.get("sourced")).lower() in {"true", "1"}
+        flags = [f for f in _text(r.get("cost_flags")).split(";") if f]
+        factor = r.get("inflation_factor")
+        notes = []
+        if not sourced:
+            notes.append("ASSUMPTION: no published cost found; user-supplied")
+        if "price_index_unverified" in flags and not pd.isna(factor) and float(factor) != 1:
+            notes.append("inflated with an unverified price index")
+        rows.append(
+            {
+                "metric": _text(r["metric"]),
+                "item": _text(r.get("item")),
+                "unit_cost_gbp": _fmt(r.get("unit_cost_gbp"), 2),
+                "source_price_year": _text(r.get("source_price_year")),
+                "source": _text(r.get("source")),
+                "sourced": "true" if sourced else "false",
+                "inflation_factor": _fmt(factor, 4),
+                "unit_cost_at_price_year": _fmt(r.get("unit_cost_at_price_year"), 2),
+                "price_year": _text(r.get("price_year")),
+                "unit_cost_version": _text(r.get("unit_cost_version")),
+                "cost_flags": ";".join(flags),
+                "note": _join_notes(*notes),
+            }
+        )
+    columns = [
+        "metric",
+        "item",
+        "unit_cost_gbp",
+        "source_price_year",
+        "source",
+        "sourced",
+        "inflation_factor",
+        "unit_cost_at_price_year",
+        "price_year",
+        "unit_cost_version",
+        "cost_flags",
+        "note",
+    ]
+    return _sort(pd.DataFrame(rows, columns=columns), [("metric", USE_OUTCOMES)])
+
+
+def _present(tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame | None:
+    df = tables.get(name)
+    return None if df is None or df.empty else df
+
+
+def build_release(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The release: file name -> disclosure-controlled table (every cell text). A file whose
+    input table is missing or empty is left out. ValueError if an input that would be published
+    has an identifier column, lacks a needed column, or the tables mix price years."""
+    for name in RELEASE_INPUTS:
+        df = _present(tables, name)
+        if df is not None:
+            _check_identifiers(name, df)
+    basis = cost_basis(tables)
+    flags = _flags(tables)
+    cost_note = f"cost caveats: {';'.join(flags)} (see unit_costs.csv)" if flags else ""
+    release: dict[str, pd.DataFrame] = {}
+    est = _present(tables, "evaluation_estimates")
+    if est is not None:
+        _require("evaluation_estimates", est, ["analysis", "population", "outcome", "method"])
+        _require("evaluation_estimates", est, ["estimate", "n_people"])
+        release["evaluation_estimates.csv"] = _estimates(
+            est[est["analysis"] == PRIMARY], cost_note, basis
+        )
+        release["evaluation_sensitivity.csv"] = _estimates(
+            est[est["outcome"] == "total_cost"], cost_note, basis
+        )
+        harms = est[(est["analysis"] == PRIMARY) & est["outcome"].isin(HARM_OUTCOMES)]
+        release["harms.csv"] = _estimates(harms, cost_note, basis)
+    bal = _present(tables, "evaluation_balance")
+    if bal is not None:
+        _require("evaluation_balance", bal, ["analysis", "population", "covariate", "n_treated"])
+        release["evaluation_balance.csv"] = _balance(bal, basis)
+    traj = _present(tables, "evaluation_trajectory")
+    if traj is not None:
+        _require(
+            "evaluation_trajectory",
+            traj,
+            ["analysis", "population", "group", "months_from_index", "n_people"],
+        )
+        release["evaluation_trajectory.csv"] = _trajectory(traj, basis)
+    head = _present(tables, "programme_headline")
+    if head is not None:
+        _require("programme_headline", head, ["population", "statistic", "value"])
+        release["headline.csv"] = _headline(head, cost_note)
+    rates = _present(tables, "linkage_link_rates")
+    if rates is not None:
+        _require("linkage_link_rates", rates, ["dimension", "value", "source_group"])
+        _require("linkage_link_rates", rates, ["records", "linked"])
+        release["linkage_quality.csv"] = _link_rates(rates)
+    implausible = _present(tables, "linkage_implausible")
+    if implausible is not None:
+        _require("linkage_implausible", implausible, ["rule", "persons"])
+        release["linkage_implausible.csv"] = _implausible(implausible)
+    costs = _present(tables, "unit_costs")
+    if costs is not None:
+        _require("unit_costs", costs, ["metric"])
+        release["unit_costs.csv"] = _unit_costs(costs)
+    for name, df in release.items():
+        _check_identifiers(name, df)
+    return dict(sorted(release.items()))
+
+
+def write_text_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``path`` through a temporary file in the same folder and a rename (readers see the
+    old file or the new one, never half of one)."""
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _csv_text(df: pd.DataFrame) -> str:
+    return df.to_csv(index=False, lineterminator="\n", na_rep="")
+
+
+def release_readme(release: Mapping[str, pd.DataFrame]) -> str:
+    """README.txt of the release: the files and their columns, the disclosure rule, what was
+    withheld and the caveats."""
+    price_year = unit_cost_version = ""
+    flags: list[str] = []
+    costs = release.get("unit_costs.csv")
+    if costs is not None and not costs.empty:
+        price_year = ";".join(sorted({v for v in costs["price_year"] if v}))
+        unit_cost_version = ";".join(sorted({v for v in costs["unit_cost_version"] if v}))
+        flags = sorted({f for v in costs["cost_flags"] for f in str(v).split(";") if f})
+    lines = [
+        "SIM evaluation: published tables",
+        "================================",
+        "",
+        "Aggregate tables only: no row describes one person and no person key, register id or",
+        "other identifier appears. Every value is text: '*' = suppressed, empty = not applicable.",
+        "",
+        f"Costs: GBP at price year {price_year or 'not stated'}, unit costs version "
+        f"{unit_cost_version or 'not stated'}.",
+        "",
+        "Disclosure control (NHS Digital HES/ECDS rule, September 2018)",
+        "--------------------------------------------------------------",
+        f"* Counts of 1-{SMALL_MAX} are shown as '{SUPPRESSED}'; every other count is rounded to "
+        f"the nearest {ROUND_TO} (0 stays 0).",
+        f"* Means, estimates, confidence limits, rates, percentages and SMDs based on 1-{SMALL_MAX}"
+        f" people are shown as '{SUPPRESSED}'.",
+        f"* Link rates are also suppressed when the linked or unlinked records number 1-{SMALL_MAX},",
+        f"  and risks (deaths) when 1-{SMALL_MAX} people had the event (rate x n gives the count).",
+        "* Withheld (individual-level values, never released):",
+        *[f"    - {k}: {v}" for k, v in WITHHELD_STATISTICS.items()],
+        "",
+        "Files",
+        "-----",
+    ]
+    for name in sorted(release):
+        df = release[name]
+        lines += [
+            f"{name} ({len(df)} rows): {RELEASE_FILES.get(name, '')}",
+            f"    columns: {', '.join(map(str, df.columns))}",
+        ]
+    missing = [n for n in RELEASE_FILES if n not in release]
+    for name in missing:
+        lines.append(f"{name}: not produced (its warehouse table is missing or empty)")
+    lines += ["", "Caveats", "-------", *[f"* {c}" for c in CAVEATS]]
+    lines += [f"* Cost caveat ({f}): {explain_flag(f)}." for f in flags]
+    return "\n".join(lines) + "\n"
+
+
+def write_release(release: Mapping[str, pd.DataFrame], out_dir: Path) -> list[Path]:
+    """Write each table as ``out_dir/<name>`` and ``README.txt`` (atomically, byte-identical for
+    the same release), remove ``*.csv`` files in ``out_dir`` that are not in the release, and
+    return the paths written (CSVs in name order, then the README)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, df in release.items():
+        if not name.endswith(".csv") or Path(name).name != name:
+            raise ValueError(f"release file name {name!r} must be a plain *.csv name")
+        _check_identifiers(name, df)
+    written = []
+    for name in sorted(release):
+        path = out_dir / name
+        write_text_atomic(path, _csv_text(release[name]))
+        written.append(path)
+    for stale in sorted(out_dir.glob("*.csv")):
+        if stale.name not in release:
+            stale.unlink()
+    readme = out_dir / README_NAME
+    write_text_atomic(readme, release_readme(release))
+    return [*written, readme]
+
+
+def _count_problem(cell: str) -> str | None:
+    """Why a count cell breaks the rule (None if it is '', '*', 0 or a multiple of 5 above 7)."""
+    text = cell.strip()
+    if text in ("", SUPPRESSED):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return "is not a number or '*'"
+    if value != int(value):
+        return "is not a whole number"
+    v = int(value)
+    if v < 0:
+        return "is negative"
+    if 1 <= v <= SMALL_MAX:
+        return f"is a count of 1-{SMALL_MAX} (must be shown as '{SUPPRESSED}')"
+    if v % ROUND_TO:
+        return f"is not rounded to a multiple of {ROUND_TO}"
+    return None
+
+
+def scan_release(out_dir: Path) -> list[str]:
+    """The auditor's scan of every ``*.csv`` in ``out_dir``; [] means clean.
+
+    Count cells are decided by name (`is_count_column`: n, n_*, *_n, count(s), *_count, records,
+    linked, persons, people, person_months, *pairs) and, in long-form tables with a
+    ``statistic`` column, the ``value`` cell of a count statistic (n_*, person_months). Each
+    must be empty, ``*``, 0 or a multiple of 5 above 7. A column whose name looks like an
+    identifier (`is_identifier_column`) is a finding too. Findings name file, row (1 = first
+    data row) and column.
+    """
+    out_dir = Path(out_dir)
+    files = sorted(out_dir.glob("*.csv")) if out_dir.is_dir() else []
+    if not files:
+        return [f"{out_dir}: no release files found"]
+    findings: list[str] = []
+    for path in files:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = list(reader.fieldnames or [])
+            for col in header:
+                if is_identifier_column(col):
+                    findings.append(
+                        f"{path.name}: column {col!r} looks like an individual identifier"
+                    )
+            counts = [c for c in header if is_count_column(c)]
+            long_form = "statistic" in header and "value" in header
+            for i, row in enumerate(reader, start=1):
+                cells = [(c, row.get(c) or "") for c in counts]
+                if long_form and is_count_statistic(row.get("statistic") or ""):
+                    cells.append(("value", row.get("value") or ""))
+                for col, cell in cells:
+                    problem = _count_problem(cell)
+                    if problem:
+                        findings.append(f"{path.name} row {i} column {col!r}: {cell!r} {problem}")
+    return findings
