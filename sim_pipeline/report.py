@@ -1,0 +1,650 @@
+"""The evaluation report: one self-contained HTML page built from the published release.
+
+The page is a published output, so every number on it (text, tables and charts) comes from the
+disclosure-controlled release of `sim_pipeline.measures.publication`, never from the warehouse
+tables. matplotlib is imported inside the chart functions (the code location must import fast).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from sim_pipeline.measures.disclosure import SMALL_MAX, SUPPRESSED
+from sim_pipeline.measures.publication import (
+    HARM_OUTCOMES,
+    PRIMARY,
+    RELEASE_INPUTS,
+    USE_OUTCOMES,
+    WITHHELD_STATISTICS,
+    build_release,
+    explain_flag,
+    write_release,
+    write_text_atomic,
+)
+
+REPORT_NAME = "evaluation_report.html"
+REPORT_POPULATIONS = ("per_protocol", "itt")
+POPULATION_LABEL = {"itt": "intention to treat", "per_protocol": "per-protocol"}
+METHOD_LABEL = {
+    "naive_before_after": "naive before/after",
+    "difference_in_differences": "difference-in-differences",
+}
+BLUE, ORANGE, GREY = "#005eb8", "#ed8b00", "#768692"
+HEADLINE_STATISTICS = (
+    "n_allocated",
+    "n_engaged",
+    "n_people",
+    "mean_months",
+    "person_months",
+    "pct_with_cost_fall",
+    "mean_pct_change_per_person",
+    "ratio_of_means_pct_change",
+    "mean_baseline_monthly_cost_gbp",
+    "mean_programme_monthly_cost_gbp",
+    "mean_monthly_change_gbp",
+    "total_change_gbp",
+)
+CSS = """
+body{font-family:Arial,Helvetica,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#212b32;line-height:1.45}
+h1{color:#005eb8}h2{color:#005eb8;border-bottom:2px solid #e8edee;padding-bottom:.2em;
+margin-top:1.8em}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
+th,td{border:1px solid #d8dde0;padding:.25em .55em;text-align:left;vertical-align:top}
+th{background:#e8edee}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.summary{background:#f0f4f5;border-left:6px solid #005eb8;padding:.8em 1em;font-size:1.08em}
+.caution{background:#fff9c4;border-left:6px solid #ffb81c;padding:.6em 1em}
+.ok{background:#e6f4ea}.bad{background:#fdecea}
+img{max-width:100%;height:auto}small,.note{color:#425563}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _num(cell: object) -> float | None:
+    """A released cell as a number (None for '', '*' or text)."""
+    try:
+        return float(str(cell))
+    except ValueError:
+        return None
+
+
+def _shown(cell: object) -> str:
+    """A released cell for display: '*' and '' kept as such ('' shown as an en dash)."""
+    text = "" if cell is None else str(cell)
+    return text if text else "\u2013"
+
+
+def _pct(cell: object, dp: int = 1) -> str:
+    """A released relative change (-0.300) as a signed percentage (-30.0%)."""
+    text = "" if cell is None else str(cell)
+    v = _num(text)
+    if v is None:
+        return text or "\u2013"
+    return f"{100 * v:+.{dp}f}%"
+
+
+def _share(cell: object) -> str:
+    """A released share (0.650) as a percentage (65%)."""
+    v = _num(cell)
+    return f"{100 * v:.0f}%" if v is not None else _shown(cell)
+
+
+def _effect(cell: object, scale: str) -> str:
+    """An estimate on its scale: relative change as %, risk difference as percentage points."""
+    if scale == "risk_difference":
+        v = _num(cell)
+        return f"{100 * v:+.2f} pp" if v is not None else _shown(cell)
+    return _pct(cell)
+
+
+def _ci(low: object, high: object, scale: str) -> str:
+    if str(low) == SUPPRESSED or str(high) == SUPPRESSED:
+        return SUPPRESSED
+    if _num(low) is None or _num(high) is None:
+        return "\u2013"
+    return f"{_effect(low, scale)} to {_effect(high, scale)}"
+
+
+def _table(df: pd.DataFrame, headers: Sequence[str], numeric: Sequence[str] = ()) -> str:
+    """An HTML table of ``df`` (already display text) with ``headers``; ``numeric`` columns are
+    right-aligned. Cells may carry a class via a (text, class) tuple."""
+    if df.empty:
+        return "<p class='note'>No rows released.</p>"
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for row in df.itertuples(index=False):
+        cells = []
+        for col, value in zip(df.columns, row, strict=True):
+            text, cls = value if isinstance(value, tuple) else (value, "")
+            classes = " ".join(c for c in ("num" if col in numeric else "", cls) if c)
+            attr = f" class='{classes}'" if classes else ""
+            cells.append(f"<td{attr}>{_e(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _png(fig) -> str:  # fig: matplotlib Figure
+    """The figure as an inline <img> (base64 PNG, no timestamp or software metadata)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f"<img alt='chart' src='data:image/png;base64,{data}'>"
+
+
+def _figure(width: float, height: float, ncols: int = 1):  # -> (Figure, axes)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols, sharey=True, squeeze=False)[0]
+    return fig, axes
+
+
+def trajectory_points(release: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The points the trajectory chart draws: primary analysis, released means only (a
+    suppressed or empty cell is not drawn)."""
+    t = release.get("evaluation_trajectory.csv")
+    columns = ["population", "group", "months_from_index", "mean_total_cost"]
+    if t is None or t.empty or "mean_total_cost" not in t.columns:
+        return pd.DataFrame(columns=columns)
+    t = t[t["analysis"] == PRIMARY]
+    out = pd.DataFrame(
+        {
+            "population": t["population"],
+            "group": t["group"],
+            "months_from_index": [int(v) for v in t["months_from_index"]],
+            "mean_total_cost": [_num(v) for v in t["mean_total_cost"]],
+        }
+    )
+    return out.dropna(subset=["mean_total_cost"]).reset_index(drop=True)
+
+
+def _trajectory_chart(release: Mapping[str, pd.DataFrame], price_year: str) -> str:
+    from matplotlib.ticker import MaxNLocator
+
+    pts = trajectory_points(release)
+    populations = [p for p in REPORT_POPULATIONS if p in set(pts["population"])]
+    if not populations:
+        return "<p class='note'>No trajectory released.</p>"
+    fig, axes = _figure(10, 3.8, len(populations))
+    for ax, population in zip(axes, populations, strict=True):
+        for group, colour in (("programme", BLUE), ("comparison", GREY)):
+            d = pts[(pts["population"] == population) & (pts["group"] == group)]
+            # full month range with gaps (NaN) where a cell was suppressed: no line across it
+            d = d.set_index("months_from_index")["mean_total_cost"]
+            if len(d):
+                d = d.reindex(range(int(d.index.min()), int(d.index.max()) + 1))
+            ax.plot(d.index, d.to_numpy(), marker=".", color=colour, label=group)
+        ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(POPULATION_LABEL.get(population, population))
+        ax.set_xlabel("months from index (0 = allocation / pseudo-index month)")
+        ax.legend()
+    axes[0].set_ylabel(f"mean cost per person-month (GBP, {price_year or 'price year ?'})")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _forest_chart(est: pd.DataFrame) -> str:
+    """DiD estimates with 95% CIs (relative change) per outcome and population, naive changes
+    as crosses; suppressed estimates are not drawn."""
+    d = est[(est["analysis"] == PRIMARY) & (est["scale"] == "relative_change")]
+    outcomes = [o for o in (*USE_OUTCOMES, *HARM_OUTCOMES) if o in set(d["outcome"])]
+    if not outcomes:
+        return "<p class='note'>No estimates released.</p>"
+    fig, axes = _figure(11, 0.45 * len(outcomes) + 1.6)
+    ax = axes[0]
+    for k, (population, colour) in enumerate((("per_protocol", ORANGE), ("itt", BLUE))):
+        offset = -0.15 if k == 0 else 0.15
+        for method, marker in (("difference_in_differences", "o"), ("naive_before_after", "x")):
+            rows = d[(d["population"] == population) & (d["method"] == method)]
+            ys, xs, lo, hi = [], [], [], []
+            for r in rows.to_dict("records"):
+                x = _num(r["estimate"])
+                if x is None or r["outcome"] not in outcomes:
+                    continue
+                ys.append(outcomes.index(r["outcome"]) + offset)
+                xs.append(100 * x)
+                low, high = _num(r["ci_low"]), _num(r["ci_high"])
+                lo.append(100 * (x - low) if low is not None else 0.0)
+                hi.append(100 * (high - x) if high is not None else 0.0)
+            if not xs:
+                continue
+            label = f"{POPULATION_LABEL[population]}: {METHOD_LABEL[method]}"
+            if method == "difference_in_differences":
+                ax.errorbar(xs, ys, xerr=[lo, hi], fmt=marker, color=colour, capsize=3, label=label)
+            else:
+                ax.scatter(xs, ys, marker=marker, color=colour, label=label)
+    drawn = {r["outcome"] for r in d.to_dict("records") if _num(r["estimate"]) is not None}
+    for i, outcome in enumerate(outcomes):
+        if outcome not in drawn:
+            ax.annotate(
+                "suppressed or not estimated",
+                (0.01, i),
+                xycoords=("axes fraction", "data"),
+                va="center",
+                fontsize=8,
+                color=GREY,
+            )
+    ax.axvline(0, color="grey", linewidth=1)
+    ax.set_yticks(range(len(outcomes)), outcomes)
+    ax.invert_yaxis()
+    ax.set_xlabel("relative change (%): DiD with 95% CI; x = naive before/after")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _change_words(cell: object) -> str:
+    """A released percentage change (e.g. '-42.0') in words."""
+    v = _num(cell)
+    if str(cell) == SUPPRESSED:
+        return f"is suppressed (based on 1-{SMALL_MAX} people)"
+    if v is None:
+        return "is not available"
+    if v < 0:
+        return f"fell by {abs(v):.1f}%"
+    if v > 0:
+        return f"rose by {v:.1f}%"
+    return "did not change"
+
+
+def _row(df: pd.DataFrame | None, **where: str) -> dict[str, str] | None:
+    if df is None or df.empty:
+        return None
+    mask = pd.Series(True, index=df.index)
+    for col, value in where.items():
+        mask &= df[col] == value
+    hit = df[mask]
+    return None if hit.empty else {k: str(v) for k, v in hit.iloc[0].items()}
+
+
+def _summary(release: Mapping[str, pd.DataFrame]) -> str:
+    head = release.get("headline.csv")
+    est = release.get("evaluation_estimates.csv")
+    naive_parts, did_parts, rtm_parts = [], [], []
+    for population in REPORT_POPULATIONS:
+        label = POPULATION_LABEL[population]
+        h = _row(head, population=population, statistic="ratio_of_means_pct_change")
+        naive_parts.append(f"{_change_words(h['value'] if h else '')} ({label})")
+        r = _row(
+            est,
+            population=population,
+            outcome="total_cost",
+            method="difference_in_differences",
+        )
+        if r is None or _num(r["estimate"]) is None:
+            shown = r["estimate"] if r else ""
+            did_parts.append(f"{label}: {_change_words(shown).removeprefix('is ')}")
+        else:
+            ci = _ci(r["ci_low"], r["ci_high"], "relative_change")
+            did_parts.append(f"{_pct(r['estimate'])} (95% CI {ci}) {label}")
+            if _num(r.get("rtm_share", "")) is not None:
+                rtm_parts.append(f"{_share(r['rtm_share'])} ({label})")
+    text = (
+        "On the naive before/after comparison the programme review used (ratio of mean monthly "
+        f"cost per person), cost {' and '.join(naive_parts)}. Against matched comparison people "
+        "followed over the same months, the difference-in-differences estimate of the change "
+        f"in mean monthly cost is {'; '.join(did_parts)}."
+    )
+    if rtm_parts:
+        text += (
+            " The comparison group's own change accounts for "
+            f"{' and '.join(rtm_parts)} of the naive change (regression to the mean)."
+        )
+    return f"<p class='summary'>{_e(text)}</p>"
+
+
+def _estimates_table(est: pd.DataFrame, outcomes: Sequence[str]) -> str:
+    """Naive beside DiD, one row per outcome and population (primary analysis)."""
+    rows = []
+    for outcome in outcomes:
+        for population in REPORT_POPULATIONS:
+            naive = _row(est, outcome=outcome, population=population, method="naive_before_after")
+            did = _row(
+                est, outcome=outcome, population=population, method="difference_in_differences"
+            )
+            if naive is None and did is None:
+                continue
+            scale = (did or naive or {}).get("scale", "relative_change")
+            rows.append(
+                [
+                    outcome,
+                    POPULATION_LABEL.get(population, population),
+                    _effect(naive["estimate"], scale) if naive else "\u2013",
+                    _effect(did["estimate"], scale) if did else "\u2013",
+                    _ci(did["ci_low"], did["ci_high"], scale) if did else "\u2013",
+                    _share(did["rtm_share"]) if did else "\u2013",
+                    _shown(did["n_people"] if did else naive["n_people"]),
+                    _shown(did["n_comparison"]) if did else "\u2013",
+                ]
+            )
+    df = pd.DataFrame(
+        rows,
+        columns=["outcome", "population", "naive", "did", "ci", "rtm", "n", "nc"],
+    )
+    return _table(
+        df,
+        [
+            "outcome",
+            "population",
+            "naive before/after",
+            "difference-in-differences",
+            "95% CI",
+            "share of naive change seen in comparison group",
+            "programme people",
+            "comparison people",
+        ],
+        numeric=["naive", "did", "ci", "rtm", "n", "nc"],
+    )
+
+
+def _harms_table(harms: pd.DataFrame) -> str:
+    rows = []
+    for r in harms.to_dict("records"):
+        scale = r["scale"]
+        rows.append(
+            [
+                r["outcome"],
+                POPULATION_LABEL.get(r["population"], r["population"]),
+                METHOD_LABEL.get(r["method"], r["method"]),
+                _effect(r["estimate"], scale),
+                _ci(r["ci_low"], r["ci_high"], scale),
+                _shown(r["n_people"]),
+                _shown(r["n_comparison"]),
+                r["note"],
+            ]
+        )
+    df = pd.DataFrame(rows, columns=["o", "p", "m", "e", "ci", "n", "nc", "note"])
+    return _table(
+        df,
+        [
+            "outcome",
+            "population",
+            "method",
+            "estimate",
+            "95% CI",
+            "programme people",
+            "comparison people",
+            "note",
+        ],
+        numeric=["e", "ci", "n", "nc"],
+    )
+
+
+def _smd_cell(cell: str) -> str | tuple[str, str]:
+    v = _num(cell)
+    if v is None:
+        return _shown(cell)
+    return (f"{cell} \u2713", "ok") if abs(v) < 0.1 else (f"{cell} \u2717", "bad")
+
+
+def _balance_table(bal: pd.DataFrame) -> str:
+    d = bal[bal["analysis"] == PRIMARY]
+    rows = [
+        [
+            POPULATION_LABEL.get(r["population"], r["population"]),
+            r["covariate"],
+            _shown(r["treated_mean"]),
+            _shown(r["comparison_mean_before"]),
+            _smd_cell(r["smd_before"]),
+            _shown(r["comparison_mean_after"]),
+            _smd_cell(r["smd_after"]),
+            _shown(r["n_treated"]),
+            _shown(r["n_comparison_after"]),
+        ]
+        for r in d.to_dict("records")
+    ]
+    df = pd.DataFrame(rows, columns=["p", "c", "t", "cb", "sb", "ca", "sa", "nt", "nc"])
+    return _table(
+        df,
+        [
+            "population",
+            "covariate",
+            "programme mean",
+            "comparison mean (all eligible)",
+            "SMD before matching",
+            "comparison mean (matched)",
+            "SMD after matching",
+            "programme people",
+            "matched comparison people",
+        ],
+        numeric=["t", "cb", "sb", "ca", "sa", "nt", "nc"],
+    )
+
+
+def _sensitivity_table(sens: pd.DataFrame) -> str:
+    rows = [
+        [
+            r["analysis"],
+            POPULATION_LABEL.get(r["population"], r["population"]),
+            METHOD_LABEL.get(r["method"], r["method"]),
+            _pct(r["estimate"]),
+            _ci(r["ci_low"], r["ci_high"], "relative_change"),
+            _shown(r["n_people"]),
+            _shown(r["n_comparison"]),
+        ]
+        for r in sens.to_dict("records")
+    ]
+    df = pd.DataFrame(rows, columns=["a", "p", "m", "e", "ci", "n", "nc"])
+    return _table(
+        df,
+        ["analysis", "population", "method", "total cost change", "95% CI", "programme people"]
+        + ["comparison people"],
+        numeric=["e", "ci", "n", "nc"],
+    )
+
+
+def _linkage_section(release: Mapping[str, pd.DataFrame]) -> str:
+    parts = []
+    rates = release.get("linkage_quality.csv")
+    if rates is not None and not rates.empty:
+        cols = ["dimension", "value", "source_group", "records", "linked", "link_rate"]
+        overall = rates[rates["dimension"] == "overall"][cols]
+        parts.append(
+            _table(
+                overall.map(_shown),
+                ["dimension", "value", "source group", "records", "linked", "link rate"],
+                numeric=["records", "linked", "link_rate"],
+            )
+        )
+        rest = rates[rates["dimension"] != "overall"][cols]
+        if not rest.empty:
+            parts.append(
+                "<details><summary>By age band, sex and borough</summary>"
+                + _table(
+                    rest.map(_shown),
+                    ["dimension", "value", "source group", "records", "linked", "link rate"],
+                    numeric=["records", "linked", "link_rate"],
+                )
+                + "</details>"
+            )
+    imp = release.get("linkage_implausible.csv")
+    if imp is not None and not imp.empty:
+        parts.append("<h3>Implausible links</h3>")
+        parts.append(
+            _table(
+                imp[["rule", "description", "persons"]].map(_shown),
+                ["rule", "description", "people"],
+                numeric=["persons"],
+            )
+        )
+    return "".join(parts) or "<p class='note'>No linkage quality released.</p>"
+
+
+def _unit_cost_section(costs: pd.DataFrame | None) -> str:
+    if costs is None or costs.empty:
+        return "<p class='note'>No unit costs released.</p>"
+    cols = [
+        "metric",
+        "item",
+        "unit_cost_gbp",
+        "source_price_year",
+        "inflation_factor",
+        "unit_cost_at_price_year",
+        "price_year",
+        "source",
+        "note",
+    ]
+    table = _table(
+        costs[cols].map(_shown),
+        [
+            "metric",
+            "item",
+            "unit cost (GBP)",
+            "its price year",
+            "inflation factor",
+            "unit cost at price year (GBP)",
+            "price year",
+            "source",
+            "note",
+        ],
+        numeric=["unit_cost_gbp", "inflation_factor", "unit_cost_at_price_year"],
+    )
+    flags = sorted({f for v in costs["cost_flags"] for f in str(v).split(";") if f})
+    items = "".join(f"<li><b>{_e(f)}</b>: {_e(explain_flag(f))}</li>" for f in flags)
+    caveats = (
+        f"<div class='caution'><b>Cost caveats</b><ul>{items}</ul></div>"
+        if flags
+        else "<p>No cost caveats.</p>"
+    )
+    version = ", ".join(sorted(set(costs["unit_cost_version"])))
+    return f"<p>Unit costs version {_e(version)}.</p>{table}{caveats}"
+
+
+METHODS_TEXT = (
+    "Each programme member's index date is the month of allocation. People in the same areas "
+    "who were never allocated but met the same eligibility rule (high use of crisis services) "
+    "are given a pseudo-index date: a month in which they met the rule. Each programme member "
+    "is matched to comparison people on their use and cost in the months before the index "
+    "(balance before and after matching is shown above; |SMD| < 0.1 is conventionally taken as "
+    "balanced). The effect on each outcome is estimated by difference-in-differences: the "
+    "change from before to after the index among programme members minus the change among "
+    "their matched comparison people, as a relative change (a risk difference for deaths). "
+    "95% confidence intervals come from a person-level bootstrap that resamples matched sets "
+    "(a programme member with their comparison people), so the pairing and repeated months of "
+    "one person are kept together. The naive before/after change, the figure the programme "
+    "review reported, is shown beside each estimate: people are selected at a peak of use, so "
+    "their use falls afterwards whatever happens (regression to the mean), and the comparison "
+    "group's change shows how much of the naive fall that accounts for."
+)
+LIMITATIONS_TEXT = (
+    "Limitations: matching uses recorded history only, so differences in need that were not "
+    "recorded can remain; the pseudo-index date of comparison people approximates, but is not, "
+    "a referral decision; outcomes count contacts with services and do not measure wellbeing; "
+    "a fall in contacts can mean withheld care as well as better health (see the harms table); "
+    "costs are unit costs times contacts, not cash savings, and some unit costs are assumptions "
+    "(see the cost caveats); small groups are suppressed, so some cells are blank ('*'); "
+    "counts are rounded to the nearest 5 and may not add up."
+)
+
+
+def render_report(tables: dict[str, pd.DataFrame], release: dict[str, pd.DataFrame]) -> str:
+    """The evaluation report as one self-contained HTML page (inline CSS and charts).
+
+    Every number on the page comes from ``release`` (disclosure-controlled); ``tables`` is only
+    used to say which warehouse tables were missing.
+    """
+    est = release.get("evaluation_estimates.csv", pd.DataFrame())
+    costs = release.get("unit_costs.csv")
+    price_year = ""
+    if costs is not None and not costs.empty:
+        price_year = ", ".join(sorted(set(costs["price_year"])))
+    missing = [t for t in RELEASE_INPUTS if tables.get(t) is None or tables[t].empty]
+    sections: list[str] = [
+        "<h1>SIM evaluation: the headline saving beside the comparison-group estimate</h1>",
+        _summary(release),
+        "<p class='caution'>The programme review's headline is a naive before/after "
+        "comparison of people selected at their peak of use. It is shown here only beside the "
+        "comparison-group estimate. All figures are disclosure-controlled: counts rounded to "
+        f"the nearest 5, counts and statistics based on 1-{SMALL_MAX} people shown as "
+        f"'{SUPPRESSED}'. Costs are GBP at price year {_e(price_year or 'not stated')}.</p>",
+    ]
+    if missing:
+        sections.append(
+            f"<p class='note'>Not available (warehouse table missing): {_e(', '.join(missing))}."
+            "</p>"
+        )
+    sections += [
+        "<h2>Monthly cost around the index date</h2>",
+        "<p>Mean cost per person-month of programme members and matched comparison people, by "
+        "month from the index date (primary analysis). Months with 1-7 people are not drawn."
+        "</p>",
+        _trajectory_chart(release, price_year),
+    ]
+    if not est.empty:
+        sections += [
+            "<h2>Headline beside the adjusted estimate</h2>",
+            _estimates_table(est, [o for o in USE_OUTCOMES if o in set(est["outcome"])]),
+            _forest_chart(est),
+        ]
+    head = release.get("headline.csv")
+    if head is not None and not head.empty:
+        wide = head.pivot(index="statistic", columns="population", values="value")
+        pops = [p for p in ("itt", "per_protocol", "itt_over_6_months") if p in wide.columns]
+        pops += [p for p in wide.columns if p not in pops]
+        stats = [s for s in HEADLINE_STATISTICS if s in wide.index]
+        wide = wide.reindex(index=stats, columns=pops).fillna("").map(_shown).reset_index()
+        sections += [
+            "<h2>The review's headline, recomputed (naive)</h2>",
+            "<p>As the programme review most likely computed it. Not an effect estimate. "
+            f"Withheld as individual-level values: {_e(', '.join(WITHHELD_STATISTICS))}.</p>",
+            _table(wide, ["statistic", *pops], numeric=pops),
+        ]
+    harms = release.get("harms.csv")
+    if harms is not None and not harms.empty:
+        sections += [
+            "<h2>Harms (balancing measures)</h2>",
+            _harms_table(harms),
+        ]
+    bal = release.get("evaluation_balance.csv")
+    if bal is not None and not bal.empty:
+        sections += [
+            "<h2>Balance of programme and comparison people</h2>",
+            "<p>Standardised mean differences (SMD); \u2713 marks |SMD| &lt; 0.1.</p>",
+            _balance_table(bal),
+        ]
+    sens = release.get("evaluation_sensitivity.csv")
+    if sens is not None and not sens.empty:
+        sections += [
+            "<h2>Sensitivity of the total-cost estimate</h2>",
+            _sensitivity_table(sens),
+        ]
+    sections += [
+        "<h2>Linkage quality</h2>",
+        _linkage_section(release),
+        "<h2>Unit costs</h2>",
+        _unit_cost_section(costs),
+        "<h2>Methods and limitations</h2>",
+        f"<p>{_e(METHODS_TEXT)}</p>",
+        f"<p>{_e(LIMITATIONS_TEXT)}</p>",
+        "<p class='note'>Every figure on this page is taken from the disclosure-controlled "
+        "tables published beside it (see README.txt).</p>",
+    ]
+    body = "\n".join(sections)
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<title>SIM evaluation report</title>"
+        f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def write_report(tables: dict[str, pd.DataFrame], out_dir: Path) -> tuple[Path, list[Path]]:
+    """Build the release, write its CSVs and README.txt and ``evaluation_report.html`` into
+    ``out_dir``; return (html path, release paths)."""
+    out_dir = Path(out_dir)
+    release = build_release(tables)
+    paths = write_release(release, out_dir)
+    page = out_dir / REPORT_NAME
+    write_text_atomic(page, render_report(tables, release))
+    return page, paths
