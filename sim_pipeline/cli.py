@@ -270,6 +270,41 @@ def cmd_bench_linkage(args: argparse.Namespace) -> int:
     return bench_linkage(args.people, out=args.out, seed=args.seed)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the disclosure-controlled release and the HTML report, then scan the release."""
+    from sim_pipeline.measures.publication import RELEASE_INPUTS, scan_release
+    from sim_pipeline.report import write_report
+    from sim_pipeline.warehouse import Warehouse
+
+    wh = Warehouse(Settings.from_env().warehouse_url)
+    try:
+        tables = {t: wh.read(t) for t in RELEASE_INPUTS}
+    finally:
+        wh.dispose()
+    if tables["evaluation_estimates"].empty:
+        print(
+            "sim-pipeline report: the warehouse has no evaluation_estimates: "
+            "run `sim-pipeline run` first",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        html, files = write_report(tables, args.out)
+    except ValueError as exc:
+        print(f"sim-pipeline report: nothing published: {exc}", file=sys.stderr)
+        return 2
+    for path in [*files, html]:
+        print(f"wrote {path}")
+    findings = scan_release(args.out)
+    for finding in findings:
+        print(f"  DISCLOSURE PROBLEM: {finding}", file=sys.stderr)
+    if findings:
+        print(f"disclosure scan: {len(findings)} problem(s): do not publish {args.out}")
+        return 1
+    print(f"disclosure scan: clean ({len(files) - 1} tables)")
+    return 0
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     """Options shared by run and backfill."""
     p.add_argument("--log-level", default="WARNING", help="Dagster console log level")
@@ -320,6 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="JSON report (default data/bench/linkage_<N>.json)"
     )
     p.set_defaults(func=cmd_bench_linkage)
+    p = sub.add_parser(
+        "report",
+        help="write the disclosure-controlled tables and the HTML evaluation report",
+    )
+    p.add_argument("--out", type=Path, default=Path("data/published"), help="output folder")
+    p.set_defaults(func=cmd_report)
     p = sub.add_parser("ui", help="start the Dagster web UI on this project's instance")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
