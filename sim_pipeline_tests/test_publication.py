@@ -1,0 +1,421 @@
+"""Publication: disclosure-controlled release, its scan, and the HTML report (hand-built tables)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim_pipeline.measures.publication import (
+    build_release,
+    is_count_column,
+    scan_release,
+    write_release,
+)
+from sim_pipeline.report import render_report, trajectory_points, write_report
+
+PY, VERSION = "2018/19", "2026.1"
+
+
+def _estimate(analysis, population, outcome, method, estimate, n, n_comp, **kw):
+    did = method == "difference_in_differences"
+    row = {
+        "analysis": analysis,
+        "population": population,
+        "outcome": outcome,
+        "method": method,
+        "scale": "risk_difference" if outcome == "deaths" else "relative_change",
+        "estimate": estimate,
+        "ci_low": estimate - 0.1 if did else np.nan,
+        "ci_high": estimate + 0.1 if did else np.nan,
+        "n_people": n,
+        "n_comparison": n_comp if did else 0,
+        "treated_baseline": 3090.4,
+        "treated_followup": 1792.6,
+        "comparison_baseline": 2950.2 if did else np.nan,
+        "comparison_followup": 2100.9 if did else np.nan,
+        "rtm_share": 0.61234 if did else np.nan,
+        "price_year": PY,
+        "unit_cost_version": VERSION,
+    }
+    row.update(kw)
+    return row
+
+
+def tables() -> dict[str, pd.DataFrame]:
+    """Small warehouse tables with known values (not the pipeline)."""
+    est = [
+        _estimate("primary", "per_protocol", "total_cost", "naive_before_after", -0.4213, 79, 0),
+        _estimate(
+            "primary", "per_protocol", "total_cost", "difference_in_differences", -0.1234, 79, 312
+        ),
+        _estimate("primary", "itt", "total_cost", "naive_before_after", -0.3877, 108, 0),
+        _estimate("primary", "itt", "total_cost", "difference_in_differences", -0.0821, 108, 401),
+        # planted: a DiD on 3 people -> every statistic suppressed
+        _estimate(
+            "primary", "itt", "police_deployments", "difference_in_differences", -0.4567, 3, 40
+        ),
+        _estimate("primary", "itt", "arrests", "difference_in_differences", 0.0512, 108, 401),
+        _estimate(
+            "primary",
+            "itt",
+            "deaths",
+            "difference_in_differences",
+            0.00873,
+            108,
+            401,
+            treated_baseline=0.0,
+            treated_followup=0.0926,
+            comparison_baseline=0.0,
+            comparison_followup=0.0839,
+            rtm_share=np.nan,
+        ),
+        # planted: 5 of 108 people died (risk 0.0463): a count of 1-7 behind a risk
+        _estimate(
+            "primary",
+            "itt",
+            "deaths",
+            "naive_before_after",
+            0.0463,
+            108,
+            0,
+            treated_baseline=0.0,
+            treated_followup=0.0463,
+        ),
+        _estimate(
+            "baseline_6_months", "itt", "total_cost", "difference_in_differences", -0.0955, 104, 380
+        ),
+    ]
+    balance = pd.DataFrame(
+        {
+            "analysis": ["primary", "primary"],
+            "population": ["itt", "per_protocol"],
+            "covariate": ["baseline_total_cost", "age"],
+            "treated_mean": [3090.4, 35.2],
+            "comparison_mean_before": [1200.7, 41.9],
+            "smd_before": [0.81234, 0.5],
+            "comparison_mean_after": [3011.2, 35.9],
+            "smd_after": [0.04321, 0.2],
+            "n_treated": [108, 5],
+            "n_comparison_before": [2000, 2000],
+            "n_comparison_after": [401, 312],
+        }
+    )
+    months = list(range(-2, 3))
+    traj = pd.DataFrame(
+        {
+            "analysis": "primary",
+            "population": "itt",
+            "group": ["programme"] * 5 + ["comparison"] * 5,
+            "months_from_index": months * 2,
+            # n: 0, 8, 12, 13, 3 (planted small cell) then large comparison cells
+            "n_people": [0, 8, 12, 13, 3, 400, 401, 402, 403, 404],
+            "mean_total_cost": [np.nan, 2500.4, 4100.6, 1800.2, 98765.4] + [2000.0] * 5,
+        }
+    )
+    headline = pd.DataFrame(
+        [
+            (pop, stat, val)
+            for pop, n in (("itt", 108), ("per_protocol", 79), ("per_protocol_over_6_months", 5))
+            for stat, val in (
+                ("n_allocated", 108),
+                ("n_people", n),
+                ("n_with_change", n),
+                ("person_months", 1119),
+                ("ratio_of_means_pct_change", -42.04 if pop == "per_protocol" else -38.77),
+                ("mean_monthly_change_gbp", -1298.2 if n > 7 else -777.7),
+                ("largest_individual_fall_gbp", 10134.0),
+                ("min_months", 1.0),
+                ("pct_with_cost_fall", 71.2963),
+                ("total_change_gbp_simple", -570208.75),
+            )
+        ],
+        columns=["population", "statistic", "value"],
+    ).assign(price_year=PY, unit_cost_version=VERSION)
+    rates = pd.DataFrame(
+        {
+            "dimension": ["overall", "overall", "borough"],
+            "value": ["all", "all", "Merton"],
+            "source_group": ["police", "ae", "police"],
+            "records": [1000, 2002, 40],
+            "linked": [640, 3, 37],
+            "link_rate": [0.64, 0.0015, 0.925],
+        }
+    )
+    implausible = pd.DataFrame(
+        {"rule": ["two_death_dates", "activity_after_death"], "description": ["x", "y"]}
+    ).assign(persons=[0, 4])
+    costs = pd.DataFrame(
+        {
+            "metric": ["police_deployments", "ae_attendances"],
+            "item": ["police deployment", "A&E attendance"],
+            "unit_cost_gbp": [250.0, 192.0],
+            "source_price_year": ["2018/19", "2018/19"],
+            "source": ["ASSUMPTION: no sourced cost found", "NSRC 2019"],
+            "sourced": [False, True],
+            "inflation_factor": [1.0, 1.0],
+            "unit_cost_at_price_year": [250.0, 192.0],
+            "price_year": PY,
+            "unit_cost_version": VERSION,
+            "cost_flags": "unsourced_assumption:police_deployments;price_index_unverified",
+        }
+    )
+    return {
+        "evaluation_estimates": pd.DataFrame(est),
+        "evaluation_balance": balance,
+        "evaluation_trajectory": traj,
+        "programme_headline": headline,
+        "linkage_link_rates": rates,
+        "linkage_implausible": implausible,
+        "unit_costs": costs,
+    }
+
+
+def _cell(df: pd.DataFrame, column: str, **where: object) -> str:
+    mask = pd.Series(True, index=df.index)
+    for k, v in where.items():
+        mask &= df[k] == v
+    assert mask.sum() == 1, where
+    return df.loc[mask, column].iloc[0]
+
+
+def test_release_files_and_rounding():
+    rel = build_release(tables())
+    assert set(rel) == {
+        "evaluation_estimates.csv",
+        "evaluation_sensitivity.csv",
+        "evaluation_balance.csv",
+        "evaluation_trajectory.csv",
+        "headline.csv",
+        "harms.csv",
+        "linkage_quality.csv",
+        "linkage_implausible.csv",
+        "unit_costs.csv",
+    }
+    e = rel["evaluation_estimates.csv"]
+    assert set(e["analysis"]) == {"primary"}
+    did = dict(population="per_protocol", outcome="total_cost", method="difference_in_differences")
+    assert _cell(e, "estimate", **did) == "-0.123"  # relative change to 3 dp
+    assert _cell(e, "treated_baseline", **did) == "3090"  # GBP to whole pounds
+    assert _cell(e, "n_people", **did) == "80"  # 79 -> 80
+    assert _cell(e, "n_comparison", **did) == "310"
+    assert _cell(e, "price_year", **did) == PY
+    assert "bootstrap" in _cell(e, "note", **did)
+    assert "unsourced_assumption:police_deployments" in _cell(e, "note", **did)
+    naive = dict(population="itt", outcome="total_cost", method="naive_before_after")
+    assert _cell(e, "n_comparison", **naive) == "0" and _cell(e, "ci_low", **naive) == ""
+    deaths = dict(outcome="deaths", method="difference_in_differences")
+    assert _cell(e, "estimate", **deaths) == "0.0087"  # risk difference to 4 dp
+    assert _cell(e, "treated_followup", **deaths) == "0.0926"
+    s = rel["evaluation_sensitivity.csv"]
+    assert set(s["outcome"]) == {"total_cost"}
+    assert set(s["analysis"]) == {"primary", "baseline_6_months"}
+    assert set(rel["harms.csv"]["outcome"]) == {"arrests", "deaths"}
+    u = rel["unit_costs.csv"]
+    assert _cell(u, "note", metric="police_deployments").startswith("ASSUMPTION")
+    assert _cell(u, "unit_cost_gbp", metric="ae_attendances") == "192.00"
+
+
+def test_counts_of_1_to_7_are_suppressed_and_others_rounded_to_5():
+    t = build_release(tables())["evaluation_trajectory.csv"]
+    prog = t[t["group"] == "programme"]
+    assert prog["n_people"].tolist() == ["0", "10", "10", "15", "*"]  # 0, 8, 12, 13, 3
+    assert prog["mean_total_cost"].tolist() == ["", "2500", "4101", "1800", "*"]
+    assert prog["months_from_index"].tolist() == ["-2", "-1", "0", "1", "2"]
+    assert t["price_year"].eq(PY).all() and t["unit_cost_version"].eq(VERSION).all()
+    imp = build_release(tables())["linkage_implausible.csv"]
+    assert _cell(imp, "persons", rule="activity_after_death") == "*"
+    assert _cell(imp, "persons", rule="two_death_dates") == "0"
+
+
+def test_statistics_on_1_to_7_people_are_suppressed():
+    rel = build_release(tables())
+    e = rel["evaluation_estimates.csv"]
+    row = e[e["outcome"] == "police_deployments"].iloc[0]
+    assert row["n_people"] == "*"
+    for col in ("estimate", "ci_low", "ci_high", "treated_baseline", "rtm_share"):
+        assert row[col] == "*", col
+    assert row["comparison_baseline"] == "2950.200"  # 40 comparison people: shown (3 dp)
+    dead = e[(e["outcome"] == "deaths") & (e["method"] == "naive_before_after")].iloc[0]
+    assert (dead["estimate"], dead["ci_low"], dead["treated_followup"]) == ("*", "", "*")
+    assert dead["n_people"] == "110"
+    b = rel["evaluation_balance.csv"]
+    five = b[b["population"] == "per_protocol"].iloc[0]  # n_treated = 5
+    assert (five["treated_mean"], five["smd_before"], five["smd_after"]) == ("*", "*", "*")
+    assert five["comparison_mean_before"] == "41.900"
+    big = b[b["population"] == "itt"].iloc[0]
+    assert (big["smd_after"], big["treated_mean"]) == ("0.043", "3090")
+    h = rel["headline.csv"]
+    assert _cell(h, "value", population="per_protocol_over_6_months", statistic="n_people") == "*"
+    five_pct = dict(population="per_protocol_over_6_months", statistic="mean_monthly_change_gbp")
+    assert _cell(h, "value", **five_pct) == "*"
+    pp = dict(population="per_protocol", statistic="ratio_of_means_pct_change")
+    assert _cell(h, "value", **pp) == "-42.0"
+    assert _cell(h, "value", population="itt", statistic="pct_with_cost_fall") == "71.3"
+    assert _cell(h, "value", population="itt", statistic="total_change_gbp_simple") == "-570209"
+    assert set(h["method"]) == {"naive_before_after"}
+    assert h["note"].str.contains("naive").all()
+    q = rel["linkage_quality.csv"]
+    # linked = 3 -> count and rate suppressed (rate x records would give 3 back)
+    assert (_cell(q, "linked", source_group="ae"), _cell(q, "link_rate", source_group="ae")) == (
+        "*",
+        "*",
+    )
+    # unlinked = 3 (40 - 37) -> rate suppressed too
+    assert _cell(q, "link_rate", dimension="borough") == "*"
+    assert _cell(q, "link_rate", source_group="police", dimension="overall") == "0.640"
+
+
+def test_individual_values_are_never_released():
+    rel = build_release(tables())
+    h = rel["headline.csv"]
+    assert "largest_individual_fall_gbp" not in set(h["statistic"])
+    assert "min_months" not in set(h["statistic"])
+    text = "".join(df.to_csv() for df in rel.values())
+    assert "10134" not in text
+
+
+@pytest.mark.parametrize("column", ["person_key", "register_id", "nhs_number_token"])
+def test_an_identifier_column_raises(column):
+    t = tables()
+    t["evaluation_trajectory"] = t["evaluation_trajectory"].assign(**{column: "P1"})
+    with pytest.raises(ValueError, match=column):
+        build_release(t)
+
+
+def test_mixed_price_years_raise():
+    t = tables()
+    t["unit_costs"] = t["unit_costs"].assign(price_year="2020/21")
+    with pytest.raises(ValueError, match="price_year"):
+        build_release(t)
+
+
+def test_scan_passes_the_clean_release_and_flags_planted_counts(tmp_path):
+    write_release(build_release(tables()), tmp_path)
+    assert scan_release(tmp_path) == []
+    path = tmp_path / "evaluation_trajectory.csv"
+    rows = list(csv.DictReader(path.open()))
+    rows[0]["n_people"] = "3"
+    rows[1]["n_people"] = "12"
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    findings = scan_release(tmp_path)
+    assert len(findings) == 2, findings
+    assert "evaluation_trajectory.csv row 1 column 'n_people': '3'" in findings[0]
+    assert "evaluation_trajectory.csv row 2 column 'n_people': '12'" in findings[1]
+
+
+def test_scan_flags_long_form_counts_and_identifier_columns(tmp_path):
+    pd.DataFrame({"statistic": ["n_people", "mean_months"], "value": ["5", "13.2"]}).to_csv(
+        tmp_path / "headline.csv", index=False
+    )
+    pd.DataFrame({"person_key": ["abc"], "records": ["20"]}).to_csv(
+        tmp_path / "leak.csv", index=False
+    )
+    findings = scan_release(tmp_path)
+    assert any("headline.csv row 1 column 'value': '5'" in f for f in findings), findings
+    assert any("leak.csv: column 'person_key'" in f for f in findings), findings
+    assert len(findings) == 2
+    assert scan_release(tmp_path / "absent") != []
+
+
+def test_count_columns_by_name():
+    for name in ("n_people", "n_comparison_after", "records", "linked", "persons", "person_months"):
+        assert is_count_column(name), name
+    for name in ("months_from_index", "link_rate", "population", "mean_total_cost", "scale"):
+        assert not is_count_column(name), name
+
+
+def test_write_release_is_deterministic_atomic_and_removes_stale_files(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    (b).mkdir()
+    (b / "old_table.csv").write_text("n_people\n3\n")
+    pa = write_release(build_release(tables()), a)
+    pb = write_release(build_release(tables()), b)
+    assert [p.name for p in pa] == [p.name for p in pb]
+    assert pa[-1].name == "README.txt"
+    for x, y in zip(pa, pb, strict=True):
+        assert x.read_bytes() == y.read_bytes(), x.name
+    assert not (b / "old_table.csv").exists()
+    assert not list(b.glob(".*tmp"))  # no temporary files left
+    readme = (a / "README.txt").read_text()
+    for name in ("evaluation_estimates.csv", "harms.csv", "unit_costs.csv"):
+        assert name in readme
+    assert "largest_individual_fall_gbp" in readme and "1-7" in readme
+    assert "unsourced_assumption:police_deployments" in readme
+    # a table dropped from the release is removed on the next write
+    rel = build_release(tables())
+    del rel["harms.csv"]
+    write_release(rel, a)
+    assert not (a / "harms.csv").exists()
+    assert "harms.csv: not produced" in (a / "README.txt").read_text()
+
+
+def test_report_shows_naive_and_did_and_no_suppressed_value(tmp_path):
+    t = tables()
+    rel = build_release(t)
+    page = render_report({}, rel)  # numbers come from the release alone
+    assert "fell by 42.0% (per-protocol)" in page
+    assert "fell by 38.8% (intention to treat)" in page
+    assert "-12.3% (95% CI -22.3% to -2.3%) per-protocol" in page
+    assert "-8.2% (95% CI" in page
+    assert "61%" in page  # share of the naive change seen in the comparison group
+    assert "data:image/png;base64," in page
+    assert "unsourced_assumption:police_deployments" in page
+    # planted small cells: DiD on 3 people (-0.4567), trajectory mean on 3 people (98765.4),
+    # balance on 5 people (35.2), headline on 5 people (-777.7), suppressed link rate (0.0015)
+    for raw in (
+        "45.7",
+        "0.457",
+        "98765",
+        "98,765",
+        "35.2",
+        "777.7",
+        "-778",
+        "0.0015",
+        "0.15%",
+        "10134",
+    ):
+        assert raw not in page, raw
+    pts = trajectory_points(rel)
+    assert 98765.4 not in set(pts["mean_total_cost"]) and len(pts) == 8
+    assert "<script" not in page
+    html_path, paths = write_report(t, tmp_path)
+    assert html_path.name == "evaluation_report.html" and html_path.exists()
+    assert {p.name for p in paths} >= {"evaluation_estimates.csv", "README.txt"}
+    assert scan_release(tmp_path) == []
+    assert html_path.read_text() == render_report(t, rel)
+
+
+def test_report_escapes_text():
+    t = tables()
+    t["unit_costs"] = t["unit_costs"].assign(source="<b>evil</b> & co")
+    page = render_report(t, build_release(t))
+    assert "<b>evil</b>" not in page and "&lt;b&gt;evil&lt;/b&gt; &amp; co" in page
+
+
+def test_cli_report_needs_the_evaluation(tmp_path, monkeypatch, capsys):
+    from sim_pipeline import cli
+
+    monkeypatch.setenv("SIM_WAREHOUSE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    assert cli.main(["report", "--out", str(tmp_path / "out")]) == 2
+    assert "sim-pipeline run" in capsys.readouterr().err
+    from sim_pipeline.warehouse import Warehouse
+
+    wh = Warehouse(f"sqlite:///{tmp_path / 'wh.db'}")
+    with wh.transaction() as tx:
+        for name, df in tables().items():
+            tx.replace_all(name, df)
+    wh.dispose()
+    monkeypatch.setenv("SIM_WAREHOUSE_URL", f"sqlite:///{tmp_path / 'wh.db'}")
+    out = tmp_path / "out"
+    assert cli.main(["report", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "evaluation_report.html" in printed and "clean" in printed
+    assert (out / "evaluation_report.html").exists()
+    assert Path(out / "headline.csv").exists()
