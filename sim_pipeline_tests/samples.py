@@ -28,6 +28,16 @@ GOOD: dict[str, dict[str, str]] = {
         "EthnicCategory": "N",
         "PersDeathDate": "",
     },
+    "staged_mhs201_care_contact": {
+        "OrgIDProv": "RV5",
+        "CareContactId": "CC-0000001",
+        "ServiceRequestId": "SR-5000001",
+        "LocalPatientId": "SLAM-P0000001",
+        "CareContDate": "2019-03-04",
+        "CareContTime": "10:15:00",
+        "ConsMechanismMH": "01",
+        "AttendOrDNACode": "5",
+    },
     "staged_mhs401_mh_act_period": {
         "OrgIDProv": "RV5",
         "MHActLegalStatusClassPeriodId": "MHA-0000001",

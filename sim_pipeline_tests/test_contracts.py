@@ -39,6 +39,12 @@ BAD = [
     ("staged_mhs001mpi", "Gender", "7", "code_list"),
     ("staged_mhs001mpi", "OrgIDProv", "XXX", "code_list"),
     ("staged_mhs001mpi", "LocalPatientId", "bad id!", "format"),
+    ("staged_mhs201_care_contact", "CareContDate", "2019-02-30", "date_format"),
+    ("staged_mhs201_care_contact", "CareContDate", "", "required"),
+    ("staged_mhs201_care_contact", "CareContTime", "9am", "time_format"),
+    ("staged_mhs201_care_contact", "ConsMechanismMH", "03", "code_list"),
+    ("staged_mhs201_care_contact", "AttendOrDNACode", "1", "code_list"),
+    ("staged_mhs201_care_contact", "LocalPatientId", "bad id!", "format"),
     ("staged_mhs401_mh_act_period", "LegalStatusCode", "21", "code_list"),
     ("staged_mhs401_mh_act_period", "StartTimeMHActLegalStatusClass", "25:00", "time_format"),
     (

@@ -102,7 +102,7 @@ def test_layout_headers_and_truth_placement(runs):
     expected = {(p, m, t.table) for t in SOURCE_TABLES for p in t.providers for m in MONTHS}
     found = {(f.parent.parent.name, f.parent.name, f.stem) for f in out.rglob("*.csv")}
     assert found == expected
-    assert summary.files_written == len(expected) == 1495
+    assert summary.files_written == len(expected) == 1690
     for t in SOURCE_TABLES:
         for p in t.providers:
             for m in (MONTHS[0], "2018-11", MONTHS[-1]):

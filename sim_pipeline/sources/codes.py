@@ -27,6 +27,28 @@ LEGAL_STATUS_CODES = tuple(f"{i:02d}" for i in range(1, 21)) + ("98", "99")
 LEGAL_STATUS_S136 = "20"
 WARD_TYPES = ("01", "02", "03", "04", "05", "06")
 HOSPITAL_BED_TYPE_MH = tuple(str(i) for i in range(10, 40))
+# MHS201 care contacts. ConsMechanismMH (consultation mechanism, v5):
+CONS_MECHANISM_MH = {
+    "01": "face to face",
+    "02": "telephone",
+    "04": "talk type for a person unable to speak",
+    "05": "email",
+    "09": "text message (asynchronous)",
+    "10": "video consultation",
+}
+# AttendOrDNACode (v5; AttendStatus in v6). Attended = 5 or 6; did not attend = 3 or 7 (arrived
+# too late to be seen counts as a DNA, as in NHS Digital's DNA measures); 2 and 4 are
+# cancellations, neither attended nor DNA.
+ATTEND_OR_DNA = {
+    "5": "attended on time (or before the professional was ready)",
+    "6": "arrived late but was seen",
+    "7": "arrived late and could not be seen",
+    "2": "appointment cancelled by, or on behalf of, the patient",
+    "3": "did not attend, no advance warning given",
+    "4": "appointment cancelled or postponed by the health care provider",
+}
+ATTENDED_CODES = ("5", "6")
+DNA_CODES = ("3", "7")
 DISCHARGE_REASONS = (
     "goals_met",
     "disengaged",
@@ -57,7 +79,10 @@ MH_CHIEF_COMPLAINTS = ("272022009", "48694002", "248020004", "6471006", "7011001
 POLICE_SEX = ("M", "F", "U")
 CAD_CALL_SOURCE = ("999", "101", "PARTNER")
 CAD_GRADE = ("I", "S", "E", "R")  # immediate, significant, extended, referred
-CAD_OUTCOME = ("NFA", "S136", "ARREST", "REFERRAL")
+# ARREST = arrested (no charge recorded on the incident); CHARGED = arrested and charged.
+# Arrests are ARREST + CHARGED.
+CAD_OUTCOME = ("NFA", "S136", "ARREST", "REFERRAL", "CHARGED")
+CAD_ARREST_OUTCOMES = ("ARREST", "CHARGED")
 S136_TRANSPORT = (
     "ambulance",
     "police_vehicle",

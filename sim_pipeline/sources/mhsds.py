@@ -56,6 +56,31 @@ class MHS001MPI(RawContract):
         return postcode_ok(s)
 
 
+class MHS201CareContact(RawContract):
+    """Care contacts with community mental-health teams (planned appointments, attended or not).
+
+    One row per contact, sent in the month of the contact. Attended = AttendOrDNACode 5 or 6,
+    did not attend = 3 or 7, cancelled = 2 or 4 (``codes.ATTENDED_CODES`` / ``DNA_CODES``).
+    """
+
+    OrgIDProv: Text = pa.Field(isin=TRUST_ORGS)
+    CareContactId: Text
+    ServiceRequestId: Text
+    LocalPatientId: Text = pa.Field(str_matches=r"^[A-Z0-9-]{4,20}$")
+    CareContDate: Text
+    CareContTime: Text = pa.Field(nullable=True)
+    ConsMechanismMH: Text = pa.Field(isin=list(codes.CONS_MECHANISM_MH))
+    AttendOrDNACode: Text = pa.Field(isin=list(codes.ATTEND_OR_DNA))
+
+    @pa.check("CareContDate", name="date_format", error=DATE_ERROR)
+    def _dates(cls, s):
+        return dates_ok(s)
+
+    @pa.check("CareContTime", name="time_format", error=TIME_ERROR)
+    def _time(cls, s):
+        return times_ok(s)
+
+
 class MHS401MHActPeriod(RawContract):
     """Mental Health Act legal status periods; LegalStatusCode 20 is a s136 detention."""
 
@@ -194,6 +219,17 @@ TABLES = (
         date_columns=("PersDeathDate",),
         person_links=(("LocalPatientId", "patient"),),
         description="MHSDS master patient index from the three mental-health trusts.",
+    ),
+    SourceTable(
+        asset_name="staged_mhs201_care_contact",
+        table="MHS201CareContact",
+        providers=TRUSTS,
+        contract=MHS201CareContact,
+        record_ref="CareContactId",
+        date_columns=("CareContDate",),
+        person_links=(("LocalPatientId", "patient"),),
+        description="MHSDS care contacts with community mental-health teams (attended, did not "
+        "attend or cancelled).",
     ),
     SourceTable(
         asset_name="staged_mhs401_mh_act_period",

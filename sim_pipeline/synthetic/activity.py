@@ -26,10 +26,18 @@ Primary processes and what they imply:
 * ``adm`` admission -> spell, 1-2 ward stays, MH Act periods (01 informal, 02 s2 then 03, 03).
 * ``amb`` incident -> LAS row; see-and-convey-to-ED adds an A&E attendance that day (95%).
 * ``ae`` self-presentation -> ECDS row; 1% are sent twice by the provider (Der_Dupe_Flag=1).
-* ``police`` / ``police_na`` -> CAD rows with and without officers attending.
+* ``police`` / ``police_na`` -> CAD rows with and without officers attending; 15% of attended
+  incidents end in an arrest, and 35% of those (a keyed draw on the incident) record a charge
+  (Outcome CHARGED instead of ARREST). 5% of police-recorded detentions are also arrests for an
+  offence (ArrestedForOffence on the s136 return).
+
+Community care contacts (MHS201) are planned, not crisis use, and are NOT multiplied by
+``true_effect``: see ``_contacts``. They come from their own random stream and keyed attributes,
+so adding them changed no other output for a seed.
 
 Admissions and detentions never overlap an open spell, and other events on inpatient days are
-mostly (88%) suppressed. Nothing happens after a person's death day; spells end on it.
+mostly (88%) suppressed; community contacts never take place on inpatient days. Nothing happens
+after a person's death day; spells end on it.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from sim_pipeline.synthetic.timeline import (
     N_DAYS,
     N_MONTHS,
     NEVER,
+    day_number,
     month_end,
     month_index,
     month_of,
@@ -101,6 +110,20 @@ PROPENSITY_OF = {
     "ae": 0,
 }
 INPATIENT_KEEP = 0.12
+CHARGED_SHARE = 0.35  # of police arrests, the share where the incident records a charge
+S136_ARRESTED = 0.05  # of police-recorded detentions, arrested for an offence as well
+
+# Community mental-health care contacts (MHS201): planned appointments, not crisis use, so the
+# programme's effect (``true_effect``) does not apply to them.
+CONTACT_RATE = 2.5  # planned contacts a month for a HIU at their usual (median) intensity
+CONTACT_POWER, CONTACT_MAX = 0.2, 1.6  # rate x (intensity / usual) ** 0.2, at most x 1.6
+GENERAL_CONTACT_RATE = 1.0  # a year, general population known to the trust, from first record
+HIU_DNA, GENERAL_DNA = 0.20, 0.10  # did-not-attend probability (HIU: at usual intensity)
+DNA_POWER, DNA_MIN, DNA_MAX = 0.35, 0.08, 0.5  # HIU: 0.2 x (intensity / usual) ** 0.35, clipped
+CANCEL_BY_PATIENT, CANCEL_BY_PROVIDER = 0.04, 0.04
+WEEKDAY_SHARE = 0.92  # contacts on a weekday (community teams work office hours)
+REMOTE_FROM = "2020-03-23"  # first lockdown: telephone and video replace half the visits
+CONTACT_TAG = 15  # low bits of a contact's key (event processes use 0..5)
 S136_POLICE_ONLY, S136_MHSDS_ONLY = 0.08, 0.05
 S136_ADMITTED = 0.22
 CONVEY_TO_AE_RECORDED = 0.95
@@ -169,6 +192,10 @@ def _mix(z: np.ndarray) -> np.ndarray:
 
 def event_keys(proc: str, person: np.ndarray, day: np.ndarray) -> np.ndarray:
     """Key of each candidate event: process, person, day and occurrence on that day."""
+    return _keys(PROC_ID[proc], person, day)
+
+
+def _keys(tag: int, person: np.ndarray, day: np.ndarray) -> np.ndarray:
     person = np.asarray(person, dtype=np.int64)
     day = np.asarray(day, dtype=np.int64)
     order = np.lexsort((day, person))
@@ -179,7 +206,7 @@ def event_keys(proc: str, person: np.ndarray, day: np.ndarray) -> np.ndarray:
         new[1:] = (sp[1:] != sp[:-1]) | (sd[1:] != sd[:-1])
         grp_start = np.maximum.accumulate(np.where(new, np.arange(len(person)), 0))
         occ[order] = np.arange(len(person)) - grp_start
-    key = (((person << 12) | day) << 6 | np.minimum(occ, 63)) << 4 | PROC_ID[proc]
+    key = (((person << 12) | day) << 6 | np.minimum(occ, 63)) << 4 | tag
     return key.astype(np.uint64)
 
 
@@ -384,6 +411,9 @@ class Events:
     ambulance: pd.DataFrame
     ae: pd.DataFrame  # includes Der_Dupe_Flag=1 provider copies (column ``dupe`` = 1)
     cad: pd.DataFrame
+    # Planned community care contacts while alive; ``held`` is False for those that fell on an
+    # inpatient day (they did not take place and are never written).
+    contacts: pd.DataFrame
     calibration: float  # programme members' mean intensity over the 12 months pre-allocation
 
 
@@ -481,6 +511,8 @@ def _episodes(
     det["transport"] = kr.pick(k, 16, codes.S136_TRANSPORT, [0.3, 0.55, 0.05, 0.03, 0.05, 0.02])
     det["place"] = kr.pick(k, 17, codes.S136_PLACE_OF_SAFETY, [0.03, 0.28, 0.01, 0.62, 0.03, 0.03])
     det["cad_lead"] = kr.integers(k, 18, 20 * 60, 120 * 60)
+    # only detentions the police recorded can carry an arrest (ArrestedForOffence on the return)
+    det["arrested"] = det["police_recorded"] & (kr.u(k, 124) < S136_ARRESTED)
     det_sa = _spell_attributes(kr, k, 20)
     ak = adm["key"].to_numpy()
     adm_legal = kr.pick(ak, 30, ["01", "02", "03"], [0.45, 0.35, 0.2])
@@ -715,11 +747,13 @@ def _cad(
     pk = police["key"].to_numpy()
     nk = police_na["key"].to_numpy()
     dk = kr.child(det["key"].to_numpy(), 7)
+    outcome = kr.pick(pk, 71, ["NFA", "REFERRAL", "ARREST"], [0.55, 0.3, 0.15])
+    charged = (outcome == "ARREST") & (kr.u(pk, 200) < CHARGED_SHARE)
+    outcome = np.where(charged, "CHARGED", outcome)
     parts = [
         pd.DataFrame({"person": police["person"].to_numpy(), "day": police["day"].to_numpy(),
                       "secs": kr.times(pk, 70), "attended": True,
-                      "outcome": kr.pick(pk, 71, ["NFA", "REFERRAL", "ARREST"],
-                                         [0.55, 0.3, 0.15]),
+                      "outcome": outcome,
                       "det_index": -1, "key": pk}),
         pd.DataFrame({"person": police_na["person"].to_numpy(),
                       "day": police_na["day"].to_numpy(), "secs": kr.times(nk, 70),
@@ -734,6 +768,107 @@ def _cad(
     cad = pd.concat(parts, ignore_index=True)
     cad["key"] = cad["key"].astype(np.uint64)
     return cad.sort_values(["day", "secs", "key"], kind="stable").reset_index(drop=True)
+
+
+_WEEKDAY_DAYS = np.nonzero((np.arange(N_DAYS) + 4) % 7 < 5)[0]  # 2016-01-01 was a Friday
+_WEEKDAY_FIRST = np.searchsorted(_WEEKDAY_DAYS, MONTH_START)  # per month (+ sentinel)
+CONS_MECHANISMS = ("01", "02", "04", "10")  # face to face, telephone, talk type, video
+CONS_BEFORE = (0.78, 0.2, 0.02, 0.0)
+CONS_REMOTE = (0.47, 0.38, 0.02, 0.13)
+
+
+def _contact_days(month: np.ndarray, u_day: np.ndarray, u_weekday: np.ndarray) -> np.ndarray:
+    """A day in each month: a weekday with probability WEEKDAY_SHARE, otherwise any day."""
+    any_day = MONTH_START[month] + (u_day * DAYS_IN_MONTH[month]).astype(np.int64)
+    n_weekdays = _WEEKDAY_FIRST[month + 1] - _WEEKDAY_FIRST[month]
+    weekday = _WEEKDAY_DAYS[_WEEKDAY_FIRST[month] + (u_day * n_weekdays).astype(np.int64)]
+    return np.where(u_weekday < WEEKDAY_SHARE, weekday, any_day)
+
+
+def _contacts(
+    rng: np.random.Generator,
+    kr: Keyed,
+    pop: Population,
+    window: np.ndarray,
+    programme: Programme,
+    spells: pd.DataFrame,
+    mha: pd.DataFrame,
+) -> pd.DataFrame:
+    """Planned community care contacts (MHS201) for people known to their trust.
+
+    Known = a programme member or anyone with an MHSDS MH Act period or hospital spell starting
+    in the window, so every contact's LocalPatientId is in MHS001MPI (in some month). HIUs have
+    ``CONTACT_RATE`` contacts a month at their median intensity, ``(intensity / median) ** 0.2``
+    times that in other months (at most 1.6x); the general population ``GENERAL_CONTACT_RATE`` a
+    year from their first MHSDS record. The did-not-attend probability is 20% for HIUs at their
+    median intensity, rising (and falling) with ``(intensity / median) ** 0.35`` within 8-50%,
+    and 10% for the general population; 4% are cancelled by the patient and 4% by the trust.
+
+    Nothing here depends on ``true_effect``: the draws come from their own stream in a fixed
+    order and the attributes from the contact's key. The effect can only reach contacts through
+    ``held`` (False on an inpatient day, when the contact does not take place).
+    """
+    h = window.shape[0]
+    first = np.full(pop.n, NEVER, dtype=np.int64)
+    for table in (mha, spells):
+        np.minimum.at(first, table["person"].to_numpy(dtype=np.int64), table["start"].to_numpy())
+    known = first < N_DAYS
+    known[programme.person] = True
+
+    usual = np.median(window, axis=1)
+    ratio = window / usual[:, None]
+    lam = CONTACT_RATE * np.minimum(ratio**CONTACT_POWER, CONTACT_MAX)
+    k = rng.poisson(lam)
+    rows, cols = np.nonzero(k)
+    reps = k[rows, cols]
+    p_h, m_h = np.repeat(rows, reps), np.repeat(cols, reps)
+    u = rng.random((2, len(p_h)))
+    d_h = _contact_days(m_h, u[0], u[1])
+    dna_h = np.clip(HIU_DNA * ratio[p_h, m_h] ** DNA_POWER, DNA_MIN, DNA_MAX)
+
+    g = np.arange(h, pop.n)
+    g = g[known[g]]
+    k = rng.poisson(GENERAL_CONTACT_RATE / 12, (len(g), N_MONTHS))
+    rows, cols = np.nonzero(k)
+    reps = k[rows, cols]
+    p_g, m_g = g[np.repeat(rows, reps)], np.repeat(cols, reps)
+    u = rng.random((2, len(p_g)))
+    d_g = _contact_days(m_g, u[0], u[1])
+    keep_g = d_g >= first[p_g]  # from the first MHSDS record on
+
+    person = np.concatenate([p_h, p_g[keep_g]]).astype(np.int64)
+    day = np.concatenate([d_h, d_g[keep_g]]).astype(np.int64)
+    p_dna = np.concatenate([dna_h, np.full(int(keep_g.sum()), GENERAL_DNA)])
+    ok = known[person] & (day <= pop.death[person])
+    person, day, p_dna = person[ok], day[ok], p_dna[ok]
+    key = _keys(CONTACT_TAG, person, day)
+
+    secs = 9 * 3600 + 900 * kr.integers(key, 201, 0, 33)  # quarter hours 09:00-17:00
+    remote = day >= day_number(REMOTE_FROM)
+    mech = np.where(
+        remote,
+        kr.pick(key, 202, CONS_MECHANISMS, CONS_REMOTE),
+        kr.pick(key, 202, CONS_MECHANISMS, CONS_BEFORE),
+    )
+    v = kr.u(key, 203)
+    cancelled_patient = (v >= p_dna) & (v < p_dna + CANCEL_BY_PATIENT)
+    cancelled_trust = (v >= p_dna + CANCEL_BY_PATIENT) & (
+        v < p_dna + CANCEL_BY_PATIENT + CANCEL_BY_PROVIDER
+    )
+    attend = np.where(
+        v < p_dna,
+        kr.pick(key, 204, ["3", "7"], [0.85, 0.15]),
+        np.where(
+            cancelled_patient,
+            "2",
+            np.where(cancelled_trust, "4", kr.pick(key, 205, ["5", "6"], [0.9, 0.1])),
+        ),
+    )
+    contacts = pd.DataFrame(
+        {"person": person, "day": day, "secs": secs, "mechanism": mech, "attend": attend,
+         "held": ~inpatient_mask(spells, person, day), "key": key}
+    )  # fmt: skip
+    return contacts.sort_values(["person", "day", "key"], kind="stable").reset_index(drop=True)
 
 
 def simulate_events(
@@ -790,8 +925,9 @@ def simulate_events(
     amb = _ambulance(kr, pop, thin["amb"], det)
     ae = _ae(kr, pop, thin["ae"], amb, det)
     cad = _cad(kr, thin["police"], thin["police_na"], det)
+    contacts = _contacts(rngs["community"], kr, pop, window, programme, spells, mha)
     events = Events(
         detentions=det, spells=spells, ward_stays=ward, mha=mha, ambulance=amb, ae=ae,
-        cad=cad, calibration=calib,
+        cad=cad, contacts=contacts, calibration=calib,
     )  # fmt: skip
     return programme, events, window

@@ -26,6 +26,9 @@ STREAMS = (
     "render_ambulance",
     "render_ecds",
     "errors",
+    # appended streams (SeedSequence children are positional: the ones above never change)
+    "community",
+    "errors_community",
 )
 
 
@@ -144,18 +147,23 @@ def generate(
     errors_by_kind: dict[str, int] = {}
     records: list[pd.DataFrame] = []
     links_by_det: dict[str, pd.DataFrame] = {}
+    # (renderer, error stream); care contacts come last with their own error stream, so the
+    # tables before them are exactly what they were before contacts existed
     renderers = (
-        lambda: render.render_mhsds(rngs["render_mhsds"], kr, pop, events, prog),
-        lambda: render.render_police(rngs["render_police"], kr, pop, events),
-        lambda: render.render_ambulance(rngs["render_ambulance"], kr, pop, events),
-        lambda: render.render_ecds(rngs["render_ecds"], kr, pop, events),
+        (lambda: render.render_mhsds(rngs["render_mhsds"], kr, pop, events, prog), "errors"),
+        (lambda: render.render_police(rngs["render_police"], kr, pop, events), "errors"),
+        (lambda: render.render_ambulance(rngs["render_ambulance"], kr, pop, events), "errors"),
+        (lambda: render.render_ecds(rngs["render_ecds"], kr, pop, events), "errors"),
+        (lambda: render.render_care_contacts(kr, pop, events), "errors_community"),
     )
     by_name = {t.table: t for t in SOURCE_TABLES}
-    for make in renderers:  # one source at a time keeps memory down
+    for make, error_stream in renderers:  # one source at a time keeps memory down
         frames = make()
         for name in [t.table for t in SOURCE_TABLES if t.table in frames]:
             table = by_name[name]
-            df, made = errors.inject_errors(rngs["errors"], table, frames.pop(name))
+            frame = frames.pop(name)
+            held = frame.pop("_held").to_numpy(dtype=bool) if "_held" in frame else None
+            df, made = errors.inject_errors(rngs[error_stream], table, frame, keep=held)
             for k, v in made.items():
                 errors_by_kind[k] = errors_by_kind.get(k, 0) + v
             n_files, rec = _write_table(out, table, df)
@@ -275,6 +283,20 @@ def generate(
                 "duplicate_row": errors.P_DUPLICATE,
             },
             "still_on_programme_at_end": "discharged 2021-05-31 with reason programme_closed",
+            "charged_share_of_arrests": activity.CHARGED_SHARE,
+            "s136_arrested_share": activity.S136_ARRESTED,
+            "community_contacts": {
+                "hiu_per_month_at_usual_intensity": activity.CONTACT_RATE,
+                "hiu_intensity_power": activity.CONTACT_POWER,
+                "hiu_max_multiple": activity.CONTACT_MAX,
+                "general_known_per_year": activity.GENERAL_CONTACT_RATE,
+                "dna_hiu_at_usual_intensity": activity.HIU_DNA,
+                "dna_hiu_range": [activity.DNA_MIN, activity.DNA_MAX],
+                "dna_general": activity.GENERAL_DNA,
+                "cancelled_by_patient": activity.CANCEL_BY_PATIENT,
+                "cancelled_by_provider": activity.CANCEL_BY_PROVIDER,
+                "scaled_by_true_effect": False,
+            },
         },
     }
     (tru / "summary.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")

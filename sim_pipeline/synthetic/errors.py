@@ -28,6 +28,7 @@ P_DUPLICATE = 0.002
 # The column that receives an impossible date, per table.
 DATE_COLUMN = {
     "MHS001MPI": "PersonBirthDate",
+    "MHS201CareContact": "CareContDate",
     "MHS401MHActPeriod": "StartDateMHActLegalStatusClass",
     "MHS501HospProvSpell": "StartDateHospProvSpell",
     "MHS502WardStay": "StartDateWardStay",
@@ -40,11 +41,21 @@ DATE_COLUMN = {
 
 
 def inject_errors(
-    rng: np.random.Generator, table: SourceTable, df: pd.DataFrame
+    rng: np.random.Generator,
+    table: SourceTable,
+    df: pd.DataFrame,
+    keep: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Return the rows with errors applied, and how many of each kind were made."""
+    """Return the rows with errors applied, and how many of each kind were made.
+
+    With ``keep``, errors are drawn for every row but only the ``keep`` rows (and their
+    duplicates) are returned and counted, so which rows are left out changes no other row.
+    """
     df = df.copy()
     n = len(df)
+    kept = np.ones(n, dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    if keep is not None:
+        df = df.reset_index(drop=True)
     u = rng.random((4, n))
     made = {"nhs_check_digit": 0, "impossible_date": 0, "malformed_postcode": 0, "duplicate": 0}
     nhs_col = table.identifiers.nhs_number
@@ -52,21 +63,24 @@ def inject_errors(
         sel = (u[0] < P_NHS) & (df[nhs_col] != "").to_numpy()
         if sel.any():
             df.loc[sel, nhs_col] = noise.corrupt_nhs_check_digit(rng, df.loc[sel, nhs_col].values)
-        made["nhs_check_digit"] = int(sel.sum())
+        made["nhs_check_digit"] = int((sel & kept).sum())
     col = DATE_COLUMN[table.table]
     sel = (u[1] < P_DATE) & (df[col] != "").to_numpy()
     if sel.any():
         df.loc[sel, col] = noise.impossible_dates(rng, df.loc[sel, col].values)
-    made["impossible_date"] = int(sel.sum())
+    made["impossible_date"] = int((sel & kept).sum())
     pc_col = table.identifiers.postcode
     if pc_col:
         sel = (u[2] < P_POSTCODE) & (df[pc_col] != "").to_numpy()
         if sel.any():
             df.loc[sel, pc_col] = noise.malformed_postcodes(rng, df.loc[sel, pc_col].values)
-        made["malformed_postcode"] = int(sel.sum())
+        made["malformed_postcode"] = int((sel & kept).sum())
     dup = u[3] < P_DUPLICATE
-    made["duplicate"] = int(dup.sum())
+    made["duplicate"] = int((dup & kept).sum())
     if dup.any():
         df = pd.concat([df, df[dup]], ignore_index=False).sort_index(kind="stable")
-        df = df.reset_index(drop=True)
+        if keep is None:
+            df = df.reset_index(drop=True)
+    if keep is not None:
+        df = df[kept[df.index.to_numpy()]].reset_index(drop=True)
     return df, made

@@ -405,7 +405,7 @@ def render_police(
     )
     custody_txt = np.where(custody >= 0, custody.astype(str), "")
     custody_txt = np.where((custody < 0) & (kr.u(key, 123) < 0.5), "0", custody_txt)
-    arrested = np.where(kr.u(key, 124) < 0.05, "Y", "N")
+    arrested = np.where(det["arrested"].to_numpy(dtype=bool), "Y", "N")
     amb_req = np.where(
         (det["transport"] == "ambulance").to_numpy() | (kr.u(key, 125) < 0.2), "Y", "N"
     )
@@ -640,3 +640,52 @@ def _normal(u: np.ndarray) -> np.ndarray:
     """Approximate standard normal quantile (a scaled logit: close enough for visit lengths)."""
     u = np.clip(u, 1e-9, 1 - 1e-9)
     return np.log(u / (1 - u)) * 0.5513
+
+
+# ----------------------------------------------------------------------------------------------
+# Community mental-health care contacts (MHS201)
+
+CONTACT_TIME_BLANK = 0.02
+
+
+def render_care_contacts(kr: Keyed, pop: Population, events: Events) -> dict[str, pd.DataFrame]:
+    """MHS201 rows for every PLANNED contact, with ``_held`` False for those that did not take
+    place (an inpatient day). Ids and every field come from the contacts' keys and their order
+    among all planned contacts, so whether one contact took place never changes another row;
+    the caller draws errors for all rows and then drops the ``_held`` False ones."""
+    c = events.contacts.sort_values(["day", "secs", "key"], kind="stable").reset_index(drop=True)
+    key = c["key"].to_numpy(dtype=np.uint64)
+    person = c["person"].to_numpy(dtype=np.int64)
+    day = c["day"].to_numpy(dtype=np.int64)
+    trust = pop.trust[person]
+    # contact ids: increasing with time within each trust, gaps of 1-3
+    ordinal = pd.Series(trust).groupby(trust, sort=False).cumcount().to_numpy()
+    cc_num = 1_000_000 + 3 * ordinal + kr.integers(key, 206, 0, 3)
+    cc_id = np.asarray([f"CC-{k:08d}" for k in cc_num], dtype=object)
+    # one community referral per person, numbered in a keyed random order within each trust
+    people = np.unique(person)
+    rank = (
+        pd.Series(kr.u(people.astype(np.uint64), 208))
+        .groupby(pop.trust[people])
+        .rank(method="first")
+        .to_numpy(dtype=np.int64)
+    )
+    sr_num = 50_000_000 + 4 * rank + kr.integers(people.astype(np.uint64), 209, 0, 4)
+    sr_of = dict(zip(people.tolist(), sr_num.tolist(), strict=True))
+    sr = np.asarray([f"SR-{sr_of[p]:08d}" for p in person.tolist()], dtype=object)
+    secs = c["secs"].to_numpy(dtype=np.int64)
+    frame = _frame(
+        {
+            "OrgIDProv": [codes.MH_TRUSTS[t] for t in trust],
+            "CareContactId": cc_id,
+            "ServiceRequestId": sr,
+            "LocalPatientId": pop.lpid[person],
+            "CareContDate": fmt_dates(day),
+            "CareContTime": fmt_times(secs, kr.u(key, 207) >= CONTACT_TIME_BLANK),
+            "ConsMechanismMH": c["mechanism"].to_numpy(),
+            "AttendOrDNACode": c["attend"].to_numpy(),
+        },
+        {"_provider": trust, "_month": month_of(day), "_person": person, "_sort": cc_id},
+    )
+    frame["_held"] = c["held"].to_numpy(dtype=bool)
+    return {"MHS201CareContact": frame}

@@ -22,6 +22,17 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "Gender": "MHSDS person stated gender code",
     "EthnicCategory": "NHS ethnic category code",
     "PersDeathDate": "Date of death, where known",
+    "CareContactId": "Care contact identifier (one row per contact, sent in its month)",
+    "CareContDate": "Date of the care contact",
+    "CareContTime": "Time of the care contact",
+    "ConsMechanismMH": (
+        "Consultation mechanism: 01 face to face, 02 telephone, 04 talk type, 05 email, "
+        "09 text message, 10 video"
+    ),
+    "AttendOrDNACode": (
+        "Attended (5 on time, 6 late but seen), did not attend (3 no warning, 7 too late to be "
+        "seen) or cancelled (2 by the patient, 4 by the provider)"
+    ),
     "MHActLegalStatusClassPeriodId": "Legal status period identifier",
     "StartDateMHActLegalStatusClass": "Start date of the legal status period",
     "StartTimeMHActLegalStatusClass": "Start time of the legal status period",
