@@ -9,7 +9,7 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.sources import SOURCE_TABLES, codes
 from sim_pipeline.synthetic import SynthSummary, generate
 
 SEED = 11
@@ -43,6 +43,7 @@ def runs(tmp_path_factory):
         "a_again": _run(root, "a_again"),
         "other_seed": _run(root, "other_seed", seed=SEED + 1),
         "half": _run(root, "half", true_effect=0.5),
+        "seven": _run(root, "seven", true_effect=0.7),
     }
 
 
@@ -199,3 +200,221 @@ def test_refuses_truth_inside_landing(tmp_path):
     with pytest.raises(ValueError):
         generate(tmp_path / "land", tmp_path / "land", people=10)
     assert not (tmp_path / "land").exists()
+
+
+# ---- harm measures (issue #7): community care contacts, self-harm, arrests and charges ----
+
+TRUSTS = ("slam", "oxleas", "swlstg")
+
+
+def _landing(out: Path, table: str, sources=None) -> pd.DataFrame:
+    """Every row of one table with its source folder and file month (duplicates kept)."""
+    t = next(x for x in SOURCE_TABLES if x.table == table)
+    frames = []
+    for src in sources or t.providers:
+        for m in MONTHS:
+            df = _read(out / src / m / t.file_name())
+            frames.append(df.assign(source=src, month=m))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _with_person(df: pd.DataFrame, records: pd.DataFrame, table: str, ref: str) -> pd.DataFrame:
+    """Attach true_person_id from records.csv (source, table, month, record_ref)."""
+    rec = records[records["table"] == table][["source", "month", "record_ref", "true_person_id"]]
+    rec = rec.drop_duplicates()
+    out = df.merge(
+        rec, left_on=["source", "month", ref], right_on=["source", "month", "record_ref"]
+    )
+    assert len(out) == len(df)  # every landing row has exactly one truth record
+    return out
+
+
+def _per_person_month(df: pd.DataFrame, name: str) -> pd.Series:
+    return df.groupby(["true_person_id", "month"]).size().rename(name)
+
+
+def _truth_column(pm: pd.DataFrame, name: str) -> pd.Series:
+    s = pm.set_index(["true_person_id", "month"])[name]
+    return s[s > 0].astype(int)
+
+
+def _assert_same_counts(landing: pd.Series, truth: pd.Series) -> None:
+    both = pd.concat([landing.rename("landing"), truth.rename("truth")], axis=1).fillna(0)
+    assert len(both) and (both["landing"] == both["truth"]).all(), both[
+        both["landing"] != both["truth"]
+    ].head()
+
+
+def _spells(out: Path) -> pd.DataFrame:
+    """Hospital spells per patient from MHS501 (one row per spell; open spells end never)."""
+    sp = _landing(out, "MHS501HospProvSpell")
+    for c in ("StartDateHospProvSpell", "DischDateHospProvSpell"):
+        sp[c] = pd.to_datetime(sp[c], format="%Y-%m-%d", errors="coerce")
+    sp = sp.groupby(["OrgIDProv", "HospProvSpellID", "LocalPatientId"], as_index=False).agg(
+        start=("StartDateHospProvSpell", "min"), end=("DischDateHospProvSpell", "max")
+    )
+    sp["end"] = sp["end"].fillna(pd.Timestamp("2100-01-01"))
+    return sp
+
+
+def _inpatient(contacts: pd.DataFrame, spells: pd.DataFrame) -> pd.Series:
+    """True where a contact's date falls strictly inside one of the patient's spells."""
+    c = contacts.reset_index(drop=True)
+    c["_row"] = range(len(c))
+    c["_date"] = pd.to_datetime(c["CareContDate"], format="%Y-%m-%d", errors="coerce")
+    m = c.merge(spells, on=["OrgIDProv", "LocalPatientId"])
+    inside = m[(m["_date"] > m["start"]) & (m["_date"] < m["end"])]["_row"].unique()
+    return pd.Series(c["_row"].isin(inside).to_numpy(), index=contacts.index)
+
+
+def test_care_contact_truth_matches_the_rendered_rows(runs, truth):
+    """community_contacts / community_dna equal the landing MHS201 rows per person-month,
+    counted once per CareContactId (error injection only duplicates rows and breaks a few
+    dates; the file month is the contact month), by AttendOrDNACode 5/6 and 3/7."""
+    out, _, summary = runs["a"]
+    cc = _landing(out, "MHS201CareContact").drop_duplicates()
+    assert summary.rows_by_table["MHS201CareContact"] > 0
+    assert cc.groupby("source")["CareContactId"].apply(lambda s: s.is_unique).all()
+    cc = _with_person(cc, truth["records"], "MHS201CareContact", "CareContactId")
+    attended = cc[cc["AttendOrDNACode"].isin(codes.ATTENDED_CODES)]
+    dna = cc[cc["AttendOrDNACode"].isin(codes.DNA_CODES)]
+    _assert_same_counts(
+        _per_person_month(attended, "x"), _truth_column(truth["pm"], "community_contacts")
+    )
+    _assert_same_counts(_per_person_month(dna, "x"), _truth_column(truth["pm"], "community_dna"))
+    # cancellations are in the data but in neither count
+    assert cc["AttendOrDNACode"].isin(["2", "4"]).any()
+    # every code the generator writes is in the contract's lists
+    assert set(cc["AttendOrDNACode"]) <= set(codes.ATTEND_OR_DNA)
+    assert set(cc["ConsMechanismMH"]) <= set(codes.CONS_MECHANISM_MH)
+
+
+def test_care_contacts_are_plausible_and_linkable(runs, truth):
+    out, truth_dir, _ = runs["a"]
+    cc = _landing(out, "MHS201CareContact").drop_duplicates()
+    cc = _with_person(cc, truth["records"], "MHS201CareContact", "CareContactId")
+    people = _read(truth_dir / "people.csv").set_index("true_person_id")
+    # never after death (the generator's deaths), never strictly inside a hospital spell
+    death = cc["true_person_id"].map(people["death_date"])
+    dated = pd.to_datetime(cc["CareContDate"], format="%Y-%m-%d", errors="coerce")
+    assert not (dated > pd.to_datetime(death)).any()
+    assert not _inpatient(cc, _spells(out)).any()
+    # every contact's patient is in the same trust's MPI (some month), so linkage joins it
+    mpi = _landing(out, "MHS001MPI")[["source", "LocalPatientId"]].drop_duplicates()
+    assert len(cc.merge(mpi, on=["source", "LocalPatientId"])) == len(cc)
+    # high-intensity users: roughly 2.5 planned contacts a month; DNA about 20%
+    group = cc["true_person_id"].map(people["group"])
+    hiu = cc[group != "general"]
+    n_hiu = int((people["group"] != "general").sum())
+    per_month = len(hiu) / (n_hiu * len(MONTHS))
+    assert 1.7 < per_month < 2.8, per_month
+    attended_or_dna = hiu[hiu["AttendOrDNACode"].isin(codes.ATTENDED_CODES + codes.DNA_CODES)]
+    dna_share = attended_or_dna["AttendOrDNACode"].isin(codes.DNA_CODES).mean()
+    assert 0.15 < dna_share < 0.3, dna_share
+    general = cc[group == "general"]
+    assert 0 < len(general) < 0.05 * len(cc)
+    assert general["AttendOrDNACode"].isin(codes.DNA_CODES).mean() < dna_share
+
+
+def _without(text: str, patients: set[str]) -> list[str]:
+    """Lines of an MHS201 file (header included) whose LocalPatientId is not in ``patients``."""
+    col = text.split("\n", 1)[0].split(",").index("LocalPatientId")
+    return [line for line in text.splitlines() if line.split(",")[col] not in patients]
+
+
+def test_care_contacts_do_not_depend_on_the_programme_effect(runs, truth):
+    """Contacts are not scaled by true_effect. The effect reaches them only through inpatient
+    days (no contact takes place while the person is in hospital), and only engaged members'
+    admissions change with the effect. So with true_effect 1.0 and 0.7 (and 0.5) the MHS201
+    files hold exactly the same rows for everyone else, byte for byte, and an engaged member's
+    row that is in one run only falls strictly inside one of their hospital spells in the other.
+    """
+    out_a, _, _ = runs["a"]
+    prog = truth["programme"]
+    engaged = set(prog.loc[prog["engaged"] == "True", "LocalPatientId"])
+    for other in ("seven", "half"):
+        out_b, _, _ = runs[other]
+        differing = 0
+        for src in TRUSTS:
+            for m in MONTHS:
+                rel = Path(src) / m / "MHS201CareContact.csv"
+                a, b = (out_a / rel).read_text(), (out_b / rel).read_text()
+                if a == b:
+                    continue
+                differing += 1
+                assert _without(a, engaged) == _without(b, engaged), (other, rel)
+        assert differing > 0  # engaged members' admissions do change with the effect
+        rows_a = _landing(out_a, "MHS201CareContact").drop_duplicates()
+        rows_b = _landing(out_b, "MHS201CareContact").drop_duplicates()
+        both = rows_a.merge(rows_b, how="outer", indicator=True)
+        only_a = both[both["_merge"] == "left_only"]
+        only_b = both[both["_merge"] == "right_only"]
+        assert len(only_a) + len(only_b) > 0
+        assert set(only_a["LocalPatientId"]) | set(only_b["LocalPatientId"]) <= engaged
+        assert _inpatient(only_a, _spells(out_b)).all()
+        assert _inpatient(only_b, _spells(out_a)).all()
+
+
+def test_self_harm_truth_matches_the_rendered_rows(runs, truth):
+    """ae_self_harm = ECDS rows with Der_Dupe_Flag 0 (exact duplicate rows dropped) coded with
+    chief complaint 248062006 or injury intent 276853009, per person and arrival month."""
+    out, _, _ = runs["a"]
+    ae = _landing(out, "ecds").drop_duplicates()
+    ae = ae[ae["Der_Dupe_Flag"] == "0"]
+    sh = ae[
+        (ae["EC_Chief_Complaint_SNOMED_CT"] == codes.SELF_HARM_COMPLAINT)
+        | (ae["EC_Injury_Intent_SNOMED_CT"] == codes.SELF_INFLICTED_INTENT)
+    ]
+    sh = _with_person(sh, truth["records"], "ecds", "Generated_Record_ID")
+    _assert_same_counts(_per_person_month(sh, "x"), _truth_column(truth["pm"], "ae_self_harm"))
+    # the provider copies (Der_Dupe_Flag 1) are coded like their originals but never counted
+    assert (truth["pm"]["ae_self_harm"] <= truth["pm"]["ae_attendances"]).all()
+
+
+def test_arrests_and_charges_truth_matches_the_police_rows(runs, truth):
+    """arrests = CAD rows with Outcome ARREST or CHARGED + s136 returns with ArrestedForOffence
+    Y; charges = CAD rows with Outcome CHARGED (each once per record key, by file month)."""
+    out, _, _ = runs["a"]
+    pm = truth["pm"]
+    cad = _landing(out, "cad_incidents").drop_duplicates()
+    cad = _with_person(cad, truth["records"], "cad_incidents", "IncidentNumber")
+    ret = _landing(out, "s136_return").drop_duplicates()
+    ret = _with_person(ret, truth["records"], "s136_return", "S136Ref")
+    arrests = pd.concat(
+        [
+            cad[cad["Outcome"].isin(codes.CAD_ARREST_OUTCOMES)],
+            ret[ret["ArrestedForOffence"] == "Y"],
+        ]
+    )
+    _assert_same_counts(_per_person_month(arrests, "x"), _truth_column(pm, "arrests"))
+    charged = cad[cad["Outcome"] == "CHARGED"]
+    _assert_same_counts(_per_person_month(charged, "x"), _truth_column(pm, "charges"))
+    assert (pm["charges"] <= pm["arrests"]).all()
+    share = len(charged) / len(cad[cad["Outcome"].isin(codes.CAD_ARREST_OUTCOMES)])
+    assert 0.25 < share < 0.45, share
+    # a detention's own CAD incident is always S136, so an s136 arrest is never a CAD arrest
+    linked = ret[ret["IncidentNumber"] != ""].merge(
+        cad[["IncidentNumber", "Outcome"]], on="IncidentNumber"
+    )
+    assert (linked["Outcome"] == "S136").all()
+    # police custody as a place of safety: the truth counts every true detention taken to a
+    # police station, the s136 return shows those the police recorded (all but ~5%)
+    station = _per_person_month(ret[ret["FirstPlaceOfSafety"] == "police_station"], "x")
+    true_station = _truth_column(pm, "s136_police_station")
+    both = pd.concat([station.rename("seen"), true_station.rename("true")], axis=1).fillna(0)
+    assert (both["seen"] <= both["true"]).all()
+    assert both["seen"].sum() >= 0.85 * both["true"].sum() > 0
+
+
+def test_person_month_omits_only_all_zero_rows(truth):
+    pm = truth["pm"]
+    counts = pm.drop(columns=["true_person_id", "month"])
+    assert list(counts.columns) == [
+        "ae_attendances", "ambulance_resources", "mh_bed_days", "police_deployments",
+        "s136_detentions", "ae_self_harm", "arrests", "charges", "s136_police_station",
+        "community_contacts", "community_dna",
+    ]  # fmt: skip
+    assert (counts > 0).any(axis=1).all()
+    assert not pm.duplicated(["true_person_id", "month"]).any()
+    # rows kept only for a harm measure (e.g. a month with community contacts only) exist
+    assert ((counts[list(counts.columns[:5])] == 0).all(axis=1)).any()

@@ -9,9 +9,15 @@ under ``truth_dir`` (which may not be inside ``out_dir``):
   source, table, month, record_ref, true_person_id;
 * ``person_month.csv`` - true counts per person-month; person-months whose counts are all zero
   are OMITTED. Columns ae_attendances, ambulance_resources, mh_bed_days (MHS24 rule),
-  police_deployments (officers attended), s136_detentions (one per true detention);
+  police_deployments (officers attended), s136_detentions (one per true detention), and the harm
+  measures ae_self_harm, arrests, charges, s136_police_station, community_contacts (attended
+  MHS201 contacts) and community_dna (exact definitions in ``sim_pipeline.synthetic.truth``);
 * ``people.csv``, ``programme.csv``, ``s136_detentions.csv`` (which side recorded each
   detention and under which ids) and ``summary.json``.
+
+Trusts also send MHS201CareContact: community mental-health contacts (about 2.5 planned a month
+for high-intensity users, about 1 a year for other people known to the trust), attended, not
+attended or cancelled. Police CAD outcomes include CHARGED (arrested and charged).
 
 People: 108 programme members (79 engage), ``comparison_people`` other high-intensity users
 and ``people`` general population. Members still on the programme at 2021-05-31 (when the real

@@ -178,7 +178,7 @@ def generate(
     rec["true_person_id"] = pop.pid[rec["_person"].to_numpy(dtype=int)]
     rec.drop(columns="_person").to_csv(tru / "records.csv", index=False, lineterminator="\n")
 
-    pm = truth.person_month(events)
+    pm = truth.person_month(events, render.ae_coded_self_harm(kr, pop, events.ae))
     pm.insert(0, "true_person_id", pop.pid[pm["person"].to_numpy()])
     pm["month"] = np.asarray(MONTH_LABELS, dtype=object)[pm["month"].to_numpy()]
     pm = pm.drop(columns="person").sort_values(["true_person_id", "month"], kind="stable")

@@ -522,18 +522,14 @@ ACCIDENTAL_INTENT = "418019003"
 DISCHARGE_DESTINATIONS = ("306689006", "306706006", "306705005")  # home, ward, police custody
 
 
-def render_ecds(
-    rng: np.random.Generator, kr: Keyed, pop: Population, events: Events
-) -> dict[str, pd.DataFrame]:
-    """ECDS attendances at each A&E provider, plus Der_Dupe_Flag=1 provider copies."""
-    ae = events.ae
-    orig = ae[ae["dupe"] == 0].reset_index(drop=True)
-    key = orig["key"].to_numpy(dtype=np.uint64)
-    person = orig["person"].to_numpy()
-    day = orig["day"].to_numpy()
-    n = len(orig)
-    hiu = pop.group[person] != GENERAL
-    route = orig["route"].to_numpy()
+def _ecds_coding(
+    kr: Keyed, pop: Population, ae: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Clinical coding of attendances: (mental-health presentation, self-harm presentation,
+    chief complaint, injury intent), all drawn from each attendance's key."""
+    key = ae["key"].to_numpy(dtype=np.uint64)
+    hiu = pop.group[ae["person"].to_numpy()] != GENERAL
+    route = ae["route"].to_numpy()
     u = kr.u(key, 140)
     mh_share = np.where(route == "s136", 0.9, np.where(hiu, 0.55, 0.05))
     sh_share = np.where(hiu, 0.12, 0.02)
@@ -555,6 +551,31 @@ def render_ecds(
         codes.SELF_INFLICTED_INTENT,
         np.where(~mh & ~self_harm & (v < 0.1), ACCIDENTAL_INTENT, ""),
     )
+    return mh, self_harm, complaint, intent
+
+
+def ae_coded_self_harm(kr: Keyed, pop: Population, ae: pd.DataFrame) -> np.ndarray:
+    """Per row of ``events.ae``: coded as self-harm (chief complaint 248062006 or injury intent
+    276853009), exactly as ``render_ecds`` writes it (a provider copy is coded like its
+    original)."""
+    if not len(ae):
+        return np.zeros(0, dtype=bool)
+    _, _, complaint, intent = _ecds_coding(kr, pop, ae)
+    return (complaint == codes.SELF_HARM_COMPLAINT) | (intent == codes.SELF_INFLICTED_INTENT)
+
+
+def render_ecds(
+    rng: np.random.Generator, kr: Keyed, pop: Population, events: Events
+) -> dict[str, pd.DataFrame]:
+    """ECDS attendances at each A&E provider, plus Der_Dupe_Flag=1 provider copies."""
+    ae = events.ae
+    orig = ae[ae["dupe"] == 0].reset_index(drop=True)
+    key = orig["key"].to_numpy(dtype=np.uint64)
+    person = orig["person"].to_numpy()
+    day = orig["day"].to_numpy()
+    n = len(orig)
+    route = orig["route"].to_numpy()
+    mh, self_harm, complaint, intent = _ecds_coding(kr, pop, orig)
     first = kr.pick(key, 145, range(len(MH_DIAGNOSES)), [3, 3, 2, 2, 2, 1]).astype(np.int64)
     other = (first + kr.integers(key, 147, 1, len(MH_DIAGNOSES))) % len(MH_DIAGNOSES)
     codes_ = np.asarray(MH_DIAGNOSES, dtype=object)
