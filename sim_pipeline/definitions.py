@@ -6,13 +6,20 @@ import dagster as dg
 
 from sim_pipeline.defs.automation import ingest_job, landing_sensor, monthly_ingest_schedule
 from sim_pipeline.defs.common import SETTINGS
+from sim_pipeline.defs.evaluation import EVALUATION_ASSETS
 from sim_pipeline.defs.ingest import STAGED_ASSETS
 from sim_pipeline.defs.linkage import LINKAGE_ASSETS
 from sim_pipeline.defs.metrics import METRIC_ASSETS
 from sim_pipeline.defs.quality import ingest_summary
 from sim_pipeline.defs.resources import build_resources
 
-ALL_ASSETS = [*STAGED_ASSETS, ingest_summary, *LINKAGE_ASSETS, *METRIC_ASSETS]
+ALL_ASSETS = [
+    *STAGED_ASSETS,
+    ingest_summary,
+    *LINKAGE_ASSETS,
+    *METRIC_ASSETS,
+    *EVALUATION_ASSETS,
+]
 
 all_assets_job = dg.define_asset_job(
     "sim_pipeline_all",

@@ -88,6 +88,34 @@ class MetricsResource(dg.ConfigurableResource):
         )
 
 
+class EvaluationResource(dg.ConfigurableResource):
+    """Comparison cohort and estimates (see sim_pipeline/measures/evaluation.py)."""
+
+    eligibility_rule: str = "s136_detentions>=2, ae_attendances>=12, police_deployments>=12"
+    eligibility_window_months: int = 12
+    baseline_months: int = 12
+    controls_per_person: int = 3
+    caliper: float = 1.5
+    max_month_gap: int = 12
+    bootstrap: int = 1000
+    seed: int = 20180101
+    sensitivity: bool = True
+    published_dir: str = "data/published"
+
+    def settings(self):  # -> sim_pipeline.measures.evaluation.EvaluationSettings
+        from sim_pipeline.measures.evaluation import EligibilityRule, EvaluationSettings
+
+        return EvaluationSettings(
+            rule=EligibilityRule.parse(self.eligibility_rule, self.eligibility_window_months),
+            baseline_months=self.baseline_months,
+            controls_per_person=self.controls_per_person,
+            caliper=self.caliper,
+            max_month_gap=self.max_month_gap,
+            bootstrap=self.bootstrap,
+            seed=self.seed,
+        )
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     url: str | dg.EnvVar = (
         dg.EnvVar("SIM_WAREHOUSE_URL")
@@ -103,5 +131,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             unit_costs_path=str(REFERENCE_DIR / "unit_costs.csv"),
             price_index_path=str(REFERENCE_DIR / "price_index.csv"),
             reports_dir=str(settings.landing_dir.parent / "reports"),
+        ),
+        "evaluation": EvaluationResource(
+            published_dir=str(settings.landing_dir.parent / "published")
         ),
     }

@@ -90,19 +90,7 @@ def build_cohort(
     alloc = pd.to_datetime(df["AllocationDate"])
     engage = pd.to_datetime(df["EngagementDate"])
     discharge = pd.to_datetime(df["DischargeDate"])
-    first_p, last_p = pd.Period(first_month, "M"), pd.Period(last_month, "M")
-    alloc_m = _month(alloc)
-    base_first = (alloc_m - baseline_months).where(alloc_m - baseline_months >= first_p, first_p)
-    base_last = alloc_m - 1
-    prog_first = _month(engage.fillna(alloc))
-    prog_first = prog_first.where(prog_first >= first_p, first_p)
-    prog_last = _month(discharge).fillna(last_p)
-    prog_last = prog_last.where(prog_last <= last_p, last_p)
-
-    def span(a: pd.Series, b: pd.Series) -> pd.Series:
-        n = [(y - x).n + 1 if x <= y else 0 for x, y in zip(a, b, strict=True)]
-        return pd.Series(n, index=a.index, dtype="int64")
-
+    win = cohort_windows(alloc, engage, discharge, first_month, last_month, baseline_months)
     engaged = engage.notna()
     out = pd.DataFrame(
         {
@@ -117,12 +105,7 @@ def build_cohort(
             "engaged": engaged,
             "itt": True,
             "per_protocol": engaged,
-            "baseline_first_month": base_first.astype("string"),
-            "baseline_last_month": base_last.astype("string"),
-            "baseline_months": span(base_first, base_last),
-            "programme_first_month": prog_first.astype("string"),
-            "programme_last_month": prog_last.astype("string"),
-            "programme_months": span(prog_first, prog_last),
+            **{c: win[c] for c in WINDOW_COLUMNS},
             "linked": df["person_key"].map(others).fillna(0).to_numpy() > 0,
             "linked_records": df["person_key"].map(others).fillna(0).astype("int64").to_numpy(),
         }
@@ -136,6 +119,52 @@ def _empty() -> pd.DataFrame:
     flags = ["engaged", "itt", "per_protocol", "linked"]
     counts = ["baseline_months", "programme_months", "linked_records"]
     return out.astype({**dict.fromkeys(flags, "bool"), **dict.fromkeys(counts, "int64")})
+
+
+WINDOW_COLUMNS = [
+    "baseline_first_month",
+    "baseline_last_month",
+    "baseline_months",
+    "programme_first_month",
+    "programme_last_month",
+    "programme_months",
+]
+
+
+def cohort_windows(
+    alloc: pd.Series,
+    engage: pd.Series,
+    discharge: pd.Series,
+    first_month: str,
+    last_month: str,
+    baseline_months: int = 12,
+) -> pd.DataFrame:
+    """Baseline and programme windows (whole months, see the module docstring) from allocation,
+    engagement and discharge dates (datetime Series; NaT when absent)."""
+    first_p, last_p = pd.Period(first_month, "M"), pd.Period(last_month, "M")
+    alloc_m = _month(alloc)
+    base_first = (alloc_m - baseline_months).where(alloc_m - baseline_months >= first_p, first_p)
+    base_last = alloc_m - 1
+    prog_first = _month(engage.fillna(alloc))
+    prog_first = prog_first.where(prog_first >= first_p, first_p)
+    prog_last = _month(discharge).fillna(last_p)
+    prog_last = prog_last.where(prog_last <= last_p, last_p)
+
+    def span(a: pd.Series, b: pd.Series) -> pd.Series:
+        n = [(y - x).n + 1 if x <= y else 0 for x, y in zip(a, b, strict=True)]
+        return pd.Series(n, index=a.index, dtype="int64")
+
+    return pd.DataFrame(
+        {
+            "baseline_first_month": base_first.astype("string"),
+            "baseline_last_month": base_last.astype("string"),
+            "baseline_months": span(base_first, base_last),
+            "programme_first_month": prog_first.astype("string"),
+            "programme_last_month": prog_last.astype("string"),
+            "programme_months": span(prog_first, prog_last),
+        },
+        index=alloc.index,
+    )
 
 
 def cohort_people(cohort: pd.DataFrame) -> pd.DataFrame:

@@ -406,6 +406,98 @@ METRIC_TABLES = [
 ]
 
 
+_EVAL_KEYS: dict[str, tuple[str, str]] = {
+    "analysis": (
+        "text",
+        "primary, or a sensitivity analysis: baseline_6_months, baseline_18_months, "
+        "threshold_lower, threshold_higher (eligibility thresholds x0.75 / x1.25)",
+    ),
+    "population": ("text", "itt (every allocated person) or per_protocol (engaged)"),
+}
+EVALUATION_TABLES = [
+    _doc(
+        "evaluation_estimates",
+        "Naive before/after and difference-in-differences estimates against the matched "
+        "comparison cohort, with 95% person-level bootstrap intervals.",
+        "one row per analysis, population, outcome and method",
+        {
+            **_EVAL_KEYS,
+            "outcome": (
+                "text",
+                "total_cost, a contact metric, a harm measure (ae_self_harm, arrests, charges, "
+                "s136_police_station, community_contacts, community_dna) or deaths",
+            ),
+            "method": ("text", "naive_before_after or difference_in_differences"),
+            "scale": (
+                "text",
+                "relative_change (-0.30 = a 30% fall) or risk_difference (deaths in follow-up)",
+            ),
+            "estimate": ("real", "Point estimate on the row's scale"),
+            "ci_low": ("real", "Lower end of the 95% bootstrap interval"),
+            "ci_high": ("real", "Upper end of the 95% bootstrap interval"),
+            "n_people": ("integer", "Programme members in the estimate"),
+            "n_comparison": ("integer", "Comparison people in the estimate (0 for naive)"),
+            "treated_baseline": ("real", "Members' mean per person-month, baseline"),
+            "treated_followup": ("real", "Members' mean per person-month, follow-up"),
+            "comparison_baseline": ("real", "Comparisons' mean per person-month, baseline"),
+            "comparison_followup": ("real", "Comparisons' mean per person-month, follow-up"),
+            "rtm_share": (
+                "real",
+                "Share of the members' change the comparison cohort shows too (regression to "
+                "the mean and secular change); difference-in-differences rows only",
+            ),
+            "price_year": ("text", "Price year of the costs"),
+            "unit_cost_version": ("text", "Version of the unit costs"),
+        },
+    ),
+    _doc(
+        "evaluation_balance",
+        "Balance diagnostics: standardised mean differences of the matching covariates and "
+        "baseline rates, programme members against the eligible pool and the matched cohort.",
+        "one row per analysis, population and covariate",
+        {
+            **_EVAL_KEYS,
+            "covariate": ("text", "Covariate at the (pseudo-)index month"),
+            "treated_mean": ("real", "Programme members' mean"),
+            "comparison_mean_before": ("real", "Eligible pool's mean (first month eligible)"),
+            "smd_before": ("real", "Standardised mean difference before matching"),
+            "comparison_mean_after": ("real", "Matched comparisons' mean (set-weighted)"),
+            "smd_after": ("real", "Standardised mean difference after matching"),
+            "n_treated": ("integer", "Programme members"),
+            "n_comparison_before": ("integer", "People in the eligible pool"),
+            "n_comparison_after": ("integer", "Matched comparison people"),
+        },
+    ),
+    _doc(
+        "evaluation_trajectory",
+        "Mean monthly cost by month from the index date, matched members and their comparisons.",
+        "one row per analysis, population, group and month from index",
+        {
+            **_EVAL_KEYS,
+            "group": ("text", "programme or comparison"),
+            "months_from_index": ("integer", "Months from allocation / pseudo-index (0 = index)"),
+            "n_people": ("integer", "People alive with data in that month"),
+            "mean_total_cost": ("real", "Mean total cost per person in that month (GBP)"),
+        },
+    ),
+    _doc(
+        "evaluation_matches",
+        "Who was matched to whom (internal, never published): programme member, comparison "
+        "person and pseudo-index month.",
+        "one row per analysis and matched pair",
+        {
+            "analysis": _EVAL_KEYS["analysis"],
+            "person_key": ("text", "Programme member's person key"),
+            "comparison_person_key": ("text", "Comparison person's person key"),
+            "index_month": ("text", "Member's allocation month"),
+            "pseudo_index_month": ("text", "Month the comparison stands in for allocation"),
+            "stratum": ("text", "Exact-match stratum: sex|age band"),
+            "distance": ("real", "Standardised distance on the matching covariates"),
+        },
+    ),
+]
+
+
 def all_tables() -> list[TableDoc]:
     return [
         *(staged_doc(t) for t in SOURCE_TABLES),
@@ -424,6 +516,7 @@ def all_tables() -> list[TableDoc]:
         ),
         *LINKAGE_TABLES,
         *METRIC_TABLES,
+        *EVALUATION_TABLES,
     ]
 
 

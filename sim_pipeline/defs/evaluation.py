@@ -1,0 +1,401 @@
+"""Evaluation assets: comparison cohort, difference-in-differences, harms, publication.
+Wiring only: the logic is in `sim_pipeline.measures.evaluation`, `measures.publication` and
+`sim_pipeline.report`."""
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
+from sim_pipeline.defs.common import column_schema, figure_metadata, markdown_table, warehouse_kind
+from sim_pipeline.defs.linkage import linkage_quality, person_index
+from sim_pipeline.defs.metrics import (
+    _data_months,
+    _read,
+    cohort,
+    person_month_costs,
+    person_month_metrics,
+    programme_headline_asset,
+    unit_costs,
+)
+from sim_pipeline.defs.resources import EvaluationResource, MetricsResource, WarehouseResource
+from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.warehouse.dictionary import sql_types, staged_doc
+from sim_pipeline.warehouse.store import Warehouse
+
+GROUP = "evaluation"
+ANALYSTS = "team:analysts"
+OUTPUTS = ("evaluation_estimates", "evaluation_balance", "evaluation_trajectory")
+MATCHES = "evaluation_matches"
+SMD_LIMIT = 0.1  # |standardised difference| after matching above this is imbalance
+MATCHED_SHARE_LIMIT = 0.9  # share of programme members with a comparison before warning
+# staged tables whose rows carry person_sex and age_band (the demographics of matching)
+DEMOGRAPHIC_TABLES = tuple(
+    t
+    for t in SOURCE_TABLES
+    if {"person_sex", "age_band"} <= {c.name for c in staged_doc(t).columns}
+)
+MPI = "staged_mhs001mpi"
+
+
+def _people(wh: Warehouse) -> pd.DataFrame:
+    from sim_pipeline.measures.evaluation import people_from_records
+
+    cols = ["source", "record_ref", "month", "person_sex", "age_band"]
+    frames = []
+    for t in DEMOGRAPHIC_TABLES:
+        df = wh.read(t.asset_name, columns=cols)
+        if len(df):
+            frames.append(df.assign(table_name=t.table))
+    records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    index = wh.read("person_index", columns=["source", "table_name", "record_ref", "person_key"])
+    deaths = wh.read(MPI, columns=["source", "record_ref", "PersDeathDate"])
+    if len(deaths):
+        deaths = deaths.assign(
+            table_name=next(t.table for t in SOURCE_TABLES if t.asset_name == MPI)
+        )
+    return people_from_records(records, index, deaths)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "evaluation_estimates",
+            description=(
+                "The headline beside what survives a fair comparison. For intention-to-treat "
+                "and per-protocol populations and every outcome (total cost, the five contact "
+                "metrics, harm measures, deaths): the naive before/after change and the "
+                "difference-in-differences against a comparison cohort of people who met the "
+                "same eligibility rule but were never allocated, matched at a pseudo-index "
+                "month exactly on sex and age band and closely on prior use and trajectory; "
+                "95% intervals from a person-level (matched-set) bootstrap; the share of the "
+                "naive change that the comparison cohort shows too (regression to the mean); "
+                "sensitivity to the baseline window and the eligibility threshold."
+            ),
+            deps=[person_month_metrics, person_month_costs, cohort, person_index, unit_costs],
+            group_name=GROUP,
+            owners=[ANALYSTS],
+            automation_condition=DOWNSTREAM_AUTOMATION,
+            kinds={"python", "pandas", warehouse_kind()},
+            metadata={
+                "dagster/column_schema": column_schema("evaluation_estimates"),
+                "dagster/table_name": "evaluation_estimates",
+            },
+        ),
+        dg.AssetSpec(
+            "evaluation_balance",
+            description="Balance diagnostics of the comparison cohort: standardised mean "
+            "differences of every matching covariate and baseline metric rate, programme "
+            "members against the whole eligible pool (before) and the matched comparisons "
+            "(after).",
+            deps=[person_month_metrics, person_month_costs, cohort, person_index],
+            group_name=GROUP,
+            owners=[ANALYSTS],
+            automation_condition=DOWNSTREAM_AUTOMATION,
+            kinds={"python", "pandas", warehouse_kind()},
+            metadata={
+                "dagster/column_schema": column_schema("evaluation_balance"),
+                "dagster/table_name": "evaluation_balance",
+            },
+        ),
+        dg.AssetSpec(
+            "evaluation_trajectory",
+            description="Mean monthly cost of matched programme members and their comparisons "
+            "by month from the index date (allocation / pseudo-index), -12 to +24.",
+            deps=[person_month_metrics, person_month_costs, cohort, person_index],
+            group_name=GROUP,
+            owners=[ANALYSTS],
+            automation_condition=DOWNSTREAM_AUTOMATION,
+            kinds={"python", "pandas", warehouse_kind()},
+            metadata={
+                "dagster/column_schema": column_schema("evaluation_trajectory"),
+                "dagster/table_name": "evaluation_trajectory",
+            },
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "estimates_complete",
+            asset="evaluation_estimates",
+            blocking=True,
+            description="Every population and outcome of the primary analysis has a naive and a "
+            "difference-in-differences estimate, each difference-in-differences interval holds "
+            "its estimate (ci_low <= estimate <= ci_high), and no estimate is infinite. "
+            "Checked before writing: a failure writes nothing and the report is not rebuilt.",
+        ),
+        dg.AssetCheckSpec(
+            "members_matched",
+            asset="evaluation_estimates",
+            blocking=False,
+            description=f"At least {MATCHED_SHARE_LIMIT:.0%} of programme members found a "
+            "comparison within the caliper; members without one are left out of the "
+            "difference-in-differences (not of the naive estimate), which may bias it.",
+        ),
+        dg.AssetCheckSpec(
+            "comparison_balanced",
+            asset="evaluation_balance",
+            blocking=False,
+            description=f"After matching, every covariate of the primary analysis has "
+            f"|standardised mean difference| below {SMD_LIMIT} (the usual threshold for "
+            "adequate balance). Imbalance means the comparison cohort differs from the "
+            "members in prior use, so the difference-in-differences may be biased.",
+        ),
+    ],
+    can_subset=False,
+)
+def evaluation(
+    warehouse: WarehouseResource, evaluation: EvaluationResource, metrics: MetricsResource
+):
+    from sim_pipeline.measures.evaluation import (
+        POPULATIONS,
+        evaluate_all,
+        evaluation_panel,
+    )
+
+    wh = warehouse.get()
+    months = _data_months(wh)
+    co = _read(wh, "cohort")
+    pm = _read(wh, "person_month_metrics")
+    pc = _read(wh, "person_month_costs")
+    if co.empty or pc.empty or not months:
+        raise dg.Failure("no cohort or costs yet: materialise the metrics group first")
+    years = sorted(pc["price_year"].dropna().unique())
+    versions = sorted(pc["unit_cost_version"].dropna().unique())
+    if len(years) != 1 or len(versions) != 1:
+        raise dg.Failure(f"person_month_costs mixes price years {years} / versions {versions}")
+    panel = evaluation_panel(pm, pc)
+    ev = evaluate_all(
+        panel, co, _people(wh), months, evaluation.settings(), sensitivity=evaluation.sensitivity
+    )
+    est = ev.estimates.assign(price_year=years[0], unit_cost_version=versions[0])
+
+    primary = est[est["analysis"] == "primary"]
+    outcomes = sorted(primary["outcome"].unique())
+    missing = [
+        f"{p}/{o}/{m}"
+        for p in POPULATIONS
+        for o in outcomes
+        for m in ("naive_before_after", "difference_in_differences")
+        if primary[
+            (primary["population"] == p) & (primary["outcome"] == o) & (primary["method"] == m)
+        ].empty
+    ]
+    did = est[est["method"] == "difference_in_differences"].dropna(subset=["estimate"])
+    outside = did[(did["ci_low"] > did["estimate"]) | (did["ci_high"] < did["estimate"])]
+    infinite = est[np.isinf(est[["estimate", "ci_low", "ci_high"]].to_numpy(float)).any(axis=1)]
+    complete = not missing and outside.empty and infinite.empty
+    complete_meta = {
+        "missing": ", ".join(missing[:20]) or "none",
+        "intervals_not_holding_estimate": len(outside),
+        "infinite_values": len(infinite),
+    }
+    if not complete:
+        yield dg.AssetCheckResult(
+            check_name="estimates_complete",
+            asset_key="evaluation_estimates",
+            passed=False,
+            metadata=complete_meta,
+        )
+        raise dg.Failure(
+            "evaluation estimates incomplete or inconsistent: nothing written",
+            metadata=complete_meta,
+        )
+    with wh.transaction() as tx:
+        tx.replace_all("evaluation_estimates", est, dtype=sql_types("evaluation_estimates"))
+        tx.replace_all("evaluation_balance", ev.balance, dtype=sql_types("evaluation_balance"))
+        tx.replace_all(
+            "evaluation_trajectory", ev.trajectory, dtype=sql_types("evaluation_trajectory")
+        )
+        tx.replace_all(MATCHES, ev.matches, dtype=sql_types(MATCHES))
+
+    d = ev.diagnostics
+    matched_share = d["programme_people_matched"] / max(int(d["programme_people"]), 1)
+    side_by_side = _side_by_side(primary)
+    bal = ev.balance[ev.balance["analysis"] == "primary"]
+    worst = float(bal["smd_after"].abs().max()) if len(bal) else float("nan")
+    diag = {k: v for k, v in d.items() if ":" not in k}
+    yield dg.MaterializeResult(
+        asset_key="evaluation_estimates",
+        metadata={
+            "dagster/row_count": len(est),
+            "total_cost_naive_vs_did": markdown_table(side_by_side),
+            "estimates_primary": markdown_table(_estimate_table(primary)),
+            "design": markdown_table(
+                pd.DataFrame({"item": list(diag), "value": [str(v) for v in diag.values()]})
+            ),
+            "price_year": years[0],
+            "unit_cost_version": versions[0],
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="estimates_complete",
+        asset_key="evaluation_estimates",
+        passed=True,
+        metadata=complete_meta,
+    )
+    yield dg.AssetCheckResult(
+        check_name="members_matched",
+        asset_key="evaluation_estimates",
+        passed=bool(matched_share >= MATCHED_SHARE_LIMIT),
+        metadata={
+            "programme_members": int(d["programme_people"]),
+            "matched": int(d["programme_people_matched"]),
+            "matched_share": round(float(matched_share), 3),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="evaluation_balance",
+        metadata={
+            "dagster/row_count": len(ev.balance),
+            "balance_primary": markdown_table(
+                bal[
+                    [
+                        "population",
+                        "covariate",
+                        "treated_mean",
+                        "comparison_mean_before",
+                        "smd_before",
+                        "comparison_mean_after",
+                        "smd_after",
+                    ]
+                ].round(3)
+            ),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="comparison_balanced",
+        asset_key="evaluation_balance",
+        passed=bool(np.isfinite(worst) and worst < SMD_LIMIT),
+        metadata={
+            "max_abs_smd_after": round(worst, 3),
+            "covariates_over_limit": ", ".join(
+                sorted(set(bal.loc[bal["smd_after"].abs() >= SMD_LIMIT, "covariate"]))
+            )
+            or "none",
+        },
+    )
+    traj = ev.trajectory[ev.trajectory["analysis"] == "primary"]
+    yield dg.MaterializeResult(
+        asset_key="evaluation_trajectory",
+        metadata={
+            "dagster/row_count": len(ev.trajectory),
+            "trajectory": _trajectory_chart(traj, years[0], Path(metrics.reports_dir)),
+        },
+    )
+
+
+def _side_by_side(primary: pd.DataFrame) -> pd.DataFrame:
+    t = primary[primary["outcome"] == "total_cost"]
+    rows = []
+    for _, r in t.iterrows():
+        ci = "" if pd.isna(r["ci_low"]) else f"{r['ci_low']:+.1%} to {r['ci_high']:+.1%}"
+        rows.append(
+            {
+                "population": r["population"],
+                "method": r["method"],
+                "change in mean monthly cost": f"{r['estimate']:+.1%}",
+                "95% CI": ci,
+                "people": int(r["n_people"]),
+                "comparison people": int(r["n_comparison"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _estimate_table(primary: pd.DataFrame) -> pd.DataFrame:
+    cols = ["population", "outcome", "method", "scale", "estimate", "ci_low", "ci_high"]
+    return primary[[*cols, "n_people", "rtm_share"]].round(3)
+
+
+def _trajectory_chart(traj: pd.DataFrame, price_year: str, out_dir: Path) -> dg.MetadataValue:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    for ax, population in zip(axes, ("itt", "per_protocol"), strict=True):
+        for group, colour in (("programme", "#005eb8"), ("comparison", "#768692")):
+            d = traj[(traj["population"] == population) & (traj["group"] == group)]
+            d = d[d["n_people"] >= 8]  # no point drawn on fewer than 8 people
+            ax.plot(
+                d["months_from_index"], d["mean_total_cost"], marker=".", label=group, color=colour
+            )
+        ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+        ax.set_title(population)
+        ax.set_xlabel("months from allocation / pseudo-index")
+    axes[0].set_ylabel(f"mean cost per person-month (GBP, {price_year})")
+    axes[0].legend()
+    fig.tight_layout()
+    return figure_metadata(fig, out_dir / "evaluation_trajectory.png", "trajectory")
+
+
+@dg.asset(
+    description=(
+        "The publication: disclosure-controlled tables (HES/ECDS rule: counts 1-7 shown as *, "
+        "other counts rounded to 5, statistics on 1-7 people suppressed, no individual-level "
+        "row) as CSV under data/published/, and the HTML evaluation report: naive headline "
+        "beside the difference-in-differences estimate, cohort vs comparison trajectories, "
+        "harms, balance, sensitivity, linkage quality and unit costs with sources and price "
+        "year. `sim-pipeline report` rebuilds the same files from the warehouse."
+    ),
+    deps=[
+        "evaluation_estimates",
+        "evaluation_balance",
+        "evaluation_trajectory",
+        programme_headline_asset,
+        linkage_quality,
+        unit_costs,
+    ],
+    group_name=GROUP,
+    owners=[ANALYSTS],
+    automation_condition=DOWNSTREAM_AUTOMATION,
+    kinds={"python", "html", "csv"},
+    # the report publishes evaluation_estimates (controlled): show its columns in the UI
+    metadata={
+        "dagster/column_schema": column_schema("evaluation_estimates"),
+        "dagster/table_name": "evaluation_estimates",
+    },
+    check_specs=[
+        dg.AssetCheckSpec(
+            "published_disclosure_safe",
+            asset="evaluation_report",
+            blocking=True,
+            description="The auditor's scan of data/published/: no count column holds a value "
+            "from 1 to 7 or a count not rounded to 5, and no column looks like a person "
+            "identifier. A failure is reported with file, row and column.",
+        )
+    ],
+)
+def evaluation_report(warehouse: WarehouseResource, evaluation: EvaluationResource):
+    from sim_pipeline.measures.publication import RELEASE_INPUTS, scan_release
+    from sim_pipeline.report import write_report
+
+    wh = warehouse.get()
+    tables = {t: wh.read(t) for t in RELEASE_INPUTS}
+    out = Path(evaluation.published_dir)
+    html, files = write_report(tables, out)
+    findings = scan_release(out)
+    yield dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.path(str(html)),
+            "published_dir": dg.MetadataValue.path(str(out)),
+            "files": markdown_table(pd.DataFrame({"file": [p.name for p in files]})),
+            "dagster/row_count": len(files),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="published_disclosure_safe",
+                passed=not findings,
+                metadata={
+                    "files_scanned": len(files),
+                    "findings": "\n".join(findings[:20]) or "none",
+                },
+            )
+        ],
+    )
+
+
+EVALUATION_ASSETS = [evaluation, evaluation_report]

@@ -1,0 +1,731 @@
+"""Honest evaluation: a matched comparison cohort and difference-in-differences.
+
+The programme review compared people's use before and after allocation, and people are allocated
+at their peak, so their use falls anyway (regression to the mean). Here every naive before/after
+figure stands beside a difference-in-differences (DiD) estimate against a comparison cohort drawn
+by the same rule at the same point:
+
+* **Eligibility rule** (``EligibilityRule``): trailing ``window_months`` counts of contact metrics,
+  any of them at or above its threshold (default: 2+ s136 detentions, 12+ A&E attendances or 12+
+  police deployments in the 12 months before).
+* **Pseudo-index date** (risk-set matching, Li, Propert and Rosenbaum 2001): a person never
+  allocated may serve as a comparison at any month of the allocation period in which they meet
+  the rule, with a full 12-month history, alive and not allocated; each person is used once, at
+  their best-matching month. The month plays the part of the allocation month.
+* **Matching**: exactly on sex and age band at the index month; closely (nearest neighbours in
+  standardised Euclidean distance, within ``caliper``) on log mean monthly cost and log crisis
+  contacts (A&E, ambulance, police, s136) per month in months -48..-4 (the person's usual level,
+  cut at the start of the data) and -3..-1 (the run-up to the index: prior trajectory); index
+  months at most ``max_month_gap`` apart, and the comparison's follow-up must fit in the data as
+  the member's does. Up to ``controls_per_person`` comparison people per programme member,
+  greedily, members with the highest run-up first (the hardest to match), each comparison
+  person used once.
+* **Windows**: the programme member's baseline is the ``baseline_months`` before allocation and
+  follow-up their programme period (``cohort``); each comparison person gets the same windows
+  relative to their pseudo-index month. Months after death, or past the data, are not counted.
+* **Estimates** per population (itt, per_protocol) and outcome, on per-person mean monthly values
+  averaged over people (the headline's "ratio of means"):
+  ``naive = T_follow / T_base - 1``; ``did = (dT - dC) / (T_base + dC)`` where ``dT``, ``dC`` are
+  the mean changes of the programme members and their matched comparisons (each matched set
+  weighted as one programme member), i.e. the change relative to the counterfactual follow-up
+  level. ``rtm_share = dC / dT``: the share of the naive change the comparison group shows too.
+  Deaths are a risk difference over follow-up (nobody has died before their index month).
+* **Confidence intervals**: 95% percentile intervals from a person-level bootstrap that resamples
+  matched sets (a programme member with their comparisons), ``bootstrap`` replicates, seeded.
+* **Balance**: standardised mean differences of the matching covariates and baseline metric rates,
+  against the whole eligible pool (each person at the first month they met the rule) and against
+  the matched comparisons.
+
+Everything here is plain functions over DataFrames; ``defs/evaluation.py`` wires them into
+Dagster and ``experiments/evaluation_coverage.py`` runs them on the generator's truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from sim_pipeline.identity.normalise import AGE_BANDS
+from sim_pipeline.measures.metrics import METRICS
+
+POPULATIONS = ("itt", "per_protocol")
+METHODS = ("naive_before_after", "difference_in_differences")
+DEATHS = "deaths"
+RELATIVE, RISK = "relative_change", "risk_difference"
+TRAJECTORY_MONTHS = range(-12, 25)
+# Contacts that make up "crisis use" in the matching distance (bed days enter through cost).
+CRISIS_METRICS = ("ae_attendances", "ambulance_resources", "police_deployments", "s136_detentions")
+
+ESTIMATE_COLUMNS = [
+    "analysis",
+    "population",
+    "outcome",
+    "method",
+    "scale",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "n_people",
+    "n_comparison",
+    "treated_baseline",
+    "treated_followup",
+    "comparison_baseline",
+    "comparison_followup",
+    "rtm_share",
+]
+BALANCE_COLUMNS = [
+    "analysis",
+    "population",
+    "covariate",
+    "treated_mean",
+    "comparison_mean_before",
+    "smd_before",
+    "comparison_mean_after",
+    "smd_after",
+    "n_treated",
+    "n_comparison_before",
+    "n_comparison_after",
+]
+TRAJECTORY_COLUMNS = [
+    "analysis",
+    "population",
+    "group",
+    "months_from_index",
+    "n_people",
+    "mean_total_cost",
+]
+MATCH_COLUMNS = [
+    "analysis",
+    "person_key",
+    "comparison_person_key",
+    "index_month",
+    "pseudo_index_month",
+    "stratum",
+    "distance",
+]
+
+
+@dataclass(frozen=True)
+class EligibilityRule:
+    """Met in a month when any trailing count reaches its threshold."""
+
+    min_counts: Mapping[str, int] = field(
+        default_factory=lambda: {
+            "s136_detentions": 2,
+            "ae_attendances": 12,
+            "police_deployments": 12,
+        }
+    )
+    window_months: int = 12
+
+    def __post_init__(self) -> None:
+        unknown = set(self.min_counts) - set(METRICS)
+        if unknown or not self.min_counts:
+            raise ValueError(f"eligibility rule needs metrics from {METRICS}; got {unknown}")
+        if any(v < 1 for v in self.min_counts.values()) or self.window_months < 1:
+            raise ValueError("eligibility thresholds and window must be at least 1")
+
+    @classmethod
+    def parse(cls, text: str, window_months: int = 12) -> EligibilityRule:
+        """``"s136_detentions>=2, ae_attendances>=12"`` (any of)."""
+        counts = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, _, value = part.partition(">=")
+            if not value:
+                raise ValueError(f"eligibility rule part {part!r} is not metric>=count")
+            counts[name.strip()] = int(value)
+        return cls(counts, window_months)
+
+    def scaled(self, factor: float) -> EligibilityRule:
+        return replace(
+            self, min_counts={k: max(1, round(v * factor)) for k, v in self.min_counts.items()}
+        )
+
+    def describe(self) -> str:
+        parts = [f"{k} >= {v}" for k, v in self.min_counts.items()]
+        return f"any of ({', '.join(parts)}) in the {self.window_months} months before"
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    rule: EligibilityRule = field(default_factory=EligibilityRule)
+    baseline_months: int = 12
+    controls_per_person: int = 3
+    caliper: float = 1.5  # Euclidean distance over the standardised covariates
+    # history windows (months relative to the index; cut at the start of the data) matched on:
+    # the person's usual level, then the run-up to the index
+    history_windows: tuple[tuple[int, int], ...] = ((-48, -4), (-3, -1))
+    min_history_months: int = 24
+    # which months may be a comparison's pseudo-index: "first" (the first month of the
+    # allocation period in which they meet the rule), "onset" (any month they newly meet it)
+    # or "any" (any month they meet it)
+    pseudo_index: str = "any"
+
+    def __post_init__(self) -> None:
+        if self.pseudo_index not in ("any", "onset", "first"):
+            raise ValueError(
+                "pseudo_index must be any, onset or first"
+            )  # a comparison needs this much data before its index month
+
+    max_month_gap: int = 12
+    bootstrap: int = 1000
+    seed: int = 20180101
+
+
+@dataclass
+class Evaluation:
+    estimates: pd.DataFrame
+    balance: pd.DataFrame
+    trajectory: pd.DataFrame
+    matches: pd.DataFrame
+    diagnostics: dict[str, float | int | str]
+
+
+class _Panel:
+    """Dense arrays (outcome, person, month) with cumulative sums for window totals."""
+
+    def __init__(self, panel: pd.DataFrame, keys: Sequence[str], months: Sequence[str]):
+        self.keys = list(keys)
+        self.months = list(months)
+        self.kidx = {k: i for i, k in enumerate(self.keys)}
+        self.midx = {m: i for i, m in enumerate(self.months)}
+        self.columns = [c for c in panel.columns if c not in ("person_key", "month")]
+        p = panel[panel["person_key"].isin(self.kidx) & panel["month"].isin(self.midx)]
+        pi = p["person_key"].map(self.kidx).to_numpy()
+        mi = p["month"].map(self.midx).to_numpy()
+        self.values = np.zeros((len(self.columns), len(self.keys), len(self.months)))
+        for j, c in enumerate(self.columns):
+            np.add.at(self.values[j], (pi, mi), p[c].to_numpy(dtype=float))
+        zero = np.zeros(self.values.shape[:2] + (1,))
+        self.cum = np.concatenate([zero, np.cumsum(self.values, axis=2)], axis=2)
+
+    def col(self, name: str) -> int:
+        return self.columns.index(name)
+
+    def window_sum(self, j: int, person: np.ndarray, first: np.ndarray, last: np.ndarray):
+        """Sum of outcome j over months first..last (indices, clipped; empty -> 0)."""
+        n = len(self.months)
+        f = np.clip(first, 0, n)
+        e = np.clip(last + 1, 0, n)
+        e = np.maximum(e, f)
+        return self.cum[j, person, e] - self.cum[j, person, f], e - f
+
+
+def _month_index(months: Sequence[str], values: pd.Series) -> np.ndarray:
+    """Month labels to positions in ``months`` (months before the data are negative)."""
+    p0 = pd.Period(months[0], "M")
+    return np.array([(pd.Period(v, "M") - p0).n for v in values], dtype=np.int64)
+
+
+def _smd(t: np.ndarray, c: np.ndarray, wc: np.ndarray | None = None) -> tuple[float, float]:
+    """(comparison mean, standardised difference) with the pooled unweighted SD."""
+    if len(t) == 0 or len(c) == 0:
+        return float("nan"), float("nan")
+    wc = np.ones(len(c)) if wc is None else wc
+    mc = float(np.average(c, weights=wc))
+    sd = np.sqrt(
+        (np.var(t, ddof=1 if len(t) > 1 else 0) + np.var(c, ddof=1 if len(c) > 1 else 0)) / 2
+    )
+    return mc, float((t.mean() - mc) / sd) if sd > 0 else 0.0
+
+
+def evaluate(
+    panel: pd.DataFrame,
+    cohort: pd.DataFrame,
+    people: pd.DataFrame,
+    months: Sequence[str],
+    settings: EvaluationSettings | None = None,
+    *,
+    analysis: str = "primary",
+    outcomes: Sequence[str] | None = None,
+) -> Evaluation:
+    """Match, estimate and diagnose one analysis.
+
+    ``panel``: person_key, month, ``total_cost``, the five metrics and any other outcome columns
+    (absent person-months are zeros). ``cohort``: the ``cohort`` table (person_key,
+    allocation_date, programme_first_month, programme_last_month, itt, per_protocol).
+    ``people``: person_key, sex, and either ``age_band`` by ``month`` (one row per person-month
+    with a record) or nothing more; optional ``death_month`` per person. ``months``: the data's
+    months in order.
+    """
+    s = settings or EvaluationSettings()
+    months = sorted(months)
+    if "total_cost" not in panel.columns:
+        raise ValueError("panel needs a total_cost column")
+    outcomes = list(outcomes or [c for c in panel.columns if c not in ("person_key", "month")])
+    treated = (
+        cohort.sort_values(["person_key", "allocation_date"])
+        .drop_duplicates("person_key")
+        .reset_index(drop=True)
+    )
+    keys = sorted(set(panel["person_key"]) | set(treated["person_key"]))
+    needed = list(dict.fromkeys(["total_cost", *METRICS, *outcomes]))
+    missing = [c for c in needed if c not in panel.columns]
+    if missing:
+        raise ValueError(f"panel lacks column(s) {', '.join(missing)}")
+    pan = _Panel(panel[["person_key", "month", *needed]], keys, months)
+    n_m = len(months)
+    demo = _demographics(people, keys, months)
+    death = demo["death"]
+
+    t_person = np.array([pan.kidx[k] for k in treated["person_key"]], dtype=np.int64)
+    alloc_m = _month_index(months, pd.to_datetime(treated["allocation_date"]).dt.strftime("%Y-%m"))
+    pf = _month_index(months, treated["programme_first_month"])
+    pl = _month_index(months, treated["programme_last_month"])
+
+    # ---- candidates: (person, month) meeting the rule, never allocated, alive, full history
+    cost = pan.col("total_cost")
+    hist = s.min_history_months
+    lo, hi = int(alloc_m.min()), int(alloc_m.max())
+    allocated = np.zeros(len(keys), bool)
+    allocated[t_person] = True
+    cand_months = np.arange(max(lo, hist), min(hi, n_m - 1) + 1)
+    rule_cols = {k: pan.col(k) for k in s.rule.min_counts}
+    w = s.rule.window_months
+    cp, cm = [], []
+    before = np.zeros(len(keys), bool)  # met the rule in the month before
+    taken = np.zeros(len(keys), bool)  # already has a pseudo-index month ("first")
+    for m in range(
+        max(0, cand_months[0] - 1) if len(cand_months) else 0,
+        cand_months[-1] + 1 if len(cand_months) else 0,
+    ):
+        meets = np.zeros(len(keys), bool)
+        for k, j in rule_cols.items():
+            trailing = pan.cum[j, :, m] - pan.cum[j, :, max(0, m - w)]
+            meets |= trailing >= s.rule.min_counts[k]
+        ok = meets & ~allocated & (death > m)
+        if s.pseudo_index == "onset":
+            ok &= ~before
+        elif s.pseudo_index == "first":
+            ok &= ~taken
+        before = meets
+        if m < cand_months[0]:
+            continue
+        taken |= ok
+        idx = np.nonzero(ok)[0]
+        cp.append(idx)
+        cm.append(np.full(len(idx), m))
+    cand_p = np.concatenate(cp) if cp else np.zeros(0, np.int64)
+    cand_m = np.concatenate(cm) if cm else np.zeros(0, np.int64)
+
+    crisis = [pan.col(m) for m in CRISIS_METRICS]
+
+    def features(person: np.ndarray, month: np.ndarray) -> np.ndarray:
+        """log(1 + mean per month) of cost and of crisis contacts in each history window."""
+        out = []
+        for first, last in s.history_windows:
+            c, n = pan.window_sum(cost, person, month + first, month + last)
+            k = sum(pan.window_sum(j, person, month + first, month + last)[0] for j in crisis)
+            out += [np.log1p(c / np.maximum(n, 1)), np.log1p(k / np.maximum(n, 1))]
+        return np.column_stack(out)
+
+    t_feat = features(t_person, alloc_m)
+    c_feat = features(cand_p, cand_m)
+    # standardise by the spread over members and candidates together (a handful of near-alike
+    # members alone would make any difference look huge)
+    scale = np.vstack([t_feat, c_feat]).std(axis=0) if len(c_feat) else np.ones(t_feat.shape[1])
+    scale = np.where(scale > 0, scale, 1.0)
+    t_str = _strata(demo, t_person, alloc_m)
+    c_str = _strata(demo, cand_p, cand_m)
+
+    # ---- greedy nearest-neighbour matching, hardest first, each comparison person once
+    used = np.zeros(len(keys), bool)
+    match_rows = []
+    order = np.lexsort((treated["person_key"].to_numpy(), -t_feat[:, -2]))
+    by_stratum: dict[str, np.ndarray] = {}
+    for st in np.unique(c_str):
+        by_stratum[st] = np.nonzero(c_str == st)[0]
+    for i in order:
+        pool = by_stratum.get(t_str[i])
+        if pool is None:
+            continue
+        # the comparison's follow-up must fit in the data as the member's does, else it would
+        # only contribute the months nearest its peak
+        fits = cand_m[pool] + (pl[i] - alloc_m[i]) <= n_m - 1
+        near = np.abs(cand_m[pool] - alloc_m[i]) <= s.max_month_gap
+        pool = pool[~used[cand_p[pool]] & near & fits]
+        if not len(pool):
+            continue
+        d = np.sqrt((((c_feat[pool] - t_feat[i]) / scale) ** 2).sum(axis=1))
+        keep = d <= s.caliper
+        pool, d = pool[keep], d[keep]
+        o = np.lexsort((cand_m[pool], cand_p[pool], d))
+        chosen: list[int] = []
+        seen: set[int] = set()
+        for c in pool[o]:
+            if cand_p[c] in seen:
+                continue
+            seen.add(int(cand_p[c]))
+            chosen.append(int(c))
+            if len(chosen) == s.controls_per_person:
+                break
+        for c in chosen:
+            used[cand_p[c]] = True
+            match_rows.append((i, int(cand_p[c]), int(cand_m[c]), float(d[pool == c][0])))
+
+    matches = pd.DataFrame(match_rows, columns=["t", "c_person", "c_month", "distance"])
+    first_m = pd.Period(months[0], "M")
+
+    def label(m: np.ndarray | int) -> list[str] | str:
+        if np.ndim(m) == 0:
+            return str(first_m + int(m))
+        return [str(first_m + int(x)) for x in m]
+
+    match_table = pd.DataFrame(
+        {
+            "analysis": analysis,
+            "person_key": treated["person_key"].to_numpy()[matches["t"].to_numpy(dtype=int)],
+            "comparison_person_key": [keys[p] for p in matches["c_person"]],
+            "index_month": label(alloc_m[matches["t"].to_numpy(dtype=int)]),
+            "pseudo_index_month": label(matches["c_month"].to_numpy()),
+            "stratum": t_str[matches["t"].to_numpy(dtype=int)],
+            "distance": matches["distance"].round(6),
+        },
+        columns=MATCH_COLUMNS,
+    )
+
+    # ---- per person windows and values
+    b = s.baseline_months
+    start_off = pf - alloc_m
+    end_off = pl - alloc_m
+    mt = matches["t"].to_numpy(dtype=int)
+    c_person = matches["c_person"].to_numpy(dtype=int)
+    c_idx = matches["c_month"].to_numpy(dtype=int)
+
+    def person_values(person, index, s_off, e_off):
+        """Baseline and follow-up monthly means per outcome, validity, death in follow-up."""
+        fol_f = index + s_off
+        fol_l = np.minimum(np.minimum(index + e_off, n_m - 1), death[person])
+        dead_in = (death[person] >= fol_f) & (death[person] <= index + e_off)
+        out = {}
+        valid = np.ones(len(person), bool)
+        for o in outcomes:
+            j = pan.col(o)
+            bs, bn = pan.window_sum(j, person, index - b, index - 1)
+            fs, fn = pan.window_sum(j, person, fol_f, fol_l)
+            valid = (bn > 0) & (fn > 0)
+            out[o] = (bs / np.maximum(bn, 1), fs / np.maximum(fn, 1))
+        return out, valid, dead_in.astype(float)
+
+    t_vals, t_valid, t_dead = person_values(t_person, alloc_m, start_off, end_off)
+    c_vals, c_valid, c_dead = person_values(c_person, c_idx, start_off[mt], end_off[mt])
+    # a comparison person whose windows fall outside the data does not count in their set
+    mt_v, c_person_v, c_idx_v = mt[c_valid], c_person[c_valid], c_idx[c_valid]
+
+    rng = np.random.default_rng(s.seed)
+    rows, traj_rows, bal_rows = [], [], []
+    for pop in POPULATIONS:
+        members = np.nonzero(treated[pop].astype(bool).to_numpy())[0]
+        naive_set = members[t_valid[members]]
+        did_set = naive_set[np.isin(naive_set, mt_v)]
+        naive_draws = rng.integers(0, max(len(naive_set), 1), (s.bootstrap, len(naive_set)))
+        did_draws = rng.integers(0, max(len(did_set), 1), (s.bootstrap, len(did_set)))
+        for o in outcomes:
+            tb, tf = t_vals[o]
+            cb, cf = c_vals[o]
+            rows.append(_naive_row(analysis, pop, o, tb[naive_set], tf[naive_set], naive_draws))
+            if len(did_set):
+                rows.append(
+                    _did_row(
+                        analysis, pop, o, tb[did_set], tf[did_set],
+                        _set_means(cb[c_valid], mt_v, did_set),
+                        _set_means(cf[c_valid], mt_v, did_set),
+                        did_draws, int(np.isin(mt_v, did_set).sum()),
+                    )
+                )  # fmt: skip
+        rows += _death_rows(
+            analysis, pop, t_dead, naive_set, did_set,
+            _set_means(c_dead[c_valid], mt_v, did_set), naive_draws, did_draws,
+            int(np.isin(mt_v, did_set).sum()),
+        )  # fmt: skip
+        in_set = np.isin(mt_v, did_set)
+        traj_rows += _trajectory(
+            analysis, pop, pan, cost, t_person[did_set], alloc_m[did_set], death,
+            c_person_v[in_set], c_idx_v[in_set],
+        )  # fmt: skip
+        in_pop = np.isin(mt_v, members)
+        bal_rows += _balance(
+            analysis, pop, pan, t_person[members], alloc_m[members], cand_p, cand_m,
+            c_person_v[in_pop], c_idx_v[in_pop], mt_v[in_pop], features, s.history_windows,
+        )  # fmt: skip
+
+    estimates = pd.DataFrame(rows, columns=ESTIMATE_COLUMNS)
+    diagnostics: dict[str, float | int | str] = {
+        "eligibility_rule": s.rule.describe(),
+        "baseline_months": b,
+        "programme_people": len(treated),
+        "programme_people_meeting_rule": int(
+            _meets(pan, rule_cols, s.rule, t_person, alloc_m).sum()
+        ),
+        "programme_people_matched": int(len(np.unique(mt))),
+        "comparison_people_eligible": int(len(np.unique(cand_p))),
+        "comparison_people_matched": int(len(np.unique(c_person))),
+        "mean_comparisons_per_member": round(len(mt) / max(len(np.unique(mt)), 1), 3),
+        "bootstrap_replicates": s.bootstrap,
+    }
+    return Evaluation(
+        estimates=estimates,
+        balance=pd.DataFrame(bal_rows, columns=BALANCE_COLUMNS),
+        trajectory=pd.DataFrame(traj_rows, columns=TRAJECTORY_COLUMNS),
+        matches=match_table,
+        diagnostics=diagnostics,
+    )
+
+
+def _meets(pan: _Panel, rule_cols, rule: EligibilityRule, person, month) -> np.ndarray:
+    out = np.zeros(len(person), bool)
+    for k, j in rule_cols.items():
+        trailing = (
+            pan.cum[j, person, month]
+            - pan.cum[j, person, np.maximum(0, month - rule.window_months)]
+        )
+        out |= trailing >= rule.min_counts[k]
+    return out
+
+
+def _mode(df: pd.DataFrame, by: list[str], col: str) -> pd.Series:
+    """Most frequent ``col`` per ``by`` group (ties: the first value in sort order)."""
+    n = df.groupby([*by, col], observed=True).size().rename("n").reset_index()
+    n = n.sort_values([*by, "n", col], ascending=[True] * len(by) + [False, True])
+    return n.drop_duplicates(by).set_index(by)[col]
+
+
+def _demographics(people: pd.DataFrame, keys: list[str], months: list[str]) -> dict:
+    """Sex per person, age band per person-month (the nearest earlier record's, else the next
+    one's), and death month per person (10**6 if none)."""
+    kidx = pd.Series(np.arange(len(keys)), index=keys)
+    n_m = len(months)
+    sex = np.full(len(keys), "U", dtype=object)
+    death = np.full(len(keys), 10**6, dtype=np.int64)
+    age = np.full((len(keys), n_m), None, dtype=object)
+    p = people[people["person_key"].isin(kidx.index)] if len(people) else people
+    if len(p) and "sex" in p.columns:
+        sx = p[["person_key", "sex"]].dropna()
+        sx = sx[sx["sex"].astype(str) != "U"].astype({"sex": str})
+        mode = _mode(sx, ["person_key"], "sex")
+        sex[kidx[mode.index].to_numpy()] = mode.to_numpy()
+    if len(p) and "death_month" in p.columns:
+        d = p[["person_key", "death_month"]].dropna().groupby("person_key")["death_month"].min()
+        death[kidx[d.index].to_numpy()] = _month_index(months, d)
+    if len(p) and "birth_year" in p.columns:  # the generator's truth: band from birth year
+        by = p[["person_key", "birth_year"]].dropna().drop_duplicates("person_key")
+        years = np.array([int(m[:4]) for m in months])
+        ages = years[None, :] - by["birth_year"].astype(int).to_numpy()[:, None]
+        bands = np.full(ages.shape, None, dtype=object)
+        for lo, hi, band in AGE_BANDS:
+            bands[(ages >= lo) & (ages <= hi)] = band
+        age[kidx[by["person_key"]].to_numpy(), :] = bands
+    elif len(p) and "age_band" in p.columns:
+        a = p.dropna(subset=["age_band"]).astype({"age_band": str})
+        if "month" in a.columns:
+            a = a[a["month"].isin(set(months))].astype({"month": str})
+            mode = _mode(a, ["person_key", "month"], "age_band")
+            pi = kidx[mode.index.get_level_values(0)].to_numpy()
+            mi = _month_index(months, pd.Series(mode.index.get_level_values(1)))
+            age[pi, mi] = mode.to_numpy()
+            age = pd.DataFrame(age).ffill(axis=1).bfill(axis=1).to_numpy()
+        else:
+            mode = _mode(a, ["person_key"], "age_band")
+            age[kidx[mode.index].to_numpy(), :] = mode.to_numpy()[:, None]
+    age = np.where(pd.isna(age), "unknown", age).astype(object)
+    return {"sex": sex, "age": age, "death": death}
+
+
+def _strata(demo: dict, person: np.ndarray, month: np.ndarray) -> np.ndarray:
+    m = np.clip(month, 0, demo["age"].shape[1] - 1)
+    return np.array(
+        [f"{s}|{a}" for s, a in zip(demo["sex"][person], demo["age"][person, m], strict=True)],
+        dtype=object,
+    )
+
+
+def _set_means(values: np.ndarray, mt: np.ndarray, sets: np.ndarray) -> np.ndarray:
+    """Mean of comparison values within each matched set, in ``sets`` order."""
+    return pd.Series(values).groupby(mt).mean().reindex(sets).to_numpy(dtype=float)
+
+
+def _ci(values: np.ndarray) -> tuple[float, float]:
+    v = values[np.isfinite(values)]
+    if not len(v):
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(v, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def _naive_row(analysis, pop, outcome, tb, tf, draws) -> list:
+    """Relative change of the mean follow-up over the mean baseline (the headline's ratio)."""
+    n = len(tb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        est = tf.mean() / tb.mean() - 1 if n and tb.mean() > 0 else np.nan
+        boot = tf[draws].mean(axis=1) / tb[draws].mean(axis=1) - 1 if n else np.zeros(0)
+    lo, hi = _ci(boot)
+    tbm = float(tb.mean()) if n else np.nan
+    tfm = float(tf.mean()) if n else np.nan
+    return [analysis, pop, outcome, METHODS[0], RELATIVE, est, lo, hi, n, 0, tbm, tfm,
+            np.nan, np.nan, np.nan]  # fmt: skip
+
+
+def _did(tb, tf, cb, cf):
+    """(relative DiD, rtm share); works on 1-d arrays or on rows of 2-d bootstrap arrays."""
+    dt = tf.mean(axis=-1) - tb.mean(axis=-1)
+    dc = cf.mean(axis=-1) - cb.mean(axis=-1)
+    counterfactual = tb.mean(axis=-1) + dc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        est = np.where(counterfactual > 0, (dt - dc) / counterfactual, np.nan)
+        rtm = np.where(dt != 0, dc / dt, np.nan)
+    return est, rtm
+
+
+def _did_row(analysis, pop, outcome, tb, tf, cb, cf, draws, n_comparison) -> list:
+    est, rtm = _did(tb, tf, cb, cf)
+    boot, _ = _did(tb[draws], tf[draws], cb[draws], cf[draws])
+    lo, hi = _ci(boot)
+    return [analysis, pop, outcome, METHODS[1], RELATIVE, float(est), lo, hi, len(tb),
+            n_comparison, float(tb.mean()), float(tf.mean()), float(cb.mean()),
+            float(cf.mean()), float(rtm)]  # fmt: skip
+
+
+def _death_rows(analysis, pop, t_dead, naive_set, did_set, c_dead, naive_draws, did_draws, n_c):
+    """Deaths during follow-up as a risk: nobody has died before their index month, so the
+    naive change is the members' risk and the DiD is the difference from their comparisons."""
+    t = t_dead[naive_set]
+    lo, hi = _ci(t[naive_draws].mean(axis=1)) if len(t) else (np.nan, np.nan)
+    risk = float(t.mean()) if len(t) else np.nan
+    rows = [[analysis, pop, DEATHS, METHODS[0], RISK, risk, lo, hi, len(t), 0, 0.0, risk,
+             np.nan, np.nan, np.nan]]  # fmt: skip
+    if len(did_set):
+        t = t_dead[did_set]
+        est = float(t.mean() - c_dead.mean())
+        lo, hi = _ci(t[did_draws].mean(axis=1) - c_dead[did_draws].mean(axis=1))
+        rows.append([analysis, pop, DEATHS, METHODS[1], RISK, est, lo, hi, len(t), n_c, 0.0,
+                     float(t.mean()), 0.0, float(c_dead.mean()), np.nan])  # fmt: skip
+    return rows
+
+
+def _trajectory(analysis, pop, pan, cost, t_person, t_index, death, c_person, c_index):
+    rows = []
+    n_m = len(pan.months)
+    for group, person, index in (
+        ("programme", t_person, t_index),
+        ("comparison", c_person, c_index),
+    ):
+        for k in TRAJECTORY_MONTHS:
+            m = index + k
+            ok = (m >= 0) & (m < n_m) & (m <= death[person])
+            n = int(ok.sum())
+            mean = float(pan.values[cost, person[ok], m[ok]].mean()) if n else np.nan
+            rows.append([analysis, pop, group, k, n, mean])
+    return rows
+
+
+def _balance(
+    analysis, pop, pan, t_person, t_index, cand_p, cand_m, c_person, c_index, mt, features,
+    history_windows,
+):  # fmt: skip
+    """SMDs of the matching covariates and baseline metric rates: before (the eligible pool,
+    each person at the first month they met the rule) and after (matched, set-weighted)."""
+    first = pd.DataFrame({"p": cand_p, "m": cand_m}).sort_values(["p", "m"]).drop_duplicates("p")
+    pool_p, pool_m = first["p"].to_numpy(), first["m"].to_numpy()
+    weights = 1 / pd.Series(mt).map(pd.Series(mt).value_counts()).to_numpy(dtype=float)
+
+    def covariates(person, index):
+        f = np.expm1(features(person, index))
+        out = {}
+        for j, (first, last) in enumerate(history_windows):
+            out[f"mean_monthly_cost_months_{first}_to_{last}"] = f[:, 2 * j]
+            out[f"crisis_contacts_per_month_{first}_to_{last}"] = f[:, 2 * j + 1]
+        for metric in METRICS:
+            s, n = pan.window_sum(pan.col(metric), person, index - 12, index - 1)
+            out[f"{metric}_per_month_baseline"] = s / np.maximum(n, 1)
+        return out
+
+    tc = covariates(t_person, t_index)
+    bc = covariates(pool_p, pool_m)
+    ac = covariates(c_person, c_index)
+    rows = []
+    for name, t in tc.items():
+        mb, sb = _smd(t, bc[name])
+        ma, sa = _smd(t, ac[name], weights) if len(c_person) else (np.nan, np.nan)
+        rows.append(
+            [analysis, pop, name, float(t.mean()) if len(t) else np.nan, mb, sb, ma, sa,
+             int(len(t)), int(len(pool_p)), int(len(np.unique(c_person)))]
+        )  # fmt: skip
+    return rows
+
+
+def evaluate_all(
+    panel: pd.DataFrame,
+    cohort: pd.DataFrame,
+    people: pd.DataFrame,
+    months: Sequence[str],
+    settings: EvaluationSettings | None = None,
+    *,
+    sensitivity: bool = True,
+) -> Evaluation:
+    """The primary analysis and, with ``sensitivity``, the same with a 6- and 18-month baseline
+    and with every eligibility threshold a quarter lower and a quarter higher."""
+    s = settings or EvaluationSettings()
+    runs = {"primary": s}
+    if sensitivity:
+        runs |= {
+            "baseline_6_months": replace(s, baseline_months=6),
+            "baseline_18_months": replace(s, baseline_months=18),
+            "threshold_lower": replace(s, rule=s.rule.scaled(0.75)),
+            "threshold_higher": replace(s, rule=s.rule.scaled(1.25)),
+        }
+    parts = [
+        evaluate(panel, cohort, people, months, rs, analysis=name) for name, rs in runs.items()
+    ]
+    diagnostics = {
+        f"{name}:{k}" if name != "primary" else k: v
+        for name, part in zip(runs, parts, strict=True)
+        for k, v in part.diagnostics.items()
+    }
+    return Evaluation(
+        estimates=pd.concat([p.estimates for p in parts], ignore_index=True),
+        balance=pd.concat([p.balance for p in parts], ignore_index=True),
+        trajectory=pd.concat([p.trajectory for p in parts], ignore_index=True),
+        matches=pd.concat([p.matches for p in parts], ignore_index=True),
+        diagnostics=diagnostics,
+    )
+
+
+def evaluation_panel(metrics: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
+    """person_month_metrics joined to the total cost of person_month_costs (absent = 0)."""
+    value_cols = [c for c in metrics.columns if c not in ("person_key", "month")]
+    panel = metrics.merge(
+        costs[["person_key", "month", "total_cost"]], on=["person_key", "month"], how="outer"
+    )
+    panel[[*value_cols, "total_cost"]] = panel[[*value_cols, "total_cost"]].fillna(0)
+    return panel
+
+
+def people_from_records(
+    records: pd.DataFrame, index: pd.DataFrame, deaths: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Sex and age band per person-month with a record, and death month per person.
+
+    ``records``: staged rows (source, table_name, record_ref, month, person_sex, age_band);
+    ``index``: the person index; ``deaths``: staged MHS001MPI rows (source, table_name,
+    record_ref, PersDeathDate). Returns rows of person_key, month, sex, age_band and, for the
+    dead, rows of person_key, death_month: the ``people`` input of ``evaluate``."""
+    on = ["source", "table_name", "record_ref"]
+    keys = index[[*on, "person_key"]].astype("string")
+    rec = records.astype({c: "string" for c in on}).merge(keys, on=on)
+    out = rec[["person_key", "month", "person_sex", "age_band"]].rename(
+        columns={"person_sex": "sex"}
+    )
+    if deaths is not None and len(deaths):
+        d = deaths.dropna(subset=["PersDeathDate"]).astype({c: "string" for c in on})
+        d = d.merge(keys, on=on)
+        dm = pd.DataFrame(
+            {
+                "person_key": d["person_key"],
+                "death_month": pd.to_datetime(d["PersDeathDate"]).dt.strftime("%Y-%m"),
+            }
+        )
+        out = pd.concat([out, dm], ignore_index=True)
+    return out

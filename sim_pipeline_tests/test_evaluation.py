@@ -1,0 +1,214 @@
+"""The evaluation on hand-built panels: matching rules, naive and DiD by hand, deaths, bootstrap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim_pipeline.measures.cohort import cohort_windows
+from sim_pipeline.measures.evaluation import (
+    EligibilityRule,
+    EvaluationSettings,
+    evaluate,
+    evaluate_all,
+)
+from sim_pipeline.measures.metrics import METRICS
+
+MONTHS = [str(p) for p in pd.period_range("2016-01", "2019-12", freq="M")]
+ALLOC = "2018-06"
+SETTINGS = EvaluationSettings(bootstrap=200, controls_per_person=1, seed=7)
+
+
+def _series(base: float, follow: float, index: str, s136_each_quarter: bool = True) -> dict:
+    """Monthly total cost: ``base`` before the index month's run-up, a peak of 3x base in the
+    three months before it, ``follow`` from the index month on; s136 every third month so the
+    eligibility rule (2+ in 12 months) is met."""
+    i = MONTHS.index(index)
+    cost = [base] * len(MONTHS)
+    for k in range(i - 3, i):
+        cost[k] = 3 * base
+    for k in range(i, len(MONTHS)):
+        cost[k] = follow
+    s136 = [1 if (s136_each_quarter and k % 3 == 0) else 0 for k in range(len(MONTHS))]
+    return {"total_cost": cost, "s136_detentions": s136}
+
+
+def _panel(people: dict[str, dict]) -> pd.DataFrame:
+    rows = []
+    for key, series in people.items():
+        for k, m in enumerate(MONTHS):
+            row = {"person_key": key, "month": m, **dict.fromkeys(METRICS, 0)}
+            row.update({c: v[k] for c, v in series.items()})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cohort(members: dict[str, tuple[str, bool]]) -> pd.DataFrame:
+    """members: key -> (allocation month, engaged); programme runs from allocation to the end."""
+    keys = list(members)
+    alloc = pd.to_datetime([f"{members[k][0]}-10" for k in keys])
+    engaged = [members[k][1] for k in keys]
+    engage = pd.Series([a if e else pd.NaT for a, e in zip(alloc, engaged, strict=True)])
+    win = cohort_windows(
+        pd.Series(alloc), engage, pd.Series([pd.NaT] * len(keys)), MONTHS[0], MONTHS[-1]
+    )
+    return pd.DataFrame(
+        {
+            "person_key": keys,
+            "allocation_date": alloc.date,
+            "itt": True,
+            "per_protocol": engaged,
+        }
+    ).join(win)
+
+
+def _people(sexes: dict[str, str], deaths: dict[str, str] | None = None) -> pd.DataFrame:
+    rows = [
+        {"person_key": k, "month": MONTHS[0], "sex": s, "age_band": "25-34"}
+        for k, s in sexes.items()
+    ]
+    rows += [{"person_key": k, "death_month": m} for k, m in (deaths or {}).items()]
+    return pd.DataFrame(rows)
+
+
+def _row(ev, population="itt", outcome="total_cost", method="difference_in_differences"):
+    e = ev.estimates
+    r = e[(e["population"] == population) & (e["outcome"] == outcome) & (e["method"] == method)]
+    assert len(r) == 1, r
+    return r.iloc[0]
+
+
+def test_naive_and_difference_in_differences_by_hand():
+    # member: baseline 100 a month (+ the run-up at 300), follow-up 60; comparison: same
+    # history at the same month, follow-up 80. Baseline = 12 months: 9 x 100 + 3 x 300 = 150.
+    panel = _panel({"T": _series(100, 60, ALLOC), "C": _series(100, 80, ALLOC)})
+    ev = evaluate(
+        panel, _cohort({"T": (ALLOC, True)}), _people({"T": "F", "C": "F"}), MONTHS, SETTINGS
+    )
+    naive = _row(ev, method="naive_before_after")
+    assert naive["estimate"] == pytest.approx(60 / 150 - 1)
+    did = _row(ev)
+    # dT = 60 - 150 = -90, dC = 80 - 150 = -70; counterfactual 150 - 70 = 80; (-90 + 70) / 80
+    assert did["estimate"] == pytest.approx(-20 / 80)
+    assert did["rtm_share"] == pytest.approx(70 / 90)
+    assert (did["n_people"], did["n_comparison"]) == (1, 1)
+    assert ev.matches["pseudo_index_month"].tolist() == [ALLOC]
+
+
+def test_matching_is_exact_on_sex_and_never_uses_an_allocated_person():
+    panel = _panel(
+        {
+            "T": _series(100, 60, ALLOC),
+            "T2": _series(100, 60, ALLOC),  # allocated too: never a comparison
+            "M": _series(100, 80, ALLOC),  # a man with the same history
+            "F": _series(100, 90, ALLOC),
+        }
+    )
+    co = _cohort({"T": (ALLOC, True), "T2": (ALLOC, True)})
+    ev = evaluate(panel, co, _people({"T": "F", "T2": "M", "M": "M", "F": "F"}), MONTHS, SETTINGS)
+    pairs = dict(zip(ev.matches["person_key"], ev.matches["comparison_person_key"], strict=True))
+    assert pairs == {"T": "F", "T2": "M"}
+    assert not set(ev.matches["comparison_person_key"]) & {"T", "T2"}
+
+
+def test_comparisons_must_meet_the_rule_and_fit_in_the_data():
+    panel = _panel(
+        {
+            "T": _series(100, 60, ALLOC),
+            "T2": _series(100, 60, "2019-09"),  # a man allocated late: widens the period
+            "NO_RULE": {**_series(100, 80, ALLOC), "s136_detentions": [0] * len(MONTHS)},
+            "LATE": _series(100, 80, "2019-09"),  # history most like T's only in 2019-09
+        }
+    )
+    # T is followed to the end of the data (19 months from 2018-06); indexed in 2019-09, LATE
+    # could be followed for 4 months only, so it may stand in for T only at an earlier month
+    co = _cohort({"T": (ALLOC, True), "T2": ("2019-09", True)})
+    sexes = {"T": "F", "T2": "M", "NO_RULE": "F", "LATE": "F"}
+    ev = evaluate(
+        panel, co, _people(sexes), MONTHS,
+        EvaluationSettings(bootstrap=50, max_month_gap=24, caliper=100.0),
+    )  # fmt: skip
+    assert "NO_RULE" not in set(ev.matches["comparison_person_key"])
+    late = ev.matches[ev.matches["comparison_person_key"] == "LATE"]
+    assert late["pseudo_index_month"].tolist() == [ALLOC]
+
+
+def test_caliper_leaves_a_member_unmatched_and_out_of_the_did():
+    panel = _panel({"T": _series(100, 60, ALLOC), "FAR": _series(5000, 80, ALLOC)})
+    ev = evaluate(
+        panel, _cohort({"T": (ALLOC, True)}), _people({"T": "F", "FAR": "F"}), MONTHS, SETTINGS
+    )
+    assert ev.matches.empty
+    e = ev.estimates
+    assert e[(e["method"] == "difference_in_differences")].empty
+    assert ev.diagnostics["programme_people_matched"] == 0
+
+
+def test_deaths_are_a_risk_difference_and_end_follow_up():
+    panel = _panel(
+        {
+            "T": _series(100, 60, ALLOC),
+            "T2": _series(100, 60, ALLOC),
+            "C": _series(100, 80, ALLOC),
+            "C2": _series(100, 80, ALLOC),
+        }
+    )
+    co = _cohort({"T": (ALLOC, True), "T2": (ALLOC, True)})
+    # T dies in 2018-09: 1 of 2 members; no comparison dies
+    people = _people(dict.fromkeys(["T", "T2", "C", "C2"], "F"), deaths={"T": "2018-09"})
+    ev = evaluate(panel, co, people, MONTHS, SETTINGS)
+    assert _row(ev, outcome="deaths")["estimate"] == pytest.approx(0.5)
+    assert _row(ev, outcome="deaths", method="naive_before_after")["estimate"] == pytest.approx(0.5)
+    # T's follow-up ends with the death month: costs after it (none here) are not averaged in
+    naive = _row(ev, method="naive_before_after")
+    assert naive["treated_followup"] == pytest.approx(60)
+
+
+def test_bootstrap_interval_holds_the_estimate_and_is_reproducible():
+    rng = np.random.default_rng(3)
+    people, members, sexes = {}, {}, {}
+    for i in range(12):
+        base = float(rng.integers(80, 120))
+        people[f"T{i}"] = _series(base, base * rng.uniform(0.4, 0.8), ALLOC)
+        members[f"T{i}"] = (ALLOC, i % 3 != 0)
+        for j in range(2):
+            people[f"C{i}_{j}"] = _series(base, base * rng.uniform(0.5, 1.0), ALLOC)
+    sexes = dict.fromkeys(people, "F")
+    args = (_panel(people), _cohort(members), _people(sexes), MONTHS)
+    s = EvaluationSettings(bootstrap=300, controls_per_person=2, seed=11)
+    a, b = evaluate(*args, s), evaluate(*args, s)
+    pd.testing.assert_frame_equal(a.estimates, b.estimates)
+    for pop in ("itt", "per_protocol"):
+        r = _row(a, population=pop)
+        assert r["ci_low"] < r["estimate"] < r["ci_high"]
+    assert _row(a, population="per_protocol")["n_people"] == 8
+
+
+def test_sensitivity_analyses_change_what_they_say():
+    panel = _panel({"T": _series(100, 60, ALLOC), "C": _series(100, 80, ALLOC)})
+    ev = evaluate_all(
+        panel, _cohort({"T": (ALLOC, True)}), _people({"T": "F", "C": "F"}), MONTHS, SETTINGS
+    )
+    naive = ev.estimates[
+        (ev.estimates["method"] == "naive_before_after")
+        & (ev.estimates["outcome"] == "total_cost")
+        & (ev.estimates["population"] == "itt")
+    ].set_index("analysis")["estimate"]
+    # 6-month baseline: 3 x 100 + 3 x 300 = 200; 18 months: 15 x 100 + 900 = 2400 / 18
+    assert naive["baseline_6_months"] == pytest.approx(60 / 200 - 1)
+    assert naive["baseline_18_months"] == pytest.approx(60 / (2400 / 18) - 1)
+    assert set(ev.estimates["analysis"]) == {
+        "primary", "baseline_6_months", "baseline_18_months", "threshold_lower",
+        "threshold_higher",
+    }  # fmt: skip
+
+
+def test_eligibility_rule_parsing_and_scaling():
+    rule = EligibilityRule.parse("s136_detentions>=2, ae_attendances>=12")
+    assert dict(rule.min_counts) == {"s136_detentions": 2, "ae_attendances": 12}
+    assert dict(rule.scaled(1.25).min_counts) == {"s136_detentions": 2, "ae_attendances": 15}
+    with pytest.raises(ValueError, match="metric>=count"):
+        EligibilityRule.parse("s136_detentions=2")
+    with pytest.raises(ValueError, match="eligibility rule needs metrics"):
+        EligibilityRule.parse("bananas>=2")
