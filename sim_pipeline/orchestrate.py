@@ -27,6 +27,7 @@ class RunOutcome:
     ledger: pd.DataFrame = field(default_factory=pd.DataFrame)
     key_label: str = ""
     headline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    estimates: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def render(self, settings: Settings, seconds: float, peak_mib: float) -> str:
         lines = [
@@ -58,6 +59,7 @@ class RunOutcome:
         lines += [f"    WARN   {c}" for c in self.checks_warned]
         lines += [f"  error: {f}" for f in self.failures]
         lines += _headline_lines(self.headline)
+        lines += _estimate_lines(self.estimates)
         lines.append(f"  wall time {seconds:.1f}s, peak memory {peak_mib:.0f} MiB")
         return "\n".join(lines)
 
@@ -92,6 +94,32 @@ def _headline_lines(headline: pd.DataFrame) -> list[str]:
     lines.append(
         "    not an effect estimate: people were selected at their peak (regression to the mean)"
     )
+    return lines
+
+
+def _estimate_lines(estimates: pd.DataFrame) -> list[str]:
+    """Total cost: the naive change beside the difference-in-differences, with 95% CIs."""
+    if estimates.empty:
+        return []
+    e = estimates[(estimates["analysis"] == "primary") & (estimates["outcome"] == "total_cost")]
+    lines = [
+        "  evaluation (change in mean monthly cost; 95% CI, person-level bootstrap):",
+        f"    {'':<32}{'itt':>22}{'per-protocol':>22}",
+    ]
+    for method, label in (
+        ("naive_before_after", "naive before/after"),
+        ("difference_in_differences", "vs matched comparison (DiD)"),
+    ):
+        cells = []
+        for pop in ("itt", "per_protocol"):
+            r = e[(e["population"] == pop) & (e["method"] == method)]
+            if r.empty:
+                cells.append("n/a")
+                continue
+            r = r.iloc[0]
+            cells.append(f"{r.estimate:+.1%} [{r.ci_low:+.0%}, {r.ci_high:+.0%}]")
+        lines.append(f"    {label:<32}{cells[0]:>22}{cells[1]:>22}")
+    lines.append("    published tables and report: sim-pipeline report (data/published/)")
     return lines
 
 
@@ -164,6 +192,7 @@ def materialise_all(
     try:
         ledger = wh.read("ingest_ledger", {"month": [k[:7] for k in keys]})
         headline = wh.read("programme_headline")
+        estimates = wh.read("evaluation_estimates")
     finally:
         wh.dispose()
     label = f"{'DEMO key (public; synthetic data only)' if tok.demo else 'project key'} fingerprint {tok.key_id}"
@@ -177,4 +206,5 @@ def materialise_all(
         ledger=ledger,
         key_label=label,
         headline=headline,
+        estimates=estimates,
     )

@@ -10,6 +10,8 @@ from sim_pipeline.measures.events import (
     ae_events,
     bed_day_events,
     bed_days_in_month,
+    community_events,
+    police_events,
     s136_events,
 )
 from sim_pipeline.measures.headline import person_changes, programme_headline
@@ -68,6 +70,15 @@ def test_ae_duplicates_are_removed_by_flag_and_by_person_site_and_arrival():
             "Der_Provider_Site_Code": ["S1", "S1", "S1", "S1", "S2"],
             "Arrival_Date": ["2019-01-05"] * 5,
             "Arrival_Time": ["10:00:00", "10:00:00", "10:00:00", "11:00:00", "10:00:00"],
+            # self-harm: A1 (and its repeat A3) by complaint, A4 by intent; A5 is not
+            "EC_Chief_Complaint_SNOMED_CT": [
+                "248062006",
+                "248062006",
+                "248062006",
+                None,
+                "6471006",
+            ],
+            "EC_Injury_Intent_SNOMED_CT": [None, None, None, "276853009", None],
         }
     )
     # A2 is the provider's flagged copy; A3 repeats A1 (same person, site, time) under another
@@ -75,7 +86,8 @@ def test_ae_duplicates_are_removed_by_flag_and_by_person_site_and_arrival():
     index = _index([("ae_rjz", "ecds", r, "P1") for r in ["A1", "A2", "A3", "A4", "A5"]])
     stats = EventStats()
     ev = ae_events(ecds, index, stats)
-    assert sorted(ev["record_ref"]) == ["A1", "A4", "A5"]
+    assert sorted(ev.loc[ev["metric"] == "ae_attendances", "record_ref"]) == ["A1", "A4", "A5"]
+    assert sorted(ev.loc[ev["metric"] == "ae_self_harm", "record_ref"]) == ["A1", "A4"]
     assert stats.removed == {"ae_der_dupe_flag": 1, "ae_same_person_site_arrival": 1}
 
 
@@ -86,6 +98,8 @@ def _s136_fixture():
             "record_ref": ["S1", "S2", "S3"],
             "month": "2019-02",
             "DetentionDateTime": ["2019-02-10 23:30:00", "2019-02-15 12:00:00", "2019-02-20 09:00"],
+            "ArrestedForOffence": ["Y", "N", "N"],
+            "FirstPlaceOfSafety": ["police_station", "ae", "police_station"],
         }
     )
     mhsds = pd.DataFrame(
@@ -113,6 +127,8 @@ def _s136_fixture():
             "record_ref": ["S0"],
             "month": "2019-01",
             "DetentionDateTime": ["2019-01-31 23:50:00"],
+            "ArrestedForOffence": ["N"],
+            "FirstPlaceOfSafety": ["ae"],
         }
     )
     index = _index(
@@ -135,12 +151,65 @@ def test_s136_seen_by_both_sides_counts_once():
     police, mhsds, before, index = _s136_fixture()
     stats = EventStats()
     ev = s136_events(police, mhsds, index, ["2019-02"], stats, before)
+    harm = ev[ev["metric"] != "s136_detentions"]
+    ev = ev[ev["metric"] == "s136_detentions"]
     # S1, S2, S3 (police) + M2 (MHSDS only). M1 is S1's other side; M5 is S0's (January);
     # M3 started in January; M4 is not s136.
     assert sorted(ev["record_ref"]) == ["M2", "S1", "S2", "S3"]
     assert ev["quantity"].sum() == 4
+    # harms from the police side: S1 arrested; S1 and S3 taken to a police station first
+    assert sorted(zip(harm["metric"], harm["record_ref"], strict=True)) == [
+        ("arrests", "S1"),
+        ("s136_police_station", "S1"),
+        ("s136_police_station", "S3"),
+    ]
     assert stats.s136_sides == {"seen_by_both": 2, "police_only": 2, "mhsds_only": 1}
     assert stats.removed["s136_period_reported_again_after_its_start_month"] == 1
+
+
+def test_police_arrests_charges_and_deployments():
+    cad = pd.DataFrame(
+        {
+            "source": "met_police",
+            "record_ref": ["C1", "C2", "C3", "C4"],
+            "month": "2019-03",
+            "CallReceivedDateTime": [f"2019-03-0{d} 10:00:00" for d in (1, 2, 3, 4)],
+            "OfficersAttended": ["Y", "Y", "N", "Y"],
+            "Outcome": ["ARREST", "CHARGED", "NFA", "S136"],
+        }
+    )
+    index = _index([("met_police", "cad_incidents", c, "P1") for c in ["C1", "C2", "C3", "C4"]])
+    ev = police_events(cad, index, EventStats())
+    by = ev.groupby("metric")["record_ref"].apply(sorted).to_dict()
+    assert by == {
+        "police_deployments": ["C1", "C2", "C4"],
+        "arrests": ["C1", "C2"],
+        "charges": ["C2"],
+    }
+
+
+def test_community_contacts_attended_and_missed():
+    contacts = pd.DataFrame(
+        {
+            "source": "slam",
+            "record_ref": ["K1", "K2", "K3", "K4", "K5"],
+            "month": "2019-03",
+            "CareContDate": ["2019-03-05"] * 5,
+            "AttendOrDNACode": [
+                "5",
+                "6",
+                "3",
+                "7",
+                "2",
+            ],  # seen, seen late, DNA, too late, cancelled
+        }
+    )
+    index = _index([("slam", "MHS201CareContact", k, "P1") for k in ["K1", "K2", "K3", "K4", "K5"]])
+    stats = EventStats()
+    ev = community_events(contacts, index, stats)
+    by = ev.groupby("metric")["record_ref"].apply(sorted).to_dict()
+    assert by == {"community_contacts": ["K1", "K2"], "community_dna": ["K3", "K4"]}
+    assert stats.removed["care_contact_cancelled"] == 1
 
 
 def test_s136_without_the_previous_month_counts_the_boundary_detention_on_the_mhsds_side():

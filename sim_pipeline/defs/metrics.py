@@ -24,7 +24,7 @@ from sim_pipeline.measures.costs import person_month_costs as cost_person_months
 from sim_pipeline.measures.disclosure import control_counts
 from sim_pipeline.measures.events import STAGED_INPUTS, build_events, monthly_totals
 from sim_pipeline.measures.headline import headline_table, programme_headline, trajectory
-from sim_pipeline.measures.metrics import METRICS
+from sim_pipeline.measures.metrics import MEASURES, METRICS
 from sim_pipeline.measures.metrics import person_month_metrics as metric_person_months
 from sim_pipeline.warehouse.dictionary import sql_types, table_doc
 from sim_pipeline.warehouse.store import Warehouse
@@ -100,7 +100,9 @@ def _data_months(wh: Warehouse) -> list[str]:
         "repeats of one person at one site and arrival time removed), ambulance resources "
         "despatched, mental-health bed days by the MHS24 rule (each ward stay's days inside "
         "the month), police deployments where officers attended, and s136 detentions counted "
-        "once although the police return and MHSDS (LegalStatusCode 20) both record them. "
+        "once although the police return and MHSDS (LegalStatusCode 20) both record them; "
+        "and the harm measures: A&E self-harm presentations, arrests, charges, s136 detentions "
+        "taken to a police station, community care contacts attended and missed. "
         "Partitioned by reporting month."
     ),
     partitions_def=MONTHLY,
@@ -172,10 +174,10 @@ def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             "dagster/row_count": len(ev),
             "months": f"{months[0]}..{months[-1]}",
             "quantity_by_metric": dg.MetadataValue.json(
-                {m: int(totals[m].sum()) if m in totals else 0 for m in METRICS}
+                {m: int(totals[m].sum()) if m in totals else 0 for m in MEASURES}
             ),
             "monthly_totals_latest_12": markdown_table(
-                control_counts(totals.tail(12), list(METRICS))
+                control_counts(totals.tail(12), list(MEASURES))
             ),
             "removed_by_rule": dg.MetadataValue.json(stats.removed),
             "s136_sides": dg.MetadataValue.json(sides),
@@ -352,13 +354,13 @@ def person_month_metrics(context: dg.AssetExecutionContext, warehouse: Warehouse
     people = cohort_people(_read(wh, "cohort"))["person_key"]
     ev = _read(wh, "events", {"month": months})
     pm = metric_person_months(ev, people, months)
-    counted = int(pm[list(METRICS)].to_numpy().sum())
+    counted = int(pm[list(MEASURES)].to_numpy().sum())
     in_cohort = pm["person_key"].isin(set(people))
     expected_rows = len(set(people)) * len(months)
     problems = []
     if int(in_cohort.sum()) != expected_rows or pm.duplicated(["person_key", "month"]).any():
         problems.append(f"{int(in_cohort.sum())} cohort rows for {expected_rows} person-months")
-    if (pm[list(METRICS)] < 0).to_numpy().any() or pm[list(METRICS)].isna().to_numpy().any():
+    if (pm[list(MEASURES)] < 0).to_numpy().any() or pm[list(MEASURES)].isna().to_numpy().any():
         problems.append("negative or missing counts")
     if counted != int(ev["quantity"].sum()):
         problems.append(f"{counted} counted of {int(ev['quantity'].sum())} event quantities")
@@ -366,14 +368,14 @@ def person_month_metrics(context: dg.AssetExecutionContext, warehouse: Warehouse
         raise dg.Failure("person_month_metrics: " + "; ".join(problems) + "; nothing written")
     with wh.transaction() as tx:
         tx.replace("person_month_metrics", pm, {"month": months}, sql_types("person_month_metrics"))
-    totals = pm[in_cohort].groupby("month")[list(METRICS)].sum().reset_index()
+    totals = pm[in_cohort].groupby("month")[list(MEASURES)].sum().reset_index()
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(pm),
             "cohort_people": len(set(people)),
             "other_people_with_activity": int(pm.loc[~in_cohort, "person_key"].nunique()),
             "cohort_totals_by_month_latest_12": markdown_table(
-                control_counts(totals.tail(12), list(METRICS))
+                control_counts(totals.tail(12), list(MEASURES))
             ),
         },
         check_results=[

@@ -17,6 +17,18 @@ are counted in `EventStats.outside_month` so an analyst sees them.
   detention from two sides. A detention counts once: on the police side when the police saw it,
   else on the MHSDS side (the period's start date). An MHSDS period is the police detention's
   other side when it is the same person and starts within `S136_MATCH_DAYS` of it.
+
+Harm measures (balancing outcomes of the evaluation; counted, never costed):
+
+* ``ae_self_harm``: the A&E attendances above (same de-duplication) coded as self-harm: chief
+  complaint 248062006 or injury intent 276853009 (NHS England urgent-care MH dashboard).
+* ``arrests``: CAD incidents with Outcome ARREST or CHARGED, plus s136 returns with
+  ArrestedForOffence = Y (the CAD incident a detention came from has Outcome S136, so no arrest
+  counts twice). ``charges``: CAD incidents with Outcome CHARGED.
+* ``s136_police_station``: police s136 returns whose first place of safety was a police station
+  (a detention MHSDS alone recorded has no place of safety to read).
+* ``community_contacts`` / ``community_dna``: MHS201 care contacts attended (AttendOrDNACode 5, 6)
+  and not attended (3, 7): disengagement from community mental-health care.
 """
 
 from __future__ import annotations
@@ -27,8 +39,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from sim_pipeline.measures.metrics import METRICS
-from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.measures.metrics import MEASURES
+from sim_pipeline.sources import SOURCE_TABLES, codes
 
 EVENT_COLUMNS = [
     "person_key",
@@ -49,6 +61,12 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
     "mh_bed_days": ("staged_mhs502_ward_stay",),
     "police_deployments": ("staged_police_cad_incidents",),
     "s136_detentions": ("staged_police_s136_return", "staged_mhs401_mh_act_period"),
+    "ae_self_harm": ("staged_ecds",),
+    "arrests": ("staged_police_cad_incidents", "staged_police_s136_return"),
+    "charges": ("staged_police_cad_incidents",),
+    "s136_police_station": ("staged_police_s136_return",),
+    "community_contacts": ("staged_mhs201_care_contact",),
+    "community_dna": ("staged_mhs201_care_contact",),
 }
 # Every staged table the events read, once (the asset's inputs).
 STAGED_INPUTS: tuple[str, ...] = tuple(sorted({n for ns in EVENT_SOURCES.values() for n in ns}))
@@ -116,7 +134,16 @@ def ae_events(ecds: pd.DataFrame, index: pd.DataFrame, stats: EventStats) -> pd.
     repeat = df.assign(Arrival_Date=date).duplicated(same, keep="first")
     stats.removed["ae_same_person_site_arrival"] = int(repeat.sum())
     df, date = df[~repeat], date[~repeat]
-    return _events(df, table, "ae_attendances", date, 1)
+    complaint = df["EC_Chief_Complaint_SNOMED_CT"].astype("string").fillna("")
+    intent = df["EC_Injury_Intent_SNOMED_CT"].astype("string").fillna("")
+    harm = (complaint == codes.SELF_HARM_COMPLAINT) | (intent == codes.SELF_INFLICTED_INTENT)
+    return pd.concat(
+        [
+            _events(df, table, "ae_attendances", date, 1),
+            _events(df[harm], table, "ae_self_harm", date[harm], 1),
+        ],
+        ignore_index=True,
+    )
 
 
 def ambulance_events(
@@ -167,8 +194,20 @@ def police_events(cad: pd.DataFrame, index: pd.DataFrame, stats: EventStats) -> 
     stats.rows_in[table] = len(cad)
     attended = cad["OfficersAttended"].astype("string").fillna("") == "Y"
     stats.removed["police_officers_did_not_attend"] = int((~attended).sum())
-    df = _with_person(cad[attended], table, index, stats)
-    return _events(df, table, "police_deployments", _date(df["CallReceivedDateTime"]), 1)
+    df = _with_person(cad, table, index, stats)
+    date = _date(df["CallReceivedDateTime"])
+    attended = df["OfficersAttended"].astype("string").fillna("") == "Y"
+    outcome = df["Outcome"].astype("string").fillna("")
+    arrest = outcome.isin(codes.CAD_ARREST_OUTCOMES)
+    charged = outcome == "CHARGED"
+    return pd.concat(
+        [
+            _events(df[attended], table, "police_deployments", date[attended], 1),
+            _events(df[arrest], table, "arrests", date[arrest], 1),
+            _events(df[charged], table, "charges", date[charged], 1),
+        ],
+        ignore_index=True,
+    )
 
 
 def s136_events(
@@ -238,10 +277,34 @@ def s136_events(
         "police_only": len(pol) - len(used_police),
         "mhsds_only": int(mh_only.sum()),
     }
+    arrested = pol["ArrestedForOffence"].astype("string").fillna("") == "Y"
+    station = pol["FirstPlaceOfSafety"].astype("string").fillna("") == "police_station"
     return pd.concat(
         [
             _events(pol, ptable, "s136_detentions", pol_date, 1),
             _events(mh[mh_only], mtable, "s136_detentions", mh_start[mh_only], 1),
+            _events(pol[arrested], ptable, "arrests", pol_date[arrested], 1),
+            _events(pol[station], ptable, "s136_police_station", pol_date[station], 1),
+        ],
+        ignore_index=True,
+    )
+
+
+def community_events(
+    contacts: pd.DataFrame, index: pd.DataFrame, stats: EventStats
+) -> pd.DataFrame:
+    """Community care contacts attended and not attended (cancelled ones count in neither)."""
+    table = "staged_mhs201_care_contact"
+    stats.rows_in[table] = len(contacts)
+    df = _with_person(contacts, table, index, stats)
+    code = df["AttendOrDNACode"].astype("string").fillna("")
+    date = _date(df["CareContDate"])
+    seen, dna = code.isin(codes.ATTENDED_CODES), code.isin(codes.DNA_CODES)
+    stats.removed["care_contact_cancelled"] = int((~(seen | dna)).sum())
+    return pd.concat(
+        [
+            _events(df[seen], table, "community_contacts", date[seen], 1),
+            _events(df[dna], table, "community_dna", date[dna], 1),
         ],
         ignore_index=True,
     )
@@ -269,6 +332,7 @@ def build_events(
             stats,
             police_s136_before,
         ),
+        community_events(staged["staged_mhs201_care_contact"], index, stats),
     ]
     events = pd.concat(parts, ignore_index=True)[EVENT_COLUMNS]
     events = events[events["month"].isin(months)]
@@ -285,10 +349,10 @@ def build_events(
 
 
 def monthly_totals(events: pd.DataFrame) -> pd.DataFrame:
-    """Quantity per month and metric (every metric present, zeros included)."""
+    """Quantity per month and measure (every measure present, zeros included)."""
     if events.empty:
-        return pd.DataFrame(columns=["month", *METRICS])
+        return pd.DataFrame(columns=["month", *MEASURES])
     t = events.pivot_table(
         index="month", columns="metric", values="quantity", aggfunc="sum", fill_value=0
     )
-    return t.reindex(columns=list(METRICS), fill_value=0).reset_index()
+    return t.reindex(columns=list(MEASURES), fill_value=0).reset_index()

@@ -1,4 +1,5 @@
-"""The five contact metrics per person per month (definitions: reference/metrics-costs-evaluation.md)."""
+"""The five contact metrics and the harm measures per person per month (definitions:
+reference/metrics-costs-evaluation.md and measures/events.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ METRICS: tuple[str, ...] = (
     "s136_detentions",
 )
 
-METRIC_COLUMNS = ["person_key", "month", *METRICS]
+# Balancing / harm measures: counted per person-month like the metrics, never costed.
+HARM_MEASURES: tuple[str, ...] = (
+    "ae_self_harm",
+    "arrests",
+    "charges",
+    "s136_police_station",
+    "community_contacts",
+    "community_dna",
+)
+MEASURES: tuple[str, ...] = METRICS + HARM_MEASURES
+METRIC_COLUMNS = ["person_key", "month", *MEASURES]
 
 
 def person_month_metrics(
@@ -31,7 +42,7 @@ def person_month_metrics(
         if len(ev)
         else pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=["person_key", "month"]))
     )
-    counts = counts.reindex(columns=list(METRICS))
+    counts = counts.reindex(columns=list(MEASURES))
     counts = counts.reindex(counts.index.union(grid)).fillna(0).astype("int64")
     out = counts.reset_index()
     out["person_key"] = out["person_key"].astype("string")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from sim_pipeline.identity.pseudonymise import IDENTITY_COLUMNS
+from sim_pipeline.measures.metrics import METRICS
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable
 from sim_pipeline.sources.reader import QUARANTINE_COLUMNS
 
@@ -292,6 +293,12 @@ _METRIC_DESC = {
     "mh_bed_days": "Mental-health bed days (MHS24 rule)",
     "police_deployments": "Police incidents where officers attended",
     "s136_detentions": "s136 detentions, each counted once whichever side recorded it",
+    "ae_self_harm": "A&E attendances coded as self-harm (harm measure)",
+    "arrests": "Arrests: CAD outcome ARREST or CHARGED, s136 ArrestedForOffence Y (harm)",
+    "charges": "Arrests ending in a charge: CAD outcome CHARGED (harm measure)",
+    "s136_police_station": "s136 detentions taken first to a police station (harm measure)",
+    "community_contacts": "Community mental-health care contacts attended (MHS201)",
+    "community_dna": "Community care contacts not attended: disengagement (harm measure)",
 }
 _PM_KEYS: dict[str, tuple[str, str]] = {
     "person_key": ("text", "Person key (person_index)"),
@@ -301,7 +308,9 @@ METRIC_TABLES = [
     _doc(
         "events",
         "Countable events: one row per A&E attendance, ambulance incident (quantity = resources "
-        "sent), ward stay-month (quantity = bed days), police deployment and s136 detention.",
+        "sent), ward stay-month (quantity = bed days), police deployment and s136 detention, "
+        "and per harm event (self-harm attendance, arrest, charge, s136 to a police station, "
+        "community contact attended or missed).",
         "one row per event; partitioned by reporting month",
         {
             "person_key": ("text", "Person key (person_index)"),
@@ -344,8 +353,9 @@ METRIC_TABLES = [
     ),
     _doc(
         "person_month_metrics",
-        "The five contact metrics for every cohort member and every month, zeros included, and "
-        "for every other person in the months they had any event (absent rows are zeros).",
+        "The five contact metrics and six harm measures for every cohort member and every "
+        "month, zeros included, and for every other person in the months they had any event "
+        "(absent rows are zeros).",
         "one row per cohort person and month (zeros included) and per other person and month with any event; partitioned by month",
         {**_PM_KEYS, **{m: ("integer", d) for m, d in _METRIC_DESC.items()}},
     ),
@@ -356,9 +366,7 @@ METRIC_TABLES = [
         "one row per cohort person and month (zeros included) and per other person and month with any event; partitioned by month",
         {
             **_PM_KEYS,
-            **{
-                f"cost_{m}": ("real", f"Cost of {d.lower()} (GBP)") for m, d in _METRIC_DESC.items()
-            },
+            **{f"cost_{m}": ("real", f"Cost of {_METRIC_DESC[m].lower()} (GBP)") for m in METRICS},
             "total_cost": ("real", "Sum of the five costs (GBP)"),
             "price_year": ("text", "Price year of every cost in the row (e.g. 2018/19)"),
             "unit_cost_version": ("text", "Version of data/reference/unit_costs.csv used"),
