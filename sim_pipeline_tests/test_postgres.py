@@ -249,9 +249,9 @@ def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
         ).fetchone()[0]
     assert status == ("SUCCESS",)
     # one per monthly asset (ingest tables, events, person_month_metrics, person_month_costs)
-    # and month, plus ingest_summary, person_index, linkage_quality, cohort, unit_costs and
-    # programme_headline
-    assert n_materialisations == (len(SOURCE_TABLES) + 3) * len(months) + 6
+    # and month, plus ingest_summary, person_index, linkage_quality, cohort, unit_costs,
+    # programme_headline, the three evaluation tables and evaluation_report
+    assert n_materialisations == (len(SOURCE_TABLES) + 3) * len(months) + 10
     assert not [p for p in home.rglob("*.db")], "Dagster wrote SQLite storage under DAGSTER_HOME"
 
     # same warehouse, table by table, as the same run on SQLite
