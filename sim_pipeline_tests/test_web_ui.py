@@ -123,7 +123,7 @@ def test_asset_graph_shows_every_group(webserver, page):
     groups = {
         spec.group_name for spec in defs.resolve_all_asset_specs() if spec.group_name is not None
     }
-    assert groups >= {"ingest", "identity", "metrics", "quality"}
+    assert groups >= {"ingest", "identity", "metrics", "evaluation", "quality"}
     _open(page, f"{webserver}/asset-groups")
     for group in sorted(groups):
         page.get_by_text(group, exact=True).first.wait_for()
@@ -142,6 +142,18 @@ def test_headline_asset_shows_its_table(webserver, page):
     price = page.locator("tr").filter(has=page.get_by_text("price_year", exact=True)).last
     assert "2018/19" in price.inner_text()
     _shot(page, "headline")
+
+
+def test_evaluation_shows_the_naive_change_beside_the_did(webserver, page):
+    _open(page, f"{webserver}/assets/evaluation_estimates")
+    page.get_by_text("The headline beside what survives a fair comparison").first.wait_for()
+    row = page.locator("tr").filter(has=page.get_by_text("total_cost_naive_vs_did", exact=True))
+    row = row.last
+    row.scroll_into_view_if_needed()
+    text = row.inner_text()
+    for want in ("naive_before_after", "difference_in_differences", "95% CI", "itt"):
+        assert want in text, want
+    _shot(page, "evaluation")
 
 
 def test_a_failing_check_is_visible_with_its_description(webserver, page):

@@ -120,8 +120,9 @@ def _people(wh: Warehouse) -> pd.DataFrame:
             "estimates_complete",
             asset="evaluation_estimates",
             blocking=True,
-            description="Every population and outcome of the primary analysis has a naive and a "
-            "difference-in-differences estimate, each difference-in-differences interval holds "
+            description="Every population and outcome of the primary analysis has a naive "
+            "estimate and, where any member was matched, a difference-in-differences estimate; "
+            "each difference-in-differences interval holds "
             "its estimate (ci_low <= estimate <= ci_high), and no estimate is infinite. "
             "Checked before writing: a failure writes nothing and the report is not rebuilt.",
         ),
@@ -187,12 +188,15 @@ def evaluation(
 
     primary = est[est["analysis"] == "primary"]
     outcomes = sorted(primary["outcome"].unique())
+    # a population none of whose members could be matched has no DiD (members_matched warns)
+    matched_pops = set(primary.loc[primary["method"] == "difference_in_differences", "population"])
     missing = [
         f"{p}/{o}/{m}"
         for p in POPULATIONS
         for o in outcomes
         for m in ("naive_before_after", "difference_in_differences")
-        if primary[
+        if (m == "naive_before_after" or p in matched_pops)
+        and primary[
             (primary["population"] == p) & (primary["outcome"] == o) & (primary["method"] == m)
         ].empty
     ]

@@ -477,6 +477,7 @@ def evaluate(
 
 def _meets(pan: _Panel, rule_cols, rule: EligibilityRule, person, month) -> np.ndarray:
     out = np.zeros(len(person), bool)
+    month = np.clip(month, 0, pan.cum.shape[2] - 1)  # an index before the data: what is there
     for k, j in rule_cols.items():
         trailing = (
             pan.cum[j, person, month]
