@@ -2,6 +2,7 @@
 Wiring only: the logic is in `sim_pipeline.measures.evaluation`, `measures.publication` and
 `sim_pipeline.report`."""
 
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -122,7 +123,7 @@ def _people(wh: Warehouse) -> pd.DataFrame:
             blocking=True,
             description="Every population and outcome of the primary analysis has a naive "
             "estimate and, where any member was matched, a difference-in-differences estimate; "
-            "each difference-in-differences interval holds "
+            "in every analysis each difference-in-differences interval holds "
             "its estimate (ci_low <= estimate <= ci_high), and no estimate is infinite. "
             "Checked before writing: a failure writes nothing and the report is not rebuilt.",
         ),
@@ -201,7 +202,10 @@ def evaluation(
         ].empty
     ]
     did = est[est["method"] == "difference_in_differences"].dropna(subset=["estimate"])
-    outside = did[(did["ci_low"] > did["estimate"]) | (did["ci_high"] < did["estimate"])]
+    tol = 1e-9
+    outside = did[
+        (did["ci_low"] > did["estimate"] + tol) | (did["ci_high"] < did["estimate"] - tol)
+    ]
     infinite = est[np.isinf(est[["estimate", "ci_low", "ci_high"]].to_numpy(float)).any(axis=1)]
     complete = not missing and outside.empty and infinite.empty
     complete_meta = {
@@ -397,7 +401,7 @@ def evaluation_report(warehouse: WarehouseResource, evaluation: EvaluationResour
     tables = {t: wh.read(t) for t in RELEASE_INPUTS}
     out = Path(evaluation.published_dir)
     if tables["evaluation_estimates"].empty:
-        findings = scan_release(out) if out.exists() else []
+        findings = scan_release(out) if out.exists() and any(out.glob("*.csv")) else []
         yield dg.MaterializeResult(
             metadata={"note": "no evaluation estimates yet: nothing published"},
             check_results=[
@@ -409,8 +413,30 @@ def evaluation_report(warehouse: WarehouseResource, evaluation: EvaluationResour
             ],
         )
         return
-    html, files = write_report(tables, out)
-    findings = scan_release(out)
+    # build next to the release, scan, and only then replace it: an unsafe release never
+    # overwrites the published one
+    staging = out.parent / f".{out.name}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    html, files = write_report(tables, staging)
+    findings = scan_release(staging)
+    if findings:
+        yield dg.AssetCheckResult(
+            check_name="published_disclosure_safe",
+            passed=False,
+            metadata={"findings": "\n".join(findings[:20])},
+        )
+        raise dg.Failure(
+            f"the release failed the disclosure scan ({len(findings)} findings); "
+            f"{out} left as it was, candidate in {staging}"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.iterdir():  # the folder holds only the release (write_release's contract)
+        if old.is_file():
+            old.unlink()
+    for f in staging.iterdir():
+        f.replace(out / f.name)
+    staging.rmdir()
+    html, files = out / html.name, [out / f.name for f in files]
     yield dg.MaterializeResult(
         metadata={
             "report": dg.MetadataValue.path(str(html)),

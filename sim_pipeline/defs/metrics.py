@@ -269,8 +269,9 @@ def cohort(warehouse: WarehouseResource, metrics: MetricsResource):
     )
     if invalid.any():
         raise dg.Failure(
-            f"cohort: {int(invalid.sum())} register entries with impossible windows "
-            f"(register ids {', '.join(co.loc[invalid, 'register_id'].head(5))}); nothing written"
+            f"cohort: {int(invalid.sum())} register entries with impossible windows; "
+            "nothing written (query the staged register for engagement or discharge dates "
+            "before allocation)"
         )
     with wh.transaction() as tx:
         tx.replace_all("cohort", co, dtype=sql_types("cohort"))

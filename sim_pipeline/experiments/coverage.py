@@ -102,13 +102,20 @@ def run_seed(seed: int, effect: float, people: int, settings: EvaluationSettings
             est = ev.estimates[ev.estimates["outcome"] == OUTCOME]
             for pop in ("itt", "per_protocol"):
                 row = est[est["population"] == pop].set_index("method")
+                did = (
+                    row.loc["difference_in_differences"]
+                    if "difference_in_differences" in row.index
+                    else pd.Series(
+                        dict.fromkeys(["estimate", "ci_low", "ci_high", "n_people"], np.nan)
+                    )
+                )  # no member matched: no interval, counted as not covering
                 members = cohort.loc[cohort[pop].astype(bool), "person_key"]
                 out[f"{e}:{pop}"] = {
                     "naive": float(row.loc["naive_before_after", "estimate"]),
-                    "did": float(row.loc["difference_in_differences", "estimate"]),
-                    "ci_low": float(row.loc["difference_in_differences", "ci_low"]),
-                    "ci_high": float(row.loc["difference_in_differences", "ci_high"]),
-                    "matched": int(row.loc["difference_in_differences", "n_people"]),
+                    "did": float(did["estimate"]),
+                    "ci_low": float(did["ci_low"]),
+                    "ci_high": float(did["ci_high"]),
+                    "matched": int(did["n_people"]) if pd.notna(did["n_people"]) else 0,
                     "members": members.tolist(),
                 }
         for pop in ("itt", "per_protocol"):

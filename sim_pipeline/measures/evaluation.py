@@ -37,7 +37,7 @@ by the same rule at the same point:
   the matched comparisons.
 
 Everything here is plain functions over DataFrames; ``defs/evaluation.py`` wires them into
-Dagster and ``experiments/evaluation_coverage.py`` runs them on the generator's truth.
+Dagster and ``experiments/coverage.py`` runs them on the generator's truth.
 """
 
 from __future__ import annotations
@@ -166,9 +166,7 @@ class EvaluationSettings:
 
     def __post_init__(self) -> None:
         if self.pseudo_index not in ("any", "onset", "first"):
-            raise ValueError(
-                "pseudo_index must be any, onset or first"
-            )  # a comparison needs this much data before its index month
+            raise ValueError("pseudo_index must be any, onset or first")
 
     max_month_gap: int = 12
     bootstrap: int = 1000
@@ -296,7 +294,7 @@ def evaluate(
         for k, j in rule_cols.items():
             trailing = pan.cum[j, :, m] - pan.cum[j, :, max(0, m - w)]
             meets |= trailing >= s.rule.min_counts[k]
-        ok = meets & ~allocated & (death > m)
+        ok = meets & ~allocated & (death >= m)  # alive at the start of the month
         if s.pseudo_index == "onset":
             ok &= ~before
         elif s.pseudo_index == "first":
@@ -446,10 +444,10 @@ def evaluate(
             analysis, pop, pan, cost, t_person[did_set], alloc_m[did_set], death,
             c_person_v[in_set], c_idx_v[in_set],
         )  # fmt: skip
-        in_pop = np.isin(mt_v, members)
         bal_rows += _balance(
-            analysis, pop, pan, t_person[members], alloc_m[members], cand_p, cand_m,
-            c_person_v[in_pop], c_idx_v[in_pop], mt_v[in_pop], features, s.history_windows,
+            analysis, pop, pan, t_person[members], alloc_m[members], t_person[did_set],
+            alloc_m[did_set], cand_p, cand_m, c_person_v[in_set], c_idx_v[in_set],
+            mt_v[in_set], features, s.history_windows,
         )  # fmt: skip
 
     estimates = pd.DataFrame(rows, columns=ESTIMATE_COLUMNS)
@@ -623,11 +621,12 @@ def _trajectory(analysis, pop, pan, cost, t_person, t_index, death, c_person, c_
 
 
 def _balance(
-    analysis, pop, pan, t_person, t_index, cand_p, cand_m, c_person, c_index, mt, features,
-    history_windows,
+    analysis, pop, pan, t_person, t_index, tm_person, tm_index, cand_p, cand_m, c_person,
+    c_index, mt, features, history_windows,
 ):  # fmt: skip
-    """SMDs of the matching covariates and baseline metric rates: before (the eligible pool,
-    each person at the first month they met the rule) and after (matched, set-weighted)."""
+    """SMDs of the matching covariates and baseline metric rates: before (every member against
+    the eligible pool, each person at the first month they met the rule) and after (the matched
+    members against their comparisons, each matched set weighted as one member)."""
     first = pd.DataFrame({"p": cand_p, "m": cand_m}).sort_values(["p", "m"]).drop_duplicates("p")
     pool_p, pool_m = first["p"].to_numpy(), first["m"].to_numpy()
     weights = 1 / pd.Series(mt).map(pd.Series(mt).value_counts()).to_numpy(dtype=float)
@@ -644,12 +643,13 @@ def _balance(
         return out
 
     tc = covariates(t_person, t_index)
+    tmc = covariates(tm_person, tm_index)
     bc = covariates(pool_p, pool_m)
     ac = covariates(c_person, c_index)
     rows = []
     for name, t in tc.items():
         mb, sb = _smd(t, bc[name])
-        ma, sa = _smd(t, ac[name], weights) if len(c_person) else (np.nan, np.nan)
+        ma, sa = _smd(tmc[name], ac[name], weights) if len(c_person) else (np.nan, np.nan)
         rows.append(
             [analysis, pop, name, float(t.mean()) if len(t) else np.nan, mb, sb, ma, sa,
              int(len(t)), int(len(pool_p)), int(len(np.unique(c_person)))]

@@ -270,9 +270,38 @@ def _people_with_event_small(risk: object, n: object) -> bool:
     return _small(float(risk) * float(n))
 
 
+def _round5_risk(risk: object, n: object) -> float | None:
+    """A risk recomputed from its count and denominator each rounded to 5 (so the published
+    risk cannot be multiplied back into an exact count)."""
+    if risk is None or n is None or pd.isna(risk) or pd.isna(n) or not float(n):
+        return None
+    count = round(float(risk) * float(n))
+    denom = 5 * round(float(n) / 5)
+    return (5 * round(count / 5)) / denom if denom else None
+
+
+def _risk_from_rounded_counts(out: dict, r: dict, n_t: object, n_c: object) -> None:
+    """Deaths rows: follow-up risks and their difference from rounded counts (3 dp), the
+    interval to 2 dp only."""
+    t = _round5_risk(r.get("treated_followup"), n_t)
+    c = _round5_risk(r.get("comparison_followup"), n_c)
+    if t is not None:
+        out["treated_followup"] = _fmt(t, 3)
+    if c is not None and out["comparison_followup"] != SUPPRESSED:
+        out["comparison_followup"] = _fmt(c, 3)
+    if r.get("method") == "difference_in_differences" and t is not None and c is not None:
+        out["estimate"] = _fmt(t - c, 3)
+    elif t is not None:
+        out["estimate"] = _fmt(t, 3)
+    for col in ("ci_low", "ci_high"):
+        if out[col] not in ("", SUPPRESSED):
+            out[col] = _fmt(r.get(col), 2)
+
+
 def _estimates(df: pd.DataFrame, cost_note: str, basis: tuple[str, str]) -> pd.DataFrame:
-    """Controlled rows of evaluation_estimates: relative changes and shares to 3 dp, risk
-    differences to 4 dp, GBP levels to whole pounds, other levels (per person-month) to 3 dp.
+    """Controlled rows of evaluation_estimates: relative changes and shares to 3 dp, GBP
+    levels to whole pounds, other levels (per person-month) to 3 dp; deaths risks recomputed
+    from counts rounded to 5 (3 dp) and their intervals to 2 dp.
     Treated levels are suppressed on 1-7 treated people, comparison levels on 1-7 comparison
     people, the estimate, CI and rtm_share on either. On the risk scale (deaths) the same holds
     for 1-7 people with the event (risk x n would give that count back). A missing price year
@@ -313,6 +342,8 @@ def _estimates(df: pd.DataFrame, cost_note: str, basis: tuple[str, str]) -> pd.D
             "price_year": _text(r.get("price_year")) or basis[0],
             "unit_cost_version": _text(r.get("unit_cost_version")) or basis[1],
         }
+        if risk and SUPPRESSED not in (out["estimate"], out["treated_followup"]):
+            _risk_from_rounded_counts(out, r, n_t, n_c)
         out["note"] = _join_notes(
             method_note.get(out["method"], ""),
             HARM_NOTES.get(out["outcome"], ""),

@@ -470,7 +470,10 @@ EVALUATION_TABLES = [
             "comparison_mean_before": ("real", "Eligible pool's mean (first month eligible)"),
             "smd_before": ("real", "Standardised mean difference before matching"),
             "comparison_mean_after": ("real", "Matched comparisons' mean (set-weighted)"),
-            "smd_after": ("real", "Standardised mean difference after matching"),
+            "smd_after": (
+                "real",
+                "Standardised mean difference after matching (matched members vs comparisons)",
+            ),
             "n_treated": ("integer", "Programme members"),
             "n_comparison_before": ("integer", "People in the eligible pool"),
             "n_comparison_after": ("integer", "Matched comparison people"),
