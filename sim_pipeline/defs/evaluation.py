@@ -60,60 +60,51 @@ def _people(wh: Warehouse) -> pd.DataFrame:
     return people_from_records(records, index, deaths)
 
 
+_INPUTS = [person_month_metrics, person_month_costs, cohort, person_index]
+
+
+def _table_spec(name: str, description: str, deps: list) -> dg.AssetSpec:
+    """An evaluation table: its group, owner, kinds and documented columns."""
+    return dg.AssetSpec(
+        name,
+        description=description,
+        deps=deps,
+        group_name=GROUP,
+        owners=[ANALYSTS],
+        automation_condition=DOWNSTREAM_AUTOMATION,
+        kinds={"python", "pandas", warehouse_kind()},
+        metadata={"dagster/column_schema": column_schema(name), "dagster/table_name": name},
+    )
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
+        _table_spec(
             "evaluation_estimates",
-            description=(
-                "The headline beside what survives a fair comparison. For intention-to-treat "
-                "and per-protocol populations and every outcome (total cost, the five contact "
-                "metrics, harm measures, deaths): the naive before/after change and the "
-                "difference-in-differences against a comparison cohort of people who met the "
-                "same eligibility rule but were never allocated, matched at a pseudo-index "
-                "month exactly on sex and age band and closely on prior use and trajectory; "
-                "95% intervals from a person-level (matched-set) bootstrap; the share of the "
-                "naive change that the comparison cohort shows too (regression to the mean); "
-                "sensitivity to the baseline window and the eligibility threshold."
-            ),
-            deps=[person_month_metrics, person_month_costs, cohort, person_index, unit_costs],
-            group_name=GROUP,
-            owners=[ANALYSTS],
-            automation_condition=DOWNSTREAM_AUTOMATION,
-            kinds={"python", "pandas", warehouse_kind()},
-            metadata={
-                "dagster/column_schema": column_schema("evaluation_estimates"),
-                "dagster/table_name": "evaluation_estimates",
-            },
+            "The headline beside what survives a fair comparison. For intention-to-treat "
+            "and per-protocol populations and every outcome (total cost, the five contact "
+            "metrics, harm measures, deaths): the naive before/after change and the "
+            "difference-in-differences against a comparison cohort of people who met the "
+            "same eligibility rule but were never allocated, matched at a pseudo-index "
+            "month exactly on sex and age band and closely on prior use and trajectory; "
+            "95% intervals from a person-level (matched-set) bootstrap; the share of the "
+            "naive change that the comparison cohort shows too (regression to the mean); "
+            "sensitivity to the baseline window and the eligibility threshold.",
+            [*_INPUTS, unit_costs],
         ),
-        dg.AssetSpec(
+        _table_spec(
             "evaluation_balance",
-            description="Balance diagnostics of the comparison cohort: standardised mean "
+            "Balance diagnostics of the comparison cohort: standardised mean "
             "differences of every matching covariate and baseline metric rate, programme "
             "members against the whole eligible pool (before) and the matched comparisons "
             "(after).",
-            deps=[person_month_metrics, person_month_costs, cohort, person_index],
-            group_name=GROUP,
-            owners=[ANALYSTS],
-            automation_condition=DOWNSTREAM_AUTOMATION,
-            kinds={"python", "pandas", warehouse_kind()},
-            metadata={
-                "dagster/column_schema": column_schema("evaluation_balance"),
-                "dagster/table_name": "evaluation_balance",
-            },
+            _INPUTS,
         ),
-        dg.AssetSpec(
+        _table_spec(
             "evaluation_trajectory",
-            description="Mean monthly cost of matched programme members and their comparisons "
+            "Mean monthly cost of matched programme members and their comparisons "
             "by month from the index date (allocation / pseudo-index), -12 to +24.",
-            deps=[person_month_metrics, person_month_costs, cohort, person_index],
-            group_name=GROUP,
-            owners=[ANALYSTS],
-            automation_condition=DOWNSTREAM_AUTOMATION,
-            kinds={"python", "pandas", warehouse_kind()},
-            metadata={
-                "dagster/column_schema": column_schema("evaluation_trajectory"),
-                "dagster/table_name": "evaluation_trajectory",
-            },
+            _INPUTS,
         ),
     ],
     check_specs=[
@@ -273,17 +264,9 @@ def evaluation(
         metadata={
             "dagster/row_count": len(ev.balance),
             "balance_primary": markdown_table(
-                bal[
-                    [
-                        "population",
-                        "covariate",
-                        "treated_mean",
-                        "comparison_mean_before",
-                        "smd_before",
-                        "comparison_mean_after",
-                        "smd_after",
-                    ]
-                ].round(3)
+                bal.drop(
+                    columns=["analysis", "n_treated", "n_comparison_before", "n_comparison_after"]
+                ).round(3)
             ),
         },
     )

@@ -19,6 +19,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+WINDOW_COLUMNS = [
+    "baseline_first_month",
+    "baseline_last_month",
+    "baseline_months",
+    "programme_first_month",
+    "programme_last_month",
+    "programme_months",
+]
 COHORT_COLUMNS = [
     "register_id",
     "person_key",
@@ -31,12 +39,7 @@ COHORT_COLUMNS = [
     "engaged",
     "itt",
     "per_protocol",
-    "baseline_first_month",
-    "baseline_last_month",
-    "baseline_months",
-    "programme_first_month",
-    "programme_last_month",
-    "programme_months",
+    *WINDOW_COLUMNS,
     "linked",
     "linked_records",
 ]
@@ -119,16 +122,6 @@ def _empty() -> pd.DataFrame:
     flags = ["engaged", "itt", "per_protocol", "linked"]
     counts = ["baseline_months", "programme_months", "linked_records"]
     return out.astype({**dict.fromkeys(flags, "bool"), **dict.fromkeys(counts, "int64")})
-
-
-WINDOW_COLUMNS = [
-    "baseline_first_month",
-    "baseline_last_month",
-    "baseline_months",
-    "programme_first_month",
-    "programme_last_month",
-    "programme_months",
-]
 
 
 def cohort_windows(

@@ -159,15 +159,6 @@ class EvaluationSettings:
     # the person's usual level, then the run-up to the index
     history_windows: tuple[tuple[int, int], ...] = ((-48, -4), (-3, -1))
     min_history_months: int = 24
-    # which months may be a comparison's pseudo-index: "first" (the first month of the
-    # allocation period in which they meet the rule), "onset" (any month they newly meet it)
-    # or "any" (any month they meet it)
-    pseudo_index: str = "any"
-
-    def __post_init__(self) -> None:
-        if self.pseudo_index not in ("any", "onset", "first"):
-            raise ValueError("pseudo_index must be any, onset or first")
-
     max_month_gap: int = 12
     bootstrap: int = 1000
     seed: int = 20180101
@@ -282,27 +273,11 @@ def evaluate(
     allocated[t_person] = True
     cand_months = np.arange(max(lo, hist), min(hi, n_m - 1) + 1)
     rule_cols = {k: pan.col(k) for k in s.rule.min_counts}
-    w = s.rule.window_months
     cp, cm = [], []
-    before = np.zeros(len(keys), bool)  # met the rule in the month before
-    taken = np.zeros(len(keys), bool)  # already has a pseudo-index month ("first")
-    for m in range(
-        max(0, cand_months[0] - 1) if len(cand_months) else 0,
-        cand_months[-1] + 1 if len(cand_months) else 0,
-    ):
-        meets = np.zeros(len(keys), bool)
-        for k, j in rule_cols.items():
-            trailing = pan.cum[j, :, m] - pan.cum[j, :, max(0, m - w)]
-            meets |= trailing >= s.rule.min_counts[k]
+    everyone = np.arange(len(keys))
+    for m in cand_months:
+        meets = _meets(pan, rule_cols, s.rule, everyone, np.full(len(keys), m))
         ok = meets & ~allocated & (death >= m)  # alive at the start of the month
-        if s.pseudo_index == "onset":
-            ok &= ~before
-        elif s.pseudo_index == "first":
-            ok &= ~taken
-        before = meets
-        if m < cand_months[0]:
-            continue
-        taken |= ok
         idx = np.nonzero(ok)[0]
         cp.append(idx)
         cm.append(np.full(len(idx), m))

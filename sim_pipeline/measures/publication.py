@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sim_pipeline.measures import evaluation
 from sim_pipeline.measures.disclosure import ROUND_TO, SMALL_MAX, SUPPRESSED, control_count
 
 PRIMARY = "primary"
@@ -241,26 +242,9 @@ def _join_notes(*notes: str) -> str:
     return "; ".join(n for n in notes if n)
 
 
-ESTIMATE_COLUMNS = [
-    "analysis",
-    "population",
-    "outcome",
-    "method",
-    "scale",
-    "estimate",
-    "ci_low",
-    "ci_high",
-    "n_people",
-    "n_comparison",
-    "treated_baseline",
-    "treated_followup",
-    "comparison_baseline",
-    "comparison_followup",
-    "rtm_share",
-    "price_year",
-    "unit_cost_version",
-    "note",
-]
+# released columns: the warehouse table's, then the cost basis and a note
+_RELEASE_EXTRA = ["price_year", "unit_cost_version", "note"]
+ESTIMATE_COLUMNS = [*evaluation.ESTIMATE_COLUMNS, *_RELEASE_EXTRA]
 
 
 def _people_with_event_small(risk: object, n: object) -> bool:
@@ -365,22 +349,7 @@ def _estimates(df: pd.DataFrame, cost_note: str, basis: tuple[str, str]) -> pd.D
     )
 
 
-BALANCE_COLUMNS = [
-    "analysis",
-    "population",
-    "covariate",
-    "treated_mean",
-    "comparison_mean_before",
-    "smd_before",
-    "comparison_mean_after",
-    "smd_after",
-    "n_treated",
-    "n_comparison_before",
-    "n_comparison_after",
-    "price_year",
-    "unit_cost_version",
-    "note",
-]
+BALANCE_COLUMNS = [*evaluation.BALANCE_COLUMNS, *_RELEASE_EXTRA]
 
 
 def _balance(df: pd.DataFrame, basis: tuple[str, str]) -> pd.DataFrame:
