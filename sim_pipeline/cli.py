@@ -7,6 +7,7 @@ been settled, because the code location reads its settings at import time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -175,7 +176,10 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
         "identifiers collected from landing: " + ", ".join(f"{len(v)} {k}" for k, v in ids.items())
     )
     url = settings.warehouse_url
-    roots = [settings.dagster_home]
+    from sim_pipeline.defs.resources import quality_dir
+
+    # the Dagster instance, and the Great Expectations project (suites, results, Data Docs)
+    roots = [settings.dagster_home, quality_dir(settings)]
     hits: dict[str, list[str]] = {}
     if url.startswith("sqlite:///"):
         db = Path(url.removeprefix("sqlite:///"))
@@ -190,6 +194,56 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
         print(f"  IDENTIFIER FOUND in {where}: {', '.join(kinds)}")
     print(f"{len(hits)} places hold a landing identifier")
     return 1 if hits else 0
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    """Rebuild the Great Expectations Data Docs site and summarise the latest results."""
+    from sim_pipeline.defs.resources import quality_dir
+    from sim_pipeline.quality.expectations import build_docs, gx_root
+    from sim_pipeline.warehouse import Warehouse
+
+    settings = Settings.from_env()
+    qdir = quality_dir(settings)
+    if not (gx_root(qdir) / "great_expectations.yml").exists():
+        print(f"no Great Expectations results under {qdir}: run `sim-pipeline run` first")
+        return 1
+    index = build_docs(qdir)
+    wh = Warehouse(settings.warehouse_url)
+    try:
+        results = wh.read("quality_results")
+    finally:
+        wh.dispose()
+    if len(results):
+        results["success"] = results["success"].astype(bool)
+        latest = results.sort_values("validated_at").groupby("suite").tail(1)[["suite", "batch"]]
+        latest = results.merge(latest, on=["suite", "batch"])
+        by_suite = latest.groupby("suite").agg(
+            batch=("batch", "first"),
+            expectations=("success", "size"),
+            failed=("success", lambda s: int((~s).sum())),
+        )
+        print(
+            f"{len(by_suite)} suites, {int(by_suite['expectations'].sum())} expectations in "
+            f"their latest batches; {int((by_suite['failed'] > 0).sum())} suites failing"
+        )
+        for suite, row in by_suite.iterrows():
+            status = "ok" if row.failed == 0 else f"FAILED {row.failed}"
+            print(f"  {suite:<42} {row.batch:<18} {row.expectations:>3} expectations  {status}")
+    print(f"Data Docs: {index}")
+    if args.serve is not None:
+        import functools
+        import http.server
+
+        handler = functools.partial(
+            http.server.SimpleHTTPRequestHandler, directory=str(index.parent)
+        )
+        with http.server.ThreadingHTTPServer(("127.0.0.1", args.serve), handler) as server:
+            print(
+                f"serving Data Docs on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)"
+            )
+            with contextlib.suppress(KeyboardInterrupt):
+                server.serve_forever()
+    return 0
 
 
 def cmd_bench_run(args: argparse.Namespace) -> int:
@@ -340,6 +394,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_dictionary)
     p = sub.add_parser("privacy-scan", help="prove no landing identifier is stored past ingest")
     p.set_defaults(func=cmd_privacy_scan)
+    p = sub.add_parser(
+        "quality",
+        help="rebuild the Great Expectations Data Docs site and print where it is",
+    )
+    p.add_argument(
+        "--serve",
+        type=int,
+        nargs="?",
+        const=8765,
+        default=None,
+        metavar="PORT",
+        help="also serve the site on 127.0.0.1 (default port 8765)",
+    )
+    p.set_defaults(func=cmd_quality)
     bench = sub.add_parser("bench", help="benchmarks that print figures and write them to a file")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     p = bench_sub.add_parser("run", help="wall time and peak memory of the main job")

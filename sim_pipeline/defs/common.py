@@ -10,8 +10,10 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from sim_pipeline.config import FIRST_MONTH, Settings
+from sim_pipeline.config import FIRST_MONTH, ConfigError, Settings, load_tokeniser
 from sim_pipeline.identity.tokens import Tokeniser
+from sim_pipeline.quality.audit import audit_row, code_version
+from sim_pipeline.warehouse.store import Transaction, Warehouse
 
 # backfill_policy is marked beta; we rely on single-run backfills deliberately.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -78,3 +80,48 @@ def column_schema(table: str) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in doc.columns]
     )
+
+
+def record_audit(
+    target: Warehouse | Transaction,
+    context: dg.AssetExecutionContext,
+    *,
+    rows_in: int | None,
+    rows_out: int | None,
+    rows_rejected: int | None = 0,
+    unit_cost_version: str | None = None,
+    status: str = "written",
+    note: str | None = None,
+    stage: str | None = None,
+) -> dict[str, dg.RawMetadataValue]:
+    """Append this run's `audit_trail` row for the asset (replacing it if the run repeats the
+    stage): inside the asset's own write transaction when given one, else on its own. Returns
+    metadata for the materialisation (the code version)."""
+    from sim_pipeline.warehouse.dictionary import sql_types
+
+    try:
+        key_id: str | None = load_tokeniser().key_id
+    except ConfigError:
+        key_id = None
+    name = stage or context.asset_key.to_user_string()
+    partitioned = context.has_partition_key or context.has_partition_key_range
+    months = [month_of(k) for k in context.partition_keys] if partitioned else []
+    row = audit_row(
+        run_id=context.run_id,
+        stage=name,
+        months=months,
+        key_fingerprint=key_id,
+        rows_in=rows_in,
+        rows_out=rows_out,
+        rows_rejected=rows_rejected,
+        unit_cost_version=unit_cost_version,
+        status=status,
+        note=note,
+    )
+    where = {"run_id": [context.run_id], "stage": [name]}
+    if isinstance(target, Warehouse):
+        with target.transaction() as tx:
+            tx.replace("audit_trail", row, where, sql_types("audit_trail"))
+    else:
+        target.replace("audit_trail", row, where, sql_types("audit_trail"))
+    return {"code_version": code_version()}

@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
-from sim_pipeline.defs.common import column_schema, figure_metadata, markdown_table, warehouse_kind
+from sim_pipeline.defs.common import (
+    column_schema,
+    figure_metadata,
+    markdown_table,
+    record_audit,
+    warehouse_kind,
+)
 from sim_pipeline.defs.linkage import linkage_quality, person_index
 from sim_pipeline.defs.metrics import (
     _data_months,
@@ -135,16 +141,29 @@ def _table_spec(name: str, description: str, deps: list) -> dg.AssetSpec:
             "adequate balance). Imbalance means the comparison cohort differs from the "
             "members in prior use, so the difference-in-differences may be biased.",
         ),
+        dg.AssetCheckSpec(
+            "trajectory_valid",
+            asset="evaluation_trajectory",
+            blocking=True,
+            description="The trajectory shows each analysis, population, group and month from "
+            "index once, every mean cost is a non-negative number over at least one person, "
+            "and every month lies within 48 months of the index. Checked before writing, with "
+            "estimates_complete: a failure writes none of the evaluation tables.",
+        ),
     ],
     can_subset=False,
 )
 def evaluation(
-    warehouse: WarehouseResource, evaluation: EvaluationResource, metrics: MetricsResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    evaluation: EvaluationResource,
+    metrics: MetricsResource,
 ):
     from sim_pipeline.measures.evaluation import (
         POPULATIONS,
         evaluate_all,
         evaluation_panel,
+        trajectory_problems,
     )
 
     wh = warehouse.get()
@@ -163,6 +182,7 @@ def evaluation(
             ("estimates_complete", "evaluation_estimates"),
             ("members_matched", "evaluation_estimates"),
             ("comparison_balanced", "evaluation_balance"),
+            ("trajectory_valid", "evaluation_trajectory"),
         ):
             yield dg.AssetCheckResult(
                 check_name=name, asset_key=key, passed=True, metadata={"note": note}
@@ -204,17 +224,35 @@ def evaluation(
         "intervals_not_holding_estimate": len(outside),
         "infinite_values": len(infinite),
     }
-    if not complete:
+    bad_trajectory = trajectory_problems(ev.trajectory)
+    trajectory_check = dg.AssetCheckResult(
+        check_name="trajectory_valid",
+        asset_key="evaluation_trajectory",
+        passed=not bad_trajectory,
+        description="; ".join(bad_trajectory) or None,
+        metadata={"rows": len(ev.trajectory)},
+    )
+    rows_in = len(pc) + len(co)
+    if not complete or bad_trajectory:
         yield dg.AssetCheckResult(
             check_name="estimates_complete",
             asset_key="evaluation_estimates",
-            passed=False,
+            passed=complete,
             metadata=complete_meta,
         )
-        raise dg.Failure(
-            "evaluation estimates incomplete or inconsistent: nothing written",
-            metadata=complete_meta,
+        yield trajectory_check
+        message = "evaluation estimates or trajectory incomplete or inconsistent: nothing written"
+        record_audit(
+            wh,
+            context,
+            rows_in=rows_in,
+            rows_out=0,
+            unit_cost_version=versions[0],
+            status="not_written",
+            note=message,
+            stage="evaluation",
         )
+        raise dg.Failure(message, metadata=complete_meta)
     with wh.transaction() as tx:
         tx.replace_all("evaluation_estimates", est, dtype=sql_types("evaluation_estimates"))
         tx.replace_all("evaluation_balance", ev.balance, dtype=sql_types("evaluation_balance"))
@@ -222,6 +260,16 @@ def evaluation(
             "evaluation_trajectory", ev.trajectory, dtype=sql_types("evaluation_trajectory")
         )
         tx.replace_all(MATCHES, ev.matches, dtype=sql_types(MATCHES))
+        provenance = record_audit(
+            tx,
+            context,
+            rows_in=rows_in,
+            rows_out=len(est) + len(ev.balance) + len(ev.trajectory) + len(ev.matches),
+            unit_cost_version=versions[0],
+            note="rows_in: person_month_costs and cohort rows; rows_out: estimates, balance, "
+            "trajectory and match rows",
+            stage="evaluation",
+        )
 
     d = ev.diagnostics
     matched_share = d["programme_people_matched"] / max(int(d["programme_people"]), 1)
@@ -233,6 +281,7 @@ def evaluation(
         asset_key="evaluation_estimates",
         metadata={
             "dagster/row_count": len(est),
+            **provenance,
             "total_cost_naive_vs_did": markdown_table(side_by_side),
             "estimates_primary": markdown_table(_estimate_table(primary)),
             "design": markdown_table(
@@ -291,6 +340,7 @@ def evaluation(
             "trajectory": _trajectory_chart(traj, years[0], Path(metrics.reports_dir)),
         },
     )
+    yield trajectory_check
 
 
 def _side_by_side(primary: pd.DataFrame) -> pd.DataFrame:
@@ -376,7 +426,11 @@ def _trajectory_chart(traj: pd.DataFrame, price_year: str, out_dir: Path) -> dg.
         )
     ],
 )
-def evaluation_report(warehouse: WarehouseResource, evaluation: EvaluationResource):
+def evaluation_report(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    evaluation: EvaluationResource,
+):
     from sim_pipeline.measures.publication import RELEASE_INPUTS, scan_release
     from sim_pipeline.report import write_report
 
@@ -408,6 +462,14 @@ def evaluation_report(warehouse: WarehouseResource, evaluation: EvaluationResour
             passed=False,
             metadata={"findings": "\n".join(findings[:20])},
         )
+        record_audit(
+            wh,
+            context,
+            rows_in=sum(len(t) for t in tables.values()),
+            rows_out=0,
+            status="not_written",
+            note=f"disclosure scan: {len(findings)} findings; release not replaced",
+        )
         raise dg.Failure(
             f"the release failed the disclosure scan ({len(findings)} findings); "
             f"{out} left as it was, candidate in {staging}"
@@ -420,8 +482,16 @@ def evaluation_report(warehouse: WarehouseResource, evaluation: EvaluationResour
         f.replace(out / f.name)
     staging.rmdir()
     html, files = out / html.name, [out / f.name for f in files]
+    provenance = record_audit(
+        wh,
+        context,
+        rows_in=sum(len(t) for t in tables.values()),
+        rows_out=len(files),
+        note="rows_in: rows of the tables the release reads; rows_out: files published",
+    )
     yield dg.MaterializeResult(
         metadata={
+            **provenance,
             "report": dg.MetadataValue.path(str(html)),
             "published_dir": dg.MetadataValue.path(str(out)),
             "files": markdown_table(pd.DataFrame({"file": [p.name for p in files]})),

@@ -15,6 +15,7 @@ from sim_pipeline.defs.common import (
     column_schema,
     figure_metadata,
     markdown_table,
+    record_audit,
     warehouse_kind,
 )
 from sim_pipeline.defs.ingest import STAGED_ASSETS
@@ -134,6 +135,13 @@ def person_index(
             lq.weight_histogram(pairs),
             dtype=sql_types("linkage_weight_histogram"),
         )
+        provenance = record_audit(
+            tx,
+            context,
+            rows_in=len(expected),
+            rows_out=len(index),
+            note="rows_in: staged records; rows_out: person_index rows",
+        )
     persons = index["person_key"].nunique()
     sizes = index.groupby("person_key").size()
     change_counts = changes["change"].value_counts().to_dict() if len(changes) else {}
@@ -144,6 +152,7 @@ def person_index(
         metadata={
             "dagster/row_count": len(index),
             "dagster/column_schema": column_schema("person_index"),
+            **provenance,
             "persons": persons,
             "records_per_person_median": float(sizes.median()) if len(sizes) else 0.0,
             "records_linked_to_others": int((sizes[index["person_key"]] > 1).sum()),
@@ -252,11 +261,21 @@ def linkage_quality(
     with wh.transaction() as tx:
         tx.replace_all("linkage_link_rates", rates, dtype=sql_types("linkage_link_rates"))
         tx.replace_all("linkage_implausible", implausible, dtype=sql_types("linkage_implausible"))
+        provenance = record_audit(
+            tx,
+            context,
+            rows_in=len(index),
+            rows_out=len(rates) + len(implausible),
+            rows_rejected=len(flagged),
+            note="rows_in: person_index rows; rows_out: link-rate and implausible rows; "
+            "rows_rejected: persons with an implausible link",
+        )
     chart = _chart(rates, curve, hist, Path(linkage.reports_dir) / "linkage_quality.png")
     overall = rates[rates["dimension"] == "overall"].drop(columns=["dimension", "value"])
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(rates),
+            **provenance,
             "link_rate_by_source": markdown_table(overall),
             "implausible_links": markdown_table(implausible),
             "implausible_link_rate": round(rate, 5),

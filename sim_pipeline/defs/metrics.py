@@ -14,18 +14,32 @@ from sim_pipeline.defs.common import (
     figure_metadata,
     markdown_table,
     month_of,
+    record_audit,
     warehouse_kind,
 )
+from sim_pipeline.defs.gx import (
+    DATA_DOCS_METADATA,
+    GX_KINDS,
+    gx_check_result,
+    gx_check_spec,
+    run_suite,
+)
 from sim_pipeline.defs.linkage import linkage_quality, person_index
-from sim_pipeline.defs.resources import MetricsResource, WarehouseResource
+from sim_pipeline.defs.resources import MetricsResource, QualityResource, WarehouseResource
 from sim_pipeline.measures.cohort import build_cohort, cohort_people, months_between
-from sim_pipeline.measures.costs import UnitCosts
+from sim_pipeline.measures.costs import UnitCosts, unit_cost_problems
 from sim_pipeline.measures.costs import person_month_costs as cost_person_months
 from sim_pipeline.measures.disclosure import control_counts
 from sim_pipeline.measures.events import STAGED_INPUTS, build_events, monthly_totals
-from sim_pipeline.measures.headline import headline_table, programme_headline, trajectory
+from sim_pipeline.measures.headline import (
+    headline_table,
+    impossible_values,
+    programme_headline,
+    trajectory,
+)
 from sim_pipeline.measures.metrics import MEASURES, METRICS
 from sim_pipeline.measures.metrics import person_month_metrics as metric_person_months
+from sim_pipeline.quality.expectations import person_month_suite
 from sim_pipeline.warehouse.dictionary import sql_types, table_doc
 from sim_pipeline.warehouse.store import Warehouse
 
@@ -156,13 +170,24 @@ def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         + ev["person_key"].isna().sum()
         + ev["event_date"].isna().sum()
     )
+    rows_in = int(sum(stats.rows_in.values()))
     if bad or stats.unindexed:
-        raise dg.Failure(
+        message = (
             f"events for {months[0]}..{months[-1]}: {bad} invalid events and "
             f"{stats.unindexed} staged records missing from the person index; nothing written"
         )
+        yield dg.AssetCheckResult(check_name="events_valid", passed=False, description=message)
+        record_audit(wh, context, rows_in=rows_in, rows_out=0, status="not_written", note=message)
+        raise dg.Failure(message)
     with wh.transaction() as tx:
         tx.replace("events", ev, {"month": months}, sql_types("events"))
+        provenance = record_audit(
+            tx,
+            context,
+            rows_in=rows_in,
+            rows_out=len(ev),
+            note="rows_in: staged rows read; rows_out: events",
+        )
 
     sides = stats.s136_sides
     detentions = sum(sides.values())  # each detention once: both sides, or one only
@@ -172,6 +197,7 @@ def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(ev),
+            **provenance,
             "months": f"{months[0]}..{months[-1]}",
             "quantity_by_metric": dg.MetadataValue.json(
                 {m: int(totals[m].sum()) if m in totals else 0 for m in MEASURES}
@@ -252,7 +278,9 @@ def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         ),
     ],
 )
-def cohort(warehouse: WarehouseResource, metrics: MetricsResource):
+def cohort(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, metrics: MetricsResource
+):
     wh = warehouse.get()
     months = _data_months(wh)
     if not months:
@@ -268,13 +296,27 @@ def cohort(warehouse: WarehouseResource, metrics: MetricsResource):
         | (pd.to_datetime(co["discharge_date"]) < pd.to_datetime(co["allocation_date"]))
     )
     if invalid.any():
-        raise dg.Failure(
+        message = (
             f"cohort: {int(invalid.sum())} register entries with impossible windows; "
             "nothing written (query the staged register for engagement or discharge dates "
             "before allocation)"
         )
+        yield dg.AssetCheckResult(
+            check_name="cohort_windows_valid", passed=False, description=message
+        )
+        record_audit(
+            wh, context, rows_in=len(register), rows_out=0, status="not_written", note=message
+        )
+        raise dg.Failure(message)
     with wh.transaction() as tx:
         tx.replace_all("cohort", co, dtype=sql_types("cohort"))
+        provenance = record_audit(
+            tx,
+            context,
+            rows_in=len(register),
+            rows_out=len(co),
+            note="rows_in: staged register rows (every snapshot); rows_out: register entries",
+        )
     unlinked = co[~co["linked"]]
     repeated = co[co.duplicated("person_key", keep=False)]
     summary = pd.DataFrame(
@@ -290,6 +332,7 @@ def cohort(warehouse: WarehouseResource, metrics: MetricsResource):
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(co),
+            **provenance,
             "data_months": f"{months[0]}..{months[-1]}",
             "baseline_months": metrics.baseline_months,
             "populations": markdown_table(summary),
@@ -333,10 +376,11 @@ def cohort(warehouse: WarehouseResource, metrics: MetricsResource):
     group_name=GROUP,
     owners=[ANALYSTS],
     automation_condition=DOWNSTREAM_AUTOMATION,
-    kinds={"python", "pandas", warehouse_kind()},
+    kinds={"python", "pandas", warehouse_kind(), *GX_KINDS},
     metadata={
         "dagster/column_schema": column_schema("person_month_metrics"),
         "dagster/table_name": "person_month_metrics",
+        **DATA_DOCS_METADATA,
     },
     check_specs=[
         dg.AssetCheckSpec(
@@ -347,9 +391,19 @@ def cohort(warehouse: WarehouseResource, metrics: MetricsResource):
             "no person-month twice, no negative or missing count, and every event of the month "
             "counted. Checked before writing.",
         ),
+        gx_check_spec(
+            "person_month_metrics",
+            "gx_table",
+            "person_month_metrics.table: the columns the data dictionary documents, no empty "
+            "value, one row per person and month, every month in the run, no negative count "
+            "and no impossible one (bed days above 31, any count above 1000).",
+            before_write=True,
+        ),
     ],
 )
-def person_month_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def person_month_metrics(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, quality: QualityResource
+):
     wh = warehouse.get()
     months = _months(context)
     people = cohort_people(_read(wh, "cohort"))["person_key"]
@@ -365,32 +419,48 @@ def person_month_metrics(context: dg.AssetExecutionContext, warehouse: Warehouse
         problems.append("negative or missing counts")
     if counted != int(ev["quantity"].sum()):
         problems.append(f"{counted} counted of {int(ev['quantity'].sum())} event quantities")
-    if problems:
-        raise dg.Failure("person_month_metrics: " + "; ".join(problems) + "; nothing written")
+    suite = person_month_suite(
+        "person_month_metrics", list(sql_types("person_month_metrics")), months, expected_rows
+    )
+    gx_result = gx_check_result("gx_table", run_suite(context, quality, wh, suite, pm, months))
+    shape = dg.AssetCheckResult(
+        check_name="one_row_per_person_month",
+        passed=not problems,
+        description="; ".join(problems) or None,
+        metadata={
+            "cohort_rows": int(in_cohort.sum()),
+            "cohort_people": len(set(people)),
+            "months": len(months),
+            "event_quantity_counted": counted,
+        },
+    )
+    if problems or not gx_result.passed:
+        yield shape
+        yield gx_result
+        message = (
+            "person_month_metrics: "
+            + "; ".join(problems or ["Great Expectations suite failed (see gx_table)"])
+            + "; nothing written"
+        )
+        record_audit(wh, context, rows_in=len(ev), rows_out=0, status="not_written", note=message)
+        raise dg.Failure(message)
     with wh.transaction() as tx:
         tx.replace("person_month_metrics", pm, {"month": months}, sql_types("person_month_metrics"))
+        provenance = record_audit(
+            tx, context, rows_in=len(ev), rows_out=len(pm), note="rows_in: events of the months"
+        )
     totals = pm[in_cohort].groupby("month")[list(MEASURES)].sum().reset_index()
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(pm),
+            **provenance,
             "cohort_people": len(set(people)),
             "other_people_with_activity": int(pm.loc[~in_cohort, "person_key"].nunique()),
             "cohort_totals_by_month_latest_12": markdown_table(
                 control_counts(totals.tail(12), list(MEASURES))
             ),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="one_row_per_person_month",
-                passed=True,
-                metadata={
-                    "cohort_rows": int(in_cohort.sum()),
-                    "cohort_people": len(set(people)),
-                    "months": len(months),
-                    "event_quantity_counted": counted,
-                },
-            )
-        ],
+        check_results=[shape, gx_result],
     )
 
 
@@ -409,23 +479,70 @@ def person_month_metrics(context: dg.AssetExecutionContext, warehouse: Warehouse
         "dagster/column_schema": column_schema("unit_costs"),
         "dagster/table_name": "unit_costs",
     },
+    check_specs=[
+        dg.AssetCheckSpec(
+            "unit_costs_valid",
+            asset="unit_costs",
+            blocking=True,
+            description="Every metric is priced exactly once, every cost and inflation factor "
+            "is a positive number, and every cost names its source, its own price year and "
+            "the unit-cost version (an unsourced assumption is allowed only when marked "
+            "sourced = false, and is then flagged on every costed row). Checked before "
+            "writing: on failure the previous table stays and no cost is computed.",
+        ),
+    ],
 )
-def unit_costs(warehouse: WarehouseResource, metrics: MetricsResource):
+def unit_costs(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, metrics: MetricsResource
+):
     costs = metrics.unit_costs()
     table = unit_cost_table(costs)
+    problems = unit_cost_problems(table)
+    valid = dg.AssetCheckResult(
+        check_name="unit_costs_valid",
+        passed=not problems,
+        description="; ".join(problems) or None,
+        metadata={
+            "metrics_priced": int(table["metric"].nunique()),
+            "unsourced": int((~table["sourced"].astype(bool)).sum()),
+        },
+    )
+    if problems:
+        yield valid
+        message = f"unit_costs: {len(problems)} problem(s); nothing written"
+        record_audit(
+            warehouse.get(),
+            context,
+            rows_in=len(costs.table),
+            rows_out=0,
+            unit_cost_version=costs.version,
+            status="not_written",
+            note=message,
+        )
+        raise dg.Failure(message)
     with warehouse.get().transaction() as tx:
         tx.replace_all("unit_costs", table, dtype=sql_types("unit_costs"))
+        provenance = record_audit(
+            tx,
+            context,
+            rows_in=len(costs.table),
+            rows_out=len(table),
+            unit_cost_version=costs.version,
+            note="rows_in: unit costs of the version in use",
+        )
     shown = table[
         ["metric", "unit_cost_gbp", "source_price_year", "unit_cost_at_price_year", "source"]
     ]
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        check_results=[valid],
         metadata={
             "dagster/row_count": len(table),
+            **provenance,
             "price_year": costs.price_year,
             "unit_cost_version": costs.version,
             "cost_flags": costs.flag_text or "none",
             "unit_costs": markdown_table(shown),
-        }
+        },
     )
 
 
@@ -451,10 +568,11 @@ def unit_cost_table(costs: UnitCosts) -> pd.DataFrame:
     group_name=GROUP,
     owners=[ANALYSTS],
     automation_condition=DOWNSTREAM_AUTOMATION,
-    kinds={"python", "pandas", warehouse_kind()},
+    kinds={"python", "pandas", warehouse_kind(), *GX_KINDS},
     metadata={
         "dagster/column_schema": column_schema("person_month_costs"),
         "dagster/table_name": "person_month_costs",
+        **DATA_DOCS_METADATA,
     },
     check_specs=[
         dg.AssetCheckSpec(
@@ -465,10 +583,21 @@ def unit_cost_table(costs: UnitCosts) -> pd.DataFrame:
             "penny, one price year throughout, and one row per metrics row. Checked before "
             "writing.",
         ),
+        gx_check_spec(
+            "person_month_costs",
+            "gx_table",
+            "person_month_costs.table: the documented columns, no empty or negative cost, one "
+            "row per person and month and exactly one per person_month_metrics row, one price "
+            "year and one unit-cost version.",
+            before_write=True,
+        ),
     ],
 )
 def person_month_costs(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, metrics: MetricsResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    metrics: MetricsResource,
+    quality: QualityResource,
 ):
     wh = warehouse.get()
     months = _months(context)
@@ -487,23 +616,62 @@ def person_month_costs(
         problems.append("totals that are not the sum of their parts")
     if pc["price_year"].nunique() > 1:
         problems.append("more than one price year")
-    if problems:
-        raise dg.Failure("person_month_costs: " + "; ".join(problems) + "; nothing written")
+    suite = person_month_suite(
+        "person_month_costs",
+        list(sql_types("person_month_costs")),
+        months,
+        min_rows=len(pm),
+        max_rows=len(pm),
+        price_year=costs.price_year,
+        unit_cost_version=costs.version,
+    )
+    gx_result = gx_check_result("gx_table", run_suite(context, quality, wh, suite, pc, months))
+    add_up = dg.AssetCheckResult(
+        check_name="costs_add_up",
+        passed=not problems,
+        description="; ".join(problems) or None,
+        metadata={"rows": len(pc)},
+    )
+    if problems or not gx_result.passed:
+        yield add_up
+        yield gx_result
+        message = (
+            "person_month_costs: "
+            + "; ".join(problems or ["Great Expectations suite failed (see gx_table)"])
+            + "; nothing written"
+        )
+        record_audit(
+            wh,
+            context,
+            rows_in=len(pm),
+            rows_out=0,
+            unit_cost_version=costs.version,
+            status="not_written",
+            note=message,
+        )
+        raise dg.Failure(message)
     with wh.transaction() as tx:
         tx.replace("person_month_costs", pc, {"month": months}, sql_types("person_month_costs"))
+        provenance = record_audit(
+            tx,
+            context,
+            rows_in=len(pm),
+            rows_out=len(pc),
+            unit_cost_version=costs.version,
+            note="rows_in: person_month_metrics rows of the months",
+        )
     by_month = pc.groupby("month")["total_cost"].sum().round(2).reset_index().tail(12)
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(pc),
+            **provenance,
             "price_year": costs.price_year,
             "unit_cost_version": costs.version,
             "cost_flags": costs.flag_text or "none",
             "total_cost_gbp": round(float(pc["total_cost"].sum()), 2),
             "cohort_cost_by_month_latest_12": markdown_table(by_month),
         },
-        check_results=[
-            dg.AssetCheckResult(check_name="costs_add_up", passed=True, metadata={"rows": len(pc)})
-        ],
+        check_results=[add_up, gx_result],
     )
 
 
@@ -538,9 +706,21 @@ def person_month_costs(
             "programme windows has been costed (a month missing from person_month_costs would "
             "silently count as zero use).",
         ),
+        dg.AssetCheckSpec(
+            "headline_values_possible",
+            asset="programme_headline",
+            blocking=True,
+            description="No headline figure is impossible: no negative count, rate or cost, "
+            "no share outside 0-100%, no fall of more than 100%, no more engaged or analysed "
+            "people than allocated, no missing figure for a non-empty population. Checked "
+            "before writing: on failure the previous headline stays and nothing downstream "
+            "(evaluation, publication) runs.",
+        ),
     ],
 )
-def programme_headline_asset(warehouse: WarehouseResource, metrics: MetricsResource):
+def programme_headline_asset(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, metrics: MetricsResource
+):
     wh = warehouse.get()
     co = _read(wh, "cohort")
     pc = _read(wh, "person_month_costs")
@@ -560,8 +740,36 @@ def programme_headline_asset(warehouse: WarehouseResource, metrics: MetricsResou
             "rematerialise every month of person_month_costs; nothing written"
         )
     head = programme_headline(pc, pm, co, years[0], versions[0])
+    impossible = impossible_values(head)
+    possible = dg.AssetCheckResult(
+        check_name="headline_values_possible",
+        passed=not impossible,
+        description="; ".join(impossible[:20]) or None,
+        metadata={"statistics_checked": len(head), "impossible": len(impossible)},
+    )
+    if impossible:
+        yield possible
+        message = f"programme_headline: {len(impossible)} impossible figures; nothing written"
+        record_audit(
+            wh,
+            context,
+            rows_in=len(pc),
+            rows_out=0,
+            unit_cost_version=versions[0],
+            status="not_written",
+            note=message,
+        )
+        raise dg.Failure(message)
     with wh.transaction() as tx:
         tx.replace_all("programme_headline", head, dtype=sql_types("programme_headline"))
+        provenance = record_audit(
+            tx,
+            context,
+            rows_in=len(pc),
+            rows_out=len(head),
+            unit_cost_version=versions[0],
+            note="rows_in: person_month_costs rows; rows_out: headline statistics",
+        )
     traj = trajectory(pc, co)
     chart = _trajectory_chart(traj, years[0], Path(metrics.reports_dir) / "cost_trajectory.png")
     people = cohort_people(co)
@@ -577,6 +785,7 @@ def programme_headline_asset(warehouse: WarehouseResource, metrics: MetricsResou
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(head),
+            **provenance,
             "price_year": years[0],
             "unit_cost_version": versions[0],
             "cost_flags": ";".join(f for f in flags if f) or "none",
@@ -604,7 +813,8 @@ def programme_headline_asset(warehouse: WarehouseResource, metrics: MetricsResou
                     "months_in_windows": len(needed),
                     "months_without_costs": ", ".join(uncosted[:24]) or "none",
                 },
-            )
+            ),
+            possible,
         ],
     )
 

@@ -10,6 +10,7 @@ from sim_pipeline.defs.common import (
     key_metadata,
     markdown_table,
     month_of,
+    record_audit,
     warehouse_kind,
 )
 from sim_pipeline.defs.ingest import STAGED_ASSETS
@@ -85,8 +86,18 @@ def ingest_summary(
         {str(k): int(n) for k, n in ledger["key_id"].value_counts().items()} if len(ledger) else {}
     )
     totals = by_source[["rows_read", "rows_loaded", "rows_quarantined"]].sum()
+    provenance = record_audit(
+        wh,
+        context,
+        rows_in=len(recon),
+        rows_out=int(status.get("accounted", 0)),
+        rows_rejected=len(recon) - int(status.get("accounted", 0)),
+        note="rows_in: landing files; rows_out: files accounted for in the ledger; "
+        "rows_rejected: files not ingested or changed since",
+    )
     yield dg.MaterializeResult(
         metadata={
+            **provenance,
             "dagster/row_count": len(ledger),
             "landing_files": len(recon),
             "rows_read": int(totals.get("rows_read", 0)),

@@ -69,6 +69,17 @@ class LinkageResource(dg.ConfigurableResource):
         )
 
 
+class QualityResource(dg.ConfigurableResource):
+    """Where the Great Expectations project (suites, results, Data Docs) lives:
+    ``<quality_dir>/gx``; the Data Docs site is ``<quality_dir>/gx/uncommitted/data_docs``."""
+
+    quality_dir: str = "data/quality"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.quality_dir)
+
+
 class MetricsResource(dg.ConfigurableResource):
     """Cohort windows and costing: baseline length, price year, unit-cost and index tables."""
 
@@ -116,6 +127,11 @@ class EvaluationResource(dg.ConfigurableResource):
         )
 
 
+def quality_dir(settings: Settings) -> Path:
+    """The quality folder beside the landing folder (data/quality by default)."""
+    return settings.landing_dir.parent / "quality"
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     url: str | dg.EnvVar = (
         dg.EnvVar("SIM_WAREHOUSE_URL")
@@ -132,6 +148,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             price_index_path=str(REFERENCE_DIR / "price_index.csv"),
             reports_dir=str(settings.landing_dir.parent / "reports"),
         ),
+        "quality": QualityResource(quality_dir=str(quality_dir(settings))),
         "evaluation": EvaluationResource(
             published_dir=str(settings.landing_dir.parent / "published")
         ),

@@ -322,3 +322,24 @@ def person_month_costs(metrics: pd.DataFrame, costs: UnitCosts) -> pd.DataFrame:
     out["unit_cost_version"] = pd.Series(costs.version, index=out.index, dtype="string")
     out["cost_flags"] = pd.Series(costs.flag_text, index=out.index, dtype="string")
     return out[list(OUTPUT_COLUMNS)]
+
+
+def unit_cost_problems(table: pd.DataFrame) -> list[str]:
+    """What makes a unit-cost table unusable (one line per problem): a metric priced never or
+    twice, a cost that is not a positive number, a missing source or price year, or an
+    inflation factor that is not positive. An unsourced assumption is allowed but must say so
+    (``sourced`` false) and is flagged on every costed row."""
+    problems: list[str] = []
+    counts = table["metric"].value_counts()
+    for m in METRICS:
+        if counts.get(m, 0) != 1:
+            problems.append(f"{m} is priced {int(counts.get(m, 0))} times (expected once)")
+    for row in table.itertuples(index=False):
+        for col in ("unit_cost_gbp", "unit_cost_at_price_year", "inflation_factor"):
+            value = pd.to_numeric(getattr(row, col), errors="coerce")
+            if pd.isna(value) or not value > 0:
+                problems.append(f"{row.metric}: {col} is not a positive number")
+        for col in ("source", "source_price_year", "price_year", "unit_cost_version"):
+            if pd.isna(getattr(row, col)) or not str(getattr(row, col)).strip():
+                problems.append(f"{row.metric}: {col} is missing")
+    return problems

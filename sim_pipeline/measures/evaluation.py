@@ -705,3 +705,23 @@ def people_from_records(
         )
         out = pd.concat([out, dm], ignore_index=True)
     return out
+
+
+def trajectory_problems(traj: pd.DataFrame) -> list[str]:
+    """What no correct trajectory can show (one line per problem): a negative mean cost, a mean
+    without people behind it, a month from index outside the window, or a group and month
+    given twice."""
+    problems: list[str] = []
+    key = ["analysis", "population", "group", "months_from_index"]
+    if traj.duplicated(key).any():
+        problems.append(f"{int(traj.duplicated(key).sum())} group-months given twice")
+    if (traj["mean_total_cost"] < 0).any():
+        problems.append(f"{int((traj['mean_total_cost'] < 0).sum())} negative mean costs")
+    if (traj["n_people"] < 1).any():
+        problems.append(f"{int((traj['n_people'] < 1).sum())} means over no people")
+    if traj["mean_total_cost"].isna().any():
+        problems.append(f"{int(traj['mean_total_cost'].isna().sum())} missing means")
+    outside = ~traj["months_from_index"].between(-48, 48)
+    if outside.any():
+        problems.append(f"{int(outside.sum())} rows outside -48..+48 months from index")
+    return problems

@@ -184,3 +184,52 @@ def trajectory(
             mean = r["total"] / r["people"] if r["people"] >= MIN_PEOPLE else float("nan")
             rows.append((population, int(month), int(r["people"]), mean))
     return pd.DataFrame(rows, columns=["population", "relative_month", "people", "mean_cost"])
+
+
+_NON_NEGATIVE_PREFIXES = ("n_", "baseline_rate_", "programme_rate_", "baseline_cost_per_month_")
+_NON_NEGATIVE = {
+    "person_months",
+    "min_months",
+    "max_months",
+    "mean_months",
+    "mean_baseline_monthly_cost_gbp",
+    "mean_programme_monthly_cost_gbp",
+    "largest_individual_fall_gbp",
+}
+
+
+def impossible_values(head: pd.DataFrame) -> list[str]:
+    """Headline statistics no correct computation can produce (one line per problem, naming the
+    population and statistic): negative counts, rates or costs, shares outside 0-100%, falls
+    of more than 100%, more engaged or analysed people than allocated, a missing value where
+    the population is not empty."""
+    problems: list[str] = []
+    for population, rows in head.groupby("population", sort=True):
+        v = rows.set_index("statistic")["value"].astype(float)
+        empty = v.get("n_people", 0) == 0
+        for stat, value in v.items():
+            s = str(stat)
+            if pd.isna(value):
+                if not empty:
+                    problems.append(f"{population}.{s} is missing")
+                continue
+            non_negative = (
+                s.startswith(_NON_NEGATIVE_PREFIXES)
+                or s.startswith("programme_cost_per_month_")
+                or s in _NON_NEGATIVE
+            )
+            if non_negative and value < 0:
+                problems.append(f"{population}.{s} is negative")
+            if s.startswith("n_") and value != round(value):
+                problems.append(f"{population}.{s} is not a whole number")
+            if s == "pct_with_cost_fall" and not 0 <= value <= 100:
+                problems.append(f"{population}.{s} is outside 0-100%")
+            if s in ("ratio_of_means_pct_change", "mean_pct_change_per_person") and value < -100:
+                problems.append(f"{population}.{s} is a fall of more than 100%")
+        allocated = v.get("n_allocated")
+        for s in ("n_engaged", "n_people"):
+            if allocated is not None and v.get(s, 0) > allocated:
+                problems.append(f"{population}.{s} exceeds n_allocated")
+        if v.get("min_months", 0) > v.get("max_months", float("inf")):
+            problems.append(f"{population}.min_months exceeds max_months")
+    return problems

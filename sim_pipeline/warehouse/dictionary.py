@@ -117,7 +117,17 @@ LEDGER: dict[str, tuple[str, str]] = {
     "month": ("text", "Month YYYY-MM"),
     "file": ("text", "Landing file, relative to the landing folder"),
     "file_sha256": ("text", "SHA-256 of the file as read"),
-    "rows_read": ("integer", "Data rows in the file"),
+    "file_status": (
+        "text",
+        "loaded (the file was read; bad rows quarantined one by one) or rejected (the file could "
+        "not be read: every data row quarantined under rejection_rule)",
+    ),
+    "rejection_rule": (
+        "text",
+        "Why a rejected file was rejected: file_empty, file_encoding, file_unparseable, "
+        "missing_column, file_truncated, whole_column_contract (blank when loaded)",
+    ),
+    "rows_read": ("integer", "Data rows in the file (for a rejected file: its data lines)"),
     "rows_loaded": ("integer", "Rows written to the staged table"),
     "rows_quarantined": (
         "integer",
@@ -132,12 +142,21 @@ QUARANTINE: dict[str, tuple[str, str]] = {
     "month": ("text", "Month YYYY-MM"),
     "file": ("text", "Landing file, relative to the landing folder"),
     "line_number": ("integer", "Line of the rejected row in the file"),
-    "column_name": ("text", "Column that broke the rule (blank for row-level rules)"),
+    "column_name": (
+        "text",
+        "Column that broke the rule (blank for row-level rules; for a rejected file the missing "
+        "or failing column(s), comma-separated)",
+    ),
     "rule": (
         "text",
-        "Contract rule code (e.g. date_format, nhs_number_check_digit, duplicate_row)",
+        "Contract rule code (e.g. date_format, nhs_number_check_digit, duplicate_row), or for "
+        "every row of a rejected file the file's rule (e.g. file_encoding, missing_column)",
     ),
-    "reason": ("text", "Fixed description of the rule; never the rejected value"),
+    "reason": (
+        "text",
+        "Fixed description of the rule (for a rejected file: the file and the problem); never "
+        "the rejected value",
+    ),
 }
 assert list(QUARANTINE)[4:] == QUARANTINE_COLUMNS
 
@@ -509,6 +528,147 @@ EVALUATION_TABLES = [
 ]
 
 
+_DROP_KEYS: dict[str, tuple[str, str]] = {
+    "source": ("text", "Provider folder"),
+    "table_name": ("text", "Provider table (file stem)"),
+    "month": ("text", "Month YYYY-MM the drop is for"),
+}
+COVERAGE_TABLES = [
+    _doc(
+        "drop_coverage",
+        "Coverage and timeliness of provider drops: expected, received, late, missing, "
+        "resubmitted, and volume anomalies (quality/coverage.py; the deadline and volume rule "
+        "are configurable assumptions).",
+        "one row per expected drop (source, table_name, month), plus one per landing file no "
+        "contract expects",
+        {
+            **_DROP_KEYS,
+            "file": ("text", "Landing file, relative to the landing folder"),
+            "expected": ("boolean", "A contract expects this drop (false: an unexpected file)"),
+            "received": (
+                "boolean",
+                "The file is in the landing folder or the ingest ledger has ingested it",
+            ),
+            "arrived_at": (
+                "text",
+                "Arrival (UTC, ISO 8601): modification time of the first version seen of the "
+                "landing file; empty when not received or unknown",
+            ),
+            "due_at": (
+                "text",
+                "Deadline (UTC, ISO 8601); default 00:00 Europe/London on day 20 of the month "
+                "after",
+            ),
+            "late": ("boolean", "Arrived after due_at (empty when not received)"),
+            "days_late": ("real", "Days after due_at it arrived (0 when on time)"),
+            "versions": ("integer", "Distinct contents (SHA-256) seen of the file"),
+            "resubmitted": ("boolean", "More than one version seen"),
+            "current_version_ingested": (
+                "boolean",
+                "The ingest ledger holds the file's current contents",
+            ),
+            "rows_read": ("integer", "Data rows read at ingest (ingest_ledger)"),
+            "trailing_median_rows": (
+                "real",
+                "Median rows_read of the previous 6 received months of the provider table "
+                "(needs 3)",
+            ),
+            "volume_ratio": (
+                "real",
+                "rows_read / trailing_median_rows, where judged (median at least 20 rows)",
+            ),
+            "volume_anomaly": ("text", "low (ratio < 0.5), high (> 2), empty otherwise"),
+            "status": (
+                "text",
+                "received (on time), late, missing (not received, past due), not_yet_due, "
+                "unexpected",
+            ),
+        },
+    ),
+    _doc(
+        "landing_file_versions",
+        "Every distinct version (content) of every landing file ever seen, from the landing "
+        "folder and the ingest ledger; appended by drop_coverage, never rewritten.",
+        "one row per landing file and SHA-256",
+        {
+            "file": ("text", "Landing file, relative to the landing folder"),
+            **_DROP_KEYS,
+            "file_sha256": ("text", "SHA-256 of the version's contents"),
+            "first_seen_at": ("text", "When drop_coverage first recorded it (UTC, ISO 8601)"),
+            "modified_at": (
+                "text",
+                "The landing file's modification time when first seen (UTC, ISO 8601); empty "
+                "for a version known only from the ledger",
+            ),
+            "rows": ("integer", "Data rows read at ingest of this version, when known"),
+        },
+    ),
+]
+
+
+QUALITY_TABLES = [
+    _doc(
+        "audit_trail",
+        "Per run and stage: the code version, the pseudonymisation key fingerprint (never the "
+        "key), the unit-cost version and the rows in and out. Written in the same transaction "
+        "as the stage's own output, or alone when a blocking check stopped the write. Appended "
+        "run after run: an auditor can trace any table back to the run and commit that made it.",
+        "one row per Dagster run and stage (asset)",
+        {
+            "run_id": ("text", "Dagster run id"),
+            "stage": ("text", "Asset that wrote (or refused to write) its output"),
+            "months": ("text", "Partitions written: YYYY-MM, YYYY-MM..YYYY-MM, or all"),
+            "recorded_at": ("text", "When (UTC, ISO 8601)"),
+            "status": (
+                "text",
+                "written, or not_written when a check stopped the write before it happened",
+            ),
+            "code_version": (
+                "text",
+                "Git commit of the code (+dirty when tracked files differ), or SIM_CODE_VERSION",
+            ),
+            "key_fingerprint": ("text", "Fingerprint of the pseudonymisation key in use"),
+            "unit_cost_version": ("text", "Unit-cost version used (costed stages only)"),
+            "rows_in": ("integer", "Rows the stage read (landing rows for ingest)"),
+            "rows_out": ("integer", "Rows the stage wrote to its table(s)"),
+            "rows_rejected": ("integer", "Rows set aside with a reason (quarantine for ingest)"),
+            "note": ("text", "What rows_in and rows_out count, where that is not obvious"),
+        },
+    ),
+    _doc(
+        "quality_results",
+        "Great Expectations results: every expectation of every suite run as a Dagster asset "
+        "check (staged tables, their landing files, person-month tables), with counts only "
+        "(never a data value) and the Data Docs page that shows it.",
+        "one row per expectation per suite and batch (the latest validation of that batch)",
+        {
+            "suite": ("text", "Suite name: <table>.table (its rows) or <table>.drops (its files)"),
+            "asset": ("text", "Dagster asset / warehouse table the suite describes"),
+            "batch": ("text", "Months validated: YYYY-MM or YYYY-MM..YYYY-MM"),
+            "run_id": ("text", "Dagster run that validated the batch"),
+            "validated_at": ("text", "When (UTC, ISO 8601)"),
+            "expectation": ("text", "Great Expectations expectation type"),
+            "column_names": ("text", "Column(s) the expectation reads (blank: whole table)"),
+            "category": (
+                "text",
+                "schema, row_count, completeness, code_list, format, uniqueness or range",
+            ),
+            "success": ("boolean", "The expectation held"),
+            "element_count": ("integer", "Rows examined (column expectations)"),
+            "unexpected_count": ("integer", "Rows that broke the expectation"),
+            "unexpected_percent": ("real", "Share of rows that broke it (%)"),
+            "observed_value": (
+                "text",
+                "Table-level observation only (row count, missing/unexpected columns) or the "
+                "error raised; never a column's values",
+            ),
+            "note": ("text", "What the expectation means, for an auditor"),
+            "data_docs_page": ("text", "Data Docs page of this validation (local file)"),
+        },
+    ),
+]
+
+
 def all_tables() -> list[TableDoc]:
     return [
         *(staged_doc(t) for t in SOURCE_TABLES),
@@ -525,9 +685,11 @@ def all_tables() -> list[TableDoc]:
             "one row per rejected row and rule",
             QUARANTINE,
         ),
+        *COVERAGE_TABLES,
         *LINKAGE_TABLES,
         *METRIC_TABLES,
         *EVALUATION_TABLES,
+        *QUALITY_TABLES,
     ]
 
 

@@ -1,0 +1,88 @@
+"""Wiring Great Expectations suites into Dagster asset checks (the suites are in
+`sim_pipeline.quality.expectations`; GX itself is imported only when a suite runs)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from sim_pipeline.defs.common import SETTINGS, markdown_table
+from sim_pipeline.defs.resources import QualityResource, quality_dir
+from sim_pipeline.quality.expectations import Suite, SuiteOutcome, docs_index, validate
+from sim_pipeline.warehouse.dictionary import sql_types
+from sim_pipeline.warehouse.store import Warehouse
+
+GX_KINDS = {"great_expectations"}
+# Shown on every asset that runs a suite, so an analyst or auditor finds the site from the UI.
+DATA_DOCS_METADATA = {"data_docs": dg.MetadataValue.path(str(docs_index(quality_dir(SETTINGS))))}
+
+
+def gx_check_spec(
+    asset: str, name: str, what: str, blocking: bool = True, before_write: bool = False
+) -> dg.AssetCheckSpec:
+    when = (
+        "Validated before writing: on failure nothing is written."
+        if before_write
+        else "On failure downstream assets wait."
+    )
+    return dg.AssetCheckSpec(
+        name,
+        asset=asset,
+        blocking=blocking,
+        description=f"Great Expectations suite {what} Each failed expectation is listed with "
+        f"its rule and row counts (never values); the full result is in Data Docs and the "
+        f"warehouse table quality_results. {when}",
+    )
+
+
+def batch_label(months: list[str]) -> str:
+    return months[0] if len(months) == 1 else f"{months[0]}..{months[-1]}"
+
+
+def run_suite(
+    context: dg.AssetExecutionContext,
+    quality: QualityResource,
+    wh: Warehouse,
+    suite: Suite,
+    frame: pd.DataFrame,
+    months: list[str],
+) -> SuiteOutcome:
+    """Validate ``frame`` and keep the result in the warehouse (its own transaction, so a
+    failed validation is on record even when the asset then writes nothing)."""
+    batch = batch_label(months)
+    outcome = validate(suite, frame, quality.path, batch, context.run_id)
+    with wh.transaction() as tx:
+        tx.replace(
+            "quality_results",
+            outcome.results,
+            {"suite": [suite.name], "batch": [batch]},
+            sql_types("quality_results"),
+        )
+    if not outcome.success:
+        context.log.warning(
+            f"{suite.name} ({batch}): {len(outcome.failed)} of {len(suite)} expectations "
+            "failed:\n" + "\n".join(outcome.failure_lines())
+        )
+    return outcome
+
+
+def gx_check_result(
+    check_name: str, outcome: SuiteOutcome, asset: str | None = None
+) -> dg.AssetCheckResult:
+    failed = outcome.failed[
+        ["category", "expectation", "column_names", "unexpected_count", "observed_value", "note"]
+    ]
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        asset_key=asset,
+        passed=outcome.success,
+        description="; ".join(outcome.failure_lines())[:2000] or None,
+        metadata={
+            "suite": outcome.suite.name,
+            "expectations": len(outcome.suite),
+            "failed": len(failed),
+            "failed_expectations": markdown_table(failed),
+            "data_docs_page": dg.MetadataValue.path(str(outcome.docs_page or "")),
+            **DATA_DOCS_METADATA,
+        },
+    )

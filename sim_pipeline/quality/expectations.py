@@ -1,0 +1,651 @@
+"""Great Expectations suites: evidence an auditor can read in Data Docs.
+
+Suites are plain data (`Suite` of `Expectation`s) built from the provider contracts and the data
+dictionary, so they can be listed, documented and tested without Great Expectations. `validate`
+imports GX lazily (the import costs seconds and the Dagster code location must load without it),
+runs a suite over a DataFrame in the project's GX file context under ``<quality dir>/gx``,
+stores the validation result and updates the Data Docs site.
+
+Privacy by construction: results are kept at ``SUMMARY`` level with no unexpected values
+(``partial_unexpected_count = 0``), so neither the stored results, the Data Docs pages nor the
+warehouse table `quality_results` ever hold a data value, only counts. Observed values are
+kept only for table-level expectations (row counts, column sets).
+
+Suites:
+- ``<staged table>.drops``: one row per landing file of a run (from the ingest ledger): every
+  expected provider drop present, every file read, rows_read = loaded + quarantined, and
+  quarantined rows within their allowance.
+- ``<staged table>.table``: the staged rows about to be written: columns exactly as the data
+  dictionary documents (so no raw identifier column), completeness, code lists, formats,
+  uniqueness of the record key, date and count ranges, and the row count the ledger implies.
+- ``person_month_metrics.table`` / ``person_month_costs.table``: completeness, one row per
+  person and month, no negative or impossible counts or costs, one price year and unit-cost
+  version, and the row count the asset's inputs imply.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import math
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pandas as pd
+
+from sim_pipeline.identity.normalise import AGE_BANDS
+from sim_pipeline.identity.tokens import BLOOM_BITS, TOKEN_HEX
+from sim_pipeline.measures.metrics import HARM_MEASURES, METRICS
+from sim_pipeline.sources.base import SourceTable
+
+DATASOURCE = "sim_pipeline"
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
+# A file may quarantine up to this share of its rows (or MIN_ALLOWANCE rows, whichever is
+# larger: a 7-row register file with one bad date is not a broken extract).
+QUARANTINE_SHARE = 0.02
+MIN_ALLOWANCE = 5
+EARLIEST_DATE = "1900-01-01"
+MAX_COUNT_PER_MONTH = 1000  # more contacts of one kind in one month is not plausible
+
+RESULT_COLUMNS = [
+    "suite",
+    "asset",
+    "batch",
+    "run_id",
+    "validated_at",
+    "expectation",
+    "column_names",
+    "category",
+    "success",
+    "element_count",
+    "unexpected_count",
+    "unexpected_percent",
+    "observed_value",
+    "note",
+    "data_docs_page",
+]
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One GX expectation: its GX class name, arguments, our category and the auditor's note."""
+
+    kind: str  # GX 1.x class name, e.g. "ExpectColumnValuesToNotBeNull"
+    kwargs: Mapping[str, Any]
+    category: str  # completeness | code_list | format | uniqueness | range | row_count | schema
+    note: str
+
+    @property
+    def columns(self) -> str:
+        k = self.kwargs
+        if "column" in k:
+            return str(k["column"])
+        if "column_list" in k:
+            return ", ".join(k["column_list"])
+        if "column_A" in k:
+            return f"{k['column_A']}, {k['column_B']}"
+        return ""
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str  # e.g. "staged_ecds.table"
+    asset: str  # the Dagster asset / warehouse table it describes
+    expectations: tuple[Expectation, ...]
+
+    def __len__(self) -> int:
+        return len(self.expectations)
+
+
+@dataclass
+class SuiteOutcome:
+    """What one validation found: one row per expectation (RESULT_COLUMNS) and its docs page."""
+
+    suite: Suite
+    results: pd.DataFrame
+    docs_page: Path | None = None
+    success: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.success = bool(self.results["success"].all()) if len(self.results) else True
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.results[~self.results["success"].astype(bool)]
+
+    def failure_lines(self) -> list[str]:
+        """One plain sentence per failed expectation (counts only, never values)."""
+        out = []
+        for r in self.failed.itertuples(index=False):
+            where = f" on {r.column_names}" if r.column_names else ""
+            if pd.notna(r.unexpected_count):
+                detail = f"{int(r.unexpected_count)} of {int(r.element_count)} rows"
+            elif isinstance(r.observed_value, str) and r.observed_value:
+                detail = f"observed {r.observed_value}"
+            else:
+                detail = "failed"
+            out.append(f"{r.category}: {r.expectation}{where}: {detail} ({r.note})")
+        return out
+
+
+# -- suites -------------------------------------------------------------------------------
+
+
+def _e(kind: str, category: str, note: str, **kwargs: Any) -> Expectation:
+    return Expectation(kind, kwargs, category, note)
+
+
+def _month_end(month: str) -> str:
+    return (pd.Period(month, "M").end_time.normalize()).strftime("%Y-%m-%d")
+
+
+def _contract_rules(table: SourceTable) -> tuple[list[str], dict[str, list[str]], dict[str, str]]:
+    """(required columns, code lists, regex formats) of the contract's columns."""
+    schema = table.contract.to_schema()
+    required, codes, formats = [], {}, {}
+    for name, col in schema.columns.items():
+        if not col.nullable:
+            required.append(name)
+        for check in col.checks:
+            if check.name == "isin":
+                codes[name] = [str(v) for v in check.statistics["allowed_values"]]
+            elif check.name == "str_matches":
+                formats[name] = str(check.statistics["pattern"])
+    return required, codes, formats
+
+
+def staged_table_suite(
+    table: SourceTable, documented_columns: list[str], months: list[str], expected_rows: int
+) -> Suite:
+    """The suite for a staged table's rows of ``months`` (``expected_rows`` from the ledger:
+    rows read minus rows quarantined)."""
+    raw = set(table.identifiers.raw_columns())
+    kept = [c for c in table.columns if c not in raw]
+    required, codes, formats = _contract_rules(table)
+    ex: list[Expectation] = [
+        _e(
+            "ExpectTableColumnsToMatchSet",
+            "schema",
+            "Columns exactly as the data dictionary documents: no raw identifier column "
+            "(name, NHS number, date of birth, postcode, address) and nothing undocumented.",
+            column_set=documented_columns,
+            exact_match=True,
+        ),
+        _e(
+            "ExpectTableRowCountToEqual",
+            "row_count",
+            "Rows equal the ledger's rows read minus rows quarantined for these months: "
+            "no row lost or invented between the landing file and the warehouse.",
+            value=int(expected_rows),
+        ),
+        _e(
+            "ExpectCompoundColumnsToBeUnique",
+            "uniqueness",
+            f"The provider's record key ({table.record_ref}) is unique within each provider "
+            "and month.",
+            column_list=["source", "month", "record_ref"],
+        ),
+        _e(
+            "ExpectColumnValuesToBeInSet",
+            "code_list",
+            "Every row comes from a provider that sends this table.",
+            value_set=list(table.providers),
+            column="source",
+        ),
+        _e(
+            "ExpectColumnValuesToBeInSet",
+            "range",
+            "Every row belongs to a month of this run.",
+            value_set=list(months),
+            column="month",
+        ),
+    ]
+    for c in ["record_ref", "source_file", "line_number", "key_id"] + [
+        c for c in required if c in kept
+    ]:
+        ex.append(
+            _e(
+                "ExpectColumnValuesToNotBeNull",
+                "completeness",
+                "Required by the contract or by provenance: never empty.",
+                column=c,
+            )
+        )
+    for c, allowed in codes.items():
+        if c in kept:
+            ex.append(
+                _e(
+                    "ExpectColumnValuesToBeInSet",
+                    "code_list",
+                    "Only codes from the national code list (sources/codes.py).",
+                    column=c,
+                    value_set=allowed,
+                )
+            )
+    for c, pattern in formats.items():
+        if c in kept and c not in table.date_columns + table.datetime_columns:
+            ex.append(
+                _e(
+                    "ExpectColumnValuesToMatchRegex",
+                    "format",
+                    "Values have the contract's format.",
+                    column=c,
+                    regex=pattern,
+                )
+            )
+    last = _month_end(max(months)) if months else "2100-01-01"
+    for c in [*table.date_columns, *table.datetime_columns]:
+        if c in kept:
+            ex.append(
+                _e(
+                    "ExpectColumnValuesToBeBetween",
+                    "range",
+                    f"Dates between {EARLIEST_DATE} and the end of the month after the run's "
+                    "last month (an extract cannot describe the future).",
+                    column=c,
+                    min_value=datetime.fromisoformat(EARLIEST_DATE),
+                    max_value=datetime.fromisoformat(_month_end(str(pd.Period(last[:7], "M") + 1))),
+                )
+            )
+    for c in table.int_columns:
+        if c in kept:
+            ex.append(
+                _e(
+                    "ExpectColumnValuesToBeBetween",
+                    "range",
+                    "Whole numbers, never negative.",
+                    column=c,
+                    min_value=0,
+                    max_value=None,
+                )
+            )
+    if table.identifiers.raw_columns() or table.identifiers.sex:
+        ex += [
+            _e(
+                "ExpectColumnValuesToBeInSet",
+                "code_list",
+                "Normalised sex: M, F or U.",
+                column="person_sex",
+                value_set=["M", "F", "U"],
+            ),
+            _e(
+                "ExpectColumnValuesToBeInSet",
+                "code_list",
+                "Age bands used in every published table.",
+                column="age_band",
+                value_set=[label for _, _, label in AGE_BANDS],
+            ),
+            _e(
+                "ExpectColumnValuesToMatchRegex",
+                "format",
+                "Postcode district only (outward code): never a full postcode.",
+                column="postcode_district",
+                regex=r"^[A-Z]{1,2}[0-9][A-Z0-9]?$",
+            ),
+        ]
+        for c in (
+            "nhs_number_token",
+            "given_name_token",
+            "family_name_token",
+            "birth_date_token",
+            "postcode_unit_token",
+        ):
+            ex.append(
+                _e(
+                    "ExpectColumnValuesToMatchRegex",
+                    "format",
+                    f"A keyed token ({TOKEN_HEX} hex characters), never a raw value.",
+                    column=c,
+                    regex=f"^[0-9a-f]{{{TOKEN_HEX}}}$",
+                )
+            )
+        for c in ("given_name_bf", "family_name_bf"):
+            ex.append(
+                _e(
+                    "ExpectColumnValuesToMatchRegex",
+                    "format",
+                    f"A keyed {BLOOM_BITS}-bit Bloom filter (hex), never a raw name.",
+                    column=c,
+                    regex=f"^[0-9a-f]{{{BLOOM_BITS // 4}}}$",
+                )
+            )
+    return Suite(f"{table.asset_name}.table", table.asset_name, tuple(ex))
+
+
+def drops_frame(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The ledger rows of a run with the derived columns the drops suite reads."""
+    out = ledger.copy()
+    for c in ("rows_read", "rows_loaded", "rows_quarantined"):
+        out[c] = pd.to_numeric(out[c]).astype("int64")
+    if "file_status" not in out.columns:
+        out["file_status"] = "loaded"
+    out["rows_accounted"] = out["rows_loaded"] + out["rows_quarantined"]
+    out["quarantine_allowance"] = [
+        max(math.ceil(QUARANTINE_SHARE * n), MIN_ALLOWANCE) for n in out["rows_read"]
+    ]
+    return out
+
+
+def drops_suite(table: SourceTable, months: list[str]) -> Suite:
+    """The suite over one run's landing files of ``table`` (see `drops_frame`)."""
+    expected = len(table.providers) * len(months)
+    ex = (
+        _e(
+            "ExpectTableRowCountToEqual",
+            "row_count",
+            f"One file per provider and month: {len(table.providers)} provider(s) x "
+            f"{len(months)} month(s). Fewer means a provider month is missing.",
+            value=expected,
+        ),
+        _e(
+            "ExpectColumnValuesToBeUnique",
+            "uniqueness",
+            "Each landing file is accounted for once.",
+            column="file",
+        ),
+        _e(
+            "ExpectColumnValuesToBeInSet",
+            "completeness",
+            "Every file could be read: a file rejected whole (wrong encoding, missing column, "
+            "truncated) has every row quarantined and fails here.",
+            column="file_status",
+            value_set=["loaded"],
+        ),
+        _e(
+            "ExpectColumnPairValuesToBeEqual",
+            "row_count",
+            "rows_read = rows_loaded + rows_quarantined for every file: nothing lost.",
+            column_A="rows_read",
+            column_B="rows_accounted",
+        ),
+        _e(
+            "ExpectColumnPairValuesAToBeGreaterThanB",
+            "range",
+            f"Rows quarantined per file at most {QUARANTINE_SHARE:.0%} of its rows (at least "
+            f"{MIN_ALLOWANCE} allowed): more means a damaged extract.",
+            column_A="quarantine_allowance",
+            column_B="rows_quarantined",
+            or_equal=True,
+        ),
+    )
+    return Suite(f"{table.asset_name}.drops", table.asset_name, ex)
+
+
+def person_month_suite(
+    table: str,
+    documented_columns: list[str],
+    months: list[str],
+    min_rows: int,
+    max_rows: int | None = None,
+    price_year: str | None = None,
+    unit_cost_version: str | None = None,
+) -> Suite:
+    """The suite for ``person_month_metrics`` or ``person_month_costs`` rows of ``months``."""
+    ex: list[Expectation] = [
+        _e(
+            "ExpectTableColumnsToMatchSet",
+            "schema",
+            "Columns exactly as the data dictionary documents.",
+            column_set=documented_columns,
+            exact_match=True,
+        ),
+        _e(
+            "ExpectTableRowCountToBeBetween",
+            "row_count",
+            "At least one row per cohort member and month (zeros included)"
+            + ("; exactly one per person_month_metrics row." if max_rows is not None else "."),
+            min_value=int(min_rows),
+            max_value=None if max_rows is None else int(max_rows),
+        ),
+        _e(
+            "ExpectCompoundColumnsToBeUnique",
+            "uniqueness",
+            "One row per person and month.",
+            column_list=["person_key", "month"],
+        ),
+        _e(
+            "ExpectColumnValuesToBeInSet",
+            "range",
+            "Every row belongs to a month of this run.",
+            column="month",
+            value_set=list(months),
+        ),
+        _e(
+            "ExpectColumnValuesToMatchRegex",
+            "format",
+            "A person key from person_index.",
+            column="person_key",
+            regex=r"^P[0-9]+$",
+        ),
+    ]
+    values = (
+        [f"cost_{m}" for m in METRICS] + ["total_cost"]
+        if table == "person_month_costs"
+        else [*METRICS, *HARM_MEASURES]
+    )
+    for c in ["person_key", "month", *values]:
+        ex.append(
+            _e(
+                "ExpectColumnValuesToNotBeNull",
+                "completeness",
+                "Never empty (an absent event is a zero).",
+                column=c,
+            )
+        )
+    for c in values:
+        cap: float | None = None
+        note = "Never negative."
+        if c == "mh_bed_days":
+            cap, note = 31, "Bed days in a month: 0 to 31."
+        elif table == "person_month_metrics":
+            cap = MAX_COUNT_PER_MONTH
+            note = f"Never negative; more than {MAX_COUNT_PER_MONTH} in a month is impossible."
+        ex.append(
+            _e("ExpectColumnValuesToBeBetween", "range", note, column=c, min_value=0, max_value=cap)
+        )
+    if price_year is not None:
+        ex.append(
+            _e(
+                "ExpectColumnValuesToBeInSet",
+                "code_list",
+                "One price year throughout.",
+                column="price_year",
+                value_set=[price_year],
+            )
+        )
+    if unit_cost_version is not None:
+        ex.append(
+            _e(
+                "ExpectColumnValuesToBeInSet",
+                "code_list",
+                "One unit-cost version throughout.",
+                column="unit_cost_version",
+                value_set=[unit_cost_version],
+            )
+        )
+    return Suite(f"{table}.table", table, tuple(ex))
+
+
+# -- running suites in Great Expectations ---------------------------------------------------
+
+
+def gx_root(quality_dir: Path) -> Path:
+    return Path(quality_dir) / "gx"
+
+
+def docs_index(quality_dir: Path) -> Path:
+    """The Data Docs site's front page."""
+    return gx_root(quality_dir) / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+@contextmanager
+def _locked(quality_dir: Path) -> Iterator[None]:
+    """One GX writer at a time per project (steps may run in parallel processes)."""
+    Path(quality_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(quality_dir) / ".gx.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _gx():
+    """Import Great Expectations quietly, without analytics."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import great_expectations as gx
+    logging.captureWarnings(False)  # GX turns this on at import
+    for name in ("great_expectations", "great_expectations.core", "posthog"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return gx
+
+
+def _context(quality_dir: Path):
+    gx = _gx()
+    fresh = not (gx_root(quality_dir) / "great_expectations.yml").exists()
+    ctx = gx.get_context(mode="file", project_root_dir=str(quality_dir))
+    if fresh:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        ctx.variables.analytics_enabled = False
+        ctx.variables.save()
+    return ctx
+
+
+def _batch_definition(ctx, asset_name: str):
+    try:
+        ds = ctx.data_sources.get(DATASOURCE)
+    except (KeyError, ValueError):
+        ds = ctx.data_sources.add_pandas(DATASOURCE)
+    try:
+        asset = ds.get_asset(asset_name)
+    except (LookupError, ValueError):
+        asset = ds.add_dataframe_asset(asset_name)
+    try:
+        return asset.get_batch_definition("run_batch")
+    except (KeyError, ValueError):
+        return asset.add_batch_definition_whole_dataframe("run_batch")
+
+
+def _gx_suite(gx, suite: Suite):
+    import great_expectations.expectations as gxe
+
+    out = gx.ExpectationSuite(name=suite.name)
+    for i, e in enumerate(suite.expectations):
+        out.add_expectation(
+            getattr(gxe, e.kind)(**dict(e.kwargs), notes=e.note, meta={"sim_index": i})
+        )
+    return out
+
+
+def _observed(kind: str, result: Mapping[str, Any], exception: str | None) -> str | None:
+    """What to keep of GX's observation: table-level facts only (row counts, the columns that
+    are missing or unexpected), or the error an expectation raised. Column-level observed
+    values could be data and are never kept."""
+    if exception:
+        return "error: " + exception.strip().splitlines()[-1][:300]
+    if not kind.startswith("ExpectTable"):
+        return None
+    mismatched = (result.get("details") or {}).get("mismatched")
+    value = mismatched if mismatched else result.get("observed_value")
+    return None if value is None else json.dumps(value, default=str)
+
+
+def _exception(r: Any) -> str | None:
+    info = getattr(r, "exception_info", None) or {}
+    # GX reports either one {raised_exception, exception_message} or one per metric
+    entries = [info] if "raised_exception" in info else list(info.values())
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("raised_exception"):
+            return str(entry.get("exception_message") or "raised an exception")
+    return None
+
+
+def validate(
+    suite: Suite, frame: pd.DataFrame, quality_dir: Path, batch: str, run_id: str
+) -> SuiteOutcome:
+    """Run ``suite`` over ``frame`` (one batch), store the result and update Data Docs."""
+    gx = _gx()
+    validated_at = datetime.now(UTC).replace(microsecond=0)
+    with _locked(quality_dir):
+        ctx = _context(quality_dir)
+        gx_suite = ctx.suites.add_or_update(_gx_suite(gx, suite))
+        vd = ctx.validation_definitions.add_or_update(
+            gx.ValidationDefinition(
+                data=_batch_definition(ctx, suite.name), suite=gx_suite, name=suite.name
+            )
+        )
+        checkpoint = ctx.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=suite.name,
+                validation_definitions=[vd],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+                result_format=RESULT_FORMAT,
+            )
+        )
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        result = checkpoint.run(
+            batch_parameters={"dataframe": frame},
+            run_id=RunIdentifier(run_name=f"{batch}_{run_id[:8]}", run_time=validated_at),
+        )
+        (identifier, vr), *_ = result.run_results.items()
+        page = None
+        for site in ctx.get_docs_sites_urls(resource_identifier=identifier):
+            url = site.get("site_url") or ""
+            if url.startswith("file://"):
+                page = Path(unquote(url.removeprefix("file://")))
+    rows = []
+    for r in vr.results:
+        cfg = r.expectation_config
+        spec = suite.expectations[int((cfg.meta or {})["sim_index"])]
+        res = dict(r.result or {})
+        rows.append(
+            {
+                "suite": suite.name,
+                "asset": suite.asset,
+                "batch": batch,
+                "run_id": run_id,
+                "validated_at": validated_at.isoformat(),
+                "expectation": cfg.type,
+                "column_names": spec.columns,
+                "category": spec.category,
+                "success": bool(r.success),
+                "element_count": res.get("element_count"),
+                "unexpected_count": res.get("unexpected_count"),
+                "unexpected_percent": res.get("unexpected_percent"),
+                "observed_value": _observed(spec.kind, res, _exception(r)),
+                "note": spec.note,
+                "data_docs_page": str(page) if page else None,
+                "_order": int(cfg.meta["sim_index"]),
+            }
+        )
+    results = (
+        pd.DataFrame(rows, columns=[*RESULT_COLUMNS, "_order"])
+        .sort_values("_order")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
+    for c in ("element_count", "unexpected_count"):
+        results[c] = pd.to_numeric(results[c]).astype("Int64")
+    results["unexpected_percent"] = pd.to_numeric(results["unexpected_percent"]).astype("float64")
+    return SuiteOutcome(suite, results, page)
+
+
+def build_docs(quality_dir: Path) -> Path:
+    """Rebuild the whole Data Docs site from the stored suites and results; its index page."""
+    with _locked(quality_dir):
+        ctx = _context(quality_dir)
+        ctx.build_data_docs()
+    return docs_index(quality_dir)

@@ -1,0 +1,256 @@
+"""Great Expectations suites, the audit trail and the pre-write domain checks: each one fails
+on deliberately broken data (and says why) and passes on good data."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim_pipeline.identity.tokens import DEMO_KEY, Tokeniser
+from sim_pipeline.measures.costs import unit_cost_problems
+from sim_pipeline.measures.evaluation import trajectory_problems
+from sim_pipeline.measures.headline import impossible_values
+from sim_pipeline.measures.metrics import HARM_MEASURES, METRICS
+from sim_pipeline.quality import expectations as qe
+from sim_pipeline.quality.audit import AUDIT_COLUMNS, audit_row, code_version
+from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.staging import stage_months
+from sim_pipeline.warehouse.dictionary import sql_types
+
+ECDS = next(t for t in SOURCE_TABLES if t.asset_name == "staged_ecds")
+MONTHS = ["2019-03", "2019-04"]
+
+
+@pytest.fixture(scope="module")
+def quality_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("quality")
+
+
+@pytest.fixture(scope="module")
+def staged(small_synth):
+    """Two months of A&E rows staged exactly as the ingest asset stages them."""
+    landing, _ = small_synth
+    months = stage_months(landing, ECDS, MONTHS, Tokeniser(DEMO_KEY, demo=True))
+    frame = pd.concat([m.staged for m in months], ignore_index=True)
+    ledger = pd.concat([m.ledger for m in months], ignore_index=True)
+    return frame, ledger
+
+
+def _staged_suite(frame: pd.DataFrame, ledger: pd.DataFrame) -> qe.Suite:
+    expected = int((ledger["rows_read"] - ledger["rows_quarantined"]).sum())
+    return qe.staged_table_suite(ECDS, list(sql_types(ECDS.asset_name)), MONTHS, expected)
+
+
+def _failed(outcome: qe.SuiteOutcome) -> set[tuple[str, str]]:
+    return {(r.category, r.column_names) for r in outcome.failed.itertuples()}
+
+
+def test_staged_suite_passes_on_staged_rows(staged, quality_dir):
+    frame, ledger = staged
+    suite = _staged_suite(frame, ledger)
+    out = qe.validate(suite, frame, quality_dir, "2019-03..2019-04", "good-run")
+    assert out.success, out.failure_lines()
+    assert len(out.results) == len(suite) > 30
+    assert set(out.results["category"]) >= {
+        "schema",
+        "row_count",
+        "uniqueness",
+        "completeness",
+        "code_list",
+        "format",
+        "range",
+    }
+    assert out.docs_page is not None and out.docs_page.exists()
+
+
+def test_staged_suite_fails_on_broken_rows_and_says_why(staged, quality_dir):
+    frame, ledger = staged
+    bad = frame.copy()
+    bad["NHSNumber"] = "9434765919"  # a raw identifier column slipped through
+    bad.loc[0, "Der_Dupe_Flag"] = "7"  # not in the code list
+    bad.loc[1, "EC_Departure_Time_Since_Arrival"] = -5  # impossible
+    bad.loc[2, "Arrival_Date"] = pd.Timestamp("2031-01-01")  # in the future
+    bad.loc[3, "record_ref"] = pd.NA  # provenance lost
+    bad.loc[4, "nhs_number_token"] = "9434765919"  # a raw value where a token belongs
+    bad = pd.concat([bad, bad.iloc[[5]]], ignore_index=True)  # a repeated record
+    out = qe.validate(_staged_suite(frame, ledger), bad, quality_dir, "broken", "bad-run")
+    assert not out.success
+    failed = _failed(out)
+    assert ("schema", "") in failed
+    assert ("row_count", "") in failed
+    assert ("uniqueness", "source, month, record_ref") in failed
+    assert ("code_list", "Der_Dupe_Flag") in failed
+    assert ("range", "EC_Departure_Time_Since_Arrival") in failed
+    assert ("range", "Arrival_Date") in failed
+    assert ("completeness", "record_ref") in failed
+    assert ("format", "nhs_number_token") in failed
+    lines = "\n".join(out.failure_lines())
+    assert '"unexpected": ["NHSNumber"]' in lines  # the schema failure names the column
+    assert "1 of" in lines  # counts, never values
+    # privacy: no stored result, suite or Data Docs page holds the value
+    for path in qe.gx_root(quality_dir).rglob("*"):
+        if path.is_file() and path.suffix in {".json", ".html", ".yml"}:
+            assert "9434765919" not in path.read_text(errors="ignore"), path
+
+
+def test_drops_suite_fails_on_damaged_drops(staged, quality_dir):
+    _, ledger = staged
+    suite = qe.drops_suite(ECDS, MONTHS)
+    good = qe.validate(suite, qe.drops_frame(ledger), quality_dir, "drops-good", "run")
+    assert good.success, good.failure_lines()
+
+    missing = qe.validate(suite, qe.drops_frame(ledger.iloc[1:]), quality_dir, "missing", "run")
+    assert ("row_count", "") in _failed(missing)
+
+    damaged = ledger.copy()
+    damaged["file_status"] = "loaded"
+    damaged.loc[0, "file_status"] = "rejected"  # e.g. wrong encoding: rejected whole
+    damaged.loc[1, ["rows_loaded", "rows_quarantined"]] = [0, damaged.loc[1, "rows_read"]]
+    damaged.loc[2, "rows_loaded"] = damaged.loc[2, "rows_loaded"] - 1  # a row lost
+    out = qe.validate(suite, qe.drops_frame(damaged), quality_dir, "damaged", "run")
+    failed = _failed(out)
+    assert ("completeness", "file_status") in failed
+    assert ("range", "quarantine_allowance, rows_quarantined") in failed
+    assert ("row_count", "rows_read, rows_accounted") in failed
+
+
+def _person_months(n_people: int = 4) -> pd.DataFrame:
+    rows = [
+        {"person_key": f"P{i:08d}", "month": m, **{c: i % 3 for c in (*METRICS, *HARM_MEASURES)}}
+        for i in range(1, n_people + 1)
+        for m in MONTHS
+    ]
+    return pd.DataFrame(rows)[list(sql_types("person_month_metrics"))]
+
+
+def test_person_month_suites(quality_dir):
+    cols = list(sql_types("person_month_metrics"))
+    pm = _person_months()
+    suite = qe.person_month_suite("person_month_metrics", cols, MONTHS, min_rows=len(pm))
+    assert qe.validate(suite, pm, quality_dir, "pm-good", "run").success
+
+    bad = pm.copy()
+    bad.loc[0, "mh_bed_days"] = 40  # more bed days than days in a month
+    bad.loc[1, "arrests"] = -1
+    bad = pd.concat([bad, bad.iloc[[2]]], ignore_index=True)
+    failed = _failed(qe.validate(suite, bad, quality_dir, "pm-bad", "run"))
+    assert {("range", "mh_bed_days"), ("range", "arrests")} <= failed
+    assert ("uniqueness", "person_key, month") in failed
+
+    cost_cols = list(sql_types("person_month_costs"))
+    pc = pm[["person_key", "month"]].assign(
+        **{f"cost_{m}": 10.0 for m in METRICS},
+        total_cost=50.0,
+        price_year="2018/19",
+        unit_cost_version="v1",
+        cost_flags="",
+    )[cost_cols]
+    csuite = qe.person_month_suite(
+        "person_month_costs", cost_cols, MONTHS, len(pc), len(pc), "2018/19", "v1"
+    )
+    assert qe.validate(csuite, pc, quality_dir, "pc-good", "run").success
+    badc = pc.copy()
+    badc.loc[0, "price_year"] = "2019/20"
+    badc.loc[1, "cost_police_deployments"] = -250.0
+    failed = _failed(qe.validate(csuite, badc, quality_dir, "pc-bad", "run"))
+    assert {("code_list", "price_year"), ("range", "cost_police_deployments")} <= failed
+
+
+def test_data_docs_site_lists_every_suite(quality_dir):
+    # runs after the tests above (module order): their suites are in the project
+    index = qe.build_docs(quality_dir)
+    assert index == qe.docs_index(quality_dir) and index.exists()
+    site = index.parent
+    pages = "\n".join(str(p.relative_to(site)) for p in site.rglob("*.html"))
+    for suite in ("staged_ecds/table", "staged_ecds/drops", "person_month_metrics/table"):
+        assert f"expectations/{suite}" in pages
+        assert f"validations/{suite}" in pages
+
+
+def test_code_version_is_the_git_commit():
+    v = code_version()
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", v), v
+    row = audit_row(
+        run_id="r1",
+        stage="events",
+        months=MONTHS,
+        key_fingerprint="abc123",
+        rows_in=10,
+        rows_out=9,
+        rows_rejected=1,
+    )
+    assert list(row.columns) == AUDIT_COLUMNS == list(sql_types("audit_trail"))
+    assert row.loc[0, "months"] == "2019-03..2019-04" and row.loc[0, "code_version"] == v
+
+
+def test_headline_impossible_values():
+    def head(**values: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"population": "itt", "statistic": list(values), "value": list(values.values())}
+        )
+
+    good = head(n_allocated=10, n_engaged=8, n_people=10, pct_with_cost_fall=60, min_months=1)
+    assert impossible_values(good) == []
+    bad = head(
+        n_allocated=10,
+        n_engaged=12,
+        n_people=10,
+        pct_with_cost_fall=130,
+        mean_baseline_monthly_cost_gbp=-5,
+        ratio_of_means_pct_change=-150,
+        mean_months=float("nan"),
+    )
+    problems = "\n".join(impossible_values(bad))
+    for expected in (
+        "n_engaged exceeds n_allocated",
+        "pct_with_cost_fall is outside",
+        "mean_baseline_monthly_cost_gbp is negative",
+        "ratio_of_means_pct_change is a fall of more than 100%",
+        "mean_months is missing",
+    ):
+        assert expected in problems
+
+
+def test_unit_cost_problems():
+    good = pd.DataFrame(
+        {
+            "metric": list(METRICS),
+            "unit_cost_gbp": 100.0,
+            "unit_cost_at_price_year": 100.0,
+            "inflation_factor": 1.0,
+            "source": "PSSRU",
+            "source_price_year": "2018/19",
+            "price_year": "2018/19",
+            "unit_cost_version": "v1",
+        }
+    )
+    assert unit_cost_problems(good) == []
+    bad = pd.concat([good, good.iloc[[0]]], ignore_index=True)
+    bad.loc[1, "unit_cost_gbp"] = 0
+    bad.loc[2, "source"] = ""
+    problems = "\n".join(unit_cost_problems(bad))
+    assert f"{METRICS[0]} is priced 2 times" in problems
+    assert f"{METRICS[1]}: unit_cost_gbp is not a positive number" in problems
+    assert f"{METRICS[2]}: source is missing" in problems
+
+
+def test_trajectory_problems():
+    good = pd.DataFrame(
+        {
+            "analysis": "primary",
+            "population": "itt",
+            "group": "programme",
+            "months_from_index": [-1, 0, 1],
+            "n_people": [5, 5, 4],
+            "mean_total_cost": [100.0, 90.0, 80.0],
+        }
+    )
+    assert trajectory_problems(good) == []
+    bad = pd.concat([good, good.iloc[[0]]], ignore_index=True)
+    bad.loc[1, "mean_total_cost"] = -1.0
+    bad.loc[2, "n_people"] = 0
+    problems = "\n".join(trajectory_problems(bad))
+    assert "given twice" in problems and "negative mean" in problems and "no people" in problems
