@@ -128,8 +128,10 @@ class EvaluationResource(dg.ConfigurableResource):
 
 
 def quality_dir(settings: Settings) -> Path:
-    """The quality folder beside the landing folder (data/quality by default)."""
-    return settings.landing_dir.parent / "quality"
+    """``SIM_QUALITY_DIR``, else the quality folder beside the landing folder (data/quality by
+    default, like data/reports and data/published)."""
+    env = os.environ.get("SIM_QUALITY_DIR")
+    return Path(env).resolve() if env else settings.landing_dir.parent / "quality"
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:

@@ -575,7 +575,7 @@ COVERAGE_TABLES = [
             ),
             "volume_ratio": (
                 "real",
-                "rows_read / trailing_median_rows, where judged (median at least 20 rows)",
+                "rows_read / trailing_median_rows, where judged (median at least 30 rows)",
             ),
             "volume_anomaly": ("text", "low (ratio < 0.5), high (> 2), empty otherwise"),
             "status": (
@@ -667,6 +667,12 @@ QUALITY_TABLES = [
         },
     ),
 ]
+
+
+# What legitimately differs when the same data is run again: the run log itself, and the
+# columns that record which run and when. Everything else must be identical.
+RUN_LOG_TABLES = ("audit_trail",)
+RUN_SPECIFIC_COLUMNS = ("run_id", "recorded_at", "validated_at", "data_docs_page")
 
 
 def all_tables() -> list[TableDoc]:

@@ -142,16 +142,22 @@ class Warehouse:
 
 
 def table_digests(url: str) -> dict[str, str]:
-    """{table: "rows:sha256"} over every table's rows in sorted order.
+    """{table: "rows:sha256"} over every table's rows in sorted order, leaving out the run log
+    and the columns that record which run wrote a row (`RUN_SPECIFIC_COLUMNS`).
 
     Independent of row order and of the database engine (values are compared as text after
     reading through pandas), so SQLite and PostgreSQL results can be compared table by table.
     """
+    from sim_pipeline.warehouse.dictionary import RUN_LOG_TABLES, RUN_SPECIFIC_COLUMNS
+
     wh = Warehouse(url)
     try:
         out = {}
         for table in wh.tables():
+            if table in RUN_LOG_TABLES:
+                continue
             df = wh.read(table)
+            df = df.drop(columns=[c for c in RUN_SPECIFIC_COLUMNS if c in df.columns])
             df = df.sort_values(list(df.columns)).reset_index(drop=True)
             digest = hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()
             out[table] = f"{len(df)}:{digest}"
