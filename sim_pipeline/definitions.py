@@ -6,6 +6,7 @@ import dagster as dg
 
 from sim_pipeline.defs.automation import ingest_job, landing_sensor, monthly_ingest_schedule
 from sim_pipeline.defs.common import SETTINGS
+from sim_pipeline.defs.coverage import drop_coverage
 from sim_pipeline.defs.evaluation import EVALUATION_ASSETS
 from sim_pipeline.defs.ingest import STAGED_ASSETS
 from sim_pipeline.defs.linkage import LINKAGE_ASSETS
@@ -16,6 +17,7 @@ from sim_pipeline.defs.resources import build_resources
 ALL_ASSETS = [
     *STAGED_ASSETS,
     ingest_summary,
+    drop_coverage,
     *LINKAGE_ASSETS,
     *METRIC_ASSETS,
     *EVALUATION_ASSETS,

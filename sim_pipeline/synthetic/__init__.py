@@ -15,6 +15,10 @@ under ``truth_dir`` (which may not be inside ``out_dir``):
 * ``people.csv``, ``programme.csv``, ``s136_detentions.csv`` (which side recorded each
   detention and under which ids) and ``summary.json``.
 
+Each drop's modification time is set to its arrival: a seeded time between day 3 and day 18 of
+the month after (all of a provider's tables for a month within the same hour), so every drop is
+on time under the coverage asset's default deadline (``sim_pipeline.synthetic.arrival``).
+
 Trusts also send MHS201CareContact: community mental-health contacts (about 2.5 planned a month
 for high-intensity users, about 1 a year for other people known to the trust), attended, not
 attended or cancelled. Police CAD outcomes include CHARGED (arrested and charged).

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable, codes
-from sim_pipeline.synthetic import activity, errors, render, truth
+from sim_pipeline.synthetic import activity, arrival, errors, render, truth
 from sim_pipeline.synthetic.names import PROGRAMME_BOROUGH_COUNTS
 from sim_pipeline.synthetic.people import build_population
 from sim_pipeline.synthetic.timeline import MONTH_LABELS, N_DAYS, fmt_dates, month_of
@@ -172,6 +172,8 @@ def generate(
             records += rec
         links_by_det.update(frames)  # the remaining '_...' frames link detentions to record ids
     rows_by_table = {t.table: rows_by_table[t.table] for t in SOURCE_TABLES}
+    # each drop's modification time = its (seeded) arrival in the month after; bytes unchanged
+    arrival.stamp_arrivals(out, seed, MONTH_LABELS)
 
     # ---- truth ----
     rec = pd.concat(records, ignore_index=True)
