@@ -709,18 +709,21 @@ def people_from_records(
 
 def trajectory_problems(traj: pd.DataFrame) -> list[str]:
     """What no correct trajectory can show (one line per problem): a negative mean cost, a mean
-    without people behind it, a month from index outside the window, or a group and month
-    given twice."""
+    without people behind it (or people without a mean), a month from index outside the window,
+    or a group and month given twice. Months no one reached yet carry no people and no mean."""
     problems: list[str] = []
     key = ["analysis", "population", "group", "months_from_index"]
     if traj.duplicated(key).any():
         problems.append(f"{int(traj.duplicated(key).sum())} group-months given twice")
-    if (traj["mean_total_cost"] < 0).any():
-        problems.append(f"{int((traj['mean_total_cost'] < 0).sum())} negative mean costs")
-    if (traj["n_people"] < 1).any():
-        problems.append(f"{int((traj['n_people'] < 1).sum())} means over no people")
-    if traj["mean_total_cost"].isna().any():
-        problems.append(f"{int(traj['mean_total_cost'].isna().sum())} missing means")
+    mean, people = traj["mean_total_cost"], traj["n_people"].fillna(0)
+    if (mean < 0).any():
+        problems.append(f"{int((mean < 0).sum())} negative mean costs")
+    if (mean.notna() & (people < 1)).any():
+        problems.append(f"{int((mean.notna() & (people < 1)).sum())} means over no people")
+    if (mean.isna() & (people >= 1)).any():
+        problems.append(f"{int((mean.isna() & (people >= 1)).sum())} missing means")
+    if (people < 0).any():
+        problems.append(f"{int((people < 0).sum())} negative head counts")
     outside = ~traj["months_from_index"].between(-48, 48)
     if outside.any():
         problems.append(f"{int(outside.sum())} rows outside -48..+48 months from index")
