@@ -243,9 +243,9 @@ def test_trajectory_problems():
             "analysis": "primary",
             "population": "itt",
             "group": "programme",
-            "months_from_index": [-1, 0, 1],
-            "n_people": [5, 5, 4],
-            "mean_total_cost": [100.0, 90.0, 80.0],
+            "months_from_index": [-1, 0, 1, 2],
+            "n_people": [5, 5, 4, 0],
+            "mean_total_cost": [100.0, 90.0, 80.0, float("nan")],  # month 2: no one there yet
         }
     )
     assert trajectory_problems(good) == []

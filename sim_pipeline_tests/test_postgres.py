@@ -25,7 +25,7 @@ import yaml
 
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse import Warehouse, table_digests
-from sim_pipeline.warehouse.dictionary import all_tables, sql_types
+from sim_pipeline.warehouse.dictionary import RUN_LOG_TABLES, all_tables, sql_types
 from sim_pipeline_tests.conftest import BIN, clean_env, cli
 from sim_pipeline_tests.postgres import PostgresServer, PostgresUnavailable, check_available
 
@@ -235,6 +235,7 @@ def reference(pg, small_synth, tmp_path_factory):
         "pg_first": done["pg"],
         "pg_second": (second.returncode, second.stdout + second.stderr),
         "sqlite_digests": _engine_digests(sqlite_url),
+        "sqlite_url": sqlite_url,
         "pg_first_engine_digests": pg_first_engine,
         "pg_first_digests": pg_first,
         "pg_second_digests": table_digests(pg_url),
@@ -281,10 +282,26 @@ def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
 
     # same warehouse, table by table, as the same run on SQLite
     want = reference["sqlite_digests"]
-    # every documented table except person_key_changes (written only when keys move)
-    assert set(want) == {d.name for d in all_tables()} - {"person_key_changes"}
+    # every documented table except person_key_changes (written only when keys move) and the
+    # run log (audit_trail: compared below, run by run)
+    assert set(want) == {d.name for d in all_tables()} - {"person_key_changes", *RUN_LOG_TABLES}
     assert all(int(d.split(":")[0]) > 0 for d in want.values())
     _assert_same_tables(reference["pg_first_engine_digests"], want, "PostgreSQL vs SQLite")
+    # the run log: the same stages with the same row counts, under the PostgreSQL run's id
+    cols = ["stage", "months", "status", "key_fingerprint", "rows_in", "rows_out", "rows_rejected"]
+    logs = []
+    for url in (reference["sqlite_url"], reference["pg_url"]):
+        wh = Warehouse(url)
+        try:
+            logs.append(wh.read("audit_trail"))
+        finally:
+            wh.dispose()
+    sqlite_log, pg_log = logs[0], logs[1][logs[1]["run_id"] == run_id]
+    assert len(pg_log) > len(SOURCE_TABLES) and sqlite_log["run_id"].nunique() == 1
+    pd.testing.assert_frame_equal(
+        *(log[cols].sort_values("stage").reset_index(drop=True) for log in (sqlite_log, pg_log)),
+        check_dtype=False,
+    )
     print(
         f"\nreference runs (SQLite || PostgreSQL, then PostgreSQL again): {reference['seconds']}s"
     )
