@@ -178,6 +178,8 @@ def materialise_all(
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             ev = event.event_specific_data
             name = f"{ev.asset_key.to_user_string()}:{ev.check_name}"
+            if ev.description and not ev.passed:
+                name += f" ({ev.description})"  # e.g. the rejected file and its problem
             if ev.passed:
                 passed += 1
             elif ev.severity == dg.AssetCheckSeverity.WARN:

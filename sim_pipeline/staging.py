@@ -5,10 +5,15 @@ validated and pseudonymised together (one pandera call, one pass of tokenisation
 costs dominated otherwise), then split back into months. Each `StagedMonth` holds exactly what
 the warehouse stores for that month: pseudonymised rows, quarantine rows (no identifying values)
 and one ledger row per file with rows_read = rows_loaded + rows_quarantined.
+
+A file that cannot be read (`DropFileError`: not UTF-8, missing column, truncated ...) is
+rejected as a whole: each of its data lines becomes a quarantine row under the file's rule, its
+ledger row says ``file_status = rejected``, and the other files of the month load as usual.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from sim_pipeline.sources.base import SourceTable
 from sim_pipeline.sources.reader import (
     DropFileError,
     RawDrop,
+    data_line_numbers,
     read_drop,
     typed,
     validate_rows,
@@ -30,6 +36,8 @@ LEDGER_COLUMNS = [
     "month",
     "file",
     "file_sha256",
+    "file_status",
+    "rejection_rule",
     "rows_read",
     "rows_loaded",
     "rows_quarantined",
@@ -48,18 +56,89 @@ QUARANTINE_TABLE_COLUMNS = [
 ]
 
 
+STAGED_KEY = ["source", "month", "record_ref"]
+
+
 @dataclass
 class StagedMonth:
     month: str  # YYYY-MM
     staged: pd.DataFrame
     quarantine: pd.DataFrame
     ledger: pd.DataFrame
-    errors: list[DropFileError] = field(default_factory=list)
+    errors: list[DropFileError] = field(default_factory=list)  # files rejected as a whole
     missing: list[str] = field(default_factory=list)  # expected provider drops not found
 
     @property
     def ok(self) -> bool:
+        """Every file of the month was read (none rejected as a whole)."""
         return not self.errors
+
+
+@dataclass
+class _Rejected:
+    month: str
+    source: str
+    label: str
+    sha256: str
+    lines: list[int]  # data line numbers (all quarantined)
+    error: DropFileError
+
+
+def duplicate_record_keys(staged: pd.DataFrame) -> pd.DataFrame:
+    """Keys (source, month, record_ref) that occur more than once in staged rows, with
+    ``copies``; empty when every key is unique (what the warehouse promises)."""
+    if staged.empty:
+        return pd.DataFrame(columns=[*STAGED_KEY, "copies"])
+    counts = staged.groupby(STAGED_KEY, dropna=False, sort=True).size()
+    return counts[counts > 1].rename("copies").reset_index()
+
+
+def _rejection_rows(r: _Rejected, table: SourceTable) -> pd.DataFrame:
+    """One quarantine row per data line of a rejected file: the file's rule and its message
+    (file name and problem, never a value) as the reason."""
+    return pd.DataFrame(
+        {
+            "source": r.source,
+            "table_name": table.table,
+            "month": r.month,
+            "file": r.label,
+            "line_number": pd.array(r.lines, dtype="int64"),
+            "column_name": pd.array([r.error.column] * len(r.lines), dtype="string"),
+            "rule": r.error.rule,
+            "reason": str(r.error),
+        },
+        columns=QUARANTINE_TABLE_COLUMNS,
+    )
+
+
+def _validate(
+    rows: pd.DataFrame, table: SourceTable
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, DropFileError]]:
+    """`validate_rows` over every file at once; if a whole column fails (which pandera cannot
+    attribute to a file), validate file by file and reject the files that fail that way."""
+    try:
+        good, quarantine = validate_rows(rows, table)
+        return good, quarantine, {}
+    except DropFileError:
+        pass
+    goods, quarantines, rejected = [], [], {}
+    for label, part in rows.groupby("file", sort=True):
+        try:
+            g, q = validate_rows(part, table)
+        except DropFileError as exc:
+            rejected[str(label)] = DropFileError(
+                str(label), exc.problem, "whole_column_contract", exc.column
+            )
+            continue
+        goods.append(g)
+        quarantines.append(q)
+    good = pd.concat(goods) if goods else rows.iloc[:0]
+    quarantine = (
+        pd.concat(quarantines, ignore_index=True)
+        if quarantines
+        else pd.DataFrame(columns=["file", "line_number", "column_name", "rule", "reason"])
+    )
+    return good, quarantine, rejected
 
 
 def drop_path(landing_dir: Path, source: str, month: str, table: SourceTable) -> Path:
@@ -71,7 +150,7 @@ def stage_months(
 ) -> list[StagedMonth]:
     """Stage every provider's drop of ``table`` for each month (YYYY-MM), in month order."""
     drops: list[tuple[str, str, str, RawDrop]] = []  # (month, source, label, drop)
-    errors: dict[str, list[DropFileError]] = {m: [] for m in months}
+    rejected: list[_Rejected] = []
     missing: dict[str, list[str]] = {m: [] for m in months}
     for month in months:
         for source in table.providers:
@@ -83,7 +162,17 @@ def stage_months(
             try:
                 drops.append((month, source, label, read_drop(path, table, label)))
             except DropFileError as exc:
-                errors[month].append(exc)
+                data = path.read_bytes()
+                rejected.append(
+                    _Rejected(
+                        month,
+                        source,
+                        label,
+                        hashlib.sha256(data).hexdigest(),
+                        data_line_numbers(data),
+                        exc,
+                    )
+                )
 
     frames = [
         d.frame.assign(file=label, line_number=d.frame.index.to_numpy()).reset_index(drop=True)
@@ -95,7 +184,16 @@ def stage_months(
         if frames
         else pd.DataFrame(columns=[*table.columns, "file", "line_number"], dtype="str")
     )
-    good, quarantine = validate_rows(rows, table)
+    good, quarantine, whole_column = _validate(rows, table)
+    if whole_column:
+        # rejected after reading: every line of the file (bad-shape lines too) is quarantined
+        for month, source, label, d in drops:
+            if label in whole_column:
+                lines = sorted({*d.frame.index.tolist(), *d.bad_shape["line_number"].tolist()})
+                rejected.append(
+                    _Rejected(month, source, label, d.sha256, lines, whole_column[label])
+                )
+        drops = [d for d in drops if d[2] not in whole_column]
     shape_q = [d.bad_shape.assign(file=label) for _, _, label, d in drops if len(d.bad_shape)]
     if shape_q:
         quarantine = pd.concat([quarantine, *shape_q], ignore_index=True)
@@ -118,26 +216,53 @@ def stage_months(
     quarantine = quarantine.merge(label_info, on="file", how="left")
     quarantine["table_name"] = table.table
     quarantine = quarantine[QUARANTINE_TABLE_COLUMNS]
+    if rejected:
+        quarantine = pd.concat(
+            [quarantine, *(_rejection_rows(r, table) for r in rejected if r.lines)],
+            ignore_index=True,
+        )
     q_rows = quarantine.groupby("file")["line_number"].nunique()
     loaded = staged.groupby("source_file").size()
 
+    common = {"table_name": table.table, "key_id": tokeniser.key_id, "demo_key": tokeniser.demo}
     ledger = pd.DataFrame(
         [
             {
+                **common,
                 "source": source,
-                "table_name": table.table,
                 "month": month,
                 "file": label,
                 "file_sha256": d.sha256,
+                "file_status": "loaded",
+                "rejection_rule": None,
                 "rows_read": d.rows_read,
                 "rows_loaded": int(loaded.get(label, 0)),
                 "rows_quarantined": int(q_rows.get(label, 0)),
-                "key_id": tokeniser.key_id,
-                "demo_key": tokeniser.demo,
             }
             for month, source, label, d in drops
+        ]
+        + [
+            {
+                **common,
+                "source": r.source,
+                "month": r.month,
+                "file": r.label,
+                "file_sha256": r.sha256,
+                "file_status": "rejected",
+                "rejection_rule": r.error.rule,
+                "rows_read": len(r.lines),
+                "rows_loaded": 0,
+                "rows_quarantined": len(r.lines),
+            }
+            for r in rejected
         ],
         columns=LEDGER_COLUMNS,
+    )
+    ledger = ledger.sort_values(["month", "file"], ignore_index=True)
+    quarantine = quarantine.sort_values(
+        ["month", "file", "line_number", "rule", "column_name"],
+        na_position="first",
+        ignore_index=True,
     )
     out = []
     for month in months:
@@ -147,7 +272,9 @@ def stage_months(
                 staged=staged[staged["month"] == month].reset_index(drop=True),
                 quarantine=quarantine[quarantine["month"] == month].reset_index(drop=True),
                 ledger=ledger[ledger["month"] == month].reset_index(drop=True),
-                errors=errors[month],
+                errors=sorted(
+                    (r.error for r in rejected if r.month == month), key=lambda e: e.file
+                ),
                 missing=missing[month],
             )
         )

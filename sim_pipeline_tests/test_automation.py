@@ -118,11 +118,16 @@ def _upstream_materialised(instance, failing_check: str | None = None):
 
 @pytest.mark.parametrize(
     "failing_check, requested",
-    [(None, 1), ("staged_ecds:ledger_balances", 0), ("staged_ecds:provider_drops_present", 1)],
+    [
+        (None, 1),
+        ("staged_ecds:ledger_balances", 0),
+        ("staged_ecds:provider_drops_present", 0),
+        ("staged_ecds:files_readable", 0),
+    ],
 )
 def test_downstream_waits_for_blocking_checks(failing_check, requested):
     """ingest_summary is requested once upstream changed, unless an upstream BLOCKING check
-    failed (provider_drops_present is a warning, so it does not hold the summary back)."""
+    failed (a missing provider drop or a rejected file holds the summary back)."""
     summary = dg.AssetKey("ingest_summary")
     sel = dg.AssetSelection.assets(summary)
     with dg.instance_for_test() as instance:

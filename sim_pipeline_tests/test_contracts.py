@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from sim_pipeline.identity import Tokeniser
@@ -116,15 +117,23 @@ def test_wrong_field_count_is_quarantined_not_lost(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "content, problem",
+    "content, problem, rule",
     [
-        (b"", "empty"),
-        (b"Generated_Record_ID,Der_Provider_Code\n1,RJZ\n", "missing required column"),
-        ("\ufeffGenerated_Record_ID,caf\u00e9\n".encode("utf-16"), "not valid UTF-8"),
-        (None, "truncated"),
+        (b"", "empty", "file_empty"),
+        (
+            b"Generated_Record_ID,Der_Provider_Code\n1,RJZ\n",
+            "missing required column",
+            "missing_column",
+        ),
+        (
+            "\ufeffGenerated_Record_ID,caf\u00e9\n".encode("utf-16"),
+            "not valid UTF-8",
+            "file_encoding",
+        ),
+        (None, "truncated", "file_truncated"),
     ],
 )
-def test_unreadable_files_raise_naming_file_and_problem(content, problem, tmp_path):
+def test_unreadable_files_raise_naming_file_and_problem(content, problem, rule, tmp_path):
     table = BY_ASSET["staged_ecds"]
     if content is None:
         full = csv_text(table, [GOOD["staged_ecds"]] * 1)
@@ -135,15 +144,23 @@ def test_unreadable_files_raise_naming_file_and_problem(content, problem, tmp_pa
         read_drop(path, table, "ae_rjz/2019-03/ecds.csv")
     assert "ae_rjz/2019-03/ecds.csv" in str(info.value)
     assert problem in str(info.value)
+    assert info.value.rule == rule
 
 
-def test_bad_file_fails_only_its_own_drop(tmp_path):
+def test_bad_file_is_rejected_and_the_others_of_its_month_load(tmp_path):
     write_drop(tmp_path, "staged_ecds", MONTH, [GOOD["staged_ecds"]], source="ae_rjz")
     (tmp_path / "ae_rj1" / MONTH).mkdir(parents=True)
     (tmp_path / "ae_rj1" / MONTH / "ecds.csv").write_bytes(b"")
     sm = stage_month(tmp_path, BY_ASSET["staged_ecds"], MONTH, TOK)
     assert not sm.ok and "ae_rj1/2019-03/ecds.csv" in str(sm.errors[0])
-    assert sm.ledger["source"].tolist() == ["ae_rjz"]
+    led = sm.ledger.set_index("source")
+    assert sorted(led.index) == ["ae_rj1", "ae_rjz"]
+    assert led.loc["ae_rj1", "file_status"] == "rejected"
+    assert led.loc["ae_rj1", "rejection_rule"] == "file_empty"
+    assert led.loc["ae_rj1", ["rows_read", "rows_loaded", "rows_quarantined"]].tolist() == [0, 0, 0]
+    assert led.loc["ae_rjz", "file_status"] == "loaded" and pd.isna(
+        led.loc["ae_rjz", "rejection_rule"]
+    )
     assert len(sm.staged) == 1
     assert {"ae_rj2/2019-03/ecds.csv", "ae_rax/2019-03/ecds.csv"} <= set(sm.missing)
 

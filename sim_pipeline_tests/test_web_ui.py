@@ -18,7 +18,9 @@ from sim_pipeline_tests.conftest import cli, project_env
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"
 LAST_MONTH = "2019-06"  # programme allocations start in 2018: the headline has people
-MISSING_DROP = ("ae_rjz", "2019-03", "ecds.csv")  # makes provider_drops_present fail (a warning)
+# Removed after the full run, then its month re-run: provider_drops_present (blocking) fails on
+# staged_ecds, while the downstream assets keep their materialisations from the full run.
+MISSING_DROP = ("ae_rjz", "2019-03", "ecds.csv")
 
 
 def chromium_path() -> str:
@@ -44,11 +46,16 @@ def webserver(small_synth, tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
     landing = root / "landing"
     shutil.copytree(src, landing)
-    (landing.joinpath(*MISSING_DROP)).unlink()
     env = project_env(landing, root, SIM_LAST_MONTH=LAST_MONTH)
     r = cli("run", env=env, cwd=root)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "WARN   staged_ecds:provider_drops_present" in r.stdout
+    # a provider's drop goes missing and its month is re-run: the blocking check fails, the
+    # step fails (exit 1) and nothing downstream runs
+    (landing.joinpath(*MISSING_DROP)).unlink()
+    month = MISSING_DROP[1]
+    r = cli("backfill", "--from", month, "--to", month, env=env, cwd=root)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "FAILED staged_ecds:provider_drops_present" in r.stdout
     port = _free_port()
     log = (root / "webserver.log").open("w")
     t0 = time.perf_counter()
@@ -162,5 +169,7 @@ def test_a_failing_check_is_visible_with_its_description(webserver, page):
     page.get_by_text("delivered a drop for every month").first.wait_for()
     body = page.inner_text("body")
     assert "provider_drops_present" in body
-    assert any(word in body for word in ("Warning", "Failed")), body[:2000]
+    assert "blocking" in body  # "This is a blocking asset check"
+    assert "Failed" in body, body[:2000]
+    assert "/".join(MISSING_DROP) in body  # the latest result names the missing file
     _shot(page, "failing_check")

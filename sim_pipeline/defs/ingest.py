@@ -1,9 +1,13 @@
 """Ingest assets: one monthly-partitioned asset per provider table (wiring only).
 
-Each partition: read every provider's drop, validate with the pandera contract, pseudonymise,
-scan for identifier-shaped values, then replace the month in one transaction (staged rows,
-quarantine rows and ledger rows together). Checks are evaluated before the write; a file that
-cannot be read fails its month and names the file, while the other months are still written.
+A run stages every month of its range together: read every provider's drop, validate with the
+pandera contract, pseudonymise, then scan the result for identifier-like values and duplicate
+record keys. A clean run replaces its months in one transaction (staged rows, quarantine rows
+and ledger rows together). A file that cannot be read is rejected as a whole (its rows
+quarantined under the file's rule) while the other files load; the blocking checks
+`files_readable` / `provider_drops_present` / `contract_violation_rate` then fail the step after
+the write, so downstream assets wait. The identifier scan and `duplicate_keys` run before the
+write: on a hit nothing of the run is written.
 """
 
 import dagster as dg
@@ -16,6 +20,7 @@ from sim_pipeline.defs.common import (
     key_metadata,
     markdown_table,
     month_of,
+    record_audit,
     warehouse_kind,
 )
 from sim_pipeline.defs.resources import (
@@ -23,49 +28,73 @@ from sim_pipeline.defs.resources import (
     PseudonymisationKeyResource,
     WarehouseResource,
 )
-from sim_pipeline.identity.tokens import Tokeniser
 from sim_pipeline.quality.identifiers import find_identifier_like
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable
-from sim_pipeline.staging import StagedMonth, stage_months
+from sim_pipeline.sources.reader import FILE_RULES
+from sim_pipeline.staging import duplicate_record_keys, stage_months
 from sim_pipeline.warehouse.dictionary import sql_types
 
 LEDGER_TYPES = sql_types("ingest_ledger")
 QUARANTINE_TYPES = sql_types("ingest_quarantine")
 MAX_VIOLATION_RATE = 0.02  # share of rows quarantined across a run before downstream is blocked
+ROWS = ["rows_read", "rows_loaded", "rows_quarantined"]
 
 CHECKS = {
+    "files_readable": (
+        True,
+        "Passes when every landing file of this run could be read as a whole: UTF-8 text, a "
+        "parseable CSV header holding every contract column, not cut short, no whole column "
+        "failing the contract. Fails when any file was rejected: that file is not loaded, every "
+        "one of its data lines is in ingest_quarantine under the file's rule ("
+        + ", ".join(FILE_RULES)
+        + ") and its ingest_ledger row has file_status = rejected; the other files of the month "
+        "are loaded. The metadata lists each rejected file with its rule and row count. "
+        "Downstream assets wait until a corrected file is dropped and the month re-run.",
+    ),
+    "provider_drops_present": (
+        True,
+        "Passes when every provider that sends this table delivered a drop for every month in "
+        "this run. Fails when a drop is missing (the metadata lists the missing files): a missing "
+        "provider month would undercount every downstream monthly figure, so downstream assets "
+        "wait; the drops that did arrive are loaded.",
+    ),
+    "duplicate_keys": (
+        True,
+        "Scanned before writing. Passes when no (source, month, record_ref) appears twice in "
+        "the staged output of this run, so a provider's record counts once per month (repeats "
+        "inside a file are already quarantined as duplicate_row / duplicate_record_ref). Fails "
+        "on any repeated key: then nothing of the run is written and the step fails; the "
+        "metadata counts the repeated keys per source and month.",
+    ),
     "ledger_balances": (
         True,
-        "Every file read in this run: rows_read = rows_loaded + rows_quarantined, and the rows "
-        "written to the staged table equal rows_loaded. A failure means rows were lost.",
+        "Passes when, for every file read in this run, rows_read = rows_loaded + "
+        "rows_quarantined and the rows written to the staged table equal rows_loaded. Fails "
+        "when rows were lost or counted twice; downstream assets then wait.",
     ),
     "contract_violation_rate": (
         True,
-        f"Share of rows quarantined by the contract is at most {MAX_VIOLATION_RATE:.0%} of rows "
-        "read in this run. Above that the extract is suspect and downstream assets wait.",
+        f"Passes when at most {MAX_VIOLATION_RATE:.0%} of the rows read in this run were "
+        "quarantined (rows of a rejected file count as quarantined). Fails above that: the "
+        "extract is suspect; the good rows are written, the bad ones are in ingest_quarantine "
+        "with their rule, and downstream assets wait.",
     ),
     "no_direct_identifiers": (
         True,
-        "Scanned before writing: no column of the staged output is named like or holds values "
-        "shaped like an NHS number or a full postcode. On a hit no month of the run is written.",
-    ),
-    "provider_drops_present": (
-        False,
-        "Every provider that sends this table delivered a drop for every month in this run.",
+        "Scanned before writing. Passes when no column of the staged output is named like an "
+        "identifier or holds values shaped like an NHS number, a full postcode or a personal "
+        "name (common forenames and surnames). Fails on any hit: then nothing of the run is "
+        "written and the step fails; the metadata names the columns and rules, never the "
+        "values.",
     ),
 }
 
 
-def _month_metadata(sm: StagedMonth, tokeniser: Tokeniser) -> dict[str, object]:
-    by_rule = sm.quarantine["rule"].value_counts().to_dict() if len(sm.quarantine) else {}
-    return {
-        "dagster/row_count": len(sm.staged),
-        "rows_read": int(sm.ledger["rows_read"].sum()),
-        "rows_quarantined": int(sm.ledger["rows_quarantined"].sum()),
-        "files": len(sm.ledger),
-        "quarantined_by_rule": dg.MetadataValue.json(by_rule),
-        **key_metadata(tokeniser),
-    }
+def _rejected_files(ledger: pd.DataFrame) -> pd.DataFrame:
+    cols = ["file", "rejection_rule", "rows_quarantined"]
+    if ledger.empty or "file_status" not in ledger:
+        return pd.DataFrame(columns=cols)
+    return ledger.loc[ledger["file_status"] == "rejected", cols].reset_index(drop=True)
 
 
 def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
@@ -106,44 +135,30 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         tokeniser = pseudonymisation.tokeniser()
         wh = warehouse.get()
         dtype = sql_types(table.asset_name)
-        failures: list[str] = []
-        leaks: dict[str, dict[str, dict[str, int]]] = {}
-        missing: list[str] = []
+        months = [month_of(pk) for pk in context.partition_keys]
+        staged_months = stage_months(landing.path, table, months, tokeniser)
+        staged = pd.concat([sm.staged for sm in staged_months], ignore_index=True)
+        quarantine = pd.concat([sm.quarantine for sm in staged_months], ignore_index=True)
+        ledger = pd.concat([sm.ledger for sm in staged_months], ignore_index=True)
+        missing = [label for sm in staged_months for label in sm.missing]
+        rejections = [e for sm in staged_months for e in sm.errors]
+        # Validated BEFORE writing (a failing blocking check does not stop its own asset's
+        # write): identifier-like values mean the privacy boundary is broken, a repeated key
+        # that rows would be counted twice. Either blocks every month of the run.
+        found = find_identifier_like(staged)
+        dupes = duplicate_record_keys(staged)
+        blocked = bool(found) or not dupes.empty
         written = 0
-        staged_months = stage_months(
-            landing.path, table, [month_of(pk) for pk in context.partition_keys], tokeniser
-        )
-        # One scan over everything staged in this run; a hit blocks every month of the run
-        # (it means the boundary is broken, not that one month's data is odd).
-        found = find_identifier_like(pd.concat([sm.staged for sm in staged_months]))
-        good: list[tuple[str, StagedMonth]] = []
-        for pk, sm in zip(context.partition_keys, staged_months, strict=True):
-            missing += sm.missing
-            if not sm.ok:
-                failures += [str(e) for e in sm.errors]
-            elif found:
-                leaks[sm.month] = found
-            else:
-                good.append((pk, sm))
-        # Every good month of the run is replaced in ONE transaction (staged rows, quarantine
-        # and ledger together): all or nothing, and far fewer round trips than month by month.
-        months = [sm.month for _, sm in good]
-        ledger = (
-            pd.concat([sm.ledger for _, sm in good], ignore_index=True)
-            if good
-            else pd.DataFrame(columns=["source", "rows_read", "rows_loaded", "rows_quarantined"])
-        )
-        if good:
+        provenance: dict[str, object] = {}
+        read, loaded, quarantined = (int(ledger[c].sum()) for c in ROWS)
+        if not blocked:
+            # Every month of the run is replaced in ONE transaction (staged rows, quarantine and
+            # ledger together, rejected files included): all or nothing.
             with wh.transaction() as tx:
-                written = tx.replace(
-                    table.asset_name,
-                    pd.concat([sm.staged for _, sm in good], ignore_index=True),
-                    {"month": months},
-                    dtype,
-                )
+                written = tx.replace(table.asset_name, staged, {"month": months}, dtype)
                 tx.replace(
                     "ingest_quarantine",
-                    pd.concat([sm.quarantine for _, sm in good], ignore_index=True),
+                    quarantine,
                     {"table_name": [table.table], "month": months},
                     QUARANTINE_TYPES,
                 )
@@ -153,41 +168,89 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
                     {"table_name": [table.table], "month": months},
                     LEDGER_TYPES,
                 )
-        partial = bool(failures or leaks)
-        if partial:
-            # The step will fail: record the months that were written, one event each, so the
-            # UI shows them materialised and only the bad months missing.
-            for pk, sm in good:
-                yield dg.AssetMaterialization(
-                    asset_key=key, partition=pk, metadata=_month_metadata(sm, tokeniser)
+                provenance = record_audit(
+                    tx,
+                    context,
+                    rows_in=read,
+                    rows_out=written,
+                    rows_rejected=quarantined,
+                    note=f"files: {len(ledger)} read, {len(rejections)} rejected as a whole",
                 )
-        read = int(ledger["rows_read"].sum())
-        loaded = int(ledger["rows_loaded"].sum())
-        quarantined = int(ledger["rows_quarantined"].sum())
         unbalanced = int(
             (ledger["rows_read"] != ledger["rows_loaded"] + ledger["rows_quarantined"]).sum()
         )
         rate = quarantined / read if read else 0.0
-        per_source = (
-            ledger.groupby("source")[["rows_read", "rows_loaded", "rows_quarantined"]]
-            .sum()
-            .reset_index()
-            if len(ledger)
-            else ledger
+        per_source = ledger.groupby("source")[ROWS].sum().reset_index()
+        rejected = _rejected_files(ledger)
+        for e in rejections:
+            # names the file and the problem, never a value
+            context.log.error(f"{table.asset_name}: rejected {e} (rule {e.rule})")
+        yield dg.AssetCheckResult(
+            check_name="files_readable",
+            passed=rejected.empty,
+            description=None
+            if rejected.empty
+            else f"{len(rejected)} file(s) rejected as a whole: "
+            + "; ".join(str(e) for e in rejections[:10]),
+            metadata={
+                "files": len(ledger),
+                "files_rejected": len(rejected),
+                "rows_quarantined_in_rejected_files": int(rejected["rows_quarantined"].sum()),
+                "rejected_files": markdown_table(rejected.head(50)),
+            },
         )
         yield dg.AssetCheckResult(
+            check_name="provider_drops_present",
+            passed=not missing,
+            description=None
+            if not missing
+            else f"{len(missing)} expected drop(s) missing: "
+            + ", ".join(missing[:5])
+            + (" ..." if len(missing) > 5 else ""),
+            metadata={
+                "missing_drops": len(missing),
+                "first_missing": dg.MetadataValue.json(missing[:20]),
+            },
+        )
+        dup_summary = (
+            dupes.groupby(["source", "month"])
+            .agg(keys=("copies", "size"), rows=("copies", "sum"))
+            .reset_index()
+        )
+        yield dg.AssetCheckResult(
+            check_name="duplicate_keys",
+            passed=dupes.empty,
+            description=None
+            if dupes.empty
+            else f"{len(dupes)} (source, month, record_ref) key(s) repeated; nothing written",
+            metadata={
+                "repeated_keys": len(dupes),
+                "by_source_and_month": markdown_table(dup_summary.head(50)),
+            },
+        )
+        # when the run is blocked nothing is written, so only the accounting is checked
+        balanced = unbalanced == 0 and (blocked or written == loaded)
+        yield dg.AssetCheckResult(
             check_name="ledger_balances",
-            passed=unbalanced == 0 and written == loaded,
+            passed=balanced,
+            description=None
+            if balanced
+            else f"{unbalanced} unbalanced file(s); {written} rows written, {loaded} loaded",
             metadata={
                 "files": len(ledger),
                 "files_unbalanced": unbalanced,
                 "rows_loaded": loaded,
                 "rows_written": written,
+                "written": not blocked,
             },
         )
         yield dg.AssetCheckResult(
             check_name="contract_violation_rate",
             passed=rate <= MAX_VIOLATION_RATE,
+            description=None
+            if rate <= MAX_VIOLATION_RATE
+            else f"{rate:.1%} of rows quarantined (limit {MAX_VIOLATION_RATE:.0%}): "
+            f"{quarantined} of {read}",
             metadata={
                 "rows_read": read,
                 "rows_quarantined": quarantined,
@@ -197,56 +260,57 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         )
         yield dg.AssetCheckResult(
             check_name="no_direct_identifiers",
-            passed=not leaks,
-            metadata={"months_blocked": dg.MetadataValue.json(leaks)},
+            passed=not found,
+            description=None
+            if not found
+            else f"identifier-like content in column(s) {', '.join(sorted(found))}; "
+            "nothing written",
+            metadata={"columns_and_rules": dg.MetadataValue.json(found)},
         )
-        yield dg.AssetCheckResult(
-            check_name="provider_drops_present",
-            passed=not missing,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "missing_drops": len(missing),
-                "first_missing": dg.MetadataValue.json(missing[:20]),
-            },
-        )
-        if not partial:
-            # One result for the whole range: Dagster records it for every partition. The
-            # per-month table lets an analyst find their month's figures.
-            per_month = (
-                ledger.groupby("month")[["rows_read", "rows_loaded", "rows_quarantined"]]
-                .sum()
-                .reset_index()
-            )
-            yield dg.MaterializeResult(
-                metadata={
-                    "dagster/row_count": written,
-                    "months_in_run": len(good),
-                    "rows_read": read,
-                    "rows_quarantined": quarantined,
-                    "rows_by_month": markdown_table(per_month),
-                    "rows_by_source": markdown_table(per_source),
-                    **key_metadata(tokeniser),
-                }
-            )
         context.log.info(
-            f"{table.asset_name}: {len(context.partition_keys)} month(s), {read} rows read, "
-            f"{loaded} loaded, {quarantined} quarantined"
+            f"{table.asset_name}: {len(months)} month(s), {len(ledger)} file(s) "
+            f"({len(rejected)} rejected), {read} rows read, {loaded} loaded, "
+            f"{quarantined} quarantined"
         )
         if len(per_source):
             context.log.info("per source:\n" + per_source.to_string(index=False))
-        if leaks:
-            raise dg.Failure(
-                description=f"{table.asset_name}: identifier-shaped values found; months not "
-                f"written: {sorted(leaks)} (columns and rules in the check metadata)"
+        if blocked:
+            problems = []
+            if found:
+                problems.append(f"identifier-like values in column(s) {sorted(found)}")
+            if not dupes.empty:
+                problems.append(f"{len(dupes)} repeated (source, month, record_ref) key(s)")
+            message = (
+                f"{table.asset_name}: {'; '.join(problems)}; nothing of the run was written "
+                f"(months {months[0]} to {months[-1]}; details in the check metadata)"
             )
-        if failures:
-            raise dg.Failure(
-                description=f"{table.asset_name}: {len(failures)} landing file(s) could not be read; "
-                "their months were not written:\n" + "\n".join(failures),
-                metadata={
-                    "unreadable_files": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))
-                },
+            record_audit(
+                wh,
+                context,
+                rows_in=read,
+                rows_out=0,
+                rows_rejected=quarantined,
+                status="not_written",
+                note=message,
             )
+            raise dg.Failure(description=message)
+        # One result for the whole range: Dagster records it for every partition. The per-month
+        # table lets an analyst find their month's figures.
+        per_month = ledger.groupby("month")[ROWS].sum().reset_index()
+        yield dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": written,
+                "months_in_run": len(months),
+                "files": len(ledger),
+                "files_rejected": len(rejected),
+                "rows_read": read,
+                "rows_quarantined": quarantined,
+                "rows_by_month": markdown_table(per_month),
+                "rows_by_source": markdown_table(per_source),
+                **key_metadata(tokeniser),
+                **provenance,
+            }
+        )
 
     return _staged
 

@@ -9,6 +9,7 @@ server database) and everything under DAGSTER_HOME (run and event storage, compu
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import sqlite3
 import zlib
@@ -41,28 +42,44 @@ def landing_identifiers(landing: Path, own_vocabulary: set[str]) -> dict[str, se
         ids = table.identifiers
         raw = set(ids.raw_columns())
         for path in sorted(landing.glob(f"*/*/{table.file_name()}")):
-            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+            df = _read_any(path)
             for col in df.columns:
                 if col not in raw:
                     for v in df[col].unique():
                         vocabulary |= {w.lower() for w in NAME_PART_RE.findall(v)}
-            if ids.nhs_number:
+            if ids.nhs_number in df:
                 found["nhs"] |= {v.replace(" ", "") for v in df[ids.nhs_number] if v}
             for col in (ids.given_name, ids.family_name):
-                if col:
+                if col in df:
                     for v in df[col]:
                         for w in NAME_PART_RE.findall(v):
                             if len(w) >= 4:
                                 found["name"] |= {w, w.upper()}
-            if ids.birth_date:
+            if ids.birth_date in df:
                 found["dob"] |= {v for v in df[ids.birth_date] if v and v < "2015-01-01"}
-            if ids.postcode:
+            if ids.postcode in df:
                 for v in df[ids.postcode]:
                     if v:
                         pc = v.upper().replace(" ", "")
                         found["postcode"] |= {pc[:-3] + " " + pc[-3:], pc}
     found["name"] = {n for n in found["name"] if n.lower() not in vocabulary}
     return found
+
+
+def _read_any(path: Path) -> pd.DataFrame:
+    """A landing file as text, also when ingest rejects it: not UTF-8 (read as cp1252, else
+    latin-1), a missing column, a bad row. Identifiers in a rejected file must be looked for
+    too."""
+    data = path.read_bytes()
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    if not text.strip():
+        return pd.DataFrame()
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, on_bad_lines="skip")
 
 
 def _sqlite_text(path: Path) -> str:

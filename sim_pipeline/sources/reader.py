@@ -2,7 +2,10 @@
 
 Row-level problems (a bad date, an invalid NHS number, a repeated record) quarantine that row
 with the rule and a fixed reason text; file-level problems (not UTF-8, empty, missing columns,
-truncated) raise `DropFileError` naming the file. Identifying values never reach a message.
+truncated, a whole column failing the contract) raise `DropFileError` naming the file, with a
+stable rule code (`FILE_RULES`). Staging then rejects the file as a whole: every data line of it
+is quarantined under that rule (`data_line_numbers` finds the lines). Identifying values never
+reach a message.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,14 +24,32 @@ from sim_pipeline.sources.base import SourceTable
 
 QUARANTINE_COLUMNS = ["line_number", "column_name", "rule", "reason"]
 
+# Rule codes of a whole-file rejection (the quarantine `rule` of every line of the file and the
+# ledger's `rejection_rule`). They never change meaning.
+FILE_RULES = {
+    "file_empty": "the file is empty (not even a header row)",
+    "file_encoding": "the file is not valid UTF-8 text",
+    "file_unparseable": "the header or a row cannot be parsed as CSV",
+    "missing_column": "a column the contract requires is absent from the header",
+    "file_truncated": "the last line is incomplete and has no newline (the export was cut short)",
+    "whole_column_contract": "a whole column fails the contract (not individual rows)",
+}
+
 
 class DropFileError(Exception):
-    """A landing file that cannot be read at all. The message names the file and the problem."""
+    """A landing file that cannot be read at all. The message names the file and the problem,
+    never a value; ``rule`` is its `FILE_RULES` code and ``column`` the column(s) concerned."""
 
-    def __init__(self, file: str, problem: str) -> None:
+    def __init__(
+        self, file: str, problem: str, rule: str = "file_unparseable", column: str | None = None
+    ) -> None:
+        if rule not in FILE_RULES:
+            raise ValueError(f"unknown file rule {rule!r}")
         super().__init__(f"{file}: {problem}")
         self.file = file
         self.problem = problem
+        self.rule = rule
+        self.column = column
 
 
 @dataclass
@@ -46,12 +68,14 @@ def read_drop(path: Path, table: SourceTable, label: str) -> RawDrop:
     """
     data = path.read_bytes()
     if not data.strip():
-        raise DropFileError(label, "file is empty (no header row)")
+        raise DropFileError(label, "file is empty (no header row)", "file_empty")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DropFileError(
-            label, f"not valid UTF-8 (first bad byte at offset {exc.start}); re-export as UTF-8"
+            label,
+            f"not valid UTF-8 (first bad byte at offset {exc.start}); re-export as UTF-8",
+            "file_encoding",
         ) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -60,7 +84,12 @@ def read_drop(path: Path, table: SourceTable, label: str) -> RawDrop:
         raise DropFileError(label, f"header row cannot be parsed ({type(exc).__name__})") from None
     missing = [c for c in table.columns if c not in header]
     if missing:
-        raise DropFileError(label, f"missing required column(s): {', '.join(missing)}")
+        raise DropFileError(
+            label,
+            f"missing required column(s): {', '.join(missing)}",
+            "missing_column",
+            ", ".join(missing),
+        )
     width = len(header)
     rows: list[list[str]] = []
     lines: list[int] = []
@@ -91,6 +120,7 @@ def read_drop(path: Path, table: SourceTable, label: str) -> RawDrop:
         raise DropFileError(
             label,
             f"file is truncated: last line {reader.line_num} is incomplete and has no newline",
+            "file_truncated",
         )
     frame = pd.DataFrame(
         rows, columns=header, index=pd.Index(lines, name="line_number"), dtype="str"
@@ -102,6 +132,27 @@ def read_drop(path: Path, table: SourceTable, label: str) -> RawDrop:
         sha256=hashlib.sha256(data).hexdigest(),
         bad_shape=pd.DataFrame(bad, columns=QUARANTINE_COLUMNS),
     )
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def data_line_numbers(data: bytes) -> list[int]:
+    """Line numbers of the data lines of a file being rejected as a whole (header = line 1).
+
+    Used only to count and locate the rows to quarantine: no value is kept. Text that is not
+    UTF-8 is decoded as latin-1 (every byte is a character, so any file can be counted). The
+    file could not be read, so its CSV records cannot be trusted (an unclosed quote would
+    swallow the rest of the file): every non-empty physical line after the first is counted.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    if not text.strip():
+        return []
+    lines = _LINE_BREAK.split(text)
+    return [n for n, line in enumerate(lines, start=1) if n > 1 and line != ""]
 
 
 _BUILTIN_RULES = {"not_nullable": "required", "str_matches": "format", "isin": "code_list"}
@@ -141,8 +192,12 @@ def validate_rows(frame: pd.DataFrame, table: SourceTable) -> tuple[pd.DataFrame
                     }
                 )
                 files = ", ".join(sorted(frame["file"].unique()))
+                columns = ", ".join(sorted({str(c) for c in file_level["column"]}))
                 raise DropFileError(
-                    files, f"contract fails for whole columns: {'; '.join(checks)}"
+                    files,
+                    f"contract fails for whole columns: {'; '.join(checks)}",
+                    "whole_column_contract",
+                    columns,
                 ) from None
             named = _check_names(table)
             reported = row_level["check"].astype(str)
