@@ -102,10 +102,21 @@ def person_index(
     duplicated = int(index.duplicated(RECORD_KEY).sum())
     missing = len(expected) - len(index.merge(expected, on=RECORD_KEY))
     if duplicated or missing or index["person_key"].isna().any():
-        raise dg.Failure(
+        message = (
             f"person index incomplete: {missing} staged records missing, {duplicated} "
             "duplicated; nothing written"
         )
+        # record the failed check (a bare Failure would leave the check without an evaluation)
+        yield dg.AssetCheckResult(
+            check_name="every_record_indexed_once",
+            passed=False,
+            description=message,
+            metadata={"staged_records": len(expected), "indexed": len(index)},
+        )
+        record_audit(
+            wh, context, rows_in=len(expected), rows_out=0, status="not_written", note=message
+        )
+        raise dg.Failure(message)
     retired = (
         set(history.loc[history["change"] == "merge", "from_person_key"]) if len(history) else set()
     )

@@ -808,6 +808,7 @@ def programme_headline_asset(
                     and itt.get("n_engaged") == int(people["per_protocol"].sum())
                     and not uncosted
                 ),
+                severity=dg.AssetCheckSeverity.WARN,
                 metadata={
                     "cohort_people": len(people),
                     "months_in_windows": len(needed),
