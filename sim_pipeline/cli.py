@@ -164,6 +164,7 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
 
     from sim_pipeline.quality.privacy_scan import (
         files_under,
+        generated_quality_files,
         landing_identifiers,
         own_vocabulary,
         scan,
@@ -178,8 +179,7 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
     url = settings.warehouse_url
     from sim_pipeline.defs.resources import quality_dir
 
-    # the Dagster instance, and the Great Expectations project (suites, results, Data Docs)
-    roots = [settings.dagster_home, quality_dir(settings)]
+    roots = [settings.dagster_home]
     hits: dict[str, list[str]] = {}
     if url.startswith("sqlite:///"):
         db = Path(url.removeprefix("sqlite:///"))
@@ -187,7 +187,10 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             hits |= scan_warehouse_tables(url, ids, Path(tmp))
-    files = files_under(*roots)
+    # the Dagster instance, and the Great Expectations project (suites, results, Data Docs)
+    qdir = quality_dir(settings)
+    files = files_under(*roots) + generated_quality_files(qdir)
+    roots.append(qdir)
     hits |= scan(files, ids)
     print(f"scanned {len(files)} files under {', '.join(str(r) for r in roots)}")
     for where, kinds in sorted(hits.items()):

@@ -10,7 +10,13 @@ import pytest
 import sqlalchemy as sa
 
 from sim_pipeline.identity.tokens import DEMO_KEY, Tokeniser
-from sim_pipeline.quality.privacy_scan import files_under, landing_identifiers, own_vocabulary, scan
+from sim_pipeline.quality.privacy_scan import (
+    files_under,
+    generated_quality_files,
+    landing_identifiers,
+    own_vocabulary,
+    scan,
+)
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import (
@@ -127,9 +133,10 @@ def test_nothing_persisted_holds_a_landing_identifier(demo_run):
     ids = landing_identifiers(demo_run["landing"], own_vocabulary())
     assert min(len(v) for v in ids.values()) > 50  # the scan has something to look for
     root = demo_run["root"]
-    persisted = files_under(
-        root / "warehouse.db", root / "dagster_home", demo_run["landing"].parent / "quality"
-    )
+    quality = demo_run["landing"].parent / "quality"
+    persisted = files_under(root / "warehouse.db", root / "dagster_home")
+    persisted += generated_quality_files(quality)
+    assert any(p.suffix == ".html" for p in persisted)  # the Data Docs pages are scanned
     assert any(p.name.endswith(".db") for p in persisted)
     hits = scan(persisted, ids)
     assert hits == {}

@@ -20,8 +20,9 @@ DATA_DOCS_METADATA = {"data_docs": dg.MetadataValue.path(str(docs_index(quality_
 def gx_check_spec(
     asset: str, name: str, what: str, blocking: bool = True, before_write: bool = False
 ) -> dg.AssetCheckSpec:
+    """A check that runs a GX suite: ``what`` lists what the suite expects (a sentence)."""
     when = (
-        "Validated before writing: on failure nothing is written."
+        "It is validated before writing: on failure nothing is written and downstream assets wait."
         if before_write
         else "On failure downstream assets wait."
     )
@@ -29,9 +30,10 @@ def gx_check_spec(
         name,
         asset=asset,
         blocking=blocking,
-        description=f"Great Expectations suite {what} Each failed expectation is listed with "
-        f"its rule and row counts (never values); the full result is in Data Docs and the "
-        f"warehouse table quality_results. {when}",
+        description=f"Great Expectations suite. Passes when every expectation holds: {what} "
+        "Fails when any does not: each failed expectation is listed with its rule and row "
+        "counts (never values); the full result is in Data Docs and in the warehouse table "
+        f"quality_results. {when}",
     )
 
 
@@ -81,6 +83,10 @@ def gx_check_result(
             "suite": outcome.suite.name,
             "expectations": len(outcome.suite),
             "failed": len(failed),
+            "rows_validated": int(outcome.results["element_count"].max())
+            if outcome.results["element_count"].notna().any()
+            else 0,
+            "validation_seconds": outcome.seconds,
             "failed_expectations": markdown_table(failed),
             "data_docs_page": dg.MetadataValue.path(str(outcome.docs_page or "")),
             **DATA_DOCS_METADATA,

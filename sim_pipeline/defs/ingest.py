@@ -2,12 +2,14 @@
 
 A run stages every month of its range together: read every provider's drop, validate with the
 pandera contract, pseudonymise, then scan the result for identifier-like values and duplicate
-record keys. A clean run replaces its months in one transaction (staged rows, quarantine rows
+record keys, and run the Great Expectations suite of the table over the rows about to be
+written. A clean run replaces its months in one transaction (staged rows, quarantine rows
 and ledger rows together). A file that cannot be read is rejected as a whole (its rows
 quarantined under the file's rule) while the other files load; the blocking checks
 `files_readable` / `provider_drops_present` / `contract_violation_rate` then fail the step after
-the write, so downstream assets wait. The identifier scan and `duplicate_keys` run before the
-write: on a hit nothing of the run is written.
+the write, so downstream assets wait. The identifier scan, `duplicate_keys` and `gx_table` run
+before the write: on a failure nothing of the run is written. `gx_drops` validates the run's
+files (the ledger) and, like `files_readable`, holds downstream assets back.
 """
 
 import dagster as dg
@@ -23,11 +25,20 @@ from sim_pipeline.defs.common import (
     record_audit,
     warehouse_kind,
 )
+from sim_pipeline.defs.gx import (
+    DATA_DOCS_METADATA,
+    GX_KINDS,
+    gx_check_result,
+    gx_check_spec,
+    run_suite,
+)
 from sim_pipeline.defs.resources import (
     LandingResource,
     PseudonymisationKeyResource,
+    QualityResource,
     WarehouseResource,
 )
+from sim_pipeline.quality.expectations import drops_frame, drops_suite, staged_table_suite
 from sim_pipeline.quality.identifiers import find_identifier_like
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable
 from sim_pipeline.sources.reader import FILE_RULES
@@ -114,16 +125,39 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         # One writer at a time per staged table: two runs replacing the same month at once
         # could otherwise both insert (the instance sets each pool's limit; see dagster.yaml).
         pool=f"warehouse_write_{table.asset_name}",
-        kinds={"python", "pandas", warehouse_kind()},
+        kinds={"python", "pandas", warehouse_kind(), *GX_KINDS},
         tags={"stage": "ingest"},
         metadata={
             "dagster/column_schema": column_schema(table.asset_name),
             "dagster/table_name": table.asset_name,
             "contract": f"{table.contract.__module__}.{table.contract.__name__}",
+            **DATA_DOCS_METADATA,
         },
         check_specs=[
-            dg.AssetCheckSpec(name, asset=key, blocking=blocking, description=desc)
-            for name, (blocking, desc) in CHECKS.items()
+            *(
+                dg.AssetCheckSpec(name, asset=key, blocking=blocking, description=desc)
+                for name, (blocking, desc) in CHECKS.items()
+            ),
+            gx_check_spec(
+                table.asset_name,
+                "gx_table",
+                f"{table.asset_name}.table over the rows about to be written: exactly the "
+                "columns the data dictionary documents (so no raw identifier column), the "
+                "row count the ledger implies (rows read minus rows quarantined), the record "
+                "key unique per provider and month, required and provenance fields complete, "
+                "codes in their national code lists, formats, dates between 1900 and the end of "
+                "the month after the run, no negative count, tokens and Bloom filters shaped as "
+                "keyed hashes, postcode districts only.",
+                before_write=True,
+            ),
+            gx_check_spec(
+                table.asset_name,
+                "gx_drops",
+                f"{table.asset_name}.drops over this run's landing files: one file per "
+                "provider and month, each file accounted once, no file rejected as a whole, "
+                "rows_read = rows_loaded + rows_quarantined for every file, and rows "
+                "quarantined per file within 2% of its rows (at least 5 allowed).",
+            ),
         ],
     )
     def _staged(
@@ -131,6 +165,7 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         landing: LandingResource,
         warehouse: WarehouseResource,
         pseudonymisation: PseudonymisationKeyResource,
+        quality: QualityResource,
     ):
         tokeniser = pseudonymisation.tokeniser()
         wh = warehouse.get()
@@ -147,7 +182,27 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         # that rows would be counted twice. Either blocks every month of the run.
         found = find_identifier_like(staged)
         dupes = duplicate_record_keys(staged)
-        blocked = bool(found) or not dupes.empty
+        # Great Expectations: the rows about to be written (blocks the write) and the run's
+        # files (blocks downstream); results go to quality_results and Data Docs either way
+        expected_rows = int((ledger["rows_read"] - ledger["rows_quarantined"]).sum())
+        gx_table = gx_check_result(
+            "gx_table",
+            run_suite(
+                context,
+                quality,
+                wh,
+                staged_table_suite(table, list(dtype), months, expected_rows),
+                staged,
+                months,
+            ),
+        )
+        gx_drops = gx_check_result(
+            "gx_drops",
+            run_suite(
+                context, quality, wh, drops_suite(table, months), drops_frame(ledger), months
+            ),
+        )
+        blocked = bool(found) or not dupes.empty or not gx_table.passed
         written = 0
         provenance: dict[str, object] = {}
         read, loaded, quarantined = (int(ledger[c].sum()) for c in ROWS)
@@ -267,6 +322,8 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
             "nothing written",
             metadata={"columns_and_rules": dg.MetadataValue.json(found)},
         )
+        yield gx_table
+        yield gx_drops
         context.log.info(
             f"{table.asset_name}: {len(months)} month(s), {len(ledger)} file(s) "
             f"({len(rejected)} rejected), {read} rows read, {loaded} loaded, "
@@ -280,6 +337,8 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
                 problems.append(f"identifier-like values in column(s) {sorted(found)}")
             if not dupes.empty:
                 problems.append(f"{len(dupes)} repeated (source, month, record_ref) key(s)")
+            if not gx_table.passed:
+                problems.append("the Great Expectations suite failed (see gx_table)")
             message = (
                 f"{table.asset_name}: {'; '.join(problems)}; nothing of the run was written "
                 f"(months {months[0]} to {months[-1]}; details in the check metadata)"

@@ -27,7 +27,7 @@ from sim_pipeline.defs.gx import (
 from sim_pipeline.defs.linkage import linkage_quality, person_index
 from sim_pipeline.defs.resources import MetricsResource, QualityResource, WarehouseResource
 from sim_pipeline.measures.cohort import build_cohort, cohort_people, months_between
-from sim_pipeline.measures.costs import UnitCosts, unit_cost_problems
+from sim_pipeline.measures.costs import CostError, UnitCosts, unit_cost_problems
 from sim_pipeline.measures.costs import person_month_costs as cost_person_months
 from sim_pipeline.measures.disclosure import control_counts
 from sim_pipeline.measures.events import STAGED_INPUTS, build_events, monthly_totals
@@ -495,7 +495,17 @@ def person_month_metrics(
 def unit_costs(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, metrics: MetricsResource
 ):
-    costs = metrics.unit_costs()
+    try:
+        costs = metrics.unit_costs()
+    except CostError as exc:
+        # the reference files themselves are unusable (mixed price years, no index, an
+        # unparseable cost): the check records why, and nothing is written
+        message = f"unit_costs: {exc}; nothing written"
+        yield dg.AssetCheckResult(check_name="unit_costs_valid", passed=False, description=str(exc))
+        record_audit(
+            warehouse.get(), context, rows_in=None, rows_out=0, status="not_written", note=message
+        )
+        raise dg.Failure(message) from None
     table = unit_cost_table(costs)
     problems = unit_cost_problems(table)
     valid = dg.AssetCheckResult(
@@ -604,7 +614,22 @@ def person_month_costs(
     costs = metrics.unit_costs()
     pm = _read(wh, "person_month_metrics", {"month": months})
     pm = pm.sort_values(["month", "person_key"], kind="stable").reset_index(drop=True)
-    pc = cost_person_months(pm, costs)
+    try:
+        pc = cost_person_months(pm, costs)
+    except ValueError as exc:
+        # counts no costing can take (negative, missing, not whole): recorded, nothing written
+        message = f"person_month_costs: {exc}; nothing written"
+        yield dg.AssetCheckResult(check_name="costs_add_up", passed=False, description=str(exc))
+        record_audit(
+            wh,
+            context,
+            rows_in=len(pm),
+            rows_out=0,
+            unit_cost_version=costs.version,
+            status="not_written",
+            note=message,
+        )
+        raise dg.Failure(message) from None
     cost_cols = [f"cost_{m}" for m in METRICS]
     pence = (pc[cost_cols] * 100).round().astype("int64").sum(axis=1)
     problems = []

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import os
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -112,6 +113,7 @@ class SuiteOutcome:
     suite: Suite
     results: pd.DataFrame
     docs_page: Path | None = None
+    seconds: float = 0.0  # validation, storing the result and updating Data Docs
     success: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -576,6 +578,7 @@ def validate(
     suite: Suite, frame: pd.DataFrame, quality_dir: Path, batch: str, run_id: str
 ) -> SuiteOutcome:
     """Run ``suite`` over ``frame`` (one batch), store the result and update Data Docs."""
+    started = time.perf_counter()
     gx = _gx()
     validated_at = datetime.now(UTC).replace(microsecond=0)
     with _locked(quality_dir):
@@ -640,7 +643,7 @@ def validate(
     for c in ("element_count", "unexpected_count"):
         results[c] = pd.to_numeric(results[c]).astype("Int64")
     results["unexpected_percent"] = pd.to_numeric(results["unexpected_percent"]).astype("float64")
-    return SuiteOutcome(suite, results, page)
+    return SuiteOutcome(suite, results, page, round(time.perf_counter() - started, 2))
 
 
 def build_docs(quality_dir: Path) -> Path:

@@ -171,3 +171,14 @@ def files_under(*roots: Path) -> list[Path]:
         elif root.exists():
             out += [p for p in sorted(root.rglob("*")) if p.is_file()]
     return out
+
+
+def generated_quality_files(quality_dir: Path) -> list[Path]:
+    """The files the Great Expectations project writes from our data (suites, validation
+    results, Data Docs pages), without the fonts, scripts and stylesheets GX ships as its own
+    static assets (binary font files match short names by chance)."""
+    return [
+        p
+        for p in files_under(Path(quality_dir))
+        if "static" not in p.relative_to(quality_dir).parts
+    ]
