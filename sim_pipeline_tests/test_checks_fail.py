@@ -30,6 +30,7 @@ import pytest
 
 from sim_pipeline.config import REFERENCE_DIR, Settings
 from sim_pipeline.defs import evaluation as evaluation_defs
+from sim_pipeline.defs import ingest as ingest_defs
 from sim_pipeline.defs import linkage as linkage_defs
 from sim_pipeline.defs import metrics as metrics_defs
 from sim_pipeline.defs.quality import ingest_summary
@@ -265,6 +266,85 @@ def assert_nothing_written(
         pd.testing.assert_frame_equal(project.read(table, where), df, obj=table)
     audit = project.read("audit_trail", {"run_id": [result.run_id]})
     assert audit[["stage", "status"]].values.tolist() == [[stage, "not_written"]]
+
+
+# ----------------------------------------------------------------------------- staged tables
+
+ECDS_ASSET = next(a for a in ingest_defs.STAGED_ASSETS if a.key.to_user_string() == "staged_ecds")
+
+
+def _patch_staging(project: Project, change) -> None:
+    """Make the staged asset see ``change``(StagedMonth) applied to what staging returns: an
+    internal fault between reading the files and writing (real files cannot produce it)."""
+    real = ingest_defs.stage_months
+
+    def faulty(*args, **kwargs):
+        months = real(*args, **kwargs)
+        change(months[0])
+        return months
+
+    project.monkeypatch.setattr(ingest_defs, "stage_months", faulty)
+
+
+def _failed_checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {k: e for k, e in _evaluations(result).items() if not e.passed}
+
+
+def test_staged_ledger_balances_and_gx_drops_fail_when_a_file_is_miscounted(project):
+    """A file's ledger row counts one row more loaded than it has (a staging fault, monkeypatched):
+    the rows are written (nothing in them is wrong) but the accounting does not add up, so the
+    ledger check and the drops suite fail and downstream waits."""
+
+    def miscount(month) -> None:
+        month.ledger.loc[0, "rows_loaded"] += 1
+
+    _patch_staging(project, miscount)
+    result = project.materialise(ECDS_ASSET, PARTITION)
+    failed = _failed_checks(result)
+    assert set(failed) == {"staged_ecds:ledger_balances", "staged_ecds:gx_drops"}, failed
+    assert "1 unbalanced file" in _why(failed["staged_ecds:ledger_balances"])
+    assert "rows_read, rows_accounted" in _why(failed["staged_ecds:gx_drops"])
+    assert all(e.severity == ERROR for e in failed.values())
+    assert not result.success and result.get_asset_materialization_events()
+
+
+def test_staged_gx_table_fails_and_writes_nothing_when_a_row_goes_missing(project):
+    """A staged row disappears between reading and writing (monkeypatched): the Great
+    Expectations table suite's row count (ledger rows read minus quarantined) catches it before
+    the write."""
+    where = {"month": [MONTH]}
+    before = snapshot(project, "staged_ecds", "ingest_ledger", where=where)
+
+    def lose_a_row(month) -> None:
+        month.staged = month.staged.iloc[:-1]
+
+    _patch_staging(project, lose_a_row)
+    result = project.materialise(ECDS_ASSET, PARTITION)
+    failed = _failed_checks(result)
+    assert set(failed) == {"staged_ecds:gx_table"}, failed
+    assert "row_count" in _why(failed["staged_ecds:gx_table"])
+    assert_nothing_written(project, result, "staged_ecds", before)
+
+
+def test_staged_duplicate_keys_fails_and_writes_nothing_on_a_repeated_record(project):
+    """A record reaches the staged output twice (monkeypatched: the reader quarantines repeats
+    inside a file, so real files cannot do it): duplicate_keys and the table suite's
+    uniqueness and row count fail before the write."""
+    where = {"month": [MONTH]}
+    before = snapshot(project, "staged_ecds", "ingest_ledger", where=where)
+
+    def repeat_a_row(month) -> None:
+        month.staged = pd.concat([month.staged, month.staged.iloc[[0]]], ignore_index=True)
+
+    _patch_staging(project, repeat_a_row)
+    result = project.materialise(ECDS_ASSET, PARTITION)
+    failed = _failed_checks(result)
+    assert set(failed) == {"staged_ecds:duplicate_keys", "staged_ecds:gx_table"}, failed
+    assert "1 (source, month, record_ref) key(s) repeated" in _why(
+        failed["staged_ecds:duplicate_keys"]
+    )
+    assert "source, month, record_ref" in _why(failed["staged_ecds:gx_table"])
+    assert_nothing_written(project, result, "staged_ecds", before)
 
 
 # ----------------------------------------------------------------------------- ingest_summary
@@ -847,14 +927,18 @@ STAGED_BREAKS: dict[str, str | None] = {
     "no_direct_identifiers": (
         f"{_DAMAGED}::test_a_name_in_a_free_text_field_blocks_the_run_before_anything_is_written"
     ),
-    "duplicate_keys": f"{_DAMAGED}::test_duplicate_keys_fail_on_a_repeated_key_and_pass_otherwise",
-    "gx_table": f"{_GX}::test_staged_suite_fails_on_broken_rows_and_says_why",
-    "gx_drops": f"{_GX}::test_drops_suite_fails_on_damaged_drops",
-    "ledger_balances": None,
+    "duplicate_keys": (
+        f"{_HERE}::test_staged_duplicate_keys_fails_and_writes_nothing_on_a_repeated_record"
+    ),
+    "gx_table": f"{_HERE}::test_staged_gx_table_fails_and_writes_nothing_when_a_row_goes_missing",
+    "gx_drops": f"{_DAMAGED}::test_data_docs_show_the_failing_suites",
+    "ledger_balances": (
+        f"{_HERE}::test_staged_ledger_balances_and_gx_drops_fail_when_a_file_is_miscounted"
+    ),
 }
 # Entries whose test fails the function the check's result is computed from (the helper or the
 # Great Expectations suite), not the check's evaluation in a materialisation.
-FUNCTION_LEVEL = {"duplicate_keys", "gx_table", "gx_drops"}
+FUNCTION_LEVEL: set[str] = set()
 _COVERAGE = "test_coverage::test_the_asset_fails_its_checks_on_broken_drops"
 BREAKS: dict[str, str | None] = {
     **{

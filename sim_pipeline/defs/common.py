@@ -107,7 +107,7 @@ def record_audit(
     partitioned = context.has_partition_key or context.has_partition_key_range
     months = [month_of(k) for k in context.partition_keys] if partitioned else []
     row = audit_row(
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         stage=name,
         months=months,
         key_fingerprint=key_id,
@@ -118,7 +118,7 @@ def record_audit(
         status=status,
         note=note,
     )
-    where = {"run_id": [context.run_id], "stage": [name]}
+    where = {"run_id": [context.run.run_id], "stage": [name]}
     if isinstance(target, Warehouse):
         with target.transaction() as tx:
             tx.replace("audit_trail", row, where, sql_types("audit_trail"))

@@ -52,7 +52,7 @@ def run_suite(
     """Validate ``frame`` and keep the result in the warehouse (its own transaction, so a
     failed validation is on record even when the asset then writes nothing)."""
     batch = batch_label(months)
-    outcome = validate(suite, frame, quality.path, batch, context.run_id)
+    outcome = validate(suite, frame, quality.path, batch, context.run.run_id)
     with wh.transaction() as tx:
         tx.replace(
             "quality_results",
