@@ -254,3 +254,13 @@ def test_trajectory_problems():
     bad.loc[2, "n_people"] = 0
     problems = "\n".join(trajectory_problems(bad))
     assert "given twice" in problems and "negative mean" in problems and "no people" in problems
+
+
+def test_error_messages_are_kept_without_values():
+    """An expectation that raises keeps its error in quality_results, with column names but
+    without any quoted value or long number (a conversion error can quote the value)."""
+    masked = qe._masked(
+        "could not convert string to float: 'Jane Smith' in column \"Age\"; got 9434765919",
+        {"Age"},
+    )
+    assert masked == 'could not convert string to float: <value> in column "Age"; got <number>'

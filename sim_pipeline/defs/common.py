@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import io
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -125,3 +127,30 @@ def record_audit(
     else:
         target.replace("audit_trail", row, where, sql_types("audit_trail"))
     return {"code_version": code_version()}
+
+
+def refuse_write(
+    wh: Warehouse,
+    context: dg.AssetExecutionContext,
+    checks: list[dg.AssetCheckResult],
+    message: str,
+    *,
+    rows_in: int | None,
+    note: str | None = None,
+    failure_metadata: dict[str, dg.RawMetadataValue] | None = None,
+    **audit: Any,
+) -> Iterator[dg.AssetCheckResult]:
+    """A stage that will not write (a check run before writing failed): yield its check results
+    so the UI records why, append its ``not_written`` audit row, and fail the step with
+    ``message``. Use as ``yield from refuse_write(...)``; it never returns."""
+    yield from checks
+    record_audit(
+        wh,
+        context,
+        rows_in=rows_in,
+        rows_out=0,
+        status="not_written",
+        note=note or message,
+        **audit,
+    )
+    raise dg.Failure(description=message, metadata=failure_metadata) from None

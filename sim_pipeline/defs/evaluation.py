@@ -15,6 +15,7 @@ from sim_pipeline.defs.common import (
     figure_metadata,
     markdown_table,
     record_audit,
+    refuse_write,
     warehouse_kind,
 )
 from sim_pipeline.defs.linkage import linkage_quality, person_index
@@ -234,25 +235,22 @@ def evaluation(
     )
     rows_in = len(pc) + len(co)
     if not complete or bad_trajectory:
-        yield dg.AssetCheckResult(
+        complete_check = dg.AssetCheckResult(
             check_name="estimates_complete",
             asset_key="evaluation_estimates",
             passed=complete,
             metadata=complete_meta,
         )
-        yield trajectory_check
-        message = "evaluation estimates or trajectory incomplete or inconsistent: nothing written"
-        record_audit(
+        yield from refuse_write(
             wh,
             context,
+            [complete_check, trajectory_check],
+            "evaluation estimates or trajectory incomplete or inconsistent: nothing written",
             rows_in=rows_in,
-            rows_out=0,
             unit_cost_version=versions[0],
-            status="not_written",
-            note=message,
             stage="evaluation",
+            failure_metadata=complete_meta,
         )
-        raise dg.Failure(message, metadata=complete_meta)
     with wh.transaction() as tx:
         tx.replace_all("evaluation_estimates", est, dtype=sql_types("evaluation_estimates"))
         tx.replace_all("evaluation_balance", ev.balance, dtype=sql_types("evaluation_balance"))
@@ -457,22 +455,19 @@ def evaluation_report(
     html, files = write_report(tables, staging)
     findings = scan_release(staging)
     if findings:
-        yield dg.AssetCheckResult(
+        unsafe = dg.AssetCheckResult(
             check_name="published_disclosure_safe",
             passed=False,
             metadata={"findings": "\n".join(findings[:20])},
         )
-        record_audit(
+        yield from refuse_write(
             wh,
             context,
-            rows_in=sum(len(t) for t in tables.values()),
-            rows_out=0,
-            status="not_written",
-            note=f"disclosure scan: {len(findings)} findings; release not replaced",
-        )
-        raise dg.Failure(
+            [unsafe],
             f"the release failed the disclosure scan ({len(findings)} findings); "
-            f"{out} left as it was, candidate in {staging}"
+            f"{out} left as it was, candidate in {staging}",
+            rows_in=sum(len(t) for t in tables.values()),
+            note=f"disclosure scan: {len(findings)} findings; release not replaced",
         )
     out.mkdir(parents=True, exist_ok=True)
     for old in out.iterdir():  # the folder holds only the release (write_release's contract)

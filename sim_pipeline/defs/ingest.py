@@ -23,6 +23,7 @@ from sim_pipeline.defs.common import (
     markdown_table,
     month_of,
     record_audit,
+    refuse_write,
     warehouse_kind,
 )
 from sim_pipeline.defs.gx import (
@@ -343,16 +344,10 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
                 f"{table.asset_name}: {'; '.join(problems)}; nothing of the run was written "
                 f"(months {months[0]} to {months[-1]}; details in the check metadata)"
             )
-            record_audit(
-                wh,
-                context,
-                rows_in=read,
-                rows_out=0,
-                rows_rejected=quarantined,
-                status="not_written",
-                note=message,
+            # the checks were yielded above
+            yield from refuse_write(
+                wh, context, [], message, rows_in=read, rows_rejected=quarantined
             )
-            raise dg.Failure(description=message)
         # One result for the whole range: Dagster records it for every partition. The per-month
         # table lets an analyst find their month's figures.
         per_month = ledger.groupby("month")[ROWS].sum().reset_index()

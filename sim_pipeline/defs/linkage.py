@@ -16,6 +16,7 @@ from sim_pipeline.defs.common import (
     figure_metadata,
     markdown_table,
     record_audit,
+    refuse_write,
     warehouse_kind,
 )
 from sim_pipeline.defs.ingest import STAGED_ASSETS
@@ -107,16 +108,13 @@ def person_index(
             "duplicated; nothing written"
         )
         # record the failed check (a bare Failure would leave the check without an evaluation)
-        yield dg.AssetCheckResult(
+        incomplete = dg.AssetCheckResult(
             check_name="every_record_indexed_once",
             passed=False,
             description=message,
             metadata={"staged_records": len(expected), "indexed": len(index)},
         )
-        record_audit(
-            wh, context, rows_in=len(expected), rows_out=0, status="not_written", note=message
-        )
-        raise dg.Failure(message)
+        yield from refuse_write(wh, context, [incomplete], message, rows_in=len(expected))
     retired = (
         set(history.loc[history["change"] == "merge", "from_person_key"]) if len(history) else set()
     )

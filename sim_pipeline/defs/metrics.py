@@ -15,6 +15,7 @@ from sim_pipeline.defs.common import (
     markdown_table,
     month_of,
     record_audit,
+    refuse_write,
     warehouse_kind,
 )
 from sim_pipeline.defs.gx import (
@@ -176,9 +177,8 @@ def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             f"events for {months[0]}..{months[-1]}: {bad} invalid events and "
             f"{stats.unindexed} staged records missing from the person index; nothing written"
         )
-        yield dg.AssetCheckResult(check_name="events_valid", passed=False, description=message)
-        record_audit(wh, context, rows_in=rows_in, rows_out=0, status="not_written", note=message)
-        raise dg.Failure(message)
+        invalid = dg.AssetCheckResult(check_name="events_valid", passed=False, description=message)
+        yield from refuse_write(wh, context, [invalid], message, rows_in=rows_in)
     with wh.transaction() as tx:
         tx.replace("events", ev, {"month": months}, sql_types("events"))
         provenance = record_audit(
@@ -301,13 +301,10 @@ def cohort(
             "nothing written (query the staged register for engagement or discharge dates "
             "before allocation)"
         )
-        yield dg.AssetCheckResult(
+        windows = dg.AssetCheckResult(
             check_name="cohort_windows_valid", passed=False, description=message
         )
-        record_audit(
-            wh, context, rows_in=len(register), rows_out=0, status="not_written", note=message
-        )
-        raise dg.Failure(message)
+        yield from refuse_write(wh, context, [windows], message, rows_in=len(register))
     with wh.transaction() as tx:
         tx.replace_all("cohort", co, dtype=sql_types("cohort"))
         provenance = record_audit(
@@ -435,15 +432,12 @@ def person_month_metrics(
         },
     )
     if problems or not gx_result.passed:
-        yield shape
-        yield gx_result
         message = (
             "person_month_metrics: "
             + "; ".join(problems or ["Great Expectations suite failed (see gx_table)"])
             + "; nothing written"
         )
-        record_audit(wh, context, rows_in=len(ev), rows_out=0, status="not_written", note=message)
-        raise dg.Failure(message)
+        yield from refuse_write(wh, context, [shape, gx_result], message, rows_in=len(ev))
     with wh.transaction() as tx:
         tx.replace("person_month_metrics", pm, {"month": months}, sql_types("person_month_metrics"))
         provenance = record_audit(
@@ -500,12 +494,11 @@ def unit_costs(
     except CostError as exc:
         # the reference files themselves are unusable (mixed price years, no index, an
         # unparseable cost): the check records why, and nothing is written
-        message = f"unit_costs: {exc}; nothing written"
-        yield dg.AssetCheckResult(check_name="unit_costs_valid", passed=False, description=str(exc))
-        record_audit(
-            warehouse.get(), context, rows_in=None, rows_out=0, status="not_written", note=message
+        unusable = dg.AssetCheckResult(
+            check_name="unit_costs_valid", passed=False, description=str(exc)
         )
-        raise dg.Failure(message) from None
+        message = f"unit_costs: {exc}; nothing written"
+        yield from refuse_write(warehouse.get(), context, [unusable], message, rows_in=None)
     table = unit_cost_table(costs)
     problems = unit_cost_problems(table)
     valid = dg.AssetCheckResult(
@@ -518,18 +511,14 @@ def unit_costs(
         },
     )
     if problems:
-        yield valid
-        message = f"unit_costs: {len(problems)} problem(s); nothing written"
-        record_audit(
+        yield from refuse_write(
             warehouse.get(),
             context,
+            [valid],
+            f"unit_costs: {len(problems)} problem(s); nothing written",
             rows_in=len(costs.table),
-            rows_out=0,
             unit_cost_version=costs.version,
-            status="not_written",
-            note=message,
         )
-        raise dg.Failure(message)
     with warehouse.get().transaction() as tx:
         tx.replace_all("unit_costs", table, dtype=sql_types("unit_costs"))
         provenance = record_audit(
@@ -618,18 +607,17 @@ def person_month_costs(
         pc = cost_person_months(pm, costs)
     except ValueError as exc:
         # counts no costing can take (negative, missing, not whole): recorded, nothing written
-        message = f"person_month_costs: {exc}; nothing written"
-        yield dg.AssetCheckResult(check_name="costs_add_up", passed=False, description=str(exc))
-        record_audit(
+        uncostable = dg.AssetCheckResult(
+            check_name="costs_add_up", passed=False, description=str(exc)
+        )
+        yield from refuse_write(
             wh,
             context,
+            [uncostable],
+            f"person_month_costs: {exc}; nothing written",
             rows_in=len(pm),
-            rows_out=0,
             unit_cost_version=costs.version,
-            status="not_written",
-            note=message,
         )
-        raise dg.Failure(message) from None
     cost_cols = [f"cost_{m}" for m in METRICS]
     pence = (pc[cost_cols] * 100).round().astype("int64").sum(axis=1)
     problems = []
@@ -658,23 +646,19 @@ def person_month_costs(
         metadata={"rows": len(pc)},
     )
     if problems or not gx_result.passed:
-        yield add_up
-        yield gx_result
         message = (
             "person_month_costs: "
             + "; ".join(problems or ["Great Expectations suite failed (see gx_table)"])
             + "; nothing written"
         )
-        record_audit(
+        yield from refuse_write(
             wh,
             context,
+            [add_up, gx_result],
+            message,
             rows_in=len(pm),
-            rows_out=0,
             unit_cost_version=costs.version,
-            status="not_written",
-            note=message,
         )
-        raise dg.Failure(message)
     with wh.transaction() as tx:
         tx.replace("person_month_costs", pc, {"month": months}, sql_types("person_month_costs"))
         provenance = record_audit(
@@ -773,18 +757,14 @@ def programme_headline_asset(
         metadata={"statistics_checked": len(head), "impossible": len(impossible)},
     )
     if impossible:
-        yield possible
-        message = f"programme_headline: {len(impossible)} impossible figures; nothing written"
-        record_audit(
+        yield from refuse_write(
             wh,
             context,
+            [possible],
+            f"programme_headline: {len(impossible)} impossible figures; nothing written",
             rows_in=len(pc),
-            rows_out=0,
             unit_cost_version=versions[0],
-            status="not_written",
-            note=message,
         )
-        raise dg.Failure(message)
     with wh.transaction() as tx:
         tx.replace_all("programme_headline", head, dtype=sql_types("programme_headline"))
         provenance = record_audit(

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -551,12 +552,25 @@ def _gx_suite(gx, suite: Suite):
     return out
 
 
-def _observed(kind: str, result: Mapping[str, Any], exception: str | None) -> str | None:
+_QUOTED = re.compile(r"""(['"])(.*?)\1""")
+_DIGITS = re.compile(r"\d{5,}")
+
+
+def _masked(message: str, names: set[str]) -> str:
+    """An error message without data: quoted text other than a column name, and long digit
+    runs, are replaced (a conversion error can quote the value it could not convert)."""
+    text = _QUOTED.sub(lambda m: m.group(0) if m.group(2) in names else "<value>", message)
+    return _DIGITS.sub("<number>", text)
+
+
+def _observed(
+    kind: str, result: Mapping[str, Any], exception: str | None, names: set[str]
+) -> str | None:
     """What to keep of GX's observation: table-level facts only (row counts, the columns that
-    are missing or unexpected), or the error an expectation raised. Column-level observed
-    values could be data and are never kept."""
+    are missing or unexpected), or the error an expectation raised, masked. Column-level
+    observed values could be data and are never kept."""
     if exception:
-        return "error: " + exception.strip().splitlines()[-1][:300]
+        return "error: " + _masked(exception.strip().splitlines()[-1], names)[:300]
     if not kind.startswith("ExpectTable"):
         return None
     mismatched = (result.get("details") or {}).get("mismatched")
@@ -609,6 +623,9 @@ def validate(
             url = site.get("site_url") or ""
             if url.startswith("file://"):
                 page = Path(unquote(url.removeprefix("file://")))
+    names = {str(c) for c in frame.columns} | {
+        c.strip() for e in suite.expectations for c in e.columns.split(",") if c.strip()
+    }
     rows = []
     for r in vr.results:
         cfg = r.expectation_config
@@ -628,7 +645,7 @@ def validate(
                 "element_count": res.get("element_count"),
                 "unexpected_count": res.get("unexpected_count"),
                 "unexpected_percent": res.get("unexpected_percent"),
-                "observed_value": _observed(spec.kind, res, _exception(r)),
+                "observed_value": _observed(spec.kind, res, _exception(r), names),
                 "note": spec.note,
                 "data_docs_page": str(page) if page else None,
                 "_order": int(cfg.meta["sim_index"]),
