@@ -159,34 +159,62 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_privacy_scan(args: argparse.Namespace) -> int:
-    """Scan the warehouse and the Dagster instance for the landing files' identifiers."""
-    import tempfile
+    """Scan the warehouse and the Dagster instance for the landing files' identifiers.
 
+    Files: the SQLite warehouse, everything under DAGSTER_HOME (and the storage, artifact and
+    compute-log folders its dagster.yaml puts elsewhere) and the Great Expectations project.
+    Databases, every table: a server warehouse and the instance's PostgreSQL storage. Prints
+    places and kinds, never a value; 1 if anything holds an identifier, 2 if a database cannot
+    be read.
+    """
+    import sqlalchemy as sa
+
+    from sim_pipeline.defs.resources import quality_dir
     from sim_pipeline.quality.privacy_scan import (
+        dagster_storage_dirs,
+        dagster_storage_urls,
         files_under,
         generated_quality_files,
         landing_identifiers,
         own_vocabulary,
         scan,
-        scan_warehouse_tables,
+        scan_database,
     )
+    from sim_pipeline.warehouse.store import redact_url
 
+    started = time.perf_counter()
     settings = Settings.from_env()
     ids = landing_identifiers(settings.landing_dir, own_vocabulary())
     print(
         "identifiers collected from landing: " + ", ".join(f"{len(v)} {k}" for k, v in ids.items())
     )
     url = settings.warehouse_url
-    from sim_pipeline.defs.resources import quality_dir
-
-    roots = [settings.dagster_home]
-    hits: dict[str, list[str]] = {}
+    roots = [settings.dagster_home, *dagster_storage_dirs(settings.dagster_home)]
+    databases: list[tuple[str, str]] = []
     if url.startswith("sqlite:///"):
         db = Path(url.removeprefix("sqlite:///"))
         roots += [p for p in db.parent.glob(db.name + "*")]
     else:
-        with tempfile.TemporaryDirectory() as tmp:
-            hits |= scan_warehouse_tables(url, ids, Path(tmp))
+        databases.append(("warehouse", url))
+
+    def same_database(a: str, b: str) -> bool:
+        ua, ub = sa.make_url(a), sa.make_url(b)
+        return ua.set(drivername=ua.get_backend_name()) == ub.set(drivername=ub.get_backend_name())
+
+    for storage_url in dagster_storage_urls(settings.dagster_home):
+        if not any(same_database(storage_url, u) for _, u in databases):
+            databases.append(("dagster storage", storage_url))
+    hits: dict[str, list[str]] = {}
+    for label, db_url in databases:
+        try:
+            hits |= scan_database(db_url, ids, label=label)
+        except sa.exc.SQLAlchemyError as exc:
+            print(
+                f"cannot read the {label} database {redact_url(db_url)}: {type(exc).__name__}",
+                file=sys.stderr,
+            )
+            return 2
+        print(f"scanned every table of the {label} database {redact_url(db_url)}")
     # the Dagster instance, and the Great Expectations project (suites, results, Data Docs)
     qdir = quality_dir(settings)
     files = files_under(*roots) + generated_quality_files(qdir)
@@ -195,7 +223,7 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
     print(f"scanned {len(files)} files under {', '.join(str(r) for r in roots)}")
     for where, kinds in sorted(hits.items()):
         print(f"  IDENTIFIER FOUND in {where}: {', '.join(kinds)}")
-    print(f"{len(hits)} places hold a landing identifier")
+    print(f"{len(hits)} places hold a landing identifier ({time.perf_counter() - started:.1f}s)")
     return 1 if hits else 0
 
 
