@@ -510,7 +510,46 @@ def _gx():
     logging.captureWarnings(False)  # GX turns this on at import
     for name in ("great_expectations", "great_expectations.core", "posthog"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    _share_compiled_templates()
     return gx
+
+
+def _share_compiled_templates() -> None:
+    """Data Docs: compile GX's page templates once per process, not once per page.
+
+    GX builds a new Jinja environment for every page it renders, so each validation's Data Docs
+    update compiled the same templates again (about 0.5 s of every validation, a quarter of a
+    short run). Every such environment is given one in-memory bytecode cache; the pages are
+    unchanged. Left alone if GX's view class changes shape.
+    """
+    from great_expectations.render.view.view import DefaultJinjaView
+    from jinja2 import BytecodeCache
+
+    if getattr(DefaultJinjaView, "_sim_shared_templates", False):
+        return
+
+    class _InMemory(BytecodeCache):
+        def __init__(self) -> None:
+            self.store: dict[str, bytes] = {}
+
+        def load_bytecode(self, bucket) -> None:
+            if bucket.key in self.store:
+                bucket.bytecode_from_string(self.store[bucket.key])
+
+        def dump_bytecode(self, bucket) -> None:
+            self.store[bucket.key] = bucket.bytecode_to_string()
+
+    cache = _InMemory()
+    init = DefaultJinjaView.__init__
+
+    def __init__(self, *args, **kwargs) -> None:
+        init(self, *args, **kwargs)
+        env = getattr(self, "env", None)
+        if env is not None:
+            env.bytecode_cache = cache
+
+    DefaultJinjaView.__init__ = __init__
+    DefaultJinjaView._sim_shared_templates = True
 
 
 def _context(quality_dir: Path):
@@ -544,12 +583,15 @@ def _batch_definition(ctx, asset_name: str):
 def _gx_suite(gx, suite: Suite):
     import great_expectations.expectations as gxe
 
-    out = gx.ExpectationSuite(name=suite.name)
-    for i, e in enumerate(suite.expectations):
-        out.add_expectation(
+    # all expectations at construction: add_expectation() on a suite the store already holds
+    # writes the whole suite to the store once per expectation
+    return gx.ExpectationSuite(
+        name=suite.name,
+        expectations=[
             getattr(gxe, e.kind)(**dict(e.kwargs), notes=e.note, meta={"sim_index": i})
-        )
-    return out
+            for i, e in enumerate(suite.expectations)
+        ],
+    )
 
 
 _QUOTED = re.compile(r"""(['"])(.*?)\1""")
