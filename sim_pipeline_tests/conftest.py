@@ -1,11 +1,167 @@
+"""Shared test infrastructure: clean environments, the CLI, and projects built once per session.
+
+The suite runs on pytest-xdist (``-n auto`` in pyproject). Expensive projects (a synthetic
+landing, a CLI run of the whole pipeline) are built once per test session whichever worker asks
+first, under a file lock in the session's shared temporary folder; the other workers wait for it
+and then read the same folder. Tests only read a shared project: a test that changes anything
+copies what it changes into its own ``tmp_path`` first (`copy_project`, `link_landing`).
+
+Every project lives in its own folder with its own landing folder (hard links to the shared
+synthetic files), so the folders the pipeline derives from the landing folder's parent (quality,
+reports, published) are never shared between two projects.
+"""
+
+from __future__ import annotations
+
+import contextlib
 import os
+import pickle
+import shutil
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
+from filelock import FileLock
+
+
+def _memory_temp_root() -> None:
+    """Test projects on tmpfs where the machine has one with room: SQLite commits every Dagster
+    event and warehouse write with an fsync, and a CLI run of the pipeline takes about 30% less
+    on /dev/shm than on this machine's disk (58 s against 82 s for the run to 2019-06). Only the
+    last session's folders are kept (``tmp_path_retention_count`` in pyproject). An explicit
+    PYTEST_DEBUG_TEMPROOT or ``--basetemp`` wins."""
+    shm = Path("/dev/shm")
+    if "PYTEST_DEBUG_TEMPROOT" in os.environ or not shm.is_dir():
+        return
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(shm).free
+        if free > 8 * 2**30 and os.access(shm, os.W_OK):
+            os.environ["PYTEST_DEBUG_TEMPROOT"] = str(shm)
+
+
+_memory_temp_root()  # before pytest makes its first temporary folder
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# The session's synthetic set: small enough for a whole run in about a minute, large enough for
+# a cohort, matching and an evaluation (programme members are always 108).
+SYNTH = {"seed": 7, "people": 800, "comparison_people": 120}
+# Projects that stop here have a cohort, costs and an evaluation (allocations start 2018-01)
+# with 42 of the 65 months: the checks, web UI and PostgreSQL tests share one such run.
+JUNE_2019 = "2019-06"
+
+
+# Fixtures that run the whole pipeline, a server or a browser: a test using one is slow.
+SLOW_FIXTURES = {
+    "demo_run",
+    "june_project",
+    "backfilled",
+    "keyed_backfill",
+    "damaged_runs",
+    "pg",
+    "webserver",
+    "bench",
+}
+
+
+# Tests that run on one xdist worker, as one unit, so that the module-scoped fixtures they share
+# (a PostgreSQL server and the runs on it, a web server and a browser, a damaged landing and its
+# runs, generator runs, a benchmark) are built once: a module's tests, or only those named (the
+# others of that module are units of their own). Every other test is a unit of its own.
+PINNED: dict[str, frozenset[str] | None] = {
+    "test_postgres.py": frozenset(  # the tests on the `reference` runs
+        {
+            "test_whole_pipeline_on_postgres_matches_sqlite",
+            "test_rerun_on_postgres_is_idempotent",
+            "test_no_landing_identifier_in_the_postgres_warehouse_or_dagster_storage",
+            "test_two_partitions_materialised_concurrently",
+        }
+    ),
+    "test_damaged_extracts.py": None,
+    # one worker builds `demo_run` and reads it; the other does not sit waiting for it
+    "test_end_to_end.py": None,
+    "test_web_ui.py": None,
+    "test_bench_linkage.py": None,
+    "test_synthetic.py": None,
+    "test_expectations.py": None,
+    "test_evaluation_truth.py": None,
+    "test_privacy_scan.py": None,
+}
+# The order of the queue: the longest units start at once, a shared project is built by the
+# first unit to need it while the other worker is busy elsewhere (test_postgres builds
+# `june_project`, which the web UI and checks read later; test_end_to_end builds `demo_run`),
+# and the tests that only read a project come after its builder (test_linkage reads
+# `demo_run`). Modules not named keep their place between the two lists.
+FIRST = (
+    "test_postgres.py",
+    "test_damaged_extracts.py",
+    "test_end_to_end.py",
+    "test_web_ui.py",
+    "test_checks_fail.py",
+)
+LAST = ("test_linkage.py",)
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-random-order, which may then shuffle
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(FIRST)}
+    rank |= {name: len(FIRST) + 1 + i for i, name in enumerate(LAST)}
+    items.sort(key=lambda item: rank.get(_module(item.nodeid), len(FIRST)))  # stable
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Load scheduling in collection order with the `PINNED` tests kept together.
+
+    (pytest-xdist's own ``--dist loadgroup`` does not group under pytest 9: it rewrites a node
+    id attribute pytest 9 no longer reads.)
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PinnedModules(LoadScopeScheduling):
+        def __init__(self, config: pytest.Config, log=None) -> None:
+            super().__init__(config, log)
+            config.option.loadscopereorder = False  # keep the order set above
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = _module(nodeid)
+            if module not in PINNED:
+                return nodeid
+            names = PINNED[module]
+            test = nodeid.split("::")[-1].split("[", 1)[0]
+            return nodeid.split("::", 1)[0] if names is None or test in names else nodeid
+
+    return PinnedModules(config, log)
+
+
+# ----------------------------------------------------------------------------- environments
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _subprocess_bytecode() -> Iterable[None]:
+    """Let the many pipeline subprocesses use (and keep) compiled bytecode.
+
+    Third-party packages are byte-compiled when uv installs them (``compile-bytecode`` in
+    pyproject); where PYTHONDONTWRITEBYTECODE is set, each subprocess would still compile
+    ``sim_pipeline`` again. (A PYTHONPYCACHEPREFIX would make Python ignore the installed
+    bytecode and compile Dagster and Great Expectations once more.)
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+        yield
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -16,22 +172,26 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def project_env(landing: Path, root: Path, **extra: str) -> dict[str, str]:
-    """A clean environment for one project under ``root``: its own SQLite warehouse and Dagster
-    instance, the given landing folder, demo mode unless a key is passed in ``extra``."""
+    """A clean environment for one project under ``root``: its own SQLite warehouse, Dagster
+    instance and quality folder, the given landing folder, demo mode unless a key is passed in
+    ``extra``. Pass a landing folder of the project's own (`link_landing`): reports and
+    published files go beside it."""
     base = {
         "SIM_LANDING_DIR": str(landing),
         "SIM_WAREHOUSE_URL": f"sqlite:///{root / 'warehouse.db'}",
         "DAGSTER_HOME": str(root / "dagster_home"),
         "SIM_PROJECT_DIR": str(root),
+        "SIM_QUALITY_DIR": str(landing.parent / "quality"),
     }
     if "SIM_PSEUDONYMISATION_KEY" not in extra:
         base["SIM_DEMO_MODE"] = "1"
-    return clean_env(**base, **extra)
+    return clean_env(**{**base, **extra})
 
 
 def cli(
     *args: str, env: dict[str, str], cwd: Path, timeout: int = 600
 ) -> subprocess.CompletedProcess:
+    """The installed ``sim-pipeline`` command in a subprocess, as a user runs it."""
     return subprocess.run(
         [str(BIN / "sim-pipeline"), *args],
         env=env,
@@ -42,25 +202,211 @@ def cli(
     )
 
 
+# ----------------------------------------------------------------------------- folders
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem
+        shutil.copy2(src, dst)
+
+
+def link_landing(
+    src: Path, dest: Path, months: Callable[[str], bool] | None = None, copy: bool = False
+) -> Path:
+    """A landing folder of a project's own at ``dest``: hard links to ``src``'s drops (their
+    modification times, the drops' arrival times, come along), optionally only the months
+    ``months`` accepts. A test that edits files in place passes ``copy=True``; with links,
+    change a file by replacing it."""
+    put = shutil.copy2 if copy else _link_or_copy
+    for path in sorted(src.glob("*/*/*.csv")):
+        if months is None or months(path.parent.name):
+            target = dest / path.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            put(str(path), str(target))
+    return dest
+
+
+def copy_sqlite(src: Path, dest: Path) -> None:
+    """A consistent copy of a SQLite database that others may be reading (SQLite's backup: no
+    -wal / -shm files to chase while they come and go)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
+    target = sqlite3.connect(dest)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+
+
+def _copy_file(src: str, dst: str) -> None:
+    if src.endswith(".db"):
+        copy_sqlite(Path(src), Path(dst))
+    else:
+        shutil.copy2(src, dst)
+
+
+def copy_project(src: Path, dest: Path, landing_copy: bool = False) -> Path:
+    """A private copy of a shared project (warehouse, Dagster instance, quality, published,
+    reports; the landing folder linked, or copied with ``landing_copy``)."""
+    for entry in src.iterdir():
+        if entry.name == "landing":
+            link_landing(entry, dest / "landing", copy=landing_copy)
+        elif entry.is_dir():  # SQLite files (Dagster's storage) by backup, the rest as files
+            shutil.copytree(
+                entry,
+                dest / entry.name,
+                copy_function=_copy_file,
+                ignore=shutil.ignore_patterns("*.db-wal", "*.db-shm", "*.db-journal"),
+            )
+        elif entry.name == "warehouse.db":
+            copy_sqlite(entry, dest / entry.name)
+    return dest
+
+
+def _shared_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary folder all xdist workers of this session share (the session's own
+    basetemp without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def shared(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Any]
+) -> Any:
+    """``build(folder)``'s result, computed once per test session across xdist workers.
+
+    The first worker to ask builds under a file lock and leaves the (pickled) result beside the
+    folder; the others wait on the lock and load it. A build that raised leaves nothing, so the
+    next asker builds again and sees the same error.
+    """
+    base = _shared_base(tmp_path_factory)
+    root, done = base / name, base / f"{name}.result"
+    with FileLock(str(base / f"{name}.lock")):
+        if done.exists():
+            return pickle.loads(done.read_bytes())
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        result = build(root)
+        done.write_bytes(pickle.dumps(result))
+        return result
+
+
+# ----------------------------------------------------------------------------- shared projects
+
+
 @pytest.fixture(scope="session")
 def small_synth(tmp_path_factory) -> tuple[Path, Path]:
-    """A small synthetic landing + truth, generated once per session through the CLI."""
-    root = tmp_path_factory.mktemp("synth")
-    landing, truth = root / "landing", root / "truth"
-    r = cli(
-        "synth",
-        "--out",
-        str(landing),
-        "--truth",
-        str(truth),
-        "--seed",
-        "7",
-        "--people",
-        "800",
-        "--comparison-people",
-        "120",
-        env=clean_env(),
-        cwd=root,
+    """The session's synthetic landing + truth (`SYNTH`), generated once. Read only: run the
+    pipeline on a `link_landing` copy of it."""
+
+    def build(root: Path) -> tuple[Path, Path]:
+        from sim_pipeline.synthetic import generate
+
+        landing, truth = root / "landing", root / "truth"
+        generate(landing, truth, **SYNTH)
+        return landing, truth
+
+    return shared(tmp_path_factory, "synth", build)
+
+
+@pytest.fixture(scope="module")
+def pg():
+    """A throwaway PostgreSQL server for one module (`sim_pipeline_tests.postgres`). Without
+    PostgreSQL binaries the test skips with the reason; in CI (``CI=true``) it fails."""
+    from sim_pipeline_tests.postgres import PostgresServer, PostgresUnavailable, check_available
+
+    try:
+        check_available()
+    except PostgresUnavailable as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI (CI=true) but unavailable: {exc}")
+        pytest.skip(f"PostgreSQL not available on this machine: {exc}")
+    with PostgresServer.start() as server:
+        yield server
+
+
+def run_project(
+    src: Path, root: Path, months: Callable[[str], bool] | None = None, **extra: str
+) -> dict[str, Any]:
+    """Link ``src``'s drops into ``root/landing`` and run ``sim-pipeline run`` there once."""
+    landing = link_landing(src, root / "landing", months)
+    env = project_env(landing, root, **extra)
+    r = cli("run", env=env, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return {"root": root, "landing": landing, "env": env, "run": r}
+
+
+@pytest.fixture(scope="session")
+def june_project(small_synth, tmp_path_factory) -> dict[str, Any]:
+    """The whole pipeline through the real CLI on the session's drops up to `JUNE_2019`
+    (``SIM_LAST_MONTH`` too): ``landing/``, ``warehouse.db``, ``quality/``, ``published/``,
+    ``reports/``, ``dagster_home/``. Shared read only (checks, web UI, PostgreSQL)."""
+    src, _ = small_synth
+    return shared(
+        tmp_path_factory,
+        "june_project",
+        lambda root: run_project(src, root, lambda m: m <= JUNE_2019, SIM_LAST_MONTH=JUNE_2019),
     )
-    assert r.returncode == 0, r.stderr
-    return landing, truth
+
+
+def snapshot(url: str) -> dict[str, pd.DataFrame]:
+    """Every warehouse table, rows sorted by every column (comparable across runs)."""
+    from sim_pipeline.warehouse import Warehouse
+
+    wh = Warehouse(url)
+    try:
+        out = {}
+        for t in wh.tables():
+            df = wh.read(t)
+            out[t] = df.sort_values(list(df.columns)).reset_index(drop=True)
+        return out
+    finally:
+        wh.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_run(small_synth, tmp_path_factory):
+    """The whole pipeline through the CLI on all 65 months of the session's drops, run twice
+    (built once per session; tests read it, and write only into their own folders)."""
+    src, truth = small_synth
+
+    def build(root: Path) -> dict:
+        first = run_project(src, root)
+        env = first["env"]
+        snap1 = snapshot(env["SIM_WAREHOUSE_URL"])
+        second = cli("run", env=env, cwd=root)
+        return {
+            "landing": first["landing"],
+            "truth": truth,
+            "root": root,
+            "env": env,
+            "first": first["run"],
+            "second": second,
+            "snap1": snap1,
+            "snap2": snapshot(env["SIM_WAREHOUSE_URL"]),
+        }
+
+    return shared(tmp_path_factory, "demo_run", build)
+
+
+PROJECT_KEY = "k3y-" + "Zq9" * 10  # a project key of the tests' own (never the demo key)
+
+
+@pytest.fixture(scope="session")
+def keyed_backfill(small_synth, tmp_path_factory) -> dict[str, Any]:
+    """A fresh project on a project key (`PROJECT_KEY` in SIM_PSEUDONYMISATION_KEY: not demo
+    mode) after `sim-pipeline backfill --from 2019-01 --to 2019-02`; every month of the
+    session's drops in its landing folder. Built once per session, read only."""
+
+    def build(root: Path) -> dict[str, Any]:
+        landing = link_landing(small_synth[0], root / "landing")
+        env = project_env(landing, root, SIM_PSEUDONYMISATION_KEY=PROJECT_KEY)
+        r = cli("backfill", "--from", "2019-01", "--to", "2019-02", env=env, cwd=root)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return {"root": root, "env": env, "run": r}
+
+    return shared(tmp_path_factory, "keyed_backfill", build)

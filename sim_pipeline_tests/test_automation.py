@@ -3,6 +3,7 @@
 import datetime as dt
 import os
 import shutil
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -13,6 +14,8 @@ from sim_pipeline.definitions import defs
 from sim_pipeline.defs.automation import landing_sensor
 from sim_pipeline.defs.resources import LandingResource
 from sim_pipeline.landing_watch import changed_drops, decode_cursor, encode_cursor, scan_landing
+from sim_pipeline.warehouse import Warehouse
+from sim_pipeline_tests.conftest import cli, copy_project, link_landing, project_env, shared
 from sim_pipeline_tests.samples import GOOD, write_drop
 
 MONTHS = ["2019-01", "2019-02"]
@@ -139,15 +142,29 @@ def test_downstream_waits_for_blocking_checks(failing_check, requested):
         assert result.get_num_requested(summary) == requested
 
 
-def test_backfill_of_a_month_range_brings_downstream_up_to_date(small_synth, tmp_path):
-    from sim_pipeline.warehouse import Warehouse
-    from sim_pipeline_tests.conftest import cli, project_env
+def _backfill(env: dict[str, str], root: Path, first: str, last: str):
+    return cli("backfill", "--from", first, "--to", last, env=env, cwd=root)
 
-    landing, _ = small_synth
-    env = project_env(landing, tmp_path)
-    r = cli("backfill", "--from", "2019-01", "--to", "2019-02", env=env, cwd=tmp_path)
-    assert r.returncode == 0, r.stdout + r.stderr
-    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as inst:
+
+@pytest.fixture(scope="session")
+def backfilled(small_synth, tmp_path_factory) -> dict:
+    """A fresh project (every month of the session's drops in its landing folder) after
+    `sim-pipeline backfill --from 2019-01 --to 2019-02`, built once per session."""
+
+    def build(root: Path) -> dict:
+        landing = link_landing(small_synth[0], root / "landing")
+        env = project_env(landing, root)
+        r = _backfill(env, root, "2019-01", "2019-02")
+        assert r.returncode == 0, r.stdout + r.stderr
+        return {"root": root, "env": env, "run": r}
+
+    return shared(tmp_path_factory, "automation_backfill", build)
+
+
+@pytest.mark.slow
+def test_backfill_of_a_month_range_brings_downstream_up_to_date(backfilled, tmp_path):
+    root, env, r = backfilled["root"], backfilled["env"], backfilled["run"]
+    with dg.DagsterInstance.from_config(str(root / "dagster_home")) as inst:
         for key in ("staged_ecds", "staged_mhs502_ward_stay"):
             assert inst.get_materialized_partitions(dg.AssetKey(key)) == {
                 "2019-01-01",
@@ -161,28 +178,26 @@ def test_backfill_of_a_month_range_brings_downstream_up_to_date(small_synth, tmp
     wh.dispose()
     # the summary is honest about the months not yet ingested
     assert "WARN   ingest_summary:every_landing_file_accounted" in r.stdout
-    bad = cli("backfill", "--from", "2030-01", "--to", "2030-02", env=env, cwd=tmp_path)
+    # a month range outside the partitions is refused before anything runs (on a copy)
+    mine = copy_project(root, tmp_path / "project")
+    bad = _backfill(project_env(mine / "landing", mine), mine, "2030-01", "2030-02")
     assert bad.returncode == 2 and "no monthly partition" in bad.stderr
 
 
 PARTITIONED = ("staged_ecds", "events", "person_month_metrics", "person_month_costs")
 
 
-def test_one_new_month_touches_only_its_partitions(small_synth, tmp_path):
+@pytest.mark.slow
+def test_one_new_month_touches_only_its_partitions(backfilled, tmp_path):
     """A new month re-runs that month's partitions and the small unpartitioned assets; earlier
     months' rows stay as they were."""
-    from sim_pipeline.warehouse import Warehouse
-    from sim_pipeline_tests.conftest import cli, project_env
-
-    landing, _ = small_synth
-    env = project_env(landing, tmp_path)
-    r = cli("backfill", "--from", "2019-01", "--to", "2019-02", env=env, cwd=tmp_path)
-    assert r.returncode == 0, r.stdout + r.stderr
+    root = copy_project(backfilled["root"], tmp_path / "project")
+    env = project_env(root / "landing", root)
     wh = Warehouse(env["SIM_WAREHOUSE_URL"])
     before = {t: wh.read(t) for t in PARTITIONED[1:]}
-    r = cli("backfill", "--from", "2019-03", "--to", "2019-03", env=env, cwd=tmp_path)
+    r = _backfill(env, root, "2019-03", "2019-03")
     assert r.returncode == 0, r.stdout + r.stderr
-    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as inst:
+    with dg.DagsterInstance.from_config(str(root / "dagster_home")) as inst:
         run = inst.get_runs(limit=1)[0]
         touched: dict[str, set[str | None]] = {}
         for rec in inst.get_records_for_run(
@@ -207,20 +222,14 @@ def test_one_new_month_touches_only_its_partitions(small_synth, tmp_path):
     wh.dispose()
 
 
-def test_mixed_pseudonymisation_keys_block_downstream(small_synth, tmp_path):
+@pytest.mark.slow
+def test_mixed_pseudonymisation_keys_block_downstream(keyed_backfill, tmp_path):
     """Rotating the key and re-ingesting only some months leaves mixed tokens: flagged, blocking."""
-    from sim_pipeline_tests.conftest import cli, project_env
-
-    landing, _ = small_synth
-    env = project_env(landing, tmp_path, SIM_PSEUDONYMISATION_KEY="first-key-" + "x" * 20)
-    assert (
-        cli("backfill", "--from", "2019-01", "--to", "2019-02", env=env, cwd=tmp_path).returncode
-        == 0
-    )
-    env["SIM_PSEUDONYMISATION_KEY"] = "rotated-key-" + "y" * 20
-    r = cli("backfill", "--from", "2019-02", "--to", "2019-02", env=env, cwd=tmp_path)
+    root = copy_project(keyed_backfill["root"], tmp_path / "project")
+    env = project_env(root / "landing", root, SIM_PSEUDONYMISATION_KEY="rotated-key-" + "y" * 20)
+    r = _backfill(env, root, "2019-02", "2019-02")
     assert r.returncode == 1
     assert "FAILED ingest_summary:single_pseudonymisation_key" in r.stdout
     # re-ingesting every month under the new key clears it
-    r = cli("backfill", "--from", "2019-01", "--to", "2019-02", env=env, cwd=tmp_path)
+    r = _backfill(env, root, "2019-01", "2019-02")
     assert r.returncode == 0 and "single_pseudonymisation_key" not in r.stdout

@@ -34,6 +34,7 @@ from sim_pipeline.quality.identifiers import find_identifier_like, name_like_cou
 from sim_pipeline.quality.privacy_scan import (
     _text_of,
     files_under,
+    generated_quality_files,
     landing_identifiers,
     own_vocabulary,
     scan,
@@ -130,7 +131,7 @@ def _damage(landing: Path) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def runs(small_synth, tmp_path_factory):
+def damaged_runs(small_synth, tmp_path_factory):
     src, _ = small_synth
     root = tmp_path_factory.mktemp("damaged")
     landing, pristine = root / "landing", root / "pristine"
@@ -190,25 +191,25 @@ def runs(small_synth, tmp_path_factory):
     }
 
 
-def _ledger(runs, label: str) -> pd.Series:
-    return runs["after"]["ingest_ledger"].set_index("file").loc[label]
+def _ledger(damaged_runs, label: str) -> pd.Series:
+    return damaged_runs["after"]["ingest_ledger"].set_index("file").loc[label]
 
 
-def _quarantine(runs, label: str) -> pd.DataFrame:
-    q = runs["after"]["ingest_quarantine"]
+def _quarantine(damaged_runs, label: str) -> pd.DataFrame:
+    q = damaged_runs["after"]["ingest_quarantine"]
     return q[q["file"] == label]
 
 
-def _staged_lines(runs, label: str, snap: str = "after") -> list[int]:
-    staged = runs[snap][_table(label).asset_name]
+def _staged_lines(damaged_runs, label: str, snap: str = "after") -> list[int]:
+    staged = damaged_runs[snap][_table(label).asset_name]
     return sorted(staged.loc[staged["source_file"] == label, "line_number"].tolist())
 
 
 # ----------------------------------------------------------------------------- the run
 
 
-def test_the_run_fails_naming_each_damaged_file(runs):
-    r = runs["damaged"]
+def test_the_run_fails_naming_each_damaged_file(damaged_runs):
+    r = damaged_runs["damaged"]
     assert r.returncode == 1, r.stdout + r.stderr
     assert "sim-pipeline run FAILED" in r.stdout
     out = r.stdout
@@ -235,12 +236,12 @@ def test_the_run_fails_naming_each_damaged_file(runs):
     )
 
 
-def test_the_right_blocking_checks_fail_with_descriptions(runs):
+def test_the_right_blocking_checks_fail_with_descriptions(damaged_runs):
     from sim_pipeline.definitions import defs
 
     failed = {
         (c.asset_key.to_user_string(), c.check_name)
-        for c in runs["checks"]
+        for c in damaged_runs["checks"]
         if not c.passed and c.asset_key.to_user_string().startswith("staged_")
     }
     assert failed == EXPECTED_FAILURES
@@ -253,7 +254,7 @@ def test_the_right_blocking_checks_fail_with_descriptions(runs):
         assert "downstream" in spec.description.lower(), (asset, name)
         result = next(
             c
-            for c in runs["checks"]
+            for c in damaged_runs["checks"]
             if (c.asset_key.to_user_string(), c.check_name) == (asset, name)
         )
         assert result.severity == dg.AssetCheckSeverity.ERROR
@@ -261,27 +262,27 @@ def test_the_right_blocking_checks_fail_with_descriptions(runs):
     # the duplicated resubmission was caught row by row, so no repeated key reached the output
     dup = next(
         c
-        for c in runs["checks"]
+        for c in damaged_runs["checks"]
         if (c.asset_key.to_user_string(), c.check_name) == ("staged_ecds", "duplicate_keys")
     )
     assert dup.passed
 
 
-def test_downstream_assets_were_not_materialised_in_that_run(runs):
-    assert runs["status"] == dg.DagsterRunStatus.FAILURE
+def test_downstream_assets_were_not_materialised_in_that_run(damaged_runs):
+    assert damaged_runs["status"] == dg.DagsterRunStatus.FAILURE
     # the damaged assets' steps fail AFTER their good rows were written and recorded
-    failed = runs["failed_steps"]
+    failed = damaged_runs["failed_steps"]
     assert {s for s in failed if s.startswith("staged_")} == {a for a, _ in EXPECTED_FAILURES}
     assert not set(DOWNSTREAM) & failed  # not failed: never started
-    assert {a for a, _ in EXPECTED_FAILURES} <= runs["materialised"]
+    assert {a for a, _ in EXPECTED_FAILURES} <= damaged_runs["materialised"]
     for name in DOWNSTREAM:
-        assert name not in runs["materialised"], name
+        assert name not in damaged_runs["materialised"], name
 
 
-def test_data_docs_show_the_failing_suites(runs):
+def test_data_docs_show_the_failing_suites(damaged_runs):
     """The auditor's second view: quality_results and the Data Docs site record the same
     failures as the checks in the UI, and `sim-pipeline quality` lists them."""
-    results = runs["after"]["quality_results"]
+    results = damaged_runs["after"]["quality_results"]
     results = results[results["success"].astype(bool) == False]  # noqa: E712
     damaged_tables = {a for a, c in EXPECTED_FAILURES if c == "gx_drops"}
     assert {f"{t}.drops" for t in damaged_tables} == set(results["suite"])
@@ -295,7 +296,7 @@ def test_data_docs_show_the_failing_suites(runs):
         assert "quality" in Path(page).parts  # under the quality folder beside landing
         # the validation's status line (a passing page says "Succeeded" there)
         assert re.search(r"Status:</span> <i [^>]*></i> Failed", html), page
-    r = cli("quality", env=runs["env"], cwd=runs["root"])
+    r = cli("quality", env=damaged_runs["env"], cwd=damaged_runs["root"])
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"{len(damaged_tables)} suites failing" in r.stdout, r.stdout
     for table in damaged_tables:
@@ -312,61 +313,63 @@ def test_data_docs_show_the_failing_suites(runs):
         (WRONG_ENCODING, "file_encoding", None, "not valid UTF-8"),
     ],
 )
-def test_a_rejected_file_is_quarantined_line_by_line(runs, label, rule, column, problem):
-    data = (runs["landing"] / label).read_bytes()
+def test_a_rejected_file_is_quarantined_line_by_line(damaged_runs, label, rule, column, problem):
+    data = (damaged_runs["landing"] / label).read_bytes()
     n = _records(data, "utf-8" if rule != "file_encoding" else "cp1252")
-    led = _ledger(runs, label)
+    led = _ledger(damaged_runs, label)
     assert (led.file_status, led.rejection_rule) == ("rejected", rule)
     assert (led.rows_read, led.rows_loaded, led.rows_quarantined) == (n, 0, n)
-    q = _quarantine(runs, label)
+    q = _quarantine(damaged_runs, label)
     assert sorted(q["line_number"]) == list(range(2, n + 2))  # one row per data line
     assert set(q["rule"]) == {rule}
     assert set(q["column_name"].fillna("<none>")) == {column or "<none>"}
     assert q["reason"].nunique() == 1  # a fixed reason: the file and the problem
     assert q["reason"].iloc[0].startswith(f"{label}: ") and problem in q["reason"].iloc[0]
-    assert _staged_lines(runs, label) == []  # nothing of it loaded
-    assert led.file_sha256 != _before_ledger(runs).loc[label, "file_sha256"]
+    assert _staged_lines(damaged_runs, label) == []  # nothing of it loaded
+    assert led.file_sha256 != _before_ledger(damaged_runs).loc[label, "file_sha256"]
 
 
-def _before_ledger(runs) -> pd.DataFrame:
-    return runs["before"]["ingest_ledger"].set_index("file")
+def _before_ledger(damaged_runs) -> pd.DataFrame:
+    return damaged_runs["before"]["ingest_ledger"].set_index("file")
 
 
-def test_invalid_nhs_numbers_quarantine_those_rows_and_load_the_rest(runs):
-    led = _ledger(runs, INVALID_NHS)
-    q = _quarantine(runs, INVALID_NHS)
+def test_invalid_nhs_numbers_quarantine_those_rows_and_load_the_rest(damaged_runs):
+    led = _ledger(damaged_runs, INVALID_NHS)
+    q = _quarantine(damaged_runs, INVALID_NHS)
     nhs = q[q["rule"] == "nhs_number_check_digit"]
-    assert set(nhs["line_number"]) == runs["facts"]["traced_lines"]
+    assert set(nhs["line_number"]) == damaged_runs["facts"]["traced_lines"]
     assert set(nhs["column_name"]) == {"NHSNumber"}
     assert led.file_status == "loaded" and pd.isna(led.rejection_rule)
-    n = _records((runs["landing"] / INVALID_NHS).read_bytes())
+    n = _records((damaged_runs["landing"] / INVALID_NHS).read_bytes())
     assert led.rows_read == n
     lines = set(range(2, n + 2))
-    assert set(_staged_lines(runs, INVALID_NHS)) == lines - set(q["line_number"])
+    assert set(_staged_lines(damaged_runs, INVALID_NHS)) == lines - set(q["line_number"])
     assert led.rows_loaded == n - q["line_number"].nunique()
     assert not q.astype(str).apply(lambda c: c.str.contains(INVALID_NHS_NUMBER)).any().any()
 
 
-def test_a_resubmitted_month_with_duplicates_replaces_it_once(runs):
-    n = runs["facts"]["resubmitted_rows"]
-    led = _ledger(runs, RESUBMITTED)
-    assert led.file_sha256 != _before_ledger(runs).loc[RESUBMITTED, "file_sha256"]
+def test_a_resubmitted_month_with_duplicates_replaces_it_once(damaged_runs):
+    n = damaged_runs["facts"]["resubmitted_rows"]
+    led = _ledger(damaged_runs, RESUBMITTED)
+    assert led.file_sha256 != _before_ledger(damaged_runs).loc[RESUBMITTED, "file_sha256"]
     assert (led.rows_read, led.rows_quarantined) == (
         2 * n,
-        n + _before_ledger(runs).loc[RESUBMITTED, "rows_quarantined"],
+        n + _before_ledger(damaged_runs).loc[RESUBMITTED, "rows_quarantined"],
     )
-    q = _quarantine(runs, RESUBMITTED)
+    q = _quarantine(damaged_runs, RESUBMITTED)
     dup = q[q["rule"] == "duplicate_row"]
     assert set(range(n + 2, 2 * n + 2)) <= set(dup["line_number"])  # every second copy
     # the month was replaced, not appended: the same records as before, once each
-    assert _staged_lines(runs, RESUBMITTED) == _staged_lines(runs, RESUBMITTED, "before")
-    ecds = runs["after"]["staged_ecds"]
+    assert _staged_lines(damaged_runs, RESUBMITTED) == _staged_lines(
+        damaged_runs, RESUBMITTED, "before"
+    )
+    ecds = damaged_runs["after"]["staged_ecds"]
     assert duplicate_record_keys(ecds).empty
     assert not ecds.duplicated(["source", "month", "record_ref"]).any()
 
 
-def test_a_missing_drop_loads_the_other_providers(runs):
-    ledger = runs["after"]["ingest_ledger"]
+def test_a_missing_drop_loads_the_other_providers(damaged_runs):
+    ledger = damaged_runs["after"]["ingest_ledger"]
     assert MISSING_DROP not in set(ledger["file"])
     others = ledger[(ledger["table_name"] == "MHS502WardStay") & (ledger["month"] == "2019-03")]
     assert sorted(others["source"]) == ["oxleas", "slam"]
@@ -376,24 +379,27 @@ def test_a_missing_drop_loads_the_other_providers(runs):
 # ----------------------------------------------------------------------------- no row lost
 
 
-def test_every_other_file_and_row_is_loaded_as_before(runs):
-    before, after = _before_ledger(runs), runs["after"]["ingest_ledger"].set_index("file")
-    landing = runs["landing"]
+def test_every_other_file_and_row_is_loaded_as_before(damaged_runs):
+    before, after = (
+        _before_ledger(damaged_runs),
+        damaged_runs["after"]["ingest_ledger"].set_index("file"),
+    )
+    landing = damaged_runs["landing"]
     files = sorted(str(p.relative_to(landing)) for p in landing.glob("*/*/*.csv"))
     assert sorted(after.index) == files  # every landing file is in the ledger
     assert (after.rows_read == after.rows_loaded + after.rows_quarantined).all()
     for label in files:
         encoding = "cp1252" if label == WRONG_ENCODING else "utf-8"
         assert after.loc[label, "rows_read"] == _records((landing / label).read_bytes(), encoding)
-        assert after.loc[label, "rows_loaded"] == len(_staged_lines(runs, label)), label
-        q = _quarantine(runs, label)
+        assert after.loc[label, "rows_loaded"] == len(_staged_lines(damaged_runs, label)), label
+        q = _quarantine(damaged_runs, label)
         assert after.loc[label, "rows_quarantined"] == q["line_number"].nunique(), label
     cols = ["file_sha256", "file_status", "rows_read", "rows_loaded", "rows_quarantined"]
     good = [f for f in files if f not in DAMAGED]
     assert len(good) == len(files) - 4
     pd.testing.assert_frame_equal(after.loc[good, cols], before.loc[good, cols])
     for table in SOURCE_TABLES:
-        b, a = runs["before"][table.asset_name], runs["after"][table.asset_name]
+        b, a = damaged_runs["before"][table.asset_name], damaged_runs["after"][table.asset_name]
         b = b[~b["source_file"].isin(DAMAGED)]
         a = a[~a["source_file"].isin(DAMAGED)]
         key = ["source_file", "line_number"]
@@ -404,10 +410,10 @@ def test_every_other_file_and_row_is_loaded_as_before(runs):
         )
 
 
-def test_a_repeated_run_gives_the_same_tables(runs):
-    assert runs["again"].returncode == 1
-    for name, df in runs["after"].items():
-        again = runs["repeated"][name]
+def test_a_repeated_run_gives_the_same_tables(damaged_runs):
+    assert damaged_runs["again"].returncode == 1
+    for name, df in damaged_runs["after"].items():
+        again = damaged_runs["repeated"][name]
         cols = [c for c in df.columns if c not in RUN_SPECIFIC_COLUMNS]
         pd.testing.assert_frame_equal(
             again[cols].sort_values(cols).reset_index(drop=True),
@@ -416,13 +422,19 @@ def test_a_repeated_run_gives_the_same_tables(runs):
         )
 
 
-def test_no_identifier_reaches_the_warehouse_event_log_or_output(runs):
-    root = runs["root"]
-    ids = landing_identifiers(runs["pristine"], own_vocabulary())
+def test_no_identifier_reaches_the_warehouse_event_log_or_output(damaged_runs):
+    root = damaged_runs["root"]
+    ids = landing_identifiers(damaged_runs["pristine"], own_vocabulary())
     assert min(len(v) for v in ids.values()) > 20
     log = root / "run_output.txt"
-    log.write_text("".join(runs[r].stdout + runs[r].stderr for r in ("damaged", "again")))
-    persisted = files_under(root / "warehouse.db", root / "dagster_home", log)
+    log.write_text(
+        "".join(damaged_runs[r].stdout + damaged_runs[r].stderr for r in ("damaged", "again"))
+    )
+    # the warehouse, the Dagster instance, the run's output, and the Great Expectations
+    # results and Data Docs of the damaged run (failing suites describe the damaged files)
+    quality = generated_quality_files(damaged_runs["landing"].parent / "quality")
+    assert any(p.suffix == ".html" for p in quality) and any(p.suffix == ".json" for p in quality)
+    persisted = files_under(root / "warehouse.db", root / "dagster_home", log) + quality
     assert scan(persisted, ids) == {}
     text = "\n".join(_text_of(p) for p in persisted if not p.name.endswith(("-wal", "-shm")))
     for form in (NON_ASCII_NAME, NON_ASCII_NAME.upper(), NON_ASCII_NAME.encode().decode("latin-1")):
@@ -430,6 +442,7 @@ def test_no_identifier_reaches_the_warehouse_event_log_or_output(runs):
     assert INVALID_NHS_NUMBER not in text
 
 
+@pytest.mark.slow
 def test_a_name_in_a_free_text_field_blocks_the_run_before_anything_is_written(
     small_synth, tmp_path
 ):
@@ -627,9 +640,9 @@ def test_name_detector_passes_the_staged_demo_vocabulary():
     }
 
 
-def test_no_direct_identifiers_passes_every_staged_table_of_a_real_run(runs):
+def test_no_direct_identifiers_passes_every_staged_table_of_a_real_run(damaged_runs):
     """Zero false positives on what ingest stages from the synthetic extracts."""
     for table in SOURCE_TABLES:
-        staged = runs["after"][table.asset_name]
+        staged = damaged_runs["after"][table.asset_name]
         text = staged.astype({c: "string" for c in staged.columns if staged[c].dtype == object})
         assert find_identifier_like(text) == {}, table.asset_name

@@ -18,47 +18,20 @@ from sim_pipeline.quality.privacy_scan import (
     scan,
 )
 from sim_pipeline.sources import SOURCE_TABLES
-from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import (
     RUN_LOG_TABLES,
     RUN_SPECIFIC_COLUMNS,
     all_tables,
     render_markdown,
 )
-from sim_pipeline_tests.conftest import clean_env, cli, project_env
-
-
-def _snapshot(url: str) -> dict[str, pd.DataFrame]:
-    wh = Warehouse(url)
-    try:
-        out = {}
-        for t in wh.tables():
-            df = wh.read(t)
-            out[t] = df.sort_values(list(df.columns)).reset_index(drop=True)
-        return out
-    finally:
-        wh.dispose()
-
-
-@pytest.fixture(scope="module")
-def demo_run(small_synth, tmp_path_factory):
-    landing, truth = small_synth
-    root = tmp_path_factory.mktemp("project")
-    env = project_env(landing, root)
-    first = cli("run", env=env, cwd=root)
-    snap1 = _snapshot(env["SIM_WAREHOUSE_URL"])
-    second = cli("run", env=env, cwd=root)
-    snap2 = _snapshot(env["SIM_WAREHOUSE_URL"])
-    return {
-        "landing": landing,
-        "truth": truth,
-        "root": root,
-        "env": env,
-        "first": first,
-        "second": second,
-        "snap1": snap1,
-        "snap2": snap2,
-    }
+from sim_pipeline_tests.conftest import (
+    PROJECT_KEY,
+    clean_env,
+    cli,
+    copy_project,
+    link_landing,
+    project_env,
+)
 
 
 def test_run_succeeds_and_prints_summary(demo_run):
@@ -229,18 +202,30 @@ def test_audit_trail_records_every_stage_of_the_run(demo_run):
         assert row["rows_rejected"] == led["rows_quarantined"].sum(), table.asset_name
 
 
-def test_quality_results_and_data_docs(demo_run):
+def test_quality_results_and_data_docs(demo_run, tmp_path):
     results = demo_run["snap1"]["quality_results"]
     suites = set(results["suite"])
     assert {"person_month_metrics.table", "person_month_costs.table"} <= suites
     assert results["success"].astype(bool).all()
-    r = cli("quality", env=demo_run["env"], cwd=demo_run["root"])
+    # every page quality_results links is the validation of its own suite, and says it passed
+    pages = results.groupby("data_docs_page")["suite"].unique()
+    assert len(pages) >= len(suites)
+    for page, page_suites in pages.items():
+        html = Path(page).read_text()
+        assert Path(page).is_relative_to(demo_run["landing"].parent / "quality")
+        assert re.search(r"Status:</span> <i [^>]*></i> Succeeded", html), page
+        assert all(s in html for s in page_suites), (page, page_suites)
+    # `sim-pipeline quality` rebuilds the site (on a copy: the shared project stays as it is)
+    root = copy_project(demo_run["root"], tmp_path / "project")
+    env = project_env(root / "landing", root)
+    r = cli("quality", env=env, cwd=root)
     assert r.returncode == 0, r.stdout + r.stderr
     index = Path(re.search(r"Data Docs: (\S+)", r.stdout).group(1))
-    assert index.exists() and index.name == "index.html"
-    assert index.is_relative_to(demo_run["landing"].parent / "quality")
-    for page in results["data_docs_page"].dropna().unique():
-        assert Path(page).exists(), page
+    assert (
+        index == root / "quality" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    )
+    html = index.read_text()
+    assert all(s in html for s in suites), suites - {s for s in suites if s in html}
     assert f"{len(suites)} suites" in r.stdout and "0 suites failing" in r.stdout
 
 
@@ -249,22 +234,24 @@ def test_telemetry_is_off_in_every_instance(demo_run):
     assert "enabled: false" in Path("dagster.yaml").read_text()
 
 
-def test_key_from_environment_leaves_demo_mode_and_never_stores_the_key(small_synth, tmp_path):
-    landing, _ = small_synth
-    key = "k3y-" + "Zq9" * 10
-    env = project_env(landing, tmp_path, SIM_PSEUDONYMISATION_KEY=key, SIM_LAST_MONTH="2016-03")
-    r = cli("run", env=env, cwd=tmp_path)
-    assert r.returncode == 0, r.stdout + r.stderr
+def test_key_from_environment_leaves_demo_mode_and_never_stores_the_key(keyed_backfill):
+    root, r = keyed_backfill["root"], keyed_backfill["run"]
     assert "project key" in r.stdout and "DEMO" not in r.stdout
-    eng = sa.create_engine(env["SIM_WAREHOUSE_URL"])
+    eng = sa.create_engine(keyed_backfill["env"]["SIM_WAREHOUSE_URL"])
     demo = pd.read_sql("select distinct demo_key from ingest_ledger", eng)["demo_key"].tolist()
+    eng.dispose()
     assert demo == [0] or demo == [False]
-    for p in files_under(tmp_path / "warehouse.db", tmp_path / "dagster_home"):
-        assert key.encode() not in p.read_bytes(), p
+    persisted = files_under(root / "warehouse.db", root / "dagster_home", root / "quality")
+    assert any(p.suffix == ".html" for p in persisted)
+    key = PROJECT_KEY.encode()
+    for p in persisted:
+        assert key not in p.read_bytes(), p
+    assert PROJECT_KEY not in r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_real_landing_without_a_key_is_refused(small_synth, tmp_path):
-    landing, _ = small_synth
+    landing = link_landing(small_synth[0], tmp_path / "landing", lambda m: m <= "2016-03")
     env = clean_env(
         SIM_LANDING_DIR=str(landing),
         DAGSTER_HOME=str(tmp_path / "dh"),
@@ -274,6 +261,7 @@ def test_real_landing_without_a_key_is_refused(small_synth, tmp_path):
     assert r.returncode == 2 and "SIM_PSEUDONYMISATION_KEY" in r.stderr
     r = cli("run", env=dict(env, SIM_LANDING_DIR=str(tmp_path / "nope")), cwd=tmp_path)
     assert r.returncode == 2 and "not a folder" in r.stderr
+    assert not (tmp_path / "warehouse.db").exists() and not (tmp_path / "data").exists()
 
 
 def test_privacy_scan_command_reports_clean(demo_run):
@@ -329,7 +317,10 @@ def test_headline_recomputes_to_the_penny_from_costs_and_cohort(demo_run):
 
 def test_cohort_metric_totals_are_close_to_the_truth(demo_run):
     """Each metric's cohort total over the whole period against the synthetic truth. The gap
-    comes from linkage (stray records) and quarantined rows; on the demo it is under 1%."""
+    comes from linkage (stray records) and quarantined rows. Measured on the session's set
+    (seed 7): A&E -1.06%, ambulance -0.81%, police -0.48%, bed days -0.05%, s136 -0.05%
+    (on the demo: under 1%); bound: 1.5%, and never more than the truth (a cohort total above
+    it would mean events counted twice or another person's events linked in)."""
     from sim_pipeline.measures.metrics import METRICS
 
     truth = pd.read_csv(demo_run["truth"] / "person_month.csv")
@@ -339,10 +330,11 @@ def test_cohort_metric_totals_are_close_to_the_truth(demo_run):
     people = set(demo_run["snap1"]["cohort"]["person_key"])
     got = pm[pm.person_key.isin(people)][list(METRICS)].sum()
     for metric in METRICS:
-        assert abs(got[metric] / want[metric] - 1) < 0.03, (metric, got[metric], want[metric])
+        assert got[metric] <= want[metric], (metric, got[metric], want[metric])
+        assert got[metric] / want[metric] - 1 > -0.015, (metric, got[metric], want[metric])
 
 
-def test_evaluation_is_published_under_disclosure_control(demo_run):
+def test_evaluation_is_published_under_disclosure_control(demo_run, tmp_path):
     """The run writes the estimates and the release; the release passes the auditor's scan,
     holds no person key and no landing identifier, and `sim-pipeline report` rebuilds it."""
     from sim_pipeline.measures.publication import scan_release
@@ -367,8 +359,11 @@ def test_evaluation_is_published_under_disclosure_control(demo_run):
     assert not set(re.findall(r"\bP\d{8}\b", text)) & keys
     html = (pub / "evaluation_report.html").read_text()
     assert "difference-in-differences" in html.lower()
-    before = (pub / "evaluation_estimates.csv").read_bytes()
-    r = cli("report", "--out", str(pub), env=demo_run["env"], cwd=demo_run["root"])
+    # `sim-pipeline report` rebuilds the same release from the warehouse, byte for byte
+    out = tmp_path / "release"
+    r = cli("report", "--out", str(out), env=demo_run["env"], cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "disclosure scan: clean" in r.stdout
-    assert (pub / "evaluation_estimates.csv").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == files
+    for name in files:
+        assert (out / name).read_bytes() == (pub / name).read_bytes(), name

@@ -159,15 +159,45 @@ def test_person_month_suites(quality_dir):
     assert {("code_list", "price_year"), ("range", "cost_police_deployments")} <= failed
 
 
-def test_data_docs_site_lists_every_suite(quality_dir):
-    # runs after the tests above (module order): their suites are in the project
-    index = qe.build_docs(quality_dir)
-    assert index == qe.docs_index(quality_dir) and index.exists()
+STATUS = r"Status:</span> <i [^>]*></i> {}"
+
+
+def test_data_docs_site_lists_every_suite_with_its_status(staged, tmp_path):
+    """Its own GX project (no reliance on other tests' results): three suites validated, one
+    of them failing; the site's index lists each suite and each validation page carries the
+    suite's name and the status its result had."""
+    frame, ledger = staged
+    quality = tmp_path / "quality"
+    outcomes = {
+        "staged_ecds/table": qe.validate(_staged_suite(frame, ledger), frame, quality, "a", "r"),
+        "staged_ecds/drops": qe.validate(
+            qe.drops_suite(ECDS, MONTHS), qe.drops_frame(ledger.iloc[1:]), quality, "b", "r"
+        ),
+        "person_month_metrics/table": qe.validate(
+            qe.person_month_suite(
+                "person_month_metrics", list(sql_types("person_month_metrics")), MONTHS, 8
+            ),
+            _person_months(),
+            quality,
+            "c",
+            "r",
+        ),
+    }
+    assert [o.success for o in outcomes.values()] == [True, False, True]  # a drop is missing
+    index = qe.build_docs(quality)
+    assert index == qe.docs_index(quality) and index.exists()
     site = index.parent
     pages = "\n".join(str(p.relative_to(site)) for p in site.rglob("*.html"))
-    for suite in ("staged_ecds/table", "staged_ecds/drops", "person_month_metrics/table"):
+    home = index.read_text()
+    for suite, outcome in outcomes.items():
         assert f"expectations/{suite}" in pages
         assert f"validations/{suite}" in pages
+        name = suite.replace("/", ".")
+        assert name in home, name
+        page = outcome.docs_page.read_text()
+        assert name in page
+        status = "Succeeded" if outcome.success else "Failed"
+        assert re.search(STATUS.format(status), page), (suite, status)
 
 
 def test_code_version_is_the_git_commit():

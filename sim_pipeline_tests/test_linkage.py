@@ -10,7 +10,7 @@ import pytest
 
 from sim_pipeline.defs.linkage import linkage_quality, person_index
 from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
-from sim_pipeline.identity import DEMO_KEY, Tokeniser, link, pseudonymise
+from sim_pipeline.identity import Tokeniser, link, pseudonymise
 from sim_pipeline.identity import evaluation as ev
 from sim_pipeline.identity.link import INPUT_COLUMNS as COLUMNS
 from sim_pipeline.identity.link import LINK_IDS
@@ -22,7 +22,6 @@ from sim_pipeline.identity.person_index import (
     linkage_rows,
 )
 from sim_pipeline.sources import SOURCE_TABLES
-from sim_pipeline.staging import stage_months
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import sql_types
 
@@ -176,16 +175,13 @@ def test_person_keys_stay_put_and_changes_are_recorded():
     assert changes["change"].tolist() == ["split"]
 
 
-@pytest.fixture(scope="module")
-def staged_small(small_synth):
-    landing, truth = small_synth
-    months = sorted(p.name for p in (landing / "las").iterdir())
-    tok = Tokeniser(DEMO_KEY, demo=True)
-    staged = {}
-    for t in SOURCE_TABLES:
-        frames = [m.staged for m in stage_months(landing, t, months, tok)]
-        staged[t.asset_name] = pd.concat(frames, ignore_index=True)
-    return staged, truth, months
+@pytest.fixture(scope="session")
+def staged_small(demo_run):
+    """The staged tables exactly as ingest wrote them in the session's whole-pipeline run
+    (conftest `demo_run`: all 65 months of the session's synthetic drops, demo key)."""
+    staged = {t.asset_name: demo_run["snap1"][t.asset_name] for t in SOURCE_TABLES}
+    months = sorted(staged["staged_ambulance_incidents"]["month"].unique())
+    return staged, demo_run["truth"], months
 
 
 def _truth(truth: Path) -> pd.DataFrame:
@@ -207,9 +203,11 @@ def test_linkage_accuracy_on_synthetic_truth(staged_small):
         _truth(truth), on=["source", "table_name", "record_ref"]
     )
     score, baseline = ev.pairwise(df), ev.pairwise(nhs_only)
-    assert score["precision"] >= 0.99
-    assert score["recall"] >= 0.93
-    assert score["recall"] > baseline["recall"] + 0.1
+    # measured on the session's set (seed 7, all 65 months): precision 0.99984, recall 0.99109
+    # (NHS number only: recall 0.126); floors 0.999 and 0.985
+    assert score["precision"] >= 0.999
+    assert score["recall"] >= 0.985
+    assert score["recall"] > baseline["recall"] + 0.8
 
 
 def test_person_keys_are_stable_across_an_added_month(staged_small):

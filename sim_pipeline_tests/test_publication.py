@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -182,20 +183,91 @@ def _cell(df: pd.DataFrame, column: str, **where: object) -> str:
     return df.loc[mask, column].iloc[0]
 
 
-def test_release_files_and_rounding():
+RELEASE_CSVS = {
+    "evaluation_estimates.csv",
+    "evaluation_sensitivity.csv",
+    "evaluation_balance.csv",
+    "evaluation_trajectory.csv",
+    "headline.csv",
+    "harms.csv",
+    "linkage_quality.csv",
+    "linkage_implausible.csv",
+    "unit_costs.csv",
+}
+ESTIMATE_HEADER = [
+    "analysis", "population", "outcome", "method", "scale", "estimate", "ci_low", "ci_high",
+    "n_people", "n_comparison", "treated_baseline", "treated_followup", "comparison_baseline",
+    "comparison_followup", "rtm_share", "price_year", "unit_cost_version", "note",
+]  # fmt: skip
+# Expected released cells, derived by hand from `tables()`: relative changes and shares to
+# 3 dp, GBP levels to whole pounds, counts to the nearest 5 (108 -> 110, 79 -> 80, 401 -> 400,
+# 312 -> 310), each DiD interval = estimate -/+ 0.1 as planted.
+ITT_DID = {
+    "estimate": "-0.082", "ci_low": "-0.182", "ci_high": "0.018",  # -0.0821 -/+ 0.1
+    "n_people": "110", "n_comparison": "400",
+    "treated_baseline": "3090", "treated_followup": "1793",  # 3090.4, 1792.6
+    "comparison_baseline": "2950", "comparison_followup": "2101",  # 2950.2, 2100.9
+    "rtm_share": "0.612", "price_year": PY, "unit_cost_version": VERSION,  # 0.61234
+}  # fmt: skip
+PP_DID = ITT_DID | {
+    "estimate": "-0.123", "ci_low": "-0.223", "ci_high": "-0.023",  # -0.1234 -/+ 0.1
+    "n_people": "80", "n_comparison": "310",
+}  # fmt: skip
+# Row order: analysis, population (itt before per_protocol), outcome (use outcomes, then harms),
+# method (naive before DiD); the baseline_6_months row only in the sensitivity file.
+ESTIMATE_ROWS = [
+    ("itt", "total_cost", "naive_before_after"),
+    ("itt", "total_cost", "difference_in_differences"),
+    ("itt", "police_deployments", "difference_in_differences"),
+    ("itt", "arrests", "difference_in_differences"),
+    ("itt", "deaths", "naive_before_after"),
+    ("itt", "deaths", "difference_in_differences"),
+    ("per_protocol", "total_cost", "naive_before_after"),
+    ("per_protocol", "total_cost", "difference_in_differences"),
+]
+
+
+def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """A written CSV as its header and rows of text (what a reader of the release gets)."""
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def _frame(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def test_release_files_and_rounding(tmp_path):
     rel = build_release(tables())
-    assert set(rel) == {
-        "evaluation_estimates.csv",
-        "evaluation_sensitivity.csv",
-        "evaluation_balance.csv",
-        "evaluation_trajectory.csv",
-        "headline.csv",
-        "harms.csv",
-        "linkage_quality.csv",
-        "linkage_implausible.csv",
-        "unit_costs.csv",
-    }
-    e = rel["evaluation_estimates.csv"]
+    assert set(rel) == RELEASE_CSVS
+    written = write_release(rel, tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == RELEASE_CSVS | {"README.txt"}
+    assert {p.name for p in written} == RELEASE_CSVS | {"README.txt"}
+    # what is on disk, read back as text: the cells below are the published ones
+    header, rows = _read(tmp_path / "evaluation_estimates.csv")
+    assert header == ESTIMATE_HEADER
+    assert [(r["population"], r["outcome"], r["method"]) for r in rows] == ESTIMATE_ROWS
+    assert {r["analysis"] for r in rows} == {"primary"}
+    for pop, expected in (("itt", ITT_DID), ("per_protocol", PP_DID)):
+        (row,) = [
+            r for r in rows
+            if (r["population"], r["outcome"], r["method"])
+            == (pop, "total_cost", "difference_in_differences")
+        ]  # fmt: skip
+        assert {k: row[k] for k in expected} == expected, pop
+    naive_pp = rows[ESTIMATE_ROWS.index(("per_protocol", "total_cost", "naive_before_after"))]
+    assert (naive_pp["estimate"], naive_pp["ci_low"], naive_pp["ci_high"]) == ("-0.421", "", "")
+    assert naive_pp["n_comparison"] == "0" and naive_pp["comparison_baseline"] == ""
+    arrests = rows[ESTIMATE_ROWS.index(("itt", "arrests", "difference_in_differences"))]
+    # not a cost: levels per person-month to 3 dp, not whole pounds
+    assert (arrests["estimate"], arrests["ci_low"], arrests["ci_high"]) == (
+        "0.051", "-0.049", "0.151",
+    )  # fmt: skip
+    assert (arrests["treated_baseline"], arrests["comparison_followup"]) == ("3090.400", "2100.900")
+    assert all(r["price_year"] == PY and r["unit_cost_version"] == VERSION for r in rows)
+    e = _frame(tmp_path / "evaluation_estimates.csv")
     assert set(e["analysis"]) == {"primary"}
     did = dict(population="per_protocol", outcome="total_cost", method="difference_in_differences")
     assert _cell(e, "estimate", **did) == "-0.123"  # relative change to 3 dp
@@ -207,19 +279,41 @@ def test_release_files_and_rounding():
     assert "unsourced_assumption:police_deployments" in _cell(e, "note", **did)
     naive = dict(population="itt", outcome="total_cost", method="naive_before_after")
     assert _cell(e, "n_comparison", **naive) == "0" and _cell(e, "ci_low", **naive) == ""
+    assert _cell(e, "estimate", **naive) == "-0.388"  # -0.3877
     deaths = dict(outcome="deaths", method="difference_in_differences")
     # deaths: risks from counts rounded to 5, so risk x n gives no exact count back:
     # members 0.0926 x 108 = 10 deaths -> 10 / 110; comparisons 0.0839 x 401 = 34 -> 35 / 400
     assert _cell(e, "treated_followup", **deaths) == "0.091"
+    assert _cell(e, "comparison_followup", **deaths) == f"{35 / 400:.3f}"
     assert _cell(e, "estimate", **deaths) == f"{10 / 110 - 35 / 400:.3f}"
     assert len(_cell(e, "ci_low", **deaths).split(".")[1]) == 2  # the interval to 2 dp
-    s = rel["evaluation_sensitivity.csv"]
+    assert (_cell(e, "ci_low", **deaths), _cell(e, "ci_high", **deaths)) == ("-0.09", "0.11")
+    s = _frame(tmp_path / "evaluation_sensitivity.csv")
     assert set(s["outcome"]) == {"total_cost"}
     assert set(s["analysis"]) == {"primary", "baseline_6_months"}
-    assert set(rel["harms.csv"]["outcome"]) == {"arrests", "deaths"}
-    u = rel["unit_costs.csv"]
+    six = dict(analysis="baseline_6_months")
+    # -0.0955 -> -0.096; 104 -> 105 people; 380 comparisons stay 380
+    assert (_cell(s, "estimate", **six), _cell(s, "n_people", **six)) == ("-0.096", "105")
+    assert _cell(s, "n_comparison", **six) == "380"
+    assert len(s) == 5  # 4 primary total-cost rows + 1 sensitivity row
+    assert set(_frame(tmp_path / "harms.csv")["outcome"]) == {"arrests", "deaths"}
+    u = _frame(tmp_path / "unit_costs.csv")
     assert _cell(u, "note", metric="police_deployments").startswith("ASSUMPTION")
     assert _cell(u, "unit_cost_gbp", metric="ae_attendances") == "192.00"
+    assert _cell(u, "sourced", metric="police_deployments") == "false"
+    # one price year and unit-cost version on every released table that carries one
+    for name in sorted(RELEASE_CSVS):
+        df = _frame(tmp_path / name)
+        if "price_year" in df.columns:
+            assert set(df["price_year"]) == {PY}, name
+            assert set(df["unit_cost_version"]) == {VERSION}, name
+    readme = (tmp_path / "README.txt").read_text()
+    assert f"Costs: GBP at price year {PY}, unit costs version {VERSION}." in readme
+    h = _frame(tmp_path / "headline.csv")
+    assert len(h) == 3 * 8  # 3 populations x 10 statistics, 2 of them withheld
+    assert _cell(h, "value", population="itt", statistic="n_allocated") == "110"
+    assert _cell(h, "value", population="itt", statistic="person_months") == "1120"  # 1119
+    assert _cell(h, "value", population="itt", statistic="mean_monthly_change_gbp") == "-1298"
 
 
 def test_counts_of_1_to_7_are_suppressed_and_others_rounded_to_5():
@@ -359,6 +453,157 @@ def test_write_release_is_deterministic_atomic_and_removes_stale_files(tmp_path)
     assert "harms.csv: not produced" in (a / "README.txt").read_text()
 
 
+class _Page(HTMLParser):
+    """The report's visible structure: headings, paragraphs (with their class), tables (the
+    heading they sit under, then rows of cell text) and images."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.headings: list[str] = []
+        self.paragraphs: list[tuple[str, str]] = []
+        self.tables: list[tuple[str, list[list[str]]]] = []
+        self.images: list[str] = []
+        self._text: list[str] | None = None
+        self._p_class = ""
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag in ("h1", "h2", "h3", "p"):
+            self._text, self._p_class = [], a.get("class") or ""
+        elif tag == "table":
+            self.tables.append((self.headings[-1] if self.headings else "", []))
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "img":
+            self.images.append(a.get("src") or "")
+
+    def handle_endtag(self, tag):
+        if tag in ("h1", "h2", "h3") and self._text is not None:
+            self.headings.append("".join(self._text).strip())
+            self._text = None
+        elif tag == "p" and self._text is not None:
+            self.paragraphs.append((self._p_class, "".join(self._text).strip()))
+            self._text = None
+        elif tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.tables[-1][1].append(self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        for buf in (self._text, self._cell):
+            if buf is not None:
+                buf.append(data)
+
+    def table(self, heading: str, n: int = 0) -> list[list[str]]:
+        """Rows (header first) of the ``n``-th table under ``heading``."""
+        return [rows for h, rows in self.tables if h == heading][n]
+
+    def paragraph(self, cls: str) -> str:
+        (text,) = [t for c, t in self.paragraphs if c == cls]
+        return text
+
+
+DASH = "\u2013"  # an empty released cell
+# The page's figures derived by hand from `tables()` and the release rule: relative changes as
+# signed percentages to 1 dp of the released 3-dp value (-0.4213 -> -0.421 -> -42.1%), shares as
+# whole percentages (0.61234 -> 0.612 -> 61%), counts rounded to 5, 1-7 people as '*'.
+SUMMARY = (
+    "On the naive before/after comparison the programme review used (ratio of mean monthly "
+    "cost per person), cost fell by 42.0% (per-protocol) and fell by 38.8% (intention to "
+    "treat). Against matched comparison people followed over the same months, the "
+    "difference-in-differences estimate of the change in mean monthly cost is -12.3% (95% CI "
+    "-22.3% to -2.3%) per-protocol; -8.2% (95% CI -18.2% to +1.8%) intention to treat. The "
+    "comparison group's own change accounts for 61% (per-protocol) and 61% (intention to "
+    "treat) of the naive change (regression to the mean)."
+)
+ESTIMATES_TABLE = [
+    ["outcome", "population", "naive before/after", "difference-in-differences", "95% CI",
+     "share of naive change seen in comparison group", "programme people", "comparison people"],
+    ["total_cost", "per-protocol", "-42.1%", "-12.3%", "-22.3% to -2.3%", "61%", "80", "310"],
+    ["total_cost", "intention to treat", "-38.8%", "-8.2%", "-18.2% to +1.8%", "61%", "110",
+     "400"],
+    # DiD on 3 people: every statistic and the count suppressed; 40 comparisons shown
+    ["police_deployments", "intention to treat", DASH, "*", "*", "*", "*", "40"],
+]  # fmt: skip
+HEADLINE_TABLE = [
+    ["statistic", "itt", "per_protocol", "per_protocol_over_6_months"],
+    ["n_allocated", "110", "110", "110"],
+    ["n_people", "110", "80", "*"],
+    ["person_months", "1120", "1120", "1120"],
+    ["pct_with_cost_fall", "71.3", "71.3", "*"],
+    ["ratio_of_means_pct_change", "-38.8", "-42.0", "*"],
+    ["mean_monthly_change_gbp", "-1298", "-1298", "*"],
+]
+SENSITIVITY_TABLE = [
+    ["primary", "intention to treat", "naive before/after", "-38.8%", DASH, "110", "0"],
+    ["primary", "intention to treat", "difference-in-differences", "-8.2%", "-18.2% to +1.8%",
+     "110", "400"],
+    ["primary", "per-protocol", "naive before/after", "-42.1%", DASH, "80", "0"],
+    ["primary", "per-protocol", "difference-in-differences", "-12.3%", "-22.3% to -2.3%", "80",
+     "310"],
+    # -0.0955 -> -0.096 -> -9.6%; -0.0955 + 0.1 = 0.0045 -> 0.005 -> +0.5%; 104 -> 105
+    ["baseline_6_months", "intention to treat", "difference-in-differences", "-9.6%",
+     "-19.6% to +0.5%", "105", "380"],
+]  # fmt: skip
+HARMS_TABLE = [
+    ["arrests", "intention to treat", "difference-in-differences", "+5.1%", "-4.9% to +15.1%",
+     "110", "400"],
+    # 5 of 108 people died (0.0463 x 108): suppressed, with its interval left out
+    ["deaths", "intention to treat", "naive before/after", "*", DASH, "110", "0"],
+    # risks from counts rounded to 5: 10 / 110 - 35 / 400 = 0.0034 -> 0.003 -> +0.30 pp
+    ["deaths", "intention to treat", "difference-in-differences", "+0.30 pp",
+     "-9.00 pp to +11.00 pp", "110", "400"],
+]  # fmt: skip
+BALANCE_TABLE = [
+    ["intention to treat", "baseline_total_cost", "3090", "1201", "0.812 \u2717", "3011",
+     "0.043 \u2713", "110", "400"],
+    # 5 programme people: their mean and both SMDs suppressed
+    ["per-protocol", "age", "*", "41.900", "*", "35.900", "*", "*", "310"],
+]  # fmt: skip
+
+
+def _check_page(page: str) -> _Page:
+    """The report's content against the figures derived by hand above."""
+    doc = _Page(page)
+    assert doc.headings[0] == (
+        "SIM evaluation: the headline saving beside the comparison-group estimate"
+    )
+    assert doc.paragraph("summary") == SUMMARY
+    assert f"Costs are GBP at price year {PY}." in doc.paragraph("caution")
+    assert doc.table("Headline beside the adjusted estimate") == ESTIMATES_TABLE
+    assert doc.table("The review's headline, recomputed (naive)") == HEADLINE_TABLE
+    assert doc.table("Sensitivity of the total-cost estimate")[1:] == SENSITIVITY_TABLE
+    assert [r[:7] for r in doc.table("Harms (balancing measures)")[1:]] == HARMS_TABLE
+    assert doc.table("Balance of programme and comparison people")[1:] == BALANCE_TABLE
+    assert doc.table("Linkage quality")[1:] == [
+        ["overall", "all", "ae", "2000", "*", "*"],  # 3 linked: count and rate suppressed
+        ["overall", "all", "police", "1000", "640", "0.640"],
+    ]
+    assert doc.table("Linkage quality", 1)[1:] == [["borough", "Merton", "police", "40", "35", "*"]]
+    assert doc.table("Implausible links")[1:] == [
+        ["activity_after_death", "y", "*"],
+        ["two_death_dates", "x", "0"],
+    ]
+    costs = doc.table("Unit costs")
+    assert [r[:8] for r in costs[1:]] == [
+        ["ae_attendances", "A&E attendance", "192.00", PY, "1.0000", "192.00", PY, "NSRC 2019"],
+        ["police_deployments", "police deployment", "250.00", PY, "1.0000", "250.00", PY,
+         "ASSUMPTION: no sourced cost found"],
+    ]  # fmt: skip
+    assert f"Unit costs version {VERSION}." in [t for _, t in doc.paragraphs]
+    assert len(doc.images) == 2  # the trajectory and the forest chart, inline
+    assert all(src.startswith("data:image/png;base64,") for src in doc.images)
+    return doc
+
+
 def test_report_shows_naive_and_did_and_no_suppressed_value(tmp_path):
     t = tables()
     rel = build_release(t)
@@ -388,11 +633,30 @@ def test_report_shows_naive_and_did_and_no_suppressed_value(tmp_path):
     pts = trajectory_points(rel)
     assert 98765.4 not in set(pts["mean_total_cost"]) and len(pts) == 8
     assert "<script" not in page
+    _check_page(page)
+    # without the warehouse tables the page says so, naming each one
+    (missing,) = [t for _, t in _Page(page).paragraphs if t.startswith("Not available")]
+    for name in (
+        "evaluation_estimates", "evaluation_balance", "evaluation_trajectory",
+        "programme_headline", "linkage_link_rates", "linkage_implausible", "unit_costs",
+    ):  # fmt: skip
+        assert name in missing, name
     html_path, paths = write_report(t, tmp_path)
     assert html_path.name == "evaluation_report.html" and html_path.exists()
     assert {p.name for p in paths} >= {"evaluation_estimates.csv", "README.txt"}
+    assert {p.name for p in tmp_path.iterdir()} == RELEASE_CSVS | {
+        "README.txt",
+        "evaluation_report.html",
+    }
     assert scan_release(tmp_path) == []
-    assert html_path.read_text() == render_report(t, rel)
+    # the written page, read back: the same figures, and nothing reported missing
+    doc = _check_page(html_path.read_text(encoding="utf-8"))
+    assert not [t for _, t in doc.paragraphs if t.startswith("Not available")]
+    # the page's DiD figures are the written CSV's cells
+    _, rows = _read(tmp_path / "evaluation_estimates.csv")
+    pp = rows[ESTIMATE_ROWS.index(("per_protocol", "total_cost", "difference_in_differences"))]
+    shown = f"{100 * float(pp['estimate']):+.1f}% (95% CI {100 * float(pp['ci_low']):+.1f}% to "
+    assert shown in doc.paragraph("summary")
 
 
 def test_report_escapes_text():
@@ -422,3 +686,15 @@ def test_cli_report_needs_the_evaluation(tmp_path, monkeypatch, capsys):
     assert "evaluation_report.html" in printed and "clean" in printed
     assert (out / "evaluation_report.html").exists()
     assert Path(out / "headline.csv").exists()
+    # through the warehouse and back: the same page and the same released cells
+    doc = _check_page((out / "evaluation_report.html").read_text(encoding="utf-8"))
+    assert not [t for _, t in doc.paragraphs if t.startswith("Not available")]
+    assert {p.name for p in out.glob("*.csv")} == RELEASE_CSVS
+    h = _frame(out / "headline.csv")
+    assert _cell(h, "value", population="per_protocol", statistic="ratio_of_means_pct_change") == (
+        "-42.0"
+    )
+    _, rows = _read(out / "evaluation_estimates.csv")
+    assert [(r["population"], r["outcome"], r["method"]) for r in rows] == ESTIMATE_ROWS
+    itt = rows[ESTIMATE_ROWS.index(("itt", "total_cost", "difference_in_differences"))]
+    assert {k: itt[k] for k in ITT_DID} == ITT_DID

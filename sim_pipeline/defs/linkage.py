@@ -78,7 +78,8 @@ def _staged_for_linkage(wh: Warehouse) -> dict[str, pd.DataFrame]:
             asset="person_index",
             blocking=True,
             description="No person key that a merge retired has been given to anyone again, so "
-            "a key in an old extract can never silently point at a different person.",
+            "a key in an old extract can never silently point at a different person. Checked "
+            "before the index is written.",
         ),
     ],
 )
@@ -120,6 +121,19 @@ def person_index(
     )
     retired |= set(changes.loc[changes["change"] == "merge", "from_person_key"])
     reissued = sorted(retired & set(index["person_key"]))
+    reissue = {"retired_keys": len(retired), "reissued": len(reissued)}
+    if reissued:
+        message = (
+            f"person index would reissue retired person keys: reissued: {len(reissued)} of "
+            f"{len(retired)} retired keys; nothing written"
+        )
+        failed = dg.AssetCheckResult(
+            check_name="no_retired_key_reissued",
+            passed=False,
+            description=message,
+            metadata=reissue,
+        )
+        yield from refuse_write(wh, context, [failed], message, rows_in=len(expected))
 
     pairs = result.pairs
     with wh.transaction() as tx:
@@ -183,9 +197,7 @@ def person_index(
                 metadata={"staged_records": len(expected), "indexed": len(index)},
             ),
             dg.AssetCheckResult(
-                check_name="no_retired_key_reissued",
-                passed=not reissued,
-                metadata={"retired_keys": len(retired), "reissued": len(reissued)},
+                check_name="no_retired_key_reissued", passed=True, metadata=reissue
             ),
         ],
     )
