@@ -13,7 +13,6 @@ reports, published) are never shared between two projects.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import shutil
@@ -27,24 +26,6 @@ from typing import Any
 import pandas as pd
 import pytest
 from filelock import FileLock
-
-
-def _memory_temp_root() -> None:
-    """Test projects on tmpfs where the machine has one with room: SQLite commits every Dagster
-    event and warehouse write with an fsync, and a CLI run of the pipeline takes about 30% less
-    on /dev/shm than on this machine's disk (58 s against 82 s for the run to 2019-06). Only the
-    last session's folders are kept (``tmp_path_retention_count`` in pyproject). An explicit
-    PYTEST_DEBUG_TEMPROOT or ``--basetemp`` wins."""
-    shm = Path("/dev/shm")
-    if "PYTEST_DEBUG_TEMPROOT" in os.environ or not shm.is_dir():
-        return
-    with contextlib.suppress(OSError):
-        free = shutil.disk_usage(shm).free
-        if free > 8 * 2**30 and os.access(shm, os.W_OK):
-            os.environ["PYTEST_DEBUG_TEMPROOT"] = str(shm)
-
-
-_memory_temp_root()  # before pytest makes its first temporary folder
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
