@@ -28,7 +28,6 @@ import pytest
 from filelock import FileLock
 
 BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 # The session's synthetic set: small enough for a whole run in about a minute, large enough for

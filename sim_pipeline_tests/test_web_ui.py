@@ -2,6 +2,7 @@
 materialised instance, driven by headless Chromium (Debian's ``chromium`` package; `.ci/run`
 installs it, nothing is downloaded at test time). Screenshots go to ``test-artifacts/ui/``."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -109,11 +110,16 @@ def page(browser):
 
 
 def _open(page, url: str) -> None:
+    """Open ``url`` and dismiss Dagster's first-visit community dialog. It can appear after
+    the page has settled, and while it is open it takes every click (a test that ran first,
+    before the web server had warmed up, timed out clicking behind it)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.goto(url)
     page.wait_for_load_state("networkidle")
-    skip = page.get_by_role("button", name="Skip")  # Dagster's first-visit community dialog
-    if skip.count():
-        skip.first.click()
+    skip = page.get_by_role("button", name="Skip")
+    with contextlib.suppress(PlaywrightTimeout):  # no dialog this time
+        skip.first.click(timeout=5_000)
 
 
 def _shot(page, name: str) -> None:
