@@ -137,6 +137,31 @@ def cmd_dictionary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keygen(args: argparse.Namespace) -> int:
+    """A new project key into a new file readable by its owner only; the key is never printed
+    (a terminal's scrollback and a CI log are not key stores)."""
+    from sim_pipeline.identity.keys import generate_key, parse_key
+
+    key = generate_key()
+    try:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        print(f"sim-pipeline keygen: {args.out} exists; not overwritten", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"sim-pipeline keygen: cannot create {args.out} ({exc.strerror})", file=sys.stderr)
+        return 2
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    _, key_id = parse_key(key)
+    print(
+        f"wrote a new project key to {args.out} (mode 0600), key id {key_id}. Use it with "
+        f"SIM_PSEUDONYMISATION_KEY_FILE={args.out}; share it only with the linkage partners "
+        "(README: Keys)."
+    )
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     """dagster dev on this project's instance (same runs as `sim-pipeline run`)."""
     settings = Settings.from_env()
@@ -460,6 +485,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("data/published"), help="output folder")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser(
+        "keygen",
+        help="make a new project key (32 random bytes) into a file only you can read",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="key file to create (mode 0600; never overwritten); point "
+        "SIM_PSEUDONYMISATION_KEY_FILE at it",
+    )
+    p.set_defaults(func=cmd_keygen)
     p = sub.add_parser("ui", help="start the Dagster web UI on this project's instance")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)

@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sim_pipeline.identity.keys import KeyRejected, parse_key
 from sim_pipeline.identity.tokens import DEMO_KEY, Tokeniser
+from sim_pipeline.sources.reader import DEFAULT_MAX_DROP_BYTES
 
 KEY_ENV = "SIM_PSEUDONYMISATION_KEY"
 DEMO_ENV = "SIM_DEMO_MODE"
@@ -51,6 +53,7 @@ class Settings:
     landing_from_env: bool
     key_from_env: bool
     last_month: str = DEFAULT_LAST_MONTH
+    max_drop_bytes: int = DEFAULT_MAX_DROP_BYTES
 
     @classmethod
     def from_env(cls, root: Path | None = None) -> Settings:
@@ -62,25 +65,61 @@ class Settings:
             warehouse_url=os.environ.get("SIM_WAREHOUSE_URL") or default_warehouse_url(root),
             dagster_home=Path(os.environ.get("DAGSTER_HOME", root / "dagster_home")).resolve(),
             landing_from_env=bool(landing),
-            key_from_env=bool(os.environ.get(KEY_ENV)),
+            key_from_env=bool(os.environ.get(KEY_ENV) or os.environ.get(KEY_FILE_ENV)),
             last_month=os.environ.get("SIM_LAST_MONTH", DEFAULT_LAST_MONTH),
+            max_drop_bytes=_max_drop_bytes(),
         )
+
+
+def _max_drop_bytes() -> int:
+    raw = os.environ.get("SIM_MAX_DROP_BYTES", "").strip()
+    if not raw:
+        return DEFAULT_MAX_DROP_BYTES
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        raise ConfigError("SIM_MAX_DROP_BYTES must be a whole number of bytes >= 1")
+    return int(raw)
 
 
 def demo_mode_allowed() -> bool:
     return os.environ.get(DEMO_ENV, "").lower() in {"1", "true", "yes"}
 
 
-def load_tokeniser() -> Tokeniser:
-    """The project key from ``SIM_PSEUDONYMISATION_KEY``; the public demo key only in demo mode."""
+KEY_FILE_ENV = "SIM_PSEUDONYMISATION_KEY_FILE"
+
+
+def project_key_text() -> str | None:
+    """The project key's text from ``SIM_PSEUDONYMISATION_KEY`` or the file named by
+    ``SIM_PSEUDONYMISATION_KEY_FILE`` (never a command-line argument), or None."""
     key = os.environ.get(KEY_ENV)
     if key:
-        return Tokeniser(key.encode(), demo=False)
+        return key
+    path = os.environ.get(KEY_FILE_ENV)
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"{KEY_FILE_ENV}: cannot read the key file ({exc.strerror})"
+            ) from None
+    return None
+
+
+def load_tokeniser() -> Tokeniser:
+    """The project key (`project_key_text`, checked by `identity.keys.parse_key`); the public
+    demo key only in demo mode."""
+    key = project_key_text()
+    if key:
+        try:
+            secret, key_id = parse_key(key)
+        except KeyRejected as exc:
+            raise ConfigError(f"{KEY_ENV}: {exc}. Make a key with `sim-pipeline keygen`.") from None
+        return Tokeniser(secret, demo=False, fingerprint=key_id)
     if demo_mode_allowed():
         return Tokeniser(DEMO_KEY, demo=True)
     raise ConfigError(
-        f"{KEY_ENV} is not set. Set it to the project's secret key (>= 16 bytes), or set "
-        f"{DEMO_ENV}=1 to run on synthetic data with the public demo key."
+        f"{KEY_ENV} (or {KEY_FILE_ENV}) is not set. Set it to the project's key (make one with "
+        f"`sim-pipeline keygen`), or set {DEMO_ENV}=1 to run on synthetic data with the public "
+        "demo key."
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.sources.reader import drop_sha256
 
 HASH_CHARS = 20  # of the SHA-256 hex digest; enough to tell versions of one file apart
 
@@ -28,8 +29,10 @@ class FileState:
         return [self.size, self.mtime_ns, self.sha]
 
 
-def _hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:HASH_CHARS]
+def _hash(path: Path, landing_dir: Path) -> str:
+    """The drop's hash as staging will see it (`drop_sha256`: a FIFO or a link out of the
+    landing folder is never opened)."""
+    return drop_sha256(path, landing_dir)[:HASH_CHARS]
 
 
 def scan_landing(
@@ -48,15 +51,18 @@ def scan_landing(
                 if month_dir.name not in month_set:
                     continue
                 path = month_dir / table.file_name()
-                if not path.is_file():
+                if not (path.exists() or path.is_symlink()) or path.is_dir():
                     continue
                 label = f"{source}/{month_dir.name}/{table.file_name()}"
-                st = path.stat()
+                try:
+                    st = path.stat()
+                except OSError:  # a dangling link: staging rejects it
+                    st = path.lstat()
                 old = previous.get(label)
                 if old and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
                     state[label] = old
                 else:
-                    state[label] = FileState(st.st_size, st.st_mtime_ns, _hash(path))
+                    state[label] = FileState(st.st_size, st.st_mtime_ns, _hash(path, landing_dir))
     return state
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
 
 from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.sources.reader import drop_sha256
 
 
 def landing_inventory(landing_dir: Path, months: list[str]) -> pd.DataFrame:
@@ -17,14 +17,14 @@ def landing_inventory(landing_dir: Path, months: list[str]) -> pd.DataFrame:
         for source in table.providers:
             for month in months:
                 path = landing_dir / source / month / table.file_name()
-                if path.exists():
+                if path.exists() or path.is_symlink():
                     rows.append(
                         {
                             "file": f"{source}/{month}/{table.file_name()}",
                             "source": source,
                             "table_name": table.table,
                             "month": month,
-                            "landing_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                            "landing_sha256": drop_sha256(path, landing_dir),
                         }
                     )
     return pd.DataFrame(rows, columns=["file", "source", "table_name", "month", "landing_sha256"])

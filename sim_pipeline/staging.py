@@ -20,11 +20,21 @@ from pathlib import Path
 import pandas as pd
 
 from sim_pipeline.identity import Tokeniser, pseudonymise
+from sim_pipeline.quality.privacy_scan import (
+    IdentifierMatcher,
+    frame_identifiers,
+    own_vocabulary_cached,
+)
 from sim_pipeline.sources.base import SourceTable
 from sim_pipeline.sources.reader import (
+    DEFAULT_MAX_DROP_BYTES,
+    DEFECTS_COLUMN,
     DropFileError,
     RawDrop,
+    count_data_lines,
     data_line_numbers,
+    drop_sha256,
+    open_drop,
     read_drop,
     typed,
     validate_rows,
@@ -41,6 +51,7 @@ LEDGER_COLUMNS = [
     "rows_read",
     "rows_loaded",
     "rows_quarantined",
+    "identifiers_nulled",
     "key_id",
     "demo_key",
 ]
@@ -67,6 +78,9 @@ class StagedMonth:
     ledger: pd.DataFrame
     errors: list[DropFileError] = field(default_factory=list)  # files rejected as a whole
     missing: list[str] = field(default_factory=list)  # expected provider drops not found
+    # The run's own raw identifiers, as a matcher (never their values): what the staged rows
+    # are checked against before they are written (`find_identifier_like`). Memory only.
+    identifiers: IdentifierMatcher | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -112,19 +126,19 @@ def _rejection_rows(r: _Rejected, table: SourceTable) -> pd.DataFrame:
 
 
 def _validate(
-    rows: pd.DataFrame, table: SourceTable
+    rows: pd.DataFrame, table: SourceTable, month_end: pd.Series
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, DropFileError]]:
     """`validate_rows` over every file at once; if a whole column fails (which pandera cannot
     attribute to a file), validate file by file and reject the files that fail that way."""
     try:
-        good, quarantine = validate_rows(rows, table)
+        good, quarantine = validate_rows(rows, table, month_end)
         return good, quarantine, {}
     except DropFileError:
         pass
     goods, quarantines, rejected = [], [], {}
     for label, part in rows.groupby("file", sort=True):
         try:
-            g, q = validate_rows(part, table)
+            g, q = validate_rows(part, table, month_end.loc[part.index])
         except DropFileError as exc:
             rejected[str(label)] = DropFileError(
                 str(label), exc.problem, "whole_column_contract", exc.column
@@ -141,14 +155,31 @@ def _validate(
     return good, quarantine, rejected
 
 
+def coarsened(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dates of death to their month (the 1st): metrics need no finer date, and an exact death
+    date is an identifier in all but name."""
+    out = frame
+    for c in [c for c in frame.columns if c.endswith("DeathDate")]:
+        out = out.copy() if out is frame else out
+        out[c] = pd.to_datetime(out[c]).dt.to_period("M").dt.to_timestamp()
+    return out
+
+
 def drop_path(landing_dir: Path, source: str, month: str, table: SourceTable) -> Path:
     return landing_dir / source / month / table.file_name()
 
 
 def stage_months(
-    landing_dir: Path, table: SourceTable, months: list[str], tokeniser: Tokeniser
+    landing_dir: Path,
+    table: SourceTable,
+    months: list[str],
+    tokeniser: Tokeniser,
+    max_bytes: int = DEFAULT_MAX_DROP_BYTES,
 ) -> list[StagedMonth]:
-    """Stage every provider's drop of ``table`` for each month (YYYY-MM), in month order."""
+    """Stage every provider's drop of ``table`` for each month (YYYY-MM), in month order.
+
+    Only regular files inside the landing folder, up to ``max_bytes``, are read (`open_drop`);
+    any other drop path is rejected as a whole without being opened (a FIFO would hang)."""
     drops: list[tuple[str, str, str, RawDrop]] = []  # (month, source, label, drop)
     rejected: list[_Rejected] = []
     missing: dict[str, list[str]] = {m: [] for m in months}
@@ -156,23 +187,26 @@ def stage_months(
         for source in table.providers:
             path = drop_path(landing_dir, source, month, table)
             label = f"{source}/{month}/{table.file_name()}"
-            if not path.exists():
+            if not path.exists() and not path.is_symlink():
                 missing[month].append(label)
                 continue
+            data = None
             try:
-                drops.append((month, source, label, read_drop(path, table, label)))
-            except DropFileError as exc:
-                data = path.read_bytes()
-                rejected.append(
-                    _Rejected(
-                        month,
-                        source,
-                        label,
-                        hashlib.sha256(data).hexdigest(),
-                        data_line_numbers(data),
-                        exc,
+                data = open_drop(path, landing_dir, label, max_bytes)
+                drops.append((month, source, label, read_drop(path, table, label, data)))
+            except (DropFileError, OSError) as exc:
+                if not isinstance(exc, DropFileError):  # unreadable, or a dangling link
+                    exc = DropFileError(
+                        label, f"cannot be read ({type(exc).__name__})", "not_regular_file"
                     )
-                )
+                if data is not None:
+                    digest, lines = hashlib.sha256(data).hexdigest(), data_line_numbers(data)
+                elif exc.rule == "file_too_large":  # hashed and counted 1 MiB at a time
+                    digest = drop_sha256(path, landing_dir, max_bytes=None)
+                    lines = count_data_lines(path.resolve())
+                else:  # never opened: nothing to count; the hash the landing inventory gives
+                    digest, lines = f"not-read:{exc.rule}", []
+                rejected.append(_Rejected(month, source, label, digest, lines, exc))
 
     frames = [
         d.frame.assign(file=label, line_number=d.frame.index.to_numpy()).reset_index(drop=True)
@@ -184,7 +218,11 @@ def stage_months(
         if frames
         else pd.DataFrame(columns=[*table.columns, "file", "line_number"], dtype="str")
     )
-    good, quarantine, whole_column = _validate(rows, table)
+    month_of = {label: month for month, _, label, _ in drops}
+    month_end = (
+        pd.to_datetime(rows["file"].map(month_of), format="%Y-%m") + pd.offsets.MonthEnd(0)
+    ).set_axis(rows.index)
+    good, quarantine, whole_column = _validate(rows, table, month_end)
     if whole_column:
         # rejected after reading: every line of the file (bad-shape lines too) is quarantined
         for month, source, label, d in drops:
@@ -202,7 +240,12 @@ def stage_months(
         columns=["file", "month", "source"],
     )
 
-    staged = pseudonymise(typed(good[table.columns], table), table.identifiers, tokeniser)
+    matcher = IdentifierMatcher(frame_identifiers([(table, good)], own_vocabulary_cached()))
+    staged = pseudonymise(
+        coarsened(typed(good[table.columns], table)), table.identifiers, tokeniser
+    )
+    if DEFECTS_COLUMN in staged.columns:
+        staged[DEFECTS_COLUMN] = good[DEFECTS_COLUMN].astype("string")
     staged.insert(0, "record_ref", good[table.record_ref].astype("string"))
     file_col = good["file"].astype("string")
     info = label_info.set_index("file").loc[file_col.to_numpy()]
@@ -223,6 +266,11 @@ def stage_months(
         )
     q_rows = quarantine.groupby("file")["line_number"].nunique()
     loaded = staged.groupby("source_file").size()
+    nulled = (
+        good[DEFECTS_COLUMN].str.count(":").groupby(good["file"].to_numpy()).sum()
+        if DEFECTS_COLUMN in good.columns and len(good)
+        else pd.Series(dtype="int64")
+    )
 
     common = {"table_name": table.table, "key_id": tokeniser.key_id, "demo_key": tokeniser.demo}
     ledger = pd.DataFrame(
@@ -238,6 +286,7 @@ def stage_months(
                 "rows_read": d.rows_read,
                 "rows_loaded": int(loaded.get(label, 0)),
                 "rows_quarantined": int(q_rows.get(label, 0)),
+                "identifiers_nulled": int(nulled.get(label, 0)),
             }
             for month, source, label, d in drops
         ]
@@ -253,6 +302,7 @@ def stage_months(
                 "rows_read": len(r.lines),
                 "rows_loaded": 0,
                 "rows_quarantined": len(r.lines),
+                "identifiers_nulled": 0,
             }
             for r in rejected
         ],
@@ -276,6 +326,7 @@ def stage_months(
                     (r.error for r in rejected if r.month == month), key=lambda e: e.file
                 ),
                 missing=missing[month],
+                identifiers=matcher,
             )
         )
     return out

@@ -83,6 +83,7 @@ PINNED: dict[str, frozenset[str] | None] = {
 FIRST = (
     "test_postgres.py",
     "test_damaged_extracts.py",
+    "test_adversarial.py",
     "test_end_to_end.py",
     "test_web_ui.py",
     "test_checks_fail.py",
@@ -374,7 +375,10 @@ def demo_run(small_synth, tmp_path_factory):
     return shared(tmp_path_factory, "demo_run", build)
 
 
-PROJECT_KEY = "k3y-" + "Zq9" * 10  # a project key of the tests' own (never the demo key)
+# Project keys of the tests' own (made by `sim-pipeline keygen`; synthetic data only, never the
+# demo key). Fixed strings: every pytest-xdist worker must use the same key.
+PROJECT_KEY = "simkey1.05278d0d516dfd04.zI0Dab9skgNO7iS6GoGh3DtOC5tjM1OuyLpPxiK-7Is"
+OTHER_KEY = "simkey1.b5dc579330633564.f6IBXFeyNKiGwMKp60TURHtgi2w08Ut0nNnQevtsoGw"
 
 
 @pytest.fixture(scope="session")

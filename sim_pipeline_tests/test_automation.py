@@ -15,7 +15,14 @@ from sim_pipeline.defs.automation import landing_sensor
 from sim_pipeline.defs.resources import LandingResource
 from sim_pipeline.landing_watch import changed_drops, decode_cursor, encode_cursor, scan_landing
 from sim_pipeline.warehouse import Warehouse
-from sim_pipeline_tests.conftest import cli, copy_project, link_landing, project_env, shared
+from sim_pipeline_tests.conftest import (
+    OTHER_KEY,
+    cli,
+    copy_project,
+    link_landing,
+    project_env,
+    shared,
+)
 from sim_pipeline_tests.samples import GOOD, write_drop
 
 MONTHS = ["2019-01", "2019-02"]
@@ -226,7 +233,7 @@ def test_one_new_month_touches_only_its_partitions(backfilled, tmp_path):
 def test_mixed_pseudonymisation_keys_block_downstream(keyed_backfill, tmp_path):
     """Rotating the key and re-ingesting only some months leaves mixed tokens: flagged, blocking."""
     root = copy_project(keyed_backfill["root"], tmp_path / "project")
-    env = project_env(root / "landing", root, SIM_PSEUDONYMISATION_KEY="rotated-key-" + "y" * 20)
+    env = project_env(root / "landing", root, SIM_PSEUDONYMISATION_KEY=OTHER_KEY)
     r = _backfill(env, root, "2019-02", "2019-02")
     assert r.returncode == 1
     assert "FAILED ingest_summary:single_pseudonymisation_key" in r.stdout

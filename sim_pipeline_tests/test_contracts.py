@@ -31,16 +31,12 @@ def test_good_row_passes(table, tmp_path):
 
 BAD = [
     # (asset, column, bad value, expected rule)
-    ("staged_mhs001mpi", "NHSNumber", "9990000019", "nhs_number_check_digit"),
-    ("staged_mhs001mpi", "NHSNumber", "999000001", "nhs_number_check_digit"),
-    ("staged_mhs001mpi", "PersonBirthDate", "1988-02-30", "date_format"),
-    ("staged_mhs001mpi", "PersonBirthDate", "09/04/1988", "date_format"),
-    ("staged_mhs001mpi", "PersonBirthDate", "", "required"),
-    ("staged_mhs001mpi", "Postcode", "SE15", "postcode_format"),
     ("staged_mhs001mpi", "Gender", "7", "code_list"),
     ("staged_mhs001mpi", "OrgIDProv", "XXX", "code_list"),
     ("staged_mhs001mpi", "LocalPatientId", "bad id!", "format"),
     ("staged_mhs201_care_contact", "CareContDate", "2019-02-30", "date_format"),
+    ("staged_mhs201_care_contact", "CareContDate", "1899-12-31", "date_out_of_range"),
+    ("staged_mhs201_care_contact", "CareContactId", "CC 1; DROP", "format"),
     ("staged_mhs201_care_contact", "CareContDate", "", "required"),
     ("staged_mhs201_care_contact", "CareContTime", "9am", "time_format"),
     ("staged_mhs201_care_contact", "ConsMechanismMH", "03", "code_list"),
@@ -70,14 +66,42 @@ BAD = [
     ("staged_police_cad_incidents", "UnitsAssigned", "-1", "whole_number"),
     ("staged_police_cad_incidents", "IncidentNumber", "INC1", "format"),
     ("staged_police_s136_return", "FirstPlaceOfSafety", "pub", "code_list"),
-    ("staged_police_s136_return", "Age", "thirty", "whole_number"),
     ("staged_ambulance_incidents", "Category", "C5", "code_list"),
     ("staged_ambulance_incidents", "ResourcesDespatched", "0", "face_to_face_needs_resource"),
-    ("staged_ambulance_incidents", "NHSNumber", "1234567890", "nhs_number_check_digit"),
     ("staged_ecds", "EC_Arrival_Mode_SNOMED_CT", "123", "code_list"),
     ("staged_ecds", "Arrival_Time", "3pm", "time_format"),
     ("staged_ecds", "Der_Dupe_Flag", "2", "code_list"),
+    # free text is not read past the door: SNOMED CT codes (Verhoeff check digit) and code lists
+    ("staged_ecds", "EC_Attendance_Source_SNOMED_CT", "Aisha Okafor", "snomed_ct_code"),
+    ("staged_ecds", "Discharge_Destination_SNOMED_CT", "9990000018", "snomed_ct_code"),
+    ("staged_ecds", "EC_Chief_Complaint_SNOMED_CT", "272022008", "snomed_ct_code"),
+    ("staged_ecds", "EC_Injury_Intent_SNOMED_CT", "2720220٠9", "snomed_ct_code"),
+    (
+        "staged_ecds",
+        "Der_EC_Diagnosis_All",
+        "69322001,Aisha Okafor SE15 4QT",
+        "snomed_ct_code_list",
+    ),
+    ("staged_ecds", "Der_EC_Diagnosis_All", "69322001, 9990000018", "snomed_ct_code_list"),
+    ("staged_police_s136_return", "PerceivedEthnicity", "Aisha Okafor", "code_list"),
+    ("staged_programme_register", "RegisterId", "REG 1 Aisha", "format"),
+]
+
+# An identifier that breaks its rule degrades the identifier, not the event: nulled, flagged.
+IDENTIFIER_BAD = [
+    ("staged_mhs001mpi", "NHSNumber", "9990000019", "nhs_number_check_digit"),
+    ("staged_mhs001mpi", "NHSNumber", "999000001", "nhs_number_check_digit"),
+    ("staged_mhs001mpi", "NHSNumber", "٩٩٩٠٠٠٠٠١٨", "nhs_number_check_digit"),  # not ASCII
+    ("staged_mhs001mpi", "PersonBirthDate", "1988-02-30", "date_format"),
+    ("staged_mhs001mpi", "PersonBirthDate", "09/04/1988", "date_format"),
+    ("staged_mhs001mpi", "PersonBirthDate", "", "required"),
+    ("staged_mhs001mpi", "PersonBirthDate", "1850-01-01", "date_out_of_range"),
+    ("staged_mhs001mpi", "Postcode", "SE15", "postcode_format"),
+    ("staged_mhs001mpi", "PersonGivenName", "9990000018", "name_format"),
+    ("staged_police_cad_incidents", "PersonFamilyName", "Okafor SE15 4QT", "name_format"),
+    ("staged_ambulance_incidents", "NHSNumber", "1234567890", "nhs_number_check_digit"),
     ("staged_ecds", "Postcode_Usual_Address", "NOT A POSTCODE", "postcode_format"),
+    ("staged_police_s136_return", "Age", "thirty", "whole_number"),
 ]
 
 
@@ -92,6 +116,36 @@ def test_bad_row_is_quarantined_with_its_rule(asset, column, value, rule, tmp_pa
     # the reason never carries the rejected value
     if value:
         assert not quarantine["reason"].str.contains(value, regex=False).any()
+
+
+@pytest.mark.parametrize("asset, column, value, rule", IDENTIFIER_BAD)
+def test_bad_identifier_is_nulled_and_flagged_and_the_row_kept(
+    asset, column, value, rule, tmp_path
+):
+    bad = dict(GOOD[asset], **{column: value})
+    good, quarantine = _validate(asset, [GOOD[asset], bad], tmp_path)
+    assert quarantine.empty and len(good) == 2  # the event stays
+    assert pd.isna(good.loc[3, column])  # header is line 1: the bad row is line 3
+    assert good.loc[3, "identifier_defects"] == f"{column}:{rule}"
+    assert pd.isna(good.loc[2, "identifier_defects"])
+    assert good.loc[2, column] == GOOD[asset][column]
+
+
+def test_bad_identifiers_are_counted_in_the_ledger_and_linked_on_the_rest(tmp_path):
+    asset = "staged_mhs001mpi"
+    bad = dict(GOOD[asset], LocalPatientId="SLAM-P0000002", NHSNumber="9990000019", Postcode="X")
+    write_drop(tmp_path, asset, MONTH, [GOOD[asset], bad])
+    sm = stage_month(tmp_path, BY_ASSET[asset], MONTH, TOK)
+    led = sm.ledger.iloc[0]
+    assert (led.rows_read, led.rows_loaded, led.rows_quarantined) == (2, 2, 0)
+    assert led.identifiers_nulled == 2
+    row = sm.staged.set_index("record_ref").loc["SLAM-P0000002"]
+    assert pd.isna(row.nhs_number_token) and pd.isna(row.postcode_unit_token)
+    assert row.identifier_defects == "NHSNumber:nhs_number_check_digit,Postcode:postcode_format"
+    # still linkable on the rest: same name and birth-date tokens as the clean row
+    clean = sm.staged.set_index("record_ref").loc["SLAM-P0000001"]
+    assert row.family_name_token == clean.family_name_token
+    assert row.birth_date_token == clean.birth_date_token
 
 
 def test_duplicates_are_quarantined(tmp_path):
@@ -186,8 +240,19 @@ def test_every_contract_rule_has_a_bad_row_test():
         schema = table.contract.to_schema()
         if any(not col.nullable for col in schema.columns.values()):
             declared.add("required")
-    tested = {rule for *_, rule in BAD}
+    tested = {rule for *_, rule in BAD + IDENTIFIER_BAD}
     assert declared - tested == set()
+
+
+def test_every_landing_column_has_a_contract():
+    """No column is read past the door unchecked: each has a code list, a format or a range."""
+    unchecked = [
+        f"{t.table}.{name}"
+        for t in SOURCE_TABLES
+        for name, col in t.contract.to_schema().columns.items()
+        if not col.checks
+    ]
+    assert unchecked == []
 
 
 def test_a_column_the_provider_adds_never_passes_the_boundary(tmp_path):

@@ -566,6 +566,10 @@ def test_file_rules_are_stable_and_messages_hold_no_value(tmp_path):
         "missing_column",
         "file_truncated",
         "whole_column_contract",
+        "duplicate_column",
+        "not_regular_file",
+        "outside_landing",
+        "file_too_large",
     }
     with pytest.raises(ValueError):
         DropFileError("x.csv", "problem", "made_up_rule")

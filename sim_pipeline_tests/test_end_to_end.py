@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from sim_pipeline.identity.keys import parse_key
 from sim_pipeline.identity.tokens import DEMO_KEY, Tokeniser
 from sim_pipeline.quality.privacy_scan import (
     files_under,
@@ -243,10 +244,13 @@ def test_key_from_environment_leaves_demo_mode_and_never_stores_the_key(keyed_ba
     assert demo == [0] or demo == [False]
     persisted = files_under(root / "warehouse.db", root / "dagster_home", root / "quality")
     assert any(p.suffix == ".html" for p in persisted)
-    key = PROJECT_KEY.encode()
+    secret, key_id = parse_key(PROJECT_KEY)
+    secret_b64 = PROJECT_KEY.rsplit(".", 1)[1].encode()
     for p in persisted:
-        assert key not in p.read_bytes(), p
+        data = p.read_bytes()
+        assert secret not in data and secret_b64 not in data, p
     assert PROJECT_KEY not in r.stdout + r.stderr
+    assert f"fingerprint {key_id}" in r.stdout  # the key id is the stored fingerprint
 
 
 @pytest.mark.slow

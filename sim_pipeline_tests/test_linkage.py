@@ -25,7 +25,7 @@ from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import sql_types
 
-KEY = b"test-key-0123456789abcdef"
+KEY = b"test-key-0123456789abcdef-0123456"
 HAND = pd.DataFrame(
     [
         ("a1", "mhsds", "9434765919", "Katherine", "Okonkwo", "1988-04-09", "F", "SE15 4QT"),
@@ -304,3 +304,74 @@ def test_quality_check_fails_on_a_planted_implausible_link(staged_small, tmp_pat
     assert evals["implausible_link_rate"].passed is False
     assert (tmp_path / "reports" / "linkage_quality.png").stat().st_size > 1000
     wh.dispose()
+
+
+def _population(n: int, seed: int = 3) -> pd.DataFrame:
+    """n invented people with two records each (the second with a one-letter typo in the given
+    name for one person in five): unique names, valid NHS numbers, birth dates, postcodes."""
+    from sim_pipeline.identity.nhs_number import check_digit
+
+    rng = np.random.default_rng(seed)
+    syll = ["ka", "lo", "mi", "ra", "ne", "to", "si", "vu", "de", "an", "bo", "ze", "fi", "gu"]
+    rows = []
+    seen = set()
+    while len(rows) < 2 * n:
+        given = "".join(rng.choice(syll, 3)).title()
+        family = "".join(rng.choice(syll, 4)).title()
+        if (given, family) in seen:
+            continue
+        seen.add((given, family))
+        while True:
+            nine = "999" + "".join(map(str, rng.integers(0, 10, 6)))
+            cd = check_digit(nine)
+            if cd is not None:
+                break
+        dob = (pd.Timestamp("1950-01-01") + pd.Timedelta(days=int(rng.integers(0, 18000)))).date()
+        pc = f"{rng.choice(['SE', 'SW', 'CR', 'KT'])}{rng.integers(1, 28)} {rng.integers(0, 10)}"
+        pc += "".join(rng.choice(list("ABDEFGHJLNPQRSTUWXYZ"), 2))
+        sex = str(rng.choice(["M", "F"]))
+        person = len(rows) // 2
+        typo = given[:2] + given[3:] if rng.random() < 0.2 else given
+        for i, g in enumerate((given, typo)):
+            rows.append((f"r{person}_{i}", "mhsds" if i == 0 else "police", nine + str(cd), g,
+                         family, dob.isoformat(), sex, pc))  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [("nhs_number",), ("sex",), ("postcode",), ("birth_date",), ("nhs_number", "postcode")],
+    ids=lambda m: "no_" + "_".join(m),
+)
+def test_link_works_on_whatever_identifiers_a_data_set_has(missing):
+    """Police-like data (no NHS number at all) raised Splink's EMTrainingException: the training
+    block on NHS-number tokens gave no pairs. A training step with nothing to learn is skipped."""
+    records = _population(300)
+    for col in missing:
+        records[col] = None
+    out = link(records, KEY, min_profiles_to_train=200)
+    person = out["record_id"].str.split("_").str[0]
+    truth_pairs = set(zip(out.index[::2], out.index[1::2], strict=True))
+    by_key = out.groupby("person_key").groups
+    found = {
+        (a, b) for idx in by_key.values() for i, a in enumerate(idx) for b in list(idx)[i + 1 :]
+    }
+    recall = len(found & truth_pairs) / len(truth_pairs)
+    precision = len(found & truth_pairs) / max(len(found), 1)
+    assert recall >= 0.9 and precision >= 0.99, (missing, recall, precision)
+    assert person.nunique() == 300
+
+
+def test_training_steps_with_no_pairs_are_counted_not_fatal():
+    records = _population(300)
+    records["nhs_number"] = None
+    encoded = pseudonymise(records.drop(columns=["record_id"]), LINK_IDS, Tokeniser(KEY))
+    result = link_encoded(encoded, None, LinkageOptions(min_profiles_to_train=200))
+    assert result.timings["training_steps_skipped"] >= 1
+    full = pseudonymise(_population(300).drop(columns=["record_id"]), LINK_IDS, Tokeniser(KEY))
+    assert (
+        link_encoded(full, None, LinkageOptions(min_profiles_to_train=200)).timings[
+            "training_steps_skipped"
+        ]
+        == 0
+    )

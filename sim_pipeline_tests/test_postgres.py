@@ -35,6 +35,7 @@ from sim_pipeline.warehouse.dictionary import RUN_LOG_TABLES, all_tables, sql_ty
 from sim_pipeline_tests.conftest import (
     BIN,
     JUNE_2019,
+    OTHER_KEY,
     cli,
     link_landing,
     project_env,
@@ -458,7 +459,7 @@ def killed_then_rerun(pg, reference):
     """
     root, env = reference["root"], reference["pg_env"]
     other_key = {k: v for k, v in env.items() if k != "SIM_DEMO_MODE"}
-    other_key["SIM_PSEUDONYMISATION_KEY"] = "another-project-key-" + "x" * 16
+    other_key["SIM_PSEUDONYMISATION_KEY"] = OTHER_KEY
     lock = pg.connect("wh_ref", autocommit=False)
     log = root / "killed.log"
     proc = None

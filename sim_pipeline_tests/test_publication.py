@@ -351,7 +351,11 @@ def test_statistics_on_1_to_7_people_are_suppressed():
     assert _cell(h, "value", **five_pct) == "*"
     pp = dict(population="per_protocol", statistic="ratio_of_means_pct_change")
     assert _cell(h, "value", **pp) == "-42.0"
-    assert _cell(h, "value", population="itt", statistic="pct_with_cost_fall") == "71.3"
+    # from the rounded counts: 71.2963% of 108 = 77 people; 100 * 75 / 110 = 68.2 (71.3 to
+    # one decimal gave n = 108 back)
+    assert _cell(h, "value", population="itt", statistic="pct_with_cost_fall") == "68.2"
+    # of 79: 56 people; 100 * 55 / 80 = 68.75
+    assert _cell(h, "value", population="per_protocol", statistic="pct_with_cost_fall") == "68.8"
     assert _cell(h, "value", population="itt", statistic="total_change_gbp_simple") == "-570209"
     assert set(h["method"]) == {"naive_before_after"}
     assert h["note"].str.contains("naive").all()
@@ -364,6 +368,53 @@ def test_statistics_on_1_to_7_people_are_suppressed():
     # unlinked = 3 (40 - 37) -> rate suppressed too
     assert _cell(q, "link_rate", dimension="borough") == "*"
     assert _cell(q, "link_rate", source_group="police", dimension="overall") == "0.640"
+
+
+def _band(v: int) -> list[int]:
+    """Counts that publish as ``v`` does (same rounding to 5, same 1-7 status)."""
+    from sim_pipeline.measures.disclosure import control_count
+
+    return [w for w in range(max(v - 4, 0), v + 5) if control_count(w) == control_count(v)]
+
+
+def test_published_rates_cannot_give_back_a_count():
+    """An attacker knows a published rate and the rounded counts beside it and looks for the
+    exact n. Rates are made from the rounded counts, so every n (and numerator) in the rounding
+    band publishes the very same release: nothing tells them apart."""
+    base = tables()
+    release = build_release(base)
+    rates = base["linkage_link_rates"]
+    for i in rates.index:
+        for records in _band(int(rates.at[i, "records"])):
+            for linked in _band(int(rates.at[i, "linked"])):
+                if linked > records:
+                    continue
+                t = {k: v.copy() for k, v in base.items()}
+                t["linkage_link_rates"].loc[i, ["records", "linked"]] = [records, linked]
+                t["linkage_link_rates"].loc[i, "link_rate"] = linked / records
+                out = build_release(t)["linkage_quality.csv"]
+                pd.testing.assert_frame_equal(out, release["linkage_quality.csv"])
+    head = base["programme_headline"]
+    for pop in ("itt", "per_protocol"):
+        at = (head["population"] == pop) & (head["statistic"] == "n_with_change")
+        n0 = int(head.loc[at, "value"].iloc[0])
+        pct = head.loc[(head["population"] == pop) & (head["statistic"] == "pct_with_cost_fall")]
+        k0 = round(float(pct["value"].iloc[0]) / 100 * n0)
+        seen = set()
+        for n in _band(n0):
+            for k in _band(k0):
+                t = {key: v.copy() for key, v in base.items()}
+                h = t["programme_headline"]
+                h.loc[(h["population"] == pop) & (h["statistic"] == "n_with_change"), "value"] = n
+                h.loc[
+                    (h["population"] == pop) & (h["statistic"] == "pct_with_cost_fall"), "value"
+                ] = 100 * k / n
+                out = build_release(t)["headline.csv"]
+                seen.add(_cell(out, "value", population=pop, statistic="pct_with_cost_fall"))
+        assert len(seen) == 1, (pop, seen)
+    # the attack that worked before: the exact share to one decimal pins n in its band
+    exact = {n for n in _band(108) if any(round(100 * k / n, 1) == 71.3 for k in range(n + 1))}
+    assert exact == {108}
 
 
 def test_individual_values_are_never_released():
@@ -538,7 +589,7 @@ HEADLINE_TABLE = [
     ["n_allocated", "110", "110", "110"],
     ["n_people", "110", "80", "*"],
     ["person_months", "1120", "1120", "1120"],
-    ["pct_with_cost_fall", "71.3", "71.3", "*"],
+    ["pct_with_cost_fall", "68.2", "68.8", "*"],
     ["ratio_of_means_pct_change", "-38.8", "-42.0", "*"],
     ["mean_monthly_change_gbp", "-1298", "-1298", "*"],
 ]

@@ -176,3 +176,45 @@ def test_a_failing_check_is_visible_with_its_description(webserver, page):
     assert "Failed" in body, body[:2000]
     assert "/".join(MISSING_DROP) in body  # the latest result names the missing file
     _shot(page, "failing_check")
+
+
+def test_data_docs_read_the_same_with_the_network_blocked(june_project, browser):
+    """Every Data Docs page is self-contained: no external address in any page, and in
+    Chromium with every non-file request blocked the index and a validation page show their
+    suites and results and try to fetch nothing from outside."""
+    from sim_pipeline.quality.expectations import SELF_CONTAINED_MARK, docs_index
+
+    quality = Path(june_project["env"]["SIM_QUALITY_DIR"])
+    site = docs_index(quality).parent
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) > 20
+    for p in pages:
+        text = p.read_text()
+        assert "http://" not in text and "https://" not in text, p
+        assert SELF_CONTAINED_MARK in text, p
+    validation = next(p for p in pages if "validations" in p.parts and "table" in p.name)
+    context = browser.new_context()
+    outside: list[str] = []
+
+    def route(r):
+        if r.request.url.startswith("file://"):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    try:
+        page.goto(docs_index(quality).as_uri())
+        body = page.inner_text("body")
+        assert "staged_ecds.table" in body and "person_month_costs.table" in body
+        page.goto(validation.as_uri())
+        body = page.inner_text("body")
+        assert "Expectation Suite:" in body and "Evaluated Expectations" in body
+        assert "Status: Succeeded" in body or "Status: Failed" in body
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "data_docs_offline.png"))
+    finally:
+        context.close()
+    assert outside == []

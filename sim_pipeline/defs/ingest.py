@@ -87,17 +87,20 @@ CHECKS = {
     "contract_violation_rate": (
         True,
         f"Passes when at most {MAX_VIOLATION_RATE:.0%} of the rows read in this run were "
-        "quarantined (rows of a rejected file count as quarantined). Fails above that: the "
-        "extract is suspect; the good rows are written, the bad ones are in ingest_quarantine "
-        "with their rule, and downstream assets wait.",
+        "quarantined or had an identifier nulled (rows of a rejected file count as "
+        "quarantined). Fails above that: the extract is suspect; the good rows are written "
+        "(an identifier that broke its rule nulled, see identifier_defects), the bad ones are "
+        "in ingest_quarantine with their rule, and downstream assets wait.",
     ),
     "no_direct_identifiers": (
         True,
-        "Scanned before writing. Passes when no column of the staged output is named like an "
-        "identifier or holds values shaped like an NHS number, a full postcode or a personal "
-        "name (common forenames and surnames). Fails on any hit: then nothing of the run is "
-        "written and the step fails; the metadata names the columns and rules, never the "
-        "values.",
+        "Scanned before writing, every column, inside its text. Passes when no column of the "
+        "staged output is named like an identifier, no token or Bloom-filter column holds "
+        "anything but its hex form, no text holds an NHS number (any grouping or digit "
+        "script), a full postcode or a forename-surname pair (any case), and no text holds "
+        "any form of the identifiers of the rows being staged. Fails on any hit: then "
+        "nothing of the run is written and the step fails; the metadata names the columns and "
+        "rules, never the values.",
     ),
 }
 
@@ -172,7 +175,7 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         wh = warehouse.get()
         dtype = sql_types(table.asset_name)
         months = [month_of(pk) for pk in context.partition_keys]
-        staged_months = stage_months(landing.path, table, months, tokeniser)
+        staged_months = stage_months(landing.path, table, months, tokeniser, landing.max_drop_bytes)
         staged = pd.concat([sm.staged for sm in staged_months], ignore_index=True)
         quarantine = pd.concat([sm.quarantine for sm in staged_months], ignore_index=True)
         ledger = pd.concat([sm.ledger for sm in staged_months], ignore_index=True)
@@ -181,7 +184,11 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         # Validated BEFORE writing (a failing blocking check does not stop its own asset's
         # write): identifier-like values mean the privacy boundary is broken, a repeated key
         # that rows would be counted twice. Either blocks every month of the run.
-        found = find_identifier_like(staged)
+        found = find_identifier_like(
+            staged,
+            staged_months[0].identifiers if staged_months else None,
+            record_keys=["record_ref", *table.key_columns],
+        )
         dupes = duplicate_record_keys(staged)
         # Great Expectations: the rows about to be written (blocks the write) and the run's
         # files (blocks downstream); results go to quality_results and Data Docs either way
@@ -235,7 +242,11 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         unbalanced = int(
             (ledger["rows_read"] != ledger["rows_loaded"] + ledger["rows_quarantined"]).sum()
         )
-        rate = quarantined / read if read else 0.0
+        # an identifier nulled at the door keeps its row but is still a broken rule
+        defective = (
+            int(staged["identifier_defects"].notna().sum()) if "identifier_defects" in staged else 0
+        )
+        rate = (quarantined + defective) / read if read else 0.0
         per_source = ledger.groupby("source")[ROWS].sum().reset_index()
         rejected = _rejected_files(ledger)
         for e in rejections:
@@ -305,11 +316,12 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
             passed=rate <= MAX_VIOLATION_RATE,
             description=None
             if rate <= MAX_VIOLATION_RATE
-            else f"{rate:.1%} of rows quarantined (limit {MAX_VIOLATION_RATE:.0%}): "
-            f"{quarantined} of {read}",
+            else f"{rate:.1%} of rows quarantined or with an identifier nulled (limit "
+            f"{MAX_VIOLATION_RATE:.0%}): {quarantined} + {defective} of {read}",
             metadata={
                 "rows_read": read,
                 "rows_quarantined": quarantined,
+                "rows_with_identifier_defects": defective,
                 "violation_rate": round(rate, 5),
                 "limit": MAX_VIOLATION_RATE,
             },

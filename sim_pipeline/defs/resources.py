@@ -9,6 +9,7 @@ import dagster as dg
 from sim_pipeline.config import REFERENCE_DIR, Settings, load_tokeniser
 from sim_pipeline.identity.linkage import LinkageOptions
 from sim_pipeline.identity.tokens import Tokeniser
+from sim_pipeline.sources.reader import DEFAULT_MAX_DROP_BYTES
 from sim_pipeline.warehouse import Warehouse, redact_url
 
 
@@ -35,6 +36,8 @@ class LandingResource(dg.ConfigurableResource):
     """The landing folder of provider drops: ``<dir>/<source>/<YYYY-MM>/<table>.csv``."""
 
     landing_dir: str
+    # Largest drop file read (SIM_MAX_DROP_BYTES); a bigger one is rejected unread.
+    max_drop_bytes: int = DEFAULT_MAX_DROP_BYTES
 
     @property
     def path(self) -> Path:
@@ -142,7 +145,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     )
     return {
         "warehouse": WarehouseResource(url=url),
-        "landing": LandingResource(landing_dir=str(settings.landing_dir)),
+        "landing": LandingResource(
+            landing_dir=str(settings.landing_dir), max_drop_bytes=settings.max_drop_bytes
+        ),
         "pseudonymisation": PseudonymisationKeyResource(),
         "linkage": LinkageResource(reports_dir=str(settings.landing_dir.parent / "reports")),
         "metrics": MetricsResource(

@@ -45,7 +45,7 @@ def link(records: pd.DataFrame, key: bytes, **options: Any) -> pd.DataFrame:
     birth_date, sex, postcode``; any identifier may be null or absent. ``birth_date`` is ISO
     ``YYYY-MM-DD`` or ``YYYYMMDD`` text (anything else counts as missing); names in any script
     are folded to A-Z (names with no Latin letters count as missing); postcodes that are not UK
-    postcodes count as missing. ``key`` is the pseudonymisation key (at least 16 bytes).
+    postcodes count as missing. ``key`` is the pseudonymisation key (at least 32 bytes).
     ``options`` are `LinkageOptions` fields, e.g. ``threshold=0.99``.
 
     ``person_key`` is ``P`` + a number, numbered by first appearance in ``records``; it is local

@@ -577,17 +577,31 @@ def predict_pairs(
     cfg = settings(options, trained)
     linker, con = _linker(table, options, cfg)
     t0 = time.perf_counter()
+    skipped = 0
     if trained:
-        linker.training.estimate_probability_two_random_records_match(
-            DETERMINISTIC_RULES, recall=DETERMINISTIC_RECALL
-        )
+        from splink.internals.exceptions import SplinkException
+
+        # A data set may lack an identifier altogether (police records carry no NHS number):
+        # a training step whose blocking rule yields no pairs has nothing to learn from and is
+        # skipped (counted in timings["training_steps_skipped"]), never fatal; the model keeps
+        # the prior and m values it starts with for what it cannot estimate.
+        try:
+            linker.training.estimate_probability_two_random_records_match(
+                DETERMINISTIC_RULES, recall=DETERMINISTIC_RECALL
+            )
+        except (SplinkException, ValueError, ZeroDivisionError):
+            skipped += 1
         linker.training.estimate_u_using_random_sampling(
             max_pairs=options.u_max_pairs, seed=options.seed
         )
         for rule in EM_BLOCKING_RULES:
-            linker.training.estimate_parameters_using_expectation_maximisation(
-                rule, max_pairs=options.em_max_pairs
-            )
+            try:
+                linker.training.estimate_parameters_using_expectation_maximisation(
+                    rule, max_pairs=options.em_max_pairs
+                )
+            except SplinkException:
+                skipped += 1
+    timings["training_steps_skipped"] = skipped
     timings["train_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     pred = linker.inference.predict(

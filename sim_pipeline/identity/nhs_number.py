@@ -11,7 +11,7 @@ _WEIGHTS = np.arange(10, 1, -1)  # 10..2 for digits 1-9
 def normalise_nhs_number(values: pd.Series) -> pd.Series:
     """Strip spaces and dashes; anything that is then not 10 digits becomes NA."""
     s = values.astype("string").str.replace(r"[\s-]", "", regex=True)
-    return s.where(s.str.fullmatch(r"\d{10}").fillna(False).astype(bool))
+    return s.where(s.str.fullmatch(r"[0-9]{10}").fillna(False).astype(bool))
 
 
 def check_digit(first_nine: str) -> int | None:
@@ -32,7 +32,7 @@ def is_valid_nhs_number(values: pd.Series) -> pd.Series:
     """
     raw = values.astype("string")
     s = raw.str.replace(r"[\s-]", "", regex=True)
-    ok_shape = s.str.fullmatch(r"\d{10}").fillna(False).astype(bool).to_numpy()
+    ok_shape = s.str.fullmatch(r"[0-9]{10}").fillna(False).astype(bool).to_numpy()
     result = np.zeros(len(s), dtype=bool)
     if ok_shape.any():
         digits = np.array([list(x) for x in s[ok_shape]], dtype=np.int64)

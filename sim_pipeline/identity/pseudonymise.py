@@ -38,6 +38,9 @@ IDENTITY_COLUMNS: dict[str, str] = {
     "postcode_district": "Postcode district (outward code), non-identifying area",
     "person_sex": "M, F or U (normalised from the provider's sex or gender code)",
     "age_band": "Age band at the event (from date of birth, else the provider's age field)",
+    "identifier_defects": "Identifier fields that broke their rule and were nulled, as "
+    "column:rule, comma-separated (never the value); blank when none. The row is kept and "
+    "linked on the rest",
 }
 
 
@@ -115,5 +118,6 @@ def pseudonymise(df: pd.DataFrame, ids: IdentifierColumns, tokeniser: Tokeniser)
     if provider_age is not None:
         ages = ages.fillna(pd.to_numeric(provider_age, errors="coerce").astype("Int64"))
     out["age_band"] = age_band(ages)
+    out["identifier_defects"] = pd.Series(pd.NA, index=idx, dtype="string")  # set by staging
     kept = [c for c in out.columns if c not in IDENTITY_COLUMNS]
     return out[kept + list(IDENTITY_COLUMNS)]

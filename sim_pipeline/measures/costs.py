@@ -59,7 +59,7 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 PRICE_INDEX_UNVERIFIED = "price_index_unverified"
 UNSOURCED_PREFIX = "unsourced_assumption:"
 
-_PRICE_YEAR = re.compile(r"^(\d{4})/(\d{2})$")
+_PRICE_YEAR = re.compile(r"^([0-9]{4})/([0-9]{2})$")
 _BOOLEANS = {"true": True, "false": False}
 
 

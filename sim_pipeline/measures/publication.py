@@ -29,7 +29,13 @@ from pathlib import Path
 import pandas as pd
 
 from sim_pipeline.measures import evaluation
-from sim_pipeline.measures.disclosure import ROUND_TO, SMALL_MAX, SUPPRESSED, control_count
+from sim_pipeline.measures.disclosure import (
+    ROUND_TO,
+    SMALL_MAX,
+    SUPPRESSED,
+    control_count,
+    controlled_rate,
+)
 
 PRIMARY = "primary"
 ANALYSES = (
@@ -439,6 +445,13 @@ def _headline(df: pd.DataFrame, cost_note: str) -> pd.DataFrame:
         population = str(r["population"])
         if is_count_statistic(statistic):
             value = control_count(r["value"])
+        elif statistic == "pct_with_cost_fall":
+            # from the rounded counts (people with a fall, of n_with_change): to one decimal,
+            # the exact share gave n back
+            n = bases.get(population)
+            k = None if n is None or pd.isna(r["value"]) else float(r["value"]) / 100 * float(n)
+            rate = controlled_rate(k, n, 100)
+            value = _fmt(rate, 1) if rate is not None else (SUPPRESSED if k is not None else "")
         else:
             value = _stat(r["value"], _headline_dp(statistic), bases.get(population))
         notes = [NAIVE_NOTE]
@@ -463,19 +476,23 @@ def _headline(df: pd.DataFrame, cost_note: str) -> pd.DataFrame:
 
 
 def _link_rates(df: pd.DataFrame) -> pd.DataFrame:
-    """Controlled link rates (3 dp); a rate is suppressed when records, linked or unlinked is
-    1-7 (the rate would give the suppressed count back)."""
+    """Controlled link rates (3 dp) computed from the rounded counts (`controlled_rate`); a rate
+    is suppressed when records, linked or unlinked is 1-7 (the rate would give the suppressed
+    count back)."""
     rows = []
     for r in df.to_dict("records"):
         records, linked = r["records"], r["linked"]
-        unlinked = None if pd.isna(records) or pd.isna(linked) else records - linked
+        rate = controlled_rate(linked, records)
         out = {
             "dimension": _text(r["dimension"]),
             "value": _text(r["value"]),
             "source_group": _text(r["source_group"]),
             "records": control_count(records),
             "linked": control_count(linked),
-            "link_rate": _stat(r.get("link_rate"), 3, records, linked, unlinked),
+            # from the rounded counts: 3 decimals of linked / records would give them back
+            "link_rate": _fmt(rate, 3)
+            if rate is not None
+            else (SUPPRESSED if _fmt(r.get("link_rate"), 3) else ""),
         }
         out["note"] = (
             "* = 1-7 records, linked or unlinked records: suppressed"

@@ -14,11 +14,13 @@ independent of the synthetic generator's lists, so the generator can test the de
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Iterable
 
 import pandas as pd
 
 from sim_pipeline.identity.nhs_number import is_valid_nhs_number
-from sim_pipeline.sources.base import POSTCODE_RE
+from sim_pipeline.quality.privacy_scan import IdentifierMatcher
 
 # Column names that alone show a raw identifier slipped through (e.g. NHSNumber, Postcode,
 # PersonBirthDate, AddressPostcode, Person_Birth_Date), but not NHSNumberStatus or our tokens.
@@ -28,7 +30,6 @@ IDENTIFIER_NAME = re.compile(
     re.IGNORECASE,
 )
 SAFE_SUFFIXES = ("_token", "_bf")
-SAFE_COLUMNS = {"postcode_district", "record_ref", "Generated_Record_ID", "source_file"}
 
 
 def _words(text: str) -> frozenset[str]:
@@ -87,7 +88,6 @@ SURNAMES = _words(
 # allowed: "SMITH, John").
 _CAP = r"[A-Z](?:[a-z]*(?:[A-Z][a-z]+)?|[A-Z]+)"
 _WORD = rf"{_CAP}(?:['’-]{_CAP})?"
-_FULL_NAME = re.compile(rf"{_WORD}(?:,?\s+{_WORD}){{1,3}}")
 _ONE_WORD = re.compile(_WORD)
 NAME_WORD_SHARE = 0.3  # share of a column's distinct values that are known single names
 NAME_WORD_MIN = 5  # and at least this many distinct known names
@@ -97,13 +97,52 @@ def _is_text(s: pd.Series) -> bool:
     return pd.api.types.is_string_dtype(s) or s.dtype == object
 
 
-def find_identifier_like(df: pd.DataFrame) -> dict[str, dict[str, int]]:
-    """{column: {rule: distinct values}} for identifier-shaped content; empty when clean."""
+# Encodings: exactly their own hex form, nothing else (checked, not skipped).
+TOKEN_FORMAT = re.compile(r"[0-9a-f]{32}")
+BLOOM_FORMAT = re.compile(r"[0-9a-f]{256}")
+# NHS-number shape inside text: ten digits of any script, together or in 3-3-4 groups (space
+# or hyphen), or spaced one by one or in pairs; not part of a longer digit run.
+_NHS_IN_TEXT = re.compile(
+    r"(?<!\d)(?<!\d[ -])(?:\d{3}([ -]?)\d{3}\1\d{4}|\d(?: ?\d){9})(?![ -]?\d)"
+)
+_POSTCODE_IN_TEXT = re.compile(r"(?<![A-Z0-9])[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}(?![A-Z0-9])")
+
+
+def _ascii(text: str) -> str:
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.digit(c)) if c.isdigit() else c for c in text)
+
+
+def _nhs_in_text(values: pd.Series) -> int:
+    """Distinct values holding a valid NHS number anywhere in their text."""
+    hits = 0
+    for v in values:
+        found = [re.sub(r"[ -]", "", _ascii(m.group(0))) for m in _NHS_IN_TEXT.finditer(v)]
+        if found and is_valid_nhs_number(pd.Series(found, dtype="string")).fillna(False).any():
+            hits += 1
+    return hits
+
+
+def find_identifier_like(
+    df: pd.DataFrame, known: IdentifierMatcher | None = None, record_keys: Iterable[str] = ()
+) -> dict[str, dict[str, int]]:
+    """{column: {rule: distinct values}} for identifier-shaped content; empty when clean.
+
+    No column is exempt. Token and Bloom-filter columns must hold exactly their hex form
+    (``token_format``). Every other text column is searched inside its text: an NHS number in
+    any grouping or digit script (``nhs_number_shaped``), a full postcode
+    (``full_postcode_shaped``), a forename-surname pair in any case (``full_name_like``), a
+    column of single names (``name_word_column``), and, when ``known`` is given (built from the
+    raw identifiers of the rows being staged), any form of those very identifiers
+    (``landing_<kind>``: NHS number, date of birth, postcode, name). ``record_keys`` (provider
+    record keys, free-form codes) are held to ``known`` only, not to the NHS-number shape: a
+    ten-digit record key passes modulus 11 one time in eleven.
+    """
     found: dict[str, dict[str, int]] = {}
+    keys = set(record_keys)
     for col in df.columns:
-        if col.endswith(SAFE_SUFFIXES) or col in SAFE_COLUMNS or col.endswith("_SNOMED_CT"):
-            continue
-        if IDENTIFIER_NAME.search(col):
+        if IDENTIFIER_NAME.search(col) and not col.endswith(SAFE_SUFFIXES):
             found.setdefault(col, {})["identifier_column_name"] = int(df[col].notna().sum())
             continue
         s = df[col]
@@ -113,19 +152,35 @@ def find_identifier_like(df: pd.DataFrame) -> dict[str, dict[str, int]]:
         s = pd.Series(s.dropna().astype("string").unique(), dtype="string")
         if s.empty:
             continue
-        compact = s.str.replace(r"[\s-]", "", regex=True)
-        nhs = int(
-            is_valid_nhs_number(compact.where(compact.str.fullmatch(r"\d{10}"))).fillna(False).sum()
-        )
-        if nhs:
-            found.setdefault(col, {})["nhs_number_shaped"] = nhs
-        pc = int(s.str.upper().str.fullmatch(POSTCODE_RE).fillna(False).sum())
+        if col.endswith(SAFE_SUFFIXES):
+            shape = BLOOM_FORMAT if col.endswith("_bf") else TOKEN_FORMAT
+            bad = int((~s.str.fullmatch(shape.pattern).fillna(False).astype(bool)).sum())
+            if bad:
+                found.setdefault(col, {})["token_format"] = bad
+            continue
+        if col not in keys:
+            nhs = _nhs_in_text(s[s.str.contains(r"\d", regex=True).fillna(False).astype(bool)])
+            if nhs:
+                found.setdefault(col, {})["nhs_number_shaped"] = nhs
+        upper = s.str.upper()
+        pc = int(upper.str.contains(_POSTCODE_IN_TEXT.pattern).fillna(False).astype(bool).sum())
         if pc:
             found.setdefault(col, {})["full_postcode_shaped"] = pc
         found_names = name_like_counts(s)
         if found_names:
             found.setdefault(col, {}).update(found_names)
+        if known is not None:
+            for kind, n in _known_hits(s, known).items():
+                found.setdefault(col, {})[f"landing_{kind}"] = n
     return found
+
+
+def _known_hits(values: pd.Series, known: IdentifierMatcher) -> dict[str, int]:
+    hits: dict[str, int] = {}
+    for v in values:
+        for kind in known.kinds(str(v)):
+            hits[kind] = hits.get(kind, 0) + 1
+    return hits
 
 
 def _in(word: str, names: frozenset[str]) -> bool:
@@ -133,18 +188,34 @@ def _in(word: str, names: frozenset[str]) -> bool:
     return word in names or any(part in names for part in word.split("-"))
 
 
+# Words of a text for the pair rule: camelCase and snake_case split ("JohnSmith", "john_smith"),
+# hyphenated and apostrophe names kept whole ("Mary-Jane", "O'Brien").
+_TEXT_WORD = re.compile(r"[A-Z]+(?![a-z])(?:['’-][A-Za-z]+)*|[A-Z]?[a-z]+(?:['’-][A-Za-z]+)*")
+
+
+PAIR_WINDOW = 3
+
+
 def _is_full_name(value: str) -> bool:
-    words = [w.lower() for w in re.split(r"[,\s]+", value) if w]
-    forenames = [i for i, w in enumerate(words) if _in(w, FORENAMES)]
-    surnames = [i for i, w in enumerate(words) if _in(w, SURNAMES)]
-    return any(i != j for i in forenames for j in surnames)
+    """A common forename and a common surname (either order, at most one word between),
+    anywhere in the text and in any case: "John Smith", "SMITH, John", "seen with john smith
+    today", "JohnSmith"."""
+    words = [w.lower() for w in _TEXT_WORD.findall(value)]
+    fore = [_in(w, FORENAMES) for w in words]
+    sur = [_in(w, SURNAMES) for w in words]
+    # within three consecutive words (a middle name between): "Mary-Jane O'Brien Patel"
+    return any(
+        (fore[i] and sur[j]) or (sur[i] and fore[j])
+        for i in range(len(words))
+        for j in range(i + 1, min(i + PAIR_WINDOW, len(words)))
+    )
 
 
 def name_like_counts(values: pd.Series) -> dict[str, int]:
     """{rule: distinct values} for name-like text among distinct string ``values``.
 
-    ``full_name_like``: values of two to four capitalised words where one word is a common
-    forename and another a common surname. ``name_word_column``: the column's single
+    ``full_name_like``: values holding a common forename next to a common surname, anywhere in
+    their text and in any case (`_is_full_name`). ``name_word_column``: the column's single
     capitalised words are common forenames or surnames for at least `NAME_WORD_SHARE` of its
     distinct values (and `NAME_WORD_MIN` of them), as a column of given or family names is.
     """
@@ -152,8 +223,8 @@ def name_like_counts(values: pd.Series) -> dict[str, int]:
     values = values.dropna().astype("string")
     if values.empty:
         return out
-    shaped = values[values.str.fullmatch(_FULL_NAME.pattern).fillna(False).astype(bool)]
-    full = sum(_is_full_name(v) for v in shaped.unique())
+    lettered = values[values.str.contains(r"[A-Za-z].*[^A-Za-z].*[A-Za-z]|[a-z][A-Z]", regex=True)]
+    full = sum(_is_full_name(v) for v in lettered.dropna().unique())
     if full:
         out["full_name_like"] = int(full)
     single = values[values.str.fullmatch(_ONE_WORD.pattern).fillna(False).astype(bool)]

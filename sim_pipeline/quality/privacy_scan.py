@@ -66,11 +66,12 @@ grow with the number of identifiers (no search per identifier).
 from __future__ import annotations
 
 import contextlib
+import csv
 import functools
 import importlib.util
-import io
 import re
 import sqlite3
+import unicodedata
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -92,7 +93,9 @@ MIN_NAME = 4  # letters of a single name to look for
 MIN_PAIR_PART = 2  # letters of each half of a given+family pair
 MIN_PAIR = 5  # letters of a given+family pair together
 
-NHS_RE = re.compile(r"(?<!\d)\d{3}[ -]?\d{3}[ -]?\d{4}(?!\d)")
+# Ten digits of any script, in any grouping by single spaces, hyphens or full stops, not part
+# of a longer digit run ("9434765919", "943 476 5919", "94 34 76 59 19", "٩٤٣٤٧٦٥٩١٩").
+NHS_RE = re.compile(r"(?<!\d)(?<!\d[ .-])\d(?:[ .-]?\d){9}(?![ .-]?\d)")
 YMD_RE = re.compile(r"(?<!\d)(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?!\d)")
 DMY_RE = re.compile(r"(?<!\d)(\d{1,2})([-/. ])(\d{1,2})\2(\d{4})(?!\d)")
 # A number of its own: not glued to a letter or digit (but "19850312T120000", ISO basic date and
@@ -146,41 +149,52 @@ def landing_identifiers(landing: Path, own_vocabulary: set[str]) -> dict[str, se
     also a borough, "White" an ethnicity), dates of birth inside the data period (they collide
     with event dates) and eight-digit date forms that are values of non-identifying columns.
     """
+    frames = (
+        (table, _read_any(path))
+        for table in SOURCE_TABLES
+        for path in sorted(landing.glob(f"*/*/{table.file_name()}"))
+    )
+    return frame_identifiers(frames, own_vocabulary)
+
+
+def frame_identifiers(
+    frames: Iterable[tuple[Any, pd.DataFrame]], own_vocabulary: set[str]
+) -> dict[str, set[str]]:
+    """`landing_identifiers` of raw provider frames: (SourceTable, text frame) pairs (ingest
+    passes the rows it is staging, to check its own output against them)."""
     found: dict[str, set[str]] = {k: set() for k in (*KINDS, NAME_PAIRS, DOB_COMPACT)}
     vocabulary = set(own_vocabulary)
     other_values: set[str] = set()
     name_fields: set[tuple[str, str]] = set()  # (given, family) of one record
-    for table in SOURCE_TABLES:
+    for table, df in frames:
         ids = table.identifiers
         raw = set(ids.raw_columns())
-        for path in sorted(landing.glob(f"*/*/{table.file_name()}")):
-            df = _read_any(path)
 
-            def distinct(col: str | None, df: pd.DataFrame = df) -> set[str]:
-                return set(df[col].tolist()) if col and col in df else set()
+        def distinct(col: str | None, df: pd.DataFrame = df) -> set[str]:
+            return set(df[col].dropna().astype(str).tolist()) if col and col in df else set()
 
-            for col in df.columns:
-                if col not in raw:
-                    text = "\n".join(distinct(col))
-                    vocabulary |= set(NAME_PART_RE.findall(text.lower()))
-                    other_values |= set(re.findall(r"(?<!\d)\d{8}(?!\d)", text))
-            for v in distinct(ids.nhs_number):
-                digits = re.sub(r"[\s-]", "", v)
-                if len(digits) == 10 and digits.isdigit():
-                    found["nhs"].add(digits)
-            given, family = ids.given_name, ids.family_name
-            if given in df or family in df:
-                g = df[given].tolist() if given in df else [""] * len(df)
-                f = df[family].tolist() if family in df else [""] * len(df)
-                name_fields |= set(zip(g, f, strict=True))
-            for v in distinct(ids.birth_date):
-                ymd = _parse_landing_date(v)
-                if ymd and ymd < DATA_PERIOD_START:
-                    found["dob"].add(f"{ymd[0]:04d}-{ymd[1]:02d}-{ymd[2]:02d}")
-            for v in distinct(ids.postcode):
-                pc = re.sub(r"[\s-]", "", v.upper())
-                if POSTCODE_SHAPE.match(pc):
-                    found["postcode"] |= {pc[:-3] + " " + pc[-3:], pc}
+        for col in df.columns:
+            if col not in raw and col in table.columns:
+                text = "\n".join(distinct(col))
+                vocabulary |= set(NAME_PART_RE.findall(text.lower()))
+                other_values |= set(re.findall(r"(?<![0-9])[0-9]{8}(?![0-9])", text))
+        for v in distinct(ids.nhs_number):
+            digits = _ascii_digits(re.sub(r"[\s.-]", "", v))
+            if len(digits) == 10 and digits.isascii() and digits.isdigit():
+                found["nhs"].add(digits)
+        given, family = ids.given_name, ids.family_name
+        if given in df or family in df:
+            g = df[given].fillna("").astype(str).tolist() if given in df else [""] * len(df)
+            f = df[family].fillna("").astype(str).tolist() if family in df else [""] * len(df)
+            name_fields |= set(zip(g, f, strict=True))
+        for v in distinct(ids.birth_date):
+            ymd = _parse_landing_date(v)
+            if ymd and ymd < DATA_PERIOD_START:
+                found["dob"].add(f"{ymd[0]:04d}-{ymd[1]:02d}-{ymd[2]:02d}")
+        for v in distinct(ids.postcode):
+            pc = re.sub(r"[\s-]", "", v.upper())
+            if POSTCODE_SHAPE.match(pc):
+                found["postcode"] |= {pc[:-3] + " " + pc[-3:], pc}
     for g, f in name_fields:
         g_parts, f_parts = NAME_PART_RE.findall(g), NAME_PART_RE.findall(f)
         for w in (*_name_forms(g_parts), *_name_forms(f_parts)):
@@ -190,6 +204,13 @@ def landing_identifiers(landing: Path, own_vocabulary: set[str]) -> dict[str, se
     found["name"] = {n for n in found["name"] if n.lower() not in vocabulary}
     found[DOB_COMPACT] = _compact_forms(found["dob"]) - other_values
     return found
+
+
+def _ascii_digits(text: str) -> str:
+    """Digits of any script as ASCII digits ("٩٤٣" -> "943"); other characters unchanged."""
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.digit(c)) if c.isdigit() else c for c in text)
 
 
 def _name_forms(parts: list[str]) -> list[str]:
@@ -231,7 +252,14 @@ def _compact_forms(dobs: Iterable[str]) -> set[str]:
 def _read_any(path: Path) -> pd.DataFrame:
     """A landing file as text, also when ingest rejects it: not UTF-8 (read as cp1252, else
     latin-1), a missing column, a bad row. Identifiers in a rejected file must be looked for
-    too."""
+    too. A path ingest will not open (a FIFO, a link out of the landing folder) is not opened
+    here either: it reads as empty."""
+    if (
+        not path.is_file()
+        or path.is_symlink()
+        and not path.resolve().is_relative_to(path.parents[2].resolve())
+    ):
+        return pd.DataFrame()
     data = path.read_bytes()
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
@@ -241,7 +269,27 @@ def _read_any(path: Path) -> pd.DataFrame:
             continue
     if not text.strip():
         return pd.DataFrame()
-    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, on_bad_lines="skip")
+    # as ingest reads: one record per physical line (a stray quote cannot hide the lines after
+    # it); a line with a quote left open is split at its commas, so its values are still seen
+    from sim_pipeline.sources.reader import _fields, _split_lines
+
+    def fields(line: str) -> list[str]:
+        try:
+            return _fields(line)
+        except csv.Error:
+            return line.split(",")
+
+    lines = _split_lines(text)
+    header = [h.strip() for h in fields(lines[0])]
+    rows = [f for f in (fields(line) for line in lines[1:] if line) if len(f) == len(header)]
+    frame = pd.DataFrame(rows, columns=header, dtype=str)
+    return frame.loc[:, ~frame.columns.duplicated()]
+
+
+@functools.cache
+def own_vocabulary_cached() -> frozenset[str]:
+    """`own_vocabulary`, computed once per process."""
+    return frozenset(own_vocabulary())
 
 
 def own_vocabulary() -> set[str]:
@@ -356,7 +404,7 @@ class IdentifierMatcher:
 
     def _has_nhs(self, text: str) -> bool:
         found = set(NHS_RE.findall(text))
-        return not self.nhs.isdisjoint(m.replace(" ", "").replace("-", "") for m in found)
+        return not self.nhs.isdisjoint(_ascii_digits(re.sub(r"[ .-]", "", m)) for m in found)
 
     def _has_dob(self, text: str) -> bool:
         keys = self.dob_keys
@@ -564,7 +612,7 @@ def scan_database(
 
     matcher = IdentifierMatcher(identifiers)
     hits: dict[str, list[str]] = {}
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, hide_parameters=True)
     try:
         inspector = sa.inspect(engine)
         default = inspector.default_schema_name

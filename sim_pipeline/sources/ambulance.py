@@ -14,6 +14,7 @@ from sim_pipeline.sources.base import BOROUGHS, IdentifierColumns, SourceTable
 from sim_pipeline.sources.contract import (
     DATE_ERROR,
     DATETIME_ERROR,
+    NAME_ERROR,
     NHS_ERROR,
     NUMBER_ERROR,
     POSTCODE_ERROR,
@@ -21,6 +22,7 @@ from sim_pipeline.sources.contract import (
     Text,
     dates_ok,
     datetimes_ok,
+    names_ok,
     nhs_ok,
     postcode_ok,
     whole_number_ok,
@@ -28,7 +30,7 @@ from sim_pipeline.sources.contract import (
 
 
 class AmbulanceIncidents(RawContract):
-    IncidentId: Text = pa.Field(str_matches=r"^LAS-\d{4}-\d{6,8}$")
+    IncidentId: Text = pa.Field(str_matches=r"^LAS-[0-9]{4}-[0-9]{6,8}$")
     CallDateTime: Text
     Category: Text = pa.Field(isin=list(codes.AMBULANCE_CATEGORY))
     ResourcesDespatched: Text
@@ -68,6 +70,10 @@ class AmbulanceIncidents(RawContract):
     )
     def _resources(cls, df):
         return (df["Outcome"] == "hear_and_treat") | (df["ResourcesDespatched"] != "0")
+
+    @pa.check("PatientGivenName", "PatientFamilyName", name="name_format", error=NAME_ERROR)
+    def _names(cls, s):
+        return names_ok(s)
 
 
 TABLES = (

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import pandera.pandas as pa
 
-DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
-TIME_RE = r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
-DATETIME_RE = r"^\d{4}-\d{2}-\d{2}[ T]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
+DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+TIME_RE = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+DATETIME_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
 POSTCODE_RE = r"^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$"
 
 # Six programme boroughs (seed review) plus neighbours people move to or are found in.
@@ -44,7 +44,17 @@ class IdentifierColumns:
     age: str | None = None
 
     def raw_columns(self) -> list[str]:
-        cols = [self.nhs_number, self.given_name, self.family_name, self.birth_date, self.postcode]
+        """Columns removed at the boundary: the identifiers and the provider's exact age (only
+        the age band at the event is kept: exact ages and event dates gave birth year-months
+        back)."""
+        cols = [
+            self.nhs_number,
+            self.given_name,
+            self.family_name,
+            self.birth_date,
+            self.postcode,
+            self.age,
+        ]
         return [c for c in cols if c] + list(self.drop_only)
 
 
@@ -71,6 +81,17 @@ class SourceTable:
     @property
     def columns(self) -> list[str]:
         return list(self.contract.to_schema().columns)
+
+    @property
+    def key_columns(self) -> list[str]:
+        """Provider record keys and references (``...Id``, ``...ID``, ``...Ref``,
+        ``IncidentNumber``): codes, not identifiers of a person's identity."""
+        raw = set(self.identifiers.raw_columns())
+        return [
+            c
+            for c in self.columns
+            if c not in raw and (c.endswith(("Id", "ID", "Ref")) or c == "IncidentNumber")
+        ]
 
     def file_name(self) -> str:
         return f"{self.table}.csv"

@@ -77,6 +77,8 @@ SELF_INFLICTED_INTENT = "276853009"
 MH_CHIEF_COMPLAINTS = ("272022009", "48694002", "248020004", "6471006", "7011001")
 
 POLICE_SEX = ("M", "F", "U")
+# Officer-perceived ethnicity on the s136 return (Home Office police powers and procedures).
+PERCEIVED_ETHNICITY = ("White", "Black", "Asian", "Mixed", "Other", "Not stated")
 CAD_CALL_SOURCE = ("999", "101", "PARTNER")
 CAD_GRADE = ("I", "S", "E", "R")  # immediate, significant, extended, referred
 # ARREST = arrested (no charge recorded on the incident); CHARGED = arrested and charged.

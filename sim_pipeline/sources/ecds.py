@@ -15,12 +15,16 @@ from sim_pipeline.sources.contract import (
     NHS_ERROR,
     NUMBER_ERROR,
     POSTCODE_ERROR,
+    SNOMED_ERROR,
+    SNOMED_LIST_ERROR,
     TIME_ERROR,
     RawContract,
     Text,
     dates_ok,
     nhs_ok,
     postcode_ok,
+    snomed_list_ok,
+    snomed_ok,
     times_ok,
     whole_number_ok,
 )
@@ -30,7 +34,7 @@ AE_SITES = [site for _, site in codes.AE_PROVIDERS.values()]
 
 
 class Ecds(RawContract):
-    Generated_Record_ID: Text = pa.Field(str_matches=r"^\d{8,14}$")
+    Generated_Record_ID: Text = pa.Field(str_matches=r"^[0-9]{8,14}$")
     Der_Provider_Code: Text = pa.Field(isin=AE_ORGS)
     Der_Provider_Site_Code: Text = pa.Field(isin=AE_SITES)
     Arrival_Date: Text
@@ -39,8 +43,8 @@ class Ecds(RawContract):
     EC_Department_Type: Text = pa.Field(isin=list(codes.EC_DEPARTMENT_TYPE))
     EC_Arrival_Mode_SNOMED_CT: Text = pa.Field(isin=list(codes.ARRIVAL_MODE))
     EC_Attendance_Source_SNOMED_CT: Text = pa.Field(nullable=True)
-    EC_Chief_Complaint_SNOMED_CT: Text = pa.Field(nullable=True, str_matches=r"^\d{6,18}$")
-    EC_Injury_Intent_SNOMED_CT: Text = pa.Field(nullable=True, str_matches=r"^\d{6,18}$")
+    EC_Chief_Complaint_SNOMED_CT: Text = pa.Field(nullable=True)
+    EC_Injury_Intent_SNOMED_CT: Text = pa.Field(nullable=True)
     Der_EC_Diagnosis_All: Text = pa.Field(nullable=True)
     Discharge_Destination_SNOMED_CT: Text = pa.Field(nullable=True)
     Age_At_Arrival: Text = pa.Field(nullable=True)
@@ -66,6 +70,21 @@ class Ecds(RawContract):
     @pa.check("Postcode_Usual_Address", name="postcode_format", error=POSTCODE_ERROR)
     def _pc(cls, s):
         return postcode_ok(s)
+
+    @pa.check(
+        "EC_Attendance_Source_SNOMED_CT",
+        "EC_Chief_Complaint_SNOMED_CT",
+        "EC_Injury_Intent_SNOMED_CT",
+        "Discharge_Destination_SNOMED_CT",
+        name="snomed_ct_code",
+        error=SNOMED_ERROR,
+    )
+    def _snomed(cls, s):
+        return snomed_ok(s)
+
+    @pa.check("Der_EC_Diagnosis_All", name="snomed_ct_code_list", error=SNOMED_LIST_ERROR)
+    def _snomed_list(cls, s):
+        return snomed_list_ok(s)
 
     @pa.check(
         "EC_Departure_Time_Since_Arrival", "Age_At_Arrival", name="whole_number", error=NUMBER_ERROR

@@ -13,12 +13,14 @@ from sim_pipeline.sources import codes
 from sim_pipeline.sources.base import BOROUGHS, IdentifierColumns, SourceTable
 from sim_pipeline.sources.contract import (
     DATE_ERROR,
+    NAME_ERROR,
     NHS_ERROR,
     POSTCODE_ERROR,
     TIME_ERROR,
     RawContract,
     Text,
     dates_ok,
+    names_ok,
     nhs_ok,
     postcode_ok,
     times_ok,
@@ -55,6 +57,10 @@ class MHS001MPI(RawContract):
     def _postcode(cls, s):
         return postcode_ok(s)
 
+    @pa.check("PersonGivenName", "PersonFamilyName", name="name_format", error=NAME_ERROR)
+    def _names(cls, s):
+        return names_ok(s)
+
 
 class MHS201CareContact(RawContract):
     """Care contacts with community mental-health teams (planned appointments, attended or not).
@@ -64,8 +70,8 @@ class MHS201CareContact(RawContract):
     """
 
     OrgIDProv: Text = pa.Field(isin=TRUST_ORGS)
-    CareContactId: Text
-    ServiceRequestId: Text
+    CareContactId: Text = pa.Field(str_matches=r"^[A-Z0-9-]{4,20}$")
+    ServiceRequestId: Text = pa.Field(str_matches=r"^[A-Z0-9-]{4,20}$")
     LocalPatientId: Text = pa.Field(str_matches=r"^[A-Z0-9-]{4,20}$")
     CareContDate: Text
     CareContTime: Text = pa.Field(nullable=True)
@@ -85,7 +91,7 @@ class MHS401MHActPeriod(RawContract):
     """Mental Health Act legal status periods; LegalStatusCode 20 is a s136 detention."""
 
     OrgIDProv: Text = pa.Field(isin=TRUST_ORGS)
-    MHActLegalStatusClassPeriodId: Text
+    MHActLegalStatusClassPeriodId: Text = pa.Field(str_matches=r"^[A-Z0-9-]{4,20}$")
     LocalPatientId: Text = pa.Field(str_matches=r"^[A-Z0-9-]{4,20}$")
     StartDateMHActLegalStatusClass: Text
     StartTimeMHActLegalStatusClass: Text = pa.Field(nullable=True)
@@ -115,8 +121,8 @@ class MHS501HospProvSpell(RawContract):
     """Hospital provider spells (carries LocalPatientId from the referral for linkage)."""
 
     OrgIDProv: Text = pa.Field(isin=TRUST_ORGS)
-    HospProvSpellID: Text
-    ServiceRequestId: Text
+    HospProvSpellID: Text = pa.Field(str_matches=r"^[A-Z0-9-]{4,20}$")
+    ServiceRequestId: Text = pa.Field(str_matches=r"^[A-Z0-9-]{4,20}$")
     LocalPatientId: Text = pa.Field(str_matches=r"^[A-Z0-9-]{4,20}$")
     StartDateHospProvSpell: Text
     DischDateHospProvSpell: Text = pa.Field(nullable=True)
@@ -137,8 +143,8 @@ class MHS502WardStay(RawContract):
     """Ward stays within a hospital spell; bed days are counted from these (MHS24 rule)."""
 
     OrgIDProv: Text = pa.Field(isin=TRUST_ORGS)
-    WardStayId: Text
-    HospProvSpellID: Text
+    WardStayId: Text = pa.Field(str_matches=r"^[A-Z0-9-]{4,20}$")
+    HospProvSpellID: Text = pa.Field(str_matches=r"^[A-Z0-9-]{4,20}$")
     StartDateWardStay: Text
     EndDateWardStay: Text = pa.Field(nullable=True)
     WardType: Text = pa.Field(isin=list(codes.WARD_TYPES))
@@ -158,7 +164,7 @@ class ProgrammeRegister(RawContract):
     """The trust's own register of people allocated to the programme (a monthly snapshot)."""
 
     OrgIDProv: Text = pa.Field(isin=TRUST_ORGS)
-    RegisterId: Text
+    RegisterId: Text = pa.Field(str_matches=r"^[A-Z0-9-]{4,20}$")
     LocalPatientId: Text = pa.Field(str_matches=r"^[A-Z0-9-]{4,20}$")
     NHSNumber: Text = pa.Field(nullable=True)
     PersonGivenName: Text = pa.Field(nullable=True)
@@ -197,6 +203,10 @@ class ProgrammeRegister(RawContract):
         eng_ok = df["EngagementDate"].isna() | (df["EngagementDate"] >= alloc)
         dis_ok = df["DischargeDate"].isna() | (df["DischargeDate"] >= alloc)
         return eng_ok & dis_ok
+
+    @pa.check("PersonGivenName", "PersonFamilyName", name="name_format", error=NAME_ERROR)
+    def _names(cls, s):
+        return names_ok(s)
 
 
 MPI_IDS = IdentifierColumns(

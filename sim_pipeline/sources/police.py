@@ -13,12 +13,14 @@ from sim_pipeline.sources.base import BOROUGHS, IdentifierColumns, SourceTable
 from sim_pipeline.sources.contract import (
     DATE_ERROR,
     DATETIME_ERROR,
+    NAME_ERROR,
     NUMBER_ERROR,
     POSTCODE_ERROR,
     RawContract,
     Text,
     dates_ok,
     datetimes_ok,
+    names_ok,
     postcode_ok,
     whole_number_ok,
 )
@@ -27,7 +29,7 @@ from sim_pipeline.sources.contract import (
 class CadIncidents(RawContract):
     """Computer-aided despatch incidents flagged mental health, one row per person involved."""
 
-    IncidentNumber: Text = pa.Field(str_matches=r"^CAD-\d{4}-\d{6,8}$")
+    IncidentNumber: Text = pa.Field(str_matches=r"^CAD-[0-9]{4}-[0-9]{6,8}$")
     CallReceivedDateTime: Text
     DespatchedDateTime: Text = pa.Field(nullable=True)
     ArrivedDateTime: Text = pa.Field(nullable=True)
@@ -74,19 +76,23 @@ class CadIncidents(RawContract):
     def _attended(cls, df):
         return (df["OfficersAttended"] == "N") | df["ArrivedDateTime"].notna()
 
+    @pa.check("PersonGivenName", "PersonFamilyName", name="name_format", error=NAME_ERROR)
+    def _names(cls, s):
+        return names_ok(s)
+
 
 class S136Return(RawContract):
     """Home Office section 136 return: one row per detention."""
 
-    S136Ref: Text = pa.Field(str_matches=r"^S136-\d{4}-\d{5,7}$")
-    IncidentNumber: Text = pa.Field(nullable=True, str_matches=r"^CAD-\d{4}-\d{6,8}$")
+    S136Ref: Text = pa.Field(str_matches=r"^S136-[0-9]{4}-[0-9]{5,7}$")
+    IncidentNumber: Text = pa.Field(nullable=True, str_matches=r"^CAD-[0-9]{4}-[0-9]{6,8}$")
     DetentionDateTime: Text
     PersonGivenName: Text = pa.Field(nullable=True)
     PersonFamilyName: Text = pa.Field(nullable=True)
     PersonBirthDate: Text = pa.Field(nullable=True)
     Age: Text = pa.Field(nullable=True)
     Sex: Text = pa.Field(isin=list(codes.POLICE_SEX))
-    PerceivedEthnicity: Text = pa.Field(nullable=True)
+    PerceivedEthnicity: Text = pa.Field(nullable=True, isin=list(codes.PERCEIVED_ETHNICITY))
     Borough: Text = pa.Field(isin=list(BOROUGHS))
     Transport: Text = pa.Field(isin=list(codes.S136_TRANSPORT))
     AmbulanceRequested: Text = pa.Field(isin=list(codes.YES_NO))
@@ -110,6 +116,10 @@ class S136Return(RawContract):
     @pa.check("Age", "HoursInCustody", name="whole_number", error=NUMBER_ERROR)
     def _num(cls, s):
         return whole_number_ok(s)
+
+    @pa.check("PersonGivenName", "PersonFamilyName", name="name_format", error=NAME_ERROR)
+    def _names(cls, s):
+        return names_ok(s)
 
 
 POLICE_IDS = dict(

@@ -22,7 +22,7 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "NHSNumberStatus": "NHS number status indicator (01 = present and verified)",
     "Gender": "MHSDS person stated gender code",
     "EthnicCategory": "NHS ethnic category code",
-    "PersDeathDate": "Date of death, where known",
+    "PersDeathDate": "Month of death, where known, as the 1st of that month (the day is not kept)",
     "CareContactId": "Care contact identifier (one row per contact, sent in its month)",
     "CareContDate": "Date of the care contact",
     "CareContTime": "Time of the care contact",
@@ -125,13 +125,23 @@ LEDGER: dict[str, tuple[str, str]] = {
     "rejection_rule": (
         "text",
         "Why a rejected file was rejected: file_empty, file_encoding, file_unparseable, "
-        "missing_column, file_truncated, whole_column_contract (blank when loaded)",
+        "missing_column, duplicate_column, file_truncated, whole_column_contract, "
+        "not_regular_file, outside_landing, file_too_large (blank when loaded)",
     ),
-    "rows_read": ("integer", "Data rows in the file (for a rejected file: its data lines)"),
+    "rows_read": (
+        "integer",
+        "Non-empty physical lines after the header (one record per line; a file never opened "
+        "counts 0)",
+    ),
     "rows_loaded": ("integer", "Rows written to the staged table"),
     "rows_quarantined": (
         "integer",
         "Rows written to ingest_quarantine (rows_read = loaded + quarantined)",
+    ),
+    "identifiers_nulled": (
+        "integer",
+        "Identifier values (NHS number, name, birth date, postcode) that broke their rule and "
+        "were nulled in loaded rows: the rows were kept (see identifier_defects)",
     ),
     "key_id": ("text", "Fingerprint of the pseudonymisation key"),
     "demo_key": ("boolean", "True when the public demo key was used (synthetic data only)"),

@@ -16,10 +16,27 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from sim_pipeline.redact import masked
+
 
 def redact_url(url: str) -> str:
     """The URL with any password hidden (safe for logs and metadata)."""
     return sa.make_url(url).render_as_string(hide_password=True)
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse statement failed; the message holds no data value."""
+
+    @classmethod
+    def of(cls, exc: sa.exc.DBAPIError) -> WarehouseError:
+        orig = exc.orig
+        lines = str(orig).strip().splitlines() if orig is not None else []
+        first = masked(lines[0])[:300] if lines else "no message"
+        state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        kind = type(orig).__name__ if orig is not None else type(exc).__name__
+        return cls(
+            f"warehouse statement failed: {kind}{f' (SQLSTATE {state})' if state else ''}: {first}"
+        )
 
 
 @dataclass
@@ -75,18 +92,25 @@ class Transaction:
 class Warehouse:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = sa.create_engine(url)
+        # hide_parameters: a failed statement never carries row values into an exception,
+        # a log line or the Dagster event log
+        self.engine: Engine = sa.create_engine(url, hide_parameters=True)
         self._tables: dict[str, sa.Table] = {}
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
+        """One transaction. A database error leaves as `WarehouseError` with the database's
+        first message line masked (`redact.masked`): the server can quote a row's value."""
         try:
             with self.engine.begin() as conn:
                 yield Transaction(conn, self)
-        except BaseException:
+        except sa.exc.DBAPIError as exc:
             self._tables.clear()  # a rolled-back CREATE TABLE must not stay cached
+            raise WarehouseError.of(exc) from None
+        except BaseException:
+            self._tables.clear()
             raise
 
     def _reflect(self, table: str, conn: Connection) -> sa.Table | None:
