@@ -333,7 +333,11 @@ def stage_months(
 
 
 def stage_month(
-    landing_dir: Path, table: SourceTable, month: str, tokeniser: Tokeniser
+    landing_dir: Path,
+    table: SourceTable,
+    month: str,
+    tokeniser: Tokeniser,
+    max_bytes: int = DEFAULT_MAX_DROP_BYTES,
 ) -> StagedMonth:
     """Stage every provider's drop of ``table`` for one month (YYYY-MM)."""
-    return stage_months(landing_dir, table, [month], tokeniser)[0]
+    return stage_months(landing_dir, table, [month], tokeniser, max_bytes)[0]

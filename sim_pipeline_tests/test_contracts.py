@@ -122,7 +122,9 @@ def test_bad_row_is_quarantined_with_its_rule(asset, column, value, rule, tmp_pa
 def test_bad_identifier_is_nulled_and_flagged_and_the_row_kept(
     asset, column, value, rule, tmp_path
 ):
-    bad = dict(GOOD[asset], **{column: value})
+    key = BY_ASSET[asset].record_ref
+    other_key = GOOD[asset][key][:-1] + ("2" if GOOD[asset][key][-1] != "2" else "3")
+    bad = dict(GOOD[asset], **{column: value, key: other_key})
     good, quarantine = _validate(asset, [GOOD[asset], bad], tmp_path)
     assert quarantine.empty and len(good) == 2  # the event stays
     assert pd.isna(good.loc[3, column])  # header is line 1: the bad row is line 3

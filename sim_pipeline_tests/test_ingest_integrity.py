@@ -39,7 +39,14 @@ S136 = BY_ASSET["staged_police_s136_return"]
 
 def _rows(n: int) -> list[dict[str, str]]:
     """n distinct valid ECDS rows (record ids 1000000001...)."""
-    return [dict(GOOD["staged_ecds"], Generated_Record_ID=f"{1000000001 + i}") for i in range(n)]
+    return [
+        dict(
+            GOOD["staged_ecds"],
+            Generated_Record_ID=f"{1000000001 + i}",
+            Der_EC_Diagnosis_All="69322001",
+        )
+        for i in range(n)
+    ]
 
 
 def _ledger(sm) -> tuple[int, int, int]:
@@ -304,8 +311,8 @@ def test_identifier_check_is_clean_on_clean_rows_and_record_keys_are_held_to_the
 def test_staging_checks_its_rows_against_their_own_identifiers(tmp_path):
     write_drop(tmp_path, "staged_ecds", MONTH, _rows(2), source="ae_rjz")
     sm = stage_month(tmp_path, ECDS, MONTH, TOK)
-    assert sm.identifiers is not None and "identifiers" not in repr(sm)
-    assert find_identifier_like(sm.staged, sm.identifiers, ["record_ref"]) == {}
+    assert sm.identifiers is not None and "IdentifierMatcher" not in repr(sm)
+    assert find_identifier_like(sm.staged, sm.identifiers, ["record_ref", *ECDS.key_columns]) == {}
     leaked = sm.staged.assign(Der_EC_Diagnosis_All="dob 09/04/1988")
     assert "landing_dob" in find_identifier_like(leaked, sm.identifiers)["Der_EC_Diagnosis_All"]
 

@@ -88,7 +88,7 @@ def test_a_persons_stray_record_attaches_first_and_is_no_rival():
 
 def test_link_results_do_not_depend_on_the_key_and_never_echo_identifiers():
     a = link(HAND, KEY)
-    b = link(HAND, b"another-key-0123456789abcdef")
+    b = link(HAND, b"another-key-0123456789abcdef-0123456")
     assert _person(a) == _person(b)
     text = a.to_csv()
     for value in ("Katherine", "KATHERINE", "Okonkwo", "9434765919", "1988", "SE15"):
@@ -307,8 +307,9 @@ def test_quality_check_fails_on_a_planted_implausible_link(staged_small, tmp_pat
 
 
 def _population(n: int, seed: int = 3) -> pd.DataFrame:
-    """n invented people with two records each (the second with a one-letter typo in the given
-    name for one person in five): unique names, valid NHS numbers, birth dates, postcodes."""
+    """n invented people with two records each (the second, a police-like record, with a typo
+    in the given name for three in ten, a new address for four in ten and no NHS number for
+    half): unique names, valid NHS numbers, birth dates, postcodes."""
     from sim_pipeline.identity.nhs_number import check_digit
 
     rng = np.random.default_rng(seed)
@@ -331,10 +332,12 @@ def _population(n: int, seed: int = 3) -> pd.DataFrame:
         pc += "".join(rng.choice(list("ABDEFGHJLNPQRSTUWXYZ"), 2))
         sex = str(rng.choice(["M", "F"]))
         person = len(rows) // 2
-        typo = given[:2] + given[3:] if rng.random() < 0.2 else given
-        for i, g in enumerate((given, typo)):
-            rows.append((f"r{person}_{i}", "mhsds" if i == 0 else "police", nine + str(cd), g,
-                         family, dob.isoformat(), sex, pc))  # fmt: skip
+        typo = given[:2] + given[3:] if rng.random() < 0.3 else given
+        moved = pc[:-2] + "ZZ" if rng.random() < 0.4 else pc
+        nhs2 = nine + str(cd) if rng.random() < 0.5 else None
+        for i, (g, code, number) in enumerate(((given, pc, nine + str(cd)), (typo, moved, nhs2))):
+            rows.append((f"r{person}_{i}", "mhsds" if i == 0 else "police", number, g, family,
+                         dob.isoformat(), sex, code))  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

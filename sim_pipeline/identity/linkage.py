@@ -591,6 +591,12 @@ def predict_pairs(
             )
         except (SplinkException, ValueError, ZeroDivisionError):
             skipped += 1
+        model = linker._settings_obj
+        if not 0 < model._probability_two_random_records_match < 1:  # no pair found by the rules
+            model._probability_two_random_records_match = cfg[
+                "probability_two_random_records_match"
+            ]
+            skipped += 1
         linker.training.estimate_u_using_random_sampling(
             max_pairs=options.u_max_pairs, seed=options.seed
         )
@@ -609,7 +615,19 @@ def predict_pairs(
     )
     pairs = pred.as_pandas_dataframe()
     timings["predict_s"] = time.perf_counter() - t0
+    if pairs.empty:  # nothing to score (every record a profile of its own, or none alike)
+        con.close()
+        empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in PAIR_COLUMNS})
+        for c in ("left", "right"):
+            empty[c] = empty[c].astype("int64")
+        for c in ("anchored", "certain"):
+            if c in empty:
+                empty[c] = empty[c].astype(bool)
+        return empty, _parameters(linker), trained
     pairs = pairs.rename(columns={"profile_id_l": "left", "profile_id_r": "right"})
+    for c in ("mw_birth_date", "mw_nhs_number", "mw_given_name", "mw_family_name"):
+        if c not in pairs:  # a comparison on a field the data set lacks adds no weight
+            pairs[c] = 0.0
     # A link is "anchored" when dates of birth agree (fully or partly) or NHS numbers match.
     pairs["anchored"] = (pairs["mw_birth_date"] > 0) | (pairs["mw_nhs_number"] > 0)
     # Names agree and the full birth date matches (or is day/month swapped): enough to override

@@ -39,12 +39,16 @@ def control_counts(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 def controlled_rate(numerator: object, denominator: object, scale: float = 1.0) -> float | None:
     """A rate (times ``scale``: 100 for a percentage) computed from the disclosure-controlled
     counts, so it reveals nothing the published counts do not: counts that differ within
-    their rounding band give the same rate. None when it must be suppressed (the numerator,
-    the denominator or their difference is 1-7) or is undefined."""
+    their rounding band give the same rate. None when it must be suppressed (the numerator or
+    the denominator is 1-7, or the rounded counts differ by 1-7) or is undefined."""
     if numerator is None or denominator is None or pd.isna(numerator) or pd.isna(denominator):
         return None
     k, n = int(round(float(numerator))), int(round(float(denominator)))
-    if n <= 0 or any(1 <= v <= SMALL_MAX for v in (k, n, n - k)):
+    if n <= 0 or any(1 <= v <= SMALL_MAX for v in (k, n)):
         return None
     rk, rn = (ROUND_TO * round(v / ROUND_TO) for v in (k, n))
-    return scale * rk / rn if rn else None
+    # the complement (unlinked, no fall) judged on the rounded counts too, so that counts in
+    # the same rounding band are suppressed alike
+    if not rn or 1 <= rn - rk <= SMALL_MAX:
+        return None
+    return scale * rk / rn

@@ -106,9 +106,13 @@ class Warehouse:
         try:
             with self.engine.begin() as conn:
                 yield Transaction(conn, self)
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:
             self._tables.clear()  # a rolled-back CREATE TABLE must not stay cached
-            raise WarehouseError.of(exc) from None
+            # pandas wraps a failed insert in its own error, quoting the statement and cause
+            cause = exc if isinstance(exc, sa.exc.DBAPIError) else exc.__cause__
+            if not isinstance(cause, sa.exc.DBAPIError):
+                raise WarehouseError("warehouse statement failed (message withheld)") from None
+            raise WarehouseError.of(cause) from None
         except BaseException:
             self._tables.clear()
             raise
