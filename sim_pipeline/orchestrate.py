@@ -117,6 +117,9 @@ def _estimate_lines(estimates: pd.DataFrame) -> list[str]:
                 cells.append("n/a")
                 continue
             r = r.iloc[0]
+            if any(v is None or pd.isna(v) for v in (r.estimate, r.ci_low, r.ci_high)):
+                cells.append("n/a (too few people)")  # e.g. a one-month backfill
+                continue
             cells.append(f"{r.estimate:+.1%} [{r.ci_low:+.0%}, {r.ci_high:+.0%}]")
         lines.append(f"    {label:<32}{cells[0]:>22}{cells[1]:>22}")
     lines.append("    published tables and report: sim-pipeline report (data/published/)")

@@ -138,7 +138,7 @@ class ClearTokeniser(Tokeniser):
     same linkage engine on cleartext identifiers for comparison."""
 
     def __init__(self) -> None:
-        super().__init__(key=b"cleartext-benchmark-anchor-only", demo=True)
+        super().__init__(key=b"cleartext-benchmark-anchor-only (no secret)", demo=True)
 
     def tokens(self, values: pd.Series, domain: str) -> pd.Series:
         return values.astype("string")
