@@ -904,7 +904,7 @@ STAGED_BREAKS: dict[str, str | None] = {
     "contract_violation_rate": f"{_DAMAGED}::test_the_right_blocking_checks_fail_with_descriptions",
     "provider_drops_present": f"{_DAMAGED}::test_the_right_blocking_checks_fail_with_descriptions",
     "no_direct_identifiers": (
-        f"{_DAMAGED}::test_a_name_in_a_free_text_field_blocks_the_run_before_anything_is_written"
+        f"{_DAMAGED}::test_an_identifier_in_a_record_key_blocks_the_run_before_anything_is_written"
     ),
     "duplicate_keys": (
         f"{_HERE}::test_staged_duplicate_keys_fails_and_writes_nothing_on_a_repeated_record"

@@ -345,13 +345,17 @@ def test_invalid_nhs_numbers_are_nulled_and_the_incidents_kept(damaged_runs):
     assert led.file_status == "loaded" and pd.isna(led.rejection_rule)
     n = _records((damaged_runs["landing"] / INVALID_NHS).read_bytes())
     assert led.rows_read == n
-    assert led.identifiers_nulled == len(traced)
     lines = set(range(2, n + 2))
-    assert set(_staged_lines(damaged_runs, INVALID_NHS)) == lines - set(q["line_number"])
-    assert traced <= set(_staged_lines(damaged_runs, INVALID_NHS))
+    staged = set(_staged_lines(damaged_runs, INVALID_NHS))
+    assert staged == lines - set(q["line_number"])
+    # every traced incident loads unless quarantined for another rule (the generator's own
+    # duplicates: a handful)
+    kept = traced & staged
+    assert traced - kept <= set(q["line_number"]) and len(traced - kept) <= 5
+    assert led.identifiers_nulled == len(kept)
     amb = damaged_runs["after"]["staged_ambulance_incidents"]
-    rows = amb[(amb["source_file"] == INVALID_NHS) & amb["line_number"].isin(traced)]
-    assert len(rows) == len(traced) and rows["nhs_number_token"].isna().all()
+    rows = amb[(amb["source_file"] == INVALID_NHS) & amb["line_number"].isin(kept)]
+    assert len(rows) == len(kept) and rows["nhs_number_token"].isna().all()
     assert set(rows["identifier_defects"]) == {"NHSNumber:nhs_number_check_digit"}
     assert not q.astype(str).apply(lambda c: c.str.contains(INVALID_NHS_NUMBER)).any().any()
 
