@@ -142,6 +142,21 @@ def test_a_duplicated_header_column_rejects_the_file_with_every_line_counted(tmp
     assert "NHS_Number" in str(sm.errors[0]) and "ae_rjz/2019-03/ecds.csv" in str(sm.errors[0])
 
 
+def test_a_repeated_header_that_is_not_a_contract_column_is_counted_never_echoed(tmp_path):
+    # the header row is the provider's text: a value pasted into it twice (an NHS number) must
+    # not come back in the message, the ledger or the quarantine
+    header = ",".join([*ECDS.columns, NHS_A, NHS_A])
+    body = csv_text(ECDS, _rows(2)).splitlines()[1:]
+    _landing_file(tmp_path, header + "\n" + "\n".join(line + ",x,y" for line in body) + "\n")
+    sm = stage_month(tmp_path, ECDS, MONTH, TOK)
+    assert sm.ledger.iloc[0].rejection_rule == "duplicate_column"
+    assert _ledger(sm) == (2, 0, 2)
+    message = str(sm.errors[0])
+    assert "1 column name(s) not in the contract" in message
+    stored = message + sm.ledger.astype("string").to_csv() + sm.quarantine.astype("string").to_csv()
+    assert NHS_A not in stored
+
+
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1 << 20])
 def test_streamed_line_count_equals_the_in_memory_one(chunk, tmp_path):
     samples = [

@@ -126,13 +126,18 @@ def read_drop(path: Path, table: SourceTable, label: str, data: bytes | None = N
         raise DropFileError(label, f"header row cannot be parsed ({type(exc).__name__})") from None
     if _CONTROL.search(lines[0]):
         raise DropFileError(label, "header row holds a control character")
-    repeated = sorted({h for h in header if header.count(h) > 1})
+    repeated = {h for h in header if header.count(h) > 1}
     if repeated:
+        # Only contract column names are repeated back: any other header text is the
+        # provider's and could itself be a value (an NHS number pasted into the header row).
+        named = sorted(repeated & set(table.columns))
+        others = len(repeated) - len(named)
+        parts = [*named, *([f"{others} column name(s) not in the contract"] if others else [])]
         raise DropFileError(
             label,
-            f"column(s) named more than once in the header: {', '.join(repeated)}",
+            f"column(s) named more than once in the header: {', '.join(parts)}",
             "duplicate_column",
-            ", ".join(repeated),
+            ", ".join(named) or None,
         )
     missing = [c for c in table.columns if c not in header]
     if missing:
