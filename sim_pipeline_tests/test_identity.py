@@ -1,10 +1,12 @@
+import numpy as np
 import pandas as pd
 import pytest
 
 from sim_pipeline.identity import IDENTITY_COLUMNS, Tokeniser, pseudonymise
+from sim_pipeline.identity.linkage import NAME_LEVELS
 from sim_pipeline.identity.nhs_number import check_digit, is_valid_nhs_number
 from sim_pipeline.identity.normalise import normalise_name, normalise_postcode, postcode_parts
-from sim_pipeline.identity.tokens import dice
+from sim_pipeline.identity.tokens import BLOOM_BITS, similarity
 from sim_pipeline.sources import BY_ASSET, SOURCE_TABLES
 from sim_pipeline_tests.samples import GOOD, IDENTIFYING_VALUES
 
@@ -62,25 +64,41 @@ def test_short_keys_are_refused():
         Tokeniser(b"short")
 
 
-def test_bloom_filters_are_similar_for_typos_and_not_for_other_names():
+def test_name_encodings_are_similar_for_typos_and_not_for_other_names():
     t = Tokeniser(KEY_A)
     names = normalise_name(pd.Series(["Katherine", "Kathrine", "Mohammed", "Katherine"]))
     bf = t.bloom_filters(names, "given_name").tolist()
     assert bf[0] == bf[3]
-    assert dice(bf[0], bf[1]) > 0.9
-    assert dice(bf[0], bf[2]) < 0.75
+    assert len(bf[0]) == BLOOM_BITS // 4
+    assert similarity(bf[0], bf[1]) > NAME_LEVELS[1]  # a typo still reaches a name level
+    assert similarity(bf[0], bf[2]) < NAME_LEVELS[1]
     other_key = Tokeniser(KEY_B).bloom_filters(names, "given_name").tolist()
-    assert dice(bf[0], other_key[0]) < 0.6
-    # Salted per field: the same name as a family name gives an unrelated filter.
+    assert similarity(bf[0], other_key[0]) < 0.6
+    # Salted per field: the same name as a family name gives an unrelated encoding.
     family = t.bloom_filters(names, "family_name").tolist()
-    assert dice(bf[0], family[0]) < 0.6
+    assert similarity(bf[0], family[0]) < 0.6
 
 
-def test_bloom_filters_do_not_reveal_name_length():
+def test_name_encodings_do_not_reveal_name_length():
+    """No fixed weight any more (that came from the complement, which leaked itself): the
+    weight varies by chance alone, the same for a 2-letter as for a 25-letter name."""
     t = Tokeniser(KEY_A)
-    names = pd.Series(["JO", "ANN", "KATHERINE", "MARIA-JOSEPHINE ALEXANDRA", "OKONKWO"])
-    weights = {int(h, 16).bit_count() for h in t.bloom_filters(normalise_name(names), "g")}
-    assert weights == {512}
+    short = [f"{a}{b}" for a in "ABDEJKLMNORSTY" for b in "AEIOU"]  # 70 two-letter names
+    long = [f"{n}{n[::-1]}{n}XQ" for n in ("KATHERINE", "ALEXANDRA", "OKONKWO", "WHITMORE")]
+    weights = {
+        n: int(h, 16).bit_count()
+        for n, h in zip(short + long, t.bloom_filters(pd.Series(short + long), "g"), strict=True)
+    }
+    ws, wl = [weights[n] for n in short], [weights[n] for n in long]
+    assert abs(np.mean(ws) - np.mean(wl)) < 3 * np.std(ws)
+    assert all(0.35 * BLOOM_BITS < w < 0.6 * BLOOM_BITS for w in weights.values())
+
+
+def test_no_exact_name_token_is_stored():
+    """The encoding is deterministic under the key, so it serves for exact matching; a second,
+    exact token of the name would only add a frequency target."""
+    assert not [c for c in IDENTITY_COLUMNS if "name_token" in c]
+    assert {"given_name_bf", "family_name_bf"} <= set(IDENTITY_COLUMNS)
 
 
 def test_normalisation():

@@ -1,7 +1,9 @@
 """Probabilistic linkage over pseudonymised encodings (Fellegi-Sunter, Splink 5 on DuckDB).
 
-The engine never sees a cleartext identifier: its input is the token and Bloom-filter columns
-that `pseudonymise` writes (`IDENTITY_COLUMNS`). Steps:
+The engine never sees a cleartext identifier: its input is the token and name-encoding columns
+that `pseudonymise` writes (`IDENTITY_COLUMNS`). Names are compared by the Hamming similarity of
+their diffused encodings, and matched exactly (blocking, the "exact" level) by a hash of the
+whole encoding: there is no exact-name token (docs/encoding-attacks.md). Steps:
 
 1. **Profiles.** Rows whose encodings are identical and strong (an NHS-number token, or given
    name, family name and full date of birth) are one person by construction and become one
@@ -32,8 +34,6 @@ import pandas as pd
 # Encodings the model reads (everything else in IDENTITY_COLUMNS is descriptive).
 TOKEN_COLUMNS = [
     "nhs_number_token",
-    "given_name_token",
-    "family_name_token",
     "birth_date_token",
     "birth_date_swap_token",
     "birth_year_month_token",
@@ -43,40 +43,47 @@ TOKEN_COLUMNS = [
     "postcode_district_token",
 ]
 BLOOM_COLUMNS = ["given_name_bf", "family_name_bf"]
-WORDS = 16  # a 1024-bit filter as 16 unsigned 64-bit words (fastest Dice in DuckDB)
+WORDS = 16  # a 1024-bit encoding as 16 unsigned 64-bit words (fastest bit_count in DuckDB)
+# The profile table replaces each encoding by WORDS word columns `{part}_name_w0..` and a 64-bit
+# hash of the whole encoding, `{part}_name_key`: equal keys = equal encodings = the same name
+# (the filter is deterministic under the key, so no separate exact-name token is stored).
 ENCODING_COLUMNS = [*TOKEN_COLUMNS, *BLOOM_COLUMNS, "person_sex"]
 
 # Candidate pairs: any one rule is enough. Police records have no NHS number and ECDS no names,
 # so no rule needs either; each rule tolerates a different error.
 BLOCKING_RULES = [
     "l.nhs_number_token = r.nhs_number_token",
-    "l.birth_date_token = r.birth_date_token and l.family_name_token = r.family_name_token",
-    "l.birth_date_token = r.birth_date_token and l.given_name_token = r.given_name_token",
+    "l.birth_date_token = r.birth_date_token and l.family_name_key = r.family_name_key",
+    "l.birth_date_token = r.birth_date_token and l.given_name_key = r.given_name_key",
     "l.birth_date_token = r.birth_date_token and l.postcode_sector_token = r.postcode_sector_token",
-    "l.given_name_token = r.given_name_token and l.family_name_token = r.family_name_token",
-    "l.birth_date_swap_token = r.birth_date_token and l.family_name_token = r.family_name_token",
-    "l.birth_date_token = r.birth_date_swap_token and l.family_name_token = r.family_name_token",
-    "l.birth_month_day_token = r.birth_month_day_token"
-    " and l.family_name_token = r.family_name_token",
+    "l.given_name_key = r.given_name_key and l.family_name_key = r.family_name_key",
+    "l.birth_date_swap_token = r.birth_date_token and l.family_name_key = r.family_name_key",
+    "l.birth_date_token = r.birth_date_swap_token and l.family_name_key = r.family_name_key",
+    "l.birth_month_day_token = r.birth_month_day_token and l.family_name_key = r.family_name_key",
     "l.birth_year_month_token = r.birth_year_month_token"
     " and l.postcode_unit_token = r.postcode_unit_token",
-    "l.family_name_token = r.family_name_token and l.postcode_unit_token = r.postcode_unit_token",
-    "l.given_name_token = r.given_name_token and l.postcode_unit_token = r.postcode_unit_token",
+    "l.family_name_key = r.family_name_key and l.postcode_unit_token = r.postcode_unit_token",
+    "l.given_name_key = r.given_name_key and l.postcode_unit_token = r.postcode_unit_token",
 ]
 # Rules that admit almost no false matches, for the prior (probability two records match).
 DETERMINISTIC_RULES = [
     "l.nhs_number_token = r.nhs_number_token",
-    "l.birth_date_token = r.birth_date_token and l.given_name_token = r.given_name_token"
-    " and l.family_name_token = r.family_name_token",
+    "l.birth_date_token = r.birth_date_token and l.given_name_key = r.given_name_key"
+    " and l.family_name_key = r.family_name_key",
 ]
 DETERMINISTIC_RECALL = 0.7
 # EM sessions: each blocks on some fields and estimates m for the others.
 EM_BLOCKING_RULES = [
     "l.nhs_number_token = r.nhs_number_token",
-    "l.given_name_token = r.given_name_token and l.family_name_token = r.family_name_token",
+    "l.given_name_key = r.given_name_key and l.family_name_key = r.family_name_key",
 ]
-NAME_LEVELS = (0.92, 0.86)
+# Hamming similarity of the diffused encodings (1 - differing bits / 1024): typo, near. Each is
+# the lowest level letting through no more pairs of unrelated names than the old Dice levels
+# (0.92, 0.86) did (docs/encoding-attacks.md).
+NAME_LEVELS = (0.675, 0.575)
 JARO_WINKLER_LEVELS = (0.94, 0.88)  # cleartext anchor only
+# Default m, u of the similarity levels, strongest first (EM re-estimates them when training).
+SIMILARITY_MU = ((0.07, 0.002), (0.03, 0.01), (0.02, 0.03))
 # Fixed m probabilities (not estimated; see `comparisons`).
 NHS_M = 0.995  # P(NHS-number tokens agree | same person, both present)
 SEX_MISCODED = 0.01  # P(recorded sex differs | same person)
@@ -87,7 +94,7 @@ PAIR_COLUMNS = [
     "match_probability",
     "anchored",
     "certain",
-]  # Dice on balanced filters (1 - Hamming/512): typo, near
+]
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,7 @@ class LinkageOptions:
     # Adjust exact name agreement for how common the name is. Off: on the demo it changed
     # cohort recall from 0.9758 to 0.9745 at equal precision (docs/architecture.md).
     term_frequencies: bool = False
-    name_similarity: str = "dice"  # "jaro_winkler" only for the cleartext benchmark anchor
+    name_similarity: str = "hamming"  # "jaro_winkler" only for the cleartext benchmark anchor
 
 
 @dataclass
@@ -154,29 +161,33 @@ def _level(sql: str, label: str, m: float, u: float, fix_m: bool = False) -> dic
     }
 
 
-def _dice_sql(prefix: str) -> str:
-    """Dice similarity of two balanced filters: shared set bits / 512."""
+def _hamming_sql(prefix: str) -> str:
+    """Hamming similarity of two encodings: 1 - differing bits / (64 * WORDS)."""
     terms = " + ".join(
-        f'CAST(bit_count("{prefix}_w{i}_l" & "{prefix}_w{i}_r") AS INTEGER)' for i in range(WORDS)
+        f'CAST(bit_count(xor("{prefix}_w{i}_l", "{prefix}_w{i}_r")) AS INTEGER)'
+        for i in range(WORDS)
     )
-    return f"(({terms}) / 512.0)"
+    return f"(1.0 - ({terms}) / {64 * WORDS}.0)"
 
 
 def _name_similarity_sql(part: str, mode: str) -> str:
-    if mode == "dice":
-        return _dice_sql(f"{part}_name")
-    # Cleartext anchor (benchmark only): the same levels on Jaro-Winkler of the names.
-    return f'jaro_winkler_similarity("{part}_name_token_l", "{part}_name_token_r")'
+    if mode == "hamming":
+        return _hamming_sql(f"{part}_name")
+    # Cleartext anchor (benchmark only): the same levels on Jaro-Winkler of the names, which
+    # `ClearTokeniser` writes in the `_bf` column (kept as `{part}_name_clear`).
+    return f'jaro_winkler_similarity("{part}_name_clear_l", "{part}_name_clear_r")'
 
 
 def comparisons(
-    name_similarity: str = "dice", term_frequencies: bool = True
+    name_similarity: str = "hamming", term_frequencies: bool = True
 ) -> list[dict[str, Any]]:
     """Comparison definitions with default m/u (used as-is when the data are too few to train).
 
-    ``name_similarity`` is "dice" (Bloom filters: production) or "jaro_winkler" (the cleartext
-    anchor of `sim-pipeline bench linkage`, whose token columns hold normalised cleartext)."""
-    levels = NAME_LEVELS if name_similarity == "dice" else JARO_WINKLER_LEVELS
+    ``name_similarity`` is "hamming" (the diffused encodings: production) or "jaro_winkler" (the
+    cleartext anchor of `sim-pipeline bench linkage`, whose `_bf` columns hold cleartext)."""
+    if name_similarity not in ("hamming", "jaro_winkler"):
+        raise ValueError(f"unknown name similarity {name_similarity!r}")
+    levels = NAME_LEVELS if name_similarity == "hamming" else JARO_WINKLER_LEVELS
     out: list[dict[str, Any]] = [
         {
             "output_column_name": "nhs_number",
@@ -192,30 +203,32 @@ def comparisons(
         }
     ]
     for part in ("given", "family"):
-        dice = _name_similarity_sql(part, name_similarity)
-        hi, near = levels
+        sim = _name_similarity_sql(part, name_similarity)
+        similar = [
+            _level(f"{sim} >= {t}", f"similarity>={t}", m, u)
+            for t, (m, u) in zip(levels, SIMILARITY_MU, strict=False)
+        ]
         out.append(
             {
                 "output_column_name": f"{part}_name",
-                "comparison_description": f"{part} name: exact token, then Dice on Bloom filters",
+                "comparison_description": f"{part} name: equal encoding, then similarity",
                 "comparison_levels": [
-                    _null_level(f"{part}_name_token"),
+                    _null_level(f"{part}_name_key"),
                     {
                         **_level(
-                            f'"{part}_name_token_l" = "{part}_name_token_r"', "exact", 0.85, 0.005
+                            f'"{part}_name_key_l" = "{part}_name_key_r"', "exact", 0.85, 0.005
                         ),
                         # Term-frequency adjustment: a shared common name is weaker evidence.
                         **(
                             {
-                                "tf_adjustment_column": f"{part}_name_token",
+                                "tf_adjustment_column": f"{part}_name_key",
                                 "tf_adjustment_weight": 1.0,
                             }
                             if term_frequencies
                             else {}
                         ),
                     },
-                    _level(f"{dice} >= {hi}", f"dice>={hi}", 0.07, 0.002),
-                    _level(f"{dice} >= {near}", f"dice>={near}", 0.03, 0.02),
+                    *similar,
                     _else(0.05, 0.973),
                 ],
             }
@@ -306,8 +319,18 @@ def settings(options: LinkageOptions, trained: bool = True) -> dict[str, Any]:
     }
 
 
+def _name_key(values: pd.Series) -> pd.array:
+    """64-bit hash (signed, for DuckDB BIGINT) of each encoding: the exact-name key for blocking
+    and the "exact" level. Unkeyed, but of the keyed encoding, so it reveals nothing more."""
+    s = values.astype("string")
+    uniq = s.dropna().unique()
+    hashed = pd.util.hash_array(np.asarray(uniq, dtype=object), categorize=False)
+    mapping = pd.Series(hashed.view(np.int64), index=uniq)
+    return pd.array(s.map(mapping, na_action="ignore"), dtype="Int64")
+
+
 def _words(hex_values: pd.Series, prefix: str) -> pd.DataFrame:
-    """Hex Bloom filters to WORDS unsigned 64-bit columns (null filters give nulls)."""
+    """Hex encodings to WORDS unsigned 64-bit columns (null encodings give nulls)."""
     s = hex_values.astype("string")
     uniq = s.dropna().unique()
     table = np.zeros((len(uniq), WORDS), dtype=np.uint64)
@@ -326,16 +349,20 @@ def _words(hex_values: pd.Series, prefix: str) -> pd.DataFrame:
     return pd.DataFrame(out, index=hex_values.index)
 
 
-def profiles(encoded: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """Distinct strong profiles; returns (profile table, profile id per row; -1 = no encodings)."""
+def profiles(encoded: pd.DataFrame, clear_names: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+    """Distinct strong profiles; returns (profile table, profile id per row; -1 = no encodings).
+
+    Each name encoding becomes `{part}_name_key` (hash of the encoding) and WORDS word columns;
+    with ``clear_names`` (the benchmark's cleartext anchor) the `_bf` columns hold cleartext
+    names, kept as `{part}_name_clear` for Jaro-Winkler."""
     enc = encoded[ENCODING_COLUMNS].copy()
     enc["person_sex"] = enc["person_sex"].where(enc["person_sex"] != "U")
     has_any = enc[TOKEN_COLUMNS + BLOOM_COLUMNS].notna().any(axis=1).to_numpy()
     strong = (
         enc["nhs_number_token"].notna()
         | (
-            enc["given_name_token"].notna()
-            & enc["family_name_token"].notna()
+            enc["given_name_bf"].notna()
+            & enc["family_name_bf"].notna()
             & enc["birth_date_token"].notna()
         )
     ).to_numpy()
@@ -352,11 +379,13 @@ def profiles(encoded: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     table = enc.iloc[first.to_numpy()].reset_index(drop=True)
     table.insert(0, "profile_id", np.arange(len(table), dtype="int64"))
     for b in BLOOM_COLUMNS:
-        if table[b].isna().all():  # cleartext anchor: no filters
-            table = table.drop(columns=[b])
-            continue
-        words = _words(table[b], b.removesuffix("_bf"))
-        table = pd.concat([table.drop(columns=[b]), words], axis=1)
+        prefix = b.removesuffix("_bf")
+        extra = pd.DataFrame({f"{prefix}_key": _name_key(table[b])}, index=table.index)
+        if clear_names:
+            extra[f"{prefix}_clear"] = table[b].astype("string")
+        else:
+            extra = pd.concat([extra, _words(table[b], prefix)], axis=1)
+        table = pd.concat([table.drop(columns=[b]), extra], axis=1)
     return table, codes.astype("int64")
 
 
@@ -695,7 +724,7 @@ def link_encoded(
     if missing:
         raise ValueError(f"linkage input lacks encoding columns: {', '.join(missing)}")
     n = len(encoded)
-    table, profile_of_row = profiles(encoded)
+    table, profile_of_row = profiles(encoded, options.name_similarity == "jaro_winkler")
     timings["profiles_s"] = time.perf_counter() - t0
     if len(table) >= 2:
         pairs, params, trained = predict_pairs(table, options, timings)

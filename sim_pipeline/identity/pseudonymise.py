@@ -24,10 +24,12 @@ from sim_pipeline.sources.base import IdentifierColumns
 # Columns every identity-bearing staged table carries (null where the provider lacks the field).
 IDENTITY_COLUMNS: dict[str, str] = {
     "nhs_number_token": "HMAC token of the 10-digit NHS number (valid check digit only)",
-    "given_name_token": "HMAC token of the normalised given name (exact match)",
-    "family_name_token": "HMAC token of the normalised family name (exact match)",
-    "given_name_bf": "Keyed, balanced 1024-bit Bloom filter of given-name bigrams (hex; Dice)",
-    "family_name_bf": "Keyed, balanced 1024-bit Bloom filter of family-name bigrams (hex; Dice)",
+    "given_name_bf": "Keyed 1024-bit encoding of the normalised given name: field-salted Bloom "
+    "filter of bigrams, length-normalised, then a keyed XOR diffusion layer (hex; compared by "
+    "Hamming similarity; equal encodings = equal names)",
+    "family_name_bf": "Keyed 1024-bit encoding of the normalised family name: field-salted "
+    "Bloom filter of bigrams, length-normalised, then a keyed XOR diffusion layer (hex; compared "
+    "by Hamming similarity; equal encodings = equal names)",
     "birth_date_token": "HMAC token of the full date of birth",
     "birth_date_swap_token": "HMAC token of the date of birth with day and month swapped (day<=12)",
     "birth_year_month_token": "HMAC token of year and month of birth",
@@ -69,13 +71,12 @@ def pseudonymise(df: pd.DataFrame, ids: IdentifierColumns, tokeniser: Tokeniser)
     )
     for part, source in (("given", ids.given_name), ("family", ids.family_name)):
         names = col(source)
+        # No exact-name token: the encoding is deterministic under the key, so equal encodings
+        # serve for exact matching and blocking (docs/encoding-attacks.md).
         if names is None:
-            out[f"{part}_name_token"] = _empty_tokens(idx)
             out[f"{part}_name_bf"] = _empty_tokens(idx)
         else:
-            norm = normalise_name(names)
-            out[f"{part}_name_token"] = tok(norm, f"{part}_name")
-            out[f"{part}_name_bf"] = tokeniser.bloom_filters(norm, f"{part}_name")
+            out[f"{part}_name_bf"] = tokeniser.bloom_filters(normalise_name(names), f"{part}_name")
 
     dob_raw = col(ids.birth_date)
     dob = parse_birth_date(dob_raw) if dob_raw is not None else pd.Series(pd.NaT, index=idx)

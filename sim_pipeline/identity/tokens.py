@@ -1,20 +1,28 @@
-"""Keyed tokens and Bloom-filter encodings: the only place raw identifiers are turned into data.
+"""Keyed tokens and name encodings: the only place raw identifiers are turned into data.
 
 - Exact tokens: HMAC-SHA256 under the project key with a domain label per identifier kind, so an
   NHS-number token can never equal a postcode token and nothing can be reversed by brute force
   without the key (an unkeyed hash of ~10^9 NHS numbers falls in minutes). Stored as 32 hex
-  characters (128 bits).
-- Name encodings: hardened Schnell-style Bloom filters (see docs/architecture.md, "Encoding
-  hardening"):
-  * padded character bigrams hashed into a 512-bit base filter at 15 positions each, every
-    position taken from a keyed HMAC-SHA512 of (field, bigram): keyed hashing per position, and a
-    different salt per field, so a given-name filter cannot be compared with a family-name one;
-  * balanced (Schnell 2016): the base filter is concatenated with its complement, so every stored
-    filter has exactly 512 of its 1024 bits set whatever the name's length (no length leak);
-  * the 1024 positions are shuffled by a keyed permutation per field, so which half is the
-    complement is not visible without the key.
-  Compared by Dice similarity in linkage (for balanced filters Dice = 1 - Hamming(base)/512).
-  Stored as 256 hex characters.
+  characters (128 bits). Names get no exact token: their encoding is deterministic under the
+  key and serves for exact matching too.
+- Name encodings (issue 16; docs/encoding-attacks.md has the attacks and the measurements):
+  1. a keyed, field-salted Bloom filter of the padded character bigrams, BASE_BITS = 1024 bits:
+     each bigram's positions come from HMAC-SHA512(key, field, bigram, counter), so a
+     given-name filter has nothing in common with a family-name one;
+  2. length-normalised: a name of n distinct bigrams sets the first ceil(355 / n) positions of
+     each bigram, so every base filter is about 29% full whatever the name's length (shared
+     bigrams of names of different lengths still share their first positions);
+  3. a keyed diffusion layer (Armknecht, Heng and Schnell, PoPETs 2023): stored bit i is the
+     XOR of the base bits at DIFFUSION_TAPS = 3 keyed positions taps[i] (three keyed
+     permutations, so every base bit feeds three stored bits). No stored bit is a Bloom-filter
+     bit, no two stored bits are complements, and the weight (~46% of 1024) does not track the
+     name's length.
+  The old balanced filter (base plus complement under one permutation) gave its 512 bit pairs
+  away by correlation and, with them, the name length and the bigram positions; it survives
+  only as a labelled reference in `identity.attacks`.
+  Deterministic under a key (same name, same encoding), memoised per distinct name and
+  vectorised over a batch of names. Compared by Hamming similarity (1 - differing bits / 1024)
+  in linkage. Stored as 256 hex characters.
 """
 
 from __future__ import annotations
@@ -26,11 +34,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-BLOOM_BITS = 1024  # stored (balanced) filter
-BLOOM_BASE_BITS = BLOOM_BITS // 2  # base filter before balancing
-BLOOM_HASHES = 15
+BLOOM_BITS = 1024  # stored encoding (after diffusion), 16 x 64-bit words
+BASE_BITS = 1024  # keyed, length-normalised Bloom filter before diffusion
+BASE_SET_TARGET = 355  # bigram positions per name, whatever its length: base ~29% full
+MAX_POSITIONS = 192  # positions drawn per bigram (a 1-letter name has 2 bigrams: 178 each)
+DIFFUSION_TAPS = 3  # each stored bit = XOR of this many keyed-chosen base bits (~46% set)
 TOKEN_HEX = 32
 DEMO_KEY = b"sim-pipeline DEMO pseudonymisation key - not secret - synthetic data only"
+
+
+def positions_per_bigram(n_bigrams: int) -> int:
+    """Positions each bigram sets in a name of ``n_bigrams`` bigrams: the base filter is filled
+    to about half whatever the name's length (the first k of the bigram's keyed position list,
+    so names of different lengths still share positions for shared bigrams)."""
+    return min(MAX_POSITIONS, -(-BASE_SET_TARGET // max(n_bigrams, 1)))
 
 
 @dataclass
@@ -49,11 +66,11 @@ class Tokeniser:
         # Keyed hash states with the key already absorbed; copied per message (cheaper than new).
         self._sha256 = hmac.new(self.key, digestmod=hashlib.sha256)
         self._sha512 = hmac.new(self.key, digestmod=hashlib.sha512)
-        # Memo of results under this key: tokens and Bloom filters repeat across months.
+        # Memo of results under this key: tokens and encodings repeat across months.
         self._token_memo: dict[tuple[str, str], str] = {}
-        self._bigram_masks: dict[tuple[str, str], int] = {}
+        self._bigram_positions: dict[tuple[str, str], np.ndarray] = {}
         self._bloom_memo: dict[tuple[str, str], str] = {}
-        self._permutations: dict[str, np.ndarray] = {}
+        self._taps: dict[str, np.ndarray] = {}
 
     @property
     def key_id(self) -> str:
@@ -78,64 +95,107 @@ class Tokeniser:
         mapping = {v: self._token(domain, v) for v in s.dropna().unique()}
         return s.map(mapping, na_action="ignore").astype("string")
 
-    def _bigram_mask(self, domain: str, bigram: str) -> int:
-        """The BLOOM_HASHES bit positions of one bigram, each from the keyed HMAC-SHA512."""
-        mask = self._bigram_masks.get((domain, bigram))
-        if mask is None:
-            h = self._sha512.copy()
-            h.update(f"bf\x1f{domain}\x1f{bigram}".encode())
-            digest = h.digest()
-            mask = 0
-            for j in range(BLOOM_HASHES):
-                pos = int.from_bytes(digest[2 * j : 2 * j + 2], "big") % BLOOM_BASE_BITS
-                mask |= 1 << pos
-            self._bigram_masks[(domain, bigram)] = mask
-        return mask
+    def _positions(self, domain: str, bigram: str) -> np.ndarray:
+        """The bigram's MAX_POSITIONS keyed base positions (HMAC-SHA512 in counter mode, salted
+        by field): the first k are used, k depending on the name's bigram count."""
+        pos = self._bigram_positions.get((domain, bigram))
+        if pos is None:
+            chunks = []
+            for counter in range(-(-MAX_POSITIONS // 32)):
+                h = self._sha512.copy()
+                h.update(f"bf2\x1f{domain}\x1f{bigram}\x1f{counter}".encode())
+                chunks.append(np.frombuffer(h.digest(), dtype=">u2"))
+            pos = (np.concatenate(chunks)[:MAX_POSITIONS] % BASE_BITS).astype(np.int64)
+            self._bigram_positions[(domain, bigram)] = pos
+        return pos
 
-    def _permutation(self, domain: str) -> np.ndarray:
-        """Keyed permutation of the 1024 stored positions (one per field)."""
-        perm = self._permutations.get(domain)
-        if perm is None:
+    def _diffusion(self, domain: str) -> np.ndarray:
+        """Keyed diffusion taps per field: BLOOM_BITS x DIFFUSION_TAPS distinct base positions
+        (every base bit feeds exactly DIFFUSION_TAPS stored bits)."""
+        taps = self._taps.get(domain)
+        if taps is None:
             h = self._sha512.copy()
-            h.update(f"bf-permutation\x1f{domain}".encode())
+            h.update(f"bf2-diffusion\x1f{domain}".encode())
             seed = np.frombuffer(h.digest(), dtype=np.uint32)
-            perm = np.random.Generator(np.random.PCG64(seed)).permutation(BLOOM_BITS)
-            self._permutations[domain] = perm
-        return perm
+            rng = np.random.Generator(np.random.PCG64(seed))
+            # DIFFUSION_TAPS independent keyed permutations: column j of output bit i is
+            # perm_j[i]; rows with a repeated position are re-drawn so every bit mixes t bits.
+            taps = np.stack([rng.permutation(BASE_BITS) for _ in range(DIFFUSION_TAPS)], 1)
+            for _ in range(100):
+                bad = np.flatnonzero([len(set(r)) < DIFFUSION_TAPS for r in taps.tolist()])
+                if not len(bad):
+                    break
+                col = rng.integers(1, DIFFUSION_TAPS)
+                other = rng.permutation(BASE_BITS)[: len(bad)]
+                taps[bad, col], taps[other, col] = taps[other, col], taps[bad, col]
+            self._taps[domain] = taps
+        return taps
 
-    def _bloom(self, domain: str, name: str) -> str:
-        memo = self._bloom_memo.get((domain, name))
-        if memo is None:
+    def base_filters(self, names: list[str], domain: str) -> np.ndarray:
+        """Length-normalised keyed Bloom filters (bool, len(names) x BASE_BITS) of the padded
+        bigrams of each name: not stored, only diffused (exposed for the attack suite).
+        Vectorised: one gather and one scatter per batch of names."""
+        base = np.zeros((len(names), BASE_BITS), dtype=bool)
+        index: dict[str, int] = {}
+        rows, gids, ks = [], [], []
+        for i, name in enumerate(names):
             padded = f"_{name}_"
-            base = 0
-            for i in range(len(padded) - 1):
-                base |= self._bigram_mask(domain, padded[i : i + 2])
-            full = BLOOM_BASE_BITS * 2
-            raw = np.frombuffer(base.to_bytes(BLOOM_BASE_BITS // 8, "big"), dtype=np.uint8)
-            bits = np.unpackbits(raw)
-            balanced = np.concatenate([bits, 1 - bits])[self._permutation(domain)]
-            assert balanced.size == full
-            memo = self._bloom_memo[(domain, name)] = np.packbits(balanced).tobytes().hex()
-        return memo
+            grams = {padded[j : j + 2] for j in range(len(padded) - 1)}
+            k = positions_per_bigram(len(grams))
+            for g in grams:
+                rows.append(i)
+                gids.append(index.setdefault(g, len(index)))
+                ks.append(k)
+        if not rows:
+            return base
+        table = np.stack([self._positions(domain, g) for g in index])  # bigram x MAX_POSITIONS
+        r, gid, k = np.array(rows), np.array(gids), np.array(ks)
+        for s in range(0, len(r), 50_000):  # bounded memory: 50k bigrams x 192 positions
+            take = np.arange(MAX_POSITIONS) < k[s : s + 50_000, None]
+            pos = table[gid[s : s + 50_000]]
+            base[np.broadcast_to(r[s : s + 50_000, None], pos.shape)[take], pos[take]] = True
+        return base
+
+    def encode(self, names: list[str], domain: str) -> np.ndarray:
+        """Stored encodings (bool, len(names) x BLOOM_BITS): the keyed diffusion of each base
+        filter, bit i = XOR of the base bits at taps[i]."""
+        base = self.base_filters(names, domain)
+        taps = self._diffusion(domain)
+        out = base[:, taps[:, 0]].copy()
+        for j in range(1, DIFFUSION_TAPS):
+            out ^= base[:, taps[:, j]]
+        return out
 
     def bloom_filters(self, names: pd.Series, domain: str) -> pd.Series:
-        """Bloom-filter encoding (hex) per normalised name; NA stays NA."""
+        """Encoding (hex, 256 characters) per normalised name; NA stays NA. Computed once per
+        distinct name (memoised under this key)."""
         s = names.astype("string")
-        mapping = {v: self._bloom(domain, v) for v in s.dropna().unique()}
+        todo = [v for v in s.dropna().unique() if (domain, v) not in self._bloom_memo]
+        if todo:
+            packed = np.packbits(self.encode(todo, domain), axis=1)
+            for v, row in zip(todo, packed, strict=True):
+                self._bloom_memo[(domain, v)] = row.tobytes().hex()
+        mapping = {v: self._bloom_memo[(domain, v)] for v in s.dropna().unique()}
         return s.map(mapping, na_action="ignore").astype("string")
 
 
+def similarity(a_hex: str, b_hex: str) -> float:
+    """Hamming similarity of two hex encodings, 1 - differing bits / bits (what linkage uses)."""
+    a, b = int(a_hex, 16), int(b_hex, 16)
+    return 1.0 - (a ^ b).bit_count() / (len(a_hex) * 4)
+
+
 def dice(a_hex: str, b_hex: str) -> float:
-    """Dice similarity of two hex Bloom filters (used in tests and linkage diagnostics)."""
+    """Dice similarity of two hex Bloom filters (diagnostics; linkage uses `similarity`)."""
     a, b = int(a_hex, 16), int(b_hex, 16)
     total = a.bit_count() + b.bit_count()
     return 0.0 if total == 0 else 2 * (a & b).bit_count() / total
 
 
 class ClearTokeniser(Tokeniser):
-    """Benchmark anchor only: "tokens" are the normalised cleartext values and there are no
-    Bloom filters. Never used by the pipeline; `sim-pipeline bench linkage` uses it to run the
-    same linkage engine on cleartext identifiers for comparison."""
+    """Benchmark anchor only: "tokens" and "encodings" are the normalised cleartext values (the
+    name columns hold the names). Never used by the pipeline; `sim-pipeline bench linkage` uses
+    it to run the same linkage engine on cleartext identifiers for comparison."""
 
     def __init__(self) -> None:
         super().__init__(key=b"cleartext-benchmark-anchor-only (no secret)", demo=True)
@@ -144,4 +204,4 @@ class ClearTokeniser(Tokeniser):
         return values.astype("string")
 
     def bloom_filters(self, names: pd.Series, domain: str) -> pd.Series:
-        return pd.Series(pd.NA, index=names.index, dtype="string")
+        return names.astype("string")
