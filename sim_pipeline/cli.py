@@ -22,6 +22,7 @@ from sim_pipeline.config import (
     ConfigError,
     Settings,
     demo_mode_allowed,
+    demo_refusal,
     ensure_dagster_home,
 )
 
@@ -72,7 +73,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _settle_environment(args: argparse.Namespace) -> Settings:
-    """Decide landing data, key mode and Dagster home before Dagster is imported."""
+    """Decide landing data, key mode and Dagster home before Dagster is imported (`run`,
+    `backfill`, `ui`). Without a key, demo mode only on the synthetic landing: the default
+    landing folder (generated here when empty) or ``SIM_LANDING_DIR`` with ``SIM_DEMO_MODE=1``,
+    in both cases holding only drops `sim-pipeline synth` wrote (its manifest)."""
     settings = Settings.from_env()
     if settings.landing_from_env:
         if not settings.landing_dir.is_dir():
@@ -82,12 +86,14 @@ def _settle_environment(args: argparse.Namespace) -> Settings:
                 f"{KEY_ENV} is not set. Real landing data needs the project key; set "
                 f"{DEMO_ENV}=1 only for synthetic data."
             )
-    else:
-        if not any(settings.landing_dir.glob("*/*/*.csv")):
-            print(f"no landing data: generating the synthetic demo into {settings.landing_dir}")
-            _generate(args, settings.landing_dir, settings.truth_dir)
-        if not settings.key_from_env:
-            os.environ[DEMO_ENV] = "1"
+    elif not any(settings.landing_dir.glob("*/*/*.csv")):
+        print(f"no landing data: generating the synthetic demo into {settings.landing_dir}")
+        _generate(args, settings.landing_dir, settings.truth_dir)
+    if not settings.key_from_env:
+        refusal = demo_refusal(settings.landing_dir)
+        if refusal:
+            raise ConfigError(f"no project key: {refusal}.")
+        os.environ[DEMO_ENV] = "1"
     os.environ["DAGSTER_HOME"] = str(ensure_dagster_home(settings.dagster_home))
     return settings
 
@@ -163,11 +169,14 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """dagster dev on this project's instance (same runs as `sim-pipeline run`)."""
-    settings = Settings.from_env()
-    env = dict(os.environ, DAGSTER_HOME=str(ensure_dagster_home(settings.dagster_home)))
-    if not settings.key_from_env:
-        env[DEMO_ENV] = "1"
+    """dagster dev on this project's instance (same runs as `sim-pipeline run`); demo mode
+    only on the synthetic landing, as for `run`."""
+    try:
+        _settle_environment(args)
+    except ConfigError as exc:
+        print(f"sim-pipeline ui: {exc}", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
     cmd = [
         sys.executable,
         "-m",
@@ -194,7 +203,6 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
     """
     import sqlalchemy as sa
 
-    from sim_pipeline.defs.resources import quality_dir
     from sim_pipeline.quality.privacy_scan import (
         dagster_storage_dirs,
         dagster_storage_urls,
@@ -241,7 +249,7 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
             return 2
         print(f"scanned every table of the {label} database {redact_url(db_url)}")
     # the Dagster instance, and the Great Expectations project (suites, results, Data Docs)
-    qdir = quality_dir(settings)
+    qdir = settings.quality_dir
     files = files_under(*roots) + generated_quality_files(qdir)
     roots.append(qdir)
     hits |= scan(files, ids)
@@ -254,12 +262,11 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
 
 def cmd_quality(args: argparse.Namespace) -> int:
     """Rebuild the Great Expectations Data Docs site and summarise the latest results."""
-    from sim_pipeline.defs.resources import quality_dir
     from sim_pipeline.quality.expectations import build_docs, gx_root
     from sim_pipeline.warehouse import Warehouse
 
     settings = Settings.from_env()
-    qdir = quality_dir(settings)
+    qdir = settings.quality_dir
     if not (gx_root(qdir) / "great_expectations.yml").exists():
         print(f"no Great Expectations results under {qdir}: run `sim-pipeline run` first")
         return 1

@@ -9,6 +9,7 @@ from pathlib import Path
 from sim_pipeline.identity.keys import KeyRejected, parse_key
 from sim_pipeline.identity.tokens import DEMO_KEY, Tokeniser
 from sim_pipeline.sources.reader import DEFAULT_MAX_DROP_BYTES
+from sim_pipeline.synthetic_manifest import not_synthetic_reason
 
 KEY_ENV = "SIM_PSEUDONYMISATION_KEY"
 DEMO_ENV = "SIM_DEMO_MODE"
@@ -52,6 +53,11 @@ class Settings:
     dagster_home: Path
     landing_from_env: bool
     key_from_env: bool
+    # Output folders (default: beside the landing folder, data/quality, data/reports and
+    # data/published). Environment only: no run config can point a run's output elsewhere.
+    quality_dir: Path
+    reports_dir: Path
+    published_dir: Path
     last_month: str = DEFAULT_LAST_MONTH
     max_drop_bytes: int = DEFAULT_MAX_DROP_BYTES
 
@@ -59,8 +65,17 @@ class Settings:
     def from_env(cls, root: Path | None = None) -> Settings:
         root = root or project_dir()
         landing = os.environ.get("SIM_LANDING_DIR")
+        landing_dir = Path(landing).resolve() if landing else root / "data" / "landing"
+
+        def folder(name: str) -> Path:
+            value = os.environ.get(f"SIM_{name.upper()}_DIR")
+            return Path(value).resolve() if value else landing_dir.parent / name
+
         return cls(
-            landing_dir=Path(landing).resolve() if landing else root / "data" / "landing",
+            quality_dir=folder("quality"),
+            reports_dir=folder("reports"),
+            published_dir=folder("published"),
+            landing_dir=landing_dir,
             truth_dir=Path(os.environ.get("SIM_TRUTH_DIR", root / "data" / "truth")).resolve(),
             warehouse_url=os.environ.get("SIM_WAREHOUSE_URL") or default_warehouse_url(root),
             dagster_home=Path(os.environ.get("DAGSTER_HOME", root / "dagster_home")).resolve(),
@@ -104,9 +119,23 @@ def project_key_text() -> str | None:
     return None
 
 
-def load_tokeniser() -> Tokeniser:
+def demo_refusal(landing: Path) -> str | None:
+    """Why the public demo key may not be used on ``landing`` (None when it may): only on
+    drops `sim-pipeline synth` wrote, by its manifest (`sim_pipeline.synthetic_manifest`)."""
+    reason = not_synthetic_reason(landing)
+    if reason is None:
+        return None
+    return (
+        f"the public demo key is only for the synthetic landing `sim-pipeline synth` writes, "
+        f"and {reason}. Set {KEY_ENV} (or {KEY_FILE_ENV}) to the project's key (make one with "
+        "`sim-pipeline keygen`)"
+    )
+
+
+def load_tokeniser(landing_dir: Path | None = None) -> Tokeniser:
     """The project key (`project_key_text`, checked by `identity.keys.parse_key`); the public
-    demo key only in demo mode."""
+    demo key only in demo mode and only on the synthetic landing (`demo_refusal`; the landing
+    folder is ``SIM_LANDING_DIR``'s unless given)."""
     key = project_key_text()
     if key:
         try:
@@ -115,12 +144,28 @@ def load_tokeniser() -> Tokeniser:
             raise ConfigError(f"{KEY_ENV}: {exc}. Make a key with `sim-pipeline keygen`.") from None
         return Tokeniser(secret, demo=False, fingerprint=key_id)
     if demo_mode_allowed():
+        refusal = demo_refusal(landing_dir or Settings.from_env().landing_dir)
+        if refusal:
+            raise ConfigError(f"{DEMO_ENV}=1 refused: {refusal}.")
         return Tokeniser(DEMO_KEY, demo=True)
     raise ConfigError(
         f"{KEY_ENV} (or {KEY_FILE_ENV}) is not set. Set it to the project's key (make one with "
         f"`sim-pipeline keygen`), or set {DEMO_ENV}=1 to run on synthetic data with the public "
         "demo key."
     )
+
+
+def current_key_id() -> str | None:
+    """The fingerprint of the key this process would use (for audit rows), None without one.
+    Cheap: it does not re-check the landing folder (`load_tokeniser` does, where tokens are
+    made)."""
+    key = project_key_text()
+    if key:
+        try:
+            return parse_key(key)[1]
+        except KeyRejected:
+            return None
+    return Tokeniser(DEMO_KEY, demo=True).key_id if demo_mode_allowed() else None
 
 
 def ensure_dagster_home(path: Path) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dagster as dg
 
 from sim_pipeline.defs.automation import ingest_job, landing_sensor, monthly_ingest_schedule
-from sim_pipeline.defs.common import SETTINGS
 from sim_pipeline.defs.coverage import drop_coverage
 from sim_pipeline.defs.evaluation import EVALUATION_ASSETS
 from sim_pipeline.defs.ingest import STAGED_ASSETS
@@ -34,5 +33,5 @@ defs = dg.Definitions(
     jobs=[all_assets_job, ingest_job],
     schedules=[monthly_ingest_schedule],
     sensors=[landing_sensor],
-    resources=build_resources(SETTINGS),
+    resources=build_resources(),
 )

@@ -27,6 +27,8 @@ import pandas as pd
 import pytest
 from filelock import FileLock
 
+from sim_pipeline.synthetic_manifest import MANIFEST_NAME
+
 BIN = Path(sys.executable).parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -207,6 +209,9 @@ def link_landing(
             target = dest / path.relative_to(src)
             target.parent.mkdir(parents=True, exist_ok=True)
             put(str(path), str(target))
+    if (src / MANIFEST_NAME).is_file():  # the generator's manifest: demo mode stays allowed
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / MANIFEST_NAME, dest / MANIFEST_NAME)
     return dest
 
 

@@ -28,7 +28,7 @@ from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.staging import stage_months
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline_tests.adversarial import MONTHS, build_corpus, planted_identifiers
-from sim_pipeline_tests.conftest import cli, link_landing, project_env
+from sim_pipeline_tests.conftest import PROJECT_KEY, cli, link_landing, project_env
 
 RUN_TIMEOUT = 900
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
@@ -46,7 +46,9 @@ def _project(src: Path, root: Path, **extra: str):
     outside = root / "outside"
     outside.mkdir()
     cases, cap = build_corpus(landing, outside)
-    env = project_env(landing, root, SIM_MAX_DROP_BYTES=str(cap), **extra)
+    # crafted files: not the synthetic landing, so the project key (never the demo key)
+    key = {"SIM_PSEUDONYMISATION_KEY": PROJECT_KEY}
+    env = project_env(landing, root, SIM_MAX_DROP_BYTES=str(cap), **{**key, **extra})
     return landing, cases, env
 
 

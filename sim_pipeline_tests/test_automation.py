@@ -4,6 +4,7 @@ import datetime as dt
 import os
 import shutil
 from pathlib import Path
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -38,10 +39,10 @@ def landing(tmp_path):
 
 
 def _tick(landing, cursor=None):
-    ctx = dg.build_sensor_context(
-        cursor=cursor, resources={"landing": LandingResource(landing_dir=str(landing))}
-    )
-    result = landing_sensor(ctx)
+    # the landing folder comes from the environment only (no resource config can redirect it)
+    with mock.patch.dict(os.environ, {"SIM_LANDING_DIR": str(landing)}):
+        ctx = dg.build_sensor_context(cursor=cursor, resources={"landing": LandingResource()})
+        result = landing_sensor(ctx)
     return result.run_requests, result.cursor
 
 

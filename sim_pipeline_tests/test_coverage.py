@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from unittest import mock
 
 import dagster as dg
 import pandas as pd
@@ -333,14 +334,13 @@ def _materialise(landing: Path, url: str, success: bool) -> dict[str, dg.AssetCh
     from sim_pipeline.defs.coverage import drop_coverage
     from sim_pipeline.defs.resources import LandingResource, WarehouseResource
 
-    result = dg.materialize(
-        [drop_coverage],
-        resources={
-            "landing": LandingResource(landing_dir=str(landing)),
-            "warehouse": WarehouseResource(url=url),
-        },
-        raise_on_error=False,
-    )
+    # storage paths come from the environment only (no resource config can redirect them)
+    with mock.patch.dict(os.environ, {"SIM_LANDING_DIR": str(landing), "SIM_WAREHOUSE_URL": url}):
+        result = dg.materialize(
+            [drop_coverage],
+            resources={"landing": LandingResource(), "warehouse": WarehouseResource()},
+            raise_on_error=False,
+        )
     # a failed blocking (ERROR) check fails the step after the tables are written
     assert result.success is success
     assert result.get_asset_materialization_events()

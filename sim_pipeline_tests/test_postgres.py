@@ -341,7 +341,7 @@ with dg.DagsterInstance.get() as instance:
     result = dg.materialize(
         STAGED_ASSETS,
         partition_key=sys.argv[1],
-        resources=build_resources(SETTINGS),
+        resources=build_resources(),
         instance=instance,
         raise_on_error=False,
         tags={"launched_by": "test_postgres"},

@@ -7,14 +7,14 @@ import dagster as dg
 import pandas as pd
 
 from sim_pipeline.defs.common import SETTINGS, markdown_table
-from sim_pipeline.defs.resources import QualityResource, quality_dir
+from sim_pipeline.defs.resources import QualityResource
 from sim_pipeline.quality.expectations import Suite, SuiteOutcome, docs_index, validate
 from sim_pipeline.warehouse.dictionary import sql_types
 from sim_pipeline.warehouse.store import Warehouse
 
 GX_KINDS = {"great_expectations"}
 # Shown on every asset that runs a suite, so an analyst or auditor finds the site from the UI.
-DATA_DOCS_METADATA = {"data_docs": dg.MetadataValue.path(str(docs_index(quality_dir(SETTINGS))))}
+DATA_DOCS_METADATA = {"data_docs": dg.MetadataValue.path(str(docs_index(SETTINGS.quality_dir)))}
 
 
 def gx_check_spec(
@@ -87,7 +87,7 @@ def gx_check_result(
             if outcome.results["element_count"].notna().any()
             else 0,
             "validation_seconds": outcome.seconds,
-            "failed_expectations": markdown_table(failed),
+            "failed_expectations": markdown_table(failed, counts_of="records"),
             "data_docs_page": dg.MetadataValue.path(str(outcome.docs_page or "")),
             **DATA_DOCS_METADATA,
         },

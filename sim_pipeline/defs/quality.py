@@ -16,7 +16,6 @@ from sim_pipeline.defs.common import (
 from sim_pipeline.defs.ingest import STAGED_ASSETS
 from sim_pipeline.defs.resources import (
     LandingResource,
-    PseudonymisationKeyResource,
     WarehouseResource,
 )
 from sim_pipeline.ledger import landing_inventory, reconcile, summarise
@@ -67,7 +66,6 @@ def ingest_summary(
     context: dg.AssetExecutionContext,
     landing: LandingResource,
     warehouse: WarehouseResource,
-    pseudonymisation: PseudonymisationKeyResource,
 ):
     wh = warehouse.get()
     ledger = wh.read("ingest_ledger")
@@ -103,10 +101,10 @@ def ingest_summary(
             "rows_read": int(totals.get("rows_read", 0)),
             "rows_loaded": int(totals.get("rows_loaded", 0)),
             "rows_quarantined": int(totals.get("rows_quarantined", 0)),
-            "rows_by_source_and_table": markdown_table(by_source),
-            "quarantined_by_rule": markdown_table(by_rule),
+            "rows_by_source_and_table": markdown_table(by_source, counts_of="records"),
+            "quarantined_by_rule": markdown_table(by_rule, counts_of="records"),
             "warehouse": warehouse.display_url,
-            **key_metadata(pseudonymisation.tokeniser()),
+            **key_metadata(),
         },
         check_results=[
             dg.AssetCheckResult(
@@ -115,7 +113,7 @@ def ingest_summary(
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={
                     "files_by_status": dg.MetadataValue.json(status),
-                    "files_needing_attention": markdown_table(problems),
+                    "files_needing_attention": markdown_table(problems, counts_of="records"),
                 },
             ),
             dg.AssetCheckResult(

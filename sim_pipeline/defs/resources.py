@@ -1,6 +1,5 @@
 """Dagster resources: configuration comes from the environment with safe embedded defaults."""
 
-import os
 from functools import cached_property
 from pathlib import Path
 
@@ -9,39 +8,40 @@ import dagster as dg
 from sim_pipeline.config import REFERENCE_DIR, Settings, load_tokeniser
 from sim_pipeline.identity.linkage import LinkageOptions
 from sim_pipeline.identity.tokens import Tokeniser
-from sim_pipeline.sources.reader import DEFAULT_MAX_DROP_BYTES
 from sim_pipeline.warehouse import Warehouse, redact_url
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The SQL warehouse (``SIM_WAREHOUSE_URL``; default SQLite under data/)."""
-
-    url: str
+    """The SQL warehouse: ``SIM_WAREHOUSE_URL`` (default SQLite under data/). Environment
+    only: the resource has no config, so no run config can point a run at another database."""
 
     @cached_property
     def _warehouse(self) -> Warehouse:
-        if self.url.startswith("sqlite:///"):
-            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return Warehouse(self.url)
+        url = Settings.from_env().warehouse_url
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return Warehouse(url)
 
     def get(self) -> Warehouse:
         return self._warehouse
 
     @property
     def display_url(self) -> str:
-        return redact_url(self.url)
+        return redact_url(Settings.from_env().warehouse_url)
 
 
 class LandingResource(dg.ConfigurableResource):
-    """The landing folder of provider drops: ``<dir>/<source>/<YYYY-MM>/<table>.csv``."""
-
-    landing_dir: str
-    # Largest drop file read (SIM_MAX_DROP_BYTES); a bigger one is rejected unread.
-    max_drop_bytes: int = DEFAULT_MAX_DROP_BYTES
+    """The landing folder of provider drops, ``<dir>/<source>/<YYYY-MM>/<table>.csv``
+    (``SIM_LANDING_DIR``), and the largest drop read (``SIM_MAX_DROP_BYTES``; a bigger one is
+    rejected unread). Environment only, like every storage and output path."""
 
     @property
     def path(self) -> Path:
-        return Path(self.landing_dir)
+        return Settings.from_env().landing_dir
+
+    @property
+    def max_drop_bytes(self) -> int:
+        return Settings.from_env().max_drop_bytes
 
 
 class PseudonymisationKeyResource(dg.ConfigurableResource):
@@ -62,7 +62,11 @@ class LinkageResource(dg.ConfigurableResource):
     attach_threshold: float = 0.5
     ambiguity_margin: float = 3.0
     implausible_link_rate_limit: float = 0.01
-    reports_dir: str = "data/reports"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Charts (``SIM_REPORTS_DIR``; environment only)."""
+        return Settings.from_env().reports_dir
 
     def options(self) -> LinkageOptions:
         return LinkageOptions(
@@ -74,13 +78,12 @@ class LinkageResource(dg.ConfigurableResource):
 
 class QualityResource(dg.ConfigurableResource):
     """Where the Great Expectations project (suites, results, Data Docs) lives:
-    ``<quality_dir>/gx``; the Data Docs site is ``<quality_dir>/gx/uncommitted/data_docs``."""
-
-    quality_dir: str = "data/quality"
+    ``<SIM_QUALITY_DIR>/gx``; the Data Docs site is ``<SIM_QUALITY_DIR>/gx/uncommitted/
+    data_docs``. Environment only."""
 
     @property
     def path(self) -> Path:
-        return Path(self.quality_dir)
+        return Settings.from_env().quality_dir
 
 
 class MetricsResource(dg.ConfigurableResource):
@@ -91,7 +94,11 @@ class MetricsResource(dg.ConfigurableResource):
     unit_costs_path: str = "data/reference/unit_costs.csv"
     price_index_path: str = "data/reference/price_index.csv"
     unit_cost_version: str | None = None  # default: the newest version in the file
-    reports_dir: str = "data/reports"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Charts (``SIM_REPORTS_DIR``; environment only)."""
+        return Settings.from_env().reports_dir
 
     def unit_costs(self):  # -> sim_pipeline.measures.costs.UnitCosts
         from sim_pipeline.measures.costs import load_unit_costs
@@ -114,7 +121,11 @@ class EvaluationResource(dg.ConfigurableResource):
     bootstrap: int = 1000
     seed: int = 20180101
     sensitivity: bool = True
-    published_dir: str = "data/published"
+
+    @property
+    def published_dir(self) -> Path:
+        """The disclosure-controlled release (``SIM_PUBLISHED_DIR``; environment only)."""
+        return Settings.from_env().published_dir
 
     def settings(self):  # -> sim_pipeline.measures.evaluation.EvaluationSettings
         from sim_pipeline.measures.evaluation import EligibilityRule, EvaluationSettings
@@ -130,33 +141,19 @@ class EvaluationResource(dg.ConfigurableResource):
         )
 
 
-def quality_dir(settings: Settings) -> Path:
-    """``SIM_QUALITY_DIR``, else the quality folder beside the landing folder (data/quality by
-    default, like data/reports and data/published)."""
-    env = os.environ.get("SIM_QUALITY_DIR")
-    return Path(env).resolve() if env else settings.landing_dir.parent / "quality"
-
-
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    url: str | dg.EnvVar = (
-        dg.EnvVar("SIM_WAREHOUSE_URL")
-        if os.environ.get("SIM_WAREHOUSE_URL")
-        else settings.warehouse_url
-    )
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    """The resources. Storage and output paths are not among their config (each reads them
+    from the environment when used), so a run's config cannot redirect them; reference files
+    and the analysis settings stay configurable."""
     return {
-        "warehouse": WarehouseResource(url=url),
-        "landing": LandingResource(
-            landing_dir=str(settings.landing_dir), max_drop_bytes=settings.max_drop_bytes
-        ),
+        "warehouse": WarehouseResource(),
+        "landing": LandingResource(),
         "pseudonymisation": PseudonymisationKeyResource(),
-        "linkage": LinkageResource(reports_dir=str(settings.landing_dir.parent / "reports")),
+        "linkage": LinkageResource(),
         "metrics": MetricsResource(
             unit_costs_path=str(REFERENCE_DIR / "unit_costs.csv"),
             price_index_path=str(REFERENCE_DIR / "price_index.csv"),
-            reports_dir=str(settings.landing_dir.parent / "reports"),
         ),
-        "quality": QualityResource(quality_dir=str(quality_dir(settings))),
-        "evaluation": EvaluationResource(
-            published_dir=str(settings.landing_dir.parent / "published")
-        ),
+        "quality": QualityResource(),
+        "evaluation": EvaluationResource(),
     }

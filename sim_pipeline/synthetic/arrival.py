@@ -44,15 +44,22 @@ def arrival_time(seed: int, provider: str, month: str, table: str) -> pd.Timesta
     return local.tz_localize(TIMEZONE).tz_convert("UTC")
 
 
+def drop_paths(out: Path, months: tuple[str, ...]) -> list[tuple[Path, str, str, str]]:
+    """(path, provider, month, table) of every drop the generator writes that exists under
+    ``out``."""
+    return [
+        (path, provider, month, table.table)
+        for table in SOURCE_TABLES
+        for provider in table.providers
+        for month in months
+        if (path := out / provider / month / table.file_name()).is_file()
+    ]
+
+
 def stamp_arrivals(out: Path, seed: int, months: tuple[str, ...]) -> int:
     """Set every drop's modification time under ``out`` to its arrival; returns files stamped."""
-    n = 0
-    for table in SOURCE_TABLES:
-        for provider in table.providers:
-            for month in months:
-                path = out / provider / month / table.file_name()
-                if path.is_file():
-                    ns = arrival_time(seed, provider, month, table.table).value
-                    os.utime(path, ns=(ns, ns))
-                    n += 1
-    return n
+    drops = drop_paths(out, months)
+    for path, provider, month, table in drops:
+        ns = arrival_time(seed, provider, month, table).value
+        os.utime(path, ns=(ns, ns))
+    return len(drops)

@@ -14,6 +14,7 @@ from sim_pipeline.synthetic import activity, arrival, errors, render, truth
 from sim_pipeline.synthetic.names import PROGRAMME_BOROUGH_COUNTS
 from sim_pipeline.synthetic.people import build_population
 from sim_pipeline.synthetic.timeline import MONTH_LABELS, N_DAYS, fmt_dates, month_of
+from sim_pipeline.synthetic_manifest import write_manifest
 
 STREAMS = (
     "people",
@@ -174,6 +175,17 @@ def generate(
     rows_by_table = {t.table: rows_by_table[t.table] for t in SOURCE_TABLES}
     # each drop's modification time = its (seeded) arrival in the month after; bytes unchanged
     arrival.stamp_arrivals(out, seed, MONTH_LABELS)
+    # what the generator wrote, by hash: the public demo key is allowed on these drops only
+    write_manifest(
+        out,
+        [path for path, *_ in arrival.drop_paths(out, MONTH_LABELS)],
+        {
+            "seed": seed,
+            "people": people,
+            "comparison_people": comparison_people,
+            "true_effect": float(true_effect),
+        },
+    )
 
     # ---- truth ----
     rec = pd.concat(records, ignore_index=True)
