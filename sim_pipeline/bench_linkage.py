@@ -11,8 +11,10 @@ provider table twice and links the same records three ways:
   identifiers) and police records (no NHS number) could never link to anything, and the
   baseline would be a straw man. Records without an NHS-number token join only through labels.
 - ``cleartext``: the probabilistic engine (`link_encoded`) on normalised cleartext identifiers
-  (`ClearTokeniser`), names compared by Jaro-Winkler: the anchor an encoding should approach.
-- ``encoded``: the engine on keyed tokens and Bloom filters, as the pipeline runs it.
+  (`ClearTokeniser`: the token and name-encoding columns hold cleartext), names compared by
+  Jaro-Winkler: the anchor an encoding should approach.
+- ``encoded``: the engine on keyed tokens and the diffused Bloom-filter name encodings
+  (`identity.tokens`, hardened in issue 16: docs/encoding-attacks.md), as the pipeline runs it.
 
 Staging (read, validate, pseudonymise) is timed apart: it is not linkage. Each method runs in a
 fresh process (multiprocessing "spawn") that loads its input, then links, so its wall time and
@@ -44,7 +46,7 @@ import pandas as pd
 METHODS: dict[str, str] = {
     "nhs_only": "deterministic: equal NHS-number token (plus providers' own person labels)",
     "cleartext": "probabilistic engine on normalised cleartext, names by Jaro-Winkler (anchor)",
-    "encoded": "probabilistic engine on keyed tokens and Bloom filters (the pipeline)",
+    "encoded": "probabilistic engine on keyed tokens and diffused name encodings (the pipeline)",
 }
 COMPARISON_SHARE = 0.06  # comparison (high-intensity, never allocated) people per general person
 RECORD_KEY = ["source", "table_name", "record_ref"]
@@ -135,6 +137,50 @@ def nhs_only_clusters(rows: pd.DataFrame, groups: pd.DataFrame) -> np.ndarray:
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
     _, comp = connected_components(graph, directed=False)
     return comp.astype(np.int64)
+
+
+def _clear_refs(enc: dict[str, pd.DataFrame], clear: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """(source, record_ref as staged with the key) -> clear_ref (as the generator wrote it)."""
+    if set(enc) != set(clear):
+        raise RuntimeError("encoded and cleartext staging gave different tables")
+    parts = []
+    for name in enc:
+        e, c = enc[name], clear[name]
+        if len(e) != len(c) or not e["source"].reset_index(drop=True).equals(
+            c["source"].reset_index(drop=True)
+        ):
+            raise RuntimeError(f"encoded and cleartext staging of {name} gave different rows")
+        parts.append(
+            pd.DataFrame(
+                {
+                    "source": e["source"].to_numpy(),
+                    "record_ref": e["record_ref"].to_numpy(),
+                    "clear_ref": c["record_ref"].to_numpy(),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True).drop_duplicates(["source", "record_ref"])
+
+
+def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """The same multiset of rows (order aside)."""
+    if a.shape != b.shape or list(a.columns) != list(b.columns):
+        return False
+    cols = list(a.columns)
+    sa = a.astype("string").sort_values(cols).reset_index(drop=True)
+    sb = b.astype("string").sort_values(cols).reset_index(drop=True)
+    return bool(sa.equals(sb))
+
+
+def _same_labels(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Group labels (tokens in one, cleartext in the other) with the same shape, and per column
+    the same number of labels and of distinct labels."""
+    if a.shape != b.shape or list(a.columns) != list(b.columns):
+        return False
+    return all(
+        a[c].notna().sum() == b[c].notna().sum() and a[c].nunique() == b[c].nunique()
+        for c in a.columns
+    )
 
 
 def read_truth(truth: Path) -> tuple[pd.DataFrame, set[str], int]:
@@ -312,20 +358,24 @@ def run_benchmark(
             report["staging_s"][name] = round(time.perf_counter() - t0, 2)
             report.setdefault("unreadable_files", file_errors)
 
+        # Provider record keys are keyed tokens in encoded staging and cleartext in the anchor's
+        # (`identity.record_keys`); staging keeps file order, so the two align table by table.
+        ref_map = _clear_refs(staged["encoded"], staged["cleartext"])
         rows_enc, groups = linkage_rows(staged.pop("encoded"))
         rows_clear, groups_clear = linkage_rows(staged.pop("cleartext"))
-        if not rows_enc[RECORD_KEY].equals(rows_clear[RECORD_KEY]):
+        enc_keys = rows_enc[RECORD_KEY].merge(ref_map, on=["source", "record_ref"], how="left")
+        enc_keys["record_ref"] = enc_keys.pop("clear_ref")
+        if not _same_rows(enc_keys, rows_clear[RECORD_KEY]):
             raise RuntimeError("encoded and cleartext staging gave different rows")
-        if not groups.equals(groups_clear):
+        if not _same_labels(groups, groups_clear):
             raise RuntimeError("encoded and cleartext staging gave different group labels")
-        del groups_clear
+        del groups_clear, enc_keys
+        clear_keys = rows_clear[RECORD_KEY]
         truth, cohort, conflicts = read_truth(truth_dir)
         report["rows"] = len(rows_enc)
-        report["records"] = int(len(rows_enc[RECORD_KEY].drop_duplicates()))
+        report["records"] = int(len(clear_keys.drop_duplicates()))
         report["true_people"] = int(
-            truth.merge(rows_enc[RECORD_KEY].drop_duplicates(), on=RECORD_KEY)[
-                "true_person_id"
-            ].nunique()
+            truth.merge(clear_keys.drop_duplicates(), on=RECORD_KEY)["true_person_id"].nunique()
         )
         report["cohort_people"] = len(cohort)
         report["truth_conflicting_records"] = conflicts
@@ -353,6 +403,9 @@ def run_benchmark(
                 else link_method(method, str(rows_path), str(groups_path))
             )
             records = out.pop("records")
+            if method != "cleartext":  # encoded rows: back to the cleartext record key
+                records = records.merge(ref_map, on=["source", "record_ref"], how="left")
+                records["record_ref"] = records.pop("clear_ref")
             engine = sum(out["timings"].values())
             report["methods"][method] = {
                 "description": description,

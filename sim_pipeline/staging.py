@@ -20,6 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from sim_pipeline.identity import Tokeniser, pseudonymise
+from sim_pipeline.identity.record_keys import tokenise_record_keys
+from sim_pipeline.quality.identifiers import find_identifier_like
 from sim_pipeline.quality.privacy_scan import (
     IdentifierMatcher,
     frame_identifiers,
@@ -81,6 +83,10 @@ class StagedMonth:
     # The run's own raw identifiers, as a matcher (never their values): what the staged rows
     # are checked against before they are written (`find_identifier_like`). Memory only.
     identifiers: IdentifierMatcher | None = field(default=None, repr=False, compare=False)
+    # Identifier-like content in the provider's record keys as sent (`find_identifier_like`,
+    # checked before they become tokens): a provider keying rows by NHS number breaks its
+    # contract even though the token would not leak it. {column: {rule: distinct values}}.
+    record_key_findings: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -155,13 +161,16 @@ def _validate(
     return good, quarantine, rejected
 
 
-def coarsened(frame: pd.DataFrame) -> pd.DataFrame:
-    """Dates of death to their month (the 1st): metrics need no finer date, and an exact death
-    date is an identifier in all but name."""
-    out = frame
+def coarsened(frame: pd.DataFrame, table: SourceTable) -> pd.DataFrame:
+    """No date finer than a metric needs. Dates of death to their month (the 1st): an exact
+    death date is an identifier in all but name. Times of day dropped (the day kept, as
+    midnight): every metric counts events by day, and a call's or a detention's minute, with
+    its place, picks out one person in a public incident log."""
+    out = frame.copy()
     for c in [c for c in frame.columns if c.endswith("DeathDate")]:
-        out = out.copy() if out is frame else out
         out[c] = pd.to_datetime(out[c]).dt.to_period("M").dt.to_timestamp()
+    for c in table.datetime_columns:
+        out[c] = pd.to_datetime(out[c]).dt.normalize()
     return out
 
 
@@ -242,7 +251,9 @@ def stage_months(
 
     matcher = IdentifierMatcher(frame_identifiers([(table, good)], own_vocabulary_cached()))
     staged = pseudonymise(
-        coarsened(typed(good[table.columns], table)), table.identifiers, tokeniser
+        coarsened(typed(good[table.columns].drop(columns=list(table.not_kept)), table), table),
+        table.identifiers,
+        tokeniser,
     )
     if DEFECTS_COLUMN in staged.columns:
         staged[DEFECTS_COLUMN] = good[DEFECTS_COLUMN].astype("string")
@@ -254,7 +265,10 @@ def stage_months(
     staged["source_file"] = file_col.to_numpy()
     staged["line_number"] = good["line_number"].astype("int64").to_numpy()
     staged["key_id"] = tokeniser.key_id
-    staged = staged.reset_index(drop=True)
+    key_columns = ["record_ref", *table.key_columns]
+    raw_keys = staged[["month", *key_columns]].reset_index(drop=True)
+    # provider record keys as keyed tokens (`identity.record_keys`): joins work, searches don't
+    staged = tokenise_record_keys(staged, table.key_columns, tokeniser).reset_index(drop=True)
 
     quarantine = quarantine.merge(label_info, on="file", how="left")
     quarantine["table_name"] = table.table
@@ -327,6 +341,11 @@ def stage_months(
                 ),
                 missing=missing[month],
                 identifiers=matcher,
+                record_key_findings=find_identifier_like(
+                    raw_keys.loc[raw_keys["month"] == month, key_columns],
+                    matcher,
+                    record_keys=key_columns,
+                ),
             )
         )
     return out

@@ -187,3 +187,12 @@ def write_drop(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(csv_text(table, rows))
     return path
+
+
+def ref_token(tokeniser, source: str, value: str) -> str:
+    """The staged ``record_ref`` (a keyed token, `identity.record_keys`) of a provider's key."""
+    import pandas as pd
+
+    from sim_pipeline.identity.record_keys import record_key_tokens
+
+    return str(record_key_tokens(tokeniser, pd.Series([source]), pd.Series([value])).iloc[0])

@@ -9,7 +9,7 @@ from sim_pipeline.identity import Tokeniser
 from sim_pipeline.sources import BY_ASSET, SOURCE_TABLES
 from sim_pipeline.sources.reader import DropFileError, read_drop, validate_drop
 from sim_pipeline.staging import stage_month
-from sim_pipeline_tests.samples import GOOD, IDENTIFYING_VALUES, csv_text, write_drop
+from sim_pipeline_tests.samples import GOOD, IDENTIFYING_VALUES, csv_text, ref_token, write_drop
 
 TOK = Tokeniser(b"k" * 32)
 MONTH = "2019-03"
@@ -141,12 +141,12 @@ def test_bad_identifiers_are_counted_in_the_ledger_and_linked_on_the_rest(tmp_pa
     led = sm.ledger.iloc[0]
     assert (led.rows_read, led.rows_loaded, led.rows_quarantined) == (2, 2, 0)
     assert led.identifiers_nulled == 2
-    row = sm.staged.set_index("record_ref").loc["SLAM-P0000002"]
+    row = sm.staged.set_index("record_ref").loc[ref_token(TOK, "slam", "SLAM-P0000002")]
     assert pd.isna(row.nhs_number_token) and pd.isna(row.postcode_unit_token)
     assert row.identifier_defects == "NHSNumber:nhs_number_check_digit,Postcode:postcode_format"
     # still linkable on the rest: same name and birth-date tokens as the clean row
-    clean = sm.staged.set_index("record_ref").loc["SLAM-P0000001"]
-    assert row.family_name_token == clean.family_name_token
+    clean = sm.staged.set_index("record_ref").loc[ref_token(TOK, "slam", "SLAM-P0000001")]
+    assert row.family_name_bf == clean.family_name_bf
     assert row.birth_date_token == clean.birth_date_token
 
 
@@ -225,8 +225,15 @@ def test_bad_file_is_rejected_and_the_others_of_its_month_load(tmp_path):
 def test_staged_rows_keep_record_ref_and_no_identifiers(table, tmp_path):
     write_drop(tmp_path, table.asset_name, MONTH, [GOOD[table.asset_name]] * 2)
     sm = stage_month(tmp_path, table, MONTH, TOK)
-    assert sm.staged["record_ref"].tolist() == [GOOD[table.asset_name][table.record_ref]]
+    source = table.providers[0]
+    key = GOOD[table.asset_name][table.record_ref]
+    assert sm.staged["record_ref"].tolist() == [ref_token(TOK, source, key)]
     dumped = sm.staged.astype("string").to_csv() + sm.quarantine.astype("string").to_csv()
+    # no provider record key as sent (issue 16 item 3): record_ref and every key column tokens
+    assert sm.staged["record_ref"].str.fullmatch("[0-9a-f]{32}").all()
+    for c in table.key_columns:
+        assert sm.staged[c].str.fullmatch("[0-9a-f]{32}").all(), c
+        assert GOOD[table.asset_name][c] not in dumped, c
     for value in IDENTIFYING_VALUES:
         assert value not in dumped
     assert (sm.ledger.rows_read == sm.ledger.rows_loaded + sm.ledger.rows_quarantined).all()

@@ -46,7 +46,8 @@ from sim_pipeline.sources.reader import FILE_RULES, DropFileError, data_line_num
 from sim_pipeline.staging import duplicate_record_keys, stage_months
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import RUN_SPECIFIC_COLUMNS
-from sim_pipeline_tests.conftest import cli, project_env
+from sim_pipeline_tests.conftest import PROJECT_KEY, cli, project_env
+from sim_pipeline_tests.samples import ref_token
 
 MONTHS = ["2019-01", "2019-02", "2019-03"]
 MISSING_COLUMN = "met_police/2019-03/cad_incidents.csv"
@@ -142,7 +143,8 @@ def damaged_runs(small_synth, tmp_path_factory):
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(p, dest)
     shutil.copytree(landing, pristine)
-    env = project_env(landing, root)
+    # damaged drops are not the synthetic landing: the project key (never the demo key)
+    env = project_env(landing, root, SIM_PSEUDONYMISATION_KEY=PROJECT_KEY)
     args = ("backfill", "--from", MONTHS[0], "--to", MONTHS[-1])
     baseline = cli(*args, env=env, cwd=root)
     # (downstream evaluation checks may fail on a 3-month window; every ingest check passes)
@@ -474,7 +476,7 @@ def test_an_identifier_in_a_record_key_blocks_the_run_before_anything_is_written
     nhs = df.loc[df["NHS_Number"] != "", "NHS_Number"].iloc[1]
     df.loc[0, "Generated_Record_ID"] = nhs
     df.to_csv(ecds, index=False)
-    env = project_env(landing, tmp_path)
+    env = project_env(landing, tmp_path, SIM_PSEUDONYMISATION_KEY=PROJECT_KEY)
     r = cli("backfill", "--from", "2019-01", "--to", "2019-01", env=env, cwd=tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr
     assert (
@@ -542,7 +544,7 @@ def test_a_whole_column_failure_rejects_only_its_own_file(tmp_path):
     )
     assert led.loc["p1", ["rows_read", "rows_loaded", "rows_quarantined"]].tolist() == [3, 0, 3]
     assert led.loc["p2", ["rows_read", "rows_loaded", "rows_quarantined"]].tolist() == [2, 2, 0]
-    assert sm.staged["record_ref"].tolist() == ["B1", "B2"]
+    assert sm.staged["record_ref"].tolist() == [ref_token(TOK, "p2", r) for r in ("B1", "B2")]
     q = sm.quarantine
     assert q["line_number"].tolist() == [2, 3, 4] and set(q["rule"]) == {"whole_column_contract"}
     assert q["reason"].str.startswith("p1/2019-03/two.csv: contract fails for whole columns").all()
@@ -664,4 +666,5 @@ def test_no_direct_identifiers_passes_every_staged_table_of_a_real_run(damaged_r
     for table in SOURCE_TABLES:
         staged = damaged_runs["after"][table.asset_name]
         text = staged.astype({c: "string" for c in staged.columns if staged[c].dtype == object})
-        assert find_identifier_like(text) == {}, table.asset_name
+        keys = ["record_ref", *table.key_columns]  # tokens since issue 16: held to token form
+        assert find_identifier_like(text, token_columns=keys) == {}, table.asset_name

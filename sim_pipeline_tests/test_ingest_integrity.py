@@ -29,7 +29,7 @@ from sim_pipeline.staging import stage_month
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.store import WarehouseError
 from sim_pipeline_tests.conftest import BIN, clean_env
-from sim_pipeline_tests.samples import GOOD, NHS_A, NHS_B, csv_text, write_drop
+from sim_pipeline_tests.samples import GOOD, NHS_A, NHS_B, csv_text, ref_token, write_drop
 
 TOK = Tokeniser(b"k" * 32)
 MONTH = "2019-03"
@@ -78,7 +78,7 @@ def test_a_stray_quote_loses_no_following_line(tmp_path):
     assert _ledger(sm) == (8, 7, 1)
     assert sm.quarantine[["line_number", "rule"]].values.tolist() == [[4, "unbalanced_quote"]]
     assert sorted(sm.staged["record_ref"]) == sorted(
-        r["Generated_Record_ID"] for i, r in enumerate(rows) if i != 2
+        ref_token(TOK, "ae_rjz", r["Generated_Record_ID"]) for i, r in enumerate(rows) if i != 2
     )
     # nothing of the swallowed lines sits inside a staged field
     dumped = sm.staged.astype("string").to_csv()
@@ -253,9 +253,9 @@ def test_implausible_dates_quarantine_the_row_not_the_run(tmp_path):
     assert _ledger(sm) == (4, 2, 2)
     assert sm.quarantine["rule"].tolist() == ["date_out_of_range"] * 2
     kept = sm.staged.set_index("record_ref")
-    assert kept.loc[rows[3]["Generated_Record_ID"], "identifier_defects"] == (
-        "Person_Birth_Date:date_out_of_range"
-    )
+    assert kept.loc[
+        ref_token(TOK, "ae_rjz", rows[3]["Generated_Record_ID"]), "identifier_defects"
+    ] == ("Person_Birth_Date:date_out_of_range")
 
 
 # ----------------------------------------------------------------------------- SNOMED CT
@@ -327,9 +327,26 @@ def test_staging_checks_its_rows_against_their_own_identifiers(tmp_path):
     write_drop(tmp_path, "staged_ecds", MONTH, _rows(2), source="ae_rjz")
     sm = stage_month(tmp_path, ECDS, MONTH, TOK)
     assert sm.identifiers is not None and "IdentifierMatcher" not in repr(sm)
-    assert find_identifier_like(sm.staged, sm.identifiers, ["record_ref", *ECDS.key_columns]) == {}
+    keys = ["record_ref", *ECDS.key_columns]
+    assert find_identifier_like(sm.staged, sm.identifiers, token_columns=keys) == {}
+    assert sm.record_key_findings == {}
     leaked = sm.staged.assign(Der_EC_Diagnosis_All="dob 09/04/1988")
     assert "landing_dob" in find_identifier_like(leaked, sm.identifiers)["Der_EC_Diagnosis_All"]
+    # a staged record key must be a token: a raw key (or anything else) breaks the token form
+    raw = sm.staged.assign(record_ref="100000000001")
+    assert find_identifier_like(raw, token_columns=keys) == {"record_ref": {"token_format": 1}}
+
+
+def test_an_nhs_number_sent_as_a_record_key_is_found_before_it_becomes_a_token(tmp_path):
+    """The provider keyed a row by a patient's NHS number: the staged record_ref is a token
+    (nothing leaks), and staging still reports the broken contract so ingest blocks the run."""
+    rows = _rows(2)
+    rows[1]["Generated_Record_ID"] = rows[0]["NHS_Number"]
+    write_drop(tmp_path, "staged_ecds", MONTH, rows, source="ae_rjz")
+    sm = stage_month(tmp_path, ECDS, MONTH, TOK)
+    assert rows[0]["NHS_Number"] not in sm.staged.astype("string").to_csv()
+    assert sm.record_key_findings["record_ref"] == {"landing_nhs": 1}
+    assert sm.record_key_findings["Generated_Record_ID"] == {"landing_nhs": 1}
 
 
 # ----------------------------------------------------------------------------- keys

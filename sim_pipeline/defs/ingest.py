@@ -184,11 +184,16 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         # Validated BEFORE writing (a failing blocking check does not stop its own asset's
         # write): identifier-like values mean the privacy boundary is broken, a repeated key
         # that rows would be counted twice. Either blocks every month of the run.
+        # record keys: tokens in the staged rows; as sent, checked by staging
         found = find_identifier_like(
             staged,
             staged_months[0].identifiers if staged_months else None,
-            record_keys=["record_ref", *table.key_columns],
+            token_columns=["record_ref", *table.key_columns],
         )
+        for sm in staged_months:
+            for col, rules in sm.record_key_findings.items():
+                for rule, n in rules.items():
+                    found.setdefault(col, {})[rule] = found.get(col, {}).get(rule, 0) + n
         dupes = duplicate_record_keys(staged)
         # Great Expectations: the rows about to be written (blocks the write) and the run's
         # files (blocks downstream); results go to quality_results and Data Docs either way
@@ -263,7 +268,7 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
                 "files": len(ledger),
                 "files_rejected": len(rejected),
                 "rows_quarantined_in_rejected_files": int(rejected["rows_quarantined"].sum()),
-                "rejected_files": markdown_table(rejected.head(50)),
+                "rejected_files": markdown_table(rejected.head(50), counts_of="records"),
             },
         )
         yield dg.AssetCheckResult(
@@ -292,7 +297,7 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
             else f"{len(dupes)} (source, month, record_ref) key(s) repeated; nothing written",
             metadata={
                 "repeated_keys": len(dupes),
-                "by_source_and_month": markdown_table(dup_summary.head(50)),
+                "by_source_and_month": markdown_table(dup_summary.head(50), counts_of="records"),
             },
         )
         # when the run is blocked nothing is written, so only the accounting is checked
@@ -371,8 +376,8 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
                 "files_rejected": len(rejected),
                 "rows_read": read,
                 "rows_quarantined": quarantined,
-                "rows_by_month": markdown_table(per_month),
-                "rows_by_source": markdown_table(per_source),
+                "rows_by_month": markdown_table(per_month, counts_of="records"),
+                "rows_by_source": markdown_table(per_source, counts_of="records"),
                 **key_metadata(tokeniser),
                 **provenance,
             }

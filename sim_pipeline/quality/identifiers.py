@@ -125,7 +125,10 @@ def _nhs_in_text(values: pd.Series) -> int:
 
 
 def find_identifier_like(
-    df: pd.DataFrame, known: IdentifierMatcher | None = None, record_keys: Iterable[str] = ()
+    df: pd.DataFrame,
+    known: IdentifierMatcher | None = None,
+    record_keys: Iterable[str] = (),
+    token_columns: Iterable[str] = (),
 ) -> dict[str, dict[str, int]]:
     """{column: {rule: distinct values}} for identifier-shaped content; empty when clean.
 
@@ -137,10 +140,12 @@ def find_identifier_like(
     raw identifiers of the rows being staged), any form of those very identifiers
     (``landing_<kind>``: NHS number, date of birth, postcode, name). ``record_keys`` (provider
     record keys, free-form codes) are held to ``known`` only, not to the NHS-number shape: a
-    ten-digit record key passes modulus 11 one time in eleven.
+    ten-digit record key passes modulus 11 one time in eleven. ``token_columns`` (staged record
+    keys, tokenised at the door) are held to the token form, as ``*_token`` columns are.
     """
     found: dict[str, dict[str, int]] = {}
     keys = set(record_keys)
+    tokens = set(token_columns)
     for col in df.columns:
         if IDENTIFIER_NAME.search(col) and not col.endswith(SAFE_SUFFIXES):
             found.setdefault(col, {})["identifier_column_name"] = int(df[col].notna().sum())
@@ -152,7 +157,7 @@ def find_identifier_like(
         s = pd.Series(s.dropna().astype("string").unique(), dtype="string")
         if s.empty:
             continue
-        if col.endswith(SAFE_SUFFIXES):
+        if col.endswith(SAFE_SUFFIXES) or col in tokens:
             shape = BLOOM_FORMAT if col.endswith("_bf") else TOKEN_FORMAT
             bad = int((~s.str.fullmatch(shape.pattern).fillna(False).astype(bool)).sum())
             if bad:

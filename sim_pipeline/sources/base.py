@@ -77,10 +77,20 @@ class SourceTable:
     # value in a namespace are the same person (a trust's LocalPatientId; the police incident a
     # s136 detention was raised from). Linkage joins them outright.
     person_links: tuple[tuple[str, str], ...] = ()
+    # Columns read and contract-checked but never staged: no metric needs them and they narrow
+    # down a person (a care contact's time of day).
+    not_kept: tuple[str, ...] = ()
 
     @property
     def columns(self) -> list[str]:
         return list(self.contract.to_schema().columns)
+
+    @property
+    def staged_columns(self) -> list[str]:
+        """Contract columns a staged table keeps (as values, or as tokens for `key_columns`):
+        not the raw identifiers (tokenised or dropped at the door), not `not_kept`."""
+        gone = {*self.identifiers.raw_columns(), *self.not_kept}
+        return [c for c in self.columns if c not in gone]
 
     @property
     def key_columns(self) -> list[str]:

@@ -237,6 +237,7 @@ TABLES = (
         contract=MHS201CareContact,
         record_ref="CareContactId",
         date_columns=("CareContDate",),
+        not_kept=("CareContTime",),
         person_links=(("LocalPatientId", "patient"),),
         description="MHSDS care contacts with community mental-health teams (attended, did not "
         "attend or cancelled).",
@@ -248,6 +249,7 @@ TABLES = (
         contract=MHS401MHActPeriod,
         record_ref="MHActLegalStatusClassPeriodId",
         date_columns=("StartDateMHActLegalStatusClass", "EndDateMHActLegalStatusClass"),
+        not_kept=("StartTimeMHActLegalStatusClass",),
         person_links=(("LocalPatientId", "patient"),),
         description="MHSDS Mental Health Act legal status periods (LegalStatusCode 20 = s136).",
     ),

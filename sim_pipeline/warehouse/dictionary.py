@@ -103,7 +103,11 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
 STAGED_ADDED: dict[str, tuple[str, str]] = {
     "source": ("text", "Provider folder the row came from (e.g. slam, met_police, ae_rjz)"),
     "month": ("text", "Partition month YYYY-MM (the drop it arrived in)"),
-    "record_ref": ("text", "Provider's own non-identifying record key"),
+    "record_ref": (
+        "text",
+        "Keyed token of the provider's record key (the table's key column): unique per record, "
+        "the same for a resent record and on every run under one project key",
+    ),
 }
 STAGED_TRAILING: dict[str, tuple[str, str]] = {
     "source_file": ("text", "Landing file, relative to the landing folder"),
@@ -196,13 +200,33 @@ def _staged_type(table: SourceTable, col: str) -> str:
     return "text"
 
 
+KEY_TOKEN_NOTE = (
+    " - kept as a keyed token of provider and value (joins within the provider work; the value "
+    "sent is not kept: it would let anyone who can search the provider's system find the row)"
+)
+DAY_NOTE = " - kept to the day (time of day dropped: every metric counts events by day)"
+KEPT_TIMES = {
+    "Arrival_Time": " - kept: A&E de-duplication matches one person's attendances by site, "
+    "date and arrival time",
+}
+
+
+def _staged_description(table: SourceTable, col: str) -> str:
+    """The column's meaning and what staging keeps of it, and why (issue 16: per column)."""
+    text = FIELD_DESCRIPTIONS.get(col, col)
+    if col in table.key_columns:
+        return text + KEY_TOKEN_NOTE
+    if col in table.datetime_columns:
+        return text + DAY_NOTE
+    return text + KEPT_TIMES.get(col, "")
+
+
 def staged_doc(table: SourceTable) -> TableDoc:
     raw = set(table.identifiers.raw_columns())
     cols = [Column(n, t, d) for n, (t, d) in STAGED_ADDED.items()]
     cols += [
-        Column(c, _staged_type(table, c), FIELD_DESCRIPTIONS.get(c, c))
-        for c in table.columns
-        if c not in raw
+        Column(c, _staged_type(table, c), _staged_description(table, c))
+        for c in table.staged_columns
     ]
     if raw or table.identifiers.sex:
         cols += [Column(n, "text", d) for n, d in IDENTITY_COLUMNS.items()]
@@ -222,7 +246,7 @@ def _doc(name: str, description: str, grain: str, cols: dict[str, tuple[str, str
 RECORD_COLS: dict[str, tuple[str, str]] = {
     "source": ("text", "Provider folder (trust, police, ambulance service or A&E provider)"),
     "table_name": ("text", "Provider table (file stem)"),
-    "record_ref": ("text", "Provider's own record key (e.g. LocalPatientId, IncidentNumber)"),
+    "record_ref": ("text", "Keyed token of the provider's record key (staged tables' record_ref)"),
 }
 LINKAGE_TABLES = [
     _doc(
@@ -356,7 +380,10 @@ METRIC_TABLES = [
         "(whole calendar months) and population membership.",
         "one row per register entry (latest snapshot)",
         {
-            "register_id": ("text", "Programme register row identifier (RegisterId)"),
+            "register_id": (
+                "text",
+                "Keyed token of the register row's RegisterId (its record_ref)",
+            ),
             "person_key": ("text", "Person key (person_index)"),
             "org_code": ("text", "Trust organisation code (OrgIDProv)"),
             "borough": ("text", "London borough"),
