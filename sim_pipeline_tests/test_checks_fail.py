@@ -27,7 +27,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from sim_pipeline.config import REFERENCE_DIR, Settings
+from sim_pipeline.config import REFERENCE_DIR
 from sim_pipeline.defs import evaluation as evaluation_defs
 from sim_pipeline.defs import ingest as ingest_defs
 from sim_pipeline.defs import linkage as linkage_defs
@@ -35,10 +35,10 @@ from sim_pipeline.defs import metrics as metrics_defs
 from sim_pipeline.defs.quality import ingest_summary
 from sim_pipeline.defs.resources import (
     EvaluationResource,
-    LinkageResource,
     MetricsResource,
     build_resources,
 )
+from sim_pipeline.measures.disclosure import control_count
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import sql_types, table_doc
@@ -93,6 +93,8 @@ class Project:
             "SIM_WAREHOUSE_URL": self.url,
             "SIM_LANDING_DIR": str(self.good_landing),
             "SIM_QUALITY_DIR": str(root / "quality"),
+            "SIM_REPORTS_DIR": str(root / "reports"),
+            "SIM_PUBLISHED_DIR": str(root / "published"),
         }.items():
             monkeypatch.setenv(name, value)
 
@@ -153,22 +155,19 @@ class Project:
         evaluation: dict | None = None,
     ) -> dg.ExecuteInProcessResult:
         """The asset alone, in process, with the resources `build_resources` gives for this
-        project's environment; outputs (reports, release) stay under ``root``."""
-        resources = build_resources(Settings.from_env(self.root))
-        reports = str(self.root / "reports")
-        resources["linkage"] = LinkageResource(reports_dir=reports)
+        project's environment; outputs (reports, release) stay under ``root`` (the project's
+        SIM_REPORTS_DIR and SIM_PUBLISHED_DIR)."""
+        resources = build_resources()
         resources["metrics"] = MetricsResource(
             **{
                 "unit_costs_path": str(REFERENCE_DIR / "unit_costs.csv"),
                 "price_index_path": str(REFERENCE_DIR / "price_index.csv"),
-                "reports_dir": reports,
                 **(metrics or {}),
             }
         )
         # a short bootstrap and no sensitivity analyses: the checks do not depend on them
         resources["evaluation"] = EvaluationResource(
-            published_dir=str(self.root / "published"),
-            **{"bootstrap": 50, "sensitivity": False, **(evaluation or {})},
+            **{"bootstrap": 50, "sensitivity": False, **(evaluation or {})}
         )
         return dg.materialize(
             [asset],
@@ -798,7 +797,8 @@ def test_evaluation_diagnostics_pass_when_every_member_has_an_alike_comparison(p
         "evaluation_balance:comparison_balanced": True,
         "evaluation_trajectory:trajectory_valid": True,
     }
-    assert evaluations["evaluation_estimates:members_matched"].metadata["matched"].value == members
+    matched = evaluations["evaluation_estimates:members_matched"].metadata["matched"].value
+    assert matched == control_count(members)  # the metadata shows counts as published
     matches = project.read("evaluation_matches")
     assert (matches["comparison_person_key"] == "P1" + matches["person_key"].str[1:]).all()
 
@@ -816,7 +816,7 @@ def test_members_matched_warns_when_the_comparison_pool_is_lost(project):
     evaluations = _evaluations(result)
     e = evaluations["evaluation_estimates:members_matched"]
     assert not e.passed and e.severity == WARN, _why(e)
-    assert e.metadata["matched"].value == 0 and e.metadata["matched_share"].value == 0.0
+    assert e.metadata["matched"].value == "0" and e.metadata["matched_share"].value == "0.000"
     # nothing to balance either; the blocking checks pass and the tables are written
     assert not evaluations["evaluation_balance:comparison_balanced"].passed
     assert evaluations["evaluation_estimates:estimates_complete"].passed

@@ -103,6 +103,29 @@ def test_data_dictionary_file_is_current():
     assert Path("docs/data_dictionary.md").read_text() == render_markdown()
 
 
+def test_no_provider_record_key_or_time_of_day_is_stored(demo_run):
+    """Issue 16 item 3: a trust's patient id or a police incident number as sent would let
+    anyone who can search that provider's system find the row and follow its person_key. No
+    warehouse cell holds one; event timestamps keep the day only."""
+    keys: set[str] = set()
+    for table in SOURCE_TABLES:
+        for path in demo_run["landing"].glob(f"*/*/{table.file_name()}"):
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+            for c in table.key_columns:
+                keys |= set(df[c]) - {""}
+    assert len(keys) > 10_000  # every kind of key is there to look for
+    for name, df in demo_run["snap1"].items():
+        for col in df.columns:
+            held = df[col].astype("string").isin(keys)
+            assert not held.any(), (name, col, int(held.sum()))
+    for table in SOURCE_TABLES:
+        staged = demo_run["snap1"][table.asset_name]
+        for c in table.datetime_columns:
+            times = pd.to_datetime(staged[c].dropna())
+            assert len(times) and (times == times.dt.normalize()).all(), (table.table, c)
+        assert not set(table.not_kept) & set(staged.columns), table.table
+
+
 def test_nothing_persisted_holds_a_landing_identifier(demo_run):
     ids = landing_identifiers(demo_run["landing"], own_vocabulary())
     assert min(len(v) for v in ids.values()) > 50  # the scan has something to look for
@@ -372,3 +395,114 @@ def test_evaluation_is_published_under_disclosure_control(demo_run, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == files
     for name in files:
         assert (out / name).read_bytes() == (pub / name).read_bytes(), name
+
+
+# Decimal columns of the release that are not shares of people (means, SMDs, costs, relative
+# changes and their intervals, per-person-month rates): a new column must be classified here or
+# in `_rate_cells`, so no percentage is ever published unexamined.
+_NOT_SHARES = {
+    "evaluation_balance.csv": {
+        "treated_mean", "comparison_mean_before", "smd_before", "comparison_mean_after",
+        "smd_after",
+    },
+    "evaluation_estimates.csv": {
+        "estimate", "ci_low", "ci_high", "treated_baseline", "comparison_baseline", "rtm_share",
+        "treated_followup", "comparison_followup",
+    },
+    "evaluation_trajectory.csv": {"mean_total_cost"},
+    "unit_costs.csv": {"unit_cost_gbp", "inflation_factor", "unit_cost_at_price_year"},
+    "headline.csv": {"value"},
+    "linkage_quality.csv": set(),
+    "linkage_implausible.csv": set(),
+}  # fmt: skip
+_NOT_SHARES["harms.csv"] = _NOT_SHARES["evaluation_sensitivity.csv"] = _NOT_SHARES[
+    "evaluation_estimates.csv"
+]
+
+
+def _rate_cells(release: dict[str, pd.DataFrame]):
+    """(file, label, published share, its published denominator, scale, decimals) for every
+    share of people in the release."""
+    for i, r in release["linkage_quality.csv"].iterrows():
+        yield "linkage_quality.csv", i, r["link_rate"], r["records"], 1, 3
+    head = release["headline.csv"]
+    for pop, d in head.groupby("population"):
+        s = d.set_index("statistic")["value"]
+        yield "headline.csv", pop, s["pct_with_cost_fall"], s["n_with_change"], 100, 1
+    for name in ("evaluation_estimates.csv", "harms.csv", "evaluation_sensitivity.csv"):
+        deaths = release[name][release[name]["outcome"] == "deaths"]
+        for i, r in deaths.iterrows():
+            yield name, i, r["treated_followup"], r["n_people"], 1, 3
+            if r["comparison_followup"] not in ("", "nan"):
+                yield name, i, r["comparison_followup"], r["n_comparison"], 1, 3
+
+
+def test_no_published_share_gives_back_a_count(demo_run):
+    """Issue 16 item 13: every share of people in the release is a share of the published,
+    rounded counts (a multiple of 5 over the published denominator), so it reveals nothing the
+    rounded counts do not; before, 71.3% of a published 110 fitted only n = 108. Every decimal
+    column is classified (a share checked here, or a statistic that is not a share)."""
+    pub = demo_run["landing"].parent / "published"
+    release = {p.name: pd.read_csv(p, dtype=str, keep_default_na=False) for p in pub.glob("*.csv")}
+    assert set(release) == set(_NOT_SHARES)
+    for name, df in release.items():
+        for col in [c for c in df.columns if c != "unit_cost_version"]:  # "2026.1": a label
+            numeric = pd.to_numeric(df[col].replace({"*": None, "": None}), errors="coerce")
+            decimals = df[col].str.contains(r"^-?\d+\.\d+$", regex=True)
+            if decimals.any() and numeric.notna().any():
+                assert col in _NOT_SHARES[name] | {"link_rate"}, (name, col)
+    checked = 0
+    for name, label, share, denominator, scale, dp in _rate_cells(release):
+        if share in ("*", "") or denominator in ("*", "", "0"):
+            continue
+        n = int(denominator)
+        assert n % 5 == 0, (name, label, denominator)
+        fits = [k for k in range(0, n + 1, 5) if f"{scale * k / n:.{dp}f}" == share]
+        assert fits, (name, label, share, denominator)  # not a share of rounded counts
+        checked += 1
+    assert checked >= 10  # link rates, headline shares and death risks were all examined
+
+
+def _md_tables(text: str) -> list[pd.DataFrame]:
+    """The markdown tables of a metadata value (header, separator, rows)."""
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    if len(lines) < 2 or not set(lines[1]) <= set("|-: "):
+        return []
+    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+    return [pd.DataFrame(cells[2:], columns=cells[0])]
+
+
+def test_every_preview_of_people_is_disclosure_controlled(demo_run):
+    """Issue 16 item 13: the metadata previews an analyst sees in the UI (cohort, metrics,
+    costs, headline, evaluation, linkage) show counts of people as the release does: 0, `*`
+    for 1-7, else a multiple of 5. Only the ledger's and checks' counts of landing rows and
+    files (ingest and quality groups) stay exact."""
+    import dagster as dg
+
+    from sim_pipeline.definitions import defs
+    from sim_pipeline.measures.disclosure import is_count_column
+
+    graph = defs.resolve_asset_graph()
+    instance = dg.DagsterInstance.from_config(str(demo_run["root"] / "dagster_home"))
+    checked = 0
+    try:
+        for key in graph.get_all_asset_keys():
+            if graph.get(key).group_name in {"ingest", "quality"}:
+                continue
+            event = instance.get_latest_materialization_event(key)
+            if event is None or event.asset_materialization is None:
+                continue
+            for label, value in event.asset_materialization.metadata.items():
+                if not isinstance(value, dg.MarkdownMetadataValue):
+                    continue
+                for table in _md_tables(value.md_str or ""):
+                    for col in [c for c in table.columns if is_count_column(c) or "people" in c]:
+                        for cell in table[col]:
+                            ok = cell in ("", "0", "*") or (
+                                cell.isdigit() and int(cell) % 5 == 0 and int(cell) > 7
+                            )
+                            assert ok, (key.to_user_string(), label, col, cell)
+                            checked += 1
+    finally:
+        instance.dispose()
+    assert checked >= 20  # previews with counts of people were found and examined

@@ -294,3 +294,76 @@ def test_error_messages_are_kept_without_values():
         {"Age"},
     )
     assert masked == 'could not convert string to float: <value> in column "Age"; got <number>'
+
+
+PLANTED = "9434765919"  # a valid NHS number
+
+
+class _Poison:
+    """A cell that makes an expectation comparing its column raise, quoting a value (what a
+    conversion error does: ``could not convert string to float: '943 476 5919'``)."""
+
+    def _raise(self, other: object) -> bool:
+        raise ValueError(f"could not convert '{PLANTED}' near {PLANTED} in row 3")
+
+    __ge__ = __gt__ = __le__ = __lt__ = _raise
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __str__(self) -> str:
+        return "poison"
+
+
+class _PoisonEverywhere(_Poison):
+    """A cell that raises with a value whenever it is hashed (GX hashes the batch before any
+    expectation runs): the error escapes GX itself."""
+
+    def __hash__(self) -> int:
+        raise ValueError(f"could not convert '{PLANTED}'")
+
+    def __str__(self) -> str:
+        raise ValueError(f"could not convert '{PLANTED}'")
+
+
+def _scan_gx(root: Path) -> list[Path]:
+    pages = [p for p in qe.gx_root(root).rglob("*") if p.is_file()]
+    for path in pages:
+        text = path.read_text(errors="ignore")
+        assert PLANTED not in text and "943 476 5919" not in text, path
+    return pages
+
+
+def test_an_expectation_that_raises_with_a_value_stores_no_value(staged, tmp_path):
+    """Fault injection into GX itself: an expectation over a column holding a poisoned cell
+    raises with an NHS number in its message and traceback. GX's stored result files and the
+    Data Docs pages are masked at the source (before GX writes them), and so is our results
+    frame; the fault is shown to have fired (a masked error is reported)."""
+    frame, ledger = staged
+    bad = frame.copy()
+    col = "EC_Departure_Time_Since_Arrival"
+    bad[col] = bad[col].astype(object)
+    bad.loc[3, col] = _Poison()
+    out = qe.validate(_staged_suite(frame, ledger), bad, tmp_path, "poisoned", "fault-run")
+    errors = out.results["observed_value"].dropna()
+    errors = errors[errors.str.startswith("error:")]
+    assert len(errors) >= 1  # the fault fired: an expectation raised and it is reported
+    assert all("<value>" in e or "<number>" in e for e in errors), errors.tolist()
+    assert PLANTED not in out.results.astype("string").to_csv()
+    pages = _scan_gx(tmp_path)
+    results = [p for p in pages if "validations" in p.parts and p.suffix == ".json"]
+    assert results and any(p.suffix == ".html" and "validations" in p.parts for p in pages)
+    assert any("withheld" in p.read_text() for p in results)  # the traceback was replaced
+
+
+def test_an_error_escaping_gx_is_raised_without_its_value(staged, tmp_path):
+    frame, ledger = staged
+    bad = frame.copy()
+    bad["Der_Dupe_Flag"] = bad["Der_Dupe_Flag"].astype(object)
+    bad.loc[3, "Der_Dupe_Flag"] = _PoisonEverywhere()
+    with pytest.raises(qe.ValidationRunError) as exc:
+        qe.validate(_staged_suite(frame, ledger), bad, tmp_path, "escaped", "fault-run")
+    assert "<value>" in str(exc.value)
+    assert exc.value.__cause__ is None and exc.value.__suppress_context__
+    assert PLANTED not in str(exc.value) and PLANTED not in repr(exc.value)
+    _scan_gx(tmp_path)

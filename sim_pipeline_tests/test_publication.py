@@ -749,3 +749,25 @@ def test_cli_report_needs_the_evaluation(tmp_path, monkeypatch, capsys):
     assert [(r["population"], r["outcome"], r["method"]) for r in rows] == ESTIMATE_ROWS
     itt = rows[ESTIMATE_ROWS.index(("itt", "total_cost", "difference_in_differences"))]
     assert {k: itt[k] for k in ITT_DID} == ITT_DID
+
+
+def test_previews_control_counts_of_people_and_suppress_statistics_on_1_to_7():
+    from sim_pipeline.measures.disclosure import preview_table
+
+    df = pd.DataFrame(
+        {
+            "population": ["itt", "small", "none"],
+            "people": [108, 5, 0],
+            "mean_cost": [1234.5, 99.0, 0.0],
+            "change": ["+12.2%", "-3.0%", ""],
+            "months": pd.array([12, 3, 0], dtype="Int64"),  # whole numbers: treated as counts
+        }
+    )
+    out = preview_table(df)
+    assert out["people"].tolist() == ["110", "*", "0"]
+    assert out["months"].tolist() == ["10", "*", "0"]
+    assert out.loc[1, "mean_cost"] == "*" and out.loc[1, "change"] == "*"
+    assert out.loc[0, "mean_cost"] == 1234.5 and out.loc[0, "change"] == "+12.2%"
+    assert out["population"].tolist() == ["itt", "small", "none"]  # labels stay
+    # the ledger's record counts stay exact only when the caller says they count records
+    assert preview_table(df, counts_of="records").equals(df)

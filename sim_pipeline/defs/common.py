@@ -7,13 +7,14 @@ import io
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 import pandas as pd
 
-from sim_pipeline.config import FIRST_MONTH, ConfigError, Settings, load_tokeniser
+from sim_pipeline.config import FIRST_MONTH, Settings, current_key_id, project_key_text
 from sim_pipeline.identity.tokens import Tokeniser
+from sim_pipeline.measures.disclosure import preview_table
 from sim_pipeline.quality.audit import audit_row, code_version
 from sim_pipeline.warehouse.store import Transaction, Warehouse
 
@@ -46,12 +47,24 @@ def warehouse_kind() -> str:
     return "postgresql" if SETTINGS.warehouse_url.startswith("postgresql") else "sqlite"
 
 
-def key_metadata(tokeniser: Tokeniser) -> dict[str, dg.RawMetadataValue]:
-    label = "DEMO key (public, synthetic data only)" if tokeniser.demo else "project key"
-    return {"pseudonymisation_key": label, "key_fingerprint": tokeniser.key_id}
+def key_metadata(tokeniser: Tokeniser | None = None) -> dict[str, dg.RawMetadataValue]:
+    """Which key made (or would make) the tokens: the tokeniser's, or without one the key the
+    environment names (no landing check: a summary reads the ledger, it makes no token)."""
+    if tokeniser is None:
+        demo, key_id = project_key_text() is None, current_key_id()
+    else:
+        demo, key_id = tokeniser.demo, tokeniser.key_id
+    label = "DEMO key (public, synthetic data only)" if demo else "project key"
+    return {"pseudonymisation_key": label, "key_fingerprint": key_id}
 
 
-def markdown_table(df: pd.DataFrame) -> dg.MetadataValue:
+def markdown_table(
+    df: pd.DataFrame, counts_of: Literal["people", "records"] = "people"
+) -> dg.MetadataValue:
+    """A metadata preview, always through the disclosure function (`disclosure.preview_table`:
+    counts of people controlled as published counts are; ``counts_of="records"`` for the
+    ledger's and checks' exact row and file counts)."""
+    df = preview_table(df, counts_of)
     if df.empty:
         return dg.MetadataValue.md("_no rows_")
     cols = [str(c) for c in df.columns]
@@ -101,10 +114,7 @@ def record_audit(
     metadata for the materialisation (the code version)."""
     from sim_pipeline.warehouse.dictionary import sql_types
 
-    try:
-        key_id: str | None = load_tokeniser().key_id
-    except ConfigError:
-        key_id = None
+    key_id = current_key_id()
     name = stage or context.asset_key.to_user_string()
     partitioned = context.has_partition_key or context.has_partition_key_range
     months = [month_of(k) for k in context.partition_keys] if partitioned else []

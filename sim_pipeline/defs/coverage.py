@@ -68,7 +68,7 @@ class CoverageConfig(dg.Config):
 
 
 def _listing(df: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
-    return markdown_table(df[columns].head(LISTED))
+    return markdown_table(df[columns].head(LISTED), counts_of="records")
 
 
 @dg.asset(
@@ -181,9 +181,9 @@ def drop_coverage(
             "volume_rule": volume.describe(),
             "as_of": utc_text(now),
             f"matrix_latest_{config.matrix_months}_months": markdown_table(
-                coverage_matrix(cov, config.matrix_months)
+                coverage_matrix(cov, config.matrix_months), counts_of="records"
             ),
-            "by_provider_table": markdown_table(provider_summary(cov)),
+            "by_provider_table": markdown_table(provider_summary(cov), counts_of="records"),
             "findings": markdown_table(
                 findings[
                     [
@@ -195,7 +195,8 @@ def drop_coverage(
                         "trailing_median_rows",
                         "volume_anomaly",
                     ]
-                ].head(200)
+                ].head(200),
+                counts_of="records",
             ),
             "file_versions_recorded": len(versions),
             "file_versions_new_in_this_run": added,

@@ -29,6 +29,7 @@ from sim_pipeline.defs.metrics import (
     unit_costs,
 )
 from sim_pipeline.defs.resources import EvaluationResource, MetricsResource, WarehouseResource
+from sim_pipeline.measures.disclosure import control_count, controlled_rate
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import sql_types, staged_doc
 from sim_pipeline.warehouse.store import Warehouse
@@ -46,6 +47,12 @@ DEMOGRAPHIC_TABLES = tuple(
     if {"person_sex", "age_band"} <= {c.name for c in staged_doc(t).columns}
 )
 MPI = "staged_mhs001mpi"
+
+
+def _share(k: object, n: object) -> str:
+    """A share for metadata, from the disclosure-controlled counts (`controlled_rate`)."""
+    rate = controlled_rate(k, n)
+    return "*" if rate is None else f"{rate:.3f}"
 
 
 def _people(wh: Warehouse) -> pd.DataFrame:
@@ -283,7 +290,13 @@ def evaluation(
             "total_cost_naive_vs_did": markdown_table(side_by_side),
             "estimates_primary": markdown_table(_estimate_table(primary)),
             "design": markdown_table(
-                pd.DataFrame({"item": list(diag), "value": [str(v) for v in diag.values()]})
+                pd.DataFrame(  # counts of people in their own column, controlled
+                    {
+                        "item": list(diag),
+                        "people": [v if "people" in k else None for k, v in diag.items()],
+                        "value": ["" if "people" in k else str(v) for k, v in diag.items()],
+                    }
+                )
             ),
             "price_year": years[0],
             "unit_cost_version": versions[0],
@@ -301,9 +314,10 @@ def evaluation(
         passed=bool(matched_share >= MATCHED_SHARE_LIMIT),
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
-            "programme_members": int(d["programme_people"]),
-            "matched": int(d["programme_people_matched"]),
-            "matched_share": round(float(matched_share), 3),
+            "programme_members": control_count(d["programme_people"]),
+            "matched": control_count(d["programme_people_matched"]),
+            # from the rounded counts (the exact share would give the counts back)
+            "matched_share": _share(d["programme_people_matched"], d["programme_people"]),
         },
     )
     yield dg.MaterializeResult(

@@ -30,6 +30,7 @@ from sim_pipeline.identity.person_index import (
     index_records,
     linkage_rows,
 )
+from sim_pipeline.measures.publication import controlled_link_rates, controlled_shares
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import sql_types
 from sim_pipeline.warehouse.store import Warehouse
@@ -297,16 +298,18 @@ def linkage_quality(
             "rows_rejected: persons with an implausible link",
         )
     chart = _chart(rates, curve, hist, Path(linkage.reports_dir) / "linkage_quality.png")
-    overall = rates[rates["dimension"] == "overall"].drop(columns=["dimension", "value"])
+    rates_overall = rates[rates["dimension"] == "overall"]
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(rates),
             **provenance,
-            "link_rate_by_source": markdown_table(overall),
+            "link_rate_by_source": markdown_table(controlled_link_rates(rates_overall)),
             "implausible_links": markdown_table(implausible),
             "implausible_link_rate": round(rate, 5),
             "threshold_curve": markdown_table(curve),
-            "linked_vs_unlinked": markdown_table(versus),
+            "linked_vs_unlinked": markdown_table(
+                controlled_shares(versus, "records", ["dimension", "status"])
+            ),
             "charts": chart,
             "chart_file": dg.MetadataValue.path(
                 str(Path(linkage.reports_dir) / "linkage_quality.png")

@@ -30,16 +30,16 @@ from sim_pipeline.defs.resources import MetricsResource, QualityResource, Wareho
 from sim_pipeline.measures.cohort import build_cohort, cohort_people, months_between
 from sim_pipeline.measures.costs import CostError, UnitCosts, unit_cost_problems
 from sim_pipeline.measures.costs import person_month_costs as cost_person_months
-from sim_pipeline.measures.disclosure import control_counts
+from sim_pipeline.measures.disclosure import control_count, control_counts
 from sim_pipeline.measures.events import STAGED_INPUTS, build_events, monthly_totals
 from sim_pipeline.measures.headline import (
-    headline_table,
     impossible_values,
     programme_headline,
     trajectory,
 )
 from sim_pipeline.measures.metrics import MEASURES, METRICS
 from sim_pipeline.measures.metrics import person_month_metrics as metric_person_months
+from sim_pipeline.measures.publication import headline_preview
 from sim_pipeline.quality.expectations import person_month_suite
 from sim_pipeline.warehouse.dictionary import sql_types, table_doc
 from sim_pipeline.warehouse.store import Warehouse
@@ -334,7 +334,10 @@ def cohort(
             "baseline_months": metrics.baseline_months,
             "populations": markdown_table(summary),
             "by_discharge_reason": dg.MetadataValue.json(
-                co["discharge_reason"].fillna("on programme").value_counts().to_dict()
+                {
+                    k: control_count(v)
+                    for k, v in co["discharge_reason"].fillna("on programme").value_counts().items()
+                }
             ),
         },
         check_results=[
@@ -794,9 +797,9 @@ def programme_headline_asset(
             "price_year": years[0],
             "unit_cost_version": versions[0],
             "cost_flags": ";".join(f for f in flags if f) or "none",
-            "headline": markdown_table(headline_table(head, KEY_STATISTICS)),
+            "headline": markdown_table(headline_preview(head, KEY_STATISTICS)),
             "per_metric_rates": markdown_table(
-                headline_table(
+                headline_preview(
                     head,
                     [f"{s}_rate_{m}" for m in METRICS for s in ("baseline", "programme")],
                 )

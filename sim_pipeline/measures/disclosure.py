@@ -5,13 +5,28 @@ previews now, published tables later)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from typing import Literal
 
 import pandas as pd
 
 SMALL_MAX = 7
 ROUND_TO = 5
 SUPPRESSED = "*"
+_COUNT_COLUMN = re.compile(
+    r"^(n|n_.+|.+_n|count|counts|.+_count|records|linked|persons|people|person_months|.*pairs)$",
+    re.IGNORECASE,
+)
+
+
+_FIGURE_TEXT = r"[+-]?[0-9][0-9.,]*%?( to [+-]?[0-9][0-9.,]*%?)?"
+
+
+def is_count_column(name: str) -> bool:
+    """True for a count column by name: n, n_*, *_n, count(s), *_count, records, linked,
+    persons, people, person_months, *pairs."""
+    return bool(_COUNT_COLUMN.match(str(name)))
 
 
 def control_count(value: float | int | None) -> str:
@@ -52,3 +67,47 @@ def controlled_rate(numerator: object, denominator: object, scale: float = 1.0) 
     if not rn or 1 <= rn - rk <= SMALL_MAX:
         return None
     return scale * rk / rn
+
+
+def preview_table(
+    df: pd.DataFrame, counts_of: Literal["people", "records"] = "people"
+) -> pd.DataFrame:
+    """A table as an asset's metadata preview shows it. Every preview passes here.
+
+    ``counts_of="people"`` (the default: cohorts, metrics, costs, estimates, linkage): every
+    count column (by name, `is_count_column`, or holding whole numbers) is controlled as a
+    published count is (`control_count`), and every other number on a row whose count is 1-7
+    is suppressed (a statistic on 1-7 people). ``counts_of="records"``: the ingest ledger's and
+    the quality checks' counts of landing rows and files, which auditors reconcile line by line
+    and which describe files, not people, stay exact; the caller says so at the call.
+    """
+    if counts_of == "records" or df.empty:
+        return df
+    out = df.copy()
+    whole = [
+        c
+        for c in out.columns
+        if pd.api.types.is_integer_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c])
+    ]
+    counts = [c for c in out.columns if c in whole or is_count_column(c)]
+    numbers = [
+        c
+        for c in out.columns
+        if c not in counts
+        and pd.api.types.is_numeric_dtype(out[c])
+        and not pd.api.types.is_bool_dtype(out[c])
+    ]
+    small = pd.Series(False, index=out.index)
+    for c in counts:
+        values = pd.to_numeric(out[c], errors="coerce")
+        small |= values.between(1, SMALL_MAX)
+        out[c] = [
+            v if pd.isna(n) else control_count(n) for v, n in zip(out[c], values, strict=True)
+        ]
+    for c in numbers:
+        out[c] = out[c].astype(object).where(~small, SUPPRESSED)
+    for c in [c for c in out.columns if c not in counts and c not in numbers]:
+        text = out[c].astype("string")  # figures written as text ("+12.2%", "-5% to +3%")
+        figure = text.str.fullmatch(_FIGURE_TEXT).fillna(False).astype(bool)
+        out[c] = out[c].astype(object).where(~(small & figure), SUPPRESSED)
+    return out

@@ -35,6 +35,7 @@ from sim_pipeline.measures.disclosure import (
     SUPPRESSED,
     control_count,
     controlled_rate,
+    is_count_column,
 )
 
 PRIMARY = "primary"
@@ -130,22 +131,12 @@ _IDENTIFIER = re.compile(
     r"|pseudonym|incident_?number|date_?of_?birth|birth_?date|postcode",
     re.IGNORECASE,
 )
-_COUNT_COLUMN = re.compile(
-    r"^(n|n_.+|.+_n|count|counts|.+_count|records|linked|persons|people|person_months|.*pairs)$",
-    re.IGNORECASE,
-)
 
 
 def is_identifier_column(name: str) -> bool:
     """True for a column name that looks like a person-level identifier (person_key,
     register_id, NHS number, tokens, record references, dates of birth, postcodes)."""
     return bool(_IDENTIFIER.search(str(name)))
-
-
-def is_count_column(name: str) -> bool:
-    """True for a count column by name: n, n_*, *_n, count(s), *_count, records, linked,
-    persons, people, person_months, *pairs."""
-    return bool(_COUNT_COLUMN.match(str(name)))
 
 
 def is_count_statistic(statistic: str) -> bool:
@@ -429,7 +420,7 @@ def _headline_dp(statistic: str) -> int:
     return 3
 
 
-def _headline(df: pd.DataFrame, cost_note: str) -> pd.DataFrame:
+def controlled_headline(df: pd.DataFrame, cost_note: str) -> pd.DataFrame:
     """The naive headline in long form, flagged as naive; counts controlled, statistics of a
     population with 1-7 people (n_with_change, else n_people) suppressed, withheld statistics
     dropped. GBP to whole pounds, percentages and months to 1 dp, rates to 3 dp."""
@@ -475,7 +466,30 @@ def _headline(df: pd.DataFrame, cost_note: str) -> pd.DataFrame:
     return _sort(res, [("population", POPULATIONS), ("statistic", None)])
 
 
-def _link_rates(df: pd.DataFrame) -> pd.DataFrame:
+def headline_preview(head: pd.DataFrame, statistics: Sequence[str]) -> pd.DataFrame:
+    """The headline as an asset preview shows it: the published (controlled) values, wide
+    (statistics as rows, populations as columns)."""
+    ctl = controlled_headline(head, "")
+    wide = ctl.pivot(index="statistic", columns="population", values="value")
+    wide = wide.reindex(columns=[p for p in POPULATIONS if p in wide.columns])
+    return wide.reindex([s for s in statistics if s in wide.index]).reset_index()
+
+
+def controlled_shares(
+    df: pd.DataFrame, counts: str, by: str | list[str], share: str = "share", dp: int = 3
+) -> pd.DataFrame:
+    """``df`` with ``share`` (``counts`` over its ``by`` group's total) recomputed from the
+    rounded counts (`controlled_rate`), so the share gives back no exact count."""
+    out = df.copy()
+    totals = out.groupby(by)[counts].transform("sum")
+    out[share] = [
+        _fmt(r, dp) if (r := controlled_rate(k, n)) is not None else SUPPRESSED
+        for k, n in zip(out[counts], totals, strict=True)
+    ]
+    return out
+
+
+def controlled_link_rates(df: pd.DataFrame) -> pd.DataFrame:
     """Controlled link rates (3 dp) computed from the rounded counts (`controlled_rate`); a rate
     is suppressed when records, linked or unlinked is 1-7 (the rate would give the suppressed
     count back)."""
@@ -634,12 +648,12 @@ def build_release(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     head = _present(tables, "programme_headline")
     if head is not None:
         _require("programme_headline", head, ["population", "statistic", "value"])
-        release["headline.csv"] = _headline(head, cost_note)
+        release["headline.csv"] = controlled_headline(head, cost_note)
     rates = _present(tables, "linkage_link_rates")
     if rates is not None:
         _require("linkage_link_rates", rates, ["dimension", "value", "source_group"])
         _require("linkage_link_rates", rates, ["records", "linked"])
-        release["linkage_quality.csv"] = _link_rates(rates)
+        release["linkage_quality.csv"] = controlled_link_rates(rates)
     implausible = _present(tables, "linkage_implausible")
     if implausible is not None:
         _require("linkage_implausible", implausible, ["rule", "persons"])

@@ -44,6 +44,7 @@ from urllib.parse import unquote
 import pandas as pd
 
 from sim_pipeline.identity.normalise import AGE_BANDS
+from sim_pipeline.identity.record_keys import RECORD_KEY_TOKEN
 from sim_pipeline.identity.tokens import BLOOM_BITS, TOKEN_HEX
 from sim_pipeline.measures.metrics import HARM_MEASURES, METRICS
 from sim_pipeline.redact import masked
@@ -171,8 +172,7 @@ def staged_table_suite(
 ) -> Suite:
     """The suite for a staged table's rows of ``months`` (``expected_rows`` from the ledger:
     rows read minus rows quarantined)."""
-    raw = set(table.identifiers.raw_columns())
-    kept = [c for c in table.columns if c not in raw]
+    kept = table.staged_columns
     required, codes, formats = _contract_rules(table)
     ex: list[Expectation] = [
         _e(
@@ -234,8 +234,20 @@ def staged_table_suite(
                     value_set=allowed,
                 )
             )
+    for c in ["record_ref", *table.key_columns]:
+        ex.append(
+            _e(
+                "ExpectColumnValuesToMatchRegex",
+                "format",
+                "Provider record keys arrive as keyed tokens (32 hex characters): no key as the "
+                "provider sent it.",
+                column=c,
+                regex=RECORD_KEY_TOKEN,
+            )
+        )
     for c, pattern in formats.items():
-        if c in kept and c not in table.date_columns + table.datetime_columns:
+        skip = {*table.key_columns, *table.date_columns, *table.datetime_columns}
+        if c in kept and c not in skip:
             ex.append(
                 _e(
                     "ExpectColumnValuesToMatchRegex",
@@ -297,8 +309,6 @@ def staged_table_suite(
         ]
         for c in (
             "nhs_number_token",
-            "given_name_token",
-            "family_name_token",
             "birth_date_token",
             "postcode_unit_token",
         ):
@@ -703,6 +713,80 @@ def _observed(
     return None if value is None else json.dumps(value, default=str)
 
 
+class ValidationRunError(RuntimeError):
+    """A suite could not run; the message is masked (`redact.masked`) and chains nothing."""
+
+
+# Result keys that can hold a column's values (kept out of GX's stored results and Data Docs).
+_VALUE_KEYS = (
+    "observed_value",
+    "partial_unexpected_list",
+    "partial_unexpected_counts",
+    "partial_unexpected_index_list",
+    "unexpected_list",
+    "unexpected_index_list",
+    "unexpected_index_query",
+    "details",
+)
+
+
+def mask_suite_result(suite_result: Any, names: set[str]) -> Any:
+    """A GX suite validation result with no data in it, changed in place before GX stores it
+    (its JSON result files and the Data Docs pages rendered from them): an expectation's error
+    message masked (`redact.masked`) and its traceback withheld (a traceback ends with the
+    message, and a frame can quote a value); column-level observations and unexpected values
+    dropped (table-level facts, row counts and missing columns, stay)."""
+    for r in suite_result.results:
+        info = r.exception_info or {}
+        entries = [info] if "raised_exception" in info else list(info.values())
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            if entry.get("exception_message"):
+                entry["exception_message"] = masked(str(entry["exception_message"]), names)[:300]
+            if entry.get("exception_traceback"):
+                entry["exception_traceback"] = "traceback withheld: it can quote data values"
+        kind = getattr(r.expectation_config, "type", "") or ""
+        if r.result and not kind.startswith("expect_table"):
+            for key in _VALUE_KEYS:
+                r.result.pop(key, None)
+    return suite_result
+
+
+class _MaskingStore:
+    """The context's validation results store, masking each result before it is written."""
+
+    def __init__(self, store: Any, names: set[str]) -> None:
+        self._store, self._names = store, names
+
+    def store_validation_results(self, suite_validation_result: Any, **kwargs: Any) -> Any:
+        mask_suite_result(suite_validation_result, self._names)
+        return self._store.store_validation_results(
+            suite_validation_result=suite_validation_result, **kwargs
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+@contextmanager
+def _masking(names: set[str]) -> Iterator[None]:
+    """While a suite runs, every result GX stores goes through `mask_suite_result` first
+    (validation definitions reach the store through this one property)."""
+    from great_expectations.core.validation_definition import ValidationDefinition
+
+    original = ValidationDefinition._validation_results_store
+
+    def masking_store(self: Any) -> _MaskingStore:
+        return _MaskingStore(original.fget(self), names)  # type: ignore[union-attr]
+
+    ValidationDefinition._validation_results_store = property(masking_store)  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        ValidationDefinition._validation_results_store = original  # type: ignore[method-assign]
+
+
 def _exception(r: Any) -> str | None:
     info = getattr(r, "exception_info", None) or {}
     # GX reports either one {raised_exception, exception_message} or one per metric
@@ -720,7 +804,10 @@ def validate(
     started = time.perf_counter()
     gx = _gx()
     validated_at = datetime.now(UTC).replace(microsecond=0)
-    with _locked(quality_dir):
+    names = {str(c) for c in frame.columns} | {
+        c.strip() for e in suite.expectations for c in e.columns.split(",") if c.strip()
+    }
+    with _locked(quality_dir), _masking(names):
         ctx = _context(quality_dir)
         gx_suite = ctx.suites.add_or_update(_gx_suite(gx, suite))
         vd = ctx.validation_definitions.add_or_update(
@@ -738,10 +825,17 @@ def validate(
         )
         from great_expectations.core.run_identifier import RunIdentifier
 
-        result = checkpoint.run(
-            batch_parameters={"dataframe": frame},
-            run_id=RunIdentifier(run_name=f"{batch}_{run_id[:8]}", run_time=validated_at),
-        )
+        try:
+            result = checkpoint.run(
+                batch_parameters={"dataframe": frame},
+                run_id=RunIdentifier(run_name=f"{batch}_{run_id[:8]}", run_time=validated_at),
+            )
+        except Exception as exc:  # an error outside any one expectation: masked, no chain
+            first = (str(exc).strip().splitlines() or ["no message"])[0]
+            raise ValidationRunError(
+                f"{suite.name}: Great Expectations failed ({type(exc).__name__}: "
+                f"{masked(first, names)[:300]})"
+            ) from None
         (identifier, vr), *_ = result.run_results.items()
         page = None
         for site in ctx.get_docs_sites_urls(resource_identifier=identifier):
@@ -750,9 +844,6 @@ def validate(
                 page = Path(unquote(url.removeprefix("file://")))
         _remember(quality_dir, ctx)
         make_docs_self_contained(quality_dir)
-    names = {str(c) for c in frame.columns} | {
-        c.strip() for e in suite.expectations for c in e.columns.split(",") if c.strip()
-    }
     rows = []
     for r in vr.results:
         cfg = r.expectation_config
