@@ -122,7 +122,38 @@ def _estimate_lines(estimates: pd.DataFrame) -> list[str]:
                 continue
             cells.append(f"{r.estimate:+.1%} [{r.ci_low:+.0%}, {r.ci_high:+.0%}]")
         lines.append(f"    {label:<32}{cells[0]:>22}{cells[1]:>22}")
+    lines += design_lines(e)
     lines.append("    published tables and report: sim-pipeline report (data/published/)")
+    return lines
+
+
+def design_lines(e: pd.DataFrame) -> list[str]:
+    """The primary design's ITT and CACE per window, in plain words."""
+    from sim_pipeline.measures import matched_design as md
+
+    lines = [
+        "  primary estimate (matched at the same month on a prognostic score, bias-corrected):"
+    ]
+    for w in md.WINDOWS:
+        for pop, what in (
+            (md.itt_population(w), "ITT, all allocated"),
+            (md.cace_population(w), "CACE, those who engaged"),
+        ):
+            r = e[(e["population"] == pop) & (e["method"] == md.METHOD)]
+            label = f"months {w[0]}-{w[1]}, {what}"
+            if r.empty or any(pd.isna(v) for v in r.iloc[0][["estimate", "ci_low", "ci_high"]]):
+                lines.append(f"    {label:<44}n/a (too few people with the window in the data)")
+                continue
+            r = r.iloc[0]
+            if r.ci_low <= 0 <= r.ci_high:
+                words = "no detectable effect"
+            else:
+                words = "a fall" if r.estimate < 0 else "a rise"
+            lines.append(
+                f"    {label:<44}{r.estimate:+.1%} [{r.ci_low:+.1%}, {r.ci_high:+.1%}]: {words}"
+                f" (the interval runs from {r.ci_low:+.0%} to {r.ci_high:+.0%}; "
+                f"{int(r.n_people)} people)"
+            )
     return lines
 
 

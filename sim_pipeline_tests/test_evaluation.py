@@ -17,7 +17,7 @@ from sim_pipeline.measures.metrics import METRICS
 
 MONTHS = [str(p) for p in pd.period_range("2016-01", "2019-12", freq="M")]
 ALLOC = "2018-06"
-SETTINGS = EvaluationSettings(bootstrap=200, controls_per_person=1, seed=7)
+SETTINGS = EvaluationSettings(bootstrap=200, controls_per_person=1, seed=7, design=None)
 
 
 def _series(base: float, follow: float, index: str, s136_each_quarter: bool = True) -> dict:
@@ -127,7 +127,7 @@ def test_comparisons_must_meet_the_rule_and_fit_in_the_data():
     sexes = {"T": "F", "T2": "M", "NO_RULE": "F", "LATE": "F"}
     ev = evaluate(
         panel, co, _people(sexes), MONTHS,
-        EvaluationSettings(bootstrap=50, max_month_gap=24, caliper=100.0),
+        EvaluationSettings(bootstrap=50, max_month_gap=24, caliper=100.0, design=None),
     )  # fmt: skip
     assert "NO_RULE" not in set(ev.matches["comparison_person_key"])
     late = ev.matches[ev.matches["comparison_person_key"] == "LATE"]
@@ -207,7 +207,7 @@ def _set_values(truth, population):
 
 def test_bootstrap_interval_holds_the_estimate_and_is_reproducible():
     args, truth = _bootstrap_panel()
-    s = EvaluationSettings(bootstrap=300, controls_per_person=2, seed=11)
+    s = EvaluationSettings(bootstrap=300, controls_per_person=2, seed=11, design=None)
     a, b = evaluate(*args, s), evaluate(*args, s)
     pd.testing.assert_frame_equal(a.estimates, b.estimates)
     for pop in ("itt", "per_protocol"):
@@ -229,7 +229,9 @@ def test_bootstrap_interval_holds_the_estimate_and_is_reproducible():
         assert r["comparison_followup"] == pytest.approx(cf.mean(), rel=1e-12)
         assert (r["n_people"], r["n_comparison"]) == (len(tb), 2 * len(tb))
     # another bootstrap seed: the same estimate, a different interval
-    c = evaluate(*args, EvaluationSettings(bootstrap=300, controls_per_person=2, seed=12))
+    c = evaluate(
+        *args, EvaluationSettings(bootstrap=300, controls_per_person=2, seed=12, design=None)
+    )
     for pop in ("itt", "per_protocol"):
         ra, rc = _row(a, population=pop), _row(c, population=pop)
         assert rc["estimate"] == ra["estimate"]
@@ -243,7 +245,9 @@ def test_bootstrap_interval_agrees_with_an_independent_matched_set_bootstrap():
     seeds the largest difference measured was 3.3% of the width, the mean 1.3%; a 90% interval
     instead of 95% would move each end by about 8%."""
     args, truth = _bootstrap_panel()
-    ev = evaluate(*args, EvaluationSettings(bootstrap=4000, controls_per_person=2, seed=11))
+    ev = evaluate(
+        *args, EvaluationSettings(bootstrap=4000, controls_per_person=2, seed=11, design=None)
+    )
     for pop in ("itt", "per_protocol"):
         tb, tf, cb, cf = _set_values(truth, pop)
         draws = np.random.default_rng(2024).integers(0, len(tb), (20_000, len(tb)))
@@ -259,7 +263,7 @@ def test_bootstrap_interval_agrees_with_an_independent_matched_set_bootstrap():
 def test_bootstrap_interval_narrows_with_root_n():
     """Every matched set four times over: the same estimate, the interval about half as wide
     (1/sqrt(4)); measured 0.56 (itt) and 0.52 (per-protocol), accepted 0.40-0.65."""
-    s = EvaluationSettings(bootstrap=2000, controls_per_person=2, seed=11)
+    s = EvaluationSettings(bootstrap=2000, controls_per_person=2, seed=11, design=None)
     (args1, _), (args4, _) = _bootstrap_panel(), _bootstrap_panel(copies=4)
     one, four = evaluate(*args1, s), evaluate(*args4, s)
     for pop in ("itt", "per_protocol"):
@@ -278,7 +282,7 @@ def test_bootstrap_interval_collapses_without_variation():
     members = {f"T{i}": (ALLOC, True) for i in range(6)}
     ev = evaluate(
         _panel(people), _cohort(members), _people(dict.fromkeys(people, "F")), MONTHS,
-        EvaluationSettings(bootstrap=200, controls_per_person=1, seed=5),
+        EvaluationSettings(bootstrap=200, controls_per_person=1, seed=5, design=None),
     )  # fmt: skip
     for method, expected in (("difference_in_differences", -20 / 80), ("naive_before_after", -0.6)):
         r = _row(ev, method=method)

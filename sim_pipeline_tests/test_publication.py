@@ -197,7 +197,8 @@ RELEASE_CSVS = {
 ESTIMATE_HEADER = [
     "analysis", "population", "outcome", "method", "scale", "estimate", "ci_low", "ci_high",
     "n_people", "n_comparison", "treated_baseline", "treated_followup", "comparison_baseline",
-    "comparison_followup", "rtm_share", "price_year", "unit_cost_version", "note",
+    "comparison_followup", "rtm_share", "bootstrap_failed", "price_year", "unit_cost_version",
+    "note",
 ]  # fmt: skip
 # Expected released cells, derived by hand from `tables()`: relative changes and shares to
 # 3 dp, GBP levels to whole pounds, counts to the nearest 5 (108 -> 110, 79 -> 80, 401 -> 400,

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.identity.normalise import AGE_BANDS
+from sim_pipeline.measures import matched_design
 from sim_pipeline.measures.metrics import METRICS
 
 POPULATIONS = ("itt", "per_protocol")
@@ -75,6 +76,7 @@ ESTIMATE_COLUMNS = [
     "comparison_baseline",
     "comparison_followup",
     "rtm_share",
+    "bootstrap_failed",
 ]
 BALANCE_COLUMNS = [
     "analysis",
@@ -162,6 +164,10 @@ class EvaluationSettings:
     max_month_gap: int = 12
     bootstrap: int = 1000
     seed: int = 20180101
+    # the primary design (None: the difference-in-differences bracket only)
+    design: matched_design.DesignSettings | None = field(
+        default_factory=matched_design.DesignSettings
+    )
 
 
 @dataclass
@@ -425,6 +431,34 @@ def evaluate(
             mt_v[in_set], features, s.history_windows,
         )  # fmt: skip
 
+    # ---- the primary design: ITT and CACE on fixed windows, matched at the same calendar month
+    # on a prognostic score, bias-corrected (``matched_design``)
+    design = None
+    if s.design is not None:
+        design = matched_design.itt_rows(
+            pan, death, _strata_numeric(demo), t_person, alloc_m,
+            treated["per_protocol"].astype(bool).to_numpy(), allocated, outcomes,
+            crisis, replace(s.design, seed=s.seed), analysis,
+        )  # fmt: skip
+        rows += design.rows
+        match_table = pd.concat(
+            [
+                match_table,
+                pd.DataFrame(
+                    {
+                        "analysis": analysis,
+                        "person_key": [treated["person_key"].iloc[i] for i, *_ in design.matches],
+                        "comparison_person_key": [keys[p] for _, p, *_ in design.matches],
+                        "index_month": [label(alloc_m[i]) for i, *_ in design.matches],
+                        "pseudo_index_month": [label(m) for _, _, m, *_ in design.matches],
+                        "stratum": design_stratum(design.matches),
+                        "distance": [round(d, 6) for *_, d, _ in design.matches],
+                    },
+                    columns=MATCH_COLUMNS,
+                ),
+            ],
+            ignore_index=True,
+        )
     estimates = pd.DataFrame(rows, columns=ESTIMATE_COLUMNS)
     diagnostics: dict[str, float | int | str] = {
         "eligibility_rule": s.rule.describe(),
@@ -438,6 +472,7 @@ def evaluate(
         "comparison_people_matched": int(len(np.unique(c_person))),
         "mean_comparisons_per_member": round(len(mt) / max(len(np.unique(mt)), 1), 3),
         "bootstrap_replicates": s.bootstrap,
+        **(design.diagnostics if design is not None else {}),
     }
     return Evaluation(
         estimates=estimates,
@@ -446,6 +481,19 @@ def evaluate(
         matches=match_table,
         diagnostics=diagnostics,
     )
+
+
+def design_stratum(matches) -> list[str]:
+    """The matched-design rows' stratum column: the window's population they serve."""
+    return [f"design:{pop}" for *_, pop in matches]
+
+
+def _strata_numeric(demo: dict) -> np.ndarray:
+    """(male, age band position) per person and month, for the prognostic model."""
+    order = {band: i for i, (_, _, band) in enumerate(AGE_BANDS)}
+    age = np.vectorize(lambda a: order.get(a, -1), otypes=[float])(demo["age"])
+    male = (demo["sex"] == "M").astype(float)
+    return np.stack([np.broadcast_to(male[:, None], age.shape), age], axis=2)
 
 
 def _meets(pan: _Panel, rule_cols, rule: EligibilityRule, person, month) -> np.ndarray:
@@ -521,12 +569,15 @@ def _set_means(values: np.ndarray, mt: np.ndarray, sets: np.ndarray) -> np.ndarr
     return pd.Series(values).groupby(mt).mean().reindex(sets).to_numpy(dtype=float)
 
 
-def _ci(values: np.ndarray) -> tuple[float, float]:
-    v = values[np.isfinite(values)]
-    if not len(v):
-        return float("nan"), float("nan")
-    lo, hi = np.percentile(v, [2.5, 97.5])
-    return float(lo), float(hi)
+def _ci(values: np.ndarray) -> tuple[float, float, int]:
+    """95% percentile interval and the number of replicates that failed (not finite): counted
+    and reported in the estimate's ``bootstrap_failed``, never dropped silently."""
+    ok = np.isfinite(values)
+    failed = int((~ok).sum())
+    if not ok.any():
+        return float("nan"), float("nan"), failed
+    lo, hi = np.percentile(values[ok], [2.5, 97.5])
+    return float(lo), float(hi), failed
 
 
 def _naive_row(analysis, pop, outcome, tb, tf, draws) -> list:
@@ -535,11 +586,11 @@ def _naive_row(analysis, pop, outcome, tb, tf, draws) -> list:
     with np.errstate(divide="ignore", invalid="ignore"):
         est = tf.mean() / tb.mean() - 1 if n and tb.mean() > 0 else np.nan
         boot = tf[draws].mean(axis=1) / tb[draws].mean(axis=1) - 1 if n else np.zeros(0)
-    lo, hi = _ci(boot)
+    lo, hi, failed = _ci(boot)
     tbm = float(tb.mean()) if n else np.nan
     tfm = float(tf.mean()) if n else np.nan
     return [analysis, pop, outcome, METHODS[0], RELATIVE, est, lo, hi, n, 0, tbm, tfm,
-            np.nan, np.nan, np.nan]  # fmt: skip
+            np.nan, np.nan, np.nan, failed]  # fmt: skip
 
 
 def _did(tb, tf, cb, cf):
@@ -556,26 +607,26 @@ def _did(tb, tf, cb, cf):
 def _did_row(analysis, pop, outcome, tb, tf, cb, cf, draws, n_comparison) -> list:
     est, rtm = _did(tb, tf, cb, cf)
     boot, _ = _did(tb[draws], tf[draws], cb[draws], cf[draws])
-    lo, hi = _ci(boot)
+    lo, hi, failed = _ci(boot)
     return [analysis, pop, outcome, METHODS[1], RELATIVE, float(est), lo, hi, len(tb),
             n_comparison, float(tb.mean()), float(tf.mean()), float(cb.mean()),
-            float(cf.mean()), float(rtm)]  # fmt: skip
+            float(cf.mean()), float(rtm), failed]  # fmt: skip
 
 
 def _death_rows(analysis, pop, t_dead, naive_set, did_set, c_dead, naive_draws, did_draws, n_c):
     """Deaths during follow-up as a risk: nobody has died before their index month, so the
     naive change is the members' risk and the DiD is the difference from their comparisons."""
     t = t_dead[naive_set]
-    lo, hi = _ci(t[naive_draws].mean(axis=1)) if len(t) else (np.nan, np.nan)
+    lo, hi, failed = _ci(t[naive_draws].mean(axis=1)) if len(t) else (np.nan, np.nan, 0)
     risk = float(t.mean()) if len(t) else np.nan
     rows = [[analysis, pop, DEATHS, METHODS[0], RISK, risk, lo, hi, len(t), 0, 0.0, risk,
-             np.nan, np.nan, np.nan]]  # fmt: skip
+             np.nan, np.nan, np.nan, failed]]  # fmt: skip
     if len(did_set):
         t = t_dead[did_set]
         est = float(t.mean() - c_dead.mean())
-        lo, hi = _ci(t[did_draws].mean(axis=1) - c_dead[did_draws].mean(axis=1))
+        lo, hi, failed = _ci(t[did_draws].mean(axis=1) - c_dead[did_draws].mean(axis=1))
         rows.append([analysis, pop, DEATHS, METHODS[1], RISK, est, lo, hi, len(t), n_c, 0.0,
-                     float(t.mean()), 0.0, float(c_dead.mean()), np.nan])  # fmt: skip
+                     float(t.mean()), 0.0, float(c_dead.mean()), np.nan, failed])  # fmt: skip
     return rows
 
 

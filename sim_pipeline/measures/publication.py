@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim_pipeline.measures import evaluation
+from sim_pipeline.measures import evaluation, matched_design
 from sim_pipeline.measures.disclosure import (
     ROUND_TO,
     SMALL_MAX,
@@ -46,8 +46,15 @@ ANALYSES = (
     "threshold_lower",
     "threshold_higher",
 )
-POPULATIONS = ("itt", "per_protocol", "itt_over_6_months", "per_protocol_over_6_months")
-METHODS = ("naive_before_after", "difference_in_differences")
+POPULATIONS = (
+    "itt",
+    "per_protocol",
+    "itt_over_6_months",
+    "per_protocol_over_6_months",
+    *(f(w) for w in matched_design.WINDOWS for f in
+      (matched_design.itt_population, matched_design.cace_population)),
+)  # fmt: skip
+METHODS = ("naive_before_after", "difference_in_differences", matched_design.METHOD)
 GROUPS = ("programme", "comparison")
 USE_OUTCOMES = (
     "total_cost",
@@ -320,6 +327,8 @@ def _estimates(df: pd.DataFrame, cost_note: str, basis: tuple[str, str]) -> pd.D
             "comparison_baseline": stat("comparison_baseline", ldp, small_c),
             "comparison_followup": stat("comparison_followup", ldp, small_c),
             "rtm_share": stat("rtm_share", 3, small_t or small_c),
+            # replicates, not people: a count the reader needs to judge the interval
+            "bootstrap_failed": _fmt(r.get("bootstrap_failed"), 0),
             "price_year": _text(r.get("price_year")) or basis[0],
             "unit_cost_version": _text(r.get("unit_cost_version")) or basis[1],
         }

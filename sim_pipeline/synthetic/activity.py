@@ -42,6 +42,7 @@ after a person's death day; spells end on it.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,10 +50,11 @@ import pandas as pd
 
 from sim_pipeline.sources import codes
 from sim_pipeline.synthetic.names import (
+    PROGRAMME_BOROUGH_COUNTS,
     PROGRAMME_GO_LIVE,
     PROGRAMME_LAST_ALLOCATION,
 )
-from sim_pipeline.synthetic.people import GENERAL, HIU_DEATH_RATE, PROGRAMME, Population
+from sim_pipeline.synthetic.people import COMPARISON, GENERAL, PROGRAMME, Population
 from sim_pipeline.synthetic.timeline import (
     DAY_MONTH,
     DAYS_IN_MONTH,
@@ -66,8 +68,15 @@ from sim_pipeline.synthetic.timeline import (
     month_of,
 )
 
-N_ALLOCATED = 108
-N_ENGAGED = 79
+# Allocation (``allocate``): a monthly hazard in the recent rise of crisis contacts.
+ALLOC_BASE_HAZARD = 0.02  # a month, at a person's usual level
+ALLOC_PEAK_POWER = 4.0  # hazard x (recent / usual) ** 4: referrals come near a peak
+ALLOC_HAZARD_MAX = 0.5
+USUAL_MONTHS = 24
+CALIBRATION_PEAK = 1.07  # members' pre-allocation level over the referred group's mean level
+ENGAGE_SHARE = 79 / 108  # about 73% engage (SIM's own figures: 79 of 108)
+ENGAGE_FALL = 1.5  # log-odds per unit fall of log latent intensity in the month after
+ENGAGE_LEVEL = 0.5  # log-odds per unit of the usual log level above the members' mean
 MONTHS_ON_MIN, MONTHS_ON_MAX, MONTHS_ON_MEAN = 1, 25, 13.0
 
 # Latent process (monthly).
@@ -283,14 +292,16 @@ def _months_on_programme(rng: np.random.Generator, cap: np.ndarray) -> np.ndarra
     n = len(cap)
     upper = np.minimum(cap, MONTHS_ON_MAX)
     m = np.minimum(rng.integers(MONTHS_ON_MIN, MONTHS_ON_MAX + 1, n), upper)
+    # one member at 25 months and one at 1 (SIM's reported range) when the calendar allows
     can25 = np.nonzero(upper == MONTHS_ON_MAX)[0]
-    if not len(can25):
-        raise RuntimeError("no engaged member can reach 25 months on the programme")
-    f25 = can25[rng.integers(len(can25))]
-    rest = np.setdiff1d(np.arange(n), [f25])
-    f1 = rest[rng.integers(len(rest))]
-    m[f25], m[f1] = MONTHS_ON_MAX, MONTHS_ON_MIN
-    free = np.setdiff1d(np.arange(n), [f1, f25])
+    fixed: list[int] = []
+    if len(can25) and n >= 2:
+        f25 = int(can25[rng.integers(len(can25))])
+        rest = np.setdiff1d(np.arange(n), [f25])
+        f1 = int(rest[rng.integers(len(rest))])
+        m[f25], m[f1] = MONTHS_ON_MAX, MONTHS_ON_MIN
+        fixed = [f1, f25]
+    free = np.setdiff1d(np.arange(n), fixed)
     target = int(round(MONTHS_ON_MEAN * n))
     for _ in range(100_000):
         total = int(m.sum())
@@ -308,36 +319,92 @@ def _months_on_programme(rng: np.random.Generator, cap: np.ndarray) -> np.ndarra
     return m
 
 
-def allocate(rng: np.random.Generator, pop: Population, intensity: np.ndarray) -> Programme:
-    """Choose allocation months at personal peaks, then engagement, deaths and discharges."""
-    person = np.nonzero(pop.group == PROGRAMME)[0]
-    n = len(person)
-    tr = _trailing3(intensity[person])
+def crisis_counts(cand: Candidates, h: int) -> np.ndarray:
+    """Crisis contacts per HIU and month (s136, police attendances, ambulance, A&E
+    self-presentation), shape (h, N_MONTHS): the history a referral decision sees."""
+    out = np.zeros((h, N_MONTHS))
+    for proc in ("s136", "police", "amb", "ae"):
+        person, day = cand[proc]
+        np.add.at(out, (person, DAY_MONTH[day]), 1.0)
+    return out
+
+
+def allocation_hazard(counts: np.ndarray, month: int) -> np.ndarray:
+    """Monthly probability of allocation from history only: the crisis contacts of the three
+    months before ``month`` against the person's usual level (the 24 months before those)."""
+    cs = np.concatenate([np.zeros((len(counts), 1)), np.cumsum(counts, axis=1)], axis=1)
+    recent = (cs[:, month] - cs[:, month - 3]) / 3
+    u0 = max(0, month - 3 - USUAL_MONTHS)
+    usual = (cs[:, month - 3] - cs[:, u0]) / max(month - 3 - u0, 1)
+    ratio = (recent + 1.0) / (usual + 1.0)
+    return np.clip(ALLOC_BASE_HAZARD * ratio**ALLOC_PEAK_POWER, 0.0, ALLOC_HAZARD_MAX)
+
+
+def allocate(
+    rng: np.random.Generator, pop: Population, intensity: np.ndarray, counts: np.ndarray
+) -> Programme:
+    """Allocation month by month from what exists at the time, then engagement and discharges.
+
+    Every referred person (group ``programme``) whose borough is live, who is alive for the
+    whole month and not yet allocated is allocated in a month with probability
+    ``allocation_hazard`` (history up to the month before: a recent rise in crisis contacts),
+    while the borough has places left (``PROGRAMME_BOROUGH_COUNTS``); when more people are
+    drawn than places, the places go in a random order. In the last allocation month the
+    remaining places go to the remaining referred people, at random. Nothing after the month
+    is used: being allocated says nothing about the months that follow beyond what the past
+    already says. Referred people never allocated are relabelled ``comparison_hiu``.
+
+    Engagement (days 0-60 after allocation) is more likely when the person's latent intensity
+    is falling at the time (month after allocation against the allocation month) and less
+    likely for people with a high usual level: the selection per-protocol comparisons carry
+    in life. The programme's effect applies while engaged only, so ITT divided by the share
+    engaged is the effect on those who engage (CACE).
+    """
+    referred = np.nonzero(pop.group == PROGRAMME)[0]
     last = month_index(PROGRAMME_LAST_ALLOCATION)
-    pick = rng.random(n)
-    alloc_month = np.empty(n, dtype=np.int64)
-    trailing3 = np.empty(n)
-    for i, p in enumerate(person):
-        first = month_index(PROGRAMME_GO_LIVE[pop.borough[p]])
-        live = np.arange(first, last + 1)
-        row = tr[i]
-        q90 = np.nanquantile(row, 0.9)
-        vals = row[BURN_IN + live]
-        cand = live[vals >= q90]
-        if not len(cand):
-            cand = live[[int(np.argmax(vals))]]
-        alloc_month[i] = cand[int(pick[i] * len(cand))]
-        trailing3[i] = row[BURN_IN + alloc_month[i]]
-    alloc_day = MONTH_START[alloc_month] + rng.integers(0, 10**6, n) % DAYS_IN_MONTH[alloc_month]
-    engaged = np.zeros(n, dtype=bool)
-    engaged[rng.choice(n, size=min(N_ENGAGED, n), replace=False)] = True
+    first = np.array([month_index(PROGRAMME_GO_LIVE[pop.borough[p]]) for p in referred])
+    places = dict(PROGRAMME_BOROUGH_COUNTS)
+    borough = pop.borough[referred]
+    draws = rng.random((len(referred), N_MONTHS))
+    order_u = rng.random((N_MONTHS, len(referred)))
+    alloc_month = np.full(len(referred), -1, dtype=np.int64)
+    alive_month = pop.death[referred][:, None] > month_end(np.arange(N_MONTHS))[None, :]
+    for m in range(int(first.min()), last + 1):
+        open_ = (alloc_month < 0) & (first <= m) & alive_month[:, m]
+        if m < last:
+            hazard = allocation_hazard(counts[referred], m)
+            chosen = open_ & (draws[:, m] < hazard)
+        else:
+            chosen = open_
+        for b in sorted(places):
+            idx = np.nonzero(chosen & (borough == b))[0]
+            idx = idx[np.argsort(order_u[m, idx], kind="stable")][: places[b]]
+            alloc_month[idx] = m
+            places[b] -= len(idx)
+    taken = np.nonzero(alloc_month >= 0)[0]
+    never = referred[alloc_month < 0]
+    pop.group[never] = COMPARISON
+    person = referred[taken]
+    alloc_month = alloc_month[taken]
+    n = len(person)
+    trailing3 = _trailing3(intensity[person])[np.arange(n), BURN_IN + alloc_month]
+    span = DAYS_IN_MONTH[alloc_month]
+    alloc_day = MONTH_START[alloc_month] + (rng.random(n) * span).astype(np.int64)
+    death_day = pop.death[person]
+    # engagement: latent state at the time (falling intensity) and the usual level
+    log_i = np.log(intensity[person][:, BURN_IN:])
+    now = log_i[np.arange(n), alloc_month]
+    after = log_i[np.arange(n), np.minimum(alloc_month + 1, N_MONTHS - 1)]
+    level = np.array([log_i[i, : max(alloc_month[i], 1)].mean() for i in range(n)])
+    logit = (
+        np.log(ENGAGE_SHARE / (1 - ENGAGE_SHARE))
+        - ENGAGE_FALL * (after - now)
+        - ENGAGE_LEVEL * (level - level.mean())
+    )
+    engaged = rng.random(n) < 1 / (1 + np.exp(-logit))
     engage_day = np.where(engaged, alloc_day + rng.integers(0, 61, n), NEVER)
-    # deaths (HIU rate) only after allocation + 90 days, so everyone is alive when allocated
-    start = alloc_day + 90
-    span = np.maximum(N_DAYS - start, 0)
-    dies = rng.random(n) < 1 - np.exp(-HIU_DEATH_RATE * span / 365.2425)
-    death_day = np.where(dies & (span > 0), start + (rng.random(n) * span).astype(np.int64), NEVER)
-    pop.death[person] = death_day
+    engaged &= engage_day < np.minimum(death_day, N_DAYS)  # nobody engages after death
+    engage_day = np.where(engaged, engage_day, NEVER)
 
     months_on = np.zeros(n, dtype=np.int64)
     discharge = np.full(n, NEVER, dtype=np.int64)
@@ -349,7 +416,7 @@ def allocate(rng: np.random.Generator, pop: Population, intensity: np.ndarray) -
     )
     cap_month = np.minimum(N_MONTHS - 1, death_month)
     cap = cap_month - eng_month + 1
-    m = _months_on_programme(rng, cap)
+    m = _months_on_programme(rng, cap) if len(eng_idx) else np.zeros(0, dtype=np.int64)
     months_on[eng_idx] = m
     ordinary = _pick(
         rng,
@@ -366,8 +433,8 @@ def allocate(rng: np.random.Generator, pop: Population, intensity: np.ndarray) -
             discharge[i], reason[i] = N_DAYS - 1, "programme_closed"
         else:
             lo = max(int(MONTH_START[dm]), int(engage_day[i]))
-            hi = int(month_end(dm))
-            discharge[i] = lo + int(u_day[k] * (hi - lo + 1))
+            hi = min(int(month_end(dm)), int(death_day[i]) - 1)
+            discharge[i] = lo + int(u_day[k] * max(hi - lo + 1, 1))
             reason[i] = ordinary[k]
     # allocated but never engaged: most drop out within weeks; the rest stay until closure
     non = np.nonzero(~engaged)[0]
@@ -414,7 +481,9 @@ class Events:
     # Planned community care contacts while alive; ``held`` is False for those that fell on an
     # inpatient day (they did not take place and are never written).
     contacts: pd.DataFrame
-    calibration: float  # programme members' mean intensity over the 12 months pre-allocation
+    # members' mean latent intensity over the 12 months before allocation, over the level the
+    # rates were set at (CALIBRATION_PEAK is the typical value)
+    calibration: float
 
 
 Candidates = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -876,38 +945,87 @@ def simulate_events(
     kr: Keyed,
     pop: Population,
     true_effect: float,
-) -> tuple[Programme, Events, np.ndarray]:
-    """Latent intensity -> allocation -> true events. Returns (programme, events, intensity)."""
+    *,
+    counterfactual: bool = False,
+) -> tuple[Programme, Events, np.ndarray, Events | None]:
+    """Latent intensity -> null-world candidates -> allocation -> true events.
+
+    Returns (programme, events, intensity, counterfactual events). Allocation is decided on
+    the crisis contacts of the world without the programme's effect (the effect only starts
+    at engagement, after allocation, so the history allocation sees is the same in both
+    worlds). With ``counterfactual`` the same world with ``true_effect`` 1.0 is simulated too
+    (the same draws): the members' follow-up without the programme, exactly.
+    """
     hiu = np.nonzero(pop.group != GENERAL)[0]
     if not np.array_equal(hiu, np.arange(len(hiu))):
         raise ValueError("high-intensity users must be numbered first")
     h = len(hiu)
     r = rngs["latent"]
     is_prog = pop.group[hiu] == PROGRAMME
+    # referred people come from the same population of high-intensity users as everyone else:
+    # who is allocated is decided by their history (``allocate``), not by a hidden trait
     mu = np.where(
-        is_prog, np.clip(r.normal(0.15, 0.4, h), -1, 1.3), np.clip(r.normal(0.0, 0.5, h), -1.5, 1.5)
+        is_prog,
+        np.clip(r.normal(0.0, 0.5, h), -1.5, 1.5),
+        np.clip(r.normal(0.0, 0.5, h), -1.5, 1.5),
     )
     intensity = simulate_intensity(r, mu)
     sd = 0.35
     prop = np.exp(r.normal(-sd * sd / 2, sd, (3, h)))
-    programme = allocate(rngs["allocation"], pop, intensity)
     window = intensity[:, BURN_IN:]
+    # rates are set before allocation: the referred group's mean intensity over the allocation
+    # period, scaled so that members' 12 months before allocation come out near the targets
+    live = slice(
+        month_index(min(PROGRAMME_GO_LIVE.values())), month_index(PROGRAMME_LAST_ALLOCATION) + 1
+    )
+    level = float(window[is_prog, live].mean()) * CALIBRATION_PEAK
+    rates = {k: HIU_RATES[k] / level * prop[PROPENSITY_OF[k]] for k in PROCESSES}
+    never = np.full(h, NEVER, dtype=np.int64)
+    saved = copy.deepcopy(rngs["hiu_events"])
+    cand_null = _hiu_candidates(
+        rngs["hiu_events"], window, rates, pop.death[:h], never, np.full(h, -1), 1.0
+    )
+    programme = allocate(rngs["allocation"], pop, intensity, crisis_counts(cand_null, h))
     pre = [
         window[p, max(0, a - 12) : a].mean()
         for p, a in zip(programme.person, programme.alloc_month, strict=True)
     ]
-    calib = float(np.mean(pre))
-    rates = {k: HIU_RATES[k] / calib * prop[PROPENSITY_OF[k]] for k in PROCESSES}
-    eff_start = np.full(h, NEVER, dtype=np.int64)
+    calib = float(np.mean(pre)) / level if len(pre) else float("nan")
+    eff_start = never.copy()
     eff_end = np.full(h, -1, dtype=np.int64)
     eng = programme.engaged
     eff_start[programme.person[eng]] = programme.engage_day[eng]
     eff_end[programme.person[eng]] = programme.discharge_day[eng]
-    cand_h = _hiu_candidates(
-        rngs["hiu_events"], window, rates, pop.death[:h], eff_start, eff_end, true_effect
+    cand_h = (
+        cand_null
+        if true_effect == 1.0
+        else _hiu_candidates(saved, window, rates, pop.death[:h], eff_start, eff_end, true_effect)
     )
     general = np.arange(h, pop.n)
     cand_g = _general_candidates(rngs["general_events"], general, pop.death[general])
+    community = copy.deepcopy(rngs["community"])
+    events = _world(kr, pop, cand_h, cand_g, rngs["community"], window, programme, calib)
+    cf = None
+    if counterfactual:
+        cf = (
+            events
+            if true_effect == 1.0
+            else _world(kr, pop, cand_null, cand_g, community, window, programme, calib)
+        )
+    return programme, events, window, cf
+
+
+def _world(
+    kr: Keyed,
+    pop: Population,
+    cand_h: Candidates,
+    cand_g: Candidates,
+    community: np.random.Generator,
+    window: np.ndarray,
+    programme: Programme,
+    calib: float,
+) -> Events:
+    """Every true event from the primary candidates of high-intensity users and others."""
     cand = {
         k: _frame(k, (np.concatenate([cand_h[k][0], cand_g[k][0]]),
                       np.concatenate([cand_h[k][1], cand_g[k][1]])))
@@ -925,9 +1043,8 @@ def simulate_events(
     amb = _ambulance(kr, pop, thin["amb"], det)
     ae = _ae(kr, pop, thin["ae"], amb, det)
     cad = _cad(kr, thin["police"], thin["police_na"], det)
-    contacts = _contacts(rngs["community"], kr, pop, window, programme, spells, mha)
-    events = Events(
+    contacts = _contacts(community, kr, pop, window, programme, spells, mha)
+    return Events(
         detentions=det, spells=spells, ward_stays=ward, mha=mha, ambulance=amb, ae=ae,
         cad=cad, contacts=contacts, calibration=calib,
     )  # fmt: skip
-    return programme, events, window

@@ -128,18 +128,8 @@ def generate(
     other high-intensity users come on top. The same arguments give byte-identical files.
     """
     out, tru = _check_dirs(out_dir, truth_dir)
-    if people < 0 or comparison_people < 0:
-        raise ValueError("people and comparison_people must be >= 0")
-    if true_effect < 0:
-        raise ValueError("true_effect must be >= 0")
-    ss = np.random.SeedSequence(seed)
-    rngs = {
-        k: np.random.default_rng(s) for k, s in zip(STREAMS, ss.spawn(len(STREAMS)), strict=True)
-    }
-    kr = activity.Keyed(seed)
-    n_prog = sum(PROGRAMME_BOROUGH_COUNTS.values())
-    pop = build_population(rngs["people"], n_prog, comparison_people, people)
-    prog, events, _ = activity.simulate_events(rngs, kr, pop, true_effect)
+    w = _world(seed, people, comparison_people, true_effect)
+    rngs, kr, pop, prog, events = w.rngs, w.kr, w.pop, w.prog, w.events
 
     out.mkdir(parents=True, exist_ok=True)
     tru.mkdir(parents=True, exist_ok=True)
@@ -192,53 +182,15 @@ def generate(
     rec["true_person_id"] = pop.pid[rec["_person"].to_numpy(dtype=int)]
     rec.drop(columns="_person").to_csv(tru / "records.csv", index=False, lineterminator="\n")
 
-    pm = truth.person_month(events, render.ae_coded_self_harm(kr, pop, events.ae))
-    pm.insert(0, "true_person_id", pop.pid[pm["person"].to_numpy()])
-    pm["month"] = np.asarray(MONTH_LABELS, dtype=object)[pm["month"].to_numpy()]
-    pm = pm.drop(columns="person").sort_values(["true_person_id", "month"], kind="stable")
-    pm.to_csv(tru / "person_month.csv", index=False, lineterminator="\n")
-
-    dead = pop.death < N_DAYS
-    people_df = pd.DataFrame(
-        {
-            "true_person_id": pop.pid,
-            "group": pop.group,
-            "sex": pop.sex,
-            "borough": pop.borough,
-            "trust": pop.trust,
-            "birth_year": fmt_dates(pop.dob).astype(str).astype(object),
-            "death_date": fmt_dates(np.minimum(pop.death, N_DAYS - 1), dead),
-            "twin_of": pop.twin_of,
-        }
-    )
-    people_df["birth_year"] = people_df["birth_year"].str.slice(0, 4)
-    people_df.sort_values("true_person_id").to_csv(
-        tru / "people.csv", index=False, lineterminator="\n"
-    )
-
-    last = N_DAYS - 1
-    p = prog.person
-    prog_df = pd.DataFrame(
-        {
-            "true_person_id": pop.pid[p],
-            "RegisterId": prog.register_id,
-            "LocalPatientId": pop.lpid[p],
-            "OrgIDProv": [codes.MH_TRUSTS[t] for t in pop.trust[p]],
-            "Borough": pop.borough[p],
-            "AllocationDate": fmt_dates(prog.alloc_day),
-            "EngagementDate": fmt_dates(np.minimum(prog.engage_day, last), prog.engaged),
-            "DischargeDate": fmt_dates(
-                np.minimum(prog.discharge_day, last), prog.discharge_day <= last
-            ),
-            "DischargeReason": prog.reason,
-            "engaged": prog.engaged,
-            "months_on_programme": np.where(prog.engaged, prog.months_on.astype(str), ""),
-            "allocation_trailing3_intensity": np.round(prog.trailing3, 4),
-        }
-    )
-    prog_df.sort_values("RegisterId").to_csv(
-        tru / "programme.csv", index=False, lineterminator="\n"
-    )
+    frames = truth_frames(w)
+    pm = frames.person_month
+    for name, frame in (
+        ("person_month", frames.person_month),
+        ("counterfactual_person_month", frames.counterfactual_person_month),
+        ("people", frames.people),
+        ("programme", frames.programme),
+    ):
+        frame.to_csv(tru / f"{name}.csv", index=False, lineterminator="\n")
 
     det = events.detentions
     links = pd.DataFrame({"det_index": det["det_index"].to_numpy()})
@@ -259,7 +211,7 @@ def generate(
     s136 = s136.sort_values(["detention_date", "true_person_id"], kind="stable")
     s136.to_csv(tru / "s136_detentions.csv", index=False, lineterminator="\n")
 
-    pre = _pre_allocation_means(pm, prog_df)
+    pre = _pre_allocation_means(pm, frames.programme)
     summary = SynthSummary(
         seed=seed,
         people=people,
@@ -315,6 +267,122 @@ def generate(
     }
     (tru / "summary.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return summary
+
+
+@dataclass
+class World:
+    """One seeded world in memory: streams, people, programme, true events (and the same world
+    without the programme's effect, for the members' counterfactual)."""
+
+    rngs: dict[str, np.random.Generator]
+    kr: activity.Keyed
+    pop: object
+    prog: activity.Programme
+    events: activity.Events
+    cf_events: activity.Events
+
+
+@dataclass
+class TruthFrames:
+    person_month: pd.DataFrame
+    counterfactual_person_month: pd.DataFrame
+    people: pd.DataFrame
+    programme: pd.DataFrame
+
+
+def _world(seed: int, people: int, comparison_people: int, true_effect: float) -> World:
+    if people < 0 or comparison_people < 0:
+        raise ValueError("people and comparison_people must be >= 0")
+    if true_effect < 0:
+        raise ValueError("true_effect must be >= 0")
+    ss = np.random.SeedSequence(seed)
+    rngs = {
+        k: np.random.default_rng(s) for k, s in zip(STREAMS, ss.spawn(len(STREAMS)), strict=True)
+    }
+    kr = activity.Keyed(seed)
+    n_prog = sum(PROGRAMME_BOROUGH_COUNTS.values())
+    pop = build_population(rngs["people"], n_prog, comparison_people, people)
+    prog, events, _, cf_events = activity.simulate_events(
+        rngs, kr, pop, true_effect, counterfactual=True
+    )
+    assert cf_events is not None
+    return World(rngs, kr, pop, prog, events, cf_events)
+
+
+def simulate_truth(
+    *, seed: int, people: int = 10_000, true_effect: float = 1.0, comparison_people: int = 600
+) -> TruthFrames:
+    """The truth files ``generate`` writes, in memory, without rendering any provider drop
+    (the same arguments give the same frames as ``generate``'s truth folder)."""
+    return truth_frames(_world(seed, people, comparison_people, true_effect))
+
+
+def truth_frames(w: World) -> TruthFrames:
+    """person_month, the members' counterfactual person_month, people and programme."""
+    pop, prog, events, cf_events, kr = w.pop, w.prog, w.events, w.cf_events, w.kr
+    pm = _person_month_frame(
+        truth.person_month(events, render.ae_coded_self_harm(kr, pop, events.ae)), pop
+    )
+    # the members' follow-up in the same world without the programme's effect (same draws):
+    # the realised effect of any estimand is exact. Same columns; members only.
+    cf = (
+        pm
+        if cf_events is events
+        else _person_month_frame(
+            truth.person_month(cf_events, render.ae_coded_self_harm(kr, pop, cf_events.ae)), pop
+        )
+    )
+    cf = cf[cf["true_person_id"].isin(set(pop.pid[prog.person]))]
+
+    dead = pop.death < N_DAYS
+    people_df = pd.DataFrame(
+        {
+            "true_person_id": pop.pid,
+            "group": pop.group,
+            "sex": pop.sex,
+            "borough": pop.borough,
+            "trust": pop.trust,
+            "birth_year": fmt_dates(pop.dob).astype(str).astype(object),
+            "death_date": fmt_dates(np.minimum(pop.death, N_DAYS - 1), dead),
+            "twin_of": pop.twin_of,
+        }
+    )
+    people_df["birth_year"] = people_df["birth_year"].str.slice(0, 4)
+
+    last = N_DAYS - 1
+    p = prog.person
+    prog_df = pd.DataFrame(
+        {
+            "true_person_id": pop.pid[p],
+            "RegisterId": prog.register_id,
+            "LocalPatientId": pop.lpid[p],
+            "OrgIDProv": [codes.MH_TRUSTS[t] for t in pop.trust[p]],
+            "Borough": pop.borough[p],
+            "AllocationDate": fmt_dates(prog.alloc_day),
+            "EngagementDate": fmt_dates(np.minimum(prog.engage_day, last), prog.engaged),
+            "DischargeDate": fmt_dates(
+                np.minimum(prog.discharge_day, last), prog.discharge_day <= last
+            ),
+            "DischargeReason": prog.reason,
+            "engaged": prog.engaged,
+            "months_on_programme": np.where(prog.engaged, prog.months_on.astype(str), ""),
+            "allocation_trailing3_intensity": np.round(prog.trailing3, 4),
+        }
+    )
+
+    return TruthFrames(
+        person_month=pm,
+        counterfactual_person_month=cf,
+        people=people_df.sort_values("true_person_id").reset_index(drop=True),
+        programme=prog_df.sort_values("RegisterId").reset_index(drop=True),
+    )
+
+
+def _person_month_frame(pm: pd.DataFrame, pop) -> pd.DataFrame:
+    """Truth counts keyed by true person id and month label."""
+    pm.insert(0, "true_person_id", pop.pid[pm["person"].to_numpy()])
+    pm["month"] = np.asarray(MONTH_LABELS, dtype=object)[pm["month"].to_numpy()]
+    return pm.drop(columns="person").sort_values(["true_person_id", "month"], kind="stable")
 
 
 def _pre_allocation_means(pm: pd.DataFrame, prog_df: pd.DataFrame) -> dict[str, float]:

@@ -2,14 +2,19 @@
 
 Three groups share one set of arrays (index = internal person number):
 
-* ``programme`` (108): the people the trusts later allocate to the programme;
+* ``programme`` (108 places and about 10% more people referred): the people the trusts may
+  allocate to the programme; who is allocated, and when, is decided month by month from their
+  history (``activity.allocate``); anyone referred but never allocated is relabelled
+  ``comparison_hiu``;
 * ``comparison_hiu``: other high-intensity users in the same boroughs, never allocated;
 * ``general``: the low-use population that makes linkage hard (common names, shared birth
   dates, twins, and a few exact name + birth-date look-alikes).
 
 Addresses are a history of (from-day, postcode) per person; an empty postcode means no fixed
 abode for that stretch. Moves stay within the home borough, so borough, trust and usual A&E are
-fixed per person. Programme members' deaths are drawn later, after allocation (activity module).
+fixed per person. Everyone's death is drawn here, programme members' like everyone else's: a
+member can die at any time after allocation, and a referred person who dies first is never
+allocated.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ GENERAL_MOVE_RATE = 0.05
 HIU_NFA_SHARE = 0.12  # share of HIUs with a stretch of no fixed abode
 TWIN_SHARE = 0.005  # share of people who have a twin
 LOOKALIKE_SHARE = 0.005  # share of general population sharing name + DOB with someone else
-MARRIAGE_SHARE = 0.04  # women 18-45 who change family name during the window
+MARRIAGE_SHARE = 0.04
+PROGRAMME_SPARE_SHARE = 0.10  # people referred beyond the programme's places, per borough  # women 18-45 who change family name during the window
 _ADDR_KEY = 4096  # > N_DAYS: person * _ADDR_KEY + day is a sortable key
 
 
@@ -102,10 +108,15 @@ class Population:
         return np.where(nfa, NO_FIXED_ABODE_POSTCODE, pc)
 
 
+def referred(places: int) -> int:
+    """People referred in a borough with ``places`` programme places (places + about 10%)."""
+    return places + int(np.ceil(PROGRAMME_SPARE_SHARE * places))
+
+
 def _group_boroughs(rng: np.random.Generator, n_comparison: int, n_general: int) -> np.ndarray:
     prog = np.repeat(
         np.array(list(PROGRAMME_BOROUGH_COUNTS), dtype=object),
-        list(PROGRAMME_BOROUGH_COUNTS.values()),
+        [referred(c) for c in PROGRAMME_BOROUGH_COUNTS.values()],
     )
     prog = prog[rng.permutation(len(prog))]
     # comparison HIUs: 75% in the six programme boroughs (weighted like the programme), 25% others
@@ -202,9 +213,7 @@ def _deaths(rng: np.random.Generator, group: np.ndarray, dob: np.ndarray) -> np.
     )
     dies = rng.random(n) < 1 - np.exp(-hazard * years)
     day = rng.integers(30, N_DAYS, n)
-    death = np.where(dies, day, NEVER)
-    death[group == PROGRAMME] = NEVER  # drawn after allocation
-    return death
+    return np.where(dies, day, NEVER)
 
 
 def _addresses(
@@ -256,17 +265,24 @@ def _addresses(
 def build_population(
     rng: np.random.Generator, n_programme: int, n_comparison: int, n_general: int
 ) -> Population:
-    """Draw every person's identity, address history and (non-programme) death date."""
-    n = n_programme + n_comparison + n_general
+    """Draw every person's identity, address history and death date.
+
+    ``n_programme`` is the programme's places; about 10% more people are referred
+    (``referred``), so the first ``sum(referred(places))`` people are the referred group.
+    """
+    if n_programme != sum(PROGRAMME_BOROUGH_COUNTS.values()):
+        raise ValueError(f"the programme has {sum(PROGRAMME_BOROUGH_COUNTS.values())} places")
+    n_referred = sum(referred(c) for c in PROGRAMME_BOROUGH_COUNTS.values())
+    n = n_referred + n_comparison + n_general
     group = np.array(
-        [PROGRAMME] * n_programme + [COMPARISON] * n_comparison + [GENERAL] * n_general,
+        [PROGRAMME] * n_referred + [COMPARISON] * n_comparison + [GENERAL] * n_general,
         dtype=object,
     )
     hiu = group != GENERAL
     # ids do not reveal the group: T000001.. assigned in a random order
     pid = np.array([f"T{i + 1:06d}" for i in rng.permutation(n)], dtype=object)
     borough = _group_boroughs(rng, n_comparison, n_general)
-    assert set(borough[:n_programme]) <= set(PROGRAMME_BOROUGHS)
+    assert set(borough[:n_referred]) <= set(PROGRAMME_BOROUGHS)
     trust = np.array([BOROUGH_TRUST[b] for b in borough], dtype=object)
     sex = np.where(rng.random(n) < np.where(hiu, 0.5, 0.49), "M", "F").astype(object)
     eth, origin = _ethnicity(rng, hiu)
@@ -300,7 +316,7 @@ def build_population(
 
     # twins: a general-population person becomes the twin of someone (same DOB, family name,
     # home; different given name and NHS number)
-    general_idx = np.arange(n_programme + n_comparison, n)
+    general_idx = np.arange(n_referred + n_comparison, n)
     n_pairs = max(1, round(TWIN_SHARE * n / 2)) if n_general >= 4 else 0
     if n_pairs:
         twins = rng.choice(general_idx, size=n_pairs, replace=False)

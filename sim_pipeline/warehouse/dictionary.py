@@ -476,7 +476,12 @@ _EVAL_KEYS: dict[str, tuple[str, str]] = {
         "primary, or a sensitivity analysis: baseline_6_months, baseline_18_months, "
         "threshold_lower, threshold_higher (eligibility thresholds x0.75 / x1.25)",
     ),
-    "population": ("text", "itt (every allocated person) or per_protocol (engaged)"),
+    "population": (
+        "text",
+        "itt (every allocated person, programme window), per_protocol (engaged: as-treated), "
+        "itt_months_0_11 / itt_months_0_23 (ITT on a fixed window from allocation) or "
+        "cace_months_0_11 / cace_months_0_23 (that ITT over the share engaged)",
+    ),
 }
 EVALUATION_TABLES = [
     _doc(
@@ -491,7 +496,11 @@ EVALUATION_TABLES = [
                 "total_cost, a contact metric, a harm measure (ae_self_harm, arrests, charges, "
                 "s136_police_station, community_contacts, community_dna) or deaths",
             ),
-            "method": ("text", "naive_before_after or difference_in_differences"),
+            "method": (
+                "text",
+                "naive_before_after, difference_in_differences (the secondary bracket) or "
+                "matched_bias_corrected (the primary design: ITT and CACE on fixed windows)",
+            ),
             "scale": (
                 "text",
                 "relative_change (-0.30 = a 30% fall) or risk_difference (deaths in follow-up)",
@@ -509,6 +518,11 @@ EVALUATION_TABLES = [
                 "real",
                 "Share of the members' change the comparison cohort shows too (regression to "
                 "the mean and secular change); difference-in-differences rows only",
+            ),
+            "bootstrap_failed": (
+                "integer",
+                "Bootstrap replicates whose estimate was not finite (counted, never dropped "
+                "silently; the interval is over the others)",
             ),
             "price_year": ("text", "Price year of the costs"),
             "unit_cost_version": ("text", "Version of the unit costs"),
