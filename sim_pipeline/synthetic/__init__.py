@@ -23,8 +23,11 @@ Trusts also send MHS201CareContact: community mental-health contacts (about 2.5 
 for high-intensity users, about 1 a year for other people known to the trust), attended, not
 attended or cancelled. Police CAD outcomes include CHARGED (arrested and charged).
 
-People: 108 programme members (79 engage), ``comparison_people`` other high-intensity users
-and ``people`` general population. Members still on the programme at 2021-05-31 (when the real
+People: 108 programme places taken by about 119 referred people (allocation month by month from
+their history; about 73% of members engage, more often when their crisis is settling),
+``comparison_people`` other high-intensity users and ``people`` general population.
+``counterfactual_person_month.csv`` in the truth holds the members' person-months in the same
+world without the effect (the realised effect of any estimand is exact). Members still on the programme at 2021-05-31 (when the real
 programme stopped) are discharged that day with reason ``programme_closed``. Months on the
 programme for the engaged run 1..25 with mean 13.0 (calendar months from engagement month to
 discharge month inclusive).
