@@ -169,6 +169,12 @@ def itt_rows(
         rm.append(np.full(len(idx), m))
     pool_p = np.concatenate(rp)
     pool_m = np.concatenate(rm)
+    w0, w1 = WINDOWS[0]
+    if not len(pool_p) or not (pool_m + w1 <= n_m - 1).any():
+        # no one to compare with (or no follow-up in the data): no estimate, said so
+        return DesignResult(
+            [], [], {"design": "no risk set: no comparison person-month to match on"}, {}
+        )
     x_pool = features(pool_p, pool_m)
     x_t = features(t_person, alloc_m)
     scale_x = x_pool.std(axis=0)
@@ -177,7 +183,6 @@ def itt_rows(
     xs_pool, xs_t = (x_pool - centre) / scale_x, (x_t - centre) / scale_x
 
     # ---- prognostic score: Poisson model of months 0-11 mean cost, comparisons only
-    w0, w1 = WINDOWS[0]
     fits = pool_m + w1 <= n_m - 1
     y_fit = _window_mean(cum[cost], pool_p[fits], pool_m[fits] + w0, pool_m[fits] + w1,
                          death[pool_p[fits]])  # fmt: skip
