@@ -354,11 +354,16 @@ def test_invalid_nhs_numbers_are_nulled_and_the_incidents_kept(damaged_runs):
     # duplicates: a handful)
     kept = traced & staged
     assert traced - kept <= set(q["line_number"]) and len(traced - kept) <= 5
-    assert led.identifiers_nulled == len(kept)
     amb = damaged_runs["after"]["staged_ambulance_incidents"]
-    rows = amb[(amb["source_file"] == INVALID_NHS) & amb["line_number"].isin(kept)]
+    in_file = amb[amb["source_file"] == INVALID_NHS]
+    rows = in_file[in_file["line_number"].isin(kept)]
     assert len(rows) == len(kept) and rows["nhs_number_token"].isna().all()
-    assert set(rows["identifier_defects"]) == {"NHSNumber:nhs_number_check_digit"}
+    assert rows["identifier_defects"].str.contains("NHSNumber:nhs_number_check_digit").all()
+    # the ledger counts every nulled value: the planted NHS numbers plus any defect the
+    # generator itself injected in that file (a malformed postcode, an impossible birth date)
+    defects = in_file["identifier_defects"].dropna()
+    assert led.identifiers_nulled == int(defects.str.count(":").sum())
+    assert len(kept) <= led.identifiers_nulled <= len(kept) + 5
     assert not q.astype(str).apply(lambda c: c.str.contains(INVALID_NHS_NUMBER)).any().any()
 
 
@@ -417,11 +422,16 @@ def test_every_other_file_and_row_is_loaded_as_before(damaged_runs):
         b = b[~b["source_file"].isin(DAMAGED)]
         a = a[~a["source_file"].isin(DAMAGED)]
         key = ["source_file", "line_number"]
-        pd.testing.assert_frame_equal(
-            a.sort_values(key).reset_index(drop=True),
-            b.sort_values(key).reset_index(drop=True),
-            obj=table.asset_name,
+        # as read back from SQL, a column holding only NULLs after the filter comes back as
+        # object on one side and string on the other: values compared, not the read-back dtype
+        a, b = (
+            d.sort_values(key)
+            .reset_index(drop=True)
+            .astype(object)
+            .pipe(lambda x: x.where(x.notna(), None))
+            for d in (a, b)
         )
+        pd.testing.assert_frame_equal(a, b, obj=table.asset_name)
 
 
 def test_a_repeated_run_gives_the_same_tables(damaged_runs):

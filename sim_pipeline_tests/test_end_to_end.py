@@ -371,11 +371,13 @@ def test_evaluation_is_published_under_disclosure_control(demo_run, tmp_path):
 
     est = demo_run["snap1"]["evaluation_estimates"]
     total = est[(est["analysis"] == "primary") & (est["outcome"] == "total_cost")]
+    from sim_pipeline.measures import matched_design as md
+
     assert {(p, m) for p, m in zip(total["population"], total["method"], strict=True)} == {
         (p, m)
         for p in ("itt", "per_protocol")
         for m in ("naive_before_after", "difference_in_differences")
-    }
+    } | {(f(w), md.METHOD) for w in md.WINDOWS for f in (md.itt_population, md.cace_population)}
     assert demo_run["snap1"]["evaluation_matches"]["comparison_person_key"].notna().all()
     pub = demo_run["landing"].parent / "published"
     files = sorted(p.name for p in pub.iterdir())

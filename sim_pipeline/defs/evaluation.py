@@ -136,9 +136,11 @@ def _table_spec(name: str, description: str, deps: list) -> dg.AssetSpec:
             "members_matched",
             asset="evaluation_estimates",
             blocking=False,
-            description=f"At least {MATCHED_SHARE_LIMIT:.0%} of programme members found a "
-            "comparison within the caliper; members without one are left out of the "
-            "difference-in-differences (not of the naive estimate), which may bias it.",
+            description=f"At least {MATCHED_SHARE_LIMIT:.0%} of the programme members who met "
+            "the eligibility rule at allocation found a comparison within the caliper; members "
+            "without one are left out of the difference-in-differences bracket (not of the "
+            "naive estimate or the primary design), which may bias it. Members allocated "
+            "without meeting the rule are counted in meeting_rule.",
         ),
         dg.AssetCheckSpec(
             "comparison_balanced",
@@ -277,7 +279,8 @@ def evaluation(
         )
 
     d = ev.diagnostics
-    matched_share = d["programme_people_matched"] / max(int(d["programme_people"]), 1)
+    # the DiD bracket's pool is drawn by the eligibility rule: judged on the members meeting it
+    matched_share = d["programme_people_matched"] / max(int(d["programme_people_meeting_rule"]), 1)
     side_by_side = _side_by_side(primary)
     bal = ev.balance[ev.balance["analysis"] == "primary"]
     worst = float(bal["smd_after"].abs().max()) if len(bal) else float("nan")
@@ -315,9 +318,14 @@ def evaluation(
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "programme_members": control_count(d["programme_people"]),
+            # the difference-in-differences bracket matches only members who met the
+            # eligibility rule at allocation (the rule its comparison pool is drawn by)
+            "meeting_rule": control_count(d["programme_people_meeting_rule"]),
             "matched": control_count(d["programme_people_matched"]),
             # from the rounded counts (the exact share would give the counts back)
-            "matched_share": _share(d["programme_people_matched"], d["programme_people"]),
+            "matched_share": _share(
+                d["programme_people_matched"], d["programme_people_meeting_rule"]
+            ),
         },
     )
     yield dg.MaterializeResult(

@@ -206,7 +206,9 @@ def impossible_values(head: pd.DataFrame) -> list[str]:
     problems: list[str] = []
     for population, rows in head.groupby("population", sort=True):
         v = rows.set_index("statistic")["value"].astype(float)
-        empty = v.get("n_people", 0) == 0
+        # no one, or no one whose change can be measured yet (a backfill whose months hold no
+        # member's programme window, e.g. members engaged after its last month)
+        empty = v.get("n_people", 0) == 0 or v.get("n_with_change", 1) == 0
         for stat, value in v.items():
             s = str(stat)
             if pd.isna(value):

@@ -15,19 +15,26 @@ month, whose history predicts the same future:
   people who engage, on the scale of all members' counterfactual level, when the programme
   moves nobody who never engages. Deaths in the window are a risk difference.
 * **Risk set** (Li, Propert and Rosenbaum 2001): at each member's allocation month, every person
-  never allocated, alive through that month, with at least one crisis contact in the 12 months
-  before and whose window fits in the data.
+  not yet allocated (never, or later: leaving out those allocated later would select on their
+  future peak), alive through that month, with at least one crisis contact in the 12 months
+  before and whose window fits in the data. A comparison allocated later keeps their whole
+  window: exact without an effect, a little diluted towards no effect with one.
 * **Prognostic score** (Hansen 2008): a Poisson regression of the mean monthly total cost over
-  months 0-11, fitted on comparison person-months only (never on members), over each of the
+  months 0-11, fitted on risk-set person-months of people never allocated (their outcomes are
+  untreated in every world, so the score depends on nothing the programme changes), over each of the
   12 months before (log cost), the recent crisis contacts (each of the 3 months before, and
   months -12..-4), the long-run level (months -48..-13, cut at the start of the data), sex,
   age band and calendar time.
-* **Matching**: the ``controls`` nearest comparisons by the log prognostic score plus the
-  run-up (log cost over months -3..-1), standardised, with replacement.
+* **Matching**: the ``controls`` nearest comparisons by the log prognostic score, the run-up
+  (log cost over months -3..-1, half weight) and the rise in crisis contacts (log contacts of
+  months -3..-1 over months -27..-4: what referral near a peak selects on), standardised, with
+  replacement.
 * **Bias correction** (Abadie and Imbens 2011): each comparison's outcome is moved by an outcome
-  regression (least squares over the risk set, per outcome and window) from the comparison's
-  covariates to the member's: doubly robust in the sense that a good match or a good regression
-  is enough.
+  regression from the comparison's covariates to the member's: least squares of the outcome on
+  the log score and the run-up over the matched comparisons (weighted by use), per outcome and
+  window; local to the peaks members are matched at (a fit over the whole risk set, mostly
+  people at their usual level, corrected less well on the tuning seeds). Doubly robust in the
+  sense that a good match or a good regression is enough.
 * **Inference**: a bootstrap that resamples members and comparison people (each with all their
   person-months) and re-runs the matching in every replicate; the prognostic and outcome
   regressions are held fixed. Replicates whose estimate is not finite are counted and reported
@@ -53,6 +60,9 @@ MIN_PRIOR_CONTACTS = 1
 # candidates kept per member, nearest first: a bootstrap replicate draws each comparison person
 # with probability 0.63, so the first 60 hold 5 drawn people in all but ~1e-17 of replicates
 NEAREST_KEPT = 60
+RISE = (19, 20)  # feature columns: log crisis contacts months -3..-1 and -27..-4
+LOCAL_CORRECTION = True
+LOCAL_COLUMNS = 3  # intercept, log prognostic score, run-up
 
 
 def itt_population(window: tuple[int, int]) -> str:
@@ -67,6 +77,7 @@ def cace_population(window: tuple[int, int]) -> str:
 class DesignSettings:
     controls: int = 5
     runup_weight: float = 0.5  # weight of the run-up distance beside the prognostic score
+    rise_weight: float = 1.0  # weight of the rise in crisis contacts
     bootstrap: int = 500
     seed: int = 20180101
 
@@ -148,6 +159,14 @@ def itt_rows(
             n = np.maximum(e - f, 1)
             cols.append(np.log1p((cum[cost, person, e] - cum[cost, person, f]) / n))
             cols.append(np.log1p((crisis_cum[person, e] - crisis_cum[person, f]) / n))
+        # the run-up in crisis contacts against the usual level (the months -27..-4): referral
+        # near a peak is driven by such a rise
+        for first, last in ((-3, -1), (-27, -4)):
+            f = np.clip(month + first, 0, n_m)
+            e = np.clip(month + last + 1, 0, n_m)
+            cols.append(
+                np.log1p((crisis_cum[person, e] - crisis_cum[person, f]) / np.maximum(e - f, 1))
+            )
         st = strata_num[person, np.clip(month, 0, n_m - 1)]
         cols += [st[:, 0], st[:, 1], (month - 36) / 12.0]
         return np.column_stack(cols)
@@ -157,13 +176,25 @@ def itt_rows(
         e = np.clip(month + RUNUP[1] + 1, 0, n_m)
         return np.log1p((cum[cost, person, e] - cum[cost, person, f]) / np.maximum(e - f, 1))
 
-    # ---- the risk set: every never-allocated person-month in the allocation period
+    # members allocated inside the data only (a backfill of a few months may hold cohort
+    # members allocated before its first month: they have no history here to match on)
+    # not yet allocated at m: never allocated, or allocated later. Leaving out people allocated
+    # later would select on their future (their later peak) and bias the comparison low.
+    alloc_of = np.full(len(allocated), np.iinfo(np.int64).max)
+    alloc_of[t_person] = alloc_m
+    inside = (alloc_m >= 0) & (alloc_m <= n_m - 1)
+    if not inside.any():
+        return DesignResult([], [], {"design": "no member allocated inside the months here"}, {})
+    t_person, alloc_m, engaged = t_person[inside], alloc_m[inside], engaged[inside]
+    member_rows = np.nonzero(inside)[0]  # positions in the caller's member order
+
+    # ---- the risk set: every not-yet-allocated person-month in the allocation period
     months = np.arange(int(alloc_m.min()), int(alloc_m.max()) + 1)
     everyone = np.arange(len(allocated))
     rp, rm = [], []
     for m in months:
         prior = crisis_cum[:, m] - crisis_cum[:, max(0, m - 12)]
-        ok = ~allocated & (death > m) & (prior >= MIN_PRIOR_CONTACTS)
+        ok = (alloc_of > m) & (death > m) & (prior >= MIN_PRIOR_CONTACTS)
         idx = everyone[ok]
         rp.append(idx)
         rm.append(np.full(len(idx), m))
@@ -183,7 +214,9 @@ def itt_rows(
     xs_pool, xs_t = (x_pool - centre) / scale_x, (x_t - centre) / scale_x
 
     # ---- prognostic score: Poisson model of months 0-11 mean cost, comparisons only
-    fits = pool_m + w1 <= n_m - 1
+    # fitted on people never allocated: their outcomes are untreated in every world, so the
+    # score (and the matching) depends on nothing a member's programme could change
+    fits = (pool_m + w1 <= n_m - 1) & (alloc_of[pool_p] == np.iinfo(np.int64).max)
     y_fit = _window_mean(cum[cost], pool_p[fits], pool_m[fits] + w0, pool_m[fits] + w1,
                          death[pool_p[fits]])  # fmt: skip
     beta = poisson_fit(xs_pool[fits], y_fit)
@@ -195,9 +228,28 @@ def itt_rows(
     # calibration of the prognostic model among members (1: it predicts them as well as it
     # predicts comparisons; above 1: members use more than comparisons with their history)
     prognostic_ratio = float(y_t0.mean() / np.exp(score_t[t_fit]).mean()) if t_fit.any() else np.nan
+    # the same among comparisons at a peak like the members' (run-up over long-run level in the
+    # members' range): tells model misfit at peaks from selection on what the data do not show
+    rise_pool = runup(pool_p, pool_m) - x_pool[:, 12 + 3 + 2]
+    rise_t = runup(t_person, alloc_m) - x_t[:, 12 + 3 + 2]
+    peak = fits & (rise_pool >= np.quantile(rise_t, 0.25))
+    peak_ratio = (
+        float(
+            _window_mean(cum[cost], pool_p[peak], pool_m[peak] + w0, pool_m[peak] + w1,
+                         death[pool_p[peak]]).mean()
+            / np.exp(score_pool[peak]).mean()
+        )
+        if peak.any()
+        else np.nan
+    )  # fmt: skip
     r_pool, r_t = runup(pool_p, pool_m), runup(t_person, alloc_m)
     s_sd = max(float(score_pool.std()), 1e-9)
     r_sd = max(float(r_pool.std()), 1e-9)
+    # the rise in crisis contacts (months -3..-1 over -27..-4, log scale): what referral near a
+    # peak selects on, matched directly so that members and comparisons rose alike
+    q_pool = x_pool[:, RISE[0]] - x_pool[:, RISE[1]]
+    q_t = x_t[:, RISE[0]] - x_t[:, RISE[1]]
+    q_sd = max(float(q_pool.std()), 1e-9)
     # covariates of the outcome regression (bias correction)
     z_pool = np.column_stack([np.ones(len(pool_p)), score_pool, r_pool, xs_pool])
     z_t = np.column_stack([np.ones(len(t_person)), score_t, r_t, xs_t])
@@ -209,6 +261,7 @@ def itt_rows(
         "risk_set_person_months": int(len(pool_p)),
         "prognostic_model_rows": int(fits.sum()),
         "prognostic_observed_over_predicted_members": round(prognostic_ratio, 4),
+        "prognostic_observed_over_predicted_peak_comparisons": round(peak_ratio, 4),
     }
     realised: dict[str, np.ndarray] = {}
     rng = np.random.default_rng(settings.seed)
@@ -228,20 +281,23 @@ def itt_rows(
         pop_itt, pop_cace = itt_population(window), cace_population(window)
         if len(in_win) == 0:
             continue
-        realised[pop_itt] = realised[pop_cace] = in_win
+        realised[pop_itt] = realised[pop_cace] = member_rows[in_win]
         # matched sets: for each member, the risk-set rows of its month, by distance
         cand: list[np.ndarray] = []
         dist: list[np.ndarray] = []
         for i in in_win:
             rows_i = np.nonzero(pool_ok & (pool_m == alloc_m[i]))[0]
             d = np.sqrt(((score_pool[rows_i] - score_t[i]) / s_sd) ** 2
-                        + settings.runup_weight * ((r_pool[rows_i] - r_t[i]) / r_sd) ** 2)  # fmt: skip
+                        + settings.runup_weight * ((r_pool[rows_i] - r_t[i]) / r_sd) ** 2
+                        + settings.rise_weight * ((q_pool[rows_i] - q_t[i]) / q_sd) ** 2)  # fmt: skip
             o = np.lexsort((pool_p[rows_i], d))[:NEAREST_KEPT]
             cand.append(rows_i[o])
             dist.append(d[o])
         for j, i in enumerate(in_win):
             for r, d in zip(cand[j][:k], dist[j][:k], strict=False):
-                match_out.append((int(i), int(pool_p[r]), int(pool_m[r]), float(d), pop_itt))
+                match_out.append(
+                    (int(member_rows[i]), int(pool_p[r]), int(pool_m[r]), float(d), pop_itt)
+                )
         # weights over each member's ordered candidates: point estimate and replicates
         w_point = [_take_k(np.ones((1, len(c))), k)[0] for c in cand]
         w_boot = [_take_k(boot_c[:, pos[c]].astype(float), k) for c in cand]
@@ -268,8 +324,20 @@ def itt_rows(
                 j = pan.col(o)
                 y_pool = _window_mean(cum[j], pool_p, pool_m + a, pool_m + b, death[pool_p])
                 y_t = _window_mean(cum[j], t_person, alloc_m + a, alloc_m + b, death[t_person])
-            coef, *_ = np.linalg.lstsq(z_pool[pool_ok], y_pool[pool_ok], rcond=None)
-            fit_pool, fit_t = z_pool @ coef, z_t @ coef
+            if LOCAL_CORRECTION:
+                # the regression on the matched comparisons only (weighted by use): local to
+                # the peaks members are matched at, where a fit over the whole risk set is poor
+                used = np.zeros(len(pool_p))
+                for jj in range(len(t_rows)):
+                    np.add.at(used, cand[jj], w_point[jj])
+                sel = used > 0
+                zl = z_pool[:, :LOCAL_COLUMNS]
+                sw = np.sqrt(used[sel])
+                coef, *_ = np.linalg.lstsq(zl[sel] * sw[:, None], y_pool[sel] * sw, rcond=None)
+                fit_pool, fit_t = zl @ coef, z_t[:, :LOCAL_COLUMNS] @ coef
+            else:
+                coef, *_ = np.linalg.lstsq(z_pool[pool_ok], y_pool[pool_ok], rcond=None)
+                fit_pool, fit_t = z_pool @ coef, z_t @ coef
             # each member's counterfactual: matched outcomes moved to the member's covariates
             y0 = np.array([
                 (w_point[jj] * (y_pool[cand[jj]] - fit_pool[cand[jj]])).sum() / k + fit_t[i]

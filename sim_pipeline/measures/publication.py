@@ -277,10 +277,14 @@ def _risk_from_rounded_counts(out: dict, r: dict, n_t: object, n_c: object) -> N
         out["treated_followup"] = _fmt(t, 3)
     if c is not None and out["comparison_followup"] != SUPPRESSED:
         out["comparison_followup"] = _fmt(c, 3)
+    if out["estimate"] == SUPPRESSED:
+        return
     if r.get("method") == "difference_in_differences" and t is not None and c is not None:
         out["estimate"] = _fmt(t - c, 3)
-    elif t is not None:
+    elif t is not None and r.get("method") == "naive_before_after":
         out["estimate"] = _fmt(t, 3)
+    else:  # a model-adjusted difference (the primary design): to 2 dp, like its interval
+        out["estimate"] = _fmt(r.get("estimate"), 2)
     for col in ("ci_low", "ci_high"):
         if out[col] not in ("", SUPPRESSED):
             out[col] = _fmt(r.get(col), 2)
@@ -332,7 +336,9 @@ def _estimates(df: pd.DataFrame, cost_note: str, basis: tuple[str, str]) -> pd.D
             "price_year": _text(r.get("price_year")) or basis[0],
             "unit_cost_version": _text(r.get("unit_cost_version")) or basis[1],
         }
-        if risk and SUPPRESSED not in (out["estimate"], out["treated_followup"]):
+        if risk and out["treated_followup"] != SUPPRESSED:
+            # the follow-up risks from rounded counts even when the estimate is suppressed
+            # (a 4-decimal risk over a published count would give the exact count back)
             _risk_from_rounded_counts(out, r, n_t, n_c)
         out["note"] = _join_notes(
             method_note.get(out["method"], ""),

@@ -16,9 +16,11 @@ with different ``true_effect`` share every event outside engagement periods, and
 smaller effect never yields more candidate events on a day (counts are monotone in the rate);
 ``simulate_events(..., counterfactual=True)`` also returns the same world without the effect.
 Rates are set before allocation from the referred group's mean intensity over the allocation
-period (``CALIBRATION_PEAK``); members then average, per person-month over the 12 months before
-allocation, roughly A&E 1.8-2.0, ambulance resources 1.6-1.8, MH bed days 4.1-4.2, police
-deployments 1.4-1.5, s136 detentions 0.29-0.31 (seeds 5 and 6, 2,000 people; 71% and 78% engage).
+period (x ``CALIBRATION_PEAK``); members then average, per person-month over the 12 months
+before allocation, A&E 1.37-1.42, ambulance resources 1.18-1.27, MH bed days 2.9-3.3, police
+deployments 1.04-1.05, s136 detentions 0.24 (seeds 5 and 6, 2,000 people; 73% and 76%
+engage): about 70% of the levels the old generator was tuned to, which it reached by selecting
+members at latent peaks the records could not show.
 
 Primary processes and what they imply:
 
@@ -72,11 +74,11 @@ from sim_pipeline.synthetic.timeline import (
 )
 
 # Allocation (``allocate``): a monthly hazard in the recent rise of crisis contacts.
-ALLOC_BASE_HAZARD = 0.02  # a month, at a person's usual level
-ALLOC_PEAK_POWER = 4.0  # hazard x (recent / usual) ** 4: referrals come near a peak
+ALLOC_BASE_HAZARD = 0.01  # a month, at a person's usual level
+ALLOC_PEAK_POWER = 6.0  # hazard x (recent / usual) ** 6: referrals come near a peak
 ALLOC_HAZARD_MAX = 0.5
 USUAL_MONTHS = 24
-CALIBRATION_PEAK = 1.07  # members' pre-allocation level over the referred group's mean level
+CALIBRATION_PEAK = 1.6  # members' pre-allocation level over the referred group's mean level
 ENGAGE_SHARE = 79 / 108  # about 73% engage (SIM's own figures: 79 of 108)
 ENGAGE_FALL = 1.5  # log-odds per unit fall of log latent intensity in the month after
 ENGAGE_LEVEL = 0.5  # log-odds per unit of the usual log level above the members' mean
@@ -91,6 +93,8 @@ JUMP_BASE, JUMP_MEAN, JUMP_MAX = 0.6, 0.5, 1.6  # log-scale crisis jump: base + 
 JUMP_DECAY = 0.55
 CRISIS_MAX = 2.0  # at most exp(2) ~ 7x a person's usual level from crises
 X_SD_CAP = 3.0  # the AR(1) part stays within 3 stationary SDs of the personal mean
+PEAK_CAP = 1.6  # and the whole intensity within exp(1.6) ~ 5x the person's usual level
+MU_MAX = 1.0  # personal mean: at most exp(1.0) ~ 2.7x a typical high-intensity user
 
 # Monthly rate of each primary process for a programme member at their average level over the
 # 12 months before allocation (tuned so the derived metrics hit the targets in the docstring).
@@ -262,7 +266,7 @@ def simulate_intensity(rng: np.random.Generator, mu: np.ndarray) -> np.ndarray:
     for t in range(t_all):
         x = np.clip(mu + PHI * (x - mu) + eps[:, t], mu - X_SD_CAP * sd, mu + X_SD_CAP * sd)
         c = np.minimum(JUMP_DECAY * c + jump[:, t], CRISIS_MAX)
-        out[:, t] = x + c
+        out[:, t] = np.minimum(x + c, mu + PEAK_CAP)
     return np.exp(out)
 
 
@@ -320,16 +324,6 @@ def _months_on_programme(rng: np.random.Generator, cap: np.ndarray) -> np.ndarra
             break
         m[elig[rng.integers(len(elig))]] += step
     return m
-
-
-def crisis_counts(cand: Candidates, h: int) -> np.ndarray:
-    """Crisis contacts per HIU and month (s136, police attendances, ambulance, A&E
-    self-presentation), shape (h, N_MONTHS): the history a referral decision sees."""
-    out = np.zeros((h, N_MONTHS))
-    for proc in ("s136", "police", "amb", "ae"):
-        person, day = cand[proc]
-        np.add.at(out, (person, DAY_MONTH[day]), 1.0)
-    return out
 
 
 def allocation_hazard(counts: np.ndarray, month: int) -> np.ndarray:
@@ -988,7 +982,12 @@ def simulate_events(
     cand_null = _hiu_candidates(
         rngs["hiu_events"], window, rates, pop.death[:h], never, np.full(h, -1), 1.0
     )
-    programme = allocate(rngs["allocation"], pop, intensity, crisis_counts(cand_null, h))
+    general = np.arange(h, pop.n)
+    cand_g = _general_candidates(rngs["general_events"], general, pop.death[general])
+    # the world without the effect up to the crisis records: the history allocation sees is
+    # what the records show (the effect starts at engagement, after allocation)
+    crisis_null = _crisis(kr, pop, cand_null, cand_g)
+    programme = allocate(rngs["allocation"], pop, intensity, recorded_crisis(crisis_null, h))
     pre = [
         window[p, max(0, a - 12) : a].mean()
         for p, a in zip(programme.person, programme.alloc_month, strict=True)
@@ -999,36 +998,51 @@ def simulate_events(
     eng = programme.engaged
     eff_start[programme.person[eng]] = programme.engage_day[eng]
     eff_end[programme.person[eng]] = programme.discharge_day[eng]
-    cand_h = (
-        cand_null
-        if true_effect == 1.0
-        else _hiu_candidates(saved, window, rates, pop.death[:h], eff_start, eff_end, true_effect)
-    )
-    general = np.arange(h, pop.n)
-    cand_g = _general_candidates(rngs["general_events"], general, pop.death[general])
+    if true_effect == 1.0:
+        crisis = crisis_null
+    else:
+        cand_h = _hiu_candidates(
+            saved, window, rates, pop.death[:h], eff_start, eff_end, true_effect
+        )
+        crisis = _crisis(kr, pop, cand_h, cand_g)
     community = copy.deepcopy(rngs["community"])
-    events = _world(kr, pop, cand_h, cand_g, rngs["community"], window, programme, calib)
+    events = _events(kr, pop, crisis, rngs["community"], window, programme, calib)
     cf = None
     if counterfactual:
         cf = (
             events
             if true_effect == 1.0
-            else _world(kr, pop, cand_null, cand_g, community, window, programme, calib)
+            else _events(kr, pop, crisis_null, community, window, programme, calib)
         )
     return programme, events, window, cf
 
 
-def _world(
-    kr: Keyed,
-    pop: Population,
-    cand_h: Candidates,
-    cand_g: Candidates,
-    community: np.random.Generator,
-    window: np.ndarray,
-    programme: Programme,
-    calib: float,
-) -> Events:
-    """Every true event from the primary candidates of high-intensity users and others."""
+def recorded_crisis(crisis: dict[str, pd.DataFrame], h: int) -> np.ndarray:
+    """Crisis contacts per HIU and month as the records count them (the evaluation's crisis
+    metrics: A&E attendances, ambulance resources, police deployments, s136 detentions), shape
+    (h, N_MONTHS): the history a referral decision sees."""
+    out = np.zeros((h, N_MONTHS))
+    ae = crisis["ae"][crisis["ae"]["dupe"] == 0]
+    cad = crisis["cad"][crisis["cad"]["attended"]]
+    for frame, weight in (
+        (ae, None),
+        (crisis["ambulance"], "resources"),
+        (cad, None),
+        (crisis["detentions"], None),
+    ):
+        person = frame["person"].to_numpy(dtype=np.int64)
+        day = frame["day"].to_numpy(dtype=np.int64)
+        keep = (person < h) & (day >= 0) & (day < N_DAYS)
+        w = 1.0 if weight is None else frame[weight].to_numpy(dtype=float)[keep]
+        np.add.at(out, (person[keep], DAY_MONTH[day[keep]]), w)
+    return out
+
+
+def _crisis(
+    kr: Keyed, pop: Population, cand_h: Candidates, cand_g: Candidates
+) -> dict[str, pd.DataFrame]:
+    """Every crisis event (detentions, spells, ward stays, MH Act periods, ambulance, A&E,
+    CAD) from the primary candidates of high-intensity users and others."""
     cand = {
         k: _frame(k, (np.concatenate([cand_h[k][0], cand_g[k][0]]),
                       np.concatenate([cand_h[k][1], cand_g[k][1]])))
@@ -1046,8 +1060,19 @@ def _world(
     amb = _ambulance(kr, pop, thin["amb"], det)
     ae = _ae(kr, pop, thin["ae"], amb, det)
     cad = _cad(kr, thin["police"], thin["police_na"], det)
-    contacts = _contacts(community, kr, pop, window, programme, spells, mha)
-    return Events(
-        detentions=det, spells=spells, ward_stays=ward, mha=mha, ambulance=amb, ae=ae,
-        cad=cad, contacts=contacts, calibration=calib,
-    )  # fmt: skip
+    return {"detentions": det, "spells": spells, "ward_stays": ward, "mha": mha,
+            "ambulance": amb, "ae": ae, "cad": cad}  # fmt: skip
+
+
+def _events(
+    kr: Keyed,
+    pop: Population,
+    crisis: dict[str, pd.DataFrame],
+    community: np.random.Generator,
+    window: np.ndarray,
+    programme: Programme,
+    calib: float,
+) -> Events:
+    """The crisis events plus the planned community contacts (which skip inpatient days)."""
+    contacts = _contacts(community, kr, pop, window, programme, crisis["spells"], crisis["mha"])
+    return Events(**crisis, contacts=contacts, calibration=calib)
