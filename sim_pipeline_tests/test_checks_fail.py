@@ -39,6 +39,7 @@ from sim_pipeline.defs.resources import (
     build_resources,
 )
 from sim_pipeline.measures.disclosure import control_count
+from sim_pipeline.measures.evaluation import EvaluationSettings
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import sql_types, table_doc
@@ -808,9 +809,32 @@ def test_evaluation_diagnostics_pass_when_every_member_has_an_alike_comparison(p
     # the DiD bracket's matched sets (the primary design matches 5 nearest with replacement)
     matches = matches[~matches["stratum"].str.startswith("design:")]
     twin = matches["comparison_person_key"] == "P1" + matches["person_key"].str[1:]
-    # nearly every member gets their own twin (greedy, each comparison once: two members with
-    # the same covariates may take each other's, seed 7 once)
-    assert len(matches) and twin.mean() >= 0.95, matches[~twin]
+    # a twin is a candidate only in a month it meets the rule, i.e. when its member met it at
+    # allocation (allocation follows the rise in crisis contacts, not the rule): judged on those
+    rule = EvaluationSettings().rule
+    metrics = project.read("person_month_metrics")
+    metrics = metrics[metrics["person_key"].isin(matches["person_key"])]
+    month = pd.PeriodIndex(metrics["month"], freq="M")
+
+    def met(row) -> bool:
+        index = pd.Period(row.index_month, "M")
+        mine = metrics[
+            (metrics["person_key"] == row.person_key).to_numpy()
+            & (month >= index - rule.window_months)
+            & (month < index)
+        ]
+        return any(mine[k].sum() >= v for k, v in rule.min_counts.items())
+
+    meets = matches.apply(met, axis=1).astype(bool)
+    assert meets.sum() >= 0.8 * len(matches), meets.mean()
+    # nearly every such member gets their own twin (greedy, each comparison once: two members
+    # with the same covariates may take each other's, seed 7 once)
+    assert twin[meets].mean() >= 0.95, matches[meets & ~twin]
+    # at the member's own month, with nothing between them
+    both = matches[twin & meets]
+    assert (both["distance"] == 0).all() and (
+        both["index_month"] == both["pseudo_index_month"]
+    ).all()
 
 
 def test_members_matched_warns_when_the_comparison_pool_is_lost(project):
