@@ -9,8 +9,8 @@ from linkage error (``sim-pipeline bench linkage`` measures linkage).
 Seeds are fixed in advance and disjoint: worlds without an effect (``--true-effect`` 1.0) use
 seeds from ``--null-first-seed``, worlds with the effect under test (default 0.7: every crisis
 contact 30% lower while engaged) use seeds from ``--effect-first-seed``. The defaults are the
-REPORTING seeds; the design was tuned on seeds 1-40 only (``--null-first-seed 1
---effect-first-seed 21 --seeds 20``).
+REPORTING seeds; the design was tuned on seeds 1-80 only (``--null-first-seed 1
+--effect-first-seed 41 --seeds 40``).
 
 Targets are exact for each world: the generator also simulates the same world without the
 effect (the same draws), so every member's counterfactual follow-up is known.
