@@ -122,15 +122,17 @@ def _estimate_lines(estimates: pd.DataFrame) -> list[str]:
                 continue
             cells.append(f"{r.estimate:+.1%} [{r.ci_low:+.0%}, {r.ci_high:+.0%}]")
         lines.append(f"    {label:<32}{cells[0]:>22}{cells[1]:>22}")
-    lines += design_lines(e)
+    lines += design_lines(estimates[estimates["analysis"] == "primary"])
     lines.append("    published tables and report: sim-pipeline report (data/published/)")
     return lines
 
 
-def design_lines(e: pd.DataFrame) -> list[str]:
-    """The primary design's ITT and CACE per window, in plain words."""
+def design_lines(primary: pd.DataFrame) -> list[str]:
+    """The primary design's ITT and CACE per window, then its diagnostics and sensitivity, in
+    plain words (``primary``: the primary analysis's estimates, every outcome)."""
     from sim_pipeline.measures import matched_design as md
 
+    e = primary[primary["outcome"] == "total_cost"]
     lines = [
         "  primary estimate (matched at the same month on a prognostic score, bias-corrected):"
     ]
@@ -154,6 +156,8 @@ def design_lines(e: pd.DataFrame) -> list[str]:
                 f" (the interval runs from {r.ci_low:+.0%} to {r.ci_high:+.0%}; "
                 f"{int(r.n_people)} people)"
             )
+    diagnostics = md.diagnostic_lines(primary)
+    lines += ["  diagnostics of the primary estimate:"] + [f"    {x}" for x in diagnostics]
     return lines
 
 

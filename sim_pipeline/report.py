@@ -13,8 +13,10 @@ import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from sim_pipeline.measures import matched_design as md
 from sim_pipeline.measures.disclosure import SMALL_MAX, SUPPRESSED
 from sim_pipeline.measures.publication import (
     HARM_OUTCOMES,
@@ -59,6 +61,7 @@ table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
 th,td{border:1px solid #d8dde0;padding:.25em .55em;text-align:left;vertical-align:top}
 th{background:#e8edee}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .summary{background:#f0f4f5;border-left:6px solid #005eb8;padding:.8em 1em;font-size:1.08em}
+.plain{background:#f0f4f5;border-left:6px solid #768692;padding:.6em 1em}
 .caution{background:#fff9c4;border-left:6px solid #ffb81c;padding:.6em 1em}
 .ok{background:#e6f4ea}.bad{background:#fdecea}
 img{max-width:100%;height:auto}small,.note{color:#425563}
@@ -241,6 +244,106 @@ def _forest_chart(est: pd.DataFrame) -> str:
     ax.invert_yaxis()
     ax.set_xlabel("relative change (%): DiD with 95% CI; x = naive before/after")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _released_design(release: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The primary design's released rows as numbers (a suppressed cell is NaN)."""
+    est = release.get("evaluation_estimates.csv")
+    cols = ["analysis", "population", "outcome", "method", "scale", "estimate", "ci_low", "ci_high"]
+    if est is None or est.empty:
+        return pd.DataFrame(columns=[*cols, "n_people"])
+    d = est[(est["analysis"] == PRIMARY) & (est["method"] == md.METHOD)].copy()
+    for c in ("estimate", "ci_low", "ci_high"):
+        d[c] = [np.nan if _num(v) is None else _num(v) for v in d[c]]
+    return d[[*cols, "n_people"]].reset_index(drop=True)
+
+
+def _design_section(release: Mapping[str, pd.DataFrame], price_year: str) -> list[str]:
+    """The primary estimate: ITT and CACE per window in plain words, the diagnostics (a failed
+    one is said plainly), the E-values and the event-study chart."""
+    d = _released_design(release)
+    cost = d[d["outcome"] == "total_cost"]
+    rows, words = [], []
+    for w in md.WINDOWS:
+        for pop, what in (
+            (md.itt_population(w), "ITT: everyone allocated"),
+            (md.cace_population(w), "CACE: those who engaged"),
+        ):
+            r = cost[cost["population"] == pop]
+            if r.empty:
+                continue
+            x = r.iloc[0]
+            if not np.isfinite(x.estimate) or not np.isfinite(x.ci_low):
+                meaning = "not estimable here (too few people, or suppressed)"
+                est, ci = "", ""
+            else:
+                est, ci = f"{x.estimate:+.1%}", f"{x.ci_low:+.1%} to {x.ci_high:+.1%}"
+                if x.ci_low <= 0 <= x.ci_high:
+                    meaning = (
+                        f"no detectable effect: the interval runs from {x.ci_low:+.0%} to "
+                        f"{x.ci_high:+.0%}"
+                    )
+                else:
+                    meaning = "a fall" if x.estimate < 0 else "a rise"
+            rows.append([f"months {w[0]}-{w[1]}", what, est, ci, x.n_people, meaning])
+            if pop == md.itt_population(md.WINDOWS[0]):
+                words.append(f"Over the 12 months from allocation: {est or 'n/a'}, {meaning}.")
+    table = pd.DataFrame(
+        rows, columns=["window", "estimand", "change", "95% CI", "people", "in plain words"]
+    )
+    diagnostics = md.diagnostic_lines(d)
+    failed = md.failed_diagnostics(d)
+    out = [
+        "<h2>The primary estimate: members against people alike at the same month</h2>",
+        "<p>Each member is compared with the five people not yet allocated, at the same "
+        "calendar month, whose history predicts the most similar future cost and whose crisis "
+        "contacts rose alike, corrected for what differences remain (bias-corrected matching); "
+        "the intervals come from a bootstrap that repeats the matching. ITT counts everyone "
+        "allocated; CACE divides it by the share who engaged (the effect on those who engage). "
+        "This, not the naive headline, is the estimate of what the programme changed.</p>",
+        f"<p class='plain'>{_e(' '.join(words) or 'No primary estimate released.')}</p>",
+        _table(table, list(table.columns), numeric=["change", "people"]),
+        "<h3>Diagnostics and sensitivity</h3>",
+        "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in diagnostics) + "</ul>",
+    ]
+    if failed:
+        out.append(
+            "<p class='caution'>Diagnostics failed: do not rely on the primary estimate. "
+            f"{_e('; '.join(failed))}.</p>"
+        )
+    out.append(_event_study_chart(release, price_year))
+    return out
+
+
+def _event_study_chart(release: Mapping[str, pd.DataFrame], price_year: str) -> str:
+    """Members against their matched, bias-corrected counterfactual by month from allocation;
+    months before allocation are the pre-period placebo."""
+    from matplotlib.ticker import MaxNLocator
+
+    pts = trajectory_points(release)
+    pops = [md.itt_population(w) for w in reversed(md.WINDOWS)]
+    pops = [p for p in pops if p in set(pts["population"])][:1]
+    if not pops:
+        return "<p class='note'>No event study released.</p>"
+    fig, axes = _figure(8, 3.6)
+    ax = axes[0]
+    for group, colour, label in (
+        ("programme", BLUE, "members"),
+        (md.COUNTERFACTUAL_GROUP, ORANGE, "counterfactual (matched, bias-corrected)"),
+    ):
+        g = pts[(pts["population"] == pops[0]) & (pts["group"] == group)]
+        g = g.set_index("months_from_index")["mean_total_cost"]
+        if len(g):
+            g = g.reindex(range(int(g.index.min()), int(g.index.max()) + 1))
+        ax.plot(g.index, g.to_numpy(), marker=".", color=colour, label=label)
+    ax.axvline(-0.5, color="grey", linestyle="--", linewidth=1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"event study ({pops[0]}): months before 0 are a placebo")
+    ax.set_xlabel("months from allocation")
+    ax.set_ylabel(f"mean cost per member-month (GBP, {price_year or 'price year ?'})")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return _png(fig)
 
@@ -583,6 +686,7 @@ def render_report(tables: dict[str, pd.DataFrame], release: dict[str, pd.DataFra
         _trajectory_chart(release, price_year),
     ]
     if not est.empty:
+        sections += _design_section(release, price_year)
         sections += [
             "<h2>Headline beside the adjusted estimate</h2>",
             _estimates_table(est, [o for o in USE_OUTCOMES if o in set(est["outcome"])]),

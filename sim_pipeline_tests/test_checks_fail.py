@@ -798,6 +798,8 @@ def test_evaluation_diagnostics_pass_when_every_member_has_an_alike_comparison(p
         "evaluation_estimates:members_matched": True,
         "evaluation_balance:comparison_balanced": True,
         "evaluation_trajectory:trajectory_valid": True,
+        # each member's twin is also their nearest at the placebo's index a year earlier
+        "evaluation_estimates:design_diagnostics": True,
     }
     meta = evaluations["evaluation_estimates:members_matched"].metadata
     assert meta["programme_members"].value == control_count(members)  # counts as published
@@ -871,6 +873,39 @@ def test_comparison_balanced_warns_when_comparisons_are_less_alike(project):
         severity=WARN,
     )
     assert e.metadata["max_abs_smd_after"].value >= evaluation_defs.SMD_LIMIT
+
+
+def test_design_diagnostics_warn_when_members_differ_before_allocation(project):
+    """Members (not their twins) given three more community contacts in every month of the year
+    before allocation: the programme cannot have moved those months and the matching does not
+    use them, so the negative control fails; the report and its check say not to rely on the
+    estimate."""
+    _add_twins(project)
+    assert project.sql(
+        "UPDATE person_month_metrics SET community_contacts = community_contacts + 3 "
+        "WHERE person_key IN (SELECT person_key FROM cohort) AND month < "
+        "(SELECT substr(allocation_date, 1, 7) FROM cohort c "
+        "WHERE c.person_key = person_month_metrics.person_key) AND month >= "
+        "(SELECT strftime('%Y-%m', allocation_date, '-12 months') FROM cohort c "
+        "WHERE c.person_key = person_month_metrics.person_key)"
+    )
+    result = project.materialise(evaluation_defs.evaluation, evaluation={"controls_per_person": 1})
+    e = assert_fails(
+        result, "evaluation_estimates:design_diagnostics", "negative control", severity=WARN
+    )
+    assert "do not rely" in e.metadata["in_plain_words"].value
+    # the placebo (cost, not contacts) still holds no change: the failure names only the control
+    assert "placebo" not in (e.description or "")
+    est = project.read("evaluation_estimates")
+    nc = est[
+        (est["analysis"] == "primary") & (est["population"] == "negative_control_months_m12_m1")
+    ].iloc[0]
+    assert nc["outcome"] == "community_contacts" and nc["ci_low"] > 0.5, nc
+    report = project.materialise(evaluation_defs.evaluation_report)
+    assert report.success
+    page = (project.root / "published" / "evaluation_report.html").read_text()
+    assert "Diagnostics failed: do not rely on the primary estimate" in page
+    assert "negative control (community contacts in the year before)" in page
 
 
 # ----------------------------------------------------------------------------- evaluation_report
@@ -1028,6 +1063,9 @@ BREAKS: dict[str, str | None] = {
     ),
     "evaluation_balance:comparison_balanced": (
         f"{_HERE}::test_comparison_balanced_warns_when_comparisons_are_less_alike"
+    ),
+    "evaluation_estimates:design_diagnostics": (
+        f"{_HERE}::test_design_diagnostics_warn_when_members_differ_before_allocation"
     ),
     "evaluation_trajectory:trajectory_valid": (
         f"{_HERE}::test_trajectory_valid_fails_and_writes_nothing_on_a_negative_mean_cost"

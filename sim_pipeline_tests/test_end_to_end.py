@@ -50,6 +50,11 @@ def test_run_succeeds_and_prints_summary(demo_run):
         "evaluation_estimates:members_matched",
     }, warned
     assert "vs matched comparison (DiD)" in r.stdout
+    # the primary estimate's diagnostics and sensitivity, in plain words
+    assert "diagnostics of the primary estimate:" in r.stdout
+    assert re.search(r"placebo in time \(index a year early, months -12..-4\): \S+ \[", r.stdout)
+    assert "negative control (community contacts in the year before):" in r.stdout
+    assert re.search(r"sensitivity, itt_months_0_11: .* risk ratio of \d+\.\d\d each", r.stdout)
     # the downstream summary ran in the same run, after every ingest partition
     import dagster as dg
 
@@ -377,7 +382,12 @@ def test_evaluation_is_published_under_disclosure_control(demo_run, tmp_path):
         (p, m)
         for p in ("itt", "per_protocol")
         for m in ("naive_before_after", "difference_in_differences")
-    } | {(f(w), md.METHOD) for w in md.WINDOWS for f in (md.itt_population, md.cace_population)}
+    } | {(f(w), md.METHOD) for w in md.WINDOWS for f in (md.itt_population, md.cace_population)} | {
+        (md.PLACEBO_POPULATION, md.METHOD)
+    }
+    # the negative control is community contacts in the year before allocation
+    nc = est[(est["analysis"] == "primary") & (est["population"] == md.NEGATIVE_CONTROL_POPULATION)]
+    assert nc["outcome"].tolist() == ["community_contacts"]
     assert demo_run["snap1"]["evaluation_matches"]["comparison_person_key"].notna().all()
     pub = demo_run["landing"].parent / "published"
     files = sorted(p.name for p in pub.iterdir())
@@ -391,6 +401,8 @@ def test_evaluation_is_published_under_disclosure_control(demo_run, tmp_path):
     assert not set(re.findall(r"\bP\d{8}\b", text)) & keys
     html = (pub / "evaluation_report.html").read_text()
     assert "difference-in-differences" in html.lower()
+    assert "The primary estimate: members against people alike at the same month" in html
+    assert "placebo in time (index a year early, months -12..-4)" in html
     # `sim-pipeline report` rebuilds the same release from the warehouse, byte for byte
     out = tmp_path / "release"
     r = cli("report", "--out", str(out), env=demo_run["env"], cwd=tmp_path)

@@ -515,6 +515,8 @@ class _Page(HTMLParser):
         self.paragraphs: list[tuple[str, str]] = []
         self.tables: list[tuple[str, list[list[str]]]] = []
         self.images: list[str] = []
+        self.items: list[str] = []  # list items' text
+        self._item: list[str] | None = None
         self._text: list[str] | None = None
         self._p_class = ""
         self._cell: list[str] | None = None
@@ -534,6 +536,8 @@ class _Page(HTMLParser):
             self._cell = []
         elif tag == "img":
             self.images.append(a.get("src") or "")
+        elif tag == "li":
+            self._item = []
 
     def handle_endtag(self, tag):
         if tag in ("h1", "h2", "h3") and self._text is not None:
@@ -548,9 +552,12 @@ class _Page(HTMLParser):
         elif tag == "tr" and self._row is not None:
             self.tables[-1][1].append(self._row)
             self._row = None
+        elif tag == "li" and self._item is not None:
+            self.items.append("".join(self._item).strip())
+            self._item = None
 
     def handle_data(self, data):
-        for buf in (self._text, self._cell):
+        for buf in (self._text, self._cell, self._item):
             if buf is not None:
                 buf.append(data)
 
@@ -558,8 +565,12 @@ class _Page(HTMLParser):
         """Rows (header first) of the ``n``-th table under ``heading``."""
         return [rows for h, rows in self.tables if h == heading][n]
 
-    def paragraph(self, cls: str) -> str:
-        (text,) = [t for c, t in self.paragraphs if c == cls]
+    def paragraph(self, cls: str, n: int | None = None) -> str:
+        """The one paragraph of class ``cls`` (or its ``n``-th)."""
+        found = [t for c, t in self.paragraphs if c == cls]
+        if n is not None:
+            return found[n]
+        (text,) = found
         return text
 
 
@@ -654,6 +665,63 @@ def _check_page(page: str) -> _Page:
     assert len(doc.images) == 2  # the trajectory and the forest chart, inline
     assert all(src.startswith("data:image/png;base64,") for src in doc.images)
     return doc
+
+
+def test_report_states_the_primary_estimate_its_diagnostics_and_sensitivity():
+    """The primary design's rows in plain words from the release: the 12-month ITT holding no
+    change, a placebo that failed (said plainly, with the warning not to rely on it), the
+    negative control that held, the E-value from the released figures, the event study."""
+    t = tables()
+    design = [
+        ("itt_months_0_11", "total_cost", 0.0312, -0.1204, 0.2011),
+        ("cace_months_0_11", "total_cost", 0.0421, -0.1627, 0.2718),
+        ("placebo_in_time_months_m12_m4", "total_cost", 0.2503, 0.1002, 0.4004),
+        ("negative_control_months_m12_m1", "community_contacts", -0.0103, -0.0701, 0.0502),
+    ]
+    rows = [
+        _estimate("primary", pop, outcome, "matched_bias_corrected", e, 98, 300,
+                  ci_low=lo, ci_high=hi, n_comparison=300)
+        for pop, outcome, e, lo, hi in design
+    ]  # fmt: skip
+    t["evaluation_estimates"] = pd.concat([t["evaluation_estimates"], pd.DataFrame(rows)])
+    event = pd.DataFrame(
+        {
+            "analysis": "primary",
+            "population": "itt_months_0_23",
+            "group": ["programme"] * 3 + ["counterfactual"] * 3,
+            "months_from_index": [-1, 0, 1] * 2,
+            "n_people": [60] * 6,
+            "mean_total_cost": [3000.0, 2500.0, 2000.0, 2900.0, 2450.0, 2100.0],
+        }
+    )
+    t["evaluation_trajectory"] = pd.concat([t["evaluation_trajectory"], event])
+    rel = build_release(t)
+    assert set(rel["evaluation_trajectory.csv"]["group"]) >= {"counterfactual"}
+    doc = _Page(render_report({}, rel))
+    assert doc.paragraph("plain") == (
+        "Over the 12 months from allocation: +3.1%, no detectable effect: the interval runs "
+        "from -12% to +20%."
+    )
+    table = doc.table("The primary estimate: members against people alike at the same month")
+    assert table[1] == [
+        "months 0-11", "ITT: everyone allocated", "+3.1%", "-12.0% to +20.1%", "100",
+        "no detectable effect: the interval runs from -12% to +20%",
+    ]  # fmt: skip
+    assert table[2][:4] == ["months 0-11", "CACE: those who engaged", "+4.2%", "-16.3% to +27.2%"]
+    items = " | ".join(t for _, t in doc.paragraphs) + " | " + " | ".join(doc.items)
+    assert (
+        "placebo in time (index a year early, months -12..-4): +25.0% [+10.0%, +40.0%]: FAILED"
+        in items
+    )
+    assert (
+        "negative control (community contacts in the year before): -1.0% [-7.0%, +5.0%]: "
+        "passed" in items
+    )
+    # E-value of a ratio 1.031: 1.031 + sqrt(1.031 x 0.031) = 1.21; the interval holds 0
+    assert "by a risk ratio of 1.21 each" in items
+    assert "(its interval already holds no change)" in items
+    assert "Diagnostics failed: do not rely on the primary estimate." in doc.paragraph("caution", 1)
+    assert len(doc.images) == 3  # trajectory, event study, forest
 
 
 def test_report_shows_naive_and_did_and_no_suppressed_value(tmp_path):

@@ -143,6 +143,19 @@ def _table_spec(name: str, description: str, deps: list) -> dg.AssetSpec:
             "without meeting the rule are counted in meeting_rule.",
         ),
         dg.AssetCheckSpec(
+            "design_diagnostics",
+            asset="evaluation_estimates",
+            blocking=False,
+            description="The primary design's diagnostics hold no change: the placebo in time "
+            "(the whole design with every index a year before allocation, estimated on months "
+            "-12..-4, when no programme existed) and the negative-control outcome (community "
+            "contacts in the 12 months before allocation, which the programme cannot have moved "
+            "and the matching does not use). An interval that excludes 0 means the comparison "
+            "is not alike: do not rely on the estimate. Metadata: each diagnostic and the "
+            "E-values (the strength of an unmeasured confounder that would explain the "
+            "estimate away).",
+        ),
+        dg.AssetCheckSpec(
             "comparison_balanced",
             asset="evaluation_balance",
             blocking=False,
@@ -191,6 +204,7 @@ def evaluation(
         for name, key in (
             ("estimates_complete", "evaluation_estimates"),
             ("members_matched", "evaluation_estimates"),
+            ("design_diagnostics", "evaluation_estimates"),
             ("comparison_balanced", "evaluation_balance"),
             ("trajectory_valid", "evaluation_trajectory"),
         ):
@@ -328,6 +342,28 @@ def evaluation(
             ),
         },
     )
+    from sim_pipeline.measures import matched_design as md
+
+    failed = md.failed_diagnostics(primary)
+    diag_rows = primary[
+        primary["population"].isin(md.DIAGNOSTIC_POPULATIONS) & (primary["method"] == md.METHOD)
+    ]
+    yield dg.AssetCheckResult(
+        check_name="design_diagnostics",
+        asset_key="evaluation_estimates",
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(failed) or None,
+        metadata={
+            "in_plain_words": dg.MetadataValue.md(
+                "\n".join(f"- {x}" for x in md.diagnostic_lines(primary))
+            ),
+            "diagnostics": markdown_table(
+                diag_rows[["population", "outcome", "estimate", "ci_low", "ci_high"]].round(3)
+            ),
+            **{k: v for k, v in d.items() if k.endswith(("e_value", "e_value_interval"))},
+        },
+    )
     yield dg.MaterializeResult(
         asset_key="evaluation_balance",
         metadata={
@@ -392,9 +428,20 @@ def _trajectory_chart(traj: pd.DataFrame, price_year: str, out_dir: Path) -> dg.
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
-    for ax, population in zip(axes, ("itt", "per_protocol"), strict=True):
-        for group, colour in (("programme", "#005eb8"), ("comparison", "#768692")):
+    from sim_pipeline.measures import matched_design as md
+
+    # the DiD bracket's populations, then the primary design's event study (the longest window
+    # with rows): members against their bias-corrected matched counterfactual
+    design = [
+        p for p in (md.itt_population(w) for w in reversed(md.WINDOWS)) if p in set(traj.population)
+    ][:1]
+    panels = ["itt", "per_protocol", *design]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), sharey=True)
+    for ax, population in zip(axes, panels, strict=True):
+        groups = (("programme", "#005eb8"), ("comparison", "#768692"))
+        if population in design:
+            groups = (("programme", "#005eb8"), (md.COUNTERFACTUAL_GROUP, "#ed8b00"))
+        for group, colour in groups:
             d = traj[(traj["population"] == population) & (traj["group"] == group)]
             d = d[d["n_people"] >= 8]  # no point drawn on fewer than 8 people
             ax.plot(

@@ -156,6 +156,20 @@ def run_world(args: tuple[int, float, int, int, str]) -> dict:
             "bootstrap_failed": int(r["bootstrap_failed"]),
             "target": targets[pop],
         }
+    # the design's diagnostics: an interval that excludes 0 is a failed diagnostic
+    res["diagnostics"] = {}
+    every = ev.estimates[ev.estimates["analysis"] == "primary"]
+    for pop in matched_design.DIAGNOSTIC_POPULATIONS:
+        row = every[(every["population"] == pop) & (every["method"] == matched_design.METHOD)]
+        if len(row):
+            r = row.iloc[0]
+            res["diagnostics"][pop] = {
+                "outcome": str(r["outcome"]),
+                "estimate": float(r["estimate"]),
+                "ci_low": float(r["ci_low"]),
+                "ci_high": float(r["ci_high"]),
+            }
+    res["e_value_itt_months_0_11"] = ev.diagnostics.get("itt_months_0_11:e_value")
     did = est[(est["population"] == "itt") & (est["method"] == "difference_in_differences")]
     naive = est[(est["population"] == "itt") & (est["method"] == "naive_before_after")]
     res["did_itt"] = float(did["estimate"].iloc[0]) if len(did) else float("nan")
@@ -216,6 +230,36 @@ def summarise(results: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def summarise_diagnostics(results: list[dict]) -> pd.DataFrame:
+    """Per effect and diagnostic: mean estimate, and how often it fails (its interval excludes
+    0) with a Wilson 95% interval. Without an effect that is the false-alarm rate (goal about
+    5%); the placebo and the negative control should fail no more often with one."""
+    rows = []
+    for effect in sorted({r["true_effect"] for r in results}, reverse=True):
+        runs = [r for r in results if r["true_effect"] == effect]
+        for pop in matched_design.DIAGNOSTIC_POPULATIONS:
+            xs = [r["diagnostics"][pop] for r in runs if pop in r.get("diagnostics", {})]
+            xs = [x for x in xs if np.isfinite(x["ci_low"]) and np.isfinite(x["ci_high"])]
+            if not xs:
+                continue
+            fails = sum(not x["ci_low"] <= 0 <= x["ci_high"] for x in xs)
+            lo, hi = wilson(fails, len(xs))
+            rows.append(
+                {
+                    "true_effect": effect,
+                    "diagnostic": pop,
+                    "worlds": len(xs),
+                    "mean_estimate": float(np.mean([x["estimate"] for x in xs])),
+                    "empirical_sd": float(np.std([x["estimate"] for x in xs], ddof=1)),
+                    "failed": fails,
+                    "failed_share": fails / len(xs),
+                    "failed_wilson_low": lo,
+                    "failed_wilson_high": hi,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=200, help="worlds per effect")
@@ -253,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     table = summarise(results)
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(table.round(4).to_string(index=False))
+        diag = summarise_diagnostics(results)
+        print(diag.round(4).to_string(index=False))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "null_seeds": [args.null_first_seed, args.null_first_seed + args.seeds - 1],
@@ -263,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "seconds": round(time.perf_counter() - t0, 1),
         "summary": table.to_dict(orient="records"),
+        "diagnostics_summary": diag.to_dict(orient="records"),
         "per_world": results,
     }
     args.out.write_text(json.dumps(payload, indent=2) + "\n")

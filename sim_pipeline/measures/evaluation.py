@@ -257,7 +257,9 @@ def evaluate(
         .reset_index(drop=True)
     )
     keys = sorted(set(panel["person_key"]) | set(treated["person_key"]))
-    needed = list(dict.fromkeys(["total_cost", *METRICS, *outcomes]))
+    # (the design's negative-control outcome rides along when the panel has it)
+    extra = [c for c in (matched_design.NEGATIVE_CONTROL[0],) if c in panel.columns]
+    needed = list(dict.fromkeys(["total_cost", *METRICS, *outcomes, *extra]))
     missing = [c for c in needed if c not in panel.columns]
     if missing:
         raise ValueError(f"panel lacks column(s) {', '.join(missing)}")
@@ -441,6 +443,11 @@ def evaluate(
             crisis, replace(s.design, seed=s.seed), analysis,
         )  # fmt: skip
         rows += design.rows
+        # the event study: members against their bias-corrected matched counterfactual, month
+        # by month from a year before allocation (the pre-period is a placebo)
+        for pop, rel, n, m1, m0 in design.event_study:
+            traj_rows.append([analysis, pop, "programme", rel, n, m1])
+            traj_rows.append([analysis, pop, matched_design.COUNTERFACTUAL_GROUP, rel, n, m0])
         match_table = pd.concat(
             [
                 match_table,

@@ -47,7 +47,7 @@ calls ``itt_rows`` with its panel.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -63,6 +63,15 @@ NEAREST_KEPT = 60
 RISE = (19, 20)  # feature columns: log crisis contacts months -3..-1 and -27..-4
 LOCAL_CORRECTION = True
 LOCAL_COLUMNS = 3  # intercept, log prognostic score, run-up
+# diagnostics (see ``diagnostic_rows``)
+EVENT_STUDY_FIRST = -12  # months from allocation shown before it (the pre-period placebo)
+PLACEBO_SHIFT = 12  # the placebo-in-time index: this many months before allocation ...
+PLACEBO_WINDOW = (0, 8)  # ... and its window: months -12..-4, before the run-up (-3..-1)
+PLACEBO_POPULATION = "placebo_in_time_months_m12_m4"
+NEGATIVE_CONTROL = ("community_contacts", (-12, -1))  # outcome, months before allocation
+NEGATIVE_CONTROL_POPULATION = "negative_control_months_m12_m1"
+DIAGNOSTIC_POPULATIONS = (PLACEBO_POPULATION, NEGATIVE_CONTROL_POPULATION)
+COUNTERFACTUAL_GROUP = "counterfactual"  # the event study's bias-corrected matched comparison
 
 
 def itt_population(window: tuple[int, int]) -> str:
@@ -88,6 +97,9 @@ class DesignResult:
     matches: list[tuple[int, int, int, float, str]]  # member row, comparison person, month, d, pop
     diagnostics: dict[str, float | int | str]
     realised_sets: dict[str, np.ndarray]  # population -> member rows used
+    # the event study: (population, months from allocation, members, members' mean total cost,
+    # counterfactual mean) per month, members counted while alive and in the data
+    event_study: list[tuple[str, int, int, float, float]] = field(default_factory=list)
 
 
 def poisson_fit(x: np.ndarray, y: np.ndarray, iters: int = 30, ridge: float = 1e-6):
@@ -134,10 +146,18 @@ def itt_rows(
     crisis_cols: Sequence[int],
     settings: DesignSettings,
     analysis: str,
+    *,
+    windows: Sequence[tuple[int, int]] = WINDOWS,
+    names=None,
+    diagnose: bool = True,
 ) -> DesignResult:
     """Estimates of the ITT and CACE on each window for every outcome (relative scale) and
     deaths (risk difference). ``pan``: the evaluation's dense panel; ``strata_num``: numeric
-    (sex, age band) per person and month, shape (people, months, 2)."""
+    (sex, age band) per person and month, shape (people, months, 2). ``names``: window ->
+    (ITT population, CACE population or None); ``diagnose``: add the diagnostics (the event
+    study, the placebo in time, the negative-control outcome and the E-values)."""
+    names = names or (lambda w: (itt_population(w), cace_population(w)))
+    args = (pan, death, strata_num, t_person, alloc_m, engaged, allocated)
     n_m = len(pan.months)
     cost = pan.col("total_cost")
     cum = pan.cum
@@ -274,14 +294,17 @@ def itt_rows(
     pos = np.searchsorted(uniq, pool_p)
     boot_c = np.stack([np.bincount(rng.integers(0, len(uniq), len(uniq)), minlength=len(uniq))
                        for _ in range(b_n)])  # fmt: skip
-    for window in WINDOWS:
+    event_study: list[tuple[str, int, int, float, float]] = []
+    for window in windows:
         a, b = window
         in_win = np.nonzero(alloc_m + b <= n_m - 1)[0]
         pool_ok = pool_m + b <= n_m - 1
-        pop_itt, pop_cace = itt_population(window), cace_population(window)
+        pop_itt, pop_cace = names(window)
         if len(in_win) == 0:
             continue
-        realised[pop_itt] = realised[pop_cace] = member_rows[in_win]
+        realised[pop_itt] = member_rows[in_win]
+        if pop_cace:
+            realised[pop_cace] = member_rows[in_win]
         # matched sets: for each member, the risk-set rows of its month, by distance
         cand: list[np.ndarray] = []
         dist: list[np.ndarray] = []
@@ -298,10 +321,21 @@ def itt_rows(
                 match_out.append(
                     (int(member_rows[i]), int(pool_p[r]), int(pool_m[r]), float(d), pop_itt)
                 )
-        # weights over each member's ordered candidates: point estimate and replicates
-        w_point = [_take_k(np.ones((1, len(c))), k)[0] for c in cand]
-        w_boot = [_take_k(boot_c[:, pos[c]].astype(float), k) for c in cand]
         t_rows = in_win
+        # each member's ordered candidates (padded with -1) and their weights: for the point
+        # estimate (the k nearest) and for every replicate (the k nearest drawn people)
+        cand_rows = np.full((len(t_rows), NEAREST_KEPT), -1)
+        w_point = np.zeros((len(t_rows), NEAREST_KEPT))
+        w_boot = np.zeros((b_n, len(t_rows), NEAREST_KEPT))
+        for jj, c in enumerate(cand):
+            cand_rows[jj, : len(c)] = c
+            w_point[jj, : len(c)] = _take_k(np.ones((1, len(c))), k)[0]
+            w_boot[:, jj, : len(c)] = _take_k(boot_c[:, pos[c]].astype(float), k)
+        has = cand_rows >= 0
+        # the outcome regression's weights: each comparison row's use over the matched sets
+        used = np.zeros(len(pool_p))
+        np.add.at(used, cand_rows[has], w_point[has])
+
         share = engaged[t_rows].astype(float)
         # member multiplicities per replicate (members outside the window get weight 0)
         member_w = np.zeros((b_n, len(t_rows)))
@@ -311,7 +345,17 @@ def itt_rows(
             sel = lookup[boot_t[bi]]
             sel = sel[sel >= 0]
             member_w[bi] = np.bincount(sel, minlength=len(t_rows))
-        share_b = (member_w * share).sum(axis=1) / np.maximum(member_w.sum(axis=1), 1)
+        n_c = len({int(pool_p[c]) for c in cand_rows[:, :k][has[:, :k]]})
+
+        sets = _Sets(cand_rows, has, w_point, w_boot, used, t_rows, k, member_w, share, n_c)
+
+        def counterfactual(y_pool: np.ndarray, sets: _Sets = sets, pool_ok=pool_ok):
+            return _counterfactual(sets, y_pool, z_pool, z_t, pool_ok)
+
+        def add_rows(o, y1, y0, y0_b, base, pops, sets: _Sets = sets):
+            rows.extend(_estimate_rows(sets, analysis, o, y1, y0, y0_b, base, pops))
+
+        tp = t_person[t_rows]
         for o in [*outcomes, "deaths"]:
             if o == "deaths":
                 y_pool = ((death[pool_p] >= pool_m + a) & (death[pool_p] <= pool_m + b)).astype(
@@ -320,68 +364,179 @@ def itt_rows(
                 y_t = ((death[t_person] >= alloc_m + a) & (death[t_person] <= alloc_m + b)).astype(
                     float
                 )
+                base = np.zeros(len(t_rows))  # everyone is alive at allocation
             else:
                 j = pan.col(o)
                 y_pool = _window_mean(cum[j], pool_p, pool_m + a, pool_m + b, death[pool_p])
                 y_t = _window_mean(cum[j], t_person, alloc_m + a, alloc_m + b, death[t_person])
-            if LOCAL_CORRECTION:
-                # the regression on the matched comparisons only (weighted by use): local to
-                # the peaks members are matched at, where a fit over the whole risk set is poor
-                used = np.zeros(len(pool_p))
-                for jj in range(len(t_rows)):
-                    np.add.at(used, cand[jj], w_point[jj])
-                sel = used > 0
-                zl = z_pool[:, :LOCAL_COLUMNS]
-                sw = np.sqrt(used[sel])
-                coef, *_ = np.linalg.lstsq(zl[sel] * sw[:, None], y_pool[sel] * sw, rcond=None)
-                fit_pool, fit_t = zl @ coef, z_t[:, :LOCAL_COLUMNS] @ coef
-            else:
-                coef, *_ = np.linalg.lstsq(z_pool[pool_ok], y_pool[pool_ok], rcond=None)
-                fit_pool, fit_t = z_pool @ coef, z_t @ coef
-            # each member's counterfactual: matched outcomes moved to the member's covariates
-            y0 = np.array([
-                (w_point[jj] * (y_pool[cand[jj]] - fit_pool[cand[jj]])).sum() / k + fit_t[i]
-                for jj, i in enumerate(t_rows)
-            ])  # fmt: skip
-            y0_b = np.stack([
-                (w_boot[jj] * (y_pool[cand[jj]] - fit_pool[cand[jj]])[None, :]).sum(axis=1) / k
-                + fit_t[i]
-                for jj, i in enumerate(t_rows)
-            ], axis=1)  # (replicates, members)  # fmt: skip
-            y1 = y_t[t_rows]
-            tw = member_w.sum(axis=1)
-            m1_b = (member_w * y1).sum(axis=1) / np.maximum(tw, 1)
-            m0_b = (member_w * y0_b).sum(axis=1) / np.maximum(tw, 1)
-            if o == "deaths":
-                base = np.zeros(len(t_rows))  # everyone is alive at allocation
-            else:
-                tp = t_person[t_rows]
-                base = _window_mean(cum[pan.col(o)], tp, alloc_m[t_rows] - 12,
-                                    alloc_m[t_rows] - 1, death[tp])  # fmt: skip
-            n_c = len({int(pool_p[c]) for cs in cand for c in cs[:k]})
-            if o == "deaths":
-                est = float(y1.mean() - y0.mean())
-                boot = m1_b - m0_b
-                scale = "risk_difference"
-                cace, cace_b = est / share.mean(), boot / share_b
-            else:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    est = float(y1.mean() / y0.mean() - 1) if y0.mean() > 0 else np.nan
-                    boot = np.where(m0_b > 0, m1_b / m0_b - 1, np.nan)
-                    cace = est / share.mean() if share.mean() > 0 else np.nan
-                    cace_b = boot / share_b
-                scale = "relative_change"
-            for pop_name, e, bt in ((pop_itt, est, boot), (pop_cace, cace, cace_b)):
-                ok = np.isfinite(bt)
-                lo, hi = np.percentile(bt[ok], [2.5, 97.5]) if ok.any() else (np.nan, np.nan)
-                rows.append([
-                    analysis, pop_name, o, METHOD, scale, e, float(lo), float(hi), len(t_rows),
-                    n_c, float(base.mean()), float(y1.mean()), np.nan, float(y0.mean()), np.nan,
-                    int((~ok).sum()),
-                ])  # fmt: skip
+                base = _window_mean(cum[j], tp, alloc_m[t_rows] - 12, alloc_m[t_rows] - 1,
+                                    death[tp])  # fmt: skip
+            y0, y0_b = counterfactual(y_pool)
+            add_rows(o, y_t[t_rows], y0, y0_b, base, (pop_itt, pop_cace))
         diagnostics[f"{pop_itt}:members"] = int(len(t_rows))
         diagnostics[f"{pop_itt}:share_engaged"] = round(float(share.mean()), 4)
-    return DesignResult(rows, match_out, diagnostics, realised)
+        if not diagnose:
+            continue
+        # ---- the event study: members against their counterfactual month by month, from a
+        # year before allocation (a placebo: nothing can have moved those months yet) to the
+        # window's end; per member allocated, no cost counted after death on either side
+        for rel in range(EVENT_STUDY_FIRST, b + 1):
+            mt_ = alloc_m[t_rows] + rel
+            inside_t = mt_ >= 0
+            if not inside_t.any():
+                continue
+            mp = np.clip(pool_m + rel, 0, n_m - 1)
+            y_pool = np.where(death[pool_p] >= pool_m + rel, pan.values[cost, pool_p, mp], 0.0)
+            y1 = np.where(death[tp] >= mt_, pan.values[cost, tp, np.clip(mt_, 0, n_m - 1)], 0.0)
+            y0, _ = counterfactual(y_pool)
+            event_study.append((pop_itt, rel, int(inside_t.sum()), float(y1[inside_t].mean()),
+                                float(y0[inside_t].mean())))  # fmt: skip
+        # ---- the negative-control outcome (first window's matched sets): community care
+        # contacts in the 12 months before allocation. The programme cannot have moved them, they
+        # are not matched on, and they follow the same underlying need as crisis use: a
+        # difference here is confounding the matching left (Lipsitch et al. 2010; Sofer et al.
+        # 2016 on the pre-exposure outcome as a negative control)
+        nc_outcome, (f_, l_) = NEGATIVE_CONTROL
+        if window == windows[0] and nc_outcome in pan.columns:
+            j = pan.col(nc_outcome)
+            y_pool = _window_mean(cum[j], pool_p, pool_m + f_, pool_m + l_, death[pool_p])
+            y_t = _window_mean(cum[j], tp, alloc_m[t_rows] + f_, alloc_m[t_rows] + l_, death[tp])
+            y0, y0_b = counterfactual(y_pool)
+            add_rows(nc_outcome, y_t, y0, y0_b, y_t, (NEGATIVE_CONTROL_POPULATION, None))
+            realised[NEGATIVE_CONTROL_POPULATION] = member_rows[in_win]
+    if diagnose:
+        # ---- the placebo in time: the whole design again with every index a year before the
+        # allocation (matched on the history before it), estimated on months -12..-4 (before the
+        # run-up allocation reacts to): no programme existed then, so the interval should hold 0
+        placebo = itt_rows(
+            *args[:4], args[4] - PLACEBO_SHIFT, *args[5:], ["total_cost"], crisis_cols,
+            replace(settings, seed=settings.seed + 1), analysis, windows=(PLACEBO_WINDOW,),
+            names=lambda w: (PLACEBO_POPULATION, None), diagnose=False,
+        )  # fmt: skip
+        rows += [r for r in placebo.rows if r[2] == "total_cost"]
+        realised.update(placebo.realised_sets)
+        diagnostics.update(sensitivity(rows))
+    return DesignResult(rows, match_out, diagnostics, realised, event_study)
+
+
+@dataclass
+class _Sets:
+    """One window's matched sets: each member's ordered candidate rows (padded with -1), the
+    weights of the point estimate (the k nearest) and of every replicate (the k nearest drawn
+    people), each comparison row's use, and the replicates' member multiplicities."""
+
+    cand_rows: np.ndarray  # (members, NEAREST_KEPT) risk-set rows
+    has: np.ndarray  # cand_rows >= 0
+    w_point: np.ndarray  # (members, NEAREST_KEPT)
+    w_boot: np.ndarray  # (replicates, members, NEAREST_KEPT)
+    used: np.ndarray  # (risk-set rows,) weight of each row over the matched sets
+    t_rows: np.ndarray  # the members (positions among the design's members)
+    k: int
+    member_w: np.ndarray  # (replicates, members)
+    share: np.ndarray  # engaged (0/1) per member
+    n_c: int  # distinct comparison people among the k nearest
+
+
+def _counterfactual(sets: _Sets, y_pool, z_pool, z_t, pool_ok) -> tuple[np.ndarray, np.ndarray]:
+    """Each member's counterfactual (point, and replicates x members): the matched outcomes
+    moved to the member's covariates by the outcome regression."""
+    if LOCAL_CORRECTION:
+        # the regression on the matched comparisons only (weighted by use): local to the peaks
+        # members are matched at, where a fit over the whole risk set is poor
+        sel = sets.used > 0
+        zl = z_pool[:, :LOCAL_COLUMNS]
+        sw = np.sqrt(sets.used[sel])
+        coef, *_ = np.linalg.lstsq(zl[sel] * sw[:, None], y_pool[sel] * sw, rcond=None)
+        fit_pool, fit_t = zl @ coef, z_t[:, :LOCAL_COLUMNS] @ coef
+    else:
+        coef, *_ = np.linalg.lstsq(z_pool[pool_ok], y_pool[pool_ok], rcond=None)
+        fit_pool, fit_t = z_pool @ coef, z_t @ coef
+    resid = np.where(sets.has, (y_pool - fit_pool)[sets.cand_rows], 0.0)
+    fit = fit_t[sets.t_rows]
+    y0 = (sets.w_point * resid).sum(axis=1) / sets.k + fit
+    y0_b = np.einsum("bmk,mk->bm", sets.w_boot, resid) / sets.k + fit[None, :]
+    return y0, y0_b
+
+
+def _estimate_rows(sets: _Sets, analysis, o, y1, y0, y0_b, base, pops) -> list[list]:
+    """ESTIMATE_COLUMNS rows (ITT, and CACE when ``pops[1]``) of one outcome: relative change,
+    or a risk difference for deaths, with percentile intervals over the replicates."""
+    tw = np.maximum(sets.member_w.sum(axis=1), 1)
+    m1_b = (sets.member_w * y1).sum(axis=1) / tw
+    m0_b = (sets.member_w * y0_b).sum(axis=1) / tw
+    share = sets.share.mean()
+    share_b = (sets.member_w * sets.share).sum(axis=1) / tw
+    if o == "deaths":
+        est = float(y1.mean() - y0.mean())
+        boot = m1_b - m0_b
+        scale = "risk_difference"
+        cace, cace_b = est / share, boot / share_b
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            est = float(y1.mean() / y0.mean() - 1) if y0.mean() > 0 else np.nan
+            boot = np.where(m0_b > 0, m1_b / m0_b - 1, np.nan)
+            cace = est / share if share > 0 else np.nan
+            cace_b = boot / share_b
+        scale = "relative_change"
+    out = []
+    for pop_name, e, bt in ((pops[0], est, boot), (pops[1], cace, cace_b)):
+        if not pop_name:
+            continue
+        ok = np.isfinite(bt)
+        lo, hi = np.percentile(bt[ok], [2.5, 97.5]) if ok.any() else (np.nan, np.nan)
+        out.append([
+            analysis, pop_name, o, METHOD, scale, e, float(lo), float(hi), len(sets.t_rows),
+            sets.n_c, float(base.mean()), float(y1.mean()), np.nan, float(y0.mean()), np.nan,
+            int((~ok).sum()),
+        ])  # fmt: skip
+    return out
+
+
+def e_value(ratio: float) -> float:
+    """VanderWeele and Ding's (2017) E-value of a ratio: the strength (risk ratio, with both
+    the programme and the outcome) an unmeasured confounder would need, beyond what is matched
+    on, to explain the ratio away; 1 at no effect. For a cost or rate ratio it is an
+    approximation (their rare-outcome / rate-ratio reading)."""
+    if not np.isfinite(ratio) or ratio <= 0:
+        return float("nan")
+    r = 1 / ratio if ratio < 1 else ratio
+    return float(r + np.sqrt(r * (r - 1)))
+
+
+def sensitivity(rows: Sequence[Sequence]) -> dict[str, float]:
+    """E-values of the total-cost ITT estimates and of their interval's end nearest to no
+    change (1 when the interval holds no change); ``rows`` in ESTIMATE_COLUMNS order."""
+    out: dict[str, float] = {}
+    for r in rows:
+        pop, outcome, method, est, lo, hi = r[1], r[2], r[3], r[5], r[6], r[7]
+        if outcome != "total_cost" or method != METHOD or not pop.startswith("itt_months_"):
+            continue
+        if not all(np.isfinite(v) for v in (est, lo, hi)):  # too few people, or suppressed
+            continue
+        near = 0.0 if lo <= 0 <= hi else (lo if lo > 0 else hi)
+        out[f"{pop}:e_value"] = round(e_value(1 + est), 3)
+        out[f"{pop}:e_value_interval"] = round(e_value(1 + near), 3)
+    return out
+
+
+DIAGNOSTIC_WORDS = {
+    PLACEBO_POPULATION: "placebo in time (index a year early, months -12..-4)",
+    NEGATIVE_CONTROL_POPULATION: "negative control (community contacts in the year before)",
+}
+
+
+def failed_diagnostics(estimates) -> list[str]:
+    """The design's diagnostics whose interval excludes no change (placebo in time, negative
+    control), in plain words; ``estimates``: the evaluation_estimates table (any analyses)."""
+    out = []
+    for pop, what in DIAGNOSTIC_WORDS.items():
+        r = estimates[(estimates["population"] == pop) & (estimates["method"] == METHOD)]
+        for x in r.itertuples():
+            if np.isfinite(x.ci_low) and np.isfinite(x.ci_high) and not x.ci_low <= 0 <= x.ci_high:
+                out.append(
+                    f"{x.analysis}: {what} {x.estimate:+.1%} [{x.ci_low:+.1%}, {x.ci_high:+.1%}]"
+                )
+    return out
 
 
 def _take_k(w: np.ndarray, k: int) -> np.ndarray:
@@ -389,3 +544,40 @@ def _take_k(w: np.ndarray, k: int) -> np.ndarray:
     a resampled person counting as many times as drawn; the last one partly)."""
     before = np.cumsum(w, axis=1) - w
     return np.clip(np.minimum(w, k - before), 0, None)
+
+
+def diagnostic_lines(estimates) -> list[str]:
+    """The primary analysis's diagnostics and sensitivity in plain words (run summary, report):
+    each diagnostic's estimate and whether it held no change, then the E-values."""
+    e = estimates[(estimates["analysis"] == "primary") & (estimates["method"] == METHOD)]
+    lines = []
+    for pop, what in DIAGNOSTIC_WORDS.items():
+        r = e[e["population"] == pop]
+        if r.empty or not np.isfinite(r.iloc[0]["ci_low"]):
+            lines.append(f"{what}: not computed (too little history in the data)")
+            continue
+        x = r.iloc[0]
+        held = x.ci_low <= 0 <= x.ci_high
+        lines.append(
+            f"{what}: {x.estimate:+.1%} [{x.ci_low:+.1%}, {x.ci_high:+.1%}]: "
+            + ("passed (holds no change)" if held else "FAILED: the comparison is not alike")
+        )
+    cols = ["analysis", "population", "outcome", "method", "scale", "estimate", "ci_low", "ci_high"]
+    for key, value in sensitivity(e[cols].itertuples(index=False)).items():
+        pop, kind = key.split(":")
+        if kind != "e_value":
+            continue
+        interval = sensitivity(e[cols].itertuples(index=False))[f"{pop}:e_value_interval"]
+        lines.append(
+            f"sensitivity, {pop}: an unmeasured confounder tied to both allocation and cost by a "
+            f"risk ratio of {value:.2f} each, beyond the history matched on, would explain the "
+            f"estimate away"
+            + (
+                f"; one of {interval:.2f} would move the interval to hold no change"
+                if interval > 1
+                else " (its interval already holds no change)"
+            )
+        )
+    if failed_diagnostics(e):
+        lines.append("diagnostics failed: do not rely on this estimate")
+    return lines

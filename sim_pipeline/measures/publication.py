@@ -53,9 +53,10 @@ POPULATIONS = (
     "per_protocol_over_6_months",
     *(f(w) for w in matched_design.WINDOWS for f in
       (matched_design.itt_population, matched_design.cace_population)),
+    *matched_design.DIAGNOSTIC_POPULATIONS,
 )  # fmt: skip
 METHODS = ("naive_before_after", "difference_in_differences", matched_design.METHOD)
-GROUPS = ("programme", "comparison")
+GROUPS = ("programme", "comparison", matched_design.COUNTERFACTUAL_GROUP)
 USE_OUTCOMES = (
     "total_cost",
     "ae_attendances",
@@ -72,6 +73,11 @@ HARM_OUTCOMES = (
     "community_contacts",
     "community_dna",
     "deaths",
+)
+DIAGNOSTIC_NOTE = (
+    "a diagnostic of the primary design, not an effect: its interval should hold 0 (placebo in "
+    "time: index a year before allocation, months -12..-4; negative control: community contacts "
+    "in the year before allocation)"
 )
 HARM_NOTES = {
     "ae_self_harm": "A&E attendances for self-harm: a rise may signal harm",
@@ -340,9 +346,11 @@ def _estimates(df: pd.DataFrame, cost_note: str, basis: tuple[str, str]) -> pd.D
             # the follow-up risks from rounded counts even when the estimate is suppressed
             # (a 4-decimal risk over a published count would give the exact count back)
             _risk_from_rounded_counts(out, r, n_t, n_c)
+        diagnostic = out["population"] in matched_design.DIAGNOSTIC_POPULATIONS
         out["note"] = _join_notes(
             method_note.get(out["method"], ""),
-            HARM_NOTES.get(out["outcome"], ""),
+            DIAGNOSTIC_NOTE if diagnostic else "",
+            "" if diagnostic else HARM_NOTES.get(out["outcome"], ""),
             cost_note if out["outcome"] == "total_cost" else "",
             SUPPRESSED_NOTE + (" or 1-7 people with the event" if risk else "")
             if SUPPRESSED in out.values()

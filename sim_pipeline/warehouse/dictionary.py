@@ -480,7 +480,11 @@ _EVAL_KEYS: dict[str, tuple[str, str]] = {
         "text",
         "itt (every allocated person, programme window), per_protocol (engaged: as-treated), "
         "itt_months_0_11 / itt_months_0_23 (ITT on a fixed window from allocation) or "
-        "cace_months_0_11 / cace_months_0_23 (that ITT over the share engaged)",
+        "cace_months_0_11 / cace_months_0_23 (that ITT over the share engaged); the primary "
+        "design's diagnostics (should hold 0): placebo_in_time_months_m12_m4 (the design "
+        "with every index a year before allocation, months -12..-4) and "
+        "negative_control_months_m12_m1 (community contacts in the 12 months before "
+        "allocation, not matched on)",
     ),
 }
 EVALUATION_TABLES = [
@@ -551,11 +555,19 @@ EVALUATION_TABLES = [
     ),
     _doc(
         "evaluation_trajectory",
-        "Mean monthly cost by month from the index date, matched members and their comparisons.",
+        "Mean monthly cost by month from the index date, matched members and their comparisons "
+        "(itt, per_protocol: the difference-in-differences bracket); for the primary design's "
+        "populations (itt_months_*) the event study: members against their bias-corrected "
+        "matched counterfactual from 12 months before allocation (the pre-period is a placebo), "
+        "per member allocated, no cost counted after death.",
         "one row per analysis, population, group and month from index",
         {
             **_EVAL_KEYS,
-            "group": ("text", "programme or comparison"),
+            "group": (
+                "text",
+                "programme, comparison (DiD bracket) or counterfactual (the primary design's "
+                "matched, bias-corrected counterfactual)",
+            ),
             "months_from_index": ("integer", "Months from allocation / pseudo-index (0 = index)"),
             "n_people": ("integer", "People alive with data in that month"),
             "mean_total_cost": ("real", "Mean total cost per person in that month (GBP)"),
