@@ -211,8 +211,15 @@ class _Panel:
 
 def _month_index(months: Sequence[str], values: pd.Series) -> np.ndarray:
     """Month labels to positions in ``months`` (months before the data are negative)."""
-    p0 = pd.Period(months[0], "M")
-    return np.array([(pd.Period(v, "M") - p0).n for v in values], dtype=np.int64)
+    text = pd.Series(values, dtype=object).astype(str).str.slice(0, 7)
+    if text.empty:
+        return np.zeros(0, dtype=np.int64)
+    if not text.str.fullmatch(r"\d{4}-\d{2}").all():
+        bad = text[~text.str.fullmatch(r"\d{4}-\d{2}")].iloc[0]
+        raise ValueError(f"not a month (YYYY-MM): {bad!r}")
+    y0, m0 = int(months[0][:4]), int(months[0][5:7])
+    ym = text.str.slice(0, 4).astype(np.int64) * 12 + text.str.slice(5, 7).astype(np.int64)
+    return (ym - (y0 * 12 + m0)).to_numpy(dtype=np.int64)
 
 
 def _smd(t: np.ndarray, c: np.ndarray, wc: np.ndarray | None = None) -> tuple[float, float]:
@@ -555,12 +562,30 @@ def _demographics(people: pd.DataFrame, keys: list[str], months: list[str]) -> d
             pi = kidx[mode.index.get_level_values(0)].to_numpy()
             mi = _month_index(months, pd.Series(mode.index.get_level_values(1)))
             age[pi, mi] = mode.to_numpy()
-            age = pd.DataFrame(age).ffill(axis=1).bfill(axis=1).to_numpy()
+            age = _fill_along_months(age)
         else:
             mode = _mode(a, ["person_key"], "age_band")
             age[kidx[mode.index].to_numpy(), :] = mode.to_numpy()[:, None]
     age = np.where(pd.isna(age), "unknown", age).astype(object)
     return {"sex": sex, "age": age, "death": death}
+
+
+def _fill_along_months(values: np.ndarray) -> np.ndarray:
+    """Each person's missing (None) months from their nearest earlier value, else the next
+    one's (forward then backward fill along axis 1, on integer codes)."""
+    labels, codes = np.unique(values[values != None].astype(str), return_inverse=True)  # noqa: E711
+    code = np.full(values.shape, -1, dtype=np.int64)
+    code[values != None] = codes  # noqa: E711
+    cols = np.arange(values.shape[1])[None, :]
+    for flip in (False, True):
+        c = code[:, ::-1] if flip else code
+        last = np.maximum.accumulate(np.where(c >= 0, cols, -1), axis=1)
+        filled = np.take_along_axis(c, np.maximum(last, 0), axis=1)
+        filled = np.where(last >= 0, filled, -1)
+        code = filled[:, ::-1] if flip else filled
+    out = np.full(values.shape, None, dtype=object)
+    out[code >= 0] = labels[code[code >= 0]]
+    return out
 
 
 def _strata(demo: dict, person: np.ndarray, month: np.ndarray) -> np.ndarray:
@@ -700,15 +725,18 @@ def evaluate_all(
     sensitivity: bool = True,
 ) -> Evaluation:
     """The primary analysis and, with ``sensitivity``, the same with a 6- and 18-month baseline
-    and with every eligibility threshold a quarter lower and a quarter higher."""
+    and with every eligibility threshold a quarter lower and a quarter higher. The sensitivity
+    analyses re-run the difference-in-differences bracket only: the primary design uses neither
+    the baseline window nor the eligibility rule, so it would repeat the primary's figures."""
     s = settings or EvaluationSettings()
     runs = {"primary": s}
     if sensitivity:
+        bracket = replace(s, design=None)
         runs |= {
-            "baseline_6_months": replace(s, baseline_months=6),
-            "baseline_18_months": replace(s, baseline_months=18),
-            "threshold_lower": replace(s, rule=s.rule.scaled(0.75)),
-            "threshold_higher": replace(s, rule=s.rule.scaled(1.25)),
+            "baseline_6_months": replace(bracket, baseline_months=6),
+            "baseline_18_months": replace(bracket, baseline_months=18),
+            "threshold_lower": replace(bracket, rule=s.rule.scaled(0.75)),
+            "threshold_higher": replace(bracket, rule=s.rule.scaled(1.25)),
         }
     parts = [
         evaluate(panel, cohort, people, months, rs, analysis=name) for name, rs in runs.items()
