@@ -318,3 +318,38 @@ def test_eligibility_rule_parsing_and_scaling():
         EligibilityRule.parse("s136_detentions=2")
     with pytest.raises(ValueError, match="eligibility rule needs metrics"):
         EligibilityRule.parse("bananas>=2")
+
+
+def test_design_diagnostics_in_plain_words_from_warehouse_rows():
+    """A failed placebo is named and the estimate flagged; a diagnostic read back as NULL (too
+    little history) is 'not computed', not an error; the E-value of +10% is 1.43 by hand
+    (1.1 + sqrt(1.1 x 0.1))."""
+    from sim_pipeline.measures import matched_design as md
+
+    rows = pd.DataFrame(
+        {
+            "analysis": ["primary"] * 3,
+            "population": [
+                "itt_months_0_11",
+                md.PLACEBO_POPULATION,
+                md.NEGATIVE_CONTROL_POPULATION,
+            ],
+            "outcome": ["total_cost", "total_cost", "community_contacts"],
+            "method": [md.METHOD] * 3,
+            "scale": ["relative_change"] * 3,
+            "estimate": [0.1, 0.3, None],
+            "ci_low": [-0.1, 0.1, None],
+            "ci_high": [0.3, 0.5, None],
+        },
+        dtype=object,
+    )
+    assert md.failed_diagnostics(rows) == [
+        "primary: placebo in time (index a year early, months -12..-4) +30.0% [+10.0%, +50.0%]"
+    ]
+    lines = md.diagnostic_lines(rows)
+    assert lines[0].endswith("FAILED: the comparison is not alike")
+    assert lines[1].endswith("not computed (too little history in the data)")
+    assert "risk ratio of 1.43 each" in lines[2] and "already holds no change" in lines[2]
+    assert lines[-1] == "diagnostics failed: do not rely on this estimate"
+    assert md.e_value(1.1) == pytest.approx(1.1 + (1.1 * 0.1) ** 0.5)
+    assert md.e_value(1 / 1.1) == pytest.approx(md.e_value(1.1)) and md.e_value(1.0) == 1.0

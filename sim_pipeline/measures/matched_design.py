@@ -492,6 +492,14 @@ def _estimate_rows(sets: _Sets, analysis, o, y1, y0, y0_b, base, pops) -> list[l
     return out
 
 
+def _finite(value: object) -> bool:
+    """A finite number (a NULL read back from the warehouse, None or NaN is not)."""
+    try:
+        return bool(np.isfinite(float(value)))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
 def e_value(ratio: float) -> float:
     """VanderWeele and Ding's (2017) E-value of a ratio: the strength (risk ratio, with both
     the programme and the outcome) an unmeasured confounder would need, beyond what is matched
@@ -511,7 +519,7 @@ def sensitivity(rows: Sequence[Sequence]) -> dict[str, float]:
         pop, outcome, method, est, lo, hi = r[1], r[2], r[3], r[5], r[6], r[7]
         if outcome != "total_cost" or method != METHOD or not pop.startswith("itt_months_"):
             continue
-        if not all(np.isfinite(v) for v in (est, lo, hi)):  # too few people, or suppressed
+        if not all(_finite(v) for v in (est, lo, hi)):  # too few people, or suppressed
             continue
         near = 0.0 if lo <= 0 <= hi else (lo if lo > 0 else hi)
         out[f"{pop}:e_value"] = round(e_value(1 + est), 3)
@@ -532,7 +540,7 @@ def failed_diagnostics(estimates) -> list[str]:
     for pop, what in DIAGNOSTIC_WORDS.items():
         r = estimates[(estimates["population"] == pop) & (estimates["method"] == METHOD)]
         for x in r.itertuples():
-            if np.isfinite(x.ci_low) and np.isfinite(x.ci_high) and not x.ci_low <= 0 <= x.ci_high:
+            if _finite(x.ci_low) and _finite(x.ci_high) and not x.ci_low <= 0 <= x.ci_high:
                 out.append(
                     f"{x.analysis}: {what} {x.estimate:+.1%} [{x.ci_low:+.1%}, {x.ci_high:+.1%}]"
                 )
@@ -553,7 +561,7 @@ def diagnostic_lines(estimates) -> list[str]:
     lines = []
     for pop, what in DIAGNOSTIC_WORDS.items():
         r = e[e["population"] == pop]
-        if r.empty or not np.isfinite(r.iloc[0]["ci_low"]):
+        if r.empty or not (_finite(r.iloc[0]["ci_low"]) and _finite(r.iloc[0]["ci_high"])):
             lines.append(f"{what}: not computed (too little history in the data)")
             continue
         x = r.iloc[0]
