@@ -142,33 +142,33 @@ def run_world(args: tuple[int, float, int, int, str]) -> dict:
     est = ev.estimates[
         (ev.estimates["outcome"] == OUTCOME) & (ev.estimates["analysis"] == "primary")
     ]
-    res: dict = {"seed": seed, "true_effect": effect, "seconds": 0.0, "estimands": {}}
-    for pop in ESTIMANDS:
-        row = est[(est["population"] == pop) & (est["method"] == matched_design.METHOD)]
+
+    def design_row(rows: pd.DataFrame, pop: str) -> dict | None:
+        """The design's estimate and interval for ``pop`` (None when not estimated)."""
+        row = rows[(rows["population"] == pop) & (rows["method"] == matched_design.METHOD)]
         if not len(row):
-            continue
+            return None
         r = row.iloc[0]
-        res["estimands"][pop] = {
+        return {
+            "outcome": str(r["outcome"]),
             "estimate": float(r["estimate"]),
             "ci_low": float(r["ci_low"]),
             "ci_high": float(r["ci_high"]),
             "n_people": int(r["n_people"]),
             "bootstrap_failed": int(r["bootstrap_failed"]),
-            "target": targets[pop],
         }
+
+    res: dict = {"seed": seed, "true_effect": effect, "seconds": 0.0, "estimands": {}}
+    for pop in ESTIMANDS:
+        if (x := design_row(est, pop)) is not None:
+            res["estimands"][pop] = {**x, "target": targets[pop]}
     # the design's diagnostics: an interval that excludes 0 is a failed diagnostic
-    res["diagnostics"] = {}
     every = ev.estimates[ev.estimates["analysis"] == "primary"]
-    for pop in matched_design.DIAGNOSTIC_POPULATIONS:
-        row = every[(every["population"] == pop) & (every["method"] == matched_design.METHOD)]
-        if len(row):
-            r = row.iloc[0]
-            res["diagnostics"][pop] = {
-                "outcome": str(r["outcome"]),
-                "estimate": float(r["estimate"]),
-                "ci_low": float(r["ci_low"]),
-                "ci_high": float(r["ci_high"]),
-            }
+    res["diagnostics"] = {
+        pop: x
+        for pop in matched_design.DIAGNOSTIC_POPULATIONS
+        if (x := design_row(every, pop)) is not None
+    }
     res["e_value_itt_months_0_11"] = ev.diagnostics.get("itt_months_0_11:e_value")
     did = est[(est["population"] == "itt") & (est["method"] == "difference_in_differences")]
     naive = est[(est["population"] == "itt") & (est["method"] == "naive_before_after")]

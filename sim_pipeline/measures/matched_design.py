@@ -63,7 +63,7 @@ NEAREST_KEPT = 60
 RISE = (19, 20)  # feature columns: log crisis contacts months -3..-1 and -27..-4
 LOCAL_CORRECTION = True
 LOCAL_COLUMNS = 3  # intercept, log prognostic score, run-up
-# diagnostics (see ``diagnostic_rows``)
+# diagnostics (``itt_rows(diagnose=True)``, ``diagnostic_lines``)
 EVENT_STUDY_FIRST = -12  # months from allocation shown before it (the pre-period placebo)
 PLACEBO_SHIFT = 12  # the placebo-in-time index: this many months before allocation ...
 PLACEBO_WINDOW = (0, 8)  # ... and its window: months -12..-4, before the run-up (-3..-1)
@@ -571,11 +571,12 @@ def diagnostic_lines(estimates) -> list[str]:
             + ("passed (holds no change)" if held else "FAILED: the comparison is not alike")
         )
     cols = ["analysis", "population", "outcome", "method", "scale", "estimate", "ci_low", "ci_high"]
-    for key, value in sensitivity(e[cols].itertuples(index=False)).items():
+    e_values = sensitivity(e[cols].itertuples(index=False))
+    for key, value in e_values.items():
         pop, kind = key.split(":")
         if kind != "e_value":
             continue
-        interval = sensitivity(e[cols].itertuples(index=False))[f"{pop}:e_value_interval"]
+        interval = e_values[f"{pop}:e_value_interval"]
         lines.append(
             f"sensitivity, {pop}: an unmeasured confounder tied to both allocation and cost by a "
             f"risk ratio of {value:.2f} each, beyond the history matched on, would explain the "
