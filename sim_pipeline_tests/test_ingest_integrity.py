@@ -323,6 +323,25 @@ def test_identifier_check_is_clean_on_clean_rows_and_record_keys_are_held_to_the
     assert found == {"record_ref": {"landing_nhs": 1}}
 
 
+def test_known_identifiers_are_counted_exactly_across_match_blocks():
+    """The known-identifier match reads values in blocks (`KNOWN_BLOCK`) before one by one:
+    identifiers planted first, last and either side of each block edge, among thousands of
+    clean values, are each counted once; a clean column stays clean."""
+    from sim_pipeline.quality.identifiers import KNOWN_BLOCK
+
+    raw = pd.DataFrame([GOOD["staged_ecds"] | {"NHS_Number": NHS_B}])
+    known = IdentifierMatcher(frame_identifiers([(ECDS, raw)], set()))
+    n = 3 * KNOWN_BLOCK + 7
+    clean = [f"REF{i:07d}" for i in range(n)]
+    assert find_identifier_like(pd.DataFrame({"record_ref": clean}), known, ["record_ref"]) == {}
+    planted = list(clean)
+    spots = [0, KNOWN_BLOCK - 1, KNOWN_BLOCK, 2 * KNOWN_BLOCK, n - 1]
+    for i in spots:
+        planted[i] = f"note {NHS_B} r{i}"  # distinct values, each holding the staged NHS number
+    found = find_identifier_like(pd.DataFrame({"record_ref": planted}), known, ["record_ref"])
+    assert found == {"record_ref": {"landing_nhs": len(spots)}}
+
+
 def test_staging_checks_its_rows_against_their_own_identifiers(tmp_path):
     write_drop(tmp_path, "staged_ecds", MONTH, _rows(2), source="ae_rjz")
     sm = stage_month(tmp_path, ECDS, MONTH, TOK)

@@ -170,7 +170,7 @@ def read_drop(path: Path, table: SourceTable, label: str, data: bytes | None = N
             )
             continue
         last_ok = True
-        rows.append([v.strip() for v in row])
+        rows.append([v.strip() or None for v in row])  # an empty field is missing
         numbers.append(number)
     if not text.endswith(("\n", "\r")) and not last_ok:
         raise DropFileError(
@@ -178,12 +178,17 @@ def read_drop(path: Path, table: SourceTable, label: str, data: bytes | None = N
             f"file is truncated: last line {len(lines)} is incomplete and has no newline",
             "file_truncated",
         )
+    # built a column at a time, contract columns only (a column per row list and a frame-wide
+    # replace cost most of the read)
+    values = list(zip(*rows, strict=True)) if rows else [()] * width
     frame = pd.DataFrame(
-        rows, columns=header, index=pd.Index(numbers, name="line_number"), dtype="str"
+        {c: values[header.index(c)] for c in table.columns},
+        index=pd.Index(numbers, name="line_number"),
+        columns=table.columns,
+        dtype="str",
     )
-    frame = frame.replace("", pd.NA)
     return RawDrop(
-        frame=frame[table.columns],
+        frame=frame,
         rows_read=len(rows) + len(bad),
         sha256=hashlib.sha256(data).hexdigest(),
         bad_shape=pd.DataFrame(bad, columns=QUARANTINE_COLUMNS),
