@@ -38,11 +38,20 @@ from sim_pipeline.warehouse.store import Warehouse
 GROUP = "identity"
 
 
-def _staged_for_linkage(wh: Warehouse) -> dict[str, pd.DataFrame]:
-    """The staged columns linkage needs (record key, encodings, descriptive and link fields)."""
+# What the linkage-quality measures read of the encodings: the NHS-number token (two NHS
+# numbers from one provider) and sex. Not the name filters and other tokens (most of a staged
+# row's bytes), which only matching needs.
+QUALITY_ENCODINGS = ["nhs_number_token", "person_sex"]
+
+
+def _staged_for_linkage(
+    wh: Warehouse, encodings: list[str] = ENCODING_COLUMNS
+) -> dict[str, pd.DataFrame]:
+    """The staged columns linkage needs (record key, ``encodings``, descriptive and link
+    fields)."""
     out = {}
     for t in SOURCE_TABLES:
-        cols = ["source", "record_ref", "month", *ENCODING_COLUMNS, *DESCRIPTIVE_COLUMNS, "Borough"]
+        cols = ["source", "record_ref", "month", *encodings, *DESCRIPTIVE_COLUMNS, "Borough"]
         cols += [c for c, _ in t.person_links]
         out[t.asset_name] = wh.read(t.asset_name, columns=cols)
     return out
@@ -271,7 +280,7 @@ def linkage_quality(
 ):
     wh = warehouse.get()
     index = wh.read("person_index")
-    rows, _ = linkage_rows(_staged_for_linkage(wh))
+    rows, _ = linkage_rows(_staged_for_linkage(wh, QUALITY_ENCODINGS))
     mpi = wh.read("staged_mhs001mpi", columns=["source", "record_ref", "PersDeathDate"]).rename(
         columns={"PersDeathDate": "death_date"}
     )

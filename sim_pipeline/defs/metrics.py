@@ -27,6 +27,7 @@ from sim_pipeline.defs.gx import (
 )
 from sim_pipeline.defs.linkage import linkage_quality, person_index
 from sim_pipeline.defs.resources import MetricsResource, QualityResource, WarehouseResource
+from sim_pipeline.identity.linkage import BLOOM_COLUMNS, TOKEN_COLUMNS
 from sim_pipeline.measures.cohort import build_cohort, cohort_people, months_between
 from sim_pipeline.measures.costs import CostError, UnitCosts, unit_cost_problems
 from sim_pipeline.measures.costs import person_month_costs as cost_person_months
@@ -103,6 +104,12 @@ def _read(wh: Warehouse, table: str, where: dict[str, list[str]] | None = None) 
     )
 
 
+def _unencoded(table: str) -> list[str]:
+    """A staged table's columns but its tokens and name filters (events count, never match:
+    the encodings are most of a staged row's bytes)."""
+    return [c for c in sql_types(table) if c not in {*TOKEN_COLUMNS, *BLOOM_COLUMNS}]
+
+
 def _data_months(wh: Warehouse) -> list[str]:
     """Months with any ingested drop (the ingest ledger), oldest first."""
     ledger = wh.read("ingest_ledger", columns=["month"])
@@ -158,8 +165,12 @@ def _data_months(wh: Warehouse) -> list[str]:
 def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     wh = warehouse.get()
     months = _months(context)
-    staged = {name: wh.read(name, {"month": months}) for name in STAGED_INPUTS}
-    before = wh.read(_S136_BEFORE, {"month": [_month_before(months[0])]})
+    staged = {
+        name: wh.read(name, {"month": months}, columns=_unencoded(name)) for name in STAGED_INPUTS
+    }
+    before = wh.read(
+        _S136_BEFORE, {"month": [_month_before(months[0])]}, columns=_unencoded(_S136_BEFORE)
+    )
     index = wh.read("person_index")
     ev, stats = build_events(staged, index, months, before)
 
