@@ -30,6 +30,7 @@ from sim_pipeline.identity.person_index import (
     index_records,
     linkage_rows,
 )
+from sim_pipeline.measures.disclosure import chart_counts, chart_rates
 from sim_pipeline.measures.publication import controlled_link_rates, controlled_shares
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import sql_types
@@ -233,13 +234,20 @@ def _chart(
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     overall = rates[rates["dimension"] == "overall"]
-    axes[0].bar(overall["source_group"], overall["link_rate"], color="#005eb8")
+    # drawn from the disclosure-controlled figures only: a bar's height is a published number
+    link_rate = chart_rates(overall["linked"], overall["records"])
+    axes[0].bar(overall["source_group"], link_rate, color="#005eb8")
+    for i, r in enumerate(link_rate):
+        if r != r:  # suppressed: said on the chart, not drawn
+            axes[0].annotate("*", (i, 0.02), ha="center")
     axes[0].set_ylim(0, 1)
-    axes[0].set_title("Records linked to another source")
-    axes[1].bar(hist["weight_bin"], hist["pairs"], width=1.8, color="#41b6e6")
+    axes[0].set_title("Records linked to another source (* = suppressed)")
+    axes[1].bar(hist["weight_bin"], chart_counts(hist["pairs"]), width=1.8, color="#41b6e6")
     axes[1].set_yscale("log")
     axes[1].set_title("Scored pairs by match weight (bits)")
-    axes[2].plot(curve["threshold"].astype(str), curve["pairs_at_or_above"], marker="o")
+    axes[2].plot(
+        curve["threshold"].astype(str), chart_counts(curve["pairs_at_or_above"]), marker="o"
+    )
     axes[2].set_title("Pairs counted as links, by threshold")
     axes[2].tick_params(axis="x", rotation=45)
     fig.tight_layout()

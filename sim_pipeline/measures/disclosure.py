@@ -69,6 +69,26 @@ def controlled_rate(numerator: object, denominator: object, scale: float = 1.0) 
     return scale * rk / rn
 
 
+def chart_counts(values: Sequence[object]) -> list[float]:
+    """Counts as a chart may draw them: rounded to 5, NaN (no bar, no point) for 1-7 and for
+    missing, so a chart gives back no more than `control_count`'s text."""
+    out = []
+    for v in values:
+        text = control_count(v)  # type: ignore[arg-type]
+        out.append(float(text) if text not in ("", SUPPRESSED) else float("nan"))
+    return out
+
+
+def chart_rates(numerators: Sequence[object], denominators: Sequence[object]) -> list[float]:
+    """Rates as a chart may draw them: `controlled_rate` of each pair (from the rounded
+    counts), NaN where it is suppressed or undefined."""
+    out = []
+    for k, n in zip(numerators, denominators, strict=True):
+        rate = controlled_rate(k, n)
+        out.append(float("nan") if rate is None else rate)
+    return out
+
+
 def preview_table(
     df: pd.DataFrame, counts_of: Literal["people", "records"] = "people"
 ) -> pd.DataFrame:
