@@ -21,7 +21,7 @@ import pandas as pd
 
 from sim_pipeline.identity import Tokeniser, pseudonymise
 from sim_pipeline.identity.record_keys import tokenise_record_keys
-from sim_pipeline.quality.identifiers import find_identifier_like
+from sim_pipeline.quality.identifiers import find_identifier_like_by_group
 from sim_pipeline.quality.privacy_scan import (
     IdentifierMatcher,
     frame_identifiers,
@@ -328,6 +328,10 @@ def stage_months(
         na_position="first",
         ignore_index=True,
     )
+    # provider record keys as sent, per month (one pass when clean)
+    key_findings = find_identifier_like_by_group(
+        raw_keys[key_columns], raw_keys["month"], months, matcher, record_keys=key_columns
+    )
     out = []
     for month in months:
         out.append(
@@ -341,11 +345,7 @@ def stage_months(
                 ),
                 missing=missing[month],
                 identifiers=matcher,
-                record_key_findings=find_identifier_like(
-                    raw_keys.loc[raw_keys["month"] == month, key_columns],
-                    matcher,
-                    record_keys=key_columns,
-                ),
+                record_key_findings=key_findings[month],
             )
         )
     return out

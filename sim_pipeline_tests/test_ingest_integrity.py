@@ -342,6 +342,44 @@ def test_known_identifiers_are_counted_exactly_across_match_blocks():
     assert found == {"record_ref": {"landing_nhs": len(spots)}}
 
 
+@pytest.mark.parametrize("plant", ["clean", "known_nhs", "postcode", "names_in_one_month"])
+def test_record_key_findings_per_month_equal_one_scan_per_month(plant):
+    """`find_identifier_like_by_group` (one pass when clean) against one call per month: the
+    same findings for clean keys, a staged NHS number or a postcode in one month, and a month
+    whose keys are all single first names (the share rule fires for that month only)."""
+    from sim_pipeline.quality.identifiers import find_identifier_like_by_group
+
+    raw = pd.DataFrame([GOOD["staged_ecds"] | {"NHS_Number": NHS_B}])
+    known = IdentifierMatcher(frame_identifiers([(ECDS, raw)], set()))
+    months = [f"2019-{m:02d}" for m in range(1, 7)]
+    keys = pd.DataFrame(
+        {
+            "month": [m for m in months[:5] for _ in range(40)],  # 2019-06 has no rows
+            "record_ref": [f"REF{i:05d}" for i in range(200)],
+            "Generated_Record_ID": [f"G{i:06d}" for i in range(200)],
+        }
+    )
+    if plant == "known_nhs":
+        keys.loc[45, "record_ref"] = f"note {NHS_B}"
+    elif plant == "postcode":
+        keys.loc[130, "Generated_Record_ID"] = "SE15 4QT"
+    elif plant == "names_in_one_month":
+        names = ["Aisha", "John", "Mary", "David", "Sarah", "James", "Fatima", "Peter"]
+        keys.loc[keys["month"] == "2019-03", "record_ref"] = [names[i % 8] for i in range(40)]
+    cols = ["record_ref", "Generated_Record_ID"]
+    got = find_identifier_like_by_group(keys[cols], keys["month"], months, known, cols)
+    want = {
+        m: find_identifier_like(keys.loc[keys["month"] == m, cols], known, record_keys=cols)
+        for m in months
+    }
+    assert got == want
+    assert (got["2019-02"] != {}) == (plant == "known_nhs")
+    assert (got["2019-04"] != {}) == (plant == "postcode")
+    if plant == "names_in_one_month":
+        assert got["2019-03"]["record_ref"]["name_word_column"] == 8
+        assert not find_identifier_like(keys[cols], known, record_keys=cols)  # not run-wide
+
+
 def test_staging_checks_its_rows_against_their_own_identifiers(tmp_path):
     write_drop(tmp_path, "staged_ecds", MONTH, _rows(2), source="ae_rjz")
     sm = stage_month(tmp_path, ECDS, MONTH, TOK)
