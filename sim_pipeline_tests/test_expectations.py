@@ -367,3 +367,19 @@ def test_an_error_escaping_gx_is_raised_without_its_value(staged, tmp_path):
     assert exc.value.__cause__ is None and exc.value.__suppress_context__
     assert PLANTED not in str(exc.value) and PLANTED not in repr(exc.value)
     _scan_gx(tmp_path)
+
+
+def test_gx_gets_nanosecond_datetimes_only_where_every_value_fits():
+    """`_for_gx`: microsecond datetime columns become nanoseconds (GX's vectorised `between`),
+    the same instants; a column holding a date outside the nanosecond range is left as it is
+    (converting would raise), other columns and the caller's frame untouched."""
+    from sim_pipeline.quality.expectations import _for_gx
+
+    us = pd.to_datetime(pd.Series(["2019-01-02 03:04:05", None])).astype("datetime64[us]")
+    old = pd.Series([pd.Timestamp("1600-01-01").as_unit("us"), pd.NaT], dtype="datetime64[us]")
+    frame = pd.DataFrame({"when": us, "ancient": old, "n": [1, 2]})
+    got = _for_gx(frame)
+    assert str(got["when"].dtype) == "datetime64[ns]"
+    assert got["when"].tolist()[0] == us.tolist()[0] and pd.isna(got["when"].iloc[1])
+    assert str(got["ancient"].dtype) == "datetime64[us]" and got["n"].tolist() == [1, 2]
+    assert str(frame["when"].dtype) == "datetime64[us]"  # the caller's frame unchanged
