@@ -1,6 +1,7 @@
 """Identity assets: the person index (linkage) and its quality report. Wiring only: the logic is in
 `sim_pipeline.identity` (linkage, person_index, linkage_quality)."""
 
+import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -238,7 +239,7 @@ def _chart(
     link_rate = chart_rates(overall["linked"], overall["records"])
     axes[0].bar(overall["source_group"], link_rate, color="#005eb8")
     for i, r in enumerate(link_rate):
-        if r != r:  # suppressed: said on the chart, not drawn
+        if math.isnan(r):  # suppressed: said on the chart, not drawn
             axes[0].annotate("*", (i, 0.02), ha="center")
     axes[0].set_ylim(0, 1)
     axes[0].set_title("Records linked to another source (* = suppressed)")

@@ -208,10 +208,7 @@ def _name_words_possible(df: pd.DataFrame) -> bool:
         s = df[col]
         if not _is_text(s):
             continue
-        values = pd.Series(s.dropna().astype("string").unique(), dtype="string")
-        single = values[values.str.fullmatch(_ONE_WORD.pattern).fillna(False).astype(bool)]
-        known = sum(v.lower() in FORENAMES or v.lower() in SURNAMES for v in single)
-        if known >= NAME_WORD_MIN:
+        if _known_single_names(s.dropna().astype("string")) >= NAME_WORD_MIN:
             return True
     return False
 
@@ -234,6 +231,13 @@ def _known_hits(values: pd.Series, known: IdentifierMatcher) -> dict[str, int]:
             for kind in known.kinds(v):
                 hits[kind] = hits.get(kind, 0) + 1
     return hits
+
+
+def _known_single_names(values: pd.Series) -> int:
+    """Distinct single capitalised words among string ``values`` that are common forenames or
+    surnames (`name_like_counts`' share rule, and the guard of `find_identifier_like_by_group`)."""
+    single = values[values.str.fullmatch(_ONE_WORD.pattern).fillna(False).astype(bool)]
+    return sum(v.lower() in FORENAMES or v.lower() in SURNAMES for v in single.unique())
 
 
 def _in(word: str, names: frozenset[str]) -> bool:
@@ -280,8 +284,7 @@ def name_like_counts(values: pd.Series) -> dict[str, int]:
     full = sum(_is_full_name(v) for v in lettered.dropna().unique())
     if full:
         out["full_name_like"] = int(full)
-    single = values[values.str.fullmatch(_ONE_WORD.pattern).fillna(False).astype(bool)]
-    known = sum(v.lower() in FORENAMES or v.lower() in SURNAMES for v in single.unique())
+    known = _known_single_names(values)
     if known >= NAME_WORD_MIN and known >= NAME_WORD_SHARE * values.nunique():
         out["name_word_column"] = int(known)
     return out
