@@ -194,13 +194,18 @@ def table_digests(url: str) -> dict[str, str]:
             if table in RUN_LOG_TABLES:
                 continue
             df = wh.read(table)
-            df = df.drop(columns=[c for c in RUN_SPECIFIC_COLUMNS if c in df.columns])
-            df = df.sort_values(list(df.columns)).reset_index(drop=True)
-            digest = hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()
-            out[table] = f"{len(df)}:{digest}"
+            out[table] = frame_digest(
+                df.drop(columns=[c for c in RUN_SPECIFIC_COLUMNS if c in df.columns])
+            )
         return out
     finally:
         wh.dispose()
+
+
+def frame_digest(df: pd.DataFrame) -> str:
+    """ "rows:sha256" of a frame's rows in sorted order, values as text (`table_digests`)."""
+    df = df.sort_values(list(df.columns)).reset_index(drop=True)
+    return f"{len(df)}:{hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()}"
 
 
 # SQLite insert fast path. SQLAlchemy builds and processes a parameter dict per row; this
