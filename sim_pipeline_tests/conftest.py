@@ -357,9 +357,8 @@ def snapshot(url: str) -> dict[str, pd.DataFrame]:
 def june_run(june_project, small_synth, tmp_path_factory) -> dict[str, Any]:
     """`june_project` with what the end-to-end tests read beside it: every warehouse table
     (`snapshot`, taken once per session) and the generator's truth. (One CLI run serves the
-    end-to-end, checks, web UI and PostgreSQL tests. A repeat is compared table by table on
-    PostgreSQL, `test_postgres.py::test_rerun_on_postgres_is_idempotent`, and on SQLite,
-    `test_damaged_extracts.py`, which repeats its backfill over every month of its landing.)"""
+    end-to-end, checks, web UI and PostgreSQL tests; `test_end_to_end.py::
+    test_second_run_gives_identical_tables` runs it again on a copy.)"""
     snap = shared(
         tmp_path_factory,
         "june_snapshot",

@@ -1,4 +1,4 @@
-"""The main job through the real CLI on a small synthetic set: accounting, privacy, outputs."""
+"""The main job through the real CLI on a small synthetic set: accounting, privacy, idempotence."""
 
 import re
 import sqlite3
@@ -20,6 +20,8 @@ from sim_pipeline.quality.privacy_scan import (
 )
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import (
+    RUN_LOG_TABLES,
+    RUN_SPECIFIC_COLUMNS,
     all_tables,
     render_markdown,
 )
@@ -31,6 +33,7 @@ from sim_pipeline_tests.conftest import (
     copy_project,
     link_landing,
     project_env,
+    snapshot,
 )
 
 
@@ -178,6 +181,35 @@ def test_scan_would_find_a_leak(june_ids, tmp_path):
     glued = tmp_path / "glued.txt"
     glued.write_text(f"{name}_start_end")
     assert scan([glued], ids) == {}
+
+
+def test_second_run_gives_identical_tables(june_run, june_ids, tmp_path):
+    """`sim-pipeline run` once more on a copy of the project (same landing, same key): every
+    table as the first run left it, the run log one row per stage longer with the first run's
+    counts, and nothing in the second run's output is an identifier."""
+    root = copy_project(june_run["root"], tmp_path / "project")
+    env = project_env(root / "landing", root, SIM_LAST_MONTH=JUNE_2019)
+    second_run = cli("run", env=env, cwd=root)
+    assert second_run.returncode == 0, second_run.stdout + second_run.stderr
+    s1, s2 = june_run["snap"], snapshot(env["SIM_WAREHOUSE_URL"])
+    assert sorted(s1) == sorted(s2)
+    for name in s1:
+        if name in RUN_LOG_TABLES:
+            continue
+        a, b = (s[name].drop(columns=list(RUN_SPECIFIC_COLUMNS), errors="ignore") for s in (s1, s2))
+        pd.testing.assert_frame_equal(a, b, obj=name)
+    # the run log grew by one row per stage, with the same counts as the first run
+    first, both = s1["audit_trail"], s2["audit_trail"]
+    second = both[~both["run_id"].isin(first["run_id"])]
+    assert second["run_id"].nunique() == 1
+    same = ["stage", "months", "status", "code_version", "key_fingerprint", "rows_in", "rows_out"]
+    pd.testing.assert_frame_equal(
+        first[same].sort_values("stage").reset_index(drop=True),
+        second[same].sort_values("stage").reset_index(drop=True),
+    )
+    log = tmp_path / "second_run_output.txt"
+    log.write_text(second_run.stdout + second_run.stderr)
+    assert scan([log], june_ids) == {}
 
 
 def test_audit_trail_records_every_stage_of_the_run(june_run):

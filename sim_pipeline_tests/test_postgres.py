@@ -56,8 +56,7 @@ SHORT_LAST_MONTH = "2016-06"
 # The repeat after the killed run: the last two months again (`sim-pipeline backfill`), which
 # re-ingests those months and recomputes their partitions and every unpartitioned table from
 # all months (person index, cohort, evaluation ...): every write path a whole run takes, at a
-# third of its cost. (The whole job repeated on SQLite: test_damaged_extracts repeats its
-# backfill over every month of that project's landing.)
+# third of its cost. (The whole run repeated: on SQLite, in test_end_to_end.)
 RERUN_FIRST_MONTH = "2019-05"
 # stages whose input and output are every month whatever months a run materialises
 UNPARTITIONED_STAGES = {
@@ -614,7 +613,7 @@ def test_deploy_example_instance_config_runs(pg, small_synth, tmp_path):
         pg.create_database("wh_deploy"),
         home,
         tmp_path,
-        "2016-03",
+        "2016-01",  # one month: the instance config is under test, not the data
         DAGSTER_PG_USERNAME=user,
         DAGSTER_PG_PASSWORD=password,
         DAGSTER_PG_HOST=pg.host,
