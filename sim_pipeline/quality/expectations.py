@@ -838,7 +838,7 @@ def validate(
         # Stored once, through the checkpoint: adding it adds its validation definition, which
         # adds its suite. (Adding the suite and the definition first as well stored the suite
         # three times and the definition twice per validation, each update of a stored suite
-        # comparing every expectation with every stored one: a third of a small validation.)
+        # comparing every expectation with every stored one: 0.1 s of a small suite's 0.55 s.)
         vd = gx.ValidationDefinition(
             data=_batch_definition(ctx, suite.name), suite=_gx_suite(gx, suite), name=suite.name
         )

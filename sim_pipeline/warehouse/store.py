@@ -203,7 +203,8 @@ def table_digests(url: str) -> dict[str, str]:
 
 
 def frame_digest(df: pd.DataFrame) -> str:
-    """ "rows:sha256" of a frame's rows in sorted order, values as text (`table_digests`)."""
+    """A frame's digest, "rows:sha256" of its rows in sorted order with values as text (the
+    form `table_digests` gives each table)."""
     df = df.sort_values(list(df.columns)).reset_index(drop=True)
     return f"{len(df)}:{hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()}"
 
