@@ -357,8 +357,9 @@ def snapshot(url: str) -> dict[str, pd.DataFrame]:
 def june_run(june_project, small_synth, tmp_path_factory) -> dict[str, Any]:
     """`june_project` with what the end-to-end tests read beside it: every warehouse table
     (`snapshot`, taken once per session) and the generator's truth. (One CLI run serves the
-    end-to-end, checks, web UI and PostgreSQL tests; `test_end_to_end.py::
-    test_second_run_gives_identical_tables` runs it again on a copy.)"""
+    end-to-end, checks, web UI and PostgreSQL tests. That a repeat changes nothing is proven on
+    copies of smaller projects: `test_end_to_end.py::test_second_run_gives_identical_tables`,
+    `test_postgres.py::test_rerun_on_postgres_is_idempotent`.)"""
     snap = shared(
         tmp_path_factory,
         "june_snapshot",

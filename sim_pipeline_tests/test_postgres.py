@@ -56,7 +56,7 @@ SHORT_LAST_MONTH = "2016-06"
 # The repeat after the killed run: the last two months again (`sim-pipeline backfill`), which
 # re-ingests those months and recomputes their partitions and every unpartitioned table from
 # all months (person index, cohort, evaluation ...): every write path a whole run takes, at a
-# third of its cost. (The whole run repeated: on SQLite, in test_end_to_end.)
+# third of its cost. (A job repeated on SQLite: test_end_to_end.)
 RERUN_FIRST_MONTH = "2019-05"
 # stages whose input and output are every month whatever months a run materialises
 UNPARTITIONED_STAGES = {
