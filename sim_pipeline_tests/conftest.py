@@ -79,7 +79,8 @@ PINNED: dict[str, frozenset[str] | None] = {
 # The order of the queue: the longest units start at once, a shared project is built by the
 # first unit to need it while the other worker is busy elsewhere (test_postgres builds
 # `june_project`, which the end-to-end tests, the web UI and checks read later), and the tests
-# that only read a project come after its builder (test_linkage reads `june_run`). Modules not named keep their place between the two lists.
+# that only read a project come after its builder (test_linkage reads `june_run`). Modules not
+# named keep their place between the two lists.
 FIRST = (
     "test_postgres.py",
     "test_damaged_extracts.py",
