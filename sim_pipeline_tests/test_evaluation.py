@@ -353,3 +353,34 @@ def test_design_diagnostics_in_plain_words_from_warehouse_rows():
     assert lines[-1] == "diagnostics failed: do not rely on this estimate"
     assert md.e_value(1.1) == pytest.approx(1.1 + (1.1 * 0.1) ** 0.5)
     assert md.e_value(1 / 1.1) == pytest.approx(md.e_value(1.1)) and md.e_value(1.0) == 1.0
+
+
+def test_total_cost_is_moved_by_the_scores_ratio_and_others_by_the_regression():
+    """The bias correction by hand. Two members, each with three candidate matches (one
+    padding slot), k = 2. Outcomes that are exactly the log-link mean exp(score) are recovered
+    without error by the ratio correction (each match's outcome x exp(member's score - the
+    match's)); the linear correction in the log score, fitted on matches below the members,
+    under-shoots that convex mean, as the design's notes say."""
+    from sim_pipeline.measures import matched_design as md
+
+    score_pool = np.array([1.0, 1.2, 0.8, 1.5, 1.7, 0.0])
+    runup = np.array([0.1, 0.2, 0.0, 0.3, 0.4, 0.0])
+    z_pool = np.column_stack([np.ones(6), score_pool, runup])
+    z_t = np.column_stack([np.ones(2), [1.6, 2.2], [0.2, 0.5]])
+    cand = np.array([[1, 0, 2, -1], [4, 3, 1, -1]])
+    has = cand >= 0
+    w_point = md._take_k(has.astype(float), 2)
+    w_boot = np.stack([w_point, md._take_k(np.array([[0, 1, 1, 0], [2, 0, 0, 0.0]]), 2)])
+    used = np.zeros(6)
+    np.add.at(used, cand[has], w_point[has])
+    sets = md._Sets(cand, has, w_point, w_boot, used, np.array([0, 1]), 2,
+                    np.ones((2, 2)), np.array([1.0, 0.0]), 5)  # fmt: skip
+    y_pool = np.exp(score_pool)
+    y0, y0_b = md._counterfactual(sets, y_pool, z_pool, z_t, np.ones(6, bool), True)
+    assert y0 == pytest.approx(np.exp([1.6, 2.2]))  # exact: every match moved to the member
+    assert y0_b[1] == pytest.approx(np.exp([1.6, 2.2]))  # in a replicate too (other matches)
+    # by hand for member 0: matches 1 and 0, (e^1.2 x e^0.4 + e^1.0 x e^0.6) / 2
+    y_by_hand = (y_pool[1] * np.exp(1.6 - 1.2) + y_pool[0] * np.exp(1.6 - 1.0)) / 2
+    assert y0[0] == pytest.approx(y_by_hand)
+    linear, _ = md._counterfactual(sets, y_pool, z_pool, z_t, np.ones(6, bool), False)
+    assert (linear < y0 - 1e-6).all()  # the linear correction falls short of the convex mean

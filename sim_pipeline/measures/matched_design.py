@@ -29,12 +29,15 @@ month, whose history predicts the same future:
   (log cost over months -3..-1, half weight) and the rise in crisis contacts (log contacts of
   months -3..-1 over months -27..-4: what referral near a peak selects on), standardised, with
   replacement.
-* **Bias correction** (Abadie and Imbens 2011): each comparison's outcome is moved by an outcome
-  regression from the comparison's covariates to the member's: least squares of the outcome on
-  the log score and the run-up over the matched comparisons (weighted by use), per outcome and
-  window; local to the peaks members are matched at (a fit over the whole risk set, mostly
-  people at their usual level, corrected less well on the tuning seeds). Doubly robust in the
-  sense that a good match or a good regression is enough.
+* **Bias correction** (Abadie and Imbens 2011): each comparison's outcome is moved from the
+  comparison's covariates to the member's. Total cost (the outcome the score models) by the
+  score's own ratio: the match's outcome times the member's predicted mean over the match's
+  (the correction of a log-link model; a linear one in the log score under-corrects its convex
+  mean where members sit above their matches). Every other outcome by an outcome regression:
+  least squares of the outcome on the log score and the run-up over the matched comparisons
+  (weighted by use), per outcome and window; local to the peaks members are matched at (a fit
+  over the whole risk set, mostly people at their usual level, corrected less well on the
+  tuning seeds). Doubly robust in the sense that a good match or a good model is enough.
 * **Inference**: a bootstrap that resamples members and comparison people (each with all their
   person-months) and re-runs the matching in every replicate; the prognostic and outcome
   regressions are held fixed. Replicates whose estimate is not finite are counted and reported
@@ -63,6 +66,9 @@ NEAREST_KEPT = 60
 RISE = (19, 20)  # feature columns: log crisis contacts months -3..-1 and -27..-4
 LOCAL_CORRECTION = True
 LOCAL_COLUMNS = 3  # intercept, log prognostic score, run-up
+# outcomes the prognostic score models (their follow-up after the index): corrected by the
+# score's own ratio (the log-link model's correction) rather than by the linear regression
+RATIO_CORRECTED = ("total_cost",)
 # diagnostics (``itt_rows(diagnose=True)``, ``diagnostic_lines``)
 EVENT_STUDY_FIRST = -12  # months from allocation shown before it (the pre-period placebo)
 PLACEBO_SHIFT = 12  # the placebo-in-time index: this many months before allocation ...
@@ -349,8 +355,8 @@ def itt_rows(
 
         sets = _Sets(cand_rows, has, w_point, w_boot, used, t_rows, k, member_w, share, n_c)
 
-        def counterfactual(y_pool: np.ndarray, sets: _Sets = sets, pool_ok=pool_ok):
-            return _counterfactual(sets, y_pool, z_pool, z_t, pool_ok)
+        def counterfactual(y_pool: np.ndarray, ratio: bool, sets: _Sets = sets, pool_ok=pool_ok):
+            return _counterfactual(sets, y_pool, z_pool, z_t, pool_ok, ratio)
 
         def add_rows(o, y1, y0, y0_b, base, pops, sets: _Sets = sets):
             rows.extend(_estimate_rows(sets, analysis, o, y1, y0, y0_b, base, pops))
@@ -371,7 +377,7 @@ def itt_rows(
                 y_t = _window_mean(cum[j], t_person, alloc_m + a, alloc_m + b, death[t_person])
                 base = _window_mean(cum[j], tp, alloc_m[t_rows] - 12, alloc_m[t_rows] - 1,
                                     death[tp])  # fmt: skip
-            y0, y0_b = counterfactual(y_pool)
+            y0, y0_b = counterfactual(y_pool, o in RATIO_CORRECTED)
             add_rows(o, y_t[t_rows], y0, y0_b, base, (pop_itt, pop_cace))
         diagnostics[f"{pop_itt}:members"] = int(len(t_rows))
         diagnostics[f"{pop_itt}:share_engaged"] = round(float(share.mean()), 4)
@@ -388,7 +394,9 @@ def itt_rows(
             mp = np.clip(pool_m + rel, 0, n_m - 1)
             y_pool = np.where(death[pool_p] >= pool_m + rel, pan.values[cost, pool_p, mp], 0.0)
             y1 = np.where(death[tp] >= mt_, pan.values[cost, tp, np.clip(mt_, 0, n_m - 1)], 0.0)
-            y0, _ = counterfactual(y_pool)
+            # follow-up months as the estimate corrects them; months before allocation (matched
+            # on, not what the score predicts) by the linear correction
+            y0, _ = counterfactual(y_pool, rel >= 0)
             event_study.append((pop_itt, rel, int(inside_t.sum()), float(y1[inside_t].mean()),
                                 float(y0[inside_t].mean())))  # fmt: skip
         # ---- the negative-control outcome (first window's matched sets): community care
@@ -401,7 +409,7 @@ def itt_rows(
             j = pan.col(nc_outcome)
             y_pool = _window_mean(cum[j], pool_p, pool_m + f_, pool_m + l_, death[pool_p])
             y_t = _window_mean(cum[j], tp, alloc_m[t_rows] + f_, alloc_m[t_rows] + l_, death[tp])
-            y0, y0_b = counterfactual(y_pool)
+            y0, y0_b = counterfactual(y_pool, False)
             add_rows(nc_outcome, y_t, y0, y0_b, y_t, (NEGATIVE_CONTROL_POPULATION, None))
             realised[NEGATIVE_CONTROL_POPULATION] = member_rows[in_win]
     if diagnose:
@@ -437,9 +445,23 @@ class _Sets:
     n_c: int  # distinct comparison people among the k nearest
 
 
-def _counterfactual(sets: _Sets, y_pool, z_pool, z_t, pool_ok) -> tuple[np.ndarray, np.ndarray]:
+def _counterfactual(
+    sets: _Sets, y_pool, z_pool, z_t, pool_ok, ratio: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Each member's counterfactual (point, and replicates x members): the matched outcomes
-    moved to the member's covariates by the outcome regression."""
+    moved to the member's covariates, by the prognostic score's ratio (``ratio``: each match's
+    outcome times the member's predicted mean over the match's, the correction of the log-link
+    model) or by the linear outcome regression."""
+    if ratio:
+        # z[:, 1] is the log prognostic score. A linear correction in the log score, fitted on
+        # matches that sit below the members' extreme run-up, under-corrects a convex (log-link)
+        # mean: on the tuning seeds it added +0.004 to the 12-month ITT bias where no correction
+        # at all did not, and the ratio took about 0.01 off it (paired, SE 0.001)
+        moved = np.exp(z_t[sets.t_rows, 1][:, None] - z_pool[np.maximum(sets.cand_rows, 0), 1])
+        val = np.where(sets.has, y_pool[np.maximum(sets.cand_rows, 0)] * moved, 0.0)
+        y0 = (sets.w_point * val).sum(axis=1) / sets.k
+        y0_b = np.einsum("bmk,mk->bm", sets.w_boot, val) / sets.k
+        return y0, y0_b
     if LOCAL_CORRECTION:
         # the regression on the matched comparisons only (weighted by use): local to the peaks
         # members are matched at, where a fit over the whole risk set is poor
