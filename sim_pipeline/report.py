@@ -300,7 +300,8 @@ def _design_section(release: Mapping[str, pd.DataFrame], price_year: str) -> lis
         "<p>Each member is compared with the five people not yet allocated, at the same "
         "calendar month, whose history predicts the most similar future cost and whose crisis "
         "contacts rose alike, corrected for what differences remain (bias-corrected matching); "
-        "the intervals come from a bootstrap that repeats the matching. ITT counts everyone "
+        "the intervals come from the matched outcomes' spread (a variance that the validation "
+        "over 400 synthetic worlds found calibrated). ITT counts everyone "
         "allocated; CACE divides it by the share who engaged (the effect on those who engage). "
         "This, not the naive headline, is the estimate of what the programme changed.</p>",
         f"<p class='plain'>{_e(' '.join(words) or 'No primary estimate released.')}</p>",

@@ -101,7 +101,8 @@ def _table_spec(name: str, description: str, deps: list) -> dg.AssetSpec:
             "difference-in-differences against a comparison cohort of people who met the "
             "same eligibility rule but were never allocated, matched at a pseudo-index "
             "month exactly on sex and age band and closely on prior use and trajectory; "
-            "95% intervals from a person-level (matched-set) bootstrap; the share of the "
+            "95% intervals from a person-level (matched-set) bootstrap (the primary "
+            "matched design's: analytic); the share of the "
             "naive change that the comparison cohort shows too (regression to the mean); "
             "sensitivity to the baseline window and the eligibility threshold.",
             [*_INPUTS, unit_costs],

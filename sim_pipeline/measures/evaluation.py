@@ -30,8 +30,10 @@ by the same rule at the same point:
   weighted as one programme member), i.e. the change relative to the counterfactual follow-up
   level. ``rtm_share = dC / dT``: the share of the naive change the comparison group shows too.
   Deaths are a risk difference over follow-up (nobody has died before their index month).
-* **Confidence intervals**: 95% percentile intervals from a person-level bootstrap that resamples
-  matched sets (a programme member with their comparisons), ``bootstrap`` replicates, seeded.
+* **Confidence intervals**: for the naive and difference-in-differences rows, 95% percentile
+  intervals from a person-level bootstrap that resamples matched sets (a programme member with
+  their comparisons), ``bootstrap`` replicates, seeded; the primary design's rows carry its
+  analytic interval (``matched_design.analytic_variance``).
 * **Balance**: standardised mean differences of the matching covariates and baseline metric rates,
   against the whole eligible pool (each person at the first month they met the rule) and against
   the matched comparisons.
@@ -447,7 +449,7 @@ def evaluate(
         design = matched_design.itt_rows(
             pan, death, _strata_numeric(demo), t_person, alloc_m,
             treated["per_protocol"].astype(bool).to_numpy(), allocated, outcomes,
-            crisis, replace(s.design, seed=s.seed), analysis,
+            crisis, s.design, analysis,
         )  # fmt: skip
         rows += design.rows
         # the event study: members against their bias-corrected matched counterfactual, month

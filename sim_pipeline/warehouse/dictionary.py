@@ -491,7 +491,8 @@ EVALUATION_TABLES = [
     _doc(
         "evaluation_estimates",
         "Naive before/after and difference-in-differences estimates against the matched "
-        "comparison cohort, with 95% person-level bootstrap intervals.",
+        "comparison cohort (95% person-level bootstrap intervals), and the primary matched "
+        "design's ITT and CACE (95% analytic intervals).",
         "one row per analysis, population, outcome and method",
         {
             **_EVAL_KEYS,
@@ -510,8 +511,14 @@ EVALUATION_TABLES = [
                 "relative_change (-0.30 = a 30% fall) or risk_difference (deaths in follow-up)",
             ),
             "estimate": ("real", "Point estimate on the row's scale"),
-            "ci_low": ("real", "Lower end of the 95% bootstrap interval"),
-            "ci_high": ("real", "Upper end of the 95% bootstrap interval"),
+            "ci_low": (
+                "real",
+                "Lower end of the 95% interval (bootstrap; analytic for matched_bias_corrected)",
+            ),
+            "ci_high": (
+                "real",
+                "Upper end of the 95% interval (bootstrap; analytic for matched_bias_corrected)",
+            ),
             "n_people": ("integer", "Programme members in the estimate"),
             "n_comparison": ("integer", "Comparison people in the estimate (0 for naive)"),
             "treated_baseline": ("real", "Members' mean per person-month, baseline"),
@@ -526,7 +533,8 @@ EVALUATION_TABLES = [
             "bootstrap_failed": (
                 "integer",
                 "Bootstrap replicates whose estimate was not finite (counted, never dropped "
-                "silently; the interval is over the others)",
+                "silently; the interval is over the others); 0 for matched_bias_corrected, "
+                "whose interval is analytic",
             ),
             "price_year": ("text", "Price year of the costs"),
             "unit_cost_version": ("text", "Version of the unit costs"),
