@@ -413,6 +413,14 @@ def test_analytic_variance_by_hand():
     # the same outcomes from three distinct people: person 11's matches no longer add up
     apart = _sets(np.array([[0, 1], [2, 3]]), np.array([10, 11, 12, 13]))
     assert md.analytic_variance(apart, val) == pytest.approx(members + (2 + 2 + 8 + 8) / 16)
+    # members' outcomes close to their counterfactual: their counterfactual noise is the larger
+    y1 = np.array([2.0, 4.0])  # y1 - y0 = [0, 0]: treated part (0 - (2/2 + 8/2)) / 4 < members
+    assert md.analytic_variance(sets, val, y1) == pytest.approx(members + comparisons)
+    # a rare outcome (deaths) the matched sets never show: the members' own spread counts
+    none = np.zeros((2, 2))
+    assert md.analytic_variance(sets, none) == 0.0
+    # one member of two died: (y1 - y0) = [1, 0], spread 0.5, over N1^2 = 4
+    assert md.analytic_variance(sets, none, np.array([1.0, 0.0])) == pytest.approx(0.125)
 
 
 def test_analytic_variance_matches_the_spread_of_the_error_by_simulation():

@@ -71,6 +71,9 @@ LOCAL_COLUMNS = 3  # intercept, log prognostic score, run-up
 # score's own ratio (the log-link model's correction) rather than by the linear regression
 RATIO_CORRECTED = ("total_cost",)
 Z95 = 1.959964  # the normal 97.5% point
+# the members' part of the variance: the larger of their counterfactual noise (the realised
+# effect's) and their treated noise (the conditional average effect's; Abadie and Imbens 2006)
+MEMBER_TREATED_NOISE = True
 # diagnostics (``itt_rows(diagnose=True)``, ``diagnostic_lines``)
 EVENT_STUDY_FIRST = -12  # months from allocation shown before it (the pre-period placebo)
 PLACEBO_SHIFT = 12  # the placebo-in-time index: this many months before allocation ...
@@ -453,23 +456,32 @@ def _counterfactual(sets: _Sets, y_pool, z_pool, z_t, pool_ok, ratio: bool):
     return val.sum(axis=1) / np.maximum(sets.has.sum(axis=1), 1), val
 
 
-def analytic_variance(sets: _Sets, val: np.ndarray) -> float:
-    """Variance of the members' mean counterfactual, conditional on the covariates, for the
-    realised effect on these members (Abadie and Imbens 2006, their conditional variance).
+def analytic_variance(sets: _Sets, val: np.ndarray, y1: np.ndarray | None = None) -> float:
+    """Variance of the members' mean outcome against their mean counterfactual, conditional on
+    the covariates (after Abadie and Imbens 2006, their conditional variance).
 
-    Two parts: the members' own untreated noise (the realised effect compares their treated
-    outcomes with their counterfactual ones, so the counterfactual's noise counts and their
-    treated noise does not), and the matched comparisons' noise, each comparison PERSON
-    weighted by every matched set they sit in (one person matched at nearby months counts as
-    fully correlated: their windows overlap). The noise variance at a member's covariates is
-    the spread of their matched, corrected outcomes (k - 1 in the denominator; mismatch left
-    in a set only widens it). ``val``: the matched outcomes ``_counterfactual`` averages."""
+    Two parts. The members': for the realised effect on these members their untreated noise
+    counts (their treated outcomes are what they are; their counterfactual is unknown),
+    estimated at each member's covariates by the spread of their matched, corrected outcomes
+    (k - 1 in the denominator; mismatch left in a set only widens it); for the conditional
+    average effect at their covariates their treated noise counts, estimated (``y1`` given)
+    by the spread of each member's outcome minus their counterfactual, less the part the
+    counterfactual's own noise adds. The larger is taken, so the interval serves both readings:
+    with an effect that lowers use the first is larger; for a rare outcome the matched sets
+    seldom show (deaths) the second is. Then the matched comparisons' noise, each comparison
+    PERSON weighted by every matched set they sit in (one person matched at nearby months
+    counts as fully correlated: their windows overlap). ``val``: the matched outcomes
+    ``_counterfactual`` averages; ``y1``: the members' outcomes."""
     has = sets.has
     n_k = np.maximum(has.sum(axis=1), 1)
     y0 = val.sum(axis=1) / n_k
     s2 = (np.where(has, val - y0[:, None], 0.0) ** 2).sum(axis=1) / np.maximum(n_k - 1, 1)
     n1 = len(y0)
     members = float(s2.sum()) / n1**2
+    if y1 is not None and MEMBER_TREATED_NOISE:
+        r = y1 - y0
+        treated = (float(((r - r.mean()) ** 2).sum()) - float((s2 / n_k).sum())) / n1**2
+        members = max(members, treated)
     # comparison person p: sum over its matches x, y of a_x a_y s_x s_y with a = 1 / (N1 n_k),
     # taken as (sum a)(sum a s^2) (arithmetic for geometric mean: exact when the s are equal)
     a = np.where(has, 1.0 / (n1 * n_k[:, None]), 0.0)
@@ -484,7 +496,7 @@ def _estimate_rows(sets: _Sets, analysis, o, y1, y0, val, base, pops) -> list[li
     (interval on the log scale of the ratio) or a risk difference for deaths, with the analytic
     95% interval; the CACE is the ITT and its interval over the share engaged."""
     share = float(sets.share.mean())
-    sd = float(np.sqrt(analytic_variance(sets, val)))
+    sd = float(np.sqrt(analytic_variance(sets, val, y1)))
     m1, m0 = float(y1.mean()), float(y0.mean())
     if o == "deaths":
         scale = "risk_difference"
