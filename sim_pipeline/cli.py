@@ -387,6 +387,19 @@ def cmd_bench_linkage(args: argparse.Namespace) -> int:
     return bench_linkage(args.people, out=args.out, seed=args.seed)
 
 
+def cmd_bench_house(args: argparse.Namespace) -> int:
+    """The code base's shape (modules, table declarations, import time) and table digests."""
+    from sim_pipeline.bench.house import house_report, summary_lines
+
+    url = args.warehouse or (None if args.no_digests else Settings.from_env().warehouse_url)
+    report = house_report(url, repeats=args.repeats)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print("\n".join(summary_lines(report)))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the disclosure-controlled release and the HTML report, then scan the release."""
     from sim_pipeline.measures.publication import RELEASE_INPUTS, scan_release
@@ -486,6 +499,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="JSON report (default data/bench/linkage_<N>.json)"
     )
     p.set_defaults(func=cmd_bench_linkage)
+    p = bench_sub.add_parser(
+        "house",
+        help="the code base's shape (modules and sizes, where each table is named, import "
+        "time) and every warehouse table's digest: the redesign's before/after figures",
+    )
+    p.add_argument("--out", type=Path, default=Path("data/bench/house.json"))
+    p.add_argument("--warehouse", default=None, help="warehouse URL (default SIM_WAREHOUSE_URL)")
+    p.add_argument("--no-digests", action="store_true", help="leave out the table digests")
+    p.add_argument("--repeats", type=int, default=3, help="fresh imports timed (0: none)")
+    p.set_defaults(func=cmd_bench_house)
     p = sub.add_parser(
         "report",
         help="write the disclosure-controlled tables and the HTML evaluation report",

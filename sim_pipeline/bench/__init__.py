@@ -1,0 +1,1 @@
+"""Benchmarks and measurements of the project itself (``sim-pipeline bench ...``)."""
