@@ -467,8 +467,8 @@ def analytic_variance(sets: _Sets, val: np.ndarray, y1: np.ndarray | None = None
     average effect at their covariates their treated noise counts, estimated (``y1`` given)
     by the spread of each member's outcome minus their counterfactual, less the part the
     counterfactual's own noise adds. The larger is taken, so the interval serves both readings:
-    with an effect that lowers use the first is larger; for a rare outcome the matched sets
-    seldom show (deaths) the second is. Then the matched comparisons' noise, each comparison
+    with an effect that lowers use the first is usually the larger; for a rare outcome the
+    matched sets seldom show (deaths) the second is. Then the matched comparisons' noise, each comparison
     PERSON weighted by every matched set they sit in (one person matched at nearby months
     counts as fully correlated: their windows overlap). ``val``: the matched outcomes
     ``_counterfactual`` averages; ``y1``: the members' outcomes."""
