@@ -38,12 +38,13 @@ month, whose history predicts the same future:
   (weighted by use), per outcome and window; local to the peaks members are matched at (a fit
   over the whole risk set, mostly people at their usual level, corrected less well on the
   tuning seeds). Doubly robust in the sense that a good match or a good model is enough.
-* **Inference**: an analytic variance, conditional on the covariates (Abadie and Imbens 2006):
-  the members' untreated noise plus the matched comparisons' noise, each comparison person
-  weighted by every matched set they sit in, the noise at a member's covariates estimated by the
-  spread of their matched, corrected outcomes; 95% interval on the log scale of the ratio (risk
-  difference for deaths); the CACE's is the ITT's over the share engaged. It targets the realised
-  effect on these members, the quantity the validation checks. A bootstrap re-running the
+* **Inference**: an analytic variance, conditional on the covariates (after Abadie and Imbens
+  2006; ``analytic_variance``): the members' noise (the larger of their untreated noise, from
+  the spread of their matched, corrected outcomes, and their treated noise) plus the matched
+  comparisons' noise, each comparison person weighted by every matched set they sit in; 95%
+  interval on the log scale of the ratio (risk difference for deaths); the CACE's is the ITT's
+  over the share engaged. It serves the realised effect on these members (the quantity the
+  validation checks) and the conditional average effect alike. A bootstrap re-running the
   matching in every replicate was used before 2026-12-06: its intervals were 10-21% wider than
   the errors' spread and covered 97.5-99.5% with an effect (see the README's validation).
 
@@ -71,9 +72,6 @@ LOCAL_COLUMNS = 3  # intercept, log prognostic score, run-up
 # score's own ratio (the log-link model's correction) rather than by the linear regression
 RATIO_CORRECTED = ("total_cost",)
 Z95 = 1.959964  # the normal 97.5% point
-# the members' part of the variance: the larger of their counterfactual noise (the realised
-# effect's) and their treated noise (the conditional average effect's; Abadie and Imbens 2006)
-MEMBER_TREATED_NOISE = True
 # diagnostics (``itt_rows(diagnose=True)``, ``diagnostic_lines``)
 EVENT_STUDY_FIRST = -12  # months from allocation shown before it (the pre-period placebo)
 PLACEBO_SHIFT = 12  # the placebo-in-time index: this many months before allocation ...
@@ -468,17 +466,18 @@ def analytic_variance(sets: _Sets, val: np.ndarray, y1: np.ndarray | None = None
     by the spread of each member's outcome minus their counterfactual, less the part the
     counterfactual's own noise adds. The larger is taken, so the interval serves both readings:
     with an effect that lowers use the first is usually the larger; for a rare outcome the
-    matched sets seldom show (deaths) the second is. Then the matched comparisons' noise, each comparison
-    PERSON weighted by every matched set they sit in (one person matched at nearby months
-    counts as fully correlated: their windows overlap). ``val``: the matched outcomes
-    ``_counterfactual`` averages; ``y1``: the members' outcomes."""
+    matched sets seldom show (deaths) the second is. Then the matched comparisons' noise, each
+    comparison PERSON weighted by every matched set they sit in (one person matched at nearby
+    months counts as fully correlated: their windows overlap). ``val``: the matched outcomes
+    ``_counterfactual`` averages; ``y1``: the members' outcomes (None: the untreated noise
+    alone, the realised effect's variance)."""
     has = sets.has
     n_k = np.maximum(has.sum(axis=1), 1)
     y0 = val.sum(axis=1) / n_k
     s2 = (np.where(has, val - y0[:, None], 0.0) ** 2).sum(axis=1) / np.maximum(n_k - 1, 1)
     n1 = len(y0)
     members = float(s2.sum()) / n1**2
-    if y1 is not None and MEMBER_TREATED_NOISE:
+    if y1 is not None:
         r = y1 - y0
         treated = (float(((r - r.mean()) ** 2).sum()) - float((s2 / n_k).sum())) / n1**2
         members = max(members, treated)
