@@ -369,7 +369,7 @@ def run_benchmark(
             raise RuntimeError("encoded and cleartext staging gave different rows")
         if not _same_labels(groups, groups_clear):
             raise RuntimeError("encoded and cleartext staging gave different group labels")
-        del groups_clear, enc_keys
+        del enc_keys
         clear_keys = rows_clear[RECORD_KEY]
         truth, cohort, conflicts = read_truth(truth_dir)
         report["rows"] = len(rows_enc)
@@ -381,22 +381,27 @@ def run_benchmark(
         report["truth_conflicting_records"] = conflicts
         log(f"{report['records']:,} records in {report['rows']:,} staged rows")
 
+        # Each staging has its own rows and its own provider labels, row for row: the two are
+        # the same records, but not in the same order (linkage_rows orders by record key, a
+        # token in one and the provider's value in the other), so labels never cross over.
         paths = {"encoded": tmp / "rows_encoded.pkl", "cleartext": tmp / "rows_cleartext.pkl"}
-        groups_path = tmp / "groups.pkl"
+        group_paths = {"encoded": tmp / "groups_encoded.pkl", "cleartext": tmp / "groups_clear.pkl"}
         for path, frame in (
             (paths["encoded"], rows_enc),
             (paths["cleartext"], rows_clear),
-            (groups_path, groups),
+            (group_paths["encoded"], groups),
+            (group_paths["cleartext"], groups_clear),
         ):
             with open(path, "wb") as f:
                 pickle.dump(frame, f, protocol=pickle.HIGHEST_PROTOCOL)
-        del rows_enc, rows_clear, groups
+        del rows_enc, rows_clear, groups, groups_clear
         report["parent_peak_rss_mib"] = round(_max_rss_mib(), 1)
 
         report["methods"] = {}
         for method, description in METHODS.items():
             log(f"linking: {method} ...")
-            rows_path = paths["cleartext" if method == "cleartext" else "encoded"]
+            staging = "cleartext" if method == "cleartext" else "encoded"
+            rows_path, groups_path = paths[staging], group_paths[staging]
             out = (
                 _run_isolated(method, rows_path, groups_path)
                 if isolate
