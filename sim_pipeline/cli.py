@@ -105,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"sim-pipeline run: {exc}", file=sys.stderr)
         return 2
-    from sim_pipeline.orchestrate import materialise_all
+    from sim_pipeline.defs.orchestrate import materialise_all
 
     try:
         outcome = materialise_all(
@@ -382,7 +382,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
 
 def cmd_bench_linkage(args: argparse.Namespace) -> int:
     """NHS-number-only vs cleartext anchor vs encoded linkage on synthetic data with truth."""
-    from sim_pipeline.bench_linkage import main as bench_linkage
+    from sim_pipeline.bench.linkage import main as bench_linkage
 
     return bench_linkage(args.people, out=args.out, seed=args.seed)
 
@@ -402,8 +402,8 @@ def cmd_bench_house(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the disclosure-controlled release and the HTML report, then scan the release."""
-    from sim_pipeline.measures.publication import RELEASE_INPUTS, scan_release
-    from sim_pipeline.report import write_report
+    from sim_pipeline.publish.release import RELEASE_INPUTS, scan_release
+    from sim_pipeline.publish.report import write_report
     from sim_pipeline.warehouse import Warehouse
 
     wh = Warehouse(Settings.from_env().warehouse_url)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sim_pipeline.identity.keys import KeyRejected, parse_key
 from sim_pipeline.identity.tokens import DEMO_KEY, Tokeniser
+from sim_pipeline.landing.manifest import not_synthetic_reason
 from sim_pipeline.sources.reader import DEFAULT_MAX_DROP_BYTES
-from sim_pipeline.synthetic_manifest import not_synthetic_reason
 
 KEY_ENV = "SIM_PSEUDONYMISATION_KEY"
 DEMO_ENV = "SIM_DEMO_MODE"
@@ -121,7 +121,7 @@ def project_key_text() -> str | None:
 
 def demo_refusal(landing: Path) -> str | None:
     """Why the public demo key may not be used on ``landing`` (None when it may): only on
-    drops `sim-pipeline synth` wrote, by its manifest (`sim_pipeline.synthetic_manifest`)."""
+    drops `sim-pipeline synth` wrote, by its manifest (`sim_pipeline.landing.manifest`)."""
     reason = not_synthetic_reason(landing)
     if reason is None:
         return None

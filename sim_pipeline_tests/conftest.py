@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 from filelock import FileLock
 
-from sim_pipeline.synthetic_manifest import MANIFEST_NAME
+from sim_pipeline.landing.manifest import MANIFEST_NAME
 
 BIN = Path(sys.executable).parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

@@ -15,6 +15,7 @@ import pytest
 
 from sim_pipeline.identity import Tokeniser
 from sim_pipeline.identity.tokens import DEMO_KEY
+from sim_pipeline.ingest.staging import stage_months
 from sim_pipeline.quality.privacy_scan import (
     dagster_storage_urls,
     files_under,
@@ -25,7 +26,6 @@ from sim_pipeline.quality.privacy_scan import (
     scan_database,
 )
 from sim_pipeline.sources import SOURCE_TABLES
-from sim_pipeline.staging import stage_months
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline_tests.adversarial import MONTHS, build_corpus, planted_identifiers
 from sim_pipeline_tests.conftest import PROJECT_KEY, cli, link_landing, project_env

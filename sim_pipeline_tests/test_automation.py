@@ -14,7 +14,7 @@ import pytest
 from sim_pipeline.definitions import defs
 from sim_pipeline.defs.automation import landing_sensor
 from sim_pipeline.defs.resources import LandingResource
-from sim_pipeline.landing_watch import changed_drops, decode_cursor, encode_cursor, scan_landing
+from sim_pipeline.landing.watch import changed_drops, decode_cursor, encode_cursor, scan_landing
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline_tests.conftest import (
     OTHER_KEY,

@@ -38,8 +38,8 @@ from sim_pipeline.defs.resources import (
     MetricsResource,
     build_resources,
 )
-from sim_pipeline.measures.disclosure import control_count
-from sim_pipeline.measures.evaluation import EvaluationSettings
+from sim_pipeline.evaluation.comparison import EvaluationSettings
+from sim_pipeline.publish.disclosure import control_count
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import sql_types, table_doc
@@ -721,7 +721,7 @@ def test_estimates_complete_fails_and_writes_nothing_when_an_estimate_is_missing
     """Internal inconsistency: the estimator writes a row for every population and outcome
     it evaluates, so no input can leave one out. `evaluate_all` is patched to lose the
     per-protocol difference-in-differences of total cost."""
-    from sim_pipeline.measures import evaluation as evaluation_measures
+    from sim_pipeline.evaluation import comparison as evaluation_measures
 
     real = evaluation_measures.evaluate_all
 
@@ -917,7 +917,7 @@ def test_published_disclosure_safe_fails_and_keeps_the_release_when_counts_escap
     """Internal inconsistency: the release is built only from disclosure-controlled values, so
     no warehouse content can put a small count in it. The rule's implementation (as the
     release imports it) is patched to show counts unrounded and unsuppressed."""
-    from sim_pipeline.measures import publication
+    from sim_pipeline.publish import release as publication
 
     monkeypatch.setattr(publication, "control_count", lambda v: "" if pd.isna(v) else str(int(v)))
     published = project.root / "published"

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from sim_pipeline.identity import Tokeniser
+from sim_pipeline.ingest.staging import stage_month
 from sim_pipeline.sources import BY_ASSET, SOURCE_TABLES
 from sim_pipeline.sources.reader import DropFileError, read_drop, validate_drop
-from sim_pipeline.staging import stage_month
 from sim_pipeline_tests.samples import GOOD, IDENTIFYING_VALUES, csv_text, ref_token, write_drop
 
 TOK = Tokeniser(b"k" * 32)

@@ -30,6 +30,7 @@ import pytest
 from pandera.typing import Series
 
 from sim_pipeline.identity import Tokeniser
+from sim_pipeline.ingest.staging import duplicate_record_keys, stage_months
 from sim_pipeline.quality.identifiers import find_identifier_like, name_like_counts
 from sim_pipeline.quality.privacy_scan import (
     _text_of,
@@ -43,7 +44,6 @@ from sim_pipeline.sources import BY_ASSET, SOURCE_TABLES
 from sim_pipeline.sources.base import IdentifierColumns, SourceTable
 from sim_pipeline.sources.contract import RawContract
 from sim_pipeline.sources.reader import FILE_RULES, DropFileError, data_line_numbers
-from sim_pipeline.staging import duplicate_record_keys, stage_months
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import RUN_SPECIFIC_COLUMNS
 from sim_pipeline_tests.conftest import PROJECT_KEY, cli, project_env

@@ -17,7 +17,7 @@ import pytest
 
 from sim_pipeline import cli
 from sim_pipeline.config import ConfigError, demo_refusal, load_tokeniser
-from sim_pipeline.synthetic_manifest import MANIFEST_NAME
+from sim_pipeline.landing.manifest import MANIFEST_NAME
 from sim_pipeline_tests.conftest import PROJECT_KEY, clean_env, link_landing
 
 DROP = "ae_rjz/2019-03/ecds.csv"

@@ -397,11 +397,11 @@ def test_cohort_metric_totals_are_close_to_the_truth(june_run):
 def test_evaluation_is_published_under_disclosure_control(june_run, june_ids, tmp_path):
     """The run writes the estimates and the release; the release passes the auditor's scan,
     holds no person key and no landing identifier, and `sim-pipeline report` rebuilds it."""
-    from sim_pipeline.measures.publication import scan_release
+    from sim_pipeline.publish.release import scan_release
 
     est = june_run["snap"]["evaluation_estimates"]
     total = est[(est["analysis"] == "primary") & (est["outcome"] == "total_cost")]
-    from sim_pipeline.measures import matched_design as md
+    from sim_pipeline.evaluation import matched_design as md
 
     # a follow-up window is estimated when some member has all of it in the run's months: the
     # first allocation is 2018-01, so to 2019-06 (18 months) the first year is, two years not
@@ -526,7 +526,7 @@ def test_every_preview_of_people_is_disclosure_controlled(june_run):
     import dagster as dg
 
     from sim_pipeline.definitions import defs
-    from sim_pipeline.measures.disclosure import is_count_column
+    from sim_pipeline.publish.disclosure import is_count_column
 
     graph = defs.resolve_asset_graph()
     instance = dg.DagsterInstance.from_config(str(june_run["root"] / "dagster_home"))

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim_pipeline.measures.cohort import cohort_windows
-from sim_pipeline.measures.evaluation import (
+from sim_pipeline.evaluation.comparison import (
     EligibilityRule,
     EvaluationSettings,
     evaluate,
     evaluate_all,
 )
+from sim_pipeline.measures.cohort import cohort_windows
 from sim_pipeline.measures.metrics import METRICS
 
 MONTHS = [str(p) for p in pd.period_range("2016-01", "2019-12", freq="M")]
@@ -324,7 +324,7 @@ def test_design_diagnostics_in_plain_words_from_warehouse_rows():
     """A failed placebo is named and the estimate flagged; a diagnostic read back as NULL (too
     little history) is 'not computed', not an error; the E-value of +10% is 1.43 by hand
     (1.1 + sqrt(1.1 x 0.1))."""
-    from sim_pipeline.measures import matched_design as md
+    from sim_pipeline.evaluation import matched_design as md
 
     rows = pd.DataFrame(
         {
@@ -358,7 +358,7 @@ def test_design_diagnostics_in_plain_words_from_warehouse_rows():
 def _sets(cand: np.ndarray, person: np.ndarray | None = None, share=None):
     """``matched_design._Sets`` for members 0..n-1 with candidate rows ``cand`` (-1 padding);
     ``person``: each row's comparison person (default: the row itself)."""
-    from sim_pipeline.measures import matched_design as md
+    from sim_pipeline.evaluation import matched_design as md
 
     has = cand >= 0
     person = np.arange(cand.max() + 1) if person is None else person
@@ -374,7 +374,7 @@ def test_total_cost_is_moved_by_the_scores_ratio_and_others_by_the_regression():
     match's outcome x exp(member's score - the match's)); the linear correction in the log
     score, fitted on matches below the members, under-shoots that convex mean, as the design's
     notes say."""
-    from sim_pipeline.measures import matched_design as md
+    from sim_pipeline.evaluation import matched_design as md
 
     score_pool = np.array([1.0, 1.2, 0.8, 1.5, 1.7, 0.0])
     runup = np.array([0.1, 0.2, 0.0, 0.3, 0.4, 0.0])
@@ -402,7 +402,7 @@ def test_analytic_variance_by_hand():
     (2 + 8) / 2^2; comparisons' part, a = 1 / (N1 k) = 1/4 for every match: persons 10 and 12
     (1/4)^2 s^2 each, person 11 (in both sets) (1/4 + 1/4) (2/4 + 8/4). A person reused
     counts with the sum of its weights, not as two independent draws."""
-    from sim_pipeline.measures import matched_design as md
+    from sim_pipeline.evaluation import matched_design as md
 
     person = np.array([10, 11, 12])
     sets = _sets(np.array([[0, 1], [1, 2]]), person)
@@ -430,7 +430,7 @@ def test_analytic_variance_matches_the_spread_of_the_error_by_simulation():
     mean counterfactual (their own untreated outcomes, which the realised effect uses) has a
     variance the analytic formula must match, on average, within 10%; the same formula without
     the reuse of comparison people (each match independent) falls short."""
-    from sim_pipeline.measures import matched_design as md
+    from sim_pipeline.evaluation import matched_design as md
 
     rng = np.random.default_rng(17)
     n1, n_c, k, strata = 150, 600, 5, 20

@@ -4,11 +4,11 @@ One small world (seed 101: the first of the range 101-130, fixed by that rule be
 was seen), simulated with no effect (``true_effect`` 1.0) and with every crisis contact 30%
 lower while engaged (0.7). The generator also simulates each world without the effect (the same
 draws), so every member's counterfactual follow-up is known and the realised effect of each
-estimand is exact (``experiments.coverage.realised_targets``). The evaluation
-(``measures.evaluation.evaluate`` with the primary design of ``measures.matched_design``) is
+estimand is exact (``evaluation.validation.realised_targets``). The evaluation
+(``evaluation.comparison.evaluate`` with the primary design of ``evaluation.matched_design``) is
 applied to the truth: no linkage error.
 
-Monte Carlo context: ``python -m sim_pipeline.experiments.coverage`` (200 worlds without an
+Monte Carlo context: ``python -m sim_pipeline.evaluation.validation`` (200 worlds without an
 effect and 200 with 0.7, seeds fixed in advance and never used for tuning) reports bias,
 spread and coverage; README "Measured" has the table. One interval in twenty misses by design,
 so a failure here after a change means: rerun the validation before believing the intervals,
@@ -22,10 +22,10 @@ import pandas as pd
 import pytest
 
 from sim_pipeline.config import REFERENCE_DIR
-from sim_pipeline.experiments.coverage import frames_inputs, realised_targets
-from sim_pipeline.measures import matched_design
+from sim_pipeline.evaluation import matched_design
+from sim_pipeline.evaluation.comparison import EvaluationSettings, evaluate
+from sim_pipeline.evaluation.validation import frames_inputs, realised_targets
 from sim_pipeline.measures.costs import load_unit_costs
-from sim_pipeline.measures.evaluation import EvaluationSettings, evaluate
 from sim_pipeline.synthetic import activity
 from sim_pipeline.synthetic.core import simulate_truth
 from sim_pipeline.synthetic.people import build_population

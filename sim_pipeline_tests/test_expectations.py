@@ -9,15 +9,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sim_pipeline.evaluation.comparison import trajectory_problems
 from sim_pipeline.identity.tokens import DEMO_KEY, Tokeniser
+from sim_pipeline.ingest.staging import stage_months
 from sim_pipeline.measures.costs import unit_cost_problems
-from sim_pipeline.measures.evaluation import trajectory_problems
 from sim_pipeline.measures.headline import impossible_values
 from sim_pipeline.measures.metrics import HARM_MEASURES, METRICS
 from sim_pipeline.quality import expectations as qe
 from sim_pipeline.quality.audit import AUDIT_COLUMNS, audit_row, code_version
 from sim_pipeline.sources import SOURCE_TABLES
-from sim_pipeline.staging import stage_months
 from sim_pipeline.warehouse.dictionary import sql_types
 
 ECDS = next(t for t in SOURCE_TABLES if t.asset_name == "staged_ecds")

@@ -11,7 +11,7 @@ import pytest
 from sim_pipeline.defs.linkage import linkage_quality, person_index
 from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
 from sim_pipeline.identity import Tokeniser, link, pseudonymise
-from sim_pipeline.identity import evaluation as ev
+from sim_pipeline.identity import scoring as ev
 from sim_pipeline.identity.link import INPUT_COLUMNS as COLUMNS
 from sim_pipeline.identity.link import LINK_IDS
 from sim_pipeline.identity.linkage import LinkageOptions, _cluster, link_encoded

@@ -389,7 +389,7 @@ def test_headline_by_hand_including_a_person_with_no_baseline_activity():
 
 
 def test_disclosure_control_suppresses_1_to_7_and_rounds_the_rest_to_5():
-    from sim_pipeline.measures.disclosure import control_count, control_counts
+    from sim_pipeline.publish.disclosure import control_count, control_counts
 
     assert [control_count(v) for v in (0, 1, 7, 8, 12, 13, 102, None)] == [
         "0",

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim_pipeline.measures.publication import (
+from sim_pipeline.publish.release import (
     build_release,
     is_count_column,
     scan_release,
     write_release,
 )
-from sim_pipeline.report import render_report, trajectory_points, write_report
+from sim_pipeline.publish.report import render_report, trajectory_points, write_report
 
 PY, VERSION = "2018/19", "2026.1"
 
@@ -373,7 +373,7 @@ def test_statistics_on_1_to_7_people_are_suppressed():
 
 def _band(v: int) -> list[int]:
     """Counts that publish as ``v`` does (same rounding to 5, same 1-7 status)."""
-    from sim_pipeline.measures.disclosure import control_count
+    from sim_pipeline.publish.disclosure import control_count
 
     return [w for w in range(max(v - 4, 0), v + 5) if control_count(w) == control_count(v)]
 
@@ -821,7 +821,7 @@ def test_cli_report_needs_the_evaluation(tmp_path, monkeypatch, capsys):
 
 
 def test_previews_control_counts_of_people_and_suppress_statistics_on_1_to_7():
-    from sim_pipeline.measures.disclosure import preview_table
+    from sim_pipeline.publish.disclosure import preview_table
 
     df = pd.DataFrame(
         {

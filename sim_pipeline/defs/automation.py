@@ -13,7 +13,7 @@ import dagster as dg
 
 from sim_pipeline.defs.common import DATA_ENGINEERING, MONTHLY, month_of
 from sim_pipeline.defs.resources import LandingResource
-from sim_pipeline.landing_watch import (
+from sim_pipeline.landing.watch import (
     changed_drops,
     decode_cursor,
     encode_cursor,

@@ -14,7 +14,7 @@ import pandas as pd
 
 from sim_pipeline.config import FIRST_MONTH, Settings, current_key_id, project_key_text
 from sim_pipeline.identity.tokens import Tokeniser
-from sim_pipeline.measures.disclosure import preview_table
+from sim_pipeline.publish.disclosure import preview_table
 from sim_pipeline.quality.audit import audit_row, code_version
 from sim_pipeline.warehouse.store import Transaction, Warehouse
 

@@ -1,6 +1,6 @@
 """Evaluation assets: comparison cohort, difference-in-differences, harms, publication.
-Wiring only: the logic is in `sim_pipeline.measures.evaluation`, `measures.publication` and
-`sim_pipeline.report`."""
+Wiring only: the logic is in `sim_pipeline.evaluation.comparison`, `publish.release` and
+`sim_pipeline.publish.report`."""
 
 import shutil
 from pathlib import Path
@@ -29,7 +29,7 @@ from sim_pipeline.defs.metrics import (
     unit_costs,
 )
 from sim_pipeline.defs.resources import EvaluationResource, MetricsResource, WarehouseResource
-from sim_pipeline.measures.disclosure import control_count, controlled_rate
+from sim_pipeline.publish.disclosure import control_count, controlled_rate
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import sql_types, staged_doc
 from sim_pipeline.warehouse.store import Warehouse
@@ -56,7 +56,7 @@ def _share(k: object, n: object) -> str:
 
 
 def _people(wh: Warehouse) -> pd.DataFrame:
-    from sim_pipeline.measures.evaluation import people_from_records
+    from sim_pipeline.evaluation.comparison import people_from_records
 
     cols = ["source", "record_ref", "month", "person_sex", "age_band"]
     frames = []
@@ -183,7 +183,7 @@ def evaluation(
     evaluation: EvaluationResource,
     metrics: MetricsResource,
 ):
-    from sim_pipeline.measures.evaluation import (
+    from sim_pipeline.evaluation.comparison import (
         POPULATIONS,
         evaluate_all,
         evaluation_panel,
@@ -343,7 +343,7 @@ def evaluation(
             ),
         },
     )
-    from sim_pipeline.measures import matched_design as md
+    from sim_pipeline.evaluation import matched_design as md
 
     failed = md.failed_diagnostics(primary)
     diag_rows = primary[
@@ -429,7 +429,7 @@ def _trajectory_chart(traj: pd.DataFrame, price_year: str, out_dir: Path) -> dg.
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sim_pipeline.measures import matched_design as md
+    from sim_pipeline.evaluation import matched_design as md
 
     # the DiD bracket's populations, then the primary design's event study (the longest window
     # with rows): members against their bias-corrected matched counterfactual
@@ -499,8 +499,8 @@ def evaluation_report(
     warehouse: WarehouseResource,
     evaluation: EvaluationResource,
 ):
-    from sim_pipeline.measures.publication import RELEASE_INPUTS, scan_release
-    from sim_pipeline.report import write_report
+    from sim_pipeline.publish.release import RELEASE_INPUTS, scan_release
+    from sim_pipeline.publish.report import write_report
 
     wh = warehouse.get()
     tables = {t: wh.read(t) for t in RELEASE_INPUTS}

@@ -39,11 +39,11 @@ from sim_pipeline.defs.resources import (
     QualityResource,
     WarehouseResource,
 )
+from sim_pipeline.ingest.staging import duplicate_record_keys, stage_months
 from sim_pipeline.quality.expectations import drops_frame, drops_suite, staged_table_suite
 from sim_pipeline.quality.identifiers import find_identifier_like
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable
 from sim_pipeline.sources.reader import FILE_RULES
-from sim_pipeline.staging import duplicate_record_keys, stage_months
 from sim_pipeline.warehouse.dictionary import sql_types
 
 LEDGER_TYPES = sql_types("ingest_ledger")

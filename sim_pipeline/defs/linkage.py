@@ -31,8 +31,8 @@ from sim_pipeline.identity.person_index import (
     index_records,
     linkage_rows,
 )
-from sim_pipeline.measures.disclosure import chart_counts, chart_rates
-from sim_pipeline.measures.publication import controlled_link_rates, controlled_shares
+from sim_pipeline.publish.disclosure import chart_counts, chart_rates
+from sim_pipeline.publish.release import controlled_link_rates, controlled_shares
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import sql_types
 from sim_pipeline.warehouse.store import Warehouse

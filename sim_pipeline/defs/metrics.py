@@ -31,7 +31,6 @@ from sim_pipeline.identity.linkage import BLOOM_COLUMNS, TOKEN_COLUMNS
 from sim_pipeline.measures.cohort import build_cohort, cohort_people, months_between
 from sim_pipeline.measures.costs import CostError, UnitCosts, unit_cost_problems
 from sim_pipeline.measures.costs import person_month_costs as cost_person_months
-from sim_pipeline.measures.disclosure import control_count, control_counts
 from sim_pipeline.measures.events import STAGED_INPUTS, build_events, monthly_totals
 from sim_pipeline.measures.headline import (
     impossible_values,
@@ -40,7 +39,8 @@ from sim_pipeline.measures.headline import (
 )
 from sim_pipeline.measures.metrics import MEASURES, METRICS
 from sim_pipeline.measures.metrics import person_month_metrics as metric_person_months
-from sim_pipeline.measures.publication import headline_preview
+from sim_pipeline.publish.disclosure import control_count, control_counts
+from sim_pipeline.publish.release import headline_preview
 from sim_pipeline.quality.expectations import person_month_suite
 from sim_pipeline.warehouse.dictionary import sql_types, table_doc
 from sim_pipeline.warehouse.store import Warehouse

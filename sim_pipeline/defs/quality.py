@@ -18,7 +18,7 @@ from sim_pipeline.defs.resources import (
     LandingResource,
     WarehouseResource,
 )
-from sim_pipeline.ledger import landing_inventory, reconcile, summarise
+from sim_pipeline.ingest.ledger import landing_inventory, reconcile, summarise
 
 
 @dg.asset(

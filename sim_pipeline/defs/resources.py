@@ -110,7 +110,7 @@ class MetricsResource(dg.ConfigurableResource):
 
 
 class EvaluationResource(dg.ConfigurableResource):
-    """Comparison cohort and estimates (see sim_pipeline/measures/evaluation.py)."""
+    """Comparison cohort and estimates (see sim_pipeline/evaluation/comparison.py)."""
 
     eligibility_rule: str = "s136_detentions>=2, ae_attendances>=12, police_deployments>=12"
     eligibility_window_months: int = 12
@@ -127,8 +127,8 @@ class EvaluationResource(dg.ConfigurableResource):
         """The disclosure-controlled release (``SIM_PUBLISHED_DIR``; environment only)."""
         return Settings.from_env().published_dir
 
-    def settings(self):  # -> sim_pipeline.measures.evaluation.EvaluationSettings
-        from sim_pipeline.measures.evaluation import EligibilityRule, EvaluationSettings
+    def settings(self):  # -> sim_pipeline.evaluation.comparison.EvaluationSettings
+        from sim_pipeline.evaluation.comparison import EligibilityRule, EvaluationSettings
 
         return EvaluationSettings(
             rule=EligibilityRule.parse(self.eligibility_rule, self.eligibility_window_months),

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim_pipeline.identity.evaluation import source_group
 from sim_pipeline.identity.person_index import RECORD_KEY
+from sim_pipeline.identity.scoring import source_group
 
 THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 0.9999)
 IMPLAUSIBLE_RULES = {

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim_pipeline.ledger import landing_inventory
+from sim_pipeline.ingest.ledger import landing_inventory
 from sim_pipeline.sources import SOURCE_TABLES
 
 STATUSES = ("received", "late", "missing", "not_yet_due", "unexpected")

@@ -47,7 +47,7 @@ from sim_pipeline.identity.normalise import AGE_BANDS
 from sim_pipeline.identity.record_keys import RECORD_KEY_TOKEN
 from sim_pipeline.identity.tokens import BLOOM_BITS, TOKEN_HEX
 from sim_pipeline.measures.metrics import HARM_MEASURES, METRICS
-from sim_pipeline.redact import masked
+from sim_pipeline.quality.redact import masked
 from sim_pipeline.sources.base import SourceTable
 
 DATASOURCE = "sim_pipeline"
@@ -693,7 +693,7 @@ def _gx_suite(gx, suite: Suite):
 
 
 def _masked(message: str, names: set[str]) -> str:
-    """An error message without data (`sim_pipeline.redact.masked`): a conversion error can
+    """An error message without data (`sim_pipeline.quality.redact.masked`): a conversion error can
     quote the value it could not convert."""
     return masked(message, names)
 

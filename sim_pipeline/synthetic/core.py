@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim_pipeline.landing.manifest import write_manifest
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable, codes
 from sim_pipeline.synthetic import activity, arrival, errors, render, truth
 from sim_pipeline.synthetic.names import PROGRAMME_BOROUGH_COUNTS
 from sim_pipeline.synthetic.people import build_population
 from sim_pipeline.synthetic.timeline import MONTH_LABELS, N_DAYS, fmt_dates, month_of
-from sim_pipeline.synthetic_manifest import write_manifest
 
 STREAMS = (
     "people",

@@ -16,7 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from sim_pipeline.redact import masked
+from sim_pipeline.quality.redact import masked
 
 
 def redact_url(url: str) -> str:

@@ -130,7 +130,7 @@ def _estimate_lines(estimates: pd.DataFrame) -> list[str]:
 def design_lines(primary: pd.DataFrame) -> list[str]:
     """The primary design's ITT and CACE per window, then its diagnostics and sensitivity, in
     plain words (``primary``: the primary analysis's estimates, every outcome)."""
-    from sim_pipeline.measures import matched_design as md
+    from sim_pipeline.evaluation import matched_design as md
 
     e = primary[primary["outcome"] == "total_cost"]
     lines = [

@@ -1,7 +1,7 @@
 """The published release: disclosure-controlled CSV tables, their README, and the auditor's scan.
 
 Pure functions over warehouse tables (no Dagster, no matplotlib). The disclosure rule is the one
-in `sim_pipeline.measures.disclosure` (NHS Digital HES/ECDS, September 2018): a count of 1-7 is
+in `sim_pipeline.publish.disclosure` (NHS Digital HES/ECDS, September 2018): a count of 1-7 is
 shown as ``*`` and every other count is rounded to the nearest 5 (0 stays 0); a mean, estimate,
 rate, percentage or SMD based on 1-7 people is shown as ``*``. Beyond the rule:
 
@@ -28,8 +28,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim_pipeline.measures import evaluation, matched_design
-from sim_pipeline.measures.disclosure import (
+from sim_pipeline.evaluation import comparison as evaluation
+from sim_pipeline.evaluation import matched_design
+from sim_pipeline.publish.disclosure import (
     ROUND_TO,
     SMALL_MAX,
     SUPPRESSED,

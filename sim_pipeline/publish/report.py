@@ -1,7 +1,7 @@
 """The evaluation report: one self-contained HTML page built from the published release.
 
 The page is a published output, so every number on it (text, tables and charts) comes from the
-disclosure-controlled release of `sim_pipeline.measures.publication`, never from the warehouse
+disclosure-controlled release of `sim_pipeline.publish.release`, never from the warehouse
 tables. matplotlib is imported inside the chart functions (the code location must import fast).
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim_pipeline.measures import matched_design as md
-from sim_pipeline.measures.disclosure import SMALL_MAX, SUPPRESSED
-from sim_pipeline.measures.publication import (
+from sim_pipeline.evaluation import matched_design as md
+from sim_pipeline.publish.disclosure import SMALL_MAX, SUPPRESSED
+from sim_pipeline.publish.release import (
     HARM_OUTCOMES,
     PRIMARY,
     RELEASE_INPUTS,

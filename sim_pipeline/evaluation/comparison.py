@@ -39,7 +39,7 @@ by the same rule at the same point:
   the matched comparisons.
 
 Everything here is plain functions over DataFrames; ``defs/evaluation.py`` wires them into
-Dagster and ``experiments/coverage.py`` runs them on the generator's truth.
+Dagster and ``evaluation/validation.py`` runs them on the generator's truth.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from sim_pipeline.evaluation import matched_design
 from sim_pipeline.identity.normalise import AGE_BANDS
-from sim_pipeline.measures import matched_design
 from sim_pipeline.measures.metrics import METRICS
 
 POPULATIONS = ("itt", "per_protocol")

@@ -22,7 +22,7 @@ peak memory are its own: ``peak_rss_mib`` is the process high-water mark (interp
 input and linkage) and ``peak_growth_mib`` its rise above the process's RSS once the input is
 loaded (Linux: /proc VmHWM, reset before linking).
 
-Scores come from `sim_pipeline.identity.evaluation` against the generator's truth, with one unit
+Scores come from `sim_pipeline.identity.scoring` against the generator's truth, with one unit
 per record (source, table_name, record_ref): MHSDS resends a record every month and each row of
 it is the same record. Cohort scores cover the pairs touching a programme member's records.
 """
@@ -99,8 +99,8 @@ def stage_all(
 
     Files that cannot be read at all are skipped by staging; their messages go to ``errors``.
     """
+    from sim_pipeline.ingest.staging import stage_months
     from sim_pipeline.sources import SOURCE_TABLES
-    from sim_pipeline.staging import stage_months
 
     months = landing_months(landing)
     out: dict[str, pd.DataFrame] = {}
@@ -278,7 +278,7 @@ def _cohort_exact(df: pd.DataFrame, people: set[str]) -> float:
 
 def score(records: pd.DataFrame, truth: pd.DataFrame, cohort: set[str]) -> dict[str, Any]:
     """Pairwise (overall, by source pair, cohort) and exact-cluster scores of one method."""
-    from sim_pipeline.identity.evaluation import (
+    from sim_pipeline.identity.scoring import (
         cluster_scores,
         pairwise,
         pairwise_by_source_pair,

@@ -1,8 +1,8 @@
 """Validation of the evaluation by simulation: bias, spread, RMSE and coverage over many worlds.
 
 Each world is one generator seed (``sim_pipeline.synthetic.core.simulate_truth``: the truth the
-generator writes, without rendering drops). The evaluation (``measures.evaluation.evaluate``, the
-code the ``evaluation`` asset runs, with the primary design of ``measures.matched_design``) is
+generator writes, without rendering drops). The evaluation (``evaluation.comparison.evaluate``, the
+code the ``evaluation`` asset runs, with the primary design of ``evaluation.matched_design``) is
 applied to the world's truth priced with the unit costs, which isolates the statistical method
 from linkage error (``sim-pipeline bench linkage`` measures linkage).
 
@@ -42,10 +42,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim_pipeline.measures import matched_design
+from sim_pipeline.evaluation import matched_design
+from sim_pipeline.evaluation.comparison import EvaluationSettings, evaluate
 from sim_pipeline.measures.cohort import cohort_windows
 from sim_pipeline.measures.costs import person_month_costs
-from sim_pipeline.measures.evaluation import EvaluationSettings, evaluate
 from sim_pipeline.measures.metrics import METRICS
 
 OUTCOME = "total_cost"
