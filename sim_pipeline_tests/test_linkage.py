@@ -308,7 +308,7 @@ def test_quality_check_fails_on_a_planted_implausible_link(staged_small, tmp_pat
         [linkage_quality],
         resources=resources,
         raise_on_error=False,
-        selection=[linkage_quality.key],
+        selection=list(linkage_quality.keys),
     )
     evals = {e.check_name: e for e in bad.get_asset_check_evaluations()}
     assert evals["implausible_link_rate"].passed is False

@@ -97,6 +97,32 @@ def column_schema(table: str) -> dg.TableSchema:
     )
 
 
+def table_spec(
+    name: str,
+    description: str,
+    *,
+    deps: Any = (),
+    group_name: str,
+    owners: list[str],
+    kinds: set[str],
+    automation_condition: dg.AutomationCondition | None = None,
+    **kwargs: Any,
+) -> dg.AssetSpec:
+    """The asset of one warehouse table: named as the table, with the data dictionary's columns
+    and ``dagster/table_name`` (a `multi_asset` that writes several tables gives each its own)."""
+    return dg.AssetSpec(
+        name,
+        description=description,
+        deps=deps,
+        group_name=group_name,
+        owners=owners,
+        kinds=kinds,
+        automation_condition=automation_condition,
+        metadata={"dagster/column_schema": column_schema(name), "dagster/table_name": name},
+        **kwargs,
+    )
+
+
 def record_audit(
     target: Warehouse | Transaction,
     context: dg.AssetExecutionContext,

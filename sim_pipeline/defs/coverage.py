@@ -8,9 +8,9 @@ from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.common import (
     DATA_QUALITY,
     MONTHLY,
-    column_schema,
     markdown_table,
     month_of,
+    table_spec,
     warehouse_kind,
 )
 from sim_pipeline.defs.ingest import STAGED_ASSETS
@@ -71,32 +71,50 @@ def _listing(df: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
     return markdown_table(df[columns].head(LISTED), counts_of="records")
 
 
-@dg.asset(
-    description=(
-        "Which provider drops arrived, when, and whether anything is wrong with them: one row "
-        "per expected drop (every provider table x each month), with its arrival time (the "
-        "landing file's modification time, UTC), its deadline, whether it was late or is "
-        "missing, how many different versions of the file have been seen (a resubmission), "
-        "whether the current version has been ingested, and its row count against the median "
-        "of the provider's previous six months (a volume anomaly). Files that no contract "
-        "expects are listed too. The deadline is an assumption (default: 00:00 Europe/London "
-        "on the 20th of the month after, before the monthly ingest schedule runs) and can be "
-        "changed in the run config, like the volume rule. Every version of every landing "
-        "file is kept in `landing_file_versions`. The materialisation shows a provider x month "
-        "matrix of the latest months, a summary per provider table over all months and the "
-        "list of findings."
-    ),
-    deps=[a.key for a in STAGED_ASSETS],
-    group_name="quality",
-    owners=[DATA_QUALITY],
-    automation_condition=DOWNSTREAM_AUTOMATION,
-    kinds={"python", "pandas", warehouse_kind()},
+_COVERAGE_DESCRIPTION = (
+    "Which provider drops arrived, when, and whether anything is wrong with them: one row "
+    "per expected drop (every provider table x each month), with its arrival time (the "
+    "landing file's modification time, UTC), its deadline, whether it was late or is "
+    "missing, how many different versions of the file have been seen (a resubmission), "
+    "whether the current version has been ingested, and its row count against the median "
+    "of the provider's previous six months (a volume anomaly). Files that no contract "
+    "expects are listed too. The deadline is an assumption (default: 00:00 Europe/London "
+    "on the 20th of the month after, before the monthly ingest schedule runs) and can be "
+    "changed in the run config, like the volume rule. Every version of every landing "
+    "file is kept in `landing_file_versions`. The materialisation shows a provider x month "
+    "matrix of the latest months, a summary per provider table over all months and the "
+    "list of findings."
+)
+
+
+@dg.multi_asset(
+    name=TABLE,
+    specs=[
+        table_spec(
+            TABLE,
+            _COVERAGE_DESCRIPTION,
+            deps=[a.key for a in STAGED_ASSETS],
+            group_name="quality",
+            owners=[DATA_QUALITY],
+            kinds={"python", "pandas", warehouse_kind()},
+            automation_condition=DOWNSTREAM_AUTOMATION,
+        ),
+        table_spec(
+            VERSIONS,
+            "Every distinct version (contents) of every landing file ever seen, from the "
+            "landing folder and the ingest ledger: its SHA-256, when drop_coverage first "
+            "recorded it and the file's modification time then. Appended, never rewritten: a "
+            "file whose contents change gets a new row (a resubmission).",
+            deps=[a.key for a in STAGED_ASSETS],
+            group_name="quality",
+            owners=[DATA_QUALITY],
+            kinds={"python", "pandas", warehouse_kind()},
+            automation_condition=DOWNSTREAM_AUTOMATION,
+        ),
+    ],
     # landing_file_versions is read, extended and written back: one writer at a time
     pool="warehouse_write_drop_coverage",
-    metadata={
-        "dagster/column_schema": column_schema(TABLE),
-        "dagster/table_name": TABLE,
-    },
+    can_subset=False,
     check_specs=[
         dg.AssetCheckSpec(
             "drops_complete",
@@ -166,6 +184,11 @@ def drop_coverage(
     ]
     volume_cols = ["file", "rows_read", "trailing_median_rows", "volume_ratio", "volume_anomaly"]
     yield dg.MaterializeResult(
+        asset_key=VERSIONS,
+        metadata={"dagster/row_count": len(versions), "versions_new_in_this_run": added},
+    )
+    yield dg.MaterializeResult(
+        asset_key=TABLE,
         metadata={
             "dagster/row_count": len(cov),
             "drops_by_status": dg.MetadataValue.json(by_status),

@@ -11,11 +11,11 @@ import pandas as pd
 
 from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.common import (
-    column_schema,
     figure_metadata,
     markdown_table,
     record_audit,
     refuse_write,
+    table_spec,
     warehouse_kind,
 )
 from sim_pipeline.defs.linkage import linkage_quality, person_index
@@ -36,8 +36,8 @@ from sim_pipeline.warehouse.store import Warehouse
 
 GROUP = "evaluation"
 ANALYSTS = "team:analysts"
-OUTPUTS = ("evaluation_estimates", "evaluation_balance", "evaluation_trajectory")
 MATCHES = "evaluation_matches"
+OUTPUTS = ("evaluation_estimates", "evaluation_balance", "evaluation_trajectory", MATCHES)
 SMD_LIMIT = 0.1  # |standardised difference| after matching above this is imbalance
 MATCHED_SHARE_LIMIT = 0.9  # share of programme members with a comparison before warning
 # staged tables whose rows carry person_sex and age_band (the demographics of matching)
@@ -79,15 +79,14 @@ _INPUTS = [person_month_metrics, person_month_costs, cohort, person_index]
 
 def _table_spec(name: str, description: str, deps: list) -> dg.AssetSpec:
     """An evaluation table: its group, owner, kinds and documented columns."""
-    return dg.AssetSpec(
+    return table_spec(
         name,
-        description=description,
+        description,
         deps=deps,
         group_name=GROUP,
         owners=[ANALYSTS],
-        automation_condition=DOWNSTREAM_AUTOMATION,
         kinds={"python", "pandas", warehouse_kind()},
-        metadata={"dagster/column_schema": column_schema(name), "dagster/table_name": name},
+        automation_condition=DOWNSTREAM_AUTOMATION,
     )
 
 
@@ -119,6 +118,14 @@ def _table_spec(name: str, description: str, deps: list) -> dg.AssetSpec:
             "evaluation_trajectory",
             "Mean monthly cost of matched programme members and their comparisons "
             "by month from the index date (allocation / pseudo-index), -12 to +24.",
+            _INPUTS,
+        ),
+        _table_spec(
+            MATCHES,
+            "Who was matched to whom in each analysis: programme member, comparison person "
+            "(person keys only) and the month the comparison stands in for allocation, with the "
+            "exact-match stratum and the distance. Internal: never published; kept so an "
+            "auditor can see a matched set behind the estimates.",
             _INPUTS,
         ),
     ],
@@ -398,6 +405,16 @@ def evaluation(
         },
     )
     yield trajectory_check
+    yield dg.MaterializeResult(
+        asset_key=MATCHES,
+        metadata={
+            "dagster/row_count": len(ev.matches),
+            # matched pairs per analysis, controlled as counts of people are (pairs ~ people)
+            "pairs_by_analysis": markdown_table(
+                ev.matches.groupby("analysis").size().rename("pairs").reset_index()
+            ),
+        },
+    )
 
 
 def _side_by_side(primary: pd.DataFrame) -> pd.DataFrame:
@@ -477,12 +494,8 @@ def _trajectory_chart(traj: pd.DataFrame, price_year: str, out_dir: Path) -> dg.
     group_name=GROUP,
     owners=[ANALYSTS],
     automation_condition=DOWNSTREAM_AUTOMATION,
+    # files in the published folder (the release and the report), not a warehouse table
     kinds={"python", "html", "csv"},
-    # the report publishes evaluation_estimates (controlled): show its columns in the UI
-    metadata={
-        "dagster/column_schema": column_schema("evaluation_estimates"),
-        "dagster/table_name": "evaluation_estimates",
-    },
     check_specs=[
         dg.AssetCheckSpec(
             "published_disclosure_safe",

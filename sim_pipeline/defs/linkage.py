@@ -13,11 +13,11 @@ from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.common import (
     DATA_ENGINEERING,
     DATA_QUALITY,
-    column_schema,
     figure_metadata,
     markdown_table,
     record_audit,
     refuse_write,
+    table_spec,
     warehouse_kind,
 )
 from sim_pipeline.defs.ingest import STAGED_ASSETS
@@ -59,8 +59,11 @@ def _staged_for_linkage(
     return out
 
 
-@dg.asset(
-    description=(
+_LINKAGE_KINDS = {"python", "splink", "duckdb"}
+# The tables one linkage run writes, each its own asset (`multi_asset`): the index and what an
+# auditor reads beside it. Descriptions of their columns are the data dictionary's.
+INDEX_TABLES = {
+    "person_index": (
         "One stable person_key for every staged record (source, table_name, record_ref), from "
         "probabilistic linkage of the pseudonymised encodings only (Splink on DuckDB; keyed "
         "tokens, Bloom-filter name similarity, partial dates of birth, postcode levels). Keys of "
@@ -68,15 +71,41 @@ def _staged_for_linkage(
         "person_key_changes. match_probability is the strongest link joining a record to its "
         "person (1.0 when joined by a shared local patient id or incident; empty when alone)."
     ),
-    deps=[a.key for a in STAGED_ASSETS],
-    group_name=GROUP,
-    owners=[DATA_ENGINEERING],
-    automation_condition=DOWNSTREAM_AUTOMATION,
-    kinds={"python", "splink", "duckdb", warehouse_kind()},
-    metadata={
-        "dagster/column_schema": column_schema("person_index"),
-        "dagster/table_name": "person_index",
-    },
+    "person_key_changes": (
+        "Every record whose person key changed between linkage runs (a merge of two people "
+        "into one, or a split), with the run that changed it: the history that lets an old "
+        "extract's person key be followed, and proves a retired key is never reissued."
+    ),
+    "linkage_parameters": (
+        "The trained linkage model of the latest run: m and u probabilities and the match "
+        "weight of every comparison level (NHS-number token, names, date of birth, postcode, "
+        "sex), so an auditor can see why two records were or were not linked."
+    ),
+    "linkage_threshold_curve": (
+        "How many scored record pairs each match-probability threshold would count as links "
+        "(the latest run): how sensitive the person index is to the threshold chosen."
+    ),
+    "linkage_weight_histogram": (
+        "The distribution of match weights over all scored record pairs of the latest run "
+        "(pairs per 2-bit bin): matches and non-matches should form two separate humps."
+    ),
+}
+
+
+@dg.multi_asset(
+    name="person_index",
+    specs=[
+        table_spec(
+            table,
+            description,
+            deps=[a.key for a in STAGED_ASSETS],
+            group_name=GROUP,
+            owners=[DATA_ENGINEERING],
+            kinds={*_LINKAGE_KINDS, warehouse_kind()},
+            automation_condition=DOWNSTREAM_AUTOMATION,
+        )
+        for table, description in INDEX_TABLES.items()
+    ],
     check_specs=[
         dg.AssetCheckSpec(
             "every_record_indexed_once",
@@ -94,6 +123,7 @@ def _staged_for_linkage(
             "before the index is written.",
         ),
     ],
+    can_subset=False,
 )
 def person_index(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, linkage: LinkageResource
@@ -127,7 +157,9 @@ def person_index(
             description=message,
             metadata={"staged_records": len(expected), "indexed": len(index)},
         )
-        yield from refuse_write(wh, context, [incomplete], message, rows_in=len(expected))
+        yield from refuse_write(
+            wh, context, [incomplete], message, rows_in=len(expected), stage="person_index"
+        )
     retired = (
         set(history.loc[history["change"] == "merge", "from_person_key"]) if len(history) else set()
     )
@@ -150,9 +182,11 @@ def person_index(
             passed=True,
             metadata={"staged_records": len(expected), "indexed": len(index)},
         )
-        yield from refuse_write(wh, context, [indexed, failed], message, rows_in=len(expected))
+        yield from refuse_write(
+            wh, context, [indexed, failed], message, rows_in=len(expected), stage="person_index"
+        )
 
-    pairs = result.pairs
+    curve, histogram = lq.threshold_curve(result.pairs), lq.weight_histogram(result.pairs)
     with wh.transaction() as tx:
         tx.replace_all("person_index", index, dtype=sql_types("person_index"))
         if len(changes):
@@ -165,15 +199,9 @@ def person_index(
         tx.replace_all(
             "linkage_parameters", result.parameters, dtype=sql_types("linkage_parameters")
         )
+        tx.replace_all("linkage_threshold_curve", curve, dtype=sql_types("linkage_threshold_curve"))
         tx.replace_all(
-            "linkage_threshold_curve",
-            lq.threshold_curve(pairs),
-            dtype=sql_types("linkage_threshold_curve"),
-        )
-        tx.replace_all(
-            "linkage_weight_histogram",
-            lq.weight_histogram(pairs),
-            dtype=sql_types("linkage_weight_histogram"),
+            "linkage_weight_histogram", histogram, dtype=sql_types("linkage_weight_histogram")
         )
         provenance = record_audit(
             tx,
@@ -181,6 +209,7 @@ def person_index(
             rows_in=len(expected),
             rows_out=len(index),
             note="rows_in: staged records; rows_out: person_index rows",
+            stage="person_index",
         )
     persons = index["person_key"].nunique()
     sizes = index.groupby("person_key").size()
@@ -189,9 +218,9 @@ def person_index(
     for col in ("m_probability", "u_probability", "match_weight"):
         params[col] = params[col].astype(float).round(4)
     yield dg.MaterializeResult(
+        asset_key="person_index",
         metadata={
             "dagster/row_count": len(index),
-            "dagster/column_schema": column_schema("person_index"),
             **provenance,
             "persons": persons,
             "records_per_person_median": float(sizes.median()) if len(sizes) else 0.0,
@@ -204,7 +233,6 @@ def person_index(
                 {k: round(v, 2) for k, v in result.timings.items()}
             ),
             "total_seconds": round(time.perf_counter() - t0, 1),
-            "model_parameters": markdown_table(params),
             "blocking_rules": dg.MetadataValue.md("\n".join(f"- `{r}`" for r in BLOCKING_RULES)),
         },
         check_results=[
@@ -217,6 +245,24 @@ def person_index(
                 check_name="no_retired_key_reissued", passed=True, metadata=reissue
             ),
         ],
+    )
+    yield dg.MaterializeResult(
+        asset_key="person_key_changes",
+        metadata={
+            "rows_this_run": len(changes),
+            "changes_this_run": dg.MetadataValue.json(change_counts),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="linkage_parameters",
+        metadata={"dagster/row_count": len(params), "model_parameters": markdown_table(params)},
+    )
+    yield dg.MaterializeResult(
+        asset_key="linkage_threshold_curve",
+        metadata={"dagster/row_count": len(curve), "threshold_curve": markdown_table(curve)},
+    )
+    yield dg.MaterializeResult(
+        asset_key="linkage_weight_histogram", metadata={"dagster/row_count": len(histogram)}
     )
     context.log.info(
         f"person_index: {len(index)} records, {persons} persons, changes {change_counts}"
@@ -255,23 +301,53 @@ def _chart(
     return figure_metadata(fig, path, "linkage quality")
 
 
-@dg.asset(
-    description=(
-        "Linkage quality reported as GUILD/RECORD recommend: the share of each source's records "
-        "linked to another source (overall and by age band, sex and borough), the match-weight "
-        "distribution, how many links each threshold would give, implausible links (activity "
-        "after death, two NHS numbers from one provider, two dates of death) and how linked and "
-        "unlinked records differ. Aggregates only."
-    ),
-    deps=[person_index],
-    group_name=GROUP,
-    owners=[DATA_QUALITY],
-    automation_condition=DOWNSTREAM_AUTOMATION,
-    kinds={"python", "pandas", "matplotlib", warehouse_kind()},
-    metadata={
-        "dagster/column_schema": column_schema("linkage_link_rates"),
-        "dagster/table_name": "linkage_link_rates",
-    },
+_QUALITY_DEPS = [
+    dg.AssetKey(k) for k in ("person_index", "linkage_threshold_curve", "linkage_weight_histogram")
+]
+
+
+@dg.multi_asset(
+    name="linkage_quality",
+    specs=[
+        dg.AssetSpec(
+            "linkage_quality",
+            description=(
+                "Linkage quality reported as GUILD/RECORD recommend: the share of each source's "
+                "records linked to another source (overall and by age band, sex and borough), "
+                "the match-weight distribution, how many links each threshold would give, "
+                "implausible links (activity after death, two NHS numbers from one provider, "
+                "two dates of death) and how linked and unlinked records differ. Aggregates "
+                "only. A report (metadata and a chart), not a table: its figures are in "
+                "linkage_link_rates and linkage_implausible."
+            ),
+            deps=_QUALITY_DEPS,
+            group_name=GROUP,
+            owners=[DATA_QUALITY],
+            kinds={"python", "pandas", "matplotlib"},
+            automation_condition=DOWNSTREAM_AUTOMATION,
+        ),
+        table_spec(
+            "linkage_link_rates",
+            "Share of each source group's records linked to another source group, overall and "
+            "by age band, sex and borough (the linked-record rates GUILD asks for).",
+            deps=_QUALITY_DEPS,
+            group_name=GROUP,
+            owners=[DATA_QUALITY],
+            kinds={"python", "pandas", warehouse_kind()},
+            automation_condition=DOWNSTREAM_AUTOMATION,
+        ),
+        table_spec(
+            "linkage_implausible",
+            "Implausible links by kind (a record after the person's death, two NHS numbers "
+            "from one provider, two dates of death): counts of persons, the evidence that "
+            "linkage joined different people.",
+            deps=_QUALITY_DEPS,
+            group_name=GROUP,
+            owners=[DATA_QUALITY],
+            kinds={"python", "pandas", warehouse_kind()},
+            automation_condition=DOWNSTREAM_AUTOMATION,
+        ),
+    ],
     check_specs=[
         dg.AssetCheckSpec(
             "implausible_link_rate",
@@ -283,6 +359,7 @@ def _chart(
             "linkage is joining different people and every downstream metric would be wrong.",
         ),
     ],
+    can_subset=False,
 )
 def linkage_quality(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, linkage: LinkageResource
@@ -314,12 +391,19 @@ def linkage_quality(
             rows_rejected=len(flagged),
             note="rows_in: person_index rows; rows_out: link-rate and implausible rows; "
             "rows_rejected: persons with an implausible link",
+            stage="linkage_quality",
         )
     chart = _chart(rates, curve, hist, Path(linkage.reports_dir) / "linkage_quality.png")
     rates_overall = rates[rates["dimension"] == "overall"]
     yield dg.MaterializeResult(
+        asset_key="linkage_link_rates", metadata={"dagster/row_count": len(rates)}
+    )
+    yield dg.MaterializeResult(
+        asset_key="linkage_implausible", metadata={"dagster/row_count": len(implausible)}
+    )
+    yield dg.MaterializeResult(
+        asset_key="linkage_quality",
         metadata={
-            "dagster/row_count": len(rates),
             **provenance,
             "link_rate_by_source": markdown_table(controlled_link_rates(rates_overall)),
             "implausible_links": markdown_table(implausible),
