@@ -19,8 +19,9 @@ from sim_pipeline_tests.conftest import JUNE_2019, cli, copy_project, project_en
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"
 LAST_MONTH = JUNE_2019  # programme allocations start in 2018: the headline has people
-# Removed after the full run, then its month re-run: provider_drops_present (blocking) fails on
-# staged_ecds, while the downstream assets keep their materialisations from the full run.
+# Removed after the full run, then its month re-run: provider_drops_present fails on staged_ecds,
+# ingest_summary's gate ingest_accepted (blocking) fails on it, and the assets after the gate
+# keep their materialisations from the full run.
 MISSING_DROP = ("ae_rjz", "2019-03", "ecds.csv")
 
 
@@ -47,13 +48,14 @@ def webserver(june_project, tmp_path_factory):
     root = copy_project(june_project["root"], tmp_path_factory.mktemp("ui"))
     landing = root / "landing"
     env = project_env(landing, root, SIM_LAST_MONTH=LAST_MONTH)
-    # a provider's drop goes missing and its month is re-run: the blocking check fails, the
-    # step fails (exit 1) and nothing downstream runs
+    # a provider's drop goes missing and its month is re-run: the staged check fails, the gate
+    # on ingest_summary fails its step (exit 1) and nothing after it runs
     (landing.joinpath(*MISSING_DROP)).unlink()  # a link to the shared file: only ours goes
     month = MISSING_DROP[1]
     r = cli("backfill", "--from", month, "--to", month, env=env, cwd=root)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "FAILED staged_ecds:provider_drops_present" in r.stdout
+    assert "FAILED ingest_summary:ingest_accepted" in r.stdout
     port = _free_port()
     log = (root / "webserver.log").open("w")
     t0 = time.perf_counter()
@@ -172,10 +174,18 @@ def test_a_failing_check_is_visible_with_its_description(webserver, page):
     page.get_by_text("delivered a drop for every month").first.wait_for()
     body = page.inner_text("body")
     assert "provider_drops_present" in body
-    assert "blocking" in body  # "This is a blocking asset check"
     assert "Failed" in body, body[:2000]
     assert "/".join(MISSING_DROP) in body  # the latest result names the missing file
     _shot(page, "failing_check")
+    # the gate that holds linkage back names it
+    _open(page, f"{webserver}/assets/ingest_summary?view=checks")
+    page.get_by_text("ingest_accepted").first.click()
+    page.get_by_text("linkage and every later asset wait").first.wait_for()
+    body = page.inner_text("body")
+    assert "blocking" in body  # "This is a blocking asset check"
+    assert "Failed" in body, body[:2000]
+    assert "staged_ecds:provider_drops_present" in body  # the result's description
+    _shot(page, "failing_gate")
 
 
 def test_data_docs_read_the_same_with_the_network_blocked(june_project, browser):

@@ -18,10 +18,16 @@ DATA_DOCS_METADATA = {"data_docs": dg.MetadataValue.path(str(docs_index(SETTINGS
 
 
 def gx_check_spec(
-    asset: str, name: str, what: str, blocking: bool = True, before_write: bool = False
+    asset: str,
+    name: str,
+    what: str,
+    blocking: bool = True,
+    before_write: bool = False,
+    when: str | None = None,
 ) -> dg.AssetCheckSpec:
-    """A check that runs a GX suite: ``what`` lists what the suite expects (a sentence)."""
-    when = (
+    """A check that runs a GX suite: ``what`` lists what the suite expects (a sentence);
+    ``when`` what a failure does, if not the default."""
+    when = when or (
         "It is validated before writing: on failure nothing is written and downstream assets wait."
         if before_write
         else "On failure downstream assets wait."

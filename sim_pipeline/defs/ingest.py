@@ -5,11 +5,13 @@ pandera contract, pseudonymise, then scan the result for identifier-like values 
 record keys, and run the Great Expectations suite of the table over the rows about to be
 written. A clean run replaces its months in one transaction (staged rows, quarantine rows
 and ledger rows together). A file that cannot be read is rejected as a whole (its rows
-quarantined under the file's rule) while the other files load; the blocking checks
-`files_readable` / `provider_drops_present` / `contract_violation_rate` then fail the step after
-the write, so downstream assets wait. The identifier scan, `duplicate_keys` and `gx_table` run
-before the write: on a failure nothing of the run is written. `gx_drops` validates the run's
-files (the ledger) and, like `files_readable`, holds downstream assets back.
+quarantined under the file's rule) while the other files load. The checks judged on what was
+written (`files_readable`, `provider_drops_present`, `ledger_balances`, `contract_violation_rate`
+and `gx_drops`, the run's files) fail with ERROR severity but do not stop the step: the summaries
+(`ingest_summary`, `drop_coverage`) still run and show what failed, and `ingest_summary`'s
+blocking check `ingest_accepted` holds linkage and every later asset back (GATED_CHECKS). The
+identifier scan, `duplicate_keys` and `gx_table` run before the write and block: on a failure
+nothing of the run is written and the step fails.
 """
 
 import dagster as dg
@@ -49,11 +51,24 @@ from sim_pipeline.warehouse.dictionary import sql_types
 LEDGER_TYPES = sql_types("ingest_ledger")
 QUARANTINE_TYPES = sql_types("ingest_quarantine")
 MAX_VIOLATION_RATE = 0.02  # share of rows quarantined across a run before downstream is blocked
+# Judged on what the step wrote: ERROR severity, not blocking the step itself, so the summaries
+# run; `ingest_summary:ingest_accepted` (blocking) holds linkage back while any of them fails.
+GATED_CHECKS = (
+    "files_readable",
+    "provider_drops_present",
+    "ledger_balances",
+    "contract_violation_rate",
+    "gx_drops",
+)
+GATE = (
+    "ingest_summary's ingest_accepted check then holds linkage and every later asset back "
+    "(downstream assets wait); the ingest summaries still run and show it."
+)
 ROWS = ["rows_read", "rows_loaded", "rows_quarantined"]
 
 CHECKS = {
     "files_readable": (
-        True,
+        False,
         "Passes when every landing file of this run could be read as a whole: UTF-8 text, a "
         "parseable CSV header holding every contract column, not cut short, no whole column "
         "failing the contract. Fails when any file was rejected: that file is not loaded, every "
@@ -61,14 +76,14 @@ CHECKS = {
         + ", ".join(FILE_RULES)
         + ") and its ingest_ledger row has file_status = rejected; the other files of the month "
         "are loaded. The metadata lists each rejected file with its rule and row count. "
-        "Downstream assets wait until a corrected file is dropped and the month re-run.",
+        "Until a corrected file is dropped and the month re-run, " + GATE,
     ),
     "provider_drops_present": (
-        True,
+        False,
         "Passes when every provider that sends this table delivered a drop for every month in "
         "this run. Fails when a drop is missing (the metadata lists the missing files): a missing "
-        "provider month would undercount every downstream monthly figure, so downstream assets "
-        "wait; the drops that did arrive are loaded.",
+        "provider month would undercount every downstream monthly figure; the drops that did "
+        "arrive are loaded. " + GATE,
     ),
     "duplicate_keys": (
         True,
@@ -79,18 +94,18 @@ CHECKS = {
         "metadata counts the repeated keys per source and month.",
     ),
     "ledger_balances": (
-        True,
+        False,
         "Passes when, for every file read in this run, rows_read = rows_loaded + "
         "rows_quarantined and the rows written to the staged table equal rows_loaded. Fails "
-        "when rows were lost or counted twice; downstream assets then wait.",
+        "when rows were lost or counted twice. " + GATE,
     ),
     "contract_violation_rate": (
-        True,
+        False,
         f"Passes when at most {MAX_VIOLATION_RATE:.0%} of the rows read in this run were "
         "quarantined or had an identifier nulled (rows of a rejected file count as "
         "quarantined). Fails above that: the extract is suspect; the good rows are written "
         "(an identifier that broke its rule nulled, see identifier_defects), the bad ones are "
-        "in ingest_quarantine with their rule, and downstream assets wait.",
+        "in ingest_quarantine with their rule. " + GATE,
     ),
     "no_direct_identifiers": (
         True,
@@ -161,6 +176,8 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
                 "provider and month, each file accounted once, no file rejected as a whole, "
                 "rows_read = rows_loaded + rows_quarantined for every file, and rows "
                 "quarantined per file within 2% of its rows (at least 5 allowed).",
+                blocking=False,
+                when=GATE,
             ),
         ],
     )

@@ -1,6 +1,8 @@
-"""Quality assets: the whole-landing ingest ledger an auditor reads first."""
+"""Quality assets: the whole-landing ingest ledger an auditor reads first, and the gate that
+holds linkage back while a staged table's ingest checks fail."""
 
 import dagster as dg
+import pandas as pd
 
 from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.common import (
@@ -11,7 +13,7 @@ from sim_pipeline.defs.common import (
     month_of,
     record_audit,
 )
-from sim_pipeline.defs.ingest import STAGED_ASSETS
+from sim_pipeline.defs.ingest import GATED_CHECKS, STAGED_ASSETS
 from sim_pipeline.defs.resources import (
     LandingResource,
     WarehouseResource,
@@ -23,7 +25,9 @@ from sim_pipeline.ingest.ledger import landing_inventory, reconcile, summarise
     description=(
         "Accounting for every landing file across all months: rows read, loaded and quarantined "
         "per source and table, quarantined rows by rule, and whether every file in the landing "
-        "folder has been ingested in its current version."
+        "folder has been ingested in its current version. It runs after every ingest, also "
+        "when a staged table's checks failed (a missing or rejected drop), and its check "
+        "ingest_accepted then holds linkage and everything after it back."
     ),
     deps=[a.key for a in STAGED_ASSETS],
     group_name="quality",
@@ -54,6 +58,18 @@ from sim_pipeline.ingest.ledger import landing_inventory, reconcile, summarise
             blocking=True,
             description="For every ledger row: rows_read = rows_loaded + rows_quarantined.",
         ),
+        dg.AssetCheckSpec(
+            "ingest_accepted",
+            asset="ingest_summary",
+            blocking=True,
+            description="Passes when the latest evaluation of every staged table's checks on "
+            "what its ingest wrote (" + ", ".join(GATED_CHECKS) + ") passed. Fails when any "
+            "failed (a rejected file, a missing provider drop, an unbalanced ledger, too many "
+            "rows quarantined, the drops suite): each failing table and check is listed, and "
+            "linkage and every later asset wait until a corrected drop is ingested. Those "
+            "checks do not stop their own step, so this summary and drop_coverage still run "
+            "and show what failed.",
+        ),
     ],
 )
 def ingest_summary(
@@ -78,6 +94,7 @@ def ingest_summary(
         {str(k): int(n) for k, n in ledger["key_id"].value_counts().items()} if len(ledger) else {}
     )
     totals = by_source[["rows_read", "rows_loaded", "rows_quarantined"]].sum()
+    failing = failing_ingest_checks(context.instance)
     provenance = record_audit(
         wh,
         context,
@@ -120,6 +137,35 @@ def ingest_summary(
                 passed=unbalanced == 0,
                 metadata={"ledger_rows": len(ledger), "unbalanced_rows": unbalanced},
             ),
+            dg.AssetCheckResult(
+                check_name="ingest_accepted",
+                passed=failing.empty,
+                description=None
+                if failing.empty
+                else f"{len(failing)} staged check(s) failing: "
+                + ", ".join(f"{r.asset}:{r.check}" for r in failing.head(10).itertuples()),
+                metadata={
+                    "failing_checks": len(failing),
+                    "checks": markdown_table(failing, counts_of="records"),
+                },
+            ),
         ],
     )
     context.log.info(f"ingest_summary: {len(recon)} landing files, status {status}")
+
+
+def failing_ingest_checks(instance: dg.DagsterInstance) -> pd.DataFrame:
+    """The staged tables' gated checks whose latest evaluation failed (asset, check, run)."""
+    keys = [
+        dg.AssetCheckKey(a.key, name)
+        for a in STAGED_ASSETS
+        for name in GATED_CHECKS
+        if dg.AssetCheckKey(a.key, name) in a.check_keys
+    ]
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    rows = [
+        {"asset": k.asset_key.to_user_string(), "check": k.name, "run": r.run_id[:8]}
+        for k, r in sorted(latest.items(), key=lambda kv: kv[0].to_user_string())
+        if r.status.value == "FAILED"
+    ]
+    return pd.DataFrame(rows, columns=["asset", "check", "run"])
