@@ -154,6 +154,7 @@ class Project:
         *,
         metrics: dict | None = None,
         evaluation: dict | None = None,
+        instance: dg.DagsterInstance | None = None,
     ) -> dg.ExecuteInProcessResult:
         """The asset alone, in process, with the resources `build_resources` gives for this
         project's environment; outputs (reports, release) stay under ``root`` (the project's
@@ -174,7 +175,7 @@ class Project:
             [asset],
             resources=resources,
             partition_key=partition,
-            instance=dg.DagsterInstance.ephemeral(),
+            instance=instance or dg.DagsterInstance.ephemeral(),
             raise_on_error=False,
         )
 
@@ -271,19 +272,26 @@ def _failed_checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheck
 def test_staged_ledger_balances_and_gx_drops_fail_when_a_file_is_miscounted(project):
     """A file's ledger row counts one row more loaded than it has (a staging fault, monkeypatched):
     the rows are written (nothing in them is wrong) but the accounting does not add up, so the
-    ledger check and the drops suite fail and downstream waits."""
+    ledger check and the drops suite fail (ERROR). They do not stop the step, so the summaries
+    still run; ingest_summary:ingest_accepted then holds downstream back (test_damaged_extracts
+    runs that gate on a missing and rejected drops)."""
 
     def miscount(month) -> None:
         month.ledger.loc[0, "rows_loaded"] += 1
 
     _patch_staging(project, miscount)
-    result = project.materialise(ECDS_ASSET, PARTITION)
+    instance = dg.DagsterInstance.ephemeral()
+    result = project.materialise(ECDS_ASSET, PARTITION, instance=instance)
     failed = _failed_checks(result)
     assert set(failed) == {"staged_ecds:ledger_balances", "staged_ecds:gx_drops"}, failed
     assert "1 unbalanced file" in _why(failed["staged_ecds:ledger_balances"])
     assert "rows_read, rows_accounted" in _why(failed["staged_ecds:gx_drops"])
     assert all(e.severity == ERROR for e in failed.values())
-    assert not result.success and result.get_asset_materialization_events()
+    assert result.success and result.get_asset_materialization_events()
+    from sim_pipeline.defs.quality import failing_ingest_checks
+
+    gate = failing_ingest_checks(instance)  # what ingest_summary:ingest_accepted reads
+    assert set(gate["asset"] + ":" + gate["check"]) == set(failed)
 
 
 def test_staged_gx_table_fails_and_writes_nothing_when_a_row_goes_missing(project):

@@ -151,3 +151,20 @@ def test_open_ended_partitions_for_production():
     today = dt.datetime.now(ZoneInfo("Europe/London")).date()  # the partitions' timezone
     closed = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
     assert first == "2016-01-01" and last == closed.isoformat() and int(n) > 65
+
+
+def test_the_baseline_is_configured_once_for_the_headline_and_the_evaluation():
+    """One study-design resource holds the baseline window: the cohort (so the headline) and
+    the evaluation read it there, and no other resource has a baseline of its own to drift."""
+    from sim_pipeline.defs.resources import EvaluationResource, StudyDesignResource
+
+    resources = defs.resources
+    with_baseline = [
+        name for name, r in resources.items() if "baseline_months" in type(r).model_fields
+    ]
+    assert with_baseline == ["study"], with_baseline
+    settings = EvaluationResource().settings(StudyDesignResource(baseline_months=7))
+    assert settings.baseline_months == 7
+    for key in ("cohort", "evaluation_estimates"):
+        assets_def = defs.resolve_assets_def(dg.AssetKey(key))
+        assert "study" in assets_def.required_resource_keys, key

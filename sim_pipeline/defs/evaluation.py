@@ -28,7 +28,12 @@ from sim_pipeline.defs.metrics import (
     programme_headline_asset,
     unit_costs,
 )
-from sim_pipeline.defs.resources import EvaluationResource, MetricsResource, WarehouseResource
+from sim_pipeline.defs.resources import (
+    EvaluationResource,
+    MetricsResource,
+    StudyDesignResource,
+    WarehouseResource,
+)
 from sim_pipeline.publish.disclosure import control_count, controlled_rate
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import sql_types, staged_doc
@@ -189,6 +194,7 @@ def evaluation(
     warehouse: WarehouseResource,
     evaluation: EvaluationResource,
     metrics: MetricsResource,
+    study: StudyDesignResource,
 ):
     from sim_pipeline.evaluation.comparison import (
         POPULATIONS,
@@ -226,7 +232,12 @@ def evaluation(
         raise dg.Failure(f"person_month_costs mixes price years {years} / versions {versions}")
     panel = evaluation_panel(pm, pc)
     ev = evaluate_all(
-        panel, co, _people(wh), months, evaluation.settings(), sensitivity=evaluation.sensitivity
+        panel,
+        co,
+        _people(wh),
+        months,
+        evaluation.settings(study),
+        sensitivity=evaluation.sensitivity,
     )
     est = ev.estimates.assign(price_year=years[0], unit_cost_version=versions[0])
 

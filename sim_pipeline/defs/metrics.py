@@ -26,7 +26,12 @@ from sim_pipeline.defs.gx import (
     run_suite,
 )
 from sim_pipeline.defs.linkage import linkage_quality, person_index
-from sim_pipeline.defs.resources import MetricsResource, QualityResource, WarehouseResource
+from sim_pipeline.defs.resources import (
+    MetricsResource,
+    QualityResource,
+    StudyDesignResource,
+    WarehouseResource,
+)
 from sim_pipeline.identity.linkage import BLOOM_COLUMNS, TOKEN_COLUMNS
 from sim_pipeline.measures.cohort import build_cohort, cohort_people, months_between
 from sim_pipeline.measures.costs import CostError, UnitCosts, unit_cost_problems
@@ -290,7 +295,9 @@ def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     ],
 )
 def cohort(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, metrics: MetricsResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    study: StudyDesignResource,
 ):
     wh = warehouse.get()
     months = _data_months(wh)
@@ -298,7 +305,7 @@ def cohort(
         raise dg.Failure("no ingested months: materialise the staged tables first")
     register = wh.read("staged_programme_register")
     index = wh.read("person_index")
-    co = build_cohort(register, index, months[0], months[-1], metrics.baseline_months)
+    co = build_cohort(register, index, months[0], months[-1], study.baseline_months)
     invalid = (
         co["person_key"].isna()
         | (co["programme_months"] < 0)
@@ -342,7 +349,7 @@ def cohort(
             "dagster/row_count": len(co),
             **provenance,
             "data_months": f"{months[0]}..{months[-1]}",
-            "baseline_months": metrics.baseline_months,
+            "baseline_months": study.baseline_months,
             "populations": markdown_table(summary),
             "by_discharge_reason": dg.MetadataValue.json(
                 {

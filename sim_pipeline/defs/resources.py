@@ -86,10 +86,17 @@ class QualityResource(dg.ConfigurableResource):
         return Settings.from_env().quality_dir
 
 
-class MetricsResource(dg.ConfigurableResource):
-    """Cohort windows and costing: baseline length, price year, unit-cost and index tables."""
+class StudyDesignResource(dg.ConfigurableResource):
+    """The study design, set once for every asset that uses it: the baseline window before
+    allocation that the cohort, the headline and the evaluation all compare against (so the
+    headline and the adjusted estimate can never use different baselines)."""
 
     baseline_months: int = 12
+
+
+class MetricsResource(dg.ConfigurableResource):
+    """Costing: price year, unit-cost and index tables (the baseline is the study design's)."""
+
     price_year: str = "2018/19"
     unit_costs_path: str = "data/reference/unit_costs.csv"
     price_index_path: str = "data/reference/price_index.csv"
@@ -114,7 +121,6 @@ class EvaluationResource(dg.ConfigurableResource):
 
     eligibility_rule: str = "s136_detentions>=2, ae_attendances>=12, police_deployments>=12"
     eligibility_window_months: int = 12
-    baseline_months: int = 12
     controls_per_person: int = 3
     caliper: float = 1.5
     max_month_gap: int = 12
@@ -127,12 +133,14 @@ class EvaluationResource(dg.ConfigurableResource):
         """The disclosure-controlled release (``SIM_PUBLISHED_DIR``; environment only)."""
         return Settings.from_env().published_dir
 
-    def settings(self):  # -> sim_pipeline.evaluation.comparison.EvaluationSettings
+    def settings(
+        self, study: StudyDesignResource
+    ):  # -> sim_pipeline.evaluation.comparison.EvaluationSettings
         from sim_pipeline.evaluation.comparison import EligibilityRule, EvaluationSettings
 
         return EvaluationSettings(
             rule=EligibilityRule.parse(self.eligibility_rule, self.eligibility_window_months),
-            baseline_months=self.baseline_months,
+            baseline_months=study.baseline_months,
             controls_per_person=self.controls_per_person,
             caliper=self.caliper,
             max_month_gap=self.max_month_gap,
@@ -155,5 +163,6 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             price_index_path=str(REFERENCE_DIR / "price_index.csv"),
         ),
         "quality": QualityResource(),
+        "study": StudyDesignResource(),
         "evaluation": EvaluationResource(),
     }
