@@ -312,3 +312,34 @@ def test_person_month_costs_rejects_bad_counts(tmp_path: Path) -> None:
         person_month_costs(metrics.assign(mh_bed_days=[-1]), uc)
     with pytest.raises(ValueError, match="lacks column"):
         person_month_costs(metrics.drop(columns=["s136_detentions"]), uc)
+
+
+def test_costing_from_the_stored_table_equals_costing_from_the_reference_file(tmp_path) -> None:
+    """person_month_costs reads the `unit_costs` table (not the CSV again): the table gives back
+    the costs it was written from, flags included, and so the same costed rows; a table with
+    two price years is refused."""
+    from sim_pipeline.measures.costs import unit_cost_table, unit_costs_from_table
+
+    costs = load_unit_costs(SHIPPED_COSTS, "2018/19", SHIPPED_INDEX)
+    table = unit_cost_table(costs)
+    again = unit_costs_from_table(table.sample(frac=1.0, random_state=3))  # any row order
+    assert again.unit_cost == costs.unit_cost
+    assert (again.price_year, again.version, again.flags) == (
+        costs.price_year,
+        costs.version,
+        costs.flags,
+    )
+    assert costs.flags  # the shipped costs carry caveats: they must survive the round trip
+    counts = pd.DataFrame(
+        {"person_key": ["P1", "P2"], "month": ["2019-01", "2019-02"]}
+        | {m: [i + 1, 0] for i, m in enumerate(METRICS)}
+    )
+    pd.testing.assert_frame_equal(
+        person_month_costs(counts, again), person_month_costs(counts, costs)
+    )
+    mixed = table.copy()
+    mixed.loc[0, "price_year"] = "2019/20"
+    with pytest.raises(CostError, match="price_year"):
+        unit_costs_from_table(mixed)
+    with pytest.raises(CostError, match="materialise unit_costs"):
+        unit_costs_from_table(table.iloc[0:0])

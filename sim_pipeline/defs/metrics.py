@@ -34,7 +34,12 @@ from sim_pipeline.defs.resources import (
 )
 from sim_pipeline.identity.linkage import BLOOM_COLUMNS, TOKEN_COLUMNS
 from sim_pipeline.measures.cohort import build_cohort, cohort_people, months_between
-from sim_pipeline.measures.costs import CostError, UnitCosts, unit_cost_problems
+from sim_pipeline.measures.costs import (
+    CostError,
+    unit_cost_problems,
+    unit_cost_table,
+    unit_costs_from_table,
+)
 from sim_pipeline.measures.costs import person_month_costs as cost_person_months
 from sim_pipeline.measures.events import STAGED_INPUTS, build_events, monthly_totals
 from sim_pipeline.measures.headline import (
@@ -566,13 +571,12 @@ def unit_costs(
     )
 
 
-def unit_cost_table(costs: UnitCosts) -> pd.DataFrame:
-    """The applied unit costs as the warehouse table `unit_costs`."""
-    t = costs.table.rename(columns={"price_year": "source_price_year"})
-    t["price_year"] = costs.price_year
-    t["unit_cost_version"] = costs.version
-    t["cost_flags"] = costs.flag_text
-    return t[[c.name for c in table_doc("unit_costs").columns]]
+def _applied_unit_costs(wh: Warehouse):  # -> sim_pipeline.measures.costs.UnitCosts
+    """The costs the `unit_costs` asset applied, read from its table (not the reference file)."""
+    try:
+        return unit_costs_from_table(wh.read("unit_costs"))
+    except CostError as exc:
+        raise dg.Failure(description=str(exc)) from None
 
 
 @dg.asset(
@@ -616,12 +620,11 @@ def unit_cost_table(costs: UnitCosts) -> pd.DataFrame:
 def person_month_costs(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
-    metrics: MetricsResource,
     quality: QualityResource,
 ):
     wh = warehouse.get()
     months = _months(context)
-    costs = metrics.unit_costs()
+    costs = _applied_unit_costs(wh)
     pm = _read(wh, "person_month_metrics", {"month": months})
     pm = pm.sort_values(["month", "person_key"], kind="stable").reset_index(drop=True)
     try:
@@ -762,7 +765,7 @@ def programme_headline_asset(
             for c in ("price_year", "unit_cost_version", "cost_flags")
         )
     else:
-        costs = metrics.unit_costs()
+        costs = _applied_unit_costs(wh)
         years, versions, flags = [costs.price_year], [costs.version], [costs.flag_text]
     if len(years) > 1 or len(versions) > 1:
         raise dg.Failure(

@@ -287,6 +287,43 @@ def load_unit_costs(
     return UnitCosts(table, version, price_year, index_source, index_verified, tuple(flags))
 
 
+def unit_cost_table(costs: UnitCosts) -> pd.DataFrame:
+    """The applied unit costs as the warehouse table `unit_costs` (the data dictionary's
+    columns): the one place the costs are written down for every later stage."""
+    from sim_pipeline.warehouse.dictionary import table_doc
+
+    t = costs.table.rename(columns={"price_year": "source_price_year"})
+    t["price_year"] = costs.price_year
+    t["unit_cost_version"] = costs.version
+    t["cost_flags"] = costs.flag_text
+    return t[[c.name for c in table_doc("unit_costs").columns]]
+
+
+def unit_costs_from_table(table: pd.DataFrame) -> UnitCosts:
+    """The unit costs as the `unit_costs` asset stored them (the inverse of `unit_cost_table`),
+    so costing reads the table it depends on, not the reference file again. The table keeps
+    no index fields: ``index_source`` is None and its caveat, if any, is in the flags."""
+    if table.empty:
+        raise CostError("the unit_costs table is empty: materialise unit_costs first")
+    for col in ("price_year", "unit_cost_version", "cost_flags"):
+        values = table[col].fillna("").astype(str).unique()
+        if len(values) != 1:
+            raise CostError(f"the unit_costs table holds several values of {col}: {sorted(values)}")
+    order = {m: i for i, m in enumerate(METRICS)}
+    t = table.sort_values("metric", key=lambda m: m.map(order)).reset_index(drop=True)
+    flags = str(t["cost_flags"].fillna("").iloc[0])
+    return UnitCosts(
+        t.drop(columns=["price_year", "unit_cost_version", "cost_flags"]).rename(
+            columns={"source_price_year": "price_year"}
+        ),
+        str(t["unit_cost_version"].iloc[0]),
+        str(t["price_year"].iloc[0]),
+        None,
+        False,
+        tuple(f for f in flags.split(";") if f),
+    )
+
+
 def _counts(metrics: pd.DataFrame, metric: str) -> pd.Series:
     """The metric's counts as int64; whole, non-negative and present, else ValueError."""
     try:
