@@ -118,6 +118,30 @@ def test_workspace_yaml_loads_the_code_location():
     assert "Validation successful for code location sim_pipeline" in r.stdout + r.stderr
 
 
+def test_dg_check_defs_validates_the_project(tmp_path):
+    """The project is a dg project (pyproject [tool.dg]): `dg check defs` loads the code
+    location from sim_pipeline.definitions, as `dg dev` serves it; telemetry off (the home's
+    dagster.yaml)."""
+    from sim_pipeline.config import ensure_dagster_home
+
+    root = Path(__file__).resolve().parents[1]
+    home = ensure_dagster_home(tmp_path / "home")
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env |= {"DAGSTER_HOME": str(home), "VIRTUAL_ENV": str(Path(sys.executable).parents[1])}
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "All definitions loaded successfully" in r.stdout + r.stderr
+    with dg.DagsterInstance.from_config(str(home)) as inst:
+        assert not inst.telemetry_enabled
+
+
 def test_each_staged_table_has_its_own_write_pool_limited_to_one(tmp_path):
     from sim_pipeline.config import ensure_dagster_home
 
