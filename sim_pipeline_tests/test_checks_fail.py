@@ -28,7 +28,11 @@ import pandas as pd
 import pytest
 
 from sim_pipeline.config import REFERENCE_DIR
+from sim_pipeline.defs import cohort as cohort_defs
+from sim_pipeline.defs import costs as costs_defs
 from sim_pipeline.defs import evaluation as evaluation_defs
+from sim_pipeline.defs import events as events_defs
+from sim_pipeline.defs import headline as headline_defs
 from sim_pipeline.defs import ingest as ingest_defs
 from sim_pipeline.defs import linkage as linkage_defs
 from sim_pipeline.defs import metrics as metrics_defs
@@ -473,7 +477,7 @@ def test_events_valid_fails_and_writes_nothing_when_a_record_is_not_indexed(proj
         line_number="line_number + 100000",
     )
     before = snapshot(project, "events", where={"month": [MONTH]})
-    result = project.materialise(metrics_defs.events, PARTITION)
+    result = project.materialise(events_defs.events, PARTITION)
     assert_fails(
         result,
         "events:events_valid",
@@ -491,7 +495,7 @@ def test_s136_seen_by_one_side_only_warns_when_mhsds_stops_coding_s136(project):
         "WHERE month = ? AND LegalStatusCode = '20'",
         (MONTH,),
     )
-    result = project.materialise(metrics_defs.events, PARTITION)
+    result = project.materialise(events_defs.events, PARTITION)
     e = assert_fails(result, "events:s136_seen_by_one_side_only", severity=WARN)
     meta = {k: v.value for k, v in e.metadata.items()}
     assert meta["seen_by_both"] == 0 and meta["mhsds_only"] == 0
@@ -510,7 +514,7 @@ def test_events_in_reporting_month_warns_on_late_records(project):
         )
         == 5
     )
-    result = project.materialise(metrics_defs.events, PARTITION)
+    result = project.materialise(events_defs.events, PARTITION)
     e = assert_fails(result, "events:events_in_reporting_month", severity=WARN)
     assert e.metadata["events_dated_outside_reporting_month"].value >= 5
 
@@ -537,7 +541,7 @@ def test_cohort_windows_valid_fails_and_writes_nothing_on_engagement_before_allo
         (reg,),
     )
     before = snapshot(project, "cohort")
-    result = project.materialise(metrics_defs.cohort)
+    result = project.materialise(cohort_defs.cohort)
     assert_fails(
         result,
         "cohort:cohort_windows_valid",
@@ -556,7 +560,7 @@ def test_register_rows_linked_warns_when_a_register_entry_links_to_nobody(projec
         "WHERE table_name = 'programme_register' AND record_ref = ?",
         (reg,),
     )
-    result = project.materialise(metrics_defs.cohort)
+    result = project.materialise(cohort_defs.cohort)
     e = assert_fails(result, "cohort:register_rows_linked", "unlinked: 1", severity=WARN)
     assert e.metadata["unlinked"].value == 1
     cohort = project.read("cohort").set_index("register_id")
@@ -573,7 +577,7 @@ def test_one_register_row_per_person_warns_when_two_entries_link_to_one_person(p
         "WHERE table_name = 'programme_register' AND record_ref = ?",
         (first, second),
     )
-    result = project.materialise(metrics_defs.cohort)
+    result = project.materialise(cohort_defs.cohort)
     e = assert_fails(
         result, "cohort:one_register_row_per_person", "rows_sharing_a_person: 2", severity=WARN
     )
@@ -591,7 +595,7 @@ def test_unit_costs_valid_fails_and_writes_nothing_on_a_zero_cost(project):
     path = project.root / "unit_costs.csv"
     costs.to_csv(path, index=False)
     before = snapshot(project, "unit_costs")
-    result = project.materialise(metrics_defs.unit_costs, metrics={"unit_costs_path": str(path)})
+    result = project.materialise(costs_defs.unit_costs, metrics={"unit_costs_path": str(path)})
     assert_fails(
         result,
         "unit_costs:unit_costs_valid",
@@ -646,16 +650,16 @@ def test_costs_add_up_fails_and_writes_nothing_when_a_total_is_not_its_parts(pro
     """Internal inconsistency: costs are computed in integer pence, so no input can make a
     total differ from its parts. The costing function (as `person_month_costs` imports it) is
     patched to add a penny to one total, as a rounding bug would."""
-    real = metrics_defs.cost_person_months
+    real = costs_defs.cost_person_months
 
     def off_by_a_penny(*args, **kwargs):
         pc = real(*args, **kwargs)
         pc.loc[pc.index[0], "total_cost"] += 0.01
         return pc
 
-    monkeypatch.setattr(metrics_defs, "cost_person_months", off_by_a_penny)
+    monkeypatch.setattr(costs_defs, "cost_person_months", off_by_a_penny)
     before = snapshot(project, "person_month_costs", where={"month": [MONTH]})
-    result = project.materialise(metrics_defs.person_month_costs, PARTITION)
+    result = project.materialise(costs_defs.person_month_costs, PARTITION)
     assert_fails(
         result, "person_month_costs:costs_add_up", "totals that are not the sum of their parts"
     )
@@ -673,7 +677,7 @@ def test_gx_table_on_person_month_costs_fails_and_writes_nothing_on_a_person_mon
         (MONTH,),
     )
     before = snapshot(project, "person_month_costs", where={"month": [MONTH]})
-    result = project.materialise(metrics_defs.person_month_costs, PARTITION)
+    result = project.materialise(costs_defs.person_month_costs, PARTITION)
     assert_fails(result, "person_month_costs:gx_table", "person_key", "month")
     assert_nothing_written(project, result, "person_month_costs", before)
 
@@ -685,7 +689,7 @@ def test_headline_covers_cohort_warns_when_a_month_was_never_costed(project):
     """June 2018's partition of person_month_costs never ran: the headline would count that
     month of every window as zero use."""
     assert project.sql("DELETE FROM person_month_costs WHERE month = '2018-06'")
-    result = project.materialise(metrics_defs.programme_headline_asset)
+    result = project.materialise(headline_defs.programme_headline_asset)
     e = assert_fails(
         result,
         "programme_headline:headline_covers_cohort",
@@ -711,7 +715,7 @@ def test_headline_values_possible_fails_and_writes_nothing_on_a_negative_cost(pr
     every member's programme period: the mean monthly programme cost turns negative."""
     _credit(project, "2019-05", 1_000_000)
     before = snapshot(project, "programme_headline")
-    result = project.materialise(metrics_defs.programme_headline_asset)
+    result = project.materialise(headline_defs.programme_headline_asset)
     assert_fails(
         result,
         "programme_headline:headline_values_possible",

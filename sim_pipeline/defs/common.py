@@ -37,6 +37,7 @@ MONTHLY = dg.MonthlyPartitionsDefinition(
 )
 DATA_ENGINEERING = "team:data-engineering"
 DATA_QUALITY = "team:data-quality"
+ANALYSTS = "team:analysts"
 
 
 def month_of(partition_key: str) -> str:

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
+from sim_pipeline.defs.cohort import cohort
 from sim_pipeline.defs.common import (
+    ANALYSTS,
     figure_metadata,
     markdown_table,
     record_audit,
@@ -18,16 +20,11 @@ from sim_pipeline.defs.common import (
     table_spec,
     warehouse_kind,
 )
+from sim_pipeline.defs.costs import person_month_costs, unit_costs
+from sim_pipeline.defs.headline import programme_headline_asset
 from sim_pipeline.defs.linkage import linkage_quality, person_index
-from sim_pipeline.defs.metrics import (
-    _data_months,
-    _read,
-    cohort,
-    person_month_costs,
-    person_month_metrics,
-    programme_headline_asset,
-    unit_costs,
-)
+from sim_pipeline.defs.metrics import person_month_metrics
+from sim_pipeline.defs.reads import data_months, read_table
 from sim_pipeline.defs.resources import (
     EvaluationResource,
     MetricsResource,
@@ -40,7 +37,6 @@ from sim_pipeline.warehouse.dictionary import sql_types, staged_doc
 from sim_pipeline.warehouse.store import Warehouse
 
 GROUP = "evaluation"
-ANALYSTS = "team:analysts"
 MATCHES = "evaluation_matches"
 OUTPUTS = ("evaluation_estimates", "evaluation_balance", "evaluation_trajectory", MATCHES)
 SMD_LIMIT = 0.1  # |standardised difference| after matching above this is imbalance
@@ -204,10 +200,10 @@ def evaluation(
     )
 
     wh = warehouse.get()
-    months = _data_months(wh)
-    co = _read(wh, "cohort")
-    pm = _read(wh, "person_month_metrics")
-    pc = _read(wh, "person_month_costs")
+    months = data_months(wh)
+    co = read_table(wh, "cohort")
+    pm = read_table(wh, "person_month_metrics")
+    pc = read_table(wh, "person_month_costs")
     if co.empty or pc.empty or not months:
         # months before the programme started: nothing to evaluate yet, nothing written
         note = "no programme members or costs in the data yet: nothing to evaluate"

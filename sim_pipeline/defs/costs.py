@@ -1,0 +1,270 @@
+"""The cost assets: `unit_costs` (the reference files, read once per run, at one price year)
+and `person_month_costs`, which takes the applied costs from the `unit_costs` table. Wiring
+only: the logic is `sim_pipeline.measures.costs`."""
+
+import dagster as dg
+
+from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
+from sim_pipeline.defs.common import (
+    ANALYSTS,
+    MONTHLY,
+    column_schema,
+    markdown_table,
+    record_audit,
+    refuse_write,
+    warehouse_kind,
+)
+from sim_pipeline.defs.gx import (
+    DATA_DOCS_METADATA,
+    GX_KINDS,
+    gx_check_result,
+    gx_check_spec,
+    run_suite,
+)
+from sim_pipeline.defs.metrics import person_month_metrics
+from sim_pipeline.defs.reads import (
+    read_table,
+    run_months,
+)
+from sim_pipeline.defs.resources import (
+    MetricsResource,
+    QualityResource,
+    WarehouseResource,
+)
+from sim_pipeline.measures.costs import (
+    CostError,
+    unit_cost_problems,
+    unit_cost_table,
+    unit_costs_from_table,
+)
+from sim_pipeline.measures.costs import person_month_costs as cost_person_months
+from sim_pipeline.measures.metrics import METRICS
+from sim_pipeline.quality.expectations import person_month_suite
+from sim_pipeline.warehouse.dictionary import sql_types
+from sim_pipeline.warehouse.store import Warehouse
+
+GROUP = "metrics"
+
+
+@dg.asset(
+    description=(
+        "The unit costs applied, from versioned reference data (data/reference/unit_costs.csv): "
+        "one per metric with its source and price year, inflated to one price year through the "
+        "price index table (data/reference/price_index.csv, replaceable). The run refuses to mix "
+        "price years without an index, and flags costs that have no source."
+    ),
+    group_name=GROUP,
+    owners=[ANALYSTS],
+    automation_condition=DOWNSTREAM_AUTOMATION,
+    kinds={"python", "csv", warehouse_kind()},
+    metadata={
+        "dagster/column_schema": column_schema("unit_costs"),
+        "dagster/table_name": "unit_costs",
+    },
+    check_specs=[
+        dg.AssetCheckSpec(
+            "unit_costs_valid",
+            asset="unit_costs",
+            blocking=True,
+            description="Every metric is priced exactly once, every cost and inflation factor "
+            "is a positive number, and every cost names its source, its own price year and "
+            "the unit-cost version (an unsourced assumption is allowed only when marked "
+            "sourced = false, and is then flagged on every costed row). Checked before "
+            "writing: on failure the previous table stays and no cost is computed.",
+        ),
+    ],
+)
+def unit_costs(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, metrics: MetricsResource
+):
+    try:
+        costs = metrics.unit_costs()
+    except CostError as exc:
+        # the reference files themselves are unusable (mixed price years, no index, an
+        # unparseable cost): the check records why, and nothing is written
+        unusable = dg.AssetCheckResult(
+            check_name="unit_costs_valid", passed=False, description=str(exc)
+        )
+        message = f"unit_costs: {exc}; nothing written"
+        yield from refuse_write(warehouse.get(), context, [unusable], message, rows_in=None)
+    table = unit_cost_table(costs)
+    problems = unit_cost_problems(table)
+    valid = dg.AssetCheckResult(
+        check_name="unit_costs_valid",
+        passed=not problems,
+        description="; ".join(problems) or None,
+        metadata={
+            "metrics_priced": int(table["metric"].nunique()),
+            "unsourced": int((~table["sourced"].astype(bool)).sum()),
+        },
+    )
+    if problems:
+        yield from refuse_write(
+            warehouse.get(),
+            context,
+            [valid],
+            f"unit_costs: {len(problems)} problem(s); nothing written",
+            rows_in=len(costs.table),
+            unit_cost_version=costs.version,
+        )
+    with warehouse.get().transaction() as tx:
+        tx.replace_all("unit_costs", table, dtype=sql_types("unit_costs"))
+        provenance = record_audit(
+            tx,
+            context,
+            rows_in=len(costs.table),
+            rows_out=len(table),
+            unit_cost_version=costs.version,
+            note="rows_in: unit costs of the version in use",
+        )
+    shown = table[
+        ["metric", "unit_cost_gbp", "source_price_year", "unit_cost_at_price_year", "source"]
+    ]
+    yield dg.MaterializeResult(
+        check_results=[valid],
+        metadata={
+            "dagster/row_count": len(table),
+            **provenance,
+            "price_year": costs.price_year,
+            "unit_cost_version": costs.version,
+            "cost_flags": costs.flag_text or "none",
+            "unit_costs": markdown_table(shown),
+        },
+    )
+
+
+def applied_unit_costs(wh: Warehouse):  # -> sim_pipeline.measures.costs.UnitCosts
+    """The costs the `unit_costs` asset applied, read from its table (not the reference file)."""
+    try:
+        return unit_costs_from_table(wh.read("unit_costs"))
+    except CostError as exc:
+        raise dg.Failure(description=str(exc)) from None
+
+
+@dg.asset(
+    description=(
+        "Cost per cohort member and month: each metric's count times its unit cost at one price "
+        "year, their total, the price year and unit-cost version, and any caveat the costs "
+        "carry (an unsourced assumption such as the police deployment cost is flagged on every "
+        "row that uses it). Partitioned by month."
+    ),
+    partitions_def=MONTHLY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[person_month_metrics, unit_costs],
+    group_name=GROUP,
+    owners=[ANALYSTS],
+    automation_condition=DOWNSTREAM_AUTOMATION,
+    kinds={"python", "pandas", warehouse_kind(), *GX_KINDS},
+    metadata={
+        "dagster/column_schema": column_schema("person_month_costs"),
+        "dagster/table_name": "person_month_costs",
+        **DATA_DOCS_METADATA,
+    },
+    check_specs=[
+        dg.AssetCheckSpec(
+            "costs_add_up",
+            asset="person_month_costs",
+            blocking=True,
+            description="No negative cost, every total equals the sum of its five costs to the "
+            "penny, one price year throughout, and one row per metrics row. Checked before "
+            "writing.",
+        ),
+        gx_check_spec(
+            "person_month_costs",
+            "gx_table",
+            "person_month_costs.table: the documented columns, no empty or negative cost, one "
+            "row per person and month and exactly one per person_month_metrics row, one price "
+            "year and one unit-cost version.",
+            before_write=True,
+        ),
+    ],
+)
+def person_month_costs(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    quality: QualityResource,
+):
+    wh = warehouse.get()
+    months = run_months(context)
+    costs = applied_unit_costs(wh)
+    pm = read_table(wh, "person_month_metrics", {"month": months})
+    pm = pm.sort_values(["month", "person_key"], kind="stable").reset_index(drop=True)
+    try:
+        pc = cost_person_months(pm, costs)
+    except ValueError as exc:
+        # counts no costing can take (negative, missing, not whole): recorded, nothing written
+        uncostable = dg.AssetCheckResult(
+            check_name="costs_add_up", passed=False, description=str(exc)
+        )
+        yield from refuse_write(
+            wh,
+            context,
+            [uncostable],
+            f"person_month_costs: {exc}; nothing written",
+            rows_in=len(pm),
+            unit_cost_version=costs.version,
+        )
+    cost_cols = [f"cost_{m}" for m in METRICS]
+    pence = (pc[cost_cols] * 100).round().astype("int64").sum(axis=1)
+    problems = []
+    if len(pc) != len(pm):
+        problems.append(f"{len(pc)} cost rows for {len(pm)} metric rows")
+    if (pc[[*cost_cols, "total_cost"]] < 0).to_numpy().any():
+        problems.append("negative costs")
+    if ((pc["total_cost"] * 100).round().astype("int64") != pence).any():
+        problems.append("totals that are not the sum of their parts")
+    if pc["price_year"].nunique() > 1:
+        problems.append("more than one price year")
+    suite = person_month_suite(
+        "person_month_costs",
+        list(sql_types("person_month_costs")),
+        months,
+        min_rows=len(pm),
+        max_rows=len(pm),
+        price_year=costs.price_year,
+        unit_cost_version=costs.version,
+    )
+    gx_result = gx_check_result("gx_table", run_suite(context, quality, wh, suite, pc, months))
+    add_up = dg.AssetCheckResult(
+        check_name="costs_add_up",
+        passed=not problems,
+        description="; ".join(problems) or None,
+        metadata={"rows": len(pc)},
+    )
+    if problems or not gx_result.passed:
+        message = (
+            "person_month_costs: "
+            + "; ".join(problems or ["Great Expectations suite failed (see gx_table)"])
+            + "; nothing written"
+        )
+        yield from refuse_write(
+            wh,
+            context,
+            [add_up, gx_result],
+            message,
+            rows_in=len(pm),
+            unit_cost_version=costs.version,
+        )
+    with wh.transaction() as tx:
+        tx.replace("person_month_costs", pc, {"month": months}, sql_types("person_month_costs"))
+        provenance = record_audit(
+            tx,
+            context,
+            rows_in=len(pm),
+            rows_out=len(pc),
+            unit_cost_version=costs.version,
+            note="rows_in: person_month_metrics rows of the months",
+        )
+    by_month = pc.groupby("month")["total_cost"].sum().round(2).reset_index().tail(12)
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(pc),
+            **provenance,
+            "price_year": costs.price_year,
+            "unit_cost_version": costs.version,
+            "cost_flags": costs.flag_text or "none",
+            "total_cost_gbp": round(float(pc["total_cost"].sum()), 2),
+            "cohort_cost_by_month_latest_12": markdown_table(by_month),
+        },
+        check_results=[add_up, gx_result],
+    )

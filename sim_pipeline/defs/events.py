@@ -1,0 +1,167 @@
+"""The events asset: every countable event (A&E, ambulance, police, mental-health contacts
+and detentions) with its person key, one row per event and month. Wiring only: the logic is
+`sim_pipeline.measures.events`."""
+
+import dagster as dg
+import pandas as pd
+
+from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
+from sim_pipeline.defs.common import (
+    DATA_ENGINEERING,
+    MONTHLY,
+    column_schema,
+    markdown_table,
+    record_audit,
+    refuse_write,
+    warehouse_kind,
+)
+from sim_pipeline.defs.linkage import linkage_quality, person_index
+from sim_pipeline.defs.reads import (
+    S136_BEFORE,
+    month_before,
+    run_months,
+    staged_deps,
+    unencoded_columns,
+)
+from sim_pipeline.defs.resources import (
+    WarehouseResource,
+)
+from sim_pipeline.measures.events import STAGED_INPUTS, build_events, monthly_totals
+from sim_pipeline.measures.metrics import MEASURES
+from sim_pipeline.publish.disclosure import control_counts
+from sim_pipeline.warehouse.dictionary import sql_types
+
+GROUP = "metrics"
+S136_ONE_SIDE_LIMIT = 0.25  # share of detentions seen by one side only before the check warns
+
+
+@dg.asset(
+    description=(
+        "Every countable event with its person: A&E attendances (provider duplicates and "
+        "repeats of one person at one site and arrival time removed), ambulance resources "
+        "despatched, mental-health bed days by the MHS24 rule (each ward stay's days inside "
+        "the month), police deployments where officers attended, and s136 detentions counted "
+        "once although the police return and MHSDS (LegalStatusCode 20) both record them; "
+        "and the harm measures: A&E self-harm presentations, arrests, charges, s136 detentions "
+        "taken to a police station, community care contacts attended and missed. "
+        "Partitioned by reporting month."
+    ),
+    partitions_def=MONTHLY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[*staged_deps(), person_index, linkage_quality],
+    group_name=GROUP,
+    owners=[DATA_ENGINEERING],
+    automation_condition=DOWNSTREAM_AUTOMATION,
+    kinds={"python", "pandas", warehouse_kind()},
+    metadata={"dagster/column_schema": column_schema("events"), "dagster/table_name": "events"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "events_valid",
+            asset="events",
+            blocking=True,
+            description="Every event has a person key, a date and a positive quantity, and no "
+            "ward stay has more bed days in a month than the month has days. Checked before "
+            "writing: a failure writes nothing and stops the metrics.",
+        ),
+        dg.AssetCheckSpec(
+            "s136_seen_by_one_side_only",
+            asset="events",
+            blocking=False,
+            description="How many s136 detentions only the police return, or only MHSDS, "
+            f"recorded. Warns when more than {S136_ONE_SIDE_LIMIT:.0%} are one-sided: the two "
+            "sides should describe the same detentions.",
+        ),
+        dg.AssetCheckSpec(
+            "events_in_reporting_month",
+            asset="events",
+            blocking=False,
+            description="Events dated outside the month of the drop that reported them "
+            "(late or early records). They count in their reporting month; this warns so an "
+            "analyst can judge whether that matters.",
+        ),
+    ],
+)
+def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    wh = warehouse.get()
+    months = run_months(context)
+    staged = {
+        name: wh.read(name, {"month": months}, columns=unencoded_columns(name))
+        for name in STAGED_INPUTS
+    }
+    before = wh.read(
+        S136_BEFORE, {"month": [month_before(months[0])]}, columns=unencoded_columns(S136_BEFORE)
+    )
+    index = wh.read("person_index")
+    ev, stats = build_events(staged, index, months, before)
+
+    days_in_month = pd.to_datetime(ev["month"] + "-01").dt.days_in_month
+    too_many = (ev["metric"] == "mh_bed_days") & (ev["quantity"] > days_in_month)
+    bad = int(
+        (ev["quantity"] <= 0).sum()
+        + too_many.sum()
+        + ev["person_key"].isna().sum()
+        + ev["event_date"].isna().sum()
+    )
+    rows_in = int(sum(stats.rows_in.values()))
+    if bad or stats.unindexed:
+        message = (
+            f"events for {months[0]}..{months[-1]}: {bad} invalid events and "
+            f"{stats.unindexed} staged records missing from the person index; nothing written"
+        )
+        invalid = dg.AssetCheckResult(check_name="events_valid", passed=False, description=message)
+        yield from refuse_write(wh, context, [invalid], message, rows_in=rows_in)
+    with wh.transaction() as tx:
+        tx.replace("events", ev, {"month": months}, sql_types("events"))
+        provenance = record_audit(
+            tx,
+            context,
+            rows_in=rows_in,
+            rows_out=len(ev),
+            note="rows_in: staged rows read; rows_out: events",
+        )
+
+    sides = stats.s136_sides
+    detentions = sum(sides.values())  # each detention once: both sides, or one only
+    one_sided = sides.get("police_only", 0) + sides.get("mhsds_only", 0)
+    share = one_sided / detentions if detentions else 0.0
+    totals = monthly_totals(ev)
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(ev),
+            **provenance,
+            "months": f"{months[0]}..{months[-1]}",
+            "quantity_by_metric": dg.MetadataValue.json(
+                {m: int(totals[m].sum()) if m in totals else 0 for m in MEASURES}
+            ),
+            "monthly_totals_latest_12": markdown_table(
+                control_counts(totals.tail(12), list(MEASURES))
+            ),
+            "removed_by_rule": dg.MetadataValue.json(stats.removed),
+            "s136_sides": dg.MetadataValue.json(sides),
+            "rows_in": dg.MetadataValue.json(stats.rows_in),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="events_valid", passed=True, metadata={"events_checked": len(ev)}
+            ),
+            dg.AssetCheckResult(
+                check_name="s136_seen_by_one_side_only",
+                passed=share <= S136_ONE_SIDE_LIMIT,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "detentions": detentions,
+                    "seen_by_both": sides.get("seen_by_both", 0),
+                    "police_only": sides.get("police_only", 0),
+                    "mhsds_only": sides.get("mhsds_only", 0),
+                    "one_sided_share": round(share, 4),
+                    "limit": S136_ONE_SIDE_LIMIT,
+                },
+            ),
+            dg.AssetCheckResult(
+                check_name="events_in_reporting_month",
+                passed=stats.outside_month == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"events_dated_outside_reporting_month": stats.outside_month},
+            ),
+        ],
+    )

@@ -1,0 +1,217 @@
+"""The programme headline asset (the review's naive before/after, with its caution) and its
+cost-trajectory chart. Wiring only: the logic is `sim_pipeline.measures.headline`."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
+from sim_pipeline.defs.cohort import cohort
+from sim_pipeline.defs.common import (
+    ANALYSTS,
+    column_schema,
+    figure_metadata,
+    markdown_table,
+    record_audit,
+    refuse_write,
+    warehouse_kind,
+)
+from sim_pipeline.defs.costs import applied_unit_costs, person_month_costs
+from sim_pipeline.defs.metrics import person_month_metrics
+from sim_pipeline.defs.reads import (
+    read_table,
+)
+from sim_pipeline.defs.resources import (
+    MetricsResource,
+    WarehouseResource,
+)
+from sim_pipeline.measures.cohort import cohort_people, months_between
+from sim_pipeline.measures.headline import (
+    impossible_values,
+    programme_headline,
+    trajectory,
+)
+from sim_pipeline.measures.metrics import METRICS
+from sim_pipeline.publish.release import headline_preview
+from sim_pipeline.warehouse.dictionary import sql_types
+
+GROUP = "metrics"
+KEY_STATISTICS = [
+    "n_allocated",
+    "n_engaged",
+    "n_people",
+    "mean_months",
+    "min_months",
+    "max_months",
+    "pct_with_cost_fall",
+    "mean_pct_change_per_person",
+    "ratio_of_means_pct_change",
+    "mean_baseline_monthly_cost_gbp",
+    "mean_programme_monthly_cost_gbp",
+    "mean_monthly_change_gbp",
+    "total_change_gbp",
+    "total_change_gbp_simple",
+    "largest_individual_fall_gbp",
+]
+
+
+@dg.asset(
+    description=(
+        "The programme review's headline figures recomputed from person_month_costs and "
+        "cohort, for intention-to-treat and per-protocol populations and for people more than "
+        "6 months on the programme: numbers allocated and engaged, months on the programme, "
+        "the share whose monthly cost fell, the mean per-person % change beside the ratio of "
+        "means, the monthly and total change (both ways the review may have totalled it), the "
+        "largest individual fall, and per-metric rates per person-month. A naive before/after "
+        "comparison of people selected at their peak: it is not an effect estimate and must be "
+        "read beside the comparison-cohort evaluation."
+    ),
+    name="programme_headline",
+    deps=[person_month_costs, person_month_metrics, cohort],
+    group_name=GROUP,
+    owners=[ANALYSTS],
+    automation_condition=DOWNSTREAM_AUTOMATION,
+    kinds={"python", "pandas", warehouse_kind()},
+    metadata={
+        "dagster/column_schema": column_schema("programme_headline"),
+        "dagster/table_name": "programme_headline",
+    },
+    check_specs=[
+        dg.AssetCheckSpec(
+            "headline_covers_cohort",
+            asset="programme_headline",
+            blocking=False,
+            description="The headline counts every cohort member (n_allocated) and every "
+            "engaged member (n_engaged), and every month of every member's baseline and "
+            "programme windows has been costed (a month missing from person_month_costs would "
+            "silently count as zero use).",
+        ),
+        dg.AssetCheckSpec(
+            "headline_values_possible",
+            asset="programme_headline",
+            blocking=True,
+            description="No headline figure is impossible: no negative count, rate or cost, "
+            "no share outside 0-100%, no fall of more than 100%, no more engaged or analysed "
+            "people than allocated, no missing figure for a non-empty population. Checked "
+            "before writing: on failure the previous headline stays and nothing downstream "
+            "(evaluation, publication) runs.",
+        ),
+    ],
+)
+def programme_headline_asset(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, metrics: MetricsResource
+):
+    wh = warehouse.get()
+    co = read_table(wh, "cohort")
+    pc = read_table(wh, "person_month_costs")
+    pm = read_table(wh, "person_month_metrics")
+    # price year, version and caveats of the costs actually used (the resource's only if none)
+    if len(pc):
+        years, versions, flags = (
+            sorted(pc[c].fillna("").unique())
+            for c in ("price_year", "unit_cost_version", "cost_flags")
+        )
+    else:
+        costs = applied_unit_costs(wh)
+        years, versions, flags = [costs.price_year], [costs.version], [costs.flag_text]
+    if len(years) > 1 or len(versions) > 1:
+        raise dg.Failure(
+            f"person_month_costs mixes price years {years} or unit-cost versions {versions}: "
+            "rematerialise every month of person_month_costs; nothing written"
+        )
+    head = programme_headline(pc, pm, co, years[0], versions[0])
+    impossible = impossible_values(head)
+    possible = dg.AssetCheckResult(
+        check_name="headline_values_possible",
+        passed=not impossible,
+        description="; ".join(impossible[:20]) or None,
+        metadata={"statistics_checked": len(head), "impossible": len(impossible)},
+    )
+    if impossible:
+        yield from refuse_write(
+            wh,
+            context,
+            [possible],
+            f"programme_headline: {len(impossible)} impossible figures; nothing written",
+            rows_in=len(pc),
+            unit_cost_version=versions[0],
+        )
+    with wh.transaction() as tx:
+        tx.replace_all("programme_headline", head, dtype=sql_types("programme_headline"))
+        provenance = record_audit(
+            tx,
+            context,
+            rows_in=len(pc),
+            rows_out=len(head),
+            unit_cost_version=versions[0],
+            note="rows_in: person_month_costs rows; rows_out: headline statistics",
+        )
+    traj = trajectory(pc, co)
+    chart = _trajectory_chart(traj, years[0], Path(metrics.reports_dir) / "cost_trajectory.png")
+    people = cohort_people(co)
+    itt = head[head["population"] == "itt"].set_index("statistic")["value"]
+    needed: set[str] = set()
+    for a, b in (
+        ("baseline_first_month", "baseline_last_month"),
+        ("programme_first_month", "programme_last_month"),
+    ):
+        for first, last in zip(people[a], people[b], strict=True):
+            needed.update(months_between(str(first), str(last)))
+    uncosted = sorted(needed - set(pc["month"]))
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(head),
+            **provenance,
+            "price_year": years[0],
+            "unit_cost_version": versions[0],
+            "cost_flags": ";".join(f for f in flags if f) or "none",
+            "headline": markdown_table(headline_preview(head, KEY_STATISTICS)),
+            "per_metric_rates": markdown_table(
+                headline_preview(
+                    head,
+                    [f"{s}_rate_{m}" for m in METRICS for s in ("baseline", "programme")],
+                )
+            ),
+            "cost_trajectory": chart,
+            "caution": "Naive before/after of people selected at their peak (regression to "
+            "the mean): read beside the comparison-cohort estimate.",
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="headline_covers_cohort",
+                passed=bool(
+                    itt.get("n_allocated") == len(people)
+                    and itt.get("n_engaged") == int(people["per_protocol"].sum())
+                    and not uncosted
+                ),
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "cohort_people": len(people),
+                    "months_in_windows": len(needed),
+                    "months_without_costs": ", ".join(uncosted[:24]) or "none",
+                },
+            ),
+            possible,
+        ],
+    )
+
+
+def _trajectory_chart(traj: pd.DataFrame, price_year: str, path: Path) -> dg.MetadataValue:
+    """Mean monthly cost per person around allocation, ITT and per-protocol."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    for population, colour in (("itt", "#005eb8"), ("per_protocol", "#ed8b00")):
+        d = traj[traj["population"] == population]
+        ax.plot(d["relative_month"], d["mean_cost"], marker=".", label=population, color=colour)
+    ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("months from allocation (0 = allocation month)")
+    ax.set_ylabel(f"mean cost per person-month (GBP, {price_year})")
+    ax.set_title("Programme cohort: monthly cost around allocation (no comparison group)")
+    ax.legend()
+    fig.tight_layout()
+    return figure_metadata(fig, path, "cost trajectory")

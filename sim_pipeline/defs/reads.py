@@ -1,0 +1,69 @@
+"""Reading the warehouse for the measure and evaluation assets: the months a run covers, a
+table (or its documented empty frame), the months with data, a staged table without its
+encodings, and the staged inputs of the monthly measures. Shared by `defs.events`,
+`defs.cohort`, `defs.metrics`, `defs.costs`, `defs.headline` and `defs.evaluation`."""
+
+import dagster as dg
+import pandas as pd
+
+from sim_pipeline.defs.common import month_of
+from sim_pipeline.identity.linkage import BLOOM_COLUMNS, TOKEN_COLUMNS
+from sim_pipeline.measures.events import STAGED_INPUTS
+from sim_pipeline.warehouse.dictionary import sql_types, table_doc
+from sim_pipeline.warehouse.store import Warehouse
+
+S136_BEFORE = "staged_police_s136_return"
+
+
+def run_months(context: dg.AssetExecutionContext) -> list[str]:
+    """The months (YYYY-MM) of the partitions a run materialises."""
+    return [month_of(pk) for pk in context.partition_keys]
+
+
+def month_before(month: str) -> str:
+    """The month before ``month`` (YYYY-MM)."""
+    return str(pd.Period(month, "M") - 1)
+
+
+def staged_deps() -> list[dg.AssetDep]:
+    """The staged tables the monthly measures read, each month on its own month (the s136
+    police returns also on the month before)."""
+    deps = []
+    for name in STAGED_INPUTS:
+        mapping = (
+            # s136: a detention late on a month's last day may start its MHSDS period the next
+            # day, so each month also reads the police returns of the month before.
+            dg.TimeWindowPartitionMapping(
+                start_offset=-1, allow_nonexistent_upstream_partitions=True
+            )
+            if name == S136_BEFORE
+            else None
+        )
+        deps.append(dg.AssetDep(name, partition_mapping=mapping))
+    return deps
+
+
+def read_table(
+    wh: Warehouse, table: str, where: dict[str, list[str]] | None = None
+) -> pd.DataFrame:
+    """A warehouse table, or an empty frame with its documented columns if nothing is there yet
+    (an empty cohort writes no table)."""
+    df = wh.read(table, where)
+    if len(df.columns):
+        return df
+    dtypes = {"text": "string", "integer": "int64", "real": "float64", "boolean": "bool"}
+    return pd.DataFrame(
+        {c.name: pd.Series(dtype=dtypes.get(c.type, "object")) for c in table_doc(table).columns}
+    )
+
+
+def unencoded_columns(table: str) -> list[str]:
+    """A staged table's columns but its tokens and name filters (events count, never match:
+    the encodings are most of a staged row's bytes)."""
+    return [c for c in sql_types(table) if c not in {*TOKEN_COLUMNS, *BLOOM_COLUMNS}]
+
+
+def data_months(wh: Warehouse) -> list[str]:
+    """Months with any ingested drop (the ingest ledger), oldest first."""
+    ledger = wh.read("ingest_ledger", columns=["month"])
+    return sorted(ledger["month"].dropna().astype(str).unique()) if len(ledger) else []
