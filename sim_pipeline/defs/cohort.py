@@ -5,14 +5,12 @@ discharge, baseline and programme windows. Wiring only: the logic is
 import dagster as dg
 import pandas as pd
 
-from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.common import (
     DATA_ENGINEERING,
-    column_schema,
     markdown_table,
     record_audit,
     refuse_write,
-    warehouse_kind,
+    table_asset,
 )
 from sim_pipeline.defs.linkage import person_index
 from sim_pipeline.defs.reads import (
@@ -30,6 +28,12 @@ GROUP = "metrics"
 
 
 @dg.asset(
+    **table_asset(
+        "cohort",
+        owners=[DATA_ENGINEERING],
+        group_name=GROUP,
+        deps=["staged_programme_register", person_index],
+    ),
     description=(
         "The programme cohort: the programme register (latest snapshot per RegisterId) joined "
         "to person keys, with allocation, engagement and discharge dates, the baseline window "
@@ -38,12 +42,6 @@ GROUP = "metrics"
         "months, and intention-to-treat / per-protocol membership. Register rows whose person "
         "has no other record are kept and flagged, not dropped."
     ),
-    deps=["staged_programme_register", person_index],
-    group_name=GROUP,
-    owners=[DATA_ENGINEERING],
-    automation_condition=DOWNSTREAM_AUTOMATION,
-    kinds={"python", "pandas", warehouse_kind()},
-    metadata={"dagster/column_schema": column_schema("cohort"), "dagster/table_name": "cohort"},
     check_specs=[
         dg.AssetCheckSpec(
             "cohort_windows_valid",

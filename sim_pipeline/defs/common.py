@@ -124,6 +124,41 @@ def table_spec(
     )
 
 
+def table_asset(
+    table: str,
+    *,
+    owners: list[str],
+    group_name: str,
+    deps: Any = (),
+    monthly: bool = False,
+    gx: bool = False,
+    kinds: tuple[str, ...] = ("python", "pandas"),
+) -> dict[str, Any]:
+    """The `dg.asset` arguments every single-table asset shares: the table's name and the data
+    dictionary's columns as ``dagster/table_name`` and its column schema, group, owners, the
+    downstream automation condition and the warehouse kind; ``monthly`` assets are partitioned
+    by month and run a range as one backfill; ``gx`` ones run a Great Expectations suite and
+    link the Data Docs site. Use as ``@dg.asset(**table_asset(...), description=..., ...)``."""
+    from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
+    from sim_pipeline.defs.gx import DATA_DOCS_METADATA, GX_KINDS
+
+    args: dict[str, Any] = {
+        "deps": list(deps),
+        "group_name": group_name,
+        "owners": owners,
+        "automation_condition": DOWNSTREAM_AUTOMATION,
+        "kinds": {*kinds, warehouse_kind(), *(GX_KINDS if gx else ())},
+        "metadata": {
+            "dagster/column_schema": column_schema(table),
+            "dagster/table_name": table,
+            **(DATA_DOCS_METADATA if gx else {}),
+        },
+    }
+    if monthly:
+        args |= {"partitions_def": MONTHLY, "backfill_policy": dg.BackfillPolicy.single_run()}
+    return args
+
+
 def record_audit(
     target: Warehouse | Transaction,
     context: dg.AssetExecutionContext,

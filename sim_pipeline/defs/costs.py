@@ -4,19 +4,14 @@ only: the logic is `sim_pipeline.measures.costs`."""
 
 import dagster as dg
 
-from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.common import (
     ANALYSTS,
-    MONTHLY,
-    column_schema,
     markdown_table,
     record_audit,
     refuse_write,
-    warehouse_kind,
+    table_asset,
 )
 from sim_pipeline.defs.gx import (
-    DATA_DOCS_METADATA,
-    GX_KINDS,
     gx_check_result,
     gx_check_spec,
     run_suite,
@@ -47,20 +42,13 @@ GROUP = "metrics"
 
 
 @dg.asset(
+    **table_asset("unit_costs", owners=[ANALYSTS], group_name=GROUP, kinds=("python", "csv")),
     description=(
         "The unit costs applied, from versioned reference data (data/reference/unit_costs.csv): "
         "one per metric with its source and price year, inflated to one price year through the "
         "price index table (data/reference/price_index.csv, replaceable). The run refuses to mix "
         "price years without an index, and flags costs that have no source."
     ),
-    group_name=GROUP,
-    owners=[ANALYSTS],
-    automation_condition=DOWNSTREAM_AUTOMATION,
-    kinds={"python", "csv", warehouse_kind()},
-    metadata={
-        "dagster/column_schema": column_schema("unit_costs"),
-        "dagster/table_name": "unit_costs",
-    },
     check_specs=[
         dg.AssetCheckSpec(
             "unit_costs_valid",
@@ -142,24 +130,20 @@ def applied_unit_costs(wh: Warehouse):  # -> sim_pipeline.measures.costs.UnitCos
 
 
 @dg.asset(
+    **table_asset(
+        "person_month_costs",
+        owners=[ANALYSTS],
+        group_name=GROUP,
+        deps=[person_month_metrics, unit_costs],
+        monthly=True,
+        gx=True,
+    ),
     description=(
         "Cost per cohort member and month: each metric's count times its unit cost at one price "
         "year, their total, the price year and unit-cost version, and any caveat the costs "
         "carry (an unsourced assumption such as the police deployment cost is flagged on every "
         "row that uses it). Partitioned by month."
     ),
-    partitions_def=MONTHLY,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[person_month_metrics, unit_costs],
-    group_name=GROUP,
-    owners=[ANALYSTS],
-    automation_condition=DOWNSTREAM_AUTOMATION,
-    kinds={"python", "pandas", warehouse_kind(), *GX_KINDS},
-    metadata={
-        "dagster/column_schema": column_schema("person_month_costs"),
-        "dagster/table_name": "person_month_costs",
-        **DATA_DOCS_METADATA,
-    },
     check_specs=[
         dg.AssetCheckSpec(
             "costs_add_up",

@@ -5,15 +5,12 @@ and detentions) with its person key, one row per event and month. Wiring only: t
 import dagster as dg
 import pandas as pd
 
-from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.common import (
     DATA_ENGINEERING,
-    MONTHLY,
-    column_schema,
     markdown_table,
     record_audit,
     refuse_write,
-    warehouse_kind,
+    table_asset,
 )
 from sim_pipeline.defs.linkage import linkage_quality, person_index
 from sim_pipeline.defs.reads import (
@@ -36,6 +33,13 @@ S136_ONE_SIDE_LIMIT = 0.25  # share of detentions seen by one side only before t
 
 
 @dg.asset(
+    **table_asset(
+        "events",
+        owners=[DATA_ENGINEERING],
+        group_name=GROUP,
+        deps=[*staged_deps(), person_index, linkage_quality],
+        monthly=True,
+    ),
     description=(
         "Every countable event with its person: A&E attendances (provider duplicates and "
         "repeats of one person at one site and arrival time removed), ambulance resources "
@@ -46,14 +50,6 @@ S136_ONE_SIDE_LIMIT = 0.25  # share of detentions seen by one side only before t
         "taken to a police station, community care contacts attended and missed. "
         "Partitioned by reporting month."
     ),
-    partitions_def=MONTHLY,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[*staged_deps(), person_index, linkage_quality],
-    group_name=GROUP,
-    owners=[DATA_ENGINEERING],
-    automation_condition=DOWNSTREAM_AUTOMATION,
-    kinds={"python", "pandas", warehouse_kind()},
-    metadata={"dagster/column_schema": column_schema("events"), "dagster/table_name": "events"},
     check_specs=[
         dg.AssetCheckSpec(
             "events_valid",

@@ -6,16 +6,14 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.cohort import cohort
 from sim_pipeline.defs.common import (
     ANALYSTS,
-    column_schema,
     figure_metadata,
     markdown_table,
     record_audit,
     refuse_write,
-    warehouse_kind,
+    table_asset,
 )
 from sim_pipeline.defs.costs import applied_unit_costs, person_month_costs
 from sim_pipeline.defs.metrics import person_month_metrics
@@ -57,6 +55,13 @@ KEY_STATISTICS = [
 
 
 @dg.asset(
+    **table_asset(
+        "programme_headline",
+        owners=[ANALYSTS],
+        group_name=GROUP,
+        deps=[person_month_costs, person_month_metrics, cohort],
+    ),
+    name="programme_headline",
     description=(
         "The programme review's headline figures recomputed from person_month_costs and "
         "cohort, for intention-to-treat and per-protocol populations and for people more than "
@@ -67,16 +72,6 @@ KEY_STATISTICS = [
         "comparison of people selected at their peak: it is not an effect estimate and must be "
         "read beside the comparison-cohort evaluation."
     ),
-    name="programme_headline",
-    deps=[person_month_costs, person_month_metrics, cohort],
-    group_name=GROUP,
-    owners=[ANALYSTS],
-    automation_condition=DOWNSTREAM_AUTOMATION,
-    kinds={"python", "pandas", warehouse_kind()},
-    metadata={
-        "dagster/column_schema": column_schema("programme_headline"),
-        "dagster/table_name": "programme_headline",
-    },
     check_specs=[
         dg.AssetCheckSpec(
             "headline_covers_cohort",

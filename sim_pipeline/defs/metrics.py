@@ -3,21 +3,16 @@ is `sim_pipeline.measures.metrics`."""
 
 import dagster as dg
 
-from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.cohort import cohort
 from sim_pipeline.defs.common import (
     ANALYSTS,
-    MONTHLY,
-    column_schema,
     markdown_table,
     record_audit,
     refuse_write,
-    warehouse_kind,
+    table_asset,
 )
 from sim_pipeline.defs.events import events
 from sim_pipeline.defs.gx import (
-    DATA_DOCS_METADATA,
-    GX_KINDS,
     gx_check_result,
     gx_check_spec,
     run_suite,
@@ -41,24 +36,20 @@ GROUP = "metrics"
 
 
 @dg.asset(
+    **table_asset(
+        "person_month_metrics",
+        owners=[ANALYSTS],
+        group_name=GROUP,
+        deps=[events, cohort],
+        monthly=True,
+        gx=True,
+    ),
     description=(
         "The five contact metrics (A&E attendances, ambulance resources, mental-health bed "
         "days, police deployments, s136 detentions) for every cohort member and every month, "
         "zeros included, and for every other person in the months they had any event (an "
         "absent row means zero; comparison cohorts are drawn from them). Partitioned by month."
     ),
-    partitions_def=MONTHLY,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[events, cohort],
-    group_name=GROUP,
-    owners=[ANALYSTS],
-    automation_condition=DOWNSTREAM_AUTOMATION,
-    kinds={"python", "pandas", warehouse_kind(), *GX_KINDS},
-    metadata={
-        "dagster/column_schema": column_schema("person_month_metrics"),
-        "dagster/table_name": "person_month_metrics",
-        **DATA_DOCS_METADATA,
-    },
     check_specs=[
         dg.AssetCheckSpec(
             "one_row_per_person_month",
