@@ -16,7 +16,7 @@ from sim_pipeline.defs.common import (
 from sim_pipeline.defs.ingest import STAGED_ASSETS
 from sim_pipeline.defs.resources import LandingResource, WarehouseResource
 from sim_pipeline.quality.coverage import (
-    LEDGER_COLUMNS,
+    LEDGER_READ_COLUMNS,
     DueRule,
     VolumeRule,
     build_coverage,
@@ -164,7 +164,7 @@ def drop_coverage(
     months = [month_of(k) for k in MONTHLY.get_partition_keys()]
     wh = warehouse.get()
     now = pd.Timestamp.now(tz="UTC")
-    ledger = wh.read("ingest_ledger", columns=LEDGER_COLUMNS)
+    ledger = wh.read("ingest_ledger", columns=LEDGER_READ_COLUMNS)
     drops = landing_drops(landing.path, months)
     versions, added = record_versions(wh.read(VERSIONS), drops, ledger, utc_text(now))
     unexpected = unexpected_files(landing.path, months)

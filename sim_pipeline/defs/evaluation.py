@@ -193,7 +193,7 @@ def evaluation(
     study: StudyDesignResource,
 ):
     from sim_pipeline.evaluation.comparison import (
-        POPULATIONS,
+        BRACKET_POPULATIONS,
         evaluate_all,
         evaluation_panel,
         trajectory_problems,
@@ -243,7 +243,7 @@ def evaluation(
     matched_pops = set(primary.loc[primary["method"] == "difference_in_differences", "population"])
     missing = [
         f"{p}/{o}/{m}"
-        for p in POPULATIONS
+        for p in BRACKET_POPULATIONS
         for o in outcomes
         for m in ("naive_before_after", "difference_in_differences")
         if (m == "naive_before_after" or p in matched_pops)

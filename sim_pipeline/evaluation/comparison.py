@@ -54,7 +54,7 @@ from sim_pipeline.evaluation import matched_design
 from sim_pipeline.identity.normalise import AGE_BANDS
 from sim_pipeline.measures.metrics import METRICS
 
-POPULATIONS = ("itt", "per_protocol")
+BRACKET_POPULATIONS = ("itt", "per_protocol")
 METHODS = ("naive_before_after", "difference_in_differences")
 DEATHS = "deaths"
 RELATIVE, RISK = "relative_change", "risk_difference"
@@ -407,7 +407,7 @@ def evaluate(
 
     rng = np.random.default_rng(s.seed)
     rows, traj_rows, bal_rows = [], [], []
-    for pop in POPULATIONS:
+    for pop in BRACKET_POPULATIONS:
         members = np.nonzero(treated[pop].astype(bool).to_numpy())[0]
         naive_set = members[t_valid[members]]
         did_set = naive_set[np.isin(naive_set, mt_v)]

@@ -36,7 +36,7 @@ UNIT_COST_COLUMNS: tuple[str, ...] = (
     "sourced",
     "note",
 )
-INDEX_COLUMNS: tuple[str, ...] = ("price_year", "index_value", "source", "verified")
+PRICE_INDEX_COLUMNS: tuple[str, ...] = ("price_year", "index_value", "source", "verified")
 TABLE_COLUMNS: tuple[str, ...] = (
     "metric",
     "item",
@@ -201,7 +201,7 @@ def _metric_rows(path: Path, frame: pd.DataFrame, version: str) -> pd.DataFrame:
 
 def _read_index(path: Path) -> dict[str, tuple[float, str, bool]]:
     """price_year -> (index_value, source, verified)."""
-    frame = _read_csv(path, INDEX_COLUMNS)
+    frame = _read_csv(path, PRICE_INDEX_COLUMNS)
     index: dict[str, tuple[float, str, bool]] = {}
     for rec in frame.to_dict("records"):
         row, year = int(rec["_row"]), str(rec["price_year"])

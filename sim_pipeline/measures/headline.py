@@ -28,7 +28,7 @@ from sim_pipeline.measures.cohort import cohort_people
 from sim_pipeline.measures.metrics import METRICS
 
 HEADLINE_COLUMNS = ["population", "statistic", "value", "price_year", "unit_cost_version"]
-POPULATIONS = ("itt", "per_protocol", "itt_over_6_months", "per_protocol_over_6_months")
+HEADLINE_POPULATIONS = ("itt", "per_protocol", "itt_over_6_months", "per_protocol_over_6_months")
 LONG_STAY_MONTHS = 6
 
 
@@ -151,7 +151,7 @@ def programme_headline(
 def headline_table(headline: pd.DataFrame, statistics: list[str] | None = None) -> pd.DataFrame:
     """Wide, rounded view for people (statistics as rows, populations as columns)."""
     wide = headline.pivot(index="statistic", columns="population", values="value")
-    wide = wide.reindex(columns=[p for p in POPULATIONS if p in wide.columns])
+    wide = wide.reindex(columns=[p for p in HEADLINE_POPULATIONS if p in wide.columns])
     if statistics:
         wide = wide.reindex(statistics)
     return wide.round(2).reset_index()

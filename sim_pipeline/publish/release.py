@@ -30,6 +30,7 @@ import pandas as pd
 
 from sim_pipeline.evaluation import comparison as evaluation
 from sim_pipeline.evaluation import matched_design
+from sim_pipeline.measures.headline import HEADLINE_POPULATIONS
 from sim_pipeline.publish.disclosure import (
     ROUND_TO,
     SMALL_MAX,
@@ -47,11 +48,8 @@ ANALYSES = (
     "threshold_lower",
     "threshold_higher",
 )
-POPULATIONS = (
-    "itt",
-    "per_protocol",
-    "itt_over_6_months",
-    "per_protocol_over_6_months",
+RELEASE_POPULATIONS = (
+    *HEADLINE_POPULATIONS,
     *(f(w) for w in matched_design.WINDOWS for f in
       (matched_design.itt_population, matched_design.cace_population)),
     *matched_design.DIAGNOSTIC_POPULATIONS,
@@ -363,7 +361,7 @@ def _estimates(df: pd.DataFrame, cost_note: str, basis: tuple[str, str]) -> pd.D
         res,
         [
             ("analysis", ANALYSES),
-            ("population", POPULATIONS),
+            ("population", RELEASE_POPULATIONS),
             ("outcome", USE_OUTCOMES + HARM_OUTCOMES),
             ("method", METHODS),
         ],
@@ -397,7 +395,9 @@ def _balance(df: pd.DataFrame, basis: tuple[str, str]) -> pd.DataFrame:
         out["note"] = SUPPRESSED_NOTE if SUPPRESSED in out.values() else ""
         rows.append(out)
     res = pd.DataFrame(rows, columns=BALANCE_COLUMNS)
-    return _sort(res, [("analysis", ANALYSES), ("population", POPULATIONS), ("covariate", None)])
+    return _sort(
+        res, [("analysis", ANALYSES), ("population", RELEASE_POPULATIONS), ("covariate", None)]
+    )
 
 
 def _trajectory(df: pd.DataFrame, basis: tuple[str, str]) -> pd.DataFrame:
@@ -426,7 +426,7 @@ def _trajectory(df: pd.DataFrame, basis: tuple[str, str]) -> pd.DataFrame:
         res,
         [
             ("analysis", ANALYSES),
-            ("population", POPULATIONS),
+            ("population", RELEASE_POPULATIONS),
             ("group", GROUPS),
             ("months_from_index", NUMERIC),
         ],
@@ -487,7 +487,7 @@ def controlled_headline(df: pd.DataFrame, cost_note: str) -> pd.DataFrame:
         )
     columns = ["population", "statistic", "value", "method", "price_year", "unit_cost_version"]
     res = pd.DataFrame(rows, columns=[*columns, "note"])
-    return _sort(res, [("population", POPULATIONS), ("statistic", None)])
+    return _sort(res, [("population", RELEASE_POPULATIONS), ("statistic", None)])
 
 
 def headline_preview(head: pd.DataFrame, statistics: Sequence[str]) -> pd.DataFrame:
@@ -495,7 +495,7 @@ def headline_preview(head: pd.DataFrame, statistics: Sequence[str]) -> pd.DataFr
     (statistics as rows, populations as columns)."""
     ctl = controlled_headline(head, "")
     wide = ctl.pivot(index="statistic", columns="population", values="value")
-    wide = wide.reindex(columns=[p for p in POPULATIONS if p in wide.columns])
+    wide = wide.reindex(columns=[p for p in RELEASE_POPULATIONS if p in wide.columns])
     return wide.reindex([s for s in statistics if s in wide.index]).reset_index()
 
 

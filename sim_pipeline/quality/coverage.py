@@ -71,7 +71,7 @@ VERSION_COLUMNS = [
     "rows",
 ]
 # what is read from ingest_ledger (other columns may come and go)
-LEDGER_COLUMNS = ["file", "source", "table_name", "month", "file_sha256", "rows_read"]
+LEDGER_READ_COLUMNS = ["file", "source", "table_name", "month", "file_sha256", "rows_read"]
 LANDING_COLUMNS = ["file", "source", "table_name", "month", "landing_sha256", "modified_at"]
 
 
@@ -176,8 +176,8 @@ def unexpected_files(landing_dir: Path, months: list[str]) -> pd.DataFrame:
 
 def _ledger_frame(ledger: pd.DataFrame) -> pd.DataFrame:
     if ledger is None or ledger.empty:
-        return pd.DataFrame(columns=LEDGER_COLUMNS)
-    return ledger[LEDGER_COLUMNS].drop_duplicates("file", keep="last").reset_index(drop=True)
+        return pd.DataFrame(columns=LEDGER_READ_COLUMNS)
+    return ledger[LEDGER_READ_COLUMNS].drop_duplicates("file", keep="last").reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------- versions
