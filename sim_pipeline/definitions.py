@@ -8,27 +8,31 @@ from sim_pipeline.defs.automation import ingest_job, landing_sensor, monthly_ing
 from sim_pipeline.defs.cohort import cohort
 from sim_pipeline.defs.costs import person_month_costs, unit_costs
 from sim_pipeline.defs.coverage import drop_coverage
-from sim_pipeline.defs.evaluation import EVALUATION_ASSETS
+from sim_pipeline.defs.evaluation import evaluation
 from sim_pipeline.defs.events import events
 from sim_pipeline.defs.headline import programme_headline_asset
 from sim_pipeline.defs.ingest import STAGED_ASSETS
-from sim_pipeline.defs.linkage import LINKAGE_ASSETS
+from sim_pipeline.defs.linkage import person_index
+from sim_pipeline.defs.linkage_quality import linkage_quality
 from sim_pipeline.defs.metrics import person_month_metrics
 from sim_pipeline.defs.quality import ingest_summary
+from sim_pipeline.defs.report import evaluation_report
 from sim_pipeline.defs.resources import build_resources
 
 ALL_ASSETS = [
     *STAGED_ASSETS,
     ingest_summary,
     drop_coverage,
-    *LINKAGE_ASSETS,
+    person_index,
+    linkage_quality,
     events,
     cohort,
     person_month_metrics,
     unit_costs,
     person_month_costs,
     programme_headline_asset,
-    *EVALUATION_ASSETS,
+    evaluation,
+    evaluation_report,
 ]
 
 all_assets_job = dg.define_asset_job(

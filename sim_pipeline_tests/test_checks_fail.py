@@ -35,7 +35,9 @@ from sim_pipeline.defs import events as events_defs
 from sim_pipeline.defs import headline as headline_defs
 from sim_pipeline.defs import ingest as ingest_defs
 from sim_pipeline.defs import linkage as linkage_defs
+from sim_pipeline.defs import linkage_quality as linkage_quality_defs
 from sim_pipeline.defs import metrics as metrics_defs
+from sim_pipeline.defs import report as report_defs
 from sim_pipeline.defs.quality import ingest_summary
 from sim_pipeline.defs.resources import (
     EvaluationResource,
@@ -457,7 +459,7 @@ def test_implausible_link_rate_fails_when_linkage_joins_different_people(project
     assert len(merges) >= 0.05 * multi
     index["person_key"] = index["person_key"].replace(merges)
     project.write("person_index", index)
-    result = project.materialise(linkage_defs.linkage_quality)
+    result = project.materialise(linkage_quality_defs.linkage_quality)
     e = assert_fails(result, "linkage_quality:implausible_link_rate", "limit: 0.01")
     assert e.metadata["rate"].value > e.metadata["limit"].value
     assert e.metadata["persons_flagged"].value >= len(merges)
@@ -913,7 +915,7 @@ def test_design_diagnostics_warn_when_members_differ_before_allocation(project):
         (est["analysis"] == "primary") & (est["population"] == "negative_control_months_m12_m1")
     ].iloc[0]
     assert nc["outcome"] == "community_contacts" and nc["ci_low"] > 0.5, nc
-    report = project.materialise(evaluation_defs.evaluation_report)
+    report = project.materialise(report_defs.evaluation_report)
     assert report.success
     page = (project.root / "published" / "evaluation_report.html").read_text()
     assert "Diagnostics failed: do not rely on the primary estimate" in page
@@ -935,7 +937,7 @@ def test_published_disclosure_safe_fails_and_keeps_the_release_when_counts_escap
     published = project.root / "published"
     before = {p.name: p.read_bytes() for p in published.iterdir()}
     assert any(name.endswith(".csv") for name in before)
-    result = project.materialise(evaluation_defs.evaluation_report)
+    result = project.materialise(report_defs.evaluation_report)
     e = assert_fails(result, "evaluation_report:published_disclosure_safe", "row", "column")
     assert "is a count of 1-7" in _why(e) or "is not rounded" in _why(e)
     assert {p.name: p.read_bytes() for p in published.iterdir()} == before

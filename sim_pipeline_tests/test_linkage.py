@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim_pipeline.defs.linkage import linkage_quality, person_index
+from sim_pipeline.defs.linkage import person_index
+from sim_pipeline.defs.linkage_quality import linkage_quality
 from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
 from sim_pipeline.identity import Tokeniser, link, pseudonymise
 from sim_pipeline.identity import scoring as ev

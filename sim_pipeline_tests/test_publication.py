@@ -847,7 +847,7 @@ def test_linkage_chart_draws_only_controlled_figures(tmp_path, monkeypatch):
     the published rate from rounded counts, and nothing is drawn for a suppressed rate or a
     count of 1-7 (hand-derived: 1003 of 1072 linked -> 1005/1070; 5 records -> suppressed;
     1040 of 1045 -> 1040/1045 differ by 5 unlinked -> suppressed)."""
-    from sim_pipeline.defs import linkage as defs_linkage
+    from sim_pipeline.defs import linkage_quality as defs_linkage
 
     rates = pd.DataFrame(
         {

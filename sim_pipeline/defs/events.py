@@ -12,7 +12,8 @@ from sim_pipeline.defs.common import (
     refuse_write,
     table_asset,
 )
-from sim_pipeline.defs.linkage import linkage_quality, person_index
+from sim_pipeline.defs.linkage import person_index
+from sim_pipeline.defs.linkage_quality import linkage_quality
 from sim_pipeline.defs.reads import (
     S136_BEFORE,
     month_before,

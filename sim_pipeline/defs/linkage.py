@@ -1,10 +1,9 @@
-"""Identity assets: the person index (linkage) and its quality report. Wiring only: the logic is in
-`sim_pipeline.identity` (linkage, person_index, linkage_quality)."""
+"""The person_index asset: linkage of the staged encodings into stable person keys, and the tables
+the same run writes (key changes, model parameters, threshold curve, weight histogram). Wiring
+only: the logic is in `sim_pipeline.identity` (linkage, person_index)."""
 
-import math
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -12,8 +11,6 @@ import pandas as pd
 from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.common import (
     DATA_ENGINEERING,
-    DATA_QUALITY,
-    figure_metadata,
     markdown_table,
     record_audit,
     refuse_write,
@@ -31,8 +28,6 @@ from sim_pipeline.identity.person_index import (
     index_records,
     linkage_rows,
 )
-from sim_pipeline.publish.disclosure import chart_counts, chart_rates
-from sim_pipeline.publish.release import controlled_link_rates, controlled_shares
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import sql_types
 from sim_pipeline.warehouse.store import Warehouse
@@ -40,13 +35,7 @@ from sim_pipeline.warehouse.store import Warehouse
 GROUP = "identity"
 
 
-# What the linkage-quality measures read of the encodings: the NHS-number token (two NHS
-# numbers from one provider) and sex. Not the name filters and other tokens (most of a staged
-# row's bytes), which only matching needs.
-QUALITY_ENCODINGS = ["nhs_number_token", "person_sex"]
-
-
-def _staged_for_linkage(
+def staged_for_linkage(
     wh: Warehouse, encodings: list[str] = ENCODING_COLUMNS
 ) -> dict[str, pd.DataFrame]:
     """The staged columns linkage needs (record key, ``encodings``, descriptive and link
@@ -132,7 +121,7 @@ def person_index(
 ):
     wh = warehouse.get()
     t0 = time.perf_counter()
-    staged = _staged_for_linkage(wh)
+    staged = staged_for_linkage(wh)
     rows, groups = linkage_rows(staged)
     result = link_encoded(rows, groups, linkage.options())
     records = index_records(rows, result)
@@ -269,170 +258,3 @@ def person_index(
     context.log.info(
         f"person_index: {len(index)} records, {persons} persons, changes {change_counts}"
     )
-
-
-def _chart(
-    rates: pd.DataFrame, curve: pd.DataFrame, hist: pd.DataFrame, path: Path
-) -> dg.MetadataValue:
-    """Three panels (link rate by source, weight distribution, threshold curve) as a PNG at
-    ``path``, returned inline for the asset metadata."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    overall = rates[rates["dimension"] == "overall"]
-    # drawn from the disclosure-controlled figures only: a bar's height is a published number
-    link_rate = chart_rates(overall["linked"], overall["records"])
-    axes[0].bar(overall["source_group"], link_rate, color="#005eb8")
-    for i, r in enumerate(link_rate):
-        if math.isnan(r):  # suppressed: said on the chart, not drawn
-            axes[0].annotate("*", (i, 0.02), ha="center")
-    axes[0].set_ylim(0, 1)
-    axes[0].set_title("Records linked to another source (* = suppressed)")
-    axes[1].bar(hist["weight_bin"], chart_counts(hist["pairs"]), width=1.8, color="#41b6e6")
-    axes[1].set_yscale("log")
-    axes[1].set_title("Scored pairs by match weight (bits)")
-    axes[2].plot(
-        curve["threshold"].astype(str), chart_counts(curve["pairs_at_or_above"]), marker="o"
-    )
-    axes[2].set_title("Pairs counted as links, by threshold")
-    axes[2].tick_params(axis="x", rotation=45)
-    fig.tight_layout()
-    return figure_metadata(fig, path, "linkage quality")
-
-
-_QUALITY_DEPS = [
-    dg.AssetKey(k) for k in ("person_index", "linkage_threshold_curve", "linkage_weight_histogram")
-]
-
-
-@dg.multi_asset(
-    name="linkage_quality",
-    specs=[
-        dg.AssetSpec(
-            "linkage_quality",
-            description=(
-                "Linkage quality reported as GUILD/RECORD recommend: the share of each source's "
-                "records linked to another source (overall and by age band, sex and borough), "
-                "the match-weight distribution, how many links each threshold would give, "
-                "implausible links (activity after death, two NHS numbers from one provider, "
-                "two dates of death) and how linked and unlinked records differ. Aggregates "
-                "only. A report (metadata and a chart), not a table: its figures are in "
-                "linkage_link_rates and linkage_implausible."
-            ),
-            deps=_QUALITY_DEPS,
-            group_name=GROUP,
-            owners=[DATA_QUALITY],
-            kinds={"python", "pandas", "matplotlib"},
-            automation_condition=DOWNSTREAM_AUTOMATION,
-        ),
-        table_spec(
-            "linkage_link_rates",
-            "Share of each source group's records linked to another source group, overall and "
-            "by age band, sex and borough (the linked-record rates GUILD asks for).",
-            deps=_QUALITY_DEPS,
-            group_name=GROUP,
-            owners=[DATA_QUALITY],
-            kinds={"python", "pandas", warehouse_kind()},
-            automation_condition=DOWNSTREAM_AUTOMATION,
-        ),
-        table_spec(
-            "linkage_implausible",
-            "Implausible links by kind (a record after the person's death, two NHS numbers "
-            "from one provider, two dates of death): counts of persons, the evidence that "
-            "linkage joined different people.",
-            deps=_QUALITY_DEPS,
-            group_name=GROUP,
-            owners=[DATA_QUALITY],
-            kinds={"python", "pandas", warehouse_kind()},
-            automation_condition=DOWNSTREAM_AUTOMATION,
-        ),
-    ],
-    check_specs=[
-        dg.AssetCheckSpec(
-            "implausible_link_rate",
-            asset="linkage_quality",
-            blocking=True,
-            description="Persons with an implausible link (a record after their death, two "
-            "NHS numbers from one provider, or two dates of death), as a share of persons with "
-            "more than one record, is at most the configured limit (default 1%). Above it, "
-            "linkage is joining different people and every downstream metric would be wrong.",
-        ),
-    ],
-    can_subset=False,
-)
-def linkage_quality(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, linkage: LinkageResource
-):
-    wh = warehouse.get()
-    index = wh.read("person_index")
-    rows, _ = linkage_rows(_staged_for_linkage(wh, QUALITY_ENCODINGS))
-    mpi = wh.read("staged_mhs001mpi", columns=["source", "record_ref", "PersDeathDate"]).rename(
-        columns={"PersDeathDate": "death_date"}
-    )
-    mpi["table_name"] = "MHS001MPI"
-    attrs = lq.record_attributes(rows)
-    rates = lq.link_rates(index, attrs)
-    versus = lq.linked_vs_unlinked(index, attrs)
-    implausible, flagged = lq.implausible_links(index, rows, mpi)
-    sizes = index.groupby("person_key").size()
-    multi = int((sizes > 1).sum())
-    rate = len(flagged) / multi if multi else 0.0
-    curve = wh.read("linkage_threshold_curve")
-    hist = wh.read("linkage_weight_histogram")
-    with wh.transaction() as tx:
-        tx.replace_all("linkage_link_rates", rates, dtype=sql_types("linkage_link_rates"))
-        tx.replace_all("linkage_implausible", implausible, dtype=sql_types("linkage_implausible"))
-        provenance = record_audit(
-            tx,
-            context,
-            rows_in=len(index),
-            rows_out=len(rates) + len(implausible),
-            rows_rejected=len(flagged),
-            note="rows_in: person_index rows; rows_out: link-rate and implausible rows; "
-            "rows_rejected: persons with an implausible link",
-            stage="linkage_quality",
-        )
-    chart = _chart(rates, curve, hist, Path(linkage.reports_dir) / "linkage_quality.png")
-    rates_overall = rates[rates["dimension"] == "overall"]
-    yield dg.MaterializeResult(
-        asset_key="linkage_link_rates", metadata={"dagster/row_count": len(rates)}
-    )
-    yield dg.MaterializeResult(
-        asset_key="linkage_implausible", metadata={"dagster/row_count": len(implausible)}
-    )
-    yield dg.MaterializeResult(
-        asset_key="linkage_quality",
-        metadata={
-            **provenance,
-            "link_rate_by_source": markdown_table(controlled_link_rates(rates_overall)),
-            "implausible_links": markdown_table(implausible),
-            "implausible_link_rate": round(rate, 5),
-            "threshold_curve": markdown_table(curve),
-            "linked_vs_unlinked": markdown_table(
-                controlled_shares(versus, "records", ["dimension", "status"])
-            ),
-            "charts": chart,
-            "chart_file": dg.MetadataValue.path(
-                str(Path(linkage.reports_dir) / "linkage_quality.png")
-            ),
-        },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="implausible_link_rate",
-                passed=rate <= linkage.implausible_link_rate_limit,
-                metadata={
-                    "persons_flagged": len(flagged),
-                    "persons_with_several_records": multi,
-                    "rate": round(rate, 5),
-                    "limit": linkage.implausible_link_rate_limit,
-                },
-            )
-        ],
-    )
-    context.log.info(f"linkage_quality: implausible-link rate {rate:.4%}")
-
-
-LINKAGE_ASSETS = [person_index, linkage_quality]
