@@ -31,6 +31,7 @@ import pandas as pd
 from sim_pipeline.evaluation import comparison as evaluation
 from sim_pipeline.evaluation import matched_design
 from sim_pipeline.measures.headline import HEADLINE_POPULATIONS
+from sim_pipeline.measures.metrics import HARM_MEASURES
 from sim_pipeline.publish.disclosure import (
     ROUND_TO,
     SMALL_MAX,
@@ -64,15 +65,7 @@ USE_OUTCOMES = (
     "police_deployments",
     "s136_detentions",
 )
-HARM_OUTCOMES = (
-    "ae_self_harm",
-    "arrests",
-    "charges",
-    "s136_police_station",
-    "community_contacts",
-    "community_dna",
-    "deaths",
-)
+HARM_OUTCOMES = (*HARM_MEASURES, "deaths")
 DIAGNOSTIC_NOTE = (
     "a diagnostic of the primary design, not an effect: its interval should hold 0 (placebo in "
     "time: index a year before allocation, months -12..-4; negative control: community contacts "

@@ -43,6 +43,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sim_pipeline.measures.metrics import HARM_MEASURES
 from sim_pipeline.sources import codes
 from sim_pipeline.synthetic.activity import Events
 from sim_pipeline.synthetic.timeline import MONTH_START, N_DAYS, N_MONTHS, month_of
@@ -54,14 +55,7 @@ METRICS = (
     "police_deployments",
     "s136_detentions",
 )
-HARM_METRICS = (
-    "ae_self_harm",
-    "arrests",
-    "charges",
-    "s136_police_station",
-    "community_contacts",
-    "community_dna",
-)
+HARM_METRICS = HARM_MEASURES  # the same harm measures the pipeline counts (names only)
 COLUMNS = METRICS + HARM_METRICS
 
 
