@@ -842,12 +842,12 @@ def test_previews_control_counts_of_people_and_suppress_statistics_on_1_to_7():
     assert preview_table(df, counts_of="records").equals(df)
 
 
-def test_linkage_chart_draws_only_controlled_figures(tmp_path, monkeypatch):
+def test_linkage_chart_draws_only_controlled_figures():
     """The linkage-quality chart (asset metadata and reports/linkage_quality.png): each bar is
     the published rate from rounded counts, and nothing is drawn for a suppressed rate or a
     count of 1-7 (hand-derived: 1003 of 1072 linked -> 1005/1070; 5 records -> suppressed;
     1040 of 1045 -> 1040/1045 differ by 5 unlinked -> suppressed)."""
-    from sim_pipeline.defs import linkage_quality as defs_linkage
+    from sim_pipeline.publish.charts import linkage_quality_figure
 
     rates = pd.DataFrame(
         {
@@ -861,15 +861,7 @@ def test_linkage_chart_draws_only_controlled_figures(tmp_path, monkeypatch):
     )
     hist = pd.DataFrame({"weight_bin": [0.0, 2.0, 4.0], "pairs": [3, 12, 0]})
     curve = pd.DataFrame({"threshold": [0.5, 0.9], "pairs_at_or_above": [123, 6]})
-    drawn = {}
-
-    def capture(fig, path, title):
-        drawn["fig"] = fig
-        return title
-
-    monkeypatch.setattr(defs_linkage, "figure_metadata", capture)
-    defs_linkage._chart(rates, curve, hist, tmp_path / "c.png")
-    bars, hbars, line = drawn["fig"].axes
+    bars, hbars, line = linkage_quality_figure(rates, curve, hist).axes
     heights = [p.get_height() for p in bars.patches]
     assert heights[0] == pytest.approx(1005 / 1070)
     assert np.isnan(heights[1]) and np.isnan(heights[2])

@@ -78,11 +78,8 @@ def markdown_table(
 def figure_metadata(fig, path: Path, title: str) -> dg.MetadataValue:  # fig: matplotlib Figure
     """Save a matplotlib figure as PNG at ``path`` and return it inline (base64) as markdown
     metadata, so the web UI shows the picture without a file server."""
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=72)
-    plt.close(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buf.getvalue())
     data = base64.b64encode(buf.getvalue()).decode()

@@ -29,6 +29,7 @@ from sim_pipeline.defs.resources import (
     StudyDesignResource,
     WarehouseResource,
 )
+from sim_pipeline.publish.charts import matched_trajectory_figure
 from sim_pipeline.publish.disclosure import control_count, controlled_rate
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import sql_types, staged_doc
@@ -406,7 +407,11 @@ def evaluation(
         asset_key="evaluation_trajectory",
         metadata={
             "dagster/row_count": len(ev.trajectory),
-            "trajectory": _trajectory_chart(traj, years[0], Path(metrics.reports_dir)),
+            "trajectory": figure_metadata(
+                matched_trajectory_figure(traj, years[0]),
+                Path(metrics.reports_dir) / "evaluation_trajectory.png",
+                "trajectory",
+            ),
         },
     )
     yield trajectory_check
@@ -443,37 +448,3 @@ def _side_by_side(primary: pd.DataFrame) -> pd.DataFrame:
 def _estimate_table(primary: pd.DataFrame) -> pd.DataFrame:
     cols = ["population", "outcome", "method", "scale", "estimate", "ci_low", "ci_high"]
     return primary[[*cols, "n_people", "rtm_share"]].round(3)
-
-
-def _trajectory_chart(traj: pd.DataFrame, price_year: str, out_dir: Path) -> dg.MetadataValue:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from sim_pipeline.evaluation import matched_design as md
-
-    # the DiD bracket's populations, then the primary design's event study (the longest window
-    # with rows): members against their bias-corrected matched counterfactual
-    design = [
-        p for p in (md.itt_population(w) for w in reversed(md.WINDOWS)) if p in set(traj.population)
-    ][:1]
-    panels = ["itt", "per_protocol", *design]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), sharey=True)
-    for ax, population in zip(axes, panels, strict=True):
-        groups = (("programme", "#005eb8"), ("comparison", "#768692"))
-        if population in design:
-            groups = (("programme", "#005eb8"), (md.COUNTERFACTUAL_GROUP, "#ed8b00"))
-        for group, colour in groups:
-            d = traj[(traj["population"] == population) & (traj["group"] == group)]
-            d = d[d["n_people"] >= 8]  # no point drawn on fewer than 8 people
-            ax.plot(
-                d["months_from_index"], d["mean_total_cost"], marker=".", label=group, color=colour
-            )
-        ax.axvline(0, color="grey", linestyle="--", linewidth=1)
-        ax.set_title(population)
-        ax.set_xlabel("months from allocation / pseudo-index")
-    axes[0].set_ylabel(f"mean cost per person-month (GBP, {price_year})")
-    axes[0].legend()
-    fig.tight_layout()
-    return figure_metadata(fig, out_dir / "evaluation_trajectory.png", "trajectory")

@@ -4,7 +4,6 @@ cost-trajectory chart. Wiring only: the logic is `sim_pipeline.measures.headline
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 
 from sim_pipeline.defs.cohort import cohort
 from sim_pipeline.defs.common import (
@@ -31,6 +30,7 @@ from sim_pipeline.measures.headline import (
     trajectory,
 )
 from sim_pipeline.measures.metrics import METRICS
+from sim_pipeline.publish.charts import cohort_trajectory_figure
 from sim_pipeline.publish.release import headline_preview
 from sim_pipeline.warehouse.dictionary import sql_types
 
@@ -143,7 +143,11 @@ def programme_headline_asset(
             note="rows_in: person_month_costs rows; rows_out: headline statistics",
         )
     traj = trajectory(pc, co)
-    chart = _trajectory_chart(traj, years[0], Path(metrics.reports_dir) / "cost_trajectory.png")
+    chart = figure_metadata(
+        cohort_trajectory_figure(traj, years[0]),
+        Path(metrics.reports_dir) / "cost_trajectory.png",
+        "cost trajectory",
+    )
     people = cohort_people(co)
     itt = head[head["population"] == "itt"].set_index("statistic")["value"]
     needed: set[str] = set()
@@ -190,23 +194,3 @@ def programme_headline_asset(
             possible,
         ],
     )
-
-
-def _trajectory_chart(traj: pd.DataFrame, price_year: str, path: Path) -> dg.MetadataValue:
-    """Mean monthly cost per person around allocation, ITT and per-protocol."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    for population, colour in (("itt", "#005eb8"), ("per_protocol", "#ed8b00")):
-        d = traj[traj["population"] == population]
-        ax.plot(d["relative_month"], d["mean_cost"], marker=".", label=population, color=colour)
-    ax.axvline(0, color="grey", linestyle="--", linewidth=1)
-    ax.set_xlabel("months from allocation (0 = allocation month)")
-    ax.set_ylabel(f"mean cost per person-month (GBP, {price_year})")
-    ax.set_title("Programme cohort: monthly cost around allocation (no comparison group)")
-    ax.legend()
-    fig.tight_layout()
-    return figure_metadata(fig, path, "cost trajectory")

@@ -2,11 +2,9 @@
 tables linkage_link_rates and linkage_implausible. Wiring only: the logic is in
 `sim_pipeline.identity.linkage_quality`."""
 
-import math
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 
 from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.common import (
@@ -23,7 +21,7 @@ from sim_pipeline.identity import linkage_quality as lq
 from sim_pipeline.identity.person_index import (
     linkage_rows,
 )
-from sim_pipeline.publish.disclosure import chart_counts, chart_rates
+from sim_pipeline.publish.charts import linkage_quality_figure
 from sim_pipeline.publish.release import controlled_link_rates, controlled_shares
 from sim_pipeline.warehouse.dictionary import sql_types
 
@@ -32,38 +30,6 @@ GROUP = "identity"
 # numbers from one provider) and sex. Not the name filters and other tokens (most of a staged
 # row's bytes), which only matching needs.
 QUALITY_ENCODINGS = ["nhs_number_token", "person_sex"]
-
-
-def _chart(
-    rates: pd.DataFrame, curve: pd.DataFrame, hist: pd.DataFrame, path: Path
-) -> dg.MetadataValue:
-    """Three panels (link rate by source, weight distribution, threshold curve) as a PNG at
-    ``path``, returned inline for the asset metadata."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    overall = rates[rates["dimension"] == "overall"]
-    # drawn from the disclosure-controlled figures only: a bar's height is a published number
-    link_rate = chart_rates(overall["linked"], overall["records"])
-    axes[0].bar(overall["source_group"], link_rate, color="#005eb8")
-    for i, r in enumerate(link_rate):
-        if math.isnan(r):  # suppressed: said on the chart, not drawn
-            axes[0].annotate("*", (i, 0.02), ha="center")
-    axes[0].set_ylim(0, 1)
-    axes[0].set_title("Records linked to another source (* = suppressed)")
-    axes[1].bar(hist["weight_bin"], chart_counts(hist["pairs"]), width=1.8, color="#41b6e6")
-    axes[1].set_yscale("log")
-    axes[1].set_title("Scored pairs by match weight (bits)")
-    axes[2].plot(
-        curve["threshold"].astype(str), chart_counts(curve["pairs_at_or_above"]), marker="o"
-    )
-    axes[2].set_title("Pairs counted as links, by threshold")
-    axes[2].tick_params(axis="x", rotation=45)
-    fig.tight_layout()
-    return figure_metadata(fig, path, "linkage quality")
 
 
 _QUALITY_DEPS = [
@@ -158,7 +124,11 @@ def linkage_quality(
             "rows_rejected: persons with an implausible link",
             stage="linkage_quality",
         )
-    chart = _chart(rates, curve, hist, Path(linkage.reports_dir) / "linkage_quality.png")
+    chart = figure_metadata(
+        linkage_quality_figure(rates, curve, hist),
+        Path(linkage.reports_dir) / "linkage_quality.png",
+        "linkage quality",
+    )
     rates_overall = rates[rates["dimension"] == "overall"]
     yield dg.MaterializeResult(
         asset_key="linkage_link_rates", metadata={"dagster/row_count": len(rates)}
