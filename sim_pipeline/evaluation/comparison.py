@@ -52,6 +52,7 @@ import pandas as pd
 
 from sim_pipeline.evaluation import matched_design
 from sim_pipeline.identity.normalise import AGE_BANDS
+from sim_pipeline.identity.person_index import with_person_keys
 from sim_pipeline.measures.metrics import METRICS
 
 BRACKET_POPULATIONS = ("itt", "per_protocol")
@@ -776,15 +777,12 @@ def people_from_records(
     ``index``: the person index; ``deaths``: staged MHS001MPI rows (source, table_name,
     record_ref, PersDeathDate). Returns rows of person_key, month, sex, age_band and, for the
     dead, rows of person_key, death_month: the ``people`` input of ``evaluate``."""
-    on = ["source", "table_name", "record_ref"]
-    keys = index[[*on, "person_key"]].astype("string")
-    rec = records.astype({c: "string" for c in on}).merge(keys, on=on)
+    rec = with_person_keys(records, index, how="inner")
     out = rec[["person_key", "month", "person_sex", "age_band"]].rename(
         columns={"person_sex": "sex"}
     )
     if deaths is not None and len(deaths):
-        d = deaths.dropna(subset=["PersDeathDate"]).astype({c: "string" for c in on})
-        d = d.merge(keys, on=on)
+        d = with_person_keys(deaths.dropna(subset=["PersDeathDate"]), index, how="inner")
         dm = pd.DataFrame(
             {
                 "person_key": d["person_key"],

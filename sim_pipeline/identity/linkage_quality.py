@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim_pipeline.identity.person_index import RECORD_KEY
+from sim_pipeline.identity.person_index import RECORD_KEY, with_person_keys
 from sim_pipeline.identity.scoring import source_group
 
 THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 0.9999)
@@ -83,18 +83,14 @@ def implausible_links(
     ``rows`` are linkage rows (record key, month, nhs_number_token); ``deaths`` has the record
     key plus ``death_date`` for records that carry one (MHSDS MPI).
     """
-    keyed = rows[[*RECORD_KEY, "month", "nhs_number_token"]].merge(
-        index[[*RECORD_KEY, "person_key"]], on=RECORD_KEY
-    )
+    keyed = with_person_keys(rows[[*RECORD_KEY, "month", "nhs_number_token"]], index, how="inner")
     flagged: dict[str, set[str]] = {}
     nhs = keyed.dropna(subset=["nhs_number_token"])
     per_source = nhs.groupby(["person_key", "source"])["nhs_number_token"].nunique()
     flagged["two_nhs_numbers_one_source"] = set(
         per_source[per_source > 1].index.get_level_values(0)
     )
-    d = deaths.dropna(subset=["death_date"]).merge(
-        index[[*RECORD_KEY, "person_key"]], on=RECORD_KEY
-    )
+    d = with_person_keys(deaths.dropna(subset=["death_date"]), index, how="inner")
     d["death_date"] = pd.to_datetime(d["death_date"])
     n_dates = d.groupby("person_key")["death_date"].nunique()
     flagged["two_death_dates"] = set(n_dates[n_dates > 1].index)

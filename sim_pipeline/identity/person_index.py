@@ -77,6 +77,24 @@ def linkage_rows(staged: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.D
     return rows.loc[order].reset_index(drop=True), groups.loc[order].reset_index(drop=True)
 
 
+def with_person_keys(
+    records: pd.DataFrame,
+    index: pd.DataFrame,
+    *,
+    table_name: str | None = None,
+    how: str = "left",
+) -> pd.DataFrame:
+    """``records`` with each record's ``person_key`` from the person index: the one join from a
+    record (source, table_name, record_ref) to its person. With ``table_name`` every record is
+    of that table and ``records`` need no table_name column. Keys are compared as text; ``how``
+    as in `DataFrame.merge` (left: a record the index lacks gets NA)."""
+    on = ["source", "record_ref"] if table_name is not None else list(RECORD_KEY)
+    keys = index[[*RECORD_KEY, "person_key"]].astype("string")
+    if table_name is not None:
+        keys = keys.loc[keys["table_name"] == table_name, ["source", "record_ref", "person_key"]]
+    return records.astype({c: "string" for c in on}).merge(keys, on=on, how=how)
+
+
 def index_records(rows: pd.DataFrame, result: LinkResult) -> pd.DataFrame:
     """One row per record: its cluster and best match probability (rows of a record agree)."""
     df = rows[RECORD_KEY].copy()

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sim_pipeline.identity.person_index import with_person_keys
+
 WINDOW_COLUMNS = [
     "baseline_first_month",
     "baseline_last_month",
@@ -77,10 +79,7 @@ def build_cohort(
         .drop_duplicates("record_ref", keep="last")
     )
     keys = index[["source", "table_name", "record_ref", "person_key"]].astype("string")
-    reg_keys = keys[keys["table_name"] == "programme_register"]
-    df = latest.assign(source=latest["source"].astype("string")).merge(
-        reg_keys[["source", "record_ref", "person_key"]], on=["source", "record_ref"], how="left"
-    )
+    df = with_person_keys(latest, index, table_name="programme_register")
     if df["person_key"].isna().any():
         raise ValueError(
             f"{int(df['person_key'].isna().sum())} register rows are missing from the person "

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from sim_pipeline.identity.person_index import with_person_keys
 from sim_pipeline.measures.metrics import MEASURES
 from sim_pipeline.sources import SOURCE_TABLES, codes
 
@@ -95,12 +96,7 @@ def _with_person(
 ) -> pd.DataFrame:
     """Attach person_key by (source, table_name, record_ref); rows the index lacks are counted
     (the person_index check guarantees there are none) and dropped."""
-    keys = index.loc[
-        index["table_name"] == TABLE_NAMES[table], ["source", "record_ref", "person_key"]
-    ]
-    out = df.assign(
-        source=df["source"].astype("string"), record_ref=df["record_ref"].astype("string")
-    ).merge(keys, on=["source", "record_ref"], how="left")
+    out = with_person_keys(df, index, table_name=TABLE_NAMES[table])
     missing = int(out["person_key"].isna().sum())
     stats.unindexed += missing
     return out[out["person_key"].notna()]
