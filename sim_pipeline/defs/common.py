@@ -99,26 +99,16 @@ def table_spec(
     name: str,
     description: str,
     *,
-    deps: Any = (),
-    group_name: str,
     owners: list[str],
-    kinds: set[str],
-    automation_condition: dg.AutomationCondition | None = None,
-    **kwargs: Any,
+    group_name: str,
+    deps: Any = (),
+    kinds: tuple[str, ...] = ("python", "pandas"),
 ) -> dg.AssetSpec:
-    """The asset of one warehouse table: named as the table, with the data dictionary's columns
-    and ``dagster/table_name`` (a `multi_asset` that writes several tables gives each its own)."""
-    return dg.AssetSpec(
-        name,
-        description=description,
-        deps=deps,
-        group_name=group_name,
-        owners=owners,
-        kinds=kinds,
-        automation_condition=automation_condition,
-        metadata={"dagster/column_schema": column_schema(name), "dagster/table_name": name},
-        **kwargs,
-    )
+    """The spec of one warehouse table in a `multi_asset` that writes several: the same
+    arguments as `table_asset` gives a single-table asset (name, dictionary columns,
+    ``dagster/table_name``, group, owners, automation, kinds)."""
+    args = table_asset(name, owners=owners, group_name=group_name, deps=deps, kinds=kinds)
+    return dg.AssetSpec(name, description=description, **args)
 
 
 def table_asset(

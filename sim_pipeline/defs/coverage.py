@@ -4,14 +4,12 @@
 import dagster as dg
 import pandas as pd
 
-from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.common import (
     DATA_QUALITY,
     MONTHLY,
     markdown_table,
     month_of,
     table_spec,
-    warehouse_kind,
 )
 from sim_pipeline.defs.ingest import STAGED_ASSETS
 from sim_pipeline.defs.resources import LandingResource, WarehouseResource
@@ -96,8 +94,6 @@ _COVERAGE_DESCRIPTION = (
             deps=[a.key for a in STAGED_ASSETS],
             group_name="quality",
             owners=[DATA_QUALITY],
-            kinds={"python", "pandas", warehouse_kind()},
-            automation_condition=DOWNSTREAM_AUTOMATION,
         ),
         table_spec(
             VERSIONS,
@@ -108,8 +104,6 @@ _COVERAGE_DESCRIPTION = (
             deps=[a.key for a in STAGED_ASSETS],
             group_name="quality",
             owners=[DATA_QUALITY],
-            kinds={"python", "pandas", warehouse_kind()},
-            automation_condition=DOWNSTREAM_AUTOMATION,
         ),
     ],
     # landing_file_versions is read, extended and written back: one writer at a time

@@ -8,7 +8,6 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.cohort import cohort
 from sim_pipeline.defs.common import (
     ANALYSTS,
@@ -17,7 +16,6 @@ from sim_pipeline.defs.common import (
     record_audit,
     refuse_write,
     table_spec,
-    warehouse_kind,
 )
 from sim_pipeline.defs.costs import person_month_costs, unit_costs
 from sim_pipeline.defs.linkage import person_index
@@ -85,8 +83,6 @@ def _table_spec(name: str, description: str, deps: list) -> dg.AssetSpec:
         deps=deps,
         group_name=GROUP,
         owners=[ANALYSTS],
-        kinds={"python", "pandas", warehouse_kind()},
-        automation_condition=DOWNSTREAM_AUTOMATION,
     )
 
 

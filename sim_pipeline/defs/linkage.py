@@ -8,14 +8,12 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.common import (
     DATA_ENGINEERING,
     markdown_table,
     record_audit,
     refuse_write,
     table_spec,
-    warehouse_kind,
 )
 from sim_pipeline.defs.ingest import STAGED_ASSETS
 from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
@@ -48,7 +46,7 @@ def staged_for_linkage(
     return out
 
 
-_LINKAGE_KINDS = {"python", "splink", "duckdb"}
+_LINKAGE_KINDS = ("python", "splink", "duckdb")
 # The tables one linkage run writes, each its own asset (`multi_asset`): the index and what an
 # auditor reads beside it. Descriptions of their columns are the data dictionary's.
 INDEX_TABLES = {
@@ -92,8 +90,7 @@ INDEX_TABLES = {
             deps=[*(a.key for a in STAGED_ASSETS), dg.AssetKey("ingest_summary")],
             group_name=GROUP,
             owners=[DATA_ENGINEERING],
-            kinds={*_LINKAGE_KINDS, warehouse_kind()},
-            automation_condition=DOWNSTREAM_AUTOMATION,
+            kinds=_LINKAGE_KINDS,
         )
         for table, description in INDEX_TABLES.items()
     ],

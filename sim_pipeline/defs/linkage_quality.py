@@ -13,7 +13,6 @@ from sim_pipeline.defs.common import (
     markdown_table,
     record_audit,
     table_spec,
-    warehouse_kind,
 )
 from sim_pipeline.defs.linkage import staged_for_linkage
 from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
@@ -64,8 +63,6 @@ _QUALITY_DEPS = [
             deps=_QUALITY_DEPS,
             group_name=GROUP,
             owners=[DATA_QUALITY],
-            kinds={"python", "pandas", warehouse_kind()},
-            automation_condition=DOWNSTREAM_AUTOMATION,
         ),
         table_spec(
             "linkage_implausible",
@@ -75,8 +72,6 @@ _QUALITY_DEPS = [
             deps=_QUALITY_DEPS,
             group_name=GROUP,
             owners=[DATA_QUALITY],
-            kinds={"python", "pandas", warehouse_kind()},
-            automation_condition=DOWNSTREAM_AUTOMATION,
         ),
     ],
     check_specs=[
