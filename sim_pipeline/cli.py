@@ -106,7 +106,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"sim-pipeline run: {exc}", file=sys.stderr)
         return 2
     from sim_pipeline.defs.orchestrate import materialise_all
+    from sim_pipeline.warehouse.migrate import upgrade
 
+    upgrade(settings.warehouse_url)  # schema changes as migrations, before any write
     try:
         outcome = materialise_all(
             settings,
@@ -124,6 +126,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cmd_warehouse(args: argparse.Namespace) -> int:
+    """Migrations of the warehouse schema: upgrade to the newest, or say where it stands."""
+    from sim_pipeline.warehouse import migrate, redact_url
+
+    url = args.warehouse or Settings.from_env().warehouse_url
+    if args.action == "upgrade":
+        before = migrate.current(url)
+        after = migrate.upgrade(url)
+        print(f"{redact_url(url)}: {before or 'no revision'} -> {after}")
+    else:
+        print(
+            f"{redact_url(url)}: at {migrate.current(url) or 'no revision'}, head {migrate.head()}"
+        )
+    drift = migrate.drift(url)
+    for table, diff in sorted(drift.items()):
+        print(
+            f"  {table}: differs from its declaration: missing {diff['missing']}, "
+            f"undeclared {diff['undeclared']} (needs a migration)"
+        )
+    return 1 if drift else 0
 
 
 def cmd_dictionary(args: argparse.Namespace) -> int:
@@ -468,6 +492,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("docs/data_dictionary.md"))
     p.add_argument("--check", action="store_true")
     p.set_defaults(func=cmd_dictionary)
+    p = sub.add_parser("warehouse", help="bring the warehouse schema up to date (Alembic)")
+    p.add_argument("action", choices=["upgrade", "current"])
+    p.add_argument("--warehouse", help="warehouse URL (default: SIM_WAREHOUSE_URL or the demo)")
+    p.set_defaults(func=cmd_warehouse)
     p = sub.add_parser("privacy-scan", help="prove no landing identifier is stored past ingest")
     p.set_defaults(func=cmd_privacy_scan)
     p = sub.add_parser(

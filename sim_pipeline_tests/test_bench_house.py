@@ -53,6 +53,6 @@ def test_cli_writes_digests_and_the_package_shape(tmp_path: Path):
     }
     # the warehouse's own declaration names every table it documents
     assert all(n >= 1 for n in report["table_named_in_modules"].values())
-    assert "sim_pipeline/warehouse/dictionary.py" in report["table_modules"]["ingest_ledger"]
+    assert "sim_pipeline/ingest/tables.py" in report["table_modules"]["ingest_ledger"]
     [seconds] = report["definitions_import_seconds"]
     assert 0 < seconds < 120

@@ -227,6 +227,7 @@ def test_audit_trail_records_every_stage_of_the_run(june_run):
     stages = set(audit["stage"])
     expected = {t.asset_name for t in SOURCE_TABLES} | {
         "ingest_summary",
+        "drop_coverage",
         "person_index",
         "linkage_quality",
         "events",

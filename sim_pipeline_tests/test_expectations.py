@@ -15,6 +15,7 @@ from sim_pipeline.ingest.staging import stage_months
 from sim_pipeline.measures.costs import unit_cost_problems
 from sim_pipeline.measures.headline import impossible_values
 from sim_pipeline.measures.metrics import HARM_MEASURES, METRICS
+from sim_pipeline.measures.tables import PersonMonthCosts, PersonMonthMetrics
 from sim_pipeline.quality import expectations as qe
 from sim_pipeline.quality.audit import AUDIT_COLUMNS, audit_row, code_version
 from sim_pipeline.sources import SOURCE_TABLES
@@ -127,9 +128,8 @@ def _person_months(n_people: int = 4) -> pd.DataFrame:
 
 
 def test_person_month_suites(quality_dir):
-    cols = list(sql_types("person_month_metrics"))
     pm = _person_months()
-    suite = qe.person_month_suite("person_month_metrics", cols, MONTHS, min_rows=len(pm))
+    suite = qe.person_month_suite(PersonMonthMetrics, MONTHS, min_rows=len(pm))
     assert qe.validate(suite, pm, quality_dir, "pm-good", "run").success
 
     bad = pm.copy()
@@ -148,9 +148,7 @@ def test_person_month_suites(quality_dir):
         unit_cost_version="v1",
         cost_flags="",
     )[cost_cols]
-    csuite = qe.person_month_suite(
-        "person_month_costs", cost_cols, MONTHS, len(pc), len(pc), "2018/19", "v1"
-    )
+    csuite = qe.person_month_suite(PersonMonthCosts, MONTHS, len(pc), len(pc), "2018/19", "v1")
     assert qe.validate(csuite, pc, quality_dir, "pc-good", "run").success
     badc = pc.copy()
     badc.loc[0, "price_year"] = "2019/20"
@@ -174,9 +172,7 @@ def test_data_docs_site_lists_every_suite_with_its_status(staged, tmp_path):
             qe.drops_suite(ECDS, MONTHS), qe.drops_frame(ledger.iloc[1:]), quality, "b", "r"
         ),
         "person_month_metrics/table": qe.validate(
-            qe.person_month_suite(
-                "person_month_metrics", list(sql_types("person_month_metrics")), MONTHS, 8
-            ),
+            qe.person_month_suite(PersonMonthMetrics, MONTHS, 8),
             _person_months(),
             quality,
             "c",

@@ -5,13 +5,8 @@ discharge, baseline and programme windows. Wiring only: the logic is
 import dagster as dg
 import pandas as pd
 
-from sim_pipeline.defs.common import (
-    DATA_ENGINEERING,
-    markdown_table,
-    record_audit,
-    refuse_write,
-    table_asset,
-)
+from sim_pipeline.defs.checks import Check, Write, write_or_refuse
+from sim_pipeline.defs.common import DATA_ENGINEERING, markdown_table, table_asset
 from sim_pipeline.defs.linkage import person_index
 from sim_pipeline.defs.reads import (
     data_months,
@@ -21,10 +16,30 @@ from sim_pipeline.defs.resources import (
     WarehouseResource,
 )
 from sim_pipeline.measures.cohort import build_cohort
+from sim_pipeline.measures.tables import Cohort
 from sim_pipeline.publish.disclosure import control_count
-from sim_pipeline.warehouse.dictionary import sql_types
+from sim_pipeline.warehouse.model import violations
 
 GROUP = "metrics"
+WINDOWS_VALID = Check(
+    "cohort_windows_valid",
+    "Every cohort member keeps the cohort table's declared rules (a person key, windows of zero "
+    "or more months: zero when the programme lies outside the months of data) and has dates in "
+    "order (allocation before engagement and discharge). Checked before writing.",
+    blocking=True,
+)
+ROWS_LINKED = Check(
+    "register_rows_linked",
+    "Register rows whose person has no record in any other source (trust, police, ambulance or "
+    "A&E). They stay in the cohort with zero activity, which would understate baseline use: "
+    "warns when any exist (which ones: cohort.linked in the warehouse; metadata holds counts "
+    "only).",
+)
+ONE_ROW_PER_PERSON = Check(
+    "one_register_row_per_person",
+    "Two register rows that link to one person (allocated twice, or a linkage merge). The "
+    "person counts once, from the first allocation: warns.",
+)
 
 
 @dg.asset(
@@ -42,32 +57,7 @@ GROUP = "metrics"
         "months, and intention-to-treat / per-protocol membership. Register rows whose person "
         "has no other record are kept and flagged, not dropped."
     ),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "cohort_windows_valid",
-            asset="cohort",
-            blocking=True,
-            description="Every cohort member has a person key, windows of zero or more months "
-            "(zero when the programme lies outside the months of data) and dates in order "
-            "(allocation before engagement and discharge). Checked before writing.",
-        ),
-        dg.AssetCheckSpec(
-            "register_rows_linked",
-            asset="cohort",
-            blocking=False,
-            description="Register rows whose person has no record in any other source (trust, "
-            "police, ambulance or A&E). They stay in the cohort with zero activity, which "
-            "would understate baseline use: warns when any exist (which ones: cohort.linked "
-            "in the warehouse; metadata holds counts only).",
-        ),
-        dg.AssetCheckSpec(
-            "one_register_row_per_person",
-            asset="cohort",
-            blocking=False,
-            description="Two register rows that link to one person (allocated twice, or a "
-            "linkage merge). The person counts once, from the first allocation: warns.",
-        ),
-    ],
+    check_specs=[c.spec("cohort") for c in (WINDOWS_VALID, ROWS_LINKED, ONE_ROW_PER_PERSON)],
 )
 def cohort(
     context: dg.AssetExecutionContext,
@@ -81,32 +71,27 @@ def cohort(
     register = wh.read("staged_programme_register")
     index = wh.read("person_index")
     co = build_cohort(register, index, months[0], months[-1], study.baseline_months)
-    invalid = (
-        co["person_key"].isna()
-        | (co["programme_months"] < 0)
-        | (co["baseline_months"] < 0)
-        | (pd.to_datetime(co["engagement_date"]) < pd.to_datetime(co["allocation_date"]))
-        | (pd.to_datetime(co["discharge_date"]) < pd.to_datetime(co["allocation_date"]))
+    disordered = (pd.to_datetime(co["engagement_date"]) < pd.to_datetime(co["allocation_date"])) | (
+        pd.to_datetime(co["discharge_date"]) < pd.to_datetime(co["allocation_date"])
     )
-    if invalid.any():
-        message = (
-            f"cohort: {int(invalid.sum())} register entries with impossible windows; "
-            "nothing written (query the staged register for engagement or discharge dates "
-            "before allocation)"
+    problems = [str(v) for v in violations(Cohort, co)]
+    if disordered.any():
+        problems.append(
+            f"{int(disordered.sum())} register entries with impossible windows (query the "
+            "staged register for engagement or discharge dates before allocation)"
         )
-        windows = dg.AssetCheckResult(
-            check_name="cohort_windows_valid", passed=False, description=message
-        )
-        yield from refuse_write(wh, context, [windows], message, rows_in=len(register))
-    with wh.transaction() as tx:
-        tx.replace_all("cohort", co, dtype=sql_types("cohort"))
-        provenance = record_audit(
-            tx,
-            context,
-            rows_in=len(register),
-            rows_out=len(co),
-            note="rows_in: staged register rows (every snapshot); rows_out: register entries",
-        )
+    windows = WINDOWS_VALID.result(
+        not problems, description="; ".join(problems) or None, metadata={"entries": len(co)}
+    )
+    written = yield from write_or_refuse(
+        wh,
+        context,
+        [Write("cohort", co)],
+        [windows],
+        rows_in=len(register),
+        refusal="cohort: " + "; ".join(problems),
+        note="rows_in: staged register rows (every snapshot); rows_out: register entries",
+    )
     unlinked = co[~co["linked"]]
     repeated = co[co.duplicated("person_key", keep=False)]
     summary = pd.DataFrame(
@@ -122,7 +107,7 @@ def cohort(
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(co),
-            **provenance,
+            **written.metadata,
             "data_months": f"{months[0]}..{months[-1]}",
             "baseline_months": study.baseline_months,
             "populations": markdown_table(summary),
@@ -134,23 +119,12 @@ def cohort(
             ),
         },
         check_results=[
-            dg.AssetCheckResult(
-                check_name="cohort_windows_valid", passed=True, metadata={"entries": len(co)}
+            windows,
+            ROWS_LINKED.result(
+                unlinked.empty, metadata={"register_rows": len(co), "unlinked": len(unlinked)}
             ),
-            dg.AssetCheckResult(
-                check_name="register_rows_linked",
-                passed=unlinked.empty,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={
-                    "register_rows": len(co),
-                    "unlinked": len(unlinked),
-                },
-            ),
-            dg.AssetCheckResult(
-                check_name="one_register_row_per_person",
-                passed=repeated.empty,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"rows_sharing_a_person": len(repeated)},
+            ONE_ROW_PER_PERSON.result(
+                repeated.empty, metadata={"rows_sharing_a_person": len(repeated)}
             ),
         ],
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -161,7 +160,6 @@ def record_audit(
     """Append this run's `audit_trail` row for the asset (replacing it if the run repeats the
     stage): inside the asset's own write transaction when given one, else on its own. Returns
     metadata for the materialisation (the code version)."""
-    from sim_pipeline.warehouse.dictionary import sql_types
 
     key_id = current_key_id()
     name = stage or context.asset_key.to_user_string()
@@ -182,34 +180,7 @@ def record_audit(
     where = {"run_id": [context.run.run_id], "stage": [name]}
     if isinstance(target, Warehouse):
         with target.transaction() as tx:
-            tx.replace("audit_trail", row, where, sql_types("audit_trail"))
+            tx.replace("audit_trail", row, where)
     else:
-        target.replace("audit_trail", row, where, sql_types("audit_trail"))
+        target.replace("audit_trail", row, where)
     return {"code_version": code_version()}
-
-
-def refuse_write(
-    wh: Warehouse,
-    context: dg.AssetExecutionContext,
-    checks: list[dg.AssetCheckResult],
-    message: str,
-    *,
-    rows_in: int | None,
-    note: str | None = None,
-    failure_metadata: dict[str, dg.RawMetadataValue] | None = None,
-    **audit: Any,
-) -> Iterator[dg.AssetCheckResult]:
-    """A stage that will not write (a check run before writing failed): yield its check results
-    so the UI records why, append its ``not_written`` audit row, and fail the step with
-    ``message``. Use as ``yield from refuse_write(...)``; it never returns."""
-    yield from checks
-    record_audit(
-        wh,
-        context,
-        rows_in=rows_in,
-        rows_out=0,
-        status="not_written",
-        note=note or message,
-        **audit,
-    )
-    raise dg.Failure(description=message, metadata=failure_metadata) from None

@@ -4,18 +4,9 @@ only: the logic is `sim_pipeline.measures.costs`."""
 
 import dagster as dg
 
-from sim_pipeline.defs.common import (
-    ANALYSTS,
-    markdown_table,
-    record_audit,
-    refuse_write,
-    table_asset,
-)
-from sim_pipeline.defs.gx import (
-    gx_check_result,
-    gx_check_spec,
-    run_suite,
-)
+from sim_pipeline.defs.checks import Check, Write, refuse, write_or_refuse
+from sim_pipeline.defs.common import ANALYSTS, markdown_table, table_asset
+from sim_pipeline.defs.gx import gx_check, gx_check_result, run_suite
 from sim_pipeline.defs.metrics import person_month_metrics
 from sim_pipeline.defs.reads import (
     read_table,
@@ -33,12 +24,35 @@ from sim_pipeline.measures.costs import (
     unit_costs_from_table,
 )
 from sim_pipeline.measures.costs import person_month_costs as cost_person_months
-from sim_pipeline.measures.metrics import METRICS
+from sim_pipeline.measures.tables import COST_COLUMNS, PersonMonthCosts
 from sim_pipeline.quality.expectations import person_month_suite
-from sim_pipeline.warehouse.dictionary import sql_types
 from sim_pipeline.warehouse.store import Warehouse
 
 GROUP = "metrics"
+UNIT_COSTS_VALID = Check(
+    "unit_costs_valid",
+    "Every metric is priced exactly once, every cost and inflation factor is a positive number, "
+    "and every cost names its source, its own price year and the unit-cost version (an "
+    "unsourced assumption is allowed only when marked sourced = false, and is then flagged on "
+    "every costed row). Checked before writing: on failure the previous table stays and no "
+    "cost is computed.",
+    blocking=True,
+)
+COSTS_ADD_UP = Check(
+    "costs_add_up",
+    "Every total equals the sum of its five costs to the penny, one price year throughout, and "
+    "one row per metrics row. Checked before writing. (No empty or negative cost and one row "
+    "per person and month are the table's declared rules: gx_table reports them and the write "
+    "refuses on them.)",
+    blocking=True,
+)
+GX_COSTS = gx_check(
+    "gx_table",
+    "person_month_costs.table: the documented columns, no empty or negative cost, one row per "
+    "person and month and exactly one per person_month_metrics row, one price year and one "
+    "unit-cost version.",
+    before_write=True,
+)
 
 
 @dg.asset(
@@ -49,18 +63,7 @@ GROUP = "metrics"
         "price index table (data/reference/price_index.csv, replaceable). The run refuses to mix "
         "price years without an index, and flags costs that have no source."
     ),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "unit_costs_valid",
-            asset="unit_costs",
-            blocking=True,
-            description="Every metric is priced exactly once, every cost and inflation factor "
-            "is a positive number, and every cost names its source, its own price year and "
-            "the unit-cost version (an unsourced assumption is allowed only when marked "
-            "sourced = false, and is then flagged on every costed row). Checked before "
-            "writing: on failure the previous table stays and no cost is computed.",
-        ),
-    ],
+    check_specs=[UNIT_COSTS_VALID.spec("unit_costs")],
 )
 def unit_costs(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, metrics: MetricsResource
@@ -70,41 +73,29 @@ def unit_costs(
     except CostError as exc:
         # the reference files themselves are unusable (mixed price years, no index, an
         # unparseable cost): the check records why, and nothing is written
-        unusable = dg.AssetCheckResult(
-            check_name="unit_costs_valid", passed=False, description=str(exc)
-        )
+        unusable = UNIT_COSTS_VALID.result(False, description=str(exc))
         message = f"unit_costs: {exc}; nothing written"
-        yield from refuse_write(warehouse.get(), context, [unusable], message, rows_in=None)
+        yield from refuse(warehouse.get(), context, [unusable], message, rows_in=None)
     table = unit_cost_table(costs)
     problems = unit_cost_problems(table)
-    valid = dg.AssetCheckResult(
-        check_name="unit_costs_valid",
-        passed=not problems,
+    valid = UNIT_COSTS_VALID.result(
+        not problems,
         description="; ".join(problems) or None,
         metadata={
             "metrics_priced": int(table["metric"].nunique()),
             "unsourced": int((~table["sourced"].astype(bool)).sum()),
         },
     )
-    if problems:
-        yield from refuse_write(
-            warehouse.get(),
-            context,
-            [valid],
-            f"unit_costs: {len(problems)} problem(s); nothing written",
-            rows_in=len(costs.table),
-            unit_cost_version=costs.version,
-        )
-    with warehouse.get().transaction() as tx:
-        tx.replace_all("unit_costs", table, dtype=sql_types("unit_costs"))
-        provenance = record_audit(
-            tx,
-            context,
-            rows_in=len(costs.table),
-            rows_out=len(table),
-            unit_cost_version=costs.version,
-            note="rows_in: unit costs of the version in use",
-        )
+    written = yield from write_or_refuse(
+        warehouse.get(),
+        context,
+        [Write("unit_costs", table)],
+        [valid],
+        rows_in=len(costs.table),
+        refusal=f"unit_costs: {len(problems)} problem(s); nothing written",
+        unit_cost_version=costs.version,
+        note="rows_in: unit costs of the version in use",
+    )
     shown = table[
         ["metric", "unit_cost_gbp", "source_price_year", "unit_cost_at_price_year", "source"]
     ]
@@ -112,7 +103,7 @@ def unit_costs(
         check_results=[valid],
         metadata={
             "dagster/row_count": len(table),
-            **provenance,
+            **written.metadata,
             "price_year": costs.price_year,
             "unit_cost_version": costs.version,
             "cost_flags": costs.flag_text or "none",
@@ -144,24 +135,7 @@ def applied_unit_costs(wh: Warehouse):  # -> sim_pipeline.measures.costs.UnitCos
         "carry (an unsourced assumption such as the police deployment cost is flagged on every "
         "row that uses it). Partitioned by month."
     ),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "costs_add_up",
-            asset="person_month_costs",
-            blocking=True,
-            description="No negative cost, every total equals the sum of its five costs to the "
-            "penny, one price year throughout, and one row per metrics row. Checked before "
-            "writing.",
-        ),
-        gx_check_spec(
-            "person_month_costs",
-            "gx_table",
-            "person_month_costs.table: the documented columns, no empty or negative cost, one "
-            "row per person and month and exactly one per person_month_metrics row, one price "
-            "year and one unit-cost version.",
-            before_write=True,
-        ),
-    ],
+    check_specs=[COSTS_ADD_UP.spec("person_month_costs"), GX_COSTS.spec("person_month_costs")],
 )
 def person_month_costs(
     context: dg.AssetExecutionContext,
@@ -177,10 +151,8 @@ def person_month_costs(
         pc = cost_person_months(pm, costs)
     except ValueError as exc:
         # counts no costing can take (negative, missing, not whole): recorded, nothing written
-        uncostable = dg.AssetCheckResult(
-            check_name="costs_add_up", passed=False, description=str(exc)
-        )
-        yield from refuse_write(
+        uncostable = COSTS_ADD_UP.result(False, description=str(exc))
+        yield from refuse(
             wh,
             context,
             [uncostable],
@@ -188,67 +160,49 @@ def person_month_costs(
             rows_in=len(pm),
             unit_cost_version=costs.version,
         )
-    cost_cols = [f"cost_{m}" for m in METRICS]
-    pence = (pc[cost_cols] * 100).round().astype("int64").sum(axis=1)
+    pence = (pc[list(COST_COLUMNS)] * 100).round().astype("int64").sum(axis=1)
     problems = []
     if len(pc) != len(pm):
         problems.append(f"{len(pc)} cost rows for {len(pm)} metric rows")
-    if (pc[[*cost_cols, "total_cost"]] < 0).to_numpy().any():
-        problems.append("negative costs")
     if ((pc["total_cost"] * 100).round().astype("int64") != pence).any():
         problems.append("totals that are not the sum of their parts")
     if pc["price_year"].nunique() > 1:
         problems.append("more than one price year")
     suite = person_month_suite(
-        "person_month_costs",
-        list(sql_types("person_month_costs")),
+        PersonMonthCosts,
         months,
         min_rows=len(pm),
         max_rows=len(pm),
         price_year=costs.price_year,
         unit_cost_version=costs.version,
     )
-    gx_result = gx_check_result("gx_table", run_suite(context, quality, wh, suite, pc, months))
-    add_up = dg.AssetCheckResult(
-        check_name="costs_add_up",
-        passed=not problems,
-        description="; ".join(problems) or None,
-        metadata={"rows": len(pc)},
+    checks = [
+        COSTS_ADD_UP.result(
+            not problems, description="; ".join(problems) or None, metadata={"rows": len(pc)}
+        ),
+        gx_check_result(GX_COSTS, run_suite(context, quality, wh, suite, pc, months)),
+    ]
+    written = yield from write_or_refuse(
+        wh,
+        context,
+        [Write("person_month_costs", pc, {"month": months})],
+        checks,
+        rows_in=len(pm),
+        refusal="person_month_costs: "
+        + "; ".join(problems or ["Great Expectations suite failed (see gx_table)"]),
+        unit_cost_version=costs.version,
+        note="rows_in: person_month_metrics rows of the months",
     )
-    if problems or not gx_result.passed:
-        message = (
-            "person_month_costs: "
-            + "; ".join(problems or ["Great Expectations suite failed (see gx_table)"])
-            + "; nothing written"
-        )
-        yield from refuse_write(
-            wh,
-            context,
-            [add_up, gx_result],
-            message,
-            rows_in=len(pm),
-            unit_cost_version=costs.version,
-        )
-    with wh.transaction() as tx:
-        tx.replace("person_month_costs", pc, {"month": months}, sql_types("person_month_costs"))
-        provenance = record_audit(
-            tx,
-            context,
-            rows_in=len(pm),
-            rows_out=len(pc),
-            unit_cost_version=costs.version,
-            note="rows_in: person_month_metrics rows of the months",
-        )
     by_month = pc.groupby("month")["total_cost"].sum().round(2).reset_index().tail(12)
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(pc),
-            **provenance,
+            **written.metadata,
             "price_year": costs.price_year,
             "unit_cost_version": costs.version,
             "cost_flags": costs.flag_text or "none",
             "total_cost_gbp": round(float(pc["total_cost"].sum()), 2),
             "cohort_cost_by_month_latest_12": markdown_table(by_month),
         },
-        check_results=[add_up, gx_result],
+        check_results=checks,
     )

@@ -4,6 +4,7 @@
 import dagster as dg
 import pandas as pd
 
+from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.common import (
     DATA_QUALITY,
     MONTHLY,
@@ -30,12 +31,38 @@ from sim_pipeline.quality.coverage import (
     utc_text,
     volume_anomalies,
 )
-from sim_pipeline.warehouse.dictionary import sql_types
 
 TABLE = "drop_coverage"
 VERSIONS = "landing_file_versions"
 LISTED = 50  # rows of a finding shown in check metadata
 FINDING_COLUMNS = ["file", "status", "arrived_at", "due_at", "days_late", "versions"]
+DROPS_COMPLETE = Check(
+    "drops_complete",
+    "Passes when every drop the contracts expect (each provider table, each month) has been "
+    "received, up to the last month for which any drop has arrived. Fails when a drop is past "
+    "its deadline and absent from both the landing folder and the ingest ledger: metrics for "
+    "that provider and month would silently count nothing. The failing drops are listed.",
+    blocking=True,
+)
+DROPS_ON_TIME = Check(
+    "drops_on_time",
+    "Passes when every received drop arrived (its first version's file modification time) by "
+    "its deadline. Warns with the list of late drops and how many days late each was; a late "
+    "drop may have missed the scheduled monthly ingest.",
+)
+NO_VOLUME_ANOMALIES = Check(
+    "no_volume_anomalies",
+    "Passes when no drop's row count is below half or above twice the median of the same "
+    "provider table's previous six received months (judged once there are three prior months "
+    "and the median is at least 30 rows). Warns with the list: a truncated or duplicated "
+    "extract looks like this.",
+)
+NO_UNPROCESSED_RESUBMISSION = Check(
+    "no_unprocessed_resubmission",
+    "Passes when every resubmitted drop (a file whose contents changed after it was first "
+    "seen) has been ingested in its current version. Warns with the list of files whose latest "
+    "version is still waiting for ingest: the warehouse holds the superseded version.",
+)
 
 
 class CoverageConfig(dg.Config):
@@ -110,42 +137,8 @@ _COVERAGE_DESCRIPTION = (
     pool="warehouse_write_drop_coverage",
     can_subset=False,
     check_specs=[
-        dg.AssetCheckSpec(
-            "drops_complete",
-            asset=TABLE,
-            blocking=True,
-            description="Passes when every drop the contracts expect (each provider table, each "
-            "month) has been received, up to the last month for which any drop has arrived. "
-            "Fails when a drop is past its deadline and absent from both the landing folder "
-            "and the ingest ledger: metrics for that provider and month would silently count "
-            "nothing. The failing drops are listed.",
-        ),
-        dg.AssetCheckSpec(
-            "drops_on_time",
-            asset=TABLE,
-            blocking=False,
-            description="Passes when every received drop arrived (its first version's file "
-            "modification time) by its deadline. Warns with the list of late drops and how "
-            "many days late each was; a late drop may have missed the scheduled monthly ingest.",
-        ),
-        dg.AssetCheckSpec(
-            "no_volume_anomalies",
-            asset=TABLE,
-            blocking=False,
-            description="Passes when no drop's row count is below half or above twice the "
-            "median of the same provider table's previous six received months (judged once "
-            "there are three prior months and the median is at least 30 rows). Warns with "
-            "the list: a truncated or duplicated extract looks like this.",
-        ),
-        dg.AssetCheckSpec(
-            "no_unprocessed_resubmission",
-            asset=TABLE,
-            blocking=False,
-            description="Passes when every resubmitted drop (a file whose contents changed "
-            "after it was first seen) has been ingested in its current version. Warns with "
-            "the list of files whose latest version is still waiting for ingest: the "
-            "warehouse holds the superseded version.",
-        ),
+        c.spec(TABLE)
+        for c in (DROPS_COMPLETE, DROPS_ON_TIME, NO_VOLUME_ANOMALIES, NO_UNPROCESSED_RESUBMISSION)
     ],
 )
 def drop_coverage(
@@ -163,9 +156,15 @@ def drop_coverage(
     versions, added = record_versions(wh.read(VERSIONS), drops, ledger, utc_text(now))
     unexpected = unexpected_files(landing.path, months)
     cov = build_coverage(months, drops, ledger, versions, now, due, volume, unexpected)
-    with wh.transaction() as tx:
-        tx.replace_all(TABLE, cov, dtype=sql_types(TABLE))
-        tx.replace_all(VERSIONS, versions, dtype=sql_types(VERSIONS))
+    # judged after writing: the auditor's tables always show the drops, whatever they find
+    written = yield from write_or_refuse(
+        wh,
+        context,
+        [Write(TABLE, cov), Write(VERSIONS, versions)],
+        rows_in=len(drops) + len(ledger),
+        note="rows_in: landing drops and ledger rows; rows_out: expected and unexpected drops",
+        stage=TABLE,
+    )
 
     missing, late = missing_drops(cov), late_drops(cov)
     anomalies, unprocessed = volume_anomalies(cov), unprocessed_resubmissions(cov)
@@ -185,6 +184,7 @@ def drop_coverage(
         asset_key=TABLE,
         metadata={
             "dagster/row_count": len(cov),
+            **written.metadata,
             "drops_by_status": dg.MetadataValue.json(by_status),
             "drops_expected": len(expected),
             "drops_received": int(expected["received"].sum()),
@@ -220,39 +220,32 @@ def drop_coverage(
             "warehouse": warehouse.display_url,
         },
         check_results=[
-            dg.AssetCheckResult(
-                check_name="drops_complete",
-                passed=missing.empty,
+            DROPS_COMPLETE.result(
+                missing.empty,
                 metadata={
                     "missing_drops": len(missing),
                     "checked_up_to": last_month_with_data(cov) or "none",
                     "missing": _listing(missing, FINDING_COLUMNS),
                 },
             ),
-            dg.AssetCheckResult(
-                check_name="drops_on_time",
-                passed=late.empty,
-                severity=dg.AssetCheckSeverity.WARN,
+            DROPS_ON_TIME.result(
+                late.empty,
                 metadata={
                     "late_drops": len(late),
                     "due_rule": due.describe(),
                     "late": _listing(late, FINDING_COLUMNS),
                 },
             ),
-            dg.AssetCheckResult(
-                check_name="no_volume_anomalies",
-                passed=anomalies.empty,
-                severity=dg.AssetCheckSeverity.WARN,
+            NO_VOLUME_ANOMALIES.result(
+                anomalies.empty,
                 metadata={
                     "anomalies": len(anomalies),
                     "volume_rule": volume.describe(),
                     "drops": _listing(anomalies, volume_cols),
                 },
             ),
-            dg.AssetCheckResult(
-                check_name="no_unprocessed_resubmission",
-                passed=unprocessed.empty,
-                severity=dg.AssetCheckSeverity.WARN,
+            NO_UNPROCESSED_RESUBMISSION.result(
+                unprocessed.empty,
                 metadata={
                     "unprocessed_resubmissions": len(unprocessed),
                     "files": _listing(unprocessed, FINDING_COLUMNS),

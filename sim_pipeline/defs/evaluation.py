@@ -8,15 +8,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.cohort import cohort
-from sim_pipeline.defs.common import (
-    ANALYSTS,
-    figure_metadata,
-    markdown_table,
-    record_audit,
-    refuse_write,
-    table_spec,
-)
+from sim_pipeline.defs.common import ANALYSTS, figure_metadata, markdown_table, table_spec
 from sim_pipeline.defs.costs import person_month_costs, unit_costs
 from sim_pipeline.defs.linkage import person_index
 from sim_pipeline.defs.metrics import person_month_metrics
@@ -27,10 +21,11 @@ from sim_pipeline.defs.resources import (
     StudyDesignResource,
     WarehouseResource,
 )
+from sim_pipeline.ingest.tables import staged_model
 from sim_pipeline.publish.charts import matched_trajectory_figure
 from sim_pipeline.publish.disclosure import control_count, controlled_rate
 from sim_pipeline.sources import SOURCE_TABLES
-from sim_pipeline.warehouse.dictionary import sql_types, staged_doc
+from sim_pipeline.warehouse.model import columns
 from sim_pipeline.warehouse.store import Warehouse
 
 GROUP = "evaluation"
@@ -40,9 +35,7 @@ SMD_LIMIT = 0.1  # |standardised difference| after matching above this is imbala
 MATCHED_SHARE_LIMIT = 0.9  # share of programme members with a comparison before warning
 # staged tables whose rows carry person_sex and age_band (the demographics of matching)
 DEMOGRAPHIC_TABLES = tuple(
-    t
-    for t in SOURCE_TABLES
-    if {"person_sex", "age_band"} <= {c.name for c in staged_doc(t).columns}
+    t for t in SOURCE_TABLES if {"person_sex", "age_band"} <= set(columns(staged_model(t)))
 )
 MPI = "staged_mhs001mpi"
 
@@ -73,6 +66,55 @@ def _people(wh: Warehouse) -> pd.DataFrame:
 
 
 _INPUTS = [person_month_metrics, person_month_costs, cohort, person_index]
+ESTIMATES_COMPLETE = Check(
+    "estimates_complete",
+    "Every population and outcome of the primary analysis has a naive estimate and, where any "
+    "member was matched, a difference-in-differences estimate; in every analysis each "
+    "difference-in-differences interval holds its estimate (ci_low <= estimate <= ci_high), "
+    "and no estimate is infinite. Checked before writing: a failure writes nothing and the "
+    "report is not rebuilt.",
+    blocking=True,
+)
+MEMBERS_MATCHED = Check(
+    "members_matched",
+    f"At least {MATCHED_SHARE_LIMIT:.0%} of the programme members who met the eligibility rule "
+    "at allocation found a comparison within the caliper; members without one are left out of "
+    "the difference-in-differences bracket (not of the naive estimate or the primary design), "
+    "which may bias it. Members allocated without meeting the rule are counted in "
+    "meeting_rule.",
+)
+DESIGN_DIAGNOSTICS = Check(
+    "design_diagnostics",
+    "The primary design's diagnostics hold no change: the placebo in time (the whole design "
+    "with every index a year before allocation, estimated on months -12..-4, when no programme "
+    "existed) and the negative-control outcome (community contacts in the 12 months before "
+    "allocation, which the programme cannot have moved and the matching does not use). An "
+    "interval that excludes 0 means the comparison is not alike: do not rely on the estimate. "
+    "Metadata: each diagnostic and the E-values (the strength of an unmeasured confounder that "
+    "would explain the estimate away).",
+)
+COMPARISON_BALANCED = Check(
+    "comparison_balanced",
+    f"After matching, every covariate of the primary analysis has |standardised mean "
+    f"difference| below {SMD_LIMIT} (the usual threshold for adequate balance). Imbalance "
+    "means the comparison cohort differs from the members in prior use, so the "
+    "difference-in-differences may be biased.",
+)
+TRAJECTORY_VALID = Check(
+    "trajectory_valid",
+    "The trajectory shows each analysis, population, group and month from index once, every "
+    "mean cost is a non-negative number over at least one person, and every month lies within "
+    "48 months of the index. Checked before writing, with estimates_complete: a failure writes "
+    "none of the evaluation tables.",
+    blocking=True,
+)
+CHECK_ASSETS = {
+    ESTIMATES_COMPLETE: "evaluation_estimates",
+    MEMBERS_MATCHED: "evaluation_estimates",
+    DESIGN_DIAGNOSTICS: "evaluation_estimates",
+    COMPARISON_BALANCED: "evaluation_balance",
+    TRAJECTORY_VALID: "evaluation_trajectory",
+}
 
 
 def _table_spec(name: str, description: str, deps: list) -> dg.AssetSpec:
@@ -126,57 +168,11 @@ def _table_spec(name: str, description: str, deps: list) -> dg.AssetSpec:
         ),
     ],
     check_specs=[
-        dg.AssetCheckSpec(
-            "estimates_complete",
-            asset="evaluation_estimates",
-            blocking=True,
-            description="Every population and outcome of the primary analysis has a naive "
-            "estimate and, where any member was matched, a difference-in-differences estimate; "
-            "in every analysis each difference-in-differences interval holds "
-            "its estimate (ci_low <= estimate <= ci_high), and no estimate is infinite. "
-            "Checked before writing: a failure writes nothing and the report is not rebuilt.",
-        ),
-        dg.AssetCheckSpec(
-            "members_matched",
-            asset="evaluation_estimates",
-            blocking=False,
-            description=f"At least {MATCHED_SHARE_LIMIT:.0%} of the programme members who met "
-            "the eligibility rule at allocation found a comparison within the caliper; members "
-            "without one are left out of the difference-in-differences bracket (not of the "
-            "naive estimate or the primary design), which may bias it. Members allocated "
-            "without meeting the rule are counted in meeting_rule.",
-        ),
-        dg.AssetCheckSpec(
-            "design_diagnostics",
-            asset="evaluation_estimates",
-            blocking=False,
-            description="The primary design's diagnostics hold no change: the placebo in time "
-            "(the whole design with every index a year before allocation, estimated on months "
-            "-12..-4, when no programme existed) and the negative-control outcome (community "
-            "contacts in the 12 months before allocation, which the programme cannot have moved "
-            "and the matching does not use). An interval that excludes 0 means the comparison "
-            "is not alike: do not rely on the estimate. Metadata: each diagnostic and the "
-            "E-values (the strength of an unmeasured confounder that would explain the "
-            "estimate away).",
-        ),
-        dg.AssetCheckSpec(
-            "comparison_balanced",
-            asset="evaluation_balance",
-            blocking=False,
-            description=f"After matching, every covariate of the primary analysis has "
-            f"|standardised mean difference| below {SMD_LIMIT} (the usual threshold for "
-            "adequate balance). Imbalance means the comparison cohort differs from the "
-            "members in prior use, so the difference-in-differences may be biased.",
-        ),
-        dg.AssetCheckSpec(
-            "trajectory_valid",
-            asset="evaluation_trajectory",
-            blocking=True,
-            description="The trajectory shows each analysis, population, group and month from "
-            "index once, every mean cost is a non-negative number over at least one person, "
-            "and every month lies within 48 months of the index. Checked before writing, with "
-            "estimates_complete: a failure writes none of the evaluation tables.",
-        ),
+        ESTIMATES_COMPLETE.spec("evaluation_estimates"),
+        MEMBERS_MATCHED.spec("evaluation_estimates"),
+        DESIGN_DIAGNOSTICS.spec("evaluation_estimates"),
+        COMPARISON_BALANCED.spec("evaluation_balance"),
+        TRAJECTORY_VALID.spec("evaluation_trajectory"),
     ],
     can_subset=False,
 )
@@ -206,16 +202,8 @@ def evaluation(
             yield dg.MaterializeResult(
                 asset_key=key, metadata={"dagster/row_count": 0, "note": note}
             )
-        for name, key in (
-            ("estimates_complete", "evaluation_estimates"),
-            ("members_matched", "evaluation_estimates"),
-            ("design_diagnostics", "evaluation_estimates"),
-            ("comparison_balanced", "evaluation_balance"),
-            ("trajectory_valid", "evaluation_trajectory"),
-        ):
-            yield dg.AssetCheckResult(
-                check_name=name, asset_key=key, passed=True, metadata={"note": note}
-            )
+        for check, key in CHECK_ASSETS.items():
+            yield check.result(True, asset=key, metadata={"note": note})
         return
     years = sorted(pc["price_year"].dropna().unique())
     versions = sorted(pc["unit_cost_version"].dropna().unique())
@@ -259,48 +247,35 @@ def evaluation(
         "infinite_values": len(infinite),
     }
     bad_trajectory = trajectory_problems(ev.trajectory)
-    trajectory_check = dg.AssetCheckResult(
-        check_name="trajectory_valid",
-        asset_key="evaluation_trajectory",
-        passed=not bad_trajectory,
-        description="; ".join(bad_trajectory) or None,
-        metadata={"rows": len(ev.trajectory)},
-    )
+    checks = [
+        ESTIMATES_COMPLETE.result(complete, asset="evaluation_estimates", metadata=complete_meta),
+        TRAJECTORY_VALID.result(
+            not bad_trajectory,
+            asset="evaluation_trajectory",
+            description="; ".join(bad_trajectory) or None,
+            metadata={"rows": len(ev.trajectory)},
+        ),
+    ]
     rows_in = len(pc) + len(co)
-    if not complete or bad_trajectory:
-        complete_check = dg.AssetCheckResult(
-            check_name="estimates_complete",
-            asset_key="evaluation_estimates",
-            passed=complete,
-            metadata=complete_meta,
-        )
-        yield from refuse_write(
-            wh,
-            context,
-            [complete_check, trajectory_check],
-            "evaluation estimates or trajectory incomplete or inconsistent: nothing written",
-            rows_in=rows_in,
-            unit_cost_version=versions[0],
-            stage="evaluation",
-            failure_metadata=complete_meta,
-        )
-    with wh.transaction() as tx:
-        tx.replace_all("evaluation_estimates", est, dtype=sql_types("evaluation_estimates"))
-        tx.replace_all("evaluation_balance", ev.balance, dtype=sql_types("evaluation_balance"))
-        tx.replace_all(
-            "evaluation_trajectory", ev.trajectory, dtype=sql_types("evaluation_trajectory")
-        )
-        tx.replace_all(MATCHES, ev.matches, dtype=sql_types(MATCHES))
-        provenance = record_audit(
-            tx,
-            context,
-            rows_in=rows_in,
-            rows_out=len(est) + len(ev.balance) + len(ev.trajectory) + len(ev.matches),
-            unit_cost_version=versions[0],
-            note="rows_in: person_month_costs and cohort rows; rows_out: estimates, balance, "
-            "trajectory and match rows",
-            stage="evaluation",
-        )
+    written = yield from write_or_refuse(
+        wh,
+        context,
+        [
+            Write("evaluation_estimates", est),
+            Write("evaluation_balance", ev.balance),
+            Write("evaluation_trajectory", ev.trajectory),
+            Write(MATCHES, ev.matches),
+        ],
+        checks,
+        rows_in=rows_in,
+        rows_out=len(est) + len(ev.balance) + len(ev.trajectory) + len(ev.matches),
+        refusal="evaluation estimates or trajectory incomplete or inconsistent: nothing written",
+        unit_cost_version=versions[0],
+        note="rows_in: person_month_costs and cohort rows; rows_out: estimates, balance, "
+        "trajectory and match rows",
+        stage="evaluation",
+        failure_metadata=complete_meta,
+    )
 
     d = ev.diagnostics
     # the DiD bracket's pool is drawn by the eligibility rule: judged on the members meeting it
@@ -313,7 +288,7 @@ def evaluation(
         asset_key="evaluation_estimates",
         metadata={
             "dagster/row_count": len(est),
-            **provenance,
+            **written.metadata,
             "total_cost_naive_vs_did": markdown_table(side_by_side),
             "estimates_primary": markdown_table(_estimate_table(primary)),
             "design": markdown_table(
@@ -329,17 +304,10 @@ def evaluation(
             "unit_cost_version": versions[0],
         },
     )
-    yield dg.AssetCheckResult(
-        check_name="estimates_complete",
-        asset_key="evaluation_estimates",
-        passed=True,
-        metadata=complete_meta,
-    )
-    yield dg.AssetCheckResult(
-        check_name="members_matched",
-        asset_key="evaluation_estimates",
-        passed=bool(matched_share >= MATCHED_SHARE_LIMIT),
-        severity=dg.AssetCheckSeverity.WARN,
+    yield checks[0]
+    yield MEMBERS_MATCHED.result(
+        matched_share >= MATCHED_SHARE_LIMIT,
+        asset="evaluation_estimates",
         metadata={
             "programme_members": control_count(d["programme_people"]),
             # the difference-in-differences bracket matches only members who met the
@@ -358,11 +326,9 @@ def evaluation(
     diag_rows = primary[
         primary["population"].isin(md.DIAGNOSTIC_POPULATIONS) & (primary["method"] == md.METHOD)
     ]
-    yield dg.AssetCheckResult(
-        check_name="design_diagnostics",
-        asset_key="evaluation_estimates",
-        passed=not failed,
-        severity=dg.AssetCheckSeverity.WARN,
+    yield DESIGN_DIAGNOSTICS.result(
+        not failed,
+        asset="evaluation_estimates",
         description="; ".join(failed) or None,
         metadata={
             "in_plain_words": dg.MetadataValue.md(
@@ -385,11 +351,9 @@ def evaluation(
             ),
         },
     )
-    yield dg.AssetCheckResult(
-        check_name="comparison_balanced",
-        asset_key="evaluation_balance",
-        passed=bool(np.isfinite(worst) and worst < SMD_LIMIT),
-        severity=dg.AssetCheckSeverity.WARN,
+    yield COMPARISON_BALANCED.result(
+        np.isfinite(worst) and worst < SMD_LIMIT,
+        asset="evaluation_balance",
         metadata={
             "max_abs_smd_after": round(worst, 3),
             "covariates_over_limit": ", ".join(
@@ -410,7 +374,7 @@ def evaluation(
             ),
         },
     )
-    yield trajectory_check
+    yield checks[1]
     yield dg.MaterializeResult(
         asset_key=MATCHES,
         metadata={

@@ -5,13 +5,8 @@ and detentions) with its person key, one row per event and month. Wiring only: t
 import dagster as dg
 import pandas as pd
 
-from sim_pipeline.defs.common import (
-    DATA_ENGINEERING,
-    markdown_table,
-    record_audit,
-    refuse_write,
-    table_asset,
-)
+from sim_pipeline.defs.checks import Check, Write, write_or_refuse
+from sim_pipeline.defs.common import DATA_ENGINEERING, markdown_table, table_asset
 from sim_pipeline.defs.linkage import person_index
 from sim_pipeline.defs.linkage_quality import linkage_quality
 from sim_pipeline.defs.reads import (
@@ -26,11 +21,32 @@ from sim_pipeline.defs.resources import (
 )
 from sim_pipeline.measures.events import STAGED_INPUTS, build_events, monthly_totals
 from sim_pipeline.measures.metrics import MEASURES
+from sim_pipeline.measures.tables import Events
 from sim_pipeline.publish.disclosure import control_counts
-from sim_pipeline.warehouse.dictionary import sql_types
+from sim_pipeline.warehouse.model import violations
 
 GROUP = "metrics"
 S136_ONE_SIDE_LIMIT = 0.25  # share of detentions seen by one side only before the check warns
+EVENTS_VALID = Check(
+    "events_valid",
+    "Every event keeps the events table's declared rules (a person key, a date, a positive "
+    "quantity), no ward stay has more bed days in a month than the month has days, and every "
+    "staged record is in the person index. Checked before writing: a failure writes nothing "
+    "and stops the metrics.",
+    blocking=True,
+)
+S136_ONE_SIDED = Check(
+    "s136_seen_by_one_side_only",
+    "How many s136 detentions only the police return, or only MHSDS, recorded. Warns when "
+    f"more than {S136_ONE_SIDE_LIMIT:.0%} are one-sided: the two sides should describe the "
+    "same detentions.",
+)
+IN_REPORTING_MONTH = Check(
+    "events_in_reporting_month",
+    "Events dated outside the month of the drop that reported them (late or early records). "
+    "They count in their reporting month; this warns so an analyst can judge whether that "
+    "matters.",
+)
 
 
 @dg.asset(
@@ -51,32 +67,7 @@ S136_ONE_SIDE_LIMIT = 0.25  # share of detentions seen by one side only before t
         "taken to a police station, community care contacts attended and missed. "
         "Partitioned by reporting month."
     ),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "events_valid",
-            asset="events",
-            blocking=True,
-            description="Every event has a person key, a date and a positive quantity, and no "
-            "ward stay has more bed days in a month than the month has days. Checked before "
-            "writing: a failure writes nothing and stops the metrics.",
-        ),
-        dg.AssetCheckSpec(
-            "s136_seen_by_one_side_only",
-            asset="events",
-            blocking=False,
-            description="How many s136 detentions only the police return, or only MHSDS, "
-            f"recorded. Warns when more than {S136_ONE_SIDE_LIMIT:.0%} are one-sided: the two "
-            "sides should describe the same detentions.",
-        ),
-        dg.AssetCheckSpec(
-            "events_in_reporting_month",
-            asset="events",
-            blocking=False,
-            description="Events dated outside the month of the drop that reported them "
-            "(late or early records). They count in their reporting month; this warns so an "
-            "analyst can judge whether that matters.",
-        ),
-    ],
+    check_specs=[c.spec("events") for c in (EVENTS_VALID, S136_ONE_SIDED, IN_REPORTING_MONTH)],
 )
 def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     wh = warehouse.get()
@@ -93,29 +84,26 @@ def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
 
     days_in_month = pd.to_datetime(ev["month"] + "-01").dt.days_in_month
     too_many = (ev["metric"] == "mh_bed_days") & (ev["quantity"] > days_in_month)
-    bad = int(
-        (ev["quantity"] <= 0).sum()
-        + too_many.sum()
-        + ev["person_key"].isna().sum()
-        + ev["event_date"].isna().sum()
-    )
+    problems = [str(v) for v in violations(Events, ev)]
+    if too_many.any():
+        problems.append(f"{int(too_many.sum())} ward stay-months with more bed days than days")
+    if stats.unindexed:
+        problems.append(f"{stats.unindexed} staged records missing from the person index")
     rows_in = int(sum(stats.rows_in.values()))
-    if bad or stats.unindexed:
-        message = (
-            f"events for {months[0]}..{months[-1]}: {bad} invalid events and "
-            f"{stats.unindexed} staged records missing from the person index; nothing written"
-        )
-        invalid = dg.AssetCheckResult(check_name="events_valid", passed=False, description=message)
-        yield from refuse_write(wh, context, [invalid], message, rows_in=rows_in)
-    with wh.transaction() as tx:
-        tx.replace("events", ev, {"month": months}, sql_types("events"))
-        provenance = record_audit(
-            tx,
-            context,
-            rows_in=rows_in,
-            rows_out=len(ev),
-            note="rows_in: staged rows read; rows_out: events",
-        )
+    valid = EVENTS_VALID.result(
+        not problems,
+        description="; ".join([*problems, "nothing written"]) if problems else None,
+        metadata={"events_checked": len(ev)},
+    )
+    written = yield from write_or_refuse(
+        wh,
+        context,
+        [Write("events", ev, {"month": months})],
+        [valid],
+        rows_in=rows_in,
+        refusal=f"events for {months[0]}..{months[-1]}: " + "; ".join(problems),
+        note="rows_in: staged rows read; rows_out: events",
+    )
 
     sides = stats.s136_sides
     detentions = sum(sides.values())  # each detention once: both sides, or one only
@@ -125,7 +113,7 @@ def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(ev),
-            **provenance,
+            **written.metadata,
             "months": f"{months[0]}..{months[-1]}",
             "quantity_by_metric": dg.MetadataValue.json(
                 {m: int(totals[m].sum()) if m in totals else 0 for m in MEASURES}
@@ -138,13 +126,9 @@ def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             "rows_in": dg.MetadataValue.json(stats.rows_in),
         },
         check_results=[
-            dg.AssetCheckResult(
-                check_name="events_valid", passed=True, metadata={"events_checked": len(ev)}
-            ),
-            dg.AssetCheckResult(
-                check_name="s136_seen_by_one_side_only",
-                passed=share <= S136_ONE_SIDE_LIMIT,
-                severity=dg.AssetCheckSeverity.WARN,
+            valid,
+            S136_ONE_SIDED.result(
+                share <= S136_ONE_SIDE_LIMIT,
                 metadata={
                     "detentions": detentions,
                     "seen_by_both": sides.get("seen_by_both", 0),
@@ -154,10 +138,8 @@ def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
                     "limit": S136_ONE_SIDE_LIMIT,
                 },
             ),
-            dg.AssetCheckResult(
-                check_name="events_in_reporting_month",
-                passed=stats.outside_month == 0,
-                severity=dg.AssetCheckSeverity.WARN,
+            IN_REPORTING_MONTH.result(
+                stats.outside_month == 0,
                 metadata={"events_dated_outside_reporting_month": stats.outside_month},
             ),
         ],

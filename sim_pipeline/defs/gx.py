@@ -6,10 +6,10 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
+from sim_pipeline.defs.checks import Check
 from sim_pipeline.defs.common import SETTINGS, markdown_table
 from sim_pipeline.defs.resources import QualityResource
 from sim_pipeline.quality.expectations import Suite, SuiteOutcome, docs_index, validate
-from sim_pipeline.warehouse.dictionary import sql_types
 from sim_pipeline.warehouse.store import Warehouse
 
 GX_KINDS = {"great_expectations"}
@@ -17,14 +17,15 @@ GX_KINDS = {"great_expectations"}
 DATA_DOCS_METADATA = {"data_docs": dg.MetadataValue.path(str(docs_index(SETTINGS.quality_dir)))}
 
 
-def gx_check_spec(
-    asset: str,
+def gx_check(
     name: str,
     what: str,
+    *,
     blocking: bool = True,
+    gated: bool = False,
     before_write: bool = False,
     when: str | None = None,
-) -> dg.AssetCheckSpec:
+) -> Check:
     """A check that runs a GX suite: ``what`` lists what the suite expects (a sentence);
     ``when`` what a failure does, if not the default."""
     when = when or (
@@ -32,14 +33,14 @@ def gx_check_spec(
         if before_write
         else "On failure downstream assets wait."
     )
-    return dg.AssetCheckSpec(
+    return Check(
         name,
-        asset=asset,
-        blocking=blocking,
-        description=f"Great Expectations suite. Passes when every expectation holds: {what} "
+        f"Great Expectations suite. Passes when every expectation holds: {what} "
         "Fails when any does not: each failed expectation is listed with its rule and row "
         "counts (never values); the full result is in Data Docs and in the warehouse table "
         f"quality_results. {when}",
+        blocking=blocking,
+        gated=gated,
     )
 
 
@@ -64,7 +65,6 @@ def run_suite(
             "quality_results",
             outcome.results,
             {"suite": [suite.name], "batch": [batch]},
-            sql_types("quality_results"),
         )
     if not outcome.success:
         context.log.warning(
@@ -75,15 +75,14 @@ def run_suite(
 
 
 def gx_check_result(
-    check_name: str, outcome: SuiteOutcome, asset: str | None = None
+    check: Check, outcome: SuiteOutcome, asset: str | None = None
 ) -> dg.AssetCheckResult:
     failed = outcome.failed[
         ["category", "expectation", "column_names", "unexpected_count", "observed_value", "note"]
     ]
-    return dg.AssetCheckResult(
-        check_name=check_name,
-        asset_key=asset,
-        passed=outcome.success,
+    return check.result(
+        outcome.success,
+        asset=asset,
         description="; ".join(outcome.failure_lines())[:2000] or None,
         metadata={
             "suite": outcome.suite.name,

@@ -5,15 +5,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.cohort import cohort
-from sim_pipeline.defs.common import (
-    ANALYSTS,
-    figure_metadata,
-    markdown_table,
-    record_audit,
-    refuse_write,
-    table_asset,
-)
+from sim_pipeline.defs.common import ANALYSTS, figure_metadata, markdown_table, table_asset
 from sim_pipeline.defs.costs import applied_unit_costs, person_month_costs
 from sim_pipeline.defs.metrics import person_month_metrics
 from sim_pipeline.defs.reads import (
@@ -32,7 +26,6 @@ from sim_pipeline.measures.headline import (
 from sim_pipeline.measures.metrics import METRICS
 from sim_pipeline.publish.charts import cohort_trajectory_figure
 from sim_pipeline.publish.release import headline_preview
-from sim_pipeline.warehouse.dictionary import sql_types
 
 GROUP = "metrics"
 KEY_STATISTICS = [
@@ -52,6 +45,20 @@ KEY_STATISTICS = [
     "total_change_gbp_simple",
     "largest_individual_fall_gbp",
 ]
+COVERS_COHORT = Check(
+    "headline_covers_cohort",
+    "The headline counts every cohort member (n_allocated) and every engaged member "
+    "(n_engaged), and every month of every member's baseline and programme windows has been "
+    "costed (a month missing from person_month_costs would silently count as zero use).",
+)
+VALUES_POSSIBLE = Check(
+    "headline_values_possible",
+    "No headline figure is impossible: no negative count, rate or cost, no share outside "
+    "0-100%, no fall of more than 100%, no more engaged or analysed people than allocated, no "
+    "missing figure for a non-empty population. Checked before writing: on failure the "
+    "previous headline stays and nothing downstream (evaluation, publication) runs.",
+    blocking=True,
+)
 
 
 @dg.asset(
@@ -73,25 +80,8 @@ KEY_STATISTICS = [
         "read beside the comparison-cohort evaluation."
     ),
     check_specs=[
-        dg.AssetCheckSpec(
-            "headline_covers_cohort",
-            asset="programme_headline",
-            blocking=False,
-            description="The headline counts every cohort member (n_allocated) and every "
-            "engaged member (n_engaged), and every month of every member's baseline and "
-            "programme windows has been costed (a month missing from person_month_costs would "
-            "silently count as zero use).",
-        ),
-        dg.AssetCheckSpec(
-            "headline_values_possible",
-            asset="programme_headline",
-            blocking=True,
-            description="No headline figure is impossible: no negative count, rate or cost, "
-            "no share outside 0-100%, no fall of more than 100%, no more engaged or analysed "
-            "people than allocated, no missing figure for a non-empty population. Checked "
-            "before writing: on failure the previous headline stays and nothing downstream "
-            "(evaluation, publication) runs.",
-        ),
+        COVERS_COHORT.spec("programme_headline"),
+        VALUES_POSSIBLE.spec("programme_headline"),
     ],
 )
 def programme_headline_asset(
@@ -117,31 +107,21 @@ def programme_headline_asset(
         )
     head = programme_headline(pc, pm, co, years[0], versions[0])
     impossible = impossible_values(head)
-    possible = dg.AssetCheckResult(
-        check_name="headline_values_possible",
-        passed=not impossible,
+    possible = VALUES_POSSIBLE.result(
+        not impossible,
         description="; ".join(impossible[:20]) or None,
         metadata={"statistics_checked": len(head), "impossible": len(impossible)},
     )
-    if impossible:
-        yield from refuse_write(
-            wh,
-            context,
-            [possible],
-            f"programme_headline: {len(impossible)} impossible figures; nothing written",
-            rows_in=len(pc),
-            unit_cost_version=versions[0],
-        )
-    with wh.transaction() as tx:
-        tx.replace_all("programme_headline", head, dtype=sql_types("programme_headline"))
-        provenance = record_audit(
-            tx,
-            context,
-            rows_in=len(pc),
-            rows_out=len(head),
-            unit_cost_version=versions[0],
-            note="rows_in: person_month_costs rows; rows_out: headline statistics",
-        )
+    written = yield from write_or_refuse(
+        wh,
+        context,
+        [Write("programme_headline", head)],
+        [possible],
+        rows_in=len(pc),
+        refusal=f"programme_headline: {len(impossible)} impossible figures; nothing written",
+        unit_cost_version=versions[0],
+        note="rows_in: person_month_costs rows; rows_out: headline statistics",
+    )
     traj = trajectory(pc, co)
     chart = figure_metadata(
         cohort_trajectory_figure(traj, years[0]),
@@ -161,7 +141,7 @@ def programme_headline_asset(
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(head),
-            **provenance,
+            **written.metadata,
             "price_year": years[0],
             "unit_cost_version": versions[0],
             "cost_flags": ";".join(f for f in flags if f) or "none",
@@ -177,14 +157,10 @@ def programme_headline_asset(
             "the mean): read beside the comparison-cohort estimate.",
         },
         check_results=[
-            dg.AssetCheckResult(
-                check_name="headline_covers_cohort",
-                passed=bool(
-                    itt.get("n_allocated") == len(people)
-                    and itt.get("n_engaged") == int(people["per_protocol"].sum())
-                    and not uncosted
-                ),
-                severity=dg.AssetCheckSeverity.WARN,
+            COVERS_COHORT.result(
+                itt.get("n_allocated") == len(people)
+                and itt.get("n_engaged") == int(people["per_protocol"].sum())
+                and not uncosted,
                 metadata={
                     "cohort_people": len(people),
                     "months_in_windows": len(needed),

@@ -14,9 +14,12 @@ identifier scan, `duplicate_keys` and `gx_table` run before the write and block:
 nothing of the run is written and the step fails.
 """
 
+import dataclasses
+
 import dagster as dg
 import pandas as pd
 
+from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.common import (
     DATA_ENGINEERING,
     MONTHLY,
@@ -24,15 +27,13 @@ from sim_pipeline.defs.common import (
     key_metadata,
     markdown_table,
     month_of,
-    record_audit,
-    refuse_write,
     warehouse_kind,
 )
 from sim_pipeline.defs.gx import (
     DATA_DOCS_METADATA,
     GX_KINDS,
+    gx_check,
     gx_check_result,
-    gx_check_spec,
     run_suite,
 )
 from sim_pipeline.defs.resources import (
@@ -42,14 +43,13 @@ from sim_pipeline.defs.resources import (
     WarehouseResource,
 )
 from sim_pipeline.ingest.staging import duplicate_record_keys, stage_months
+from sim_pipeline.ingest.tables import staged_model
 from sim_pipeline.quality.expectations import drops_frame, drops_suite, staged_table_suite
 from sim_pipeline.quality.identifiers import find_identifier_like
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable
 from sim_pipeline.sources.reader import FILE_RULES
-from sim_pipeline.warehouse.dictionary import sql_types
+from sim_pipeline.warehouse.model import columns
 
-LEDGER_TYPES = sql_types("ingest_ledger")
-QUARANTINE_TYPES = sql_types("ingest_quarantine")
 MAX_VIOLATION_RATE = 0.02  # share of rows quarantined across a run before downstream is blocked
 # Judged on what the step wrote: ERROR severity, not blocking the step itself, so the summaries
 # run; `ingest_summary:ingest_accepted` (blocking) holds linkage back while any of them fails.
@@ -66,7 +66,7 @@ GATE = (
 )
 ROWS = ["rows_read", "rows_loaded", "rows_quarantined"]
 
-CHECKS = {
+_CHECK_TEXT = {
     "files_readable": (
         False,
         "Passes when every landing file of this run could be read as a whole: UTF-8 text, a "
@@ -118,6 +118,30 @@ CHECKS = {
         "rules, never the values.",
     ),
 }
+CHECKS = {
+    name: Check(name, text, blocking=blocking, gated=name in GATED_CHECKS)
+    for name, (blocking, text) in _CHECK_TEXT.items()
+}
+GX_TABLE = gx_check(
+    "gx_table",
+    "{table}.table over the rows about to be written: exactly the columns the data dictionary "
+    "documents (so no raw identifier column), the row count the ledger implies (rows read "
+    "minus rows quarantined), the record key unique per provider and month, required and "
+    "provenance fields complete, codes in their national code lists, formats, dates between "
+    "1900 and the end of the month after the run, no negative count, tokens and Bloom filters "
+    "shaped as keyed hashes, postcode districts only.",
+    before_write=True,
+)
+GX_DROPS = gx_check(
+    "gx_drops",
+    "{table}.drops over this run's landing files: one file per provider and month, each file "
+    "accounted once, no file rejected as a whole, rows_read = rows_loaded + rows_quarantined "
+    "for every file, and rows quarantined per file within 2% of its rows (at least 5 "
+    "allowed).",
+    blocking=False,
+    gated=True,
+    when=GATE,
+)
 
 
 def _rejected_files(ledger: pd.DataFrame) -> pd.DataFrame:
@@ -153,31 +177,12 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
             **DATA_DOCS_METADATA,
         },
         check_specs=[
+            *(c.spec(key) for c in CHECKS.values()),
             *(
-                dg.AssetCheckSpec(name, asset=key, blocking=blocking, description=desc)
-                for name, (blocking, desc) in CHECKS.items()
-            ),
-            gx_check_spec(
-                table.asset_name,
-                "gx_table",
-                f"{table.asset_name}.table over the rows about to be written: exactly the "
-                "columns the data dictionary documents (so no raw identifier column), the "
-                "row count the ledger implies (rows read minus rows quarantined), the record "
-                "key unique per provider and month, required and provenance fields complete, "
-                "codes in their national code lists, formats, dates between 1900 and the end of "
-                "the month after the run, no negative count, tokens and Bloom filters shaped as "
-                "keyed hashes, postcode districts only.",
-                before_write=True,
-            ),
-            gx_check_spec(
-                table.asset_name,
-                "gx_drops",
-                f"{table.asset_name}.drops over this run's landing files: one file per "
-                "provider and month, each file accounted once, no file rejected as a whole, "
-                "rows_read = rows_loaded + rows_quarantined for every file, and rows "
-                "quarantined per file within 2% of its rows (at least 5 allowed).",
-                blocking=False,
-                when=GATE,
+                dataclasses.replace(
+                    c, description=c.description.format(table=table.asset_name)
+                ).spec(key)
+                for c in (GX_TABLE, GX_DROPS)
             ),
         ],
     )
@@ -190,7 +195,6 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
     ):
         tokeniser = pseudonymisation.tokeniser()
         wh = warehouse.get()
-        dtype = sql_types(table.asset_name)
         months = [month_of(pk) for pk in context.partition_keys]
         staged_months = stage_months(landing.path, table, months, tokeniser, landing.max_drop_bytes)
         staged = pd.concat([sm.staged for sm in staged_months], ignore_index=True)
@@ -216,51 +220,23 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         # files (blocks downstream); results go to quality_results and Data Docs either way
         expected_rows = int((ledger["rows_read"] - ledger["rows_quarantined"]).sum())
         gx_table = gx_check_result(
-            "gx_table",
+            GX_TABLE,
             run_suite(
                 context,
                 quality,
                 wh,
-                staged_table_suite(table, list(dtype), months, expected_rows),
+                staged_table_suite(table, columns(staged_model(table)), months, expected_rows),
                 staged,
                 months,
             ),
         )
         gx_drops = gx_check_result(
-            "gx_drops",
+            GX_DROPS,
             run_suite(
                 context, quality, wh, drops_suite(table, months), drops_frame(ledger), months
             ),
         )
-        blocked = bool(found) or not dupes.empty or not gx_table.passed
-        written = 0
-        provenance: dict[str, object] = {}
         read, loaded, quarantined = (int(ledger[c].sum()) for c in ROWS)
-        if not blocked:
-            # Every month of the run is replaced in ONE transaction (staged rows, quarantine and
-            # ledger together, rejected files included): all or nothing.
-            with wh.transaction() as tx:
-                written = tx.replace(table.asset_name, staged, {"month": months}, dtype)
-                tx.replace(
-                    "ingest_quarantine",
-                    quarantine,
-                    {"table_name": [table.table], "month": months},
-                    QUARANTINE_TYPES,
-                )
-                tx.replace(
-                    "ingest_ledger",
-                    ledger,
-                    {"table_name": [table.table], "month": months},
-                    LEDGER_TYPES,
-                )
-                provenance = record_audit(
-                    tx,
-                    context,
-                    rows_in=read,
-                    rows_out=written,
-                    rows_rejected=quarantined,
-                    note=f"files: {len(ledger)} read, {len(rejections)} rejected as a whole",
-                )
         unbalanced = int(
             (ledger["rows_read"] != ledger["rows_loaded"] + ledger["rows_quarantined"]).sum()
         )
@@ -274,91 +250,98 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         for e in rejections:
             # names the file and the problem, never a value
             context.log.error(f"{table.asset_name}: rejected {e} (rule {e.rule})")
-        yield dg.AssetCheckResult(
-            check_name="files_readable",
-            passed=rejected.empty,
-            description=None
-            if rejected.empty
-            else f"{len(rejected)} file(s) rejected as a whole: "
-            + "; ".join(str(e) for e in rejections[:10]),
-            metadata={
-                "files": len(ledger),
-                "files_rejected": len(rejected),
-                "rows_quarantined_in_rejected_files": int(rejected["rows_quarantined"].sum()),
-                "rejected_files": markdown_table(rejected.head(50), counts_of="records"),
-            },
-        )
-        yield dg.AssetCheckResult(
-            check_name="provider_drops_present",
-            passed=not missing,
-            description=None
-            if not missing
-            else f"{len(missing)} expected drop(s) missing: "
-            + ", ".join(missing[:5])
-            + (" ..." if len(missing) > 5 else ""),
-            metadata={
-                "missing_drops": len(missing),
-                "first_missing": dg.MetadataValue.json(missing[:20]),
-            },
-        )
         dup_summary = (
             dupes.groupby(["source", "month"])
             .agg(keys=("copies", "size"), rows=("copies", "sum"))
             .reset_index()
         )
-        yield dg.AssetCheckResult(
-            check_name="duplicate_keys",
-            passed=dupes.empty,
-            description=None
-            if dupes.empty
-            else f"{len(dupes)} (source, month, record_ref) key(s) repeated; nothing written",
-            metadata={
-                "repeated_keys": len(dupes),
-                "by_source_and_month": markdown_table(dup_summary.head(50), counts_of="records"),
-            },
-        )
-        # when the run is blocked nothing is written, so only the accounting is checked
-        balanced = unbalanced == 0 and (blocked or written == loaded)
-        yield dg.AssetCheckResult(
-            check_name="ledger_balances",
-            passed=balanced,
-            description=None
-            if balanced
-            else f"{unbalanced} unbalanced file(s); {written} rows written, {loaded} loaded",
-            metadata={
-                "files": len(ledger),
-                "files_unbalanced": unbalanced,
-                "rows_loaded": loaded,
-                "rows_written": written,
-                "written": not blocked,
-            },
-        )
-        yield dg.AssetCheckResult(
-            check_name="contract_violation_rate",
-            passed=rate <= MAX_VIOLATION_RATE,
-            description=None
-            if rate <= MAX_VIOLATION_RATE
-            else f"{rate:.1%} of rows quarantined or with an identifier nulled (limit "
-            f"{MAX_VIOLATION_RATE:.0%}): {quarantined} + {defective} of {read}",
-            metadata={
-                "rows_read": read,
-                "rows_quarantined": quarantined,
-                "rows_with_identifier_defects": defective,
-                "violation_rate": round(rate, 5),
-                "limit": MAX_VIOLATION_RATE,
-            },
-        )
-        yield dg.AssetCheckResult(
-            check_name="no_direct_identifiers",
-            passed=not found,
-            description=None
-            if not found
-            else f"identifier-like content in column(s) {', '.join(sorted(found))}; "
-            "nothing written",
-            metadata={"columns_and_rules": dg.MetadataValue.json(found)},
-        )
-        yield gx_table
-        yield gx_drops
+        # before writing: identifier-like values (the privacy boundary is broken), a repeated
+        # key (rows counted twice), the rows' GX suite: any blocks every month of the run
+        before_write = [
+            CHECKS["no_direct_identifiers"].result(
+                not found,
+                description=None
+                if not found
+                else f"identifier-like content in column(s) {', '.join(sorted(found))}; "
+                "nothing written",
+                metadata={"columns_and_rules": dg.MetadataValue.json(found)},
+            ),
+            CHECKS["duplicate_keys"].result(
+                dupes.empty,
+                description=None
+                if dupes.empty
+                else f"{len(dupes)} (source, month, record_ref) key(s) repeated; nothing written",
+                metadata={
+                    "repeated_keys": len(dupes),
+                    "by_source_and_month": markdown_table(
+                        dup_summary.head(50), counts_of="records"
+                    ),
+                },
+            ),
+            gx_table,
+        ]
+        blocked = any(not c.passed for c in before_write)
+        # judged on what was written (gated: they hold ingest_summary's gate, not this step)
+        after_write = [
+            CHECKS["files_readable"].result(
+                rejected.empty,
+                description=None
+                if rejected.empty
+                else f"{len(rejected)} file(s) rejected as a whole: "
+                + "; ".join(str(e) for e in rejections[:10]),
+                metadata={
+                    "files": len(ledger),
+                    "files_rejected": len(rejected),
+                    "rows_quarantined_in_rejected_files": int(rejected["rows_quarantined"].sum()),
+                    "rejected_files": markdown_table(rejected.head(50), counts_of="records"),
+                },
+            ),
+            CHECKS["provider_drops_present"].result(
+                not missing,
+                description=None
+                if not missing
+                else f"{len(missing)} expected drop(s) missing: "
+                + ", ".join(missing[:5])
+                + (" ..." if len(missing) > 5 else ""),
+                metadata={
+                    "missing_drops": len(missing),
+                    "first_missing": dg.MetadataValue.json(missing[:20]),
+                },
+            ),
+            CHECKS["contract_violation_rate"].result(
+                rate <= MAX_VIOLATION_RATE,
+                description=None
+                if rate <= MAX_VIOLATION_RATE
+                else f"{rate:.1%} of rows quarantined or with an identifier nulled (limit "
+                f"{MAX_VIOLATION_RATE:.0%}): {quarantined} + {defective} of {read}",
+                metadata={
+                    "rows_read": read,
+                    "rows_quarantined": quarantined,
+                    "rows_with_identifier_defects": defective,
+                    "violation_rate": round(rate, 5),
+                    "limit": MAX_VIOLATION_RATE,
+                },
+            ),
+            gx_drops,
+        ]
+
+        def ledger_balances(written: int) -> dg.AssetCheckResult:
+            # when the run is blocked nothing is written, so only the accounting is checked
+            balanced = unbalanced == 0 and (blocked or written == loaded)
+            return CHECKS["ledger_balances"].result(
+                balanced,
+                description=None
+                if balanced
+                else f"{unbalanced} unbalanced file(s); {written} rows written, {loaded} loaded",
+                metadata={
+                    "files": len(ledger),
+                    "files_unbalanced": unbalanced,
+                    "rows_loaded": loaded,
+                    "rows_written": written,
+                    "written": not blocked,
+                },
+            )
+
         context.log.info(
             f"{table.asset_name}: {len(months)} month(s), {len(ledger)} file(s) "
             f"({len(rejected)} rejected), {read} rows read, {loaded} loaded, "
@@ -366,28 +349,39 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         )
         if len(per_source):
             context.log.info("per source:\n" + per_source.to_string(index=False))
-        if blocked:
-            problems = []
-            if found:
-                problems.append(f"identifier-like values in column(s) {sorted(found)}")
-            if not dupes.empty:
-                problems.append(f"{len(dupes)} repeated (source, month, record_ref) key(s)")
-            if not gx_table.passed:
-                problems.append("the Great Expectations suite failed (see gx_table)")
-            message = (
-                f"{table.asset_name}: {'; '.join(problems)}; nothing of the run was written "
-                f"(months {months[0]} to {months[-1]}; details in the check metadata)"
-            )
-            # the checks were yielded above
-            yield from refuse_write(
-                wh, context, [], message, rows_in=read, rows_rejected=quarantined
-            )
+        problems = []
+        if found:
+            problems.append(f"identifier-like values in column(s) {sorted(found)}")
+        if not dupes.empty:
+            problems.append(f"{len(dupes)} repeated (source, month, record_ref) key(s)")
+        if not gx_table.passed:
+            problems.append("the Great Expectations suite failed (see gx_table)")
+        # Every month of the run is replaced in ONE transaction (staged rows, quarantine and
+        # ledger together, rejected files included): all or nothing.
+        where = {"table_name": [table.table], "month": months}
+        written = yield from write_or_refuse(
+            wh,
+            context,
+            [
+                Write(table.asset_name, staged, {"month": months}),
+                Write("ingest_quarantine", quarantine, where),
+                Write("ingest_ledger", ledger, where),
+            ],
+            [*before_write, *after_write, ledger_balances(0)],
+            rows_in=read,
+            rows_rejected=quarantined,
+            refusal=f"{table.asset_name}: {'; '.join(problems)}; nothing of the run was written "
+            f"(months {months[0]} to {months[-1]}; details in the check metadata)",
+            note=f"files: {len(ledger)} read, {len(rejections)} rejected as a whole",
+        )
+        rows_written = written.rows[table.asset_name]
+        yield from [*before_write, *after_write, ledger_balances(rows_written)]
         # One result for the whole range: Dagster records it for every partition. The per-month
         # table lets an analyst find their month's figures.
         per_month = ledger.groupby("month")[ROWS].sum().reset_index()
         yield dg.MaterializeResult(
             metadata={
-                "dagster/row_count": written,
+                "dagster/row_count": rows_written,
                 "months_in_run": len(months),
                 "files": len(ledger),
                 "files_rejected": len(rejected),
@@ -396,7 +390,7 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
                 "rows_by_month": markdown_table(per_month, counts_of="records"),
                 "rows_by_source": markdown_table(per_source, counts_of="records"),
                 **key_metadata(tokeniser),
-                **provenance,
+                **written.metadata,
             }
         )
 

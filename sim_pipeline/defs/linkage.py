@@ -8,13 +8,8 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from sim_pipeline.defs.common import (
-    DATA_ENGINEERING,
-    markdown_table,
-    record_audit,
-    refuse_write,
-    table_spec,
-)
+from sim_pipeline.defs.checks import Check, Write, write_or_refuse
+from sim_pipeline.defs.common import DATA_ENGINEERING, markdown_table, table_spec
 from sim_pipeline.defs.ingest import STAGED_ASSETS
 from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
 from sim_pipeline.identity import linkage_quality as lq
@@ -27,7 +22,6 @@ from sim_pipeline.identity.person_index import (
     linkage_rows,
 )
 from sim_pipeline.sources import SOURCE_TABLES
-from sim_pipeline.warehouse.dictionary import sql_types
 from sim_pipeline.warehouse.store import Warehouse
 
 GROUP = "identity"
@@ -47,6 +41,19 @@ def staged_for_linkage(
 
 
 _LINKAGE_KINDS = ("python", "splink", "duckdb")
+INDEXED_ONCE = Check(
+    "every_record_indexed_once",
+    "Every staged record (source, table_name, record_ref) appears in the person index exactly "
+    "once, with a person key. Checked before the index is written.",
+    blocking=True,
+)
+NO_KEY_REISSUED = Check(
+    "no_retired_key_reissued",
+    "No person key that a merge retired has been given to anyone again, so a key in an old "
+    "extract can never silently point at a different person. Checked before the index is "
+    "written.",
+    blocking=True,
+)
 # The tables one linkage run writes, each its own asset (`multi_asset`): the index and what an
 # auditor reads beside it. Descriptions of their columns are the data dictionary's.
 INDEX_TABLES = {
@@ -94,23 +101,7 @@ INDEX_TABLES = {
         )
         for table, description in INDEX_TABLES.items()
     ],
-    check_specs=[
-        dg.AssetCheckSpec(
-            "every_record_indexed_once",
-            asset="person_index",
-            blocking=True,
-            description="Every staged record (source, table_name, record_ref) appears in the "
-            "person index exactly once, with a person key. Checked before the index is written.",
-        ),
-        dg.AssetCheckSpec(
-            "no_retired_key_reissued",
-            asset="person_index",
-            blocking=True,
-            description="No person key that a merge retired has been given to anyone again, so "
-            "a key in an old extract can never silently point at a different person. Checked "
-            "before the index is written.",
-        ),
-    ],
+    check_specs=[INDEXED_ONCE.spec("person_index"), NO_KEY_REISSUED.spec("person_index")],
     can_subset=False,
 )
 def person_index(
@@ -133,72 +124,52 @@ def person_index(
     expected = rows[RECORD_KEY].drop_duplicates()
     duplicated = int(index.duplicated(RECORD_KEY).sum())
     missing = len(expected) - len(index.merge(expected, on=RECORD_KEY))
-    if duplicated or missing or index["person_key"].isna().any():
-        message = (
-            f"person index incomplete: {missing} staged records missing, {duplicated} "
-            "duplicated; nothing written"
-        )
-        # record the failed check (a bare Failure would leave the check without an evaluation)
-        incomplete = dg.AssetCheckResult(
-            check_name="every_record_indexed_once",
-            passed=False,
-            description=message,
-            metadata={"staged_records": len(expected), "indexed": len(index)},
-        )
-        yield from refuse_write(
-            wh, context, [incomplete], message, rows_in=len(expected), stage="person_index"
-        )
+    incomplete = bool(duplicated or missing or index["person_key"].isna().any())
+    incomplete_text = (
+        f"person index incomplete: {missing} staged records missing, {duplicated} duplicated"
+    )
     retired = (
         set(history.loc[history["change"] == "merge", "from_person_key"]) if len(history) else set()
     )
     retired |= set(changes.loc[changes["change"] == "merge", "from_person_key"])
     reissued = sorted(retired & set(index["person_key"]))
     reissue = {"retired_keys": len(retired), "reissued": len(reissued)}
-    if reissued:
-        message = (
-            f"person index would reissue retired person keys: reissued: {len(reissued)} of "
-            f"{len(retired)} retired keys; nothing written"
-        )
-        failed = dg.AssetCheckResult(
-            check_name="no_retired_key_reissued",
-            passed=False,
-            description=message,
-            metadata=reissue,
-        )
-        indexed = dg.AssetCheckResult(
-            check_name="every_record_indexed_once",
-            passed=True,
+    reissue_text = (
+        f"person index would reissue retired person keys: reissued: {len(reissued)} of "
+        f"{len(retired)} retired keys"
+    )
+    problems = [t for t, bad in ((incomplete_text, incomplete), (reissue_text, reissued)) if bad]
+    checks = [
+        INDEXED_ONCE.result(
+            not incomplete,
+            description=incomplete_text + "; nothing written" if incomplete else None,
             metadata={"staged_records": len(expected), "indexed": len(index)},
-        )
-        yield from refuse_write(
-            wh, context, [indexed, failed], message, rows_in=len(expected), stage="person_index"
-        )
-
+        ),
+        NO_KEY_REISSUED.result(
+            not reissued,
+            description=reissue_text + "; nothing written" if reissued else None,
+            metadata=reissue,
+        ),
+    ]
     curve, histogram = lq.threshold_curve(result.pairs), lq.weight_histogram(result.pairs)
-    with wh.transaction() as tx:
-        tx.replace_all("person_index", index, dtype=sql_types("person_index"))
-        if len(changes):
-            tx.replace(
-                "person_key_changes",
-                changes,
-                where={"run_id": [context.run.run_id]},
-                dtype=sql_types("person_key_changes"),
-            )
-        tx.replace_all(
-            "linkage_parameters", result.parameters, dtype=sql_types("linkage_parameters")
-        )
-        tx.replace_all("linkage_threshold_curve", curve, dtype=sql_types("linkage_threshold_curve"))
-        tx.replace_all(
-            "linkage_weight_histogram", histogram, dtype=sql_types("linkage_weight_histogram")
-        )
-        provenance = record_audit(
-            tx,
-            context,
-            rows_in=len(expected),
-            rows_out=len(index),
-            note="rows_in: staged records; rows_out: person_index rows",
-            stage="person_index",
-        )
+    writes = [
+        Write("person_index", index),
+        Write("linkage_parameters", result.parameters),
+        Write("linkage_threshold_curve", curve),
+        Write("linkage_weight_histogram", histogram),
+    ]
+    if len(changes):  # the key history grows only when keys move
+        writes.append(Write("person_key_changes", changes, {"run_id": [context.run.run_id]}))
+    written = yield from write_or_refuse(
+        wh,
+        context,
+        writes,
+        checks,
+        rows_in=len(expected),
+        refusal="; ".join(problems) + "; nothing written",
+        note="rows_in: staged records; rows_out: person_index rows",
+        stage="person_index",
+    )
     persons = index["person_key"].nunique()
     sizes = index.groupby("person_key").size()
     change_counts = changes["change"].value_counts().to_dict() if len(changes) else {}
@@ -209,7 +180,7 @@ def person_index(
         asset_key="person_index",
         metadata={
             "dagster/row_count": len(index),
-            **provenance,
+            **written.metadata,
             "persons": persons,
             "records_per_person_median": float(sizes.median()) if len(sizes) else 0.0,
             "records_linked_to_others": int((sizes[index["person_key"]] > 1).sum()),
@@ -223,16 +194,7 @@ def person_index(
             "total_seconds": round(time.perf_counter() - t0, 1),
             "blocking_rules": dg.MetadataValue.md("\n".join(f"- `{r}`" for r in BLOCKING_RULES)),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="every_record_indexed_once",
-                passed=True,
-                metadata={"staged_records": len(expected), "indexed": len(index)},
-            ),
-            dg.AssetCheckResult(
-                check_name="no_retired_key_reissued", passed=True, metadata=reissue
-            ),
-        ],
+        check_results=checks,
     )
     yield dg.MaterializeResult(
         asset_key="person_key_changes",

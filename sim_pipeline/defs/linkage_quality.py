@@ -7,13 +7,8 @@ from pathlib import Path
 import dagster as dg
 
 from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
-from sim_pipeline.defs.common import (
-    DATA_QUALITY,
-    figure_metadata,
-    markdown_table,
-    record_audit,
-    table_spec,
-)
+from sim_pipeline.defs.checks import Check, Write, write_or_refuse
+from sim_pipeline.defs.common import DATA_QUALITY, figure_metadata, markdown_table, table_spec
 from sim_pipeline.defs.linkage import staged_for_linkage
 from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
 from sim_pipeline.identity import linkage_quality as lq
@@ -22,7 +17,6 @@ from sim_pipeline.identity.person_index import (
 )
 from sim_pipeline.publish.charts import linkage_quality_figure
 from sim_pipeline.publish.release import controlled_link_rates, controlled_shares
-from sim_pipeline.warehouse.dictionary import sql_types
 
 GROUP = "identity"
 # What the linkage-quality measures read of the encodings: the NHS-number token (two NHS
@@ -31,6 +25,15 @@ GROUP = "identity"
 QUALITY_ENCODINGS = ["nhs_number_token", "person_sex"]
 
 
+IMPLAUSIBLE_LINK_RATE = Check(
+    "implausible_link_rate",
+    "Persons with an implausible link (a record after their death, two NHS numbers from one "
+    "provider, or two dates of death), as a share of persons with more than one record, is at "
+    "most the configured limit (the linkage resource's implausible_link_rate_limit, default "
+    "1%). Above it, linkage is joining different people and every downstream metric would be "
+    "wrong.",
+    blocking=True,
+)
 _QUALITY_DEPS = [
     dg.AssetKey(k) for k in ("person_index", "linkage_threshold_curve", "linkage_weight_histogram")
 ]
@@ -74,17 +77,7 @@ _QUALITY_DEPS = [
             owners=[DATA_QUALITY],
         ),
     ],
-    check_specs=[
-        dg.AssetCheckSpec(
-            "implausible_link_rate",
-            asset="linkage_quality",
-            blocking=True,
-            description="Persons with an implausible link (a record after their death, two "
-            "NHS numbers from one provider, or two dates of death), as a share of persons with "
-            "more than one record, is at most the configured limit (default 1%). Above it, "
-            "linkage is joining different people and every downstream metric would be wrong.",
-        ),
-    ],
+    check_specs=[IMPLAUSIBLE_LINK_RATE.spec("linkage_quality")],
     can_subset=False,
 )
 def linkage_quality(
@@ -106,19 +99,19 @@ def linkage_quality(
     rate = len(flagged) / multi if multi else 0.0
     curve = wh.read("linkage_threshold_curve")
     hist = wh.read("linkage_weight_histogram")
-    with wh.transaction() as tx:
-        tx.replace_all("linkage_link_rates", rates, dtype=sql_types("linkage_link_rates"))
-        tx.replace_all("linkage_implausible", implausible, dtype=sql_types("linkage_implausible"))
-        provenance = record_audit(
-            tx,
-            context,
-            rows_in=len(index),
-            rows_out=len(rates) + len(implausible),
-            rows_rejected=len(flagged),
-            note="rows_in: person_index rows; rows_out: link-rate and implausible rows; "
-            "rows_rejected: persons with an implausible link",
-            stage="linkage_quality",
-        )
+    # judged after writing: the report's tables show what was found; the blocking check then
+    # holds everything downstream of linkage back
+    written = yield from write_or_refuse(
+        wh,
+        context,
+        [Write("linkage_link_rates", rates), Write("linkage_implausible", implausible)],
+        rows_in=len(index),
+        rows_out=len(rates) + len(implausible),
+        rows_rejected=len(flagged),
+        note="rows_in: person_index rows; rows_out: link-rate and implausible rows; "
+        "rows_rejected: persons with an implausible link",
+        stage="linkage_quality",
+    )
     chart = figure_metadata(
         linkage_quality_figure(rates, curve, hist),
         Path(linkage.reports_dir) / "linkage_quality.png",
@@ -134,7 +127,7 @@ def linkage_quality(
     yield dg.MaterializeResult(
         asset_key="linkage_quality",
         metadata={
-            **provenance,
+            **written.metadata,
             "link_rate_by_source": markdown_table(controlled_link_rates(rates_overall)),
             "implausible_links": markdown_table(implausible),
             "implausible_link_rate": round(rate, 5),
@@ -148,9 +141,8 @@ def linkage_quality(
             ),
         },
         check_results=[
-            dg.AssetCheckResult(
-                check_name="implausible_link_rate",
-                passed=rate <= linkage.implausible_link_rate_limit,
+            IMPLAUSIBLE_LINK_RATE.result(
+                rate <= linkage.implausible_link_rate_limit,
                 metadata={
                     "persons_flagged": len(flagged),
                     "persons_with_several_records": multi,

@@ -3,18 +3,13 @@ is `sim_pipeline.measures.metrics`."""
 
 import dagster as dg
 
+from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.cohort import cohort
-from sim_pipeline.defs.common import (
-    ANALYSTS,
-    markdown_table,
-    record_audit,
-    refuse_write,
-    table_asset,
-)
+from sim_pipeline.defs.common import ANALYSTS, markdown_table, table_asset
 from sim_pipeline.defs.events import events
 from sim_pipeline.defs.gx import (
+    gx_check,
     gx_check_result,
-    gx_check_spec,
     run_suite,
 )
 from sim_pipeline.defs.reads import (
@@ -28,16 +23,32 @@ from sim_pipeline.defs.resources import (
 from sim_pipeline.measures.cohort import cohort_people
 from sim_pipeline.measures.metrics import MEASURES
 from sim_pipeline.measures.metrics import person_month_metrics as metric_person_months
+from sim_pipeline.measures.tables import PersonMonthMetrics
 from sim_pipeline.publish.disclosure import control_counts
 from sim_pipeline.quality.expectations import person_month_suite
-from sim_pipeline.warehouse.dictionary import sql_types
 
 GROUP = "metrics"
+ASSET = "person_month_metrics"
+ONE_ROW_PER_PERSON_MONTH = Check(
+    "one_row_per_person_month",
+    "Exactly one row for every cohort member and month (zeros included) and every event of "
+    "the month counted. Checked before writing. (The table's own rules, one row per person "
+    "and month and no empty, negative or impossible count, are its declaration's: gx_table "
+    "reports them and the write refuses on them.)",
+    blocking=True,
+)
+GX_TABLE = gx_check(
+    "gx_table",
+    "person_month_metrics.table: the columns the data dictionary documents, no empty "
+    "value, one row per person and month, every month in the run, no negative count "
+    "and no impossible one (bed days above 31, any count above 1000).",
+    before_write=True,
+)
 
 
 @dg.asset(
     **table_asset(
-        "person_month_metrics",
+        ASSET,
         owners=[ANALYSTS],
         group_name=GROUP,
         deps=[events, cohort],
@@ -50,24 +61,7 @@ GROUP = "metrics"
         "zeros included, and for every other person in the months they had any event (an "
         "absent row means zero; comparison cohorts are drawn from them). Partitioned by month."
     ),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "one_row_per_person_month",
-            asset="person_month_metrics",
-            blocking=True,
-            description="Exactly one row for every cohort member and month (zeros included), "
-            "no person-month twice, no negative or missing count, and every event of the month "
-            "counted. Checked before writing.",
-        ),
-        gx_check_spec(
-            "person_month_metrics",
-            "gx_table",
-            "person_month_metrics.table: the columns the data dictionary documents, no empty "
-            "value, one row per person and month, every month in the run, no negative count "
-            "and no impossible one (bed days above 31, any count above 1000).",
-            before_write=True,
-        ),
-    ],
+    check_specs=[ONE_ROW_PER_PERSON_MONTH.spec(ASSET), GX_TABLE.spec(ASSET)],
 )
 def person_month_metrics(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, quality: QualityResource
@@ -81,49 +75,42 @@ def person_month_metrics(
     in_cohort = pm["person_key"].isin(set(people))
     expected_rows = len(set(people)) * len(months)
     problems = []
-    if int(in_cohort.sum()) != expected_rows or pm.duplicated(["person_key", "month"]).any():
+    if int(in_cohort.sum()) != expected_rows:
         problems.append(f"{int(in_cohort.sum())} cohort rows for {expected_rows} person-months")
-    if (pm[list(MEASURES)] < 0).to_numpy().any() or pm[list(MEASURES)].isna().to_numpy().any():
-        problems.append("negative or missing counts")
     if counted != int(ev["quantity"].sum()):
         problems.append(f"{counted} counted of {int(ev['quantity'].sum())} event quantities")
-    suite = person_month_suite(
-        "person_month_metrics", list(sql_types("person_month_metrics")), months, expected_rows
+    suite = person_month_suite(PersonMonthMetrics, months, expected_rows)
+    checks = [
+        ONE_ROW_PER_PERSON_MONTH.result(
+            not problems,
+            description="; ".join(problems) or None,
+            metadata={
+                "cohort_rows": int(in_cohort.sum()),
+                "cohort_people": len(set(people)),
+                "months": len(months),
+                "event_quantity_counted": counted,
+            },
+        ),
+        gx_check_result(GX_TABLE, run_suite(context, quality, wh, suite, pm, months)),
+    ]
+    written = yield from write_or_refuse(
+        wh,
+        context,
+        [Write(ASSET, pm, {"month": months})],
+        checks,
+        rows_in=len(ev),
+        note="rows_in: events of the months",
     )
-    gx_result = gx_check_result("gx_table", run_suite(context, quality, wh, suite, pm, months))
-    shape = dg.AssetCheckResult(
-        check_name="one_row_per_person_month",
-        passed=not problems,
-        description="; ".join(problems) or None,
-        metadata={
-            "cohort_rows": int(in_cohort.sum()),
-            "cohort_people": len(set(people)),
-            "months": len(months),
-            "event_quantity_counted": counted,
-        },
-    )
-    if problems or not gx_result.passed:
-        message = (
-            "person_month_metrics: "
-            + "; ".join(problems or ["Great Expectations suite failed (see gx_table)"])
-            + "; nothing written"
-        )
-        yield from refuse_write(wh, context, [shape, gx_result], message, rows_in=len(ev))
-    with wh.transaction() as tx:
-        tx.replace("person_month_metrics", pm, {"month": months}, sql_types("person_month_metrics"))
-        provenance = record_audit(
-            tx, context, rows_in=len(ev), rows_out=len(pm), note="rows_in: events of the months"
-        )
     totals = pm[in_cohort].groupby("month")[list(MEASURES)].sum().reset_index()
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(pm),
-            **provenance,
+            **written.metadata,
             "cohort_people": len(set(people)),
             "other_people_with_activity": int(pm.loc[~in_cohort, "person_key"].nunique()),
             "cohort_totals_by_month_latest_12": markdown_table(
                 control_counts(totals.tail(12), list(MEASURES))
             ),
         },
-        check_results=[shape, gx_result],
+        check_results=checks,
     )

@@ -5,6 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
+from sim_pipeline.defs.checks import Check
 from sim_pipeline.defs.common import (
     DATA_QUALITY,
     MONTHLY,
@@ -19,6 +20,35 @@ from sim_pipeline.defs.resources import (
     WarehouseResource,
 )
 from sim_pipeline.ingest.ledger import landing_inventory, reconcile, summarise
+
+FILES_ACCOUNTED = Check(
+    "every_landing_file_accounted",
+    "Every CSV in the landing folder has a ledger row for its current contents (same SHA-256). "
+    "Warns on files never ingested (for example months outside a backfill's range) or changed "
+    "since ingest (a resubmission waiting for a run).",
+)
+SINGLE_KEY = Check(
+    "single_pseudonymisation_key",
+    "Every ledger row (so every staged month) was tokenised under the same key fingerprint. "
+    "Mixed keys mean tokens cannot be compared: after a key rotation every month must be "
+    "re-ingested before linkage runs.",
+    blocking=True,
+)
+LEDGER_BALANCES = Check(
+    "ledger_balances",
+    "For every ledger row: rows_read = rows_loaded + rows_quarantined.",
+    blocking=True,
+)
+INGEST_ACCEPTED = Check(
+    "ingest_accepted",
+    "Passes when the latest evaluation of every staged table's checks on what its ingest wrote "
+    "(" + ", ".join(GATED_CHECKS) + ") passed. Fails when any failed (a rejected file, a "
+    "missing provider drop, an unbalanced ledger, too many rows quarantined, the drops suite): "
+    "each failing table and check is listed, and linkage and every later asset wait until a "
+    "corrected drop is ingested. Those checks do not stop their own step, so this summary and "
+    "drop_coverage still run and show what failed.",
+    blocking=True,
+)
 
 
 @dg.asset(
@@ -36,40 +66,8 @@ from sim_pipeline.ingest.ledger import landing_inventory, reconcile, summarise
     # a report over the ingest_ledger table (written by the staged assets), not a table
     kinds={"python", "pandas"},
     check_specs=[
-        dg.AssetCheckSpec(
-            "every_landing_file_accounted",
-            asset="ingest_summary",
-            blocking=False,
-            description="Every CSV in the landing folder has a ledger row for its current contents "
-            "(same SHA-256). Warns on files never ingested (for example months outside a "
-            "backfill's range) or changed since ingest (a resubmission waiting for a run).",
-        ),
-        dg.AssetCheckSpec(
-            "single_pseudonymisation_key",
-            asset="ingest_summary",
-            blocking=True,
-            description="Every ledger row (so every staged month) was tokenised under the same "
-            "key fingerprint. Mixed keys mean tokens cannot be compared: after a key rotation "
-            "every month must be re-ingested before linkage runs.",
-        ),
-        dg.AssetCheckSpec(
-            "ledger_balances",
-            asset="ingest_summary",
-            blocking=True,
-            description="For every ledger row: rows_read = rows_loaded + rows_quarantined.",
-        ),
-        dg.AssetCheckSpec(
-            "ingest_accepted",
-            asset="ingest_summary",
-            blocking=True,
-            description="Passes when the latest evaluation of every staged table's checks on "
-            "what its ingest wrote (" + ", ".join(GATED_CHECKS) + ") passed. Fails when any "
-            "failed (a rejected file, a missing provider drop, an unbalanced ledger, too many "
-            "rows quarantined, the drops suite): each failing table and check is listed, and "
-            "linkage and every later asset wait until a corrected drop is ingested. Those "
-            "checks do not stop their own step, so this summary and drop_coverage still run "
-            "and show what failed.",
-        ),
+        c.spec("ingest_summary")
+        for c in (FILES_ACCOUNTED, SINGLE_KEY, LEDGER_BALANCES, INGEST_ACCEPTED)
     ],
 )
 def ingest_summary(
@@ -118,28 +116,22 @@ def ingest_summary(
             **key_metadata(),
         },
         check_results=[
-            dg.AssetCheckResult(
-                check_name="every_landing_file_accounted",
-                passed=status.get("accounted", 0) == len(recon),
-                severity=dg.AssetCheckSeverity.WARN,
+            FILES_ACCOUNTED.result(
+                status.get("accounted", 0) == len(recon),
                 metadata={
                     "files_by_status": dg.MetadataValue.json(status),
                     "files_needing_attention": markdown_table(problems, counts_of="records"),
                 },
             ),
-            dg.AssetCheckResult(
-                check_name="single_pseudonymisation_key",
-                passed=len(key_ids) <= 1,
-                metadata={"key_fingerprints": dg.MetadataValue.json(key_ids)},
+            SINGLE_KEY.result(
+                len(key_ids) <= 1, metadata={"key_fingerprints": dg.MetadataValue.json(key_ids)}
             ),
-            dg.AssetCheckResult(
-                check_name="ledger_balances",
-                passed=unbalanced == 0,
+            LEDGER_BALANCES.result(
+                unbalanced == 0,
                 metadata={"ledger_rows": len(ledger), "unbalanced_rows": unbalanced},
             ),
-            dg.AssetCheckResult(
-                check_name="ingest_accepted",
-                passed=failing.empty,
+            INGEST_ACCEPTED.result(
+                failing.empty,
                 description=None
                 if failing.empty
                 else f"{len(failing)} staged check(s) failing: "

@@ -9,12 +9,8 @@ import dagster as dg
 import pandas as pd
 
 from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
-from sim_pipeline.defs.common import (
-    ANALYSTS,
-    markdown_table,
-    record_audit,
-    refuse_write,
-)
+from sim_pipeline.defs.checks import Check, refuse
+from sim_pipeline.defs.common import ANALYSTS, markdown_table, record_audit
 from sim_pipeline.defs.costs import unit_costs
 from sim_pipeline.defs.headline import programme_headline_asset
 from sim_pipeline.defs.linkage_quality import linkage_quality
@@ -24,6 +20,13 @@ from sim_pipeline.defs.resources import (
 )
 
 GROUP = "evaluation"
+DISCLOSURE_SAFE = Check(
+    "published_disclosure_safe",
+    "The auditor's scan of data/published/: no count column holds a value from 1 to 7 or a "
+    "count not rounded to 5, and no column looks like a person identifier. A failure is "
+    "reported with file, row and column.",
+    blocking=True,
+)
 
 
 @dg.asset(
@@ -48,16 +51,7 @@ GROUP = "evaluation"
     automation_condition=DOWNSTREAM_AUTOMATION,
     # files in the published folder (the release and the report), not a warehouse table
     kinds={"python", "html", "csv"},
-    check_specs=[
-        dg.AssetCheckSpec(
-            "published_disclosure_safe",
-            asset="evaluation_report",
-            blocking=True,
-            description="The auditor's scan of data/published/: no count column holds a value "
-            "from 1 to 7 or a count not rounded to 5, and no column looks like a person "
-            "identifier. A failure is reported with file, row and column.",
-        )
-    ],
+    check_specs=[DISCLOSURE_SAFE.spec("evaluation_report")],
 )
 def evaluation_report(
     context: dg.AssetExecutionContext,
@@ -75,10 +69,8 @@ def evaluation_report(
         yield dg.MaterializeResult(
             metadata={"note": "no evaluation estimates yet: nothing published"},
             check_results=[
-                dg.AssetCheckResult(
-                    check_name="published_disclosure_safe",
-                    passed=not findings,
-                    metadata={"findings": "\n".join(findings[:20]) or "none"},
+                DISCLOSURE_SAFE.result(
+                    not findings, metadata={"findings": "\n".join(findings[:20]) or "none"}
                 )
             ],
         )
@@ -90,12 +82,8 @@ def evaluation_report(
     html, files = write_report(tables, staging)
     findings = scan_release(staging)
     if findings:
-        unsafe = dg.AssetCheckResult(
-            check_name="published_disclosure_safe",
-            passed=False,
-            metadata={"findings": "\n".join(findings[:20])},
-        )
-        yield from refuse_write(
+        unsafe = DISCLOSURE_SAFE.result(False, metadata={"findings": "\n".join(findings[:20])})
+        yield from refuse(
             wh,
             context,
             [unsafe],
@@ -128,9 +116,8 @@ def evaluation_report(
             "dagster/row_count": len(files),
         },
         check_results=[
-            dg.AssetCheckResult(
-                check_name="published_disclosure_safe",
-                passed=not findings,
+            DISCLOSURE_SAFE.result(
+                not findings,
                 metadata={
                     "files_scanned": len(files),
                     "findings": "\n".join(findings[:20]) or "none",

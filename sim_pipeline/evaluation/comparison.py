@@ -51,9 +51,16 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.evaluation import matched_design
+from sim_pipeline.evaluation.tables import (
+    EvaluationBalance,
+    EvaluationEstimates,
+    EvaluationMatches,
+    EvaluationTrajectory,
+)
 from sim_pipeline.identity.normalise import AGE_BANDS
 from sim_pipeline.identity.person_index import with_person_keys
 from sim_pipeline.measures.metrics import METRICS
+from sim_pipeline.warehouse.model import columns
 
 BRACKET_POPULATIONS = ("itt", "per_protocol")
 METHODS = ("naive_before_after", "difference_in_differences")
@@ -64,53 +71,11 @@ TRAJECTORY_MONTHS = range(-12, 25)
 CRISIS_METRICS = ("ae_attendances", "ambulance_resources", "police_deployments", "s136_detentions")
 
 ESTIMATE_COLUMNS = [
-    "analysis",
-    "population",
-    "outcome",
-    "method",
-    "scale",
-    "estimate",
-    "ci_low",
-    "ci_high",
-    "n_people",
-    "n_comparison",
-    "treated_baseline",
-    "treated_followup",
-    "comparison_baseline",
-    "comparison_followup",
-    "rtm_share",
-    "bootstrap_failed",
+    c for c in columns(EvaluationEstimates) if c not in ("price_year", "unit_cost_version")
 ]
-BALANCE_COLUMNS = [
-    "analysis",
-    "population",
-    "covariate",
-    "treated_mean",
-    "comparison_mean_before",
-    "smd_before",
-    "comparison_mean_after",
-    "smd_after",
-    "n_treated",
-    "n_comparison_before",
-    "n_comparison_after",
-]
-TRAJECTORY_COLUMNS = [
-    "analysis",
-    "population",
-    "group",
-    "months_from_index",
-    "n_people",
-    "mean_total_cost",
-]
-MATCH_COLUMNS = [
-    "analysis",
-    "person_key",
-    "comparison_person_key",
-    "index_month",
-    "pseudo_index_month",
-    "stratum",
-    "distance",
-]
+BALANCE_COLUMNS = columns(EvaluationBalance)
+TRAJECTORY_COLUMNS = columns(EvaluationTrajectory)
+MATCH_COLUMNS = columns(EvaluationMatches)
 
 
 @dataclass(frozen=True)

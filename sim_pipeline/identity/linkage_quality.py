@@ -9,6 +9,8 @@ import pandas as pd
 
 from sim_pipeline.identity.person_index import RECORD_KEY, with_person_keys
 from sim_pipeline.identity.scoring import source_group
+from sim_pipeline.identity.tables import LinkageLinkRates
+from sim_pipeline.warehouse.model import columns
 
 THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 0.9999)
 IMPLAUSIBLE_RULES = {
@@ -52,7 +54,7 @@ def link_rates(index: pd.DataFrame, attrs: pd.DataFrame) -> pd.DataFrame:
     res = pd.concat(out, ignore_index=True)
     res["linked"] = res["linked"].astype("int64")
     res["link_rate"] = (res["linked"] / res["records"]).round(4)
-    return res[["dimension", "value", "source_group", "records", "linked", "link_rate"]]
+    return res[columns(LinkageLinkRates)]
 
 
 def linked_vs_unlinked(index: pd.DataFrame, attrs: pd.DataFrame) -> pd.DataFrame:

@@ -19,18 +19,13 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.identity.linkage import ENCODING_COLUMNS, LinkResult
+from sim_pipeline.identity.tables import PersonIndex, PersonKeyChanges
 from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.warehouse.model import columns
 
 RECORD_KEY = ["source", "table_name", "record_ref"]
-INDEX_COLUMNS = [*RECORD_KEY, "person_key", "match_probability"]
-CHANGE_COLUMNS = [
-    "change",
-    "from_person_key",
-    "to_person_key",
-    "records_moved",
-    "recorded_at",
-    "run_id",
-]
+INDEX_COLUMNS = columns(PersonIndex)
+CHANGE_COLUMNS = columns(PersonKeyChanges)
 # Descriptive columns kept beside the encodings for the linkage-quality report.
 DESCRIPTIVE_COLUMNS = ["month", "age_band", "person_sex", "postcode_district", "borough"]
 KEY_PREFIX = "P"

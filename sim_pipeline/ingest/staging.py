@@ -21,6 +21,7 @@ import pandas as pd
 
 from sim_pipeline.identity import Tokeniser, pseudonymise
 from sim_pipeline.identity.record_keys import tokenise_record_keys
+from sim_pipeline.ingest.tables import IngestLedger, IngestQuarantine
 from sim_pipeline.quality.identifiers import find_identifier_like_by_group
 from sim_pipeline.quality.privacy_scan import (
     IdentifierMatcher,
@@ -41,32 +42,10 @@ from sim_pipeline.sources.reader import (
     typed,
     validate_rows,
 )
+from sim_pipeline.warehouse.model import columns
 
-LEDGER_COLUMNS = [
-    "source",
-    "table_name",
-    "month",
-    "file",
-    "file_sha256",
-    "file_status",
-    "rejection_rule",
-    "rows_read",
-    "rows_loaded",
-    "rows_quarantined",
-    "identifiers_nulled",
-    "key_id",
-    "demo_key",
-]
-QUARANTINE_TABLE_COLUMNS = [
-    "source",
-    "table_name",
-    "month",
-    "file",
-    "line_number",
-    "column_name",
-    "rule",
-    "reason",
-]
+LEDGER_COLUMNS = columns(IngestLedger)
+QUARANTINE_TABLE_COLUMNS = columns(IngestQuarantine)
 
 
 STAGED_KEY = ["source", "month", "record_ref"]

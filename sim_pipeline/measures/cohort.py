@@ -20,6 +20,8 @@ from __future__ import annotations
 import pandas as pd
 
 from sim_pipeline.identity.person_index import with_person_keys
+from sim_pipeline.measures.tables import Cohort
+from sim_pipeline.warehouse.model import columns
 
 WINDOW_COLUMNS = [
     "baseline_first_month",
@@ -29,22 +31,7 @@ WINDOW_COLUMNS = [
     "programme_last_month",
     "programme_months",
 ]
-COHORT_COLUMNS = [
-    "register_id",
-    "person_key",
-    "org_code",
-    "borough",
-    "allocation_date",
-    "engagement_date",
-    "discharge_date",
-    "discharge_reason",
-    "engaged",
-    "itt",
-    "per_protocol",
-    *WINDOW_COLUMNS,
-    "linked",
-    "linked_records",
-]
+COHORT_COLUMNS = columns(Cohort)
 
 
 def _month(d: pd.Series) -> pd.Series:

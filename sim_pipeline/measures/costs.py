@@ -24,6 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from sim_pipeline.measures.metrics import METRICS
+from sim_pipeline.measures.tables import PersonMonthCosts
+from sim_pipeline.warehouse.model import columns
 
 COST_COLUMNS: tuple[str, ...] = tuple(f"cost_{m}" for m in METRICS)
 UNIT_COST_COLUMNS: tuple[str, ...] = (
@@ -47,15 +49,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "unit_cost_at_price_year",
     "inflation_factor",
 )
-OUTPUT_COLUMNS: tuple[str, ...] = (
-    "person_key",
-    "month",
-    *COST_COLUMNS,
-    "total_cost",
-    "price_year",
-    "unit_cost_version",
-    "cost_flags",
-)
+OUTPUT_COLUMNS = tuple(columns(PersonMonthCosts))
 PRICE_INDEX_UNVERIFIED = "price_index_unverified"
 UNSOURCED_PREFIX = "unsourced_assumption:"
 

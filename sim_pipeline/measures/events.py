@@ -41,18 +41,11 @@ import pandas as pd
 
 from sim_pipeline.identity.person_index import with_person_keys
 from sim_pipeline.measures.metrics import MEASURES
+from sim_pipeline.measures.tables import Events
 from sim_pipeline.sources import SOURCE_TABLES, codes
+from sim_pipeline.warehouse.model import columns
 
-EVENT_COLUMNS = [
-    "person_key",
-    "source",
-    "table_name",
-    "record_ref",
-    "metric",
-    "event_date",
-    "month",
-    "quantity",
-]
+EVENT_COLUMNS = columns(Events)
 S136_MATCH_DAYS = 1
 S136_CODE = "20"
 # Staged tables (asset names) each metric reads.

@@ -26,8 +26,10 @@ import pandas as pd
 
 from sim_pipeline.measures.cohort import cohort_people
 from sim_pipeline.measures.metrics import METRICS
+from sim_pipeline.measures.tables import ProgrammeHeadline
+from sim_pipeline.warehouse.model import columns
 
-HEADLINE_COLUMNS = ["population", "statistic", "value", "price_year", "unit_cost_version"]
+HEADLINE_COLUMNS = columns(ProgrammeHeadline)
 HEADLINE_POPULATIONS = ("itt", "per_protocol", "itt_over_6_months", "per_protocol_over_6_months")
 LONG_STAY_MONTHS = 6
 

@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import pandas as pd
 
-METRICS: tuple[str, ...] = (
-    "ae_attendances",
-    "ambulance_resources",
-    "mh_bed_days",
-    "police_deployments",
-    "s136_detentions",
-)
-
+# The five contact metrics, with what each counts (the data dictionary's descriptions).
+METRIC_DESCRIPTIONS: dict[str, str] = {
+    "ae_attendances": "A&E attendances (ECDS, duplicates removed)",
+    "ambulance_resources": "Ambulance resources despatched",
+    "mh_bed_days": "Mental-health bed days (MHS24 rule)",
+    "police_deployments": "Police incidents where officers attended",
+    "s136_detentions": "s136 detentions, each counted once whichever side recorded it",
+}
 # Balancing / harm measures: counted per person-month like the metrics, never costed.
-HARM_MEASURES: tuple[str, ...] = (
+HARM_DESCRIPTIONS: dict[str, str] = {
+    "ae_self_harm": "A&E attendances coded as self-harm (harm measure)",
+    "arrests": "Arrests: CAD outcome ARREST or CHARGED, s136 ArrestedForOffence Y (harm)",
+    "charges": "Arrests ending in a charge: CAD outcome CHARGED (harm measure)",
+    "s136_police_station": "s136 detentions taken first to a police station (harm measure)",
+    "community_contacts": "Community mental-health care contacts attended (MHS201)",
+    "community_dna": "Community care contacts not attended: disengagement (harm measure)",
+}
+METRICS: tuple[str, ...] = tuple(METRIC_DESCRIPTIONS)
+HARM_MEASURES: tuple[str, ...] = tuple(HARM_DESCRIPTIONS)
+MEASURES: tuple[str, ...] = (
     "ae_self_harm",
     "arrests",
     "charges",
@@ -23,7 +33,6 @@ HARM_MEASURES: tuple[str, ...] = (
     "community_dna",
 )
 MEASURES: tuple[str, ...] = METRICS + HARM_MEASURES
-METRIC_COLUMNS = ["person_key", "month", *MEASURES]
 
 
 def person_month_metrics(
@@ -34,6 +43,9 @@ def person_month_metrics(
     months they had an event (their zero months are left out: an absent row means zero). The
     other people keep the table complete when the cohort grows (a new member's baseline is
     already there) and are the pool comparison cohorts are drawn from."""
+    from sim_pipeline.measures.tables import PersonMonthMetrics
+    from sim_pipeline.warehouse.model import columns
+
     keys = sorted(set(pd.Series(person_keys, dtype="string").dropna()))
     grid = pd.MultiIndex.from_product([keys, sorted(months)], names=["person_key", "month"])
     ev = events[events["month"].isin(months)]
@@ -48,5 +60,5 @@ def person_month_metrics(
     out["person_key"] = out["person_key"].astype("string")
     out["month"] = out["month"].astype("string")
     return out.sort_values(["month", "person_key"], kind="stable").reset_index(drop=True)[
-        METRIC_COLUMNS
+        columns(PersonMonthMetrics)
     ]

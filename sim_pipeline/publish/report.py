@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.evaluation import matched_design as md
+from sim_pipeline.identity.tables import LinkageLinkRates
 from sim_pipeline.publish.disclosure import SMALL_MAX, SUPPRESSED
 from sim_pipeline.publish.release import (
     HARM_OUTCOMES,
@@ -29,6 +30,7 @@ from sim_pipeline.publish.release import (
     write_release,
     write_text_atomic,
 )
+from sim_pipeline.warehouse.model import columns
 
 REPORT_NAME = "evaluation_report.html"
 REPORT_POPULATIONS = ("per_protocol", "itt")
@@ -553,7 +555,7 @@ def _linkage_section(release: Mapping[str, pd.DataFrame]) -> str:
     parts = []
     rates = release.get("linkage_quality.csv")
     if rates is not None and not rates.empty:
-        cols = ["dimension", "value", "source_group", "records", "linked", "link_rate"]
+        cols = columns(LinkageLinkRates)
         overall = rates[rates["dimension"] == "overall"][cols]
         parts.append(
             _table(

@@ -16,20 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-AUDIT_COLUMNS = [
-    "run_id",
-    "stage",
-    "months",
-    "recorded_at",
-    "status",
-    "code_version",
-    "key_fingerprint",
-    "unit_cost_version",
-    "rows_in",
-    "rows_out",
-    "rows_rejected",
-    "note",
-]
+from sim_pipeline.quality.tables import AuditTrail
+from sim_pipeline.warehouse.model import columns
+
+AUDIT_COLUMNS = columns(AuditTrail)
 CODE_VERSION_ENV = "SIM_CODE_VERSION"
 
 

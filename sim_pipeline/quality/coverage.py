@@ -36,40 +36,14 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.ingest.ledger import landing_inventory
+from sim_pipeline.quality.tables import DropCoverage, LandingFileVersions
 from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.warehouse.model import columns
 
 STATUSES = ("received", "late", "missing", "not_yet_due", "unexpected")
 
-COVERAGE_COLUMNS = [
-    "source",
-    "table_name",
-    "month",
-    "file",
-    "expected",
-    "received",
-    "arrived_at",
-    "due_at",
-    "late",
-    "days_late",
-    "versions",
-    "resubmitted",
-    "current_version_ingested",
-    "rows_read",
-    "trailing_median_rows",
-    "volume_ratio",
-    "volume_anomaly",
-    "status",
-]
-VERSION_COLUMNS = [
-    "file",
-    "source",
-    "table_name",
-    "month",
-    "file_sha256",
-    "first_seen_at",
-    "modified_at",
-    "rows",
-]
+COVERAGE_COLUMNS = columns(DropCoverage)
+VERSION_COLUMNS = columns(LandingFileVersions)
 # what is read from ingest_ledger (other columns may come and go)
 LEDGER_READ_COLUMNS = ["file", "source", "table_name", "month", "file_sha256", "rows_read"]
 LANDING_COLUMNS = ["file", "source", "table_name", "month", "landing_sha256", "modified_at"]

@@ -46,9 +46,10 @@ import pandas as pd
 from sim_pipeline.identity.normalise import AGE_BANDS
 from sim_pipeline.identity.record_keys import RECORD_KEY_TOKEN
 from sim_pipeline.identity.tokens import BLOOM_BITS, TOKEN_HEX
-from sim_pipeline.measures.metrics import HARM_MEASURES, METRICS
 from sim_pipeline.quality.redact import masked
+from sim_pipeline.quality.tables import QualityResults
 from sim_pipeline.sources.base import SourceTable
+from sim_pipeline.warehouse.model import WarehouseTable, columns, table_name
 
 DATASOURCE = "sim_pipeline"
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
@@ -57,25 +58,8 @@ RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
 QUARANTINE_SHARE = 0.02
 MIN_ALLOWANCE = 5
 EARLIEST_DATE = "1900-01-01"
-MAX_COUNT_PER_MONTH = 1000  # more contacts of one kind in one month is not plausible
 
-RESULT_COLUMNS = [
-    "suite",
-    "asset",
-    "batch",
-    "run_id",
-    "validated_at",
-    "expectation",
-    "column_names",
-    "category",
-    "success",
-    "element_count",
-    "unexpected_count",
-    "unexpected_percent",
-    "observed_value",
-    "note",
-    "data_docs_page",
-]
+RESULT_COLUMNS = columns(QualityResults)
 
 
 @dataclass(frozen=True)
@@ -393,24 +377,85 @@ def drops_suite(table: SourceTable, months: list[str]) -> Suite:
     return Suite(f"{table.asset_name}.drops", table.asset_name, ex)
 
 
+def model_expectations(model: type[WarehouseTable]) -> list[Expectation]:
+    """The expectations a table's declaration implies (`warehouse.model`): its columns exactly,
+    its unique grain, and per column never empty, the declared range, code list and format.
+    The same rules `warehouse.model.violations` checks before a write: declared once."""
+    schema = model.to_schema()
+    ex = [
+        _e(
+            "ExpectTableColumnsToMatchSet",
+            "schema",
+            "Columns exactly as the data dictionary documents.",
+            column_set=list(schema.columns),
+            exact_match=True,
+        )
+    ]
+    if schema.unique:
+        ex.append(
+            _e(
+                "ExpectCompoundColumnsToBeUnique",
+                "uniqueness",
+                "One row per " + " and ".join(schema.unique) + ".",
+                column_list=list(schema.unique),
+            )
+        )
+    for name, column in schema.columns.items():
+        if not column.nullable:
+            ex.append(
+                _e("ExpectColumnValuesToNotBeNull", "completeness", "Never empty.", column=name)
+            )
+        stats = {check.name: check.statistics for check in column.checks}
+        low = stats.get("greater_than_or_equal_to", {}).get("min_value")
+        high = stats.get("less_than_or_equal_to", {}).get("max_value")
+        if low is not None or high is not None:
+            note = f"At least {low}" if high is None else f"From {low} to {high}"
+            ex.append(
+                _e(
+                    "ExpectColumnValuesToBeBetween",
+                    "range",
+                    note + ".",
+                    column=name,
+                    min_value=low,
+                    max_value=high,
+                )
+            )
+        if "isin" in stats:
+            ex.append(
+                _e(
+                    "ExpectColumnValuesToBeInSet",
+                    "code_list",
+                    "A declared code.",
+                    column=name,
+                    value_set=list(stats["isin"]["allowed_values"]),
+                )
+            )
+        if "str_matches" in stats:
+            ex.append(
+                _e(
+                    "ExpectColumnValuesToMatchRegex",
+                    "format",
+                    "The declared format.",
+                    column=name,
+                    regex=stats["str_matches"]["pattern"],
+                )
+            )
+    return ex
+
+
 def person_month_suite(
-    table: str,
-    documented_columns: list[str],
+    model: type[WarehouseTable],
     months: list[str],
     min_rows: int,
     max_rows: int | None = None,
     price_year: str | None = None,
     unit_cost_version: str | None = None,
 ) -> Suite:
-    """The suite for ``person_month_metrics`` or ``person_month_costs`` rows of ``months``."""
+    """The suite for ``person_month_metrics`` or ``person_month_costs`` rows of ``months``:
+    the declaration's rules (`model_expectations`) and this run's (row count, months, one
+    price year and unit-cost version)."""
     ex: list[Expectation] = [
-        _e(
-            "ExpectTableColumnsToMatchSet",
-            "schema",
-            "Columns exactly as the data dictionary documents.",
-            column_set=documented_columns,
-            exact_match=True,
-        ),
+        *model_expectations(model),
         _e(
             "ExpectTableRowCountToBeBetween",
             "row_count",
@@ -420,51 +465,13 @@ def person_month_suite(
             max_value=None if max_rows is None else int(max_rows),
         ),
         _e(
-            "ExpectCompoundColumnsToBeUnique",
-            "uniqueness",
-            "One row per person and month.",
-            column_list=["person_key", "month"],
-        ),
-        _e(
             "ExpectColumnValuesToBeInSet",
             "range",
             "Every row belongs to a month of this run.",
             column="month",
             value_set=list(months),
         ),
-        _e(
-            "ExpectColumnValuesToMatchRegex",
-            "format",
-            "A person key from person_index.",
-            column="person_key",
-            regex=r"^P[0-9]+$",
-        ),
     ]
-    values = (
-        [f"cost_{m}" for m in METRICS] + ["total_cost"]
-        if table == "person_month_costs"
-        else [*METRICS, *HARM_MEASURES]
-    )
-    for c in ["person_key", "month", *values]:
-        ex.append(
-            _e(
-                "ExpectColumnValuesToNotBeNull",
-                "completeness",
-                "Never empty (an absent event is a zero).",
-                column=c,
-            )
-        )
-    for c in values:
-        cap: float | None = None
-        note = "Never negative."
-        if c == "mh_bed_days":
-            cap, note = 31, "Bed days in a month: 0 to 31."
-        elif table == "person_month_metrics":
-            cap = MAX_COUNT_PER_MONTH
-            note = f"Never negative; more than {MAX_COUNT_PER_MONTH} in a month is impossible."
-        ex.append(
-            _e("ExpectColumnValuesToBeBetween", "range", note, column=c, min_value=0, max_value=cap)
-        )
     if price_year is not None:
         ex.append(
             _e(
@@ -485,6 +492,7 @@ def person_month_suite(
                 value_set=[unit_cost_version],
             )
         )
+    table = table_name(model)
     return Suite(f"{table}.table", table, tuple(ex))
 
 

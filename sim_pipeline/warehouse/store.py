@@ -18,6 +18,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from sim_pipeline.quality.redact import masked
 
+# Alembic's record of the schema revision (warehouse/migrate.py): bookkeeping, not data.
+SCHEMA_VERSION_TABLE = "alembic_version"
+
 
 def redact_url(url: str) -> str:
     """The URL with any password hidden (safe for logs and metadata)."""
@@ -56,13 +59,6 @@ class Transaction:
         if tbl is not None:
             cond = sa.and_(*[tbl.c[col].in_(list(vals)) for col, vals in where.items()])
             self.conn.execute(tbl.delete().where(cond))
-            if len(df.columns):
-                unknown = [c for c in df.columns if c not in tbl.c]
-                if unknown:
-                    raise RuntimeError(
-                        f"warehouse table {table} lacks column(s) {unknown}: the schema changed; "
-                        "rebuild the warehouse (delete it and re-run) or migrate the table"
-                    )
         return self._insert(table, df, tbl, dtype)
 
     def replace_all(
@@ -81,6 +77,20 @@ class Transaction:
         tbl: sa.Table | None,
         dtype: Mapping[str, sa.types.TypeEngine] | None,
     ) -> int:
+        from sim_pipeline.warehouse.dictionary import is_declared, sql_types
+
+        if dtype is None and is_declared(table):
+            dtype = {c: t for c, t in sql_types(table).items() if c in df.columns}
+        created = self._create(table) if tbl is None else None
+        known = tbl if tbl is not None else created
+        if known is not None and len(df.columns):
+            unknown = [c for c in df.columns if c not in known.c]
+            if unknown:
+                raise RuntimeError(
+                    f"warehouse table {table} lacks column(s) {unknown}: the schema changed; "
+                    "bring the warehouse up to date with `sim-pipeline warehouse upgrade` "
+                    "(Alembic migrations)"
+                )
         if len(df) == 0:
             return 0
         method = _sqlite_insert if self.conn.dialect.name == "sqlite" else None
@@ -96,6 +106,19 @@ class Transaction:
         if tbl is None:
             self.warehouse._tables.pop(table, None)  # created just now: reflect next time
         return len(df)
+
+    def _create(self, table: str) -> sa.Table | None:
+        """Create a declared table from its declaration (`warehouse.model.sa_table`: types,
+        and the descriptions as table and column comments). An undeclared table is left to
+        the first insert."""
+        from sim_pipeline.warehouse.dictionary import is_declared, model
+        from sim_pipeline.warehouse.model import sa_table
+
+        if not is_declared(table):
+            return None
+        created = sa_table(model(table))
+        created.create(self.conn)
+        return created
 
 
 class Warehouse:
@@ -148,7 +171,10 @@ class Warehouse:
         return sa.inspect(self.engine).has_table(table)
 
     def tables(self) -> list[str]:
-        return sorted(sa.inspect(self.engine).get_table_names())
+        """The warehouse's tables: not the migration tool's own record of the schema revision
+        (`SCHEMA_VERSION_TABLE`, read with `warehouse.migrate.current`)."""
+        names = sa.inspect(self.engine).get_table_names()
+        return sorted(t for t in names if t != SCHEMA_VERSION_TABLE)
 
     def read(
         self,
