@@ -17,6 +17,7 @@ from sim_pipeline.measures.headline import impossible_values
 from sim_pipeline.measures.metrics import HARM_MEASURES, METRICS
 from sim_pipeline.measures.tables import PersonMonthCosts, PersonMonthMetrics
 from sim_pipeline.quality import expectations as qe
+from sim_pipeline.quality import gx_runner as gx
 from sim_pipeline.quality.audit import AUDIT_COLUMNS, audit_row, code_version
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import sql_types
@@ -52,7 +53,7 @@ def _failed(outcome: qe.SuiteOutcome) -> set[tuple[str, str]]:
 def test_staged_suite_passes_on_staged_rows(staged, quality_dir):
     frame, ledger = staged
     suite = _staged_suite(frame, ledger)
-    out = qe.validate(suite, frame, quality_dir, "2019-03..2019-04", "good-run")
+    out = gx.validate(suite, frame, quality_dir, "2019-03..2019-04", "good-run")
     assert out.success, out.failure_lines()
     assert len(out.results) == len(suite) > 30
     assert set(out.results["category"]) >= {
@@ -77,7 +78,7 @@ def test_staged_suite_fails_on_broken_rows_and_says_why(staged, quality_dir):
     bad.loc[3, "record_ref"] = pd.NA  # provenance lost
     bad.loc[4, "nhs_number_token"] = "9434765919"  # a raw value where a token belongs
     bad = pd.concat([bad, bad.iloc[[5]]], ignore_index=True)  # a repeated record
-    out = qe.validate(_staged_suite(frame, ledger), bad, quality_dir, "broken", "bad-run")
+    out = gx.validate(_staged_suite(frame, ledger), bad, quality_dir, "broken", "bad-run")
     assert not out.success
     failed = _failed(out)
     assert ("schema", "") in failed
@@ -92,7 +93,7 @@ def test_staged_suite_fails_on_broken_rows_and_says_why(staged, quality_dir):
     assert '"unexpected": ["NHSNumber"]' in lines  # the schema failure names the column
     assert "1 of" in lines  # counts, never values
     # privacy: no stored result, suite or Data Docs page holds the value
-    for path in qe.gx_root(quality_dir).rglob("*"):
+    for path in gx.gx_root(quality_dir).rglob("*"):
         if path.is_file() and path.suffix in {".json", ".html", ".yml"}:
             assert "9434765919" not in path.read_text(errors="ignore"), path
 
@@ -100,10 +101,10 @@ def test_staged_suite_fails_on_broken_rows_and_says_why(staged, quality_dir):
 def test_drops_suite_fails_on_damaged_drops(staged, quality_dir):
     _, ledger = staged
     suite = qe.drops_suite(ECDS, MONTHS)
-    good = qe.validate(suite, qe.drops_frame(ledger), quality_dir, "drops-good", "run")
+    good = gx.validate(suite, qe.drops_frame(ledger), quality_dir, "drops-good", "run")
     assert good.success, good.failure_lines()
 
-    missing = qe.validate(suite, qe.drops_frame(ledger.iloc[1:]), quality_dir, "missing", "run")
+    missing = gx.validate(suite, qe.drops_frame(ledger.iloc[1:]), quality_dir, "missing", "run")
     assert ("row_count", "") in _failed(missing)
 
     damaged = ledger.copy()
@@ -111,7 +112,7 @@ def test_drops_suite_fails_on_damaged_drops(staged, quality_dir):
     damaged.loc[0, "file_status"] = "rejected"  # e.g. wrong encoding: rejected whole
     damaged.loc[1, ["rows_loaded", "rows_quarantined"]] = [0, damaged.loc[1, "rows_read"]]
     damaged.loc[2, "rows_loaded"] = damaged.loc[2, "rows_loaded"] - 1  # a row lost
-    out = qe.validate(suite, qe.drops_frame(damaged), quality_dir, "damaged", "run")
+    out = gx.validate(suite, qe.drops_frame(damaged), quality_dir, "damaged", "run")
     failed = _failed(out)
     assert ("completeness", "file_status") in failed
     assert ("range", "quarantine_allowance, rows_quarantined") in failed
@@ -130,13 +131,13 @@ def _person_months(n_people: int = 4) -> pd.DataFrame:
 def test_person_month_suites(quality_dir):
     pm = _person_months()
     suite = qe.person_month_suite(PersonMonthMetrics, MONTHS, min_rows=len(pm))
-    assert qe.validate(suite, pm, quality_dir, "pm-good", "run").success
+    assert gx.validate(suite, pm, quality_dir, "pm-good", "run").success
 
     bad = pm.copy()
     bad.loc[0, "mh_bed_days"] = 40  # more bed days than days in a month
     bad.loc[1, "arrests"] = -1
     bad = pd.concat([bad, bad.iloc[[2]]], ignore_index=True)
-    failed = _failed(qe.validate(suite, bad, quality_dir, "pm-bad", "run"))
+    failed = _failed(gx.validate(suite, bad, quality_dir, "pm-bad", "run"))
     assert {("range", "mh_bed_days"), ("range", "arrests")} <= failed
     assert ("uniqueness", "person_key, month") in failed
 
@@ -149,11 +150,11 @@ def test_person_month_suites(quality_dir):
         cost_flags="",
     )[cost_cols]
     csuite = qe.person_month_suite(PersonMonthCosts, MONTHS, len(pc), len(pc), "2018/19", "v1")
-    assert qe.validate(csuite, pc, quality_dir, "pc-good", "run").success
+    assert gx.validate(csuite, pc, quality_dir, "pc-good", "run").success
     badc = pc.copy()
     badc.loc[0, "price_year"] = "2019/20"
     badc.loc[1, "cost_police_deployments"] = -250.0
-    failed = _failed(qe.validate(csuite, badc, quality_dir, "pc-bad", "run"))
+    failed = _failed(gx.validate(csuite, badc, quality_dir, "pc-bad", "run"))
     assert {("code_list", "price_year"), ("range", "cost_police_deployments")} <= failed
 
 
@@ -167,11 +168,11 @@ def test_data_docs_site_lists_every_suite_with_its_status(staged, tmp_path):
     frame, ledger = staged
     quality = tmp_path / "quality"
     outcomes = {
-        "staged_ecds/table": qe.validate(_staged_suite(frame, ledger), frame, quality, "a", "r"),
-        "staged_ecds/drops": qe.validate(
+        "staged_ecds/table": gx.validate(_staged_suite(frame, ledger), frame, quality, "a", "r"),
+        "staged_ecds/drops": gx.validate(
             qe.drops_suite(ECDS, MONTHS), qe.drops_frame(ledger.iloc[1:]), quality, "b", "r"
         ),
-        "person_month_metrics/table": qe.validate(
+        "person_month_metrics/table": gx.validate(
             qe.person_month_suite(PersonMonthMetrics, MONTHS, 8),
             _person_months(),
             quality,
@@ -180,8 +181,8 @@ def test_data_docs_site_lists_every_suite_with_its_status(staged, tmp_path):
         ),
     }
     assert [o.success for o in outcomes.values()] == [True, False, True]  # a drop is missing
-    index = qe.build_docs(quality)
-    assert index == qe.docs_index(quality) and index.exists()
+    index = gx.build_docs(quality)
+    assert index == gx.docs_index(quality) and index.exists()
     site = index.parent
     pages = "\n".join(str(p.relative_to(site)) for p in site.rglob("*.html"))
     home = index.read_text()
@@ -285,7 +286,7 @@ def test_trajectory_problems():
 def test_error_messages_are_kept_without_values():
     """An expectation that raises keeps its error in quality_results, with column names but
     without any quoted value or long number (a conversion error can quote the value)."""
-    masked = qe._masked(
+    masked = gx._masked(
         "could not convert string to float: 'Jane Smith' in column \"Age\"; got 9434765919",
         {"Age"},
     )
@@ -323,7 +324,7 @@ class _PoisonEverywhere(_Poison):
 
 
 def _scan_gx(root: Path) -> list[Path]:
-    pages = [p for p in qe.gx_root(root).rglob("*") if p.is_file()]
+    pages = [p for p in gx.gx_root(root).rglob("*") if p.is_file()]
     for path in pages:
         text = path.read_text(errors="ignore")
         assert PLANTED not in text and "943 476 5919" not in text, path
@@ -340,7 +341,7 @@ def test_an_expectation_that_raises_with_a_value_stores_no_value(staged, tmp_pat
     col = "EC_Departure_Time_Since_Arrival"
     bad[col] = bad[col].astype(object)
     bad.loc[3, col] = _Poison()
-    out = qe.validate(_staged_suite(frame, ledger), bad, tmp_path, "poisoned", "fault-run")
+    out = gx.validate(_staged_suite(frame, ledger), bad, tmp_path, "poisoned", "fault-run")
     errors = out.results["observed_value"].dropna()
     errors = errors[errors.str.startswith("error:")]
     assert len(errors) >= 1  # the fault fired: an expectation raised and it is reported
@@ -357,8 +358,8 @@ def test_an_error_escaping_gx_is_raised_without_its_value(staged, tmp_path):
     bad = frame.copy()
     bad["Der_Dupe_Flag"] = bad["Der_Dupe_Flag"].astype(object)
     bad.loc[3, "Der_Dupe_Flag"] = _PoisonEverywhere()
-    with pytest.raises(qe.ValidationRunError) as exc:
-        qe.validate(_staged_suite(frame, ledger), bad, tmp_path, "escaped", "fault-run")
+    with pytest.raises(gx.ValidationRunError) as exc:
+        gx.validate(_staged_suite(frame, ledger), bad, tmp_path, "escaped", "fault-run")
     assert "<value>" in str(exc.value)
     assert exc.value.__cause__ is None and exc.value.__suppress_context__
     assert PLANTED not in str(exc.value) and PLANTED not in repr(exc.value)
@@ -369,7 +370,7 @@ def test_gx_gets_nanosecond_datetimes_only_where_every_value_fits():
     """`_for_gx`: microsecond datetime columns become nanoseconds (GX's vectorised `between`),
     the same instants; a column holding a date outside the nanosecond range is left as it is
     (converting would raise), other columns and the caller's frame untouched."""
-    from sim_pipeline.quality.expectations import _for_gx
+    from sim_pipeline.quality.gx_runner import _for_gx
 
     us = pd.to_datetime(pd.Series(["2019-01-02 03:04:05", None])).astype("datetime64[us]")
     old = pd.Series([pd.Timestamp("1600-01-01").as_unit("us"), pd.NaT], dtype="datetime64[us]")

@@ -13,9 +13,10 @@ from sim_pipeline.defs.linkage_quality import linkage_quality
 from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
 from sim_pipeline.identity import Tokeniser, link, pseudonymise
 from sim_pipeline.identity import scoring as ev
+from sim_pipeline.identity.clustering import cluster_pairs
 from sim_pipeline.identity.link import INPUT_COLUMNS as COLUMNS
 from sim_pipeline.identity.link import LINK_IDS
-from sim_pipeline.identity.linkage import LinkageOptions, _cluster, link_encoded
+from sim_pipeline.identity.linkage import LinkageOptions, link_encoded
 from sim_pipeline.identity.linkage_quality import implausible_links
 from sim_pipeline.identity.person_index import (
     assign_person_keys,
@@ -79,7 +80,7 @@ def test_a_persons_stray_record_attaches_first_and_is_no_rival():
     anchored_link = np.array([False, False, True, False])
     is_link = np.array([True, True, False, False])
     weight = [11.4, 11.4, 5.0, 3.0]
-    labels, used, counts = _cluster(
+    labels, used, counts = cluster_pairs(
         component, np.full(6, -1), anchored_rows, a, b, anchored_link, weight, 3.0,
         is_link=is_link,
     )  # fmt: skip
@@ -382,6 +383,15 @@ def test_training_steps_with_no_pairs_are_counted_not_fatal():
     encoded = pseudonymise(records.drop(columns=["record_id"]), LINK_IDS, Tokeniser(KEY))
     result = link_encoded(encoded, None, LinkageOptions(min_profiles_to_train=200))
     assert result.timings["training_steps_skipped"] >= 1
+    # no NHS number and no birth date: the deterministic rules find no pair, the prior falls
+    # back to its default through Splink's exported model (a second linker), never fatal
+    bare = _population(300)
+    bare[["nhs_number", "birth_date"]] = None
+    encoded = pseudonymise(bare.drop(columns=["record_id"]), LINK_IDS, Tokeniser(KEY))
+    fallback = link_encoded(encoded, None, LinkageOptions(min_profiles_to_train=200))
+    assert fallback.timings["training_steps_skipped"] >= 2
+    assert fallback.parameters["m_probability"].between(0, 1).all()
+    assert 300 <= fallback.clusters["cluster"].nunique() < 400
     full = pseudonymise(_population(300).drop(columns=["record_id"]), LINK_IDS, Tokeniser(KEY))
     assert (
         link_encoded(full, None, LinkageOptions(min_profiles_to_train=200)).timings[

@@ -9,7 +9,8 @@ import pandas as pd
 from sim_pipeline.defs.checks import Check
 from sim_pipeline.defs.common import SETTINGS, markdown_table
 from sim_pipeline.defs.resources import QualityResource
-from sim_pipeline.quality.expectations import Suite, SuiteOutcome, docs_index, validate
+from sim_pipeline.quality.expectations import Suite, SuiteOutcome
+from sim_pipeline.quality.gx_runner import docs_index, validate
 from sim_pipeline.warehouse.store import Warehouse
 
 GX_KINDS = {"great_expectations"}
