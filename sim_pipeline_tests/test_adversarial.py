@@ -15,7 +15,7 @@ import pytest
 
 from sim_pipeline.identity import Tokeniser
 from sim_pipeline.identity.tokens import DEMO_KEY
-from sim_pipeline.ingest.staging import stage_months
+from sim_pipeline.ingest.staging import stage_run
 from sim_pipeline.quality.privacy_scan import (
     dagster_storage_urls,
     files_under,
@@ -62,10 +62,10 @@ def _pristine(src: Path) -> dict[str, set[bytes]]:
     tok = Tokeniser(DEMO_KEY, demo=True)
     good: dict[str, set[bytes]] = {}
     for table in SOURCE_TABLES:
-        for sm in stage_months(src, table, list(MONTHS), tok):
-            for label, lines in sm.staged.groupby("source_file")["line_number"]:
-                raw = _lines((src / str(label)).read_bytes())
-                good[str(label)] = {raw[n - 1] for n in lines}
+        run = stage_run(src, table, list(MONTHS), tok)
+        for label, lines in run.staged.groupby("source_file")["line_number"]:
+            raw = _lines((src / str(label)).read_bytes())
+            good[str(label)] = {raw[n - 1] for n in lines}
     return good
 
 

@@ -259,16 +259,16 @@ ECDS_ASSET = next(a for a in ingest_defs.STAGED_ASSETS if a.key.to_user_string()
 
 
 def _patch_staging(project: Project, change) -> None:
-    """Make the staged asset see ``change``(StagedMonth) applied to what staging returns: an
+    """Make the staged asset see ``change``(StagedRun) applied to what staging returns: an
     internal fault between reading the files and writing (real files cannot produce it)."""
-    real = ingest_defs.stage_months
+    real = ingest_defs.stage_run
 
     def faulty(*args, **kwargs):
-        months = real(*args, **kwargs)
-        change(months[0])
-        return months
+        run = real(*args, **kwargs)
+        change(run)
+        return run
 
-    project.monkeypatch.setattr(ingest_defs, "stage_months", faulty)
+    project.monkeypatch.setattr(ingest_defs, "stage_run", faulty)
 
 
 def _failed_checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:

@@ -32,7 +32,7 @@ import pytest
 from pandera.typing import Series
 
 from sim_pipeline.identity import Tokeniser
-from sim_pipeline.ingest.staging import duplicate_record_keys, stage_months
+from sim_pipeline.ingest.staging import duplicate_record_keys, stage_run
 from sim_pipeline.quality.identifiers import find_identifier_like, name_like_counts
 from sim_pipeline.quality.privacy_scan import (
     _text_of,
@@ -566,7 +566,7 @@ def _write(root: Path, source: str, text: str) -> None:
 def test_a_whole_column_failure_rejects_only_its_own_file(tmp_path):
     _write(tmp_path, "p1", "ref,kind\nA1,ok\nA2,poison\nA3,ok\n")
     _write(tmp_path, "p2", "ref,kind\nB1,ok\nB2,ok\n")
-    sm = stage_months(tmp_path, TWO, ["2019-03"], TOK)[0]
+    sm = stage_run(tmp_path, TWO, ["2019-03"], TOK)
     led = sm.ledger.set_index("source")
     assert (led.loc["p1", "file_status"], led.loc["p1", "rejection_rule"]) == (
         "rejected",
@@ -585,7 +585,7 @@ def test_a_whole_column_failure_rejects_only_its_own_file(tmp_path):
 def test_clean_files_of_a_whole_frame_contract_all_load(tmp_path):
     _write(tmp_path, "p1", "ref,kind\nA1,ok\n")
     _write(tmp_path, "p2", "ref,kind\nB1,ok\n")
-    sm = stage_months(tmp_path, TWO, ["2019-03"], TOK)[0]
+    sm = stage_run(tmp_path, TWO, ["2019-03"], TOK)
     assert sm.ok and set(sm.ledger["file_status"]) == {"loaded"} and len(sm.staged) == 2
 
 
@@ -626,7 +626,7 @@ def test_file_rules_are_stable_and_messages_hold_no_value(tmp_path):
     path.write_bytes(
         "OrgIDProv,LocalPatientId,PersonFamilyName\nRV5,SLAM-P1,Lef\u00e8vre\n".encode("cp1252")
     )
-    sm = stage_months(tmp_path, table, ["2019-03"], TOK)[0]
+    sm = stage_run(tmp_path, table, ["2019-03"], TOK)
     assert set(sm.quarantine["rule"]) == {"file_encoding"}
     assert "Lef" not in " ".join(sm.quarantine["reason"])
 

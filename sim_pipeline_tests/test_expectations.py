@@ -11,7 +11,7 @@ import pytest
 
 from sim_pipeline.evaluation.comparison import trajectory_problems
 from sim_pipeline.identity.tokens import DEMO_KEY, Tokeniser
-from sim_pipeline.ingest.staging import stage_months
+from sim_pipeline.ingest.staging import stage_run
 from sim_pipeline.measures.costs import unit_cost_problems
 from sim_pipeline.measures.headline import impossible_values
 from sim_pipeline.measures.metrics import HARM_MEASURES, METRICS
@@ -35,10 +35,8 @@ def quality_dir(tmp_path_factory) -> Path:
 def staged(small_synth):
     """Two months of A&E rows staged exactly as the ingest asset stages them."""
     landing, _ = small_synth
-    months = stage_months(landing, ECDS, MONTHS, Tokeniser(DEMO_KEY, demo=True))
-    frame = pd.concat([m.staged for m in months], ignore_index=True)
-    ledger = pd.concat([m.ledger for m in months], ignore_index=True)
-    return frame, ledger
+    run = stage_run(landing, ECDS, MONTHS, Tokeniser(DEMO_KEY, demo=True))
+    return run.staged, run.ledger
 
 
 def _staged_suite(frame: pd.DataFrame, ledger: pd.DataFrame) -> qe.Suite:

@@ -99,18 +99,17 @@ def stage_all(
 
     Files that cannot be read at all are skipped by staging; their messages go to ``errors``.
     """
-    from sim_pipeline.ingest.staging import stage_months
+    from sim_pipeline.ingest.staging import stage_run
     from sim_pipeline.sources import SOURCE_TABLES
 
     months = landing_months(landing)
     out: dict[str, pd.DataFrame] = {}
     for table in SOURCE_TABLES:
-        staged = stage_months(landing, table, months, tokeniser)
+        run = stage_run(landing, table, months, tokeniser)
         if errors is not None:
-            errors += [str(e) for m in staged for e in m.errors]
-        frames = [m.staged for m in staged if len(m.staged)]
-        if frames:
-            out[table.asset_name] = pd.concat(frames, ignore_index=True)
+            errors += [str(e) for e in run.errors]
+        if len(run.staged):
+            out[table.asset_name] = run.staged
     return out
 
 

@@ -42,7 +42,7 @@ from sim_pipeline.defs.resources import (
     QualityResource,
     WarehouseResource,
 )
-from sim_pipeline.ingest.staging import duplicate_record_keys, stage_months
+from sim_pipeline.ingest.staging import duplicate_record_keys, stage_run
 from sim_pipeline.ingest.tables import staged_model
 from sim_pipeline.quality.expectations import drops_frame, drops_suite, staged_table_suite
 from sim_pipeline.quality.identifiers import find_identifier_like
@@ -196,25 +196,19 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         tokeniser = pseudonymisation.tokeniser()
         wh = warehouse.get()
         months = [month_of(pk) for pk in context.partition_keys]
-        staged_months = stage_months(landing.path, table, months, tokeniser, landing.max_drop_bytes)
-        staged = pd.concat([sm.staged for sm in staged_months], ignore_index=True)
-        quarantine = pd.concat([sm.quarantine for sm in staged_months], ignore_index=True)
-        ledger = pd.concat([sm.ledger for sm in staged_months], ignore_index=True)
-        missing = [label for sm in staged_months for label in sm.missing]
-        rejections = [e for sm in staged_months for e in sm.errors]
+        run = stage_run(landing.path, table, months, tokeniser, landing.max_drop_bytes)
+        staged, quarantine, ledger = run.staged, run.quarantine, run.ledger
+        missing, rejections = run.missing, run.errors
         # Validated BEFORE writing (a failing blocking check does not stop its own asset's
         # write): identifier-like values mean the privacy boundary is broken, a repeated key
         # that rows would be counted twice. Either blocks every month of the run.
         # record keys: tokens in the staged rows; as sent, checked by staging
         found = find_identifier_like(
-            staged,
-            staged_months[0].identifiers if staged_months else None,
-            token_columns=["record_ref", *table.key_columns],
+            staged, run.identifiers, token_columns=["record_ref", *table.key_columns]
         )
-        for sm in staged_months:
-            for col, rules in sm.record_key_findings.items():
-                for rule, n in rules.items():
-                    found.setdefault(col, {})[rule] = found.get(col, {}).get(rule, 0) + n
+        for col, rules in run.record_key_findings.items():
+            for rule, n in rules.items():
+                found.setdefault(col, {})[rule] = found.get(col, {}).get(rule, 0) + n
         dupes = duplicate_record_keys(staged)
         # Great Expectations: the rows about to be written (blocks the write) and the run's
         # files (blocks downstream); results go to quality_results and Data Docs either way

@@ -2,9 +2,10 @@
 
 Pure functions over files and DataFrames (no Dagster). All readable files of the run are
 validated and pseudonymised together (one pandera call, one pass of tokenisation: per-file fixed
-costs dominated otherwise), then split back into months. Each `StagedMonth` holds exactly what
-the warehouse stores for that month: pseudonymised rows, quarantine rows (no identifying values)
-and one ledger row per file with rows_read = rows_loaded + rows_quarantined.
+costs dominated otherwise), and returned as one `StagedRun`: exactly what the warehouse stores
+for the run's months, written in one transaction: pseudonymised rows, quarantine rows (no
+identifying values) and one ledger row per file with rows_read = rows_loaded +
+rows_quarantined.
 
 A file that cannot be read (`DropFileError`: not UTF-8, missing column, truncated ...) is
 rejected as a whole: each of its data lines becomes a quarantine row under the file's rule, its
@@ -52,8 +53,12 @@ STAGED_KEY = ["source", "month", "record_ref"]
 
 
 @dataclass
-class StagedMonth:
-    month: str  # YYYY-MM
+class StagedRun:
+    """One run's staging of a table over its months: the rows, quarantine and ledger rows to
+    write (every month together: they are written in one transaction), and what the checks
+    read. One result per run: nothing splits it per month for a caller to join again."""
+
+    months: list[str]  # YYYY-MM, in order
     staged: pd.DataFrame
     quarantine: pd.DataFrame
     ledger: pd.DataFrame
@@ -69,7 +74,7 @@ class StagedMonth:
 
     @property
     def ok(self) -> bool:
-        """Every file of the month was read (none rejected as a whole)."""
+        """Every file of the run was read (none rejected as a whole)."""
         return not self.errors
 
 
@@ -157,14 +162,14 @@ def drop_path(landing_dir: Path, source: str, month: str, table: SourceTable) ->
     return landing_dir / source / month / table.file_name()
 
 
-def stage_months(
+def stage_run(
     landing_dir: Path,
     table: SourceTable,
     months: list[str],
     tokeniser: Tokeniser,
     max_bytes: int = DEFAULT_MAX_DROP_BYTES,
-) -> list[StagedMonth]:
-    """Stage every provider's drop of ``table`` for each month (YYYY-MM), in month order.
+) -> StagedRun:
+    """Stage every provider's drop of ``table`` for the months (YYYY-MM) of one run.
 
     Only regular files inside the landing folder, up to ``max_bytes``, are read (`open_drop`);
     any other drop path is rejected as a whole without being opened (a FIFO would hang)."""
@@ -307,27 +312,25 @@ def stage_months(
         na_position="first",
         ignore_index=True,
     )
-    # provider record keys as sent, per month (one pass when clean)
-    key_findings = find_identifier_like_by_group(
+    # provider record keys as sent, per month (one pass when clean), summed over the run
+    by_month = find_identifier_like_by_group(
         raw_keys[key_columns], raw_keys["month"], months, matcher, record_keys=key_columns
     )
-    out = []
-    for month in months:
-        out.append(
-            StagedMonth(
-                month=month,
-                staged=staged[staged["month"] == month].reset_index(drop=True),
-                quarantine=quarantine[quarantine["month"] == month].reset_index(drop=True),
-                ledger=ledger[ledger["month"] == month].reset_index(drop=True),
-                errors=sorted(
-                    (r.error for r in rejected if r.month == month), key=lambda e: e.file
-                ),
-                missing=missing[month],
-                identifiers=matcher,
-                record_key_findings=key_findings[month],
-            )
-        )
-    return out
+    key_findings: dict[str, dict[str, int]] = {}
+    for found in by_month.values():
+        for col, rules in found.items():
+            for rule, n in rules.items():
+                key_findings.setdefault(col, {})[rule] = key_findings.get(col, {}).get(rule, 0) + n
+    return StagedRun(
+        months=list(months),
+        staged=staged.sort_values("month", kind="stable", ignore_index=True),
+        quarantine=quarantine,
+        ledger=ledger,
+        errors=[r.error for r in sorted(rejected, key=lambda r: (r.month, r.error.file))],
+        missing=[label for m in months for label in missing[m]],
+        identifiers=matcher,
+        record_key_findings=key_findings,
+    )
 
 
 def stage_month(
@@ -336,6 +339,6 @@ def stage_month(
     month: str,
     tokeniser: Tokeniser,
     max_bytes: int = DEFAULT_MAX_DROP_BYTES,
-) -> StagedMonth:
+) -> StagedRun:
     """Stage every provider's drop of ``table`` for one month (YYYY-MM)."""
-    return stage_months(landing_dir, table, [month], tokeniser, max_bytes)[0]
+    return stage_run(landing_dir, table, [month], tokeniser, max_bytes)
