@@ -86,7 +86,7 @@ def _settle_environment(args: argparse.Namespace) -> Settings:
                 f"{KEY_ENV} is not set. Real landing data needs the project key; set "
                 f"{DEMO_ENV}=1 only for synthetic data."
             )
-    elif not any(settings.landing_dir.glob("*/*/*.csv")):
+    elif not _has_drops(settings.landing_dir):
         print(f"no landing data: generating the synthetic demo into {settings.landing_dir}")
         _generate(args, settings.landing_dir, settings.truth_dir)
     if not settings.key_from_env:
@@ -96,6 +96,12 @@ def _settle_environment(args: argparse.Namespace) -> Settings:
         os.environ[DEMO_ENV] = "1"
     os.environ["DAGSTER_HOME"] = str(ensure_dagster_home(settings.dagster_home))
     return settings
+
+
+def _has_drops(landing: Path) -> bool:
+    from sim_pipeline.landing.layout import Landing
+
+    return Landing(landing).has_drops()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -337,16 +343,17 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     """Time the main job from scratch (fresh warehouse and instance) and once more (re-run)."""
     import tempfile
 
+    from sim_pipeline.landing.layout import Landing
     from sim_pipeline.warehouse import table_digests
 
     settings = Settings.from_env()
     landing = settings.landing_dir
     synth_seconds = None
-    if not settings.landing_from_env and not any(landing.glob("*/*/*.csv")):
+    if not settings.landing_from_env and not _has_drops(landing):
         t0 = time.perf_counter()
         _generate(args, landing, settings.truth_dir)
         synth_seconds = round(time.perf_counter() - t0, 2)
-    rows_in = sum(max(0, sum(1 for _ in p.open("rb")) - 1) for p in landing.glob("*/*/*.csv"))
+    rows_in = sum(max(0, sum(1 for _ in p.open("rb")) - 1) for p in Landing(landing).csv_files())
     results = []
     digests: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -388,7 +395,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     report = {
         "benchmark": "main job (sim-pipeline run) on the landing folder",
         "landing": str(landing),
-        "landing_files": len(list(landing.glob("*/*/*.csv"))),
+        "landing_files": len(Landing(landing).csv_files()),
         "landing_rows": rows_in,
         "synth_seconds": synth_seconds,
         "cpus": os.cpu_count(),

@@ -89,7 +89,9 @@ def default_out(people: int) -> Path:
 
 def landing_months(landing: Path) -> list[str]:
     """Every YYYY-MM folder present under any provider of the landing folder, sorted."""
-    return sorted({p.name for p in landing.glob("*/*") if p.is_dir()})
+    from sim_pipeline.landing.layout import Landing
+
+    return Landing(landing).months()
 
 
 def stage_all(

@@ -19,7 +19,8 @@ from sim_pipeline.defs.resources import (
     LandingResource,
     WarehouseResource,
 )
-from sim_pipeline.ingest.ledger import landing_inventory, reconcile, summarise
+from sim_pipeline.ingest.ledger import reconcile, summarise
+from sim_pipeline.landing.layout import Landing
 
 FILES_ACCOUNTED = Check(
     "every_landing_file_accounted",
@@ -79,7 +80,7 @@ def ingest_summary(
     ledger = wh.read("ingest_ledger")
     quarantine = wh.read("ingest_quarantine")
     months = [month_of(k) for k in MONTHLY.get_partition_keys()]
-    recon = reconcile(landing_inventory(landing.path, months), ledger)
+    recon = reconcile(Landing(landing.path).inventory(months), ledger)
     by_source, by_rule = summarise(ledger, quarantine)
     status = recon["status"].value_counts().to_dict()
     unbalanced = (

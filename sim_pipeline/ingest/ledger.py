@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
-
-from sim_pipeline.sources import SOURCE_TABLES
-from sim_pipeline.sources.reader import drop_sha256
-
-
-def landing_inventory(landing_dir: Path, months: list[str]) -> pd.DataFrame:
-    """Every expected-table CSV under the landing folder for the given months, with its hash."""
-    rows = []
-    for table in SOURCE_TABLES:
-        for source in table.providers:
-            for month in months:
-                path = landing_dir / source / month / table.file_name()
-                if path.exists() or path.is_symlink():
-                    rows.append(
-                        {
-                            "file": f"{source}/{month}/{table.file_name()}",
-                            "source": source,
-                            "table_name": table.table,
-                            "month": month,
-                            "landing_sha256": drop_sha256(path, landing_dir),
-                        }
-                    )
-    return pd.DataFrame(rows, columns=["file", "source", "table_name", "month", "landing_sha256"])
 
 
 def reconcile(inventory: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
-    """One row per landing file: status accounted / not_ingested / changed_since_ingest."""
+    """One row per landing file (`Landing.inventory`): status accounted / not_ingested /
+    changed_since_ingest."""
     led = (
         ledger[["file", "file_sha256", "rows_read", "rows_loaded", "rows_quarantined"]]
         if len(ledger)

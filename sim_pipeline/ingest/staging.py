@@ -23,6 +23,7 @@ import pandas as pd
 from sim_pipeline.identity import Tokeniser, pseudonymise
 from sim_pipeline.identity.record_keys import tokenise_record_keys
 from sim_pipeline.ingest.tables import IngestLedger, IngestQuarantine
+from sim_pipeline.landing.layout import Landing
 from sim_pipeline.quality.identifiers import find_identifier_like_by_group
 from sim_pipeline.quality.privacy_scan import (
     IdentifierMatcher,
@@ -158,10 +159,6 @@ def coarsened(frame: pd.DataFrame, table: SourceTable) -> pd.DataFrame:
     return out
 
 
-def drop_path(landing_dir: Path, source: str, month: str, table: SourceTable) -> Path:
-    return landing_dir / source / month / table.file_name()
-
-
 def stage_run(
     landing_dir: Path,
     table: SourceTable,
@@ -178,8 +175,8 @@ def stage_run(
     missing: dict[str, list[str]] = {m: [] for m in months}
     for month in months:
         for source in table.providers:
-            path = drop_path(landing_dir, source, month, table)
-            label = f"{source}/{month}/{table.file_name()}"
+            drop = Landing(landing_dir).drop(source, month, table)
+            path, label = drop.path, drop.label
             if not path.exists() and not path.is_symlink():
                 missing[month].append(label)
                 continue

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from sim_pipeline.landing.layout import Landing
 from sim_pipeline.sources import SOURCE_TABLES
-from sim_pipeline.sources.reader import drop_sha256
 
 HASH_CHARS = 20  # of the SHA-256 hex digest; enough to tell versions of one file apart
 
@@ -29,40 +29,25 @@ class FileState:
         return [self.size, self.mtime_ns, self.sha]
 
 
-def _hash(path: Path, landing_dir: Path) -> str:
-    """The drop's hash as staging will see it (`drop_sha256`: a FIFO or a link out of the
-    landing folder is never opened)."""
-    return drop_sha256(path, landing_dir)[:HASH_CHARS]
-
-
 def scan_landing(
     landing_dir: Path, months: list[str], previous: dict[str, FileState] | None = None
 ) -> dict[str, FileState]:
     """State of every expected drop present for ``months`` (YYYY-MM), keyed by file label."""
     previous = previous or {}
+    landing = Landing(landing_dir)
     state: dict[str, FileState] = {}
-    month_set = set(months)
-    for table in SOURCE_TABLES:
-        for source in table.providers:
-            base = landing_dir / source
-            if not base.is_dir():
-                continue
-            for month_dir in sorted(base.iterdir()):
-                if month_dir.name not in month_set:
-                    continue
-                path = month_dir / table.file_name()
-                if not (path.exists() or path.is_symlink()) or path.is_dir():
-                    continue
-                label = f"{source}/{month_dir.name}/{table.file_name()}"
-                try:
-                    st = path.stat()
-                except OSError:  # a dangling link: staging rejects it
-                    st = path.lstat()
-                old = previous.get(label)
-                if old and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
-                    state[label] = old
-                else:
-                    state[label] = FileState(st.st_size, st.st_mtime_ns, _hash(path, landing_dir))
+    for drop in landing.present(months):
+        try:
+            st = drop.path.stat()
+        except OSError:  # a dangling link: staging rejects it
+            st = drop.path.lstat()
+        old = previous.get(drop.label)
+        if old and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+            state[drop.label] = old
+        else:
+            state[drop.label] = FileState(
+                st.st_size, st.st_mtime_ns, landing.sha256(drop)[:HASH_CHARS]
+            )
     return state
 
 
@@ -76,7 +61,7 @@ def changed_drops(
         old = previous.get(label)
         if old is not None and old.sha == st.sha:
             continue
-        _source, month, file_name = label.split("/")
+        _source, month, file_name = Landing.parse(label)
         out.setdefault(month, {}).setdefault(by_table[file_name], []).append(label)
     return out
 

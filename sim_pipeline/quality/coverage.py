@@ -4,7 +4,7 @@ volume anomalies, one row per (source, table_name, month). Plain functions, no D
 Inputs:
 
 * the expected drops: every `SourceTable` x its providers x each month;
-* the landing folder (`landing_drops`: the ledger's `landing_inventory` plus each file's
+* the landing folder (`landing_drops`: `Landing.inventory` plus each file's
   modification time, which is taken as its arrival time);
 * the ingest ledger (`file`, `file_sha256`, `rows_read`, ...);
 * `landing_file_versions`, a persistent record of every distinct content (SHA-256) ever seen
@@ -35,9 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim_pipeline.ingest.ledger import landing_inventory
+from sim_pipeline.landing.layout import Landing
 from sim_pipeline.quality.tables import DropCoverage, LandingFileVersions
-from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.model import columns
 
 STATUSES = ("received", "late", "missing", "not_yet_due", "unexpected")
@@ -115,18 +114,13 @@ class VolumeRule:
 
 def expected_drops(months: list[str]) -> pd.DataFrame:
     """Every drop the contracts expect: each table x each provider that sends it x each month."""
-    rows = [
-        (source, table.table, month, f"{source}/{month}/{table.file_name()}")
-        for table in SOURCE_TABLES
-        for source in table.providers
-        for month in months
-    ]
+    rows = [(d.source, d.table.table, d.month, d.label) for d in Landing(Path()).expected(months)]
     return pd.DataFrame(rows, columns=["source", "table_name", "month", "file"])
 
 
 def landing_drops(landing_dir: Path, months: list[str]) -> pd.DataFrame:
-    """`ledger.landing_inventory` plus each file's modification time (its arrival, UTC text)."""
-    inv = landing_inventory(landing_dir, months)
+    """`Landing.inventory` plus each file's modification time (its arrival, UTC text)."""
+    inv = Landing(landing_dir).inventory(months)
     inv["modified_at"] = [
         utc_text(dt.datetime.fromtimestamp((landing_dir / f).stat().st_mtime, dt.UTC))
         for f in inv["file"]
@@ -137,14 +131,10 @@ def landing_drops(landing_dir: Path, months: list[str]) -> pd.DataFrame:
 def unexpected_files(landing_dir: Path, months: list[str]) -> pd.DataFrame:
     """CSV files under ``<source>/<month>/`` that no contract expects (nobody ingests them),
     with their modification time."""
-    expected = set(expected_drops(months)["file"])
-    month_set = set(months)
     rows = []
-    for path in sorted(landing_dir.glob("*/*/*.csv")):
-        rel = path.relative_to(landing_dir)
-        if rel.parts[1] in month_set and rel.as_posix() not in expected:
-            mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
-            rows.append((rel.parts[0], path.stem, rel.parts[1], rel.as_posix(), utc_text(mtime)))
+    for source, month, label, path in Landing(landing_dir).unexpected(months):
+        mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+        rows.append((source, path.stem, month, label, utc_text(mtime)))
     return pd.DataFrame(rows, columns=["source", "table_name", "month", "file", "modified_at"])
 
 

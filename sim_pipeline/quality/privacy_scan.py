@@ -80,6 +80,7 @@ from urllib.parse import quote, urlencode
 
 import pandas as pd
 
+from sim_pipeline.landing.layout import Landing
 from sim_pipeline.sources import SOURCE_TABLES
 
 KINDS = ("nhs", "dob", "postcode", "name")
@@ -163,7 +164,7 @@ def _table_batches(landing: Path) -> Iterator[tuple[Any, pd.DataFrame]]:
     for table in SOURCE_TABLES:
         batch: list[pd.DataFrame] = []
         rows = 0
-        for path in sorted(landing.glob(f"*/*/{table.file_name()}")):
+        for path in Landing(landing).csv_files(table):
             frame = _read_any(path)
             if frame.empty:  # nothing to collect (and pandas warns on empty pieces)
                 continue

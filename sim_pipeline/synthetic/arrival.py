@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.landing.layout import Landing
 
 FIRST_DAY = 3
 LAST_DAY = 18
@@ -48,11 +48,9 @@ def drop_paths(out: Path, months: tuple[str, ...]) -> list[tuple[Path, str, str,
     """(path, provider, month, table) of every drop the generator writes that exists under
     ``out``."""
     return [
-        (path, provider, month, table.table)
-        for table in SOURCE_TABLES
-        for provider in table.providers
-        for month in months
-        if (path := out / provider / month / table.file_name()).is_file()
+        (d.path, d.source, d.month, d.table.table)
+        for d in Landing(out).expected(months)
+        if d.path.is_file()
     ]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim_pipeline.landing.layout import Landing
 from sim_pipeline.landing.manifest import write_manifest
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable, codes
 from sim_pipeline.synthetic import activity, arrival, errors, render, truth
@@ -92,7 +93,7 @@ def _write_table(out: Path, table: SourceTable, df: pd.DataFrame) -> tuple[int, 
     for provider in table.providers:
         for m, label in enumerate(MONTH_LABELS):
             s, e = bounds.get(f"{provider}|{m}", (0, 0))
-            path = out / provider / label / table.file_name()
+            path = Landing(out).drop(provider, label, table).path
             path.parent.mkdir(parents=True, exist_ok=True)
             body = "".join(line + "\n" for line in lines[s:e])
             with open(path, "w", encoding="utf-8", newline="") as fh:
