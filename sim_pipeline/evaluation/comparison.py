@@ -58,7 +58,8 @@ from sim_pipeline.evaluation.tables import (
     EvaluationTrajectory,
 )
 from sim_pipeline.identity.normalise import AGE_BANDS
-from sim_pipeline.identity.person_index import with_person_keys
+from sim_pipeline.identity.person_index import recorded_deaths, with_person_keys
+from sim_pipeline.measures.cohort import cohort_people
 from sim_pipeline.measures.metrics import METRICS
 from sim_pipeline.warehouse.model import columns
 
@@ -226,11 +227,7 @@ def evaluate(
     if "total_cost" not in panel.columns:
         raise ValueError("panel needs a total_cost column")
     outcomes = list(outcomes or [c for c in panel.columns if c not in ("person_key", "month")])
-    treated = (
-        cohort.sort_values(["person_key", "allocation_date"])
-        .drop_duplicates("person_key")
-        .reset_index(drop=True)
-    )
+    treated = cohort_people(cohort).reset_index(drop=True)
     keys = sorted(set(panel["person_key"]) | set(treated["person_key"]))
     # (the design's negative-control outcome rides along when the panel has it)
     extra = [c for c in (matched_design.NEGATIVE_CONTROL[0],) if c in panel.columns]
@@ -747,14 +744,8 @@ def people_from_records(
         columns={"person_sex": "sex"}
     )
     if deaths is not None and len(deaths):
-        d = with_person_keys(deaths.dropna(subset=["PersDeathDate"]), index, how="inner")
-        dm = pd.DataFrame(
-            {
-                "person_key": d["person_key"],
-                "death_month": pd.to_datetime(d["PersDeathDate"]).dt.strftime("%Y-%m"),
-            }
-        )
-        out = pd.concat([out, dm], ignore_index=True)
+        dm = recorded_deaths(deaths.rename(columns={"PersDeathDate": "death_date"}), index)
+        out = pd.concat([out, dm[["person_key", "death_month"]]], ignore_index=True)
     return out
 
 

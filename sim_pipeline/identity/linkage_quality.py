@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim_pipeline.identity.person_index import RECORD_KEY, with_person_keys
+from sim_pipeline.identity.person_index import RECORD_KEY, recorded_deaths, with_person_keys
 from sim_pipeline.identity.scoring import source_group
 from sim_pipeline.identity.tables import LinkageLinkRates
 from sim_pipeline.warehouse.model import columns
@@ -92,11 +92,10 @@ def implausible_links(
     flagged["two_nhs_numbers_one_source"] = set(
         per_source[per_source > 1].index.get_level_values(0)
     )
-    d = with_person_keys(deaths.dropna(subset=["death_date"]), index, how="inner")
-    d["death_date"] = pd.to_datetime(d["death_date"])
+    d = recorded_deaths(deaths, index)
     n_dates = d.groupby("person_key")["death_date"].nunique()
     flagged["two_death_dates"] = set(n_dates[n_dates > 1].index)
-    first_death = d.groupby("person_key")["death_date"].min().dt.strftime("%Y-%m")
+    first_death = d.groupby("person_key")["death_month"].min()
     last_month = keyed.groupby("person_key")["month"].max()
     both = pd.concat([first_death.rename("death"), last_month.rename("last")], axis=1).dropna()
     flagged["activity_after_death"] = set(both[both["last"] > both["death"]].index)

@@ -90,6 +90,23 @@ def with_person_keys(
     return records.astype({c: "string" for c in on}).merge(keys, on=on, how=how)
 
 
+def recorded_deaths(deaths: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
+    """Every recorded date of death with its person: person_key, death_date (a timestamp) and
+    death_month (YYYY-MM). ``deaths``: records (source, table_name, record_ref) with
+    ``death_date`` (MHSDS MPI's PersDeathDate). The one derivation of a person's death month:
+    linkage quality (activity after death, two dates of death) and the evaluation (no cost or
+    comparison after death) both read it."""
+    d = with_person_keys(deaths.dropna(subset=["death_date"]), index, how="inner")
+    when = pd.to_datetime(d["death_date"])
+    return pd.DataFrame(
+        {
+            "person_key": d["person_key"].to_numpy(),
+            "death_date": when.to_numpy(),
+            "death_month": when.dt.strftime("%Y-%m").to_numpy(),
+        }
+    )
+
+
 def index_records(rows: pd.DataFrame, result: LinkResult) -> pd.DataFrame:
     """One row per record: its cluster and best match probability (rows of a record agree)."""
     df = rows[RECORD_KEY].copy()

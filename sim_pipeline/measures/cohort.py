@@ -147,7 +147,8 @@ def cohort_windows(
 
 
 def cohort_people(cohort: pd.DataFrame) -> pd.DataFrame:
-    """One row per person key (a person allocated twice keeps their first allocation)."""
-    return cohort.sort_values(["person_key", "allocation_date", "register_id"]).drop_duplicates(
-        "person_key", keep="first"
-    )
+    """One row per person key (a person allocated twice keeps their first allocation; on the
+    same day, the lower register id). The one de-duplication of the cohort: the headline, the
+    metrics and the evaluation all take their people from it."""
+    order = [c for c in ("person_key", "allocation_date", "register_id") if c in cohort.columns]
+    return cohort.sort_values(order, kind="stable").drop_duplicates("person_key", keep="first")
