@@ -3,28 +3,23 @@ balance diagnostics, trajectories and the matched pairs."""
 
 from __future__ import annotations
 
-from typing import Any
+from sim_pipeline.warehouse.model import Integer, Real, Text, WarehouseTable, col, shared_col
 
-from sim_pipeline.warehouse.model import Integer, Real, Text, WarehouseTable, col
-
-
-def analysis_col() -> Any:
-    return col(
-        "primary, or a sensitivity analysis: baseline_6_months, baseline_18_months, "
-        "threshold_lower, threshold_higher (eligibility thresholds x0.75 / x1.25)"
-    )
+analysis_col = shared_col(
+    "primary, or a sensitivity analysis: baseline_6_months, baseline_18_months, "
+    "threshold_lower, threshold_higher (eligibility thresholds x0.75 / x1.25)"
+)
 
 
-def population_col() -> Any:
-    return col(
-        "itt (every allocated person, programme window), per_protocol (engaged: as-treated), "
-        "itt_months_0_11 / itt_months_0_23 (ITT on a fixed window from allocation) or "
-        "cace_months_0_11 / cace_months_0_23 (that ITT over the share engaged); the primary "
-        "design's diagnostics (should hold 0): placebo_in_time_months_m12_m4 (the design "
-        "with every index a year before allocation, months -12..-4) and "
-        "negative_control_months_m12_m1 (community contacts in the 12 months before "
-        "allocation, not matched on)"
-    )
+population_col = shared_col(
+    "itt (every allocated person, programme window), per_protocol (engaged: as-treated), "
+    "itt_months_0_11 / itt_months_0_23 (ITT on a fixed window from allocation) or "
+    "cace_months_0_11 / cace_months_0_23 (that ITT over the share engaged); the primary "
+    "design's diagnostics (should hold 0): placebo_in_time_months_m12_m4 (the design "
+    "with every index a year before allocation, months -12..-4) and "
+    "negative_control_months_m12_m1 (community contacts in the 12 months before "
+    "allocation, not matched on)"
+)
 
 
 class EvaluationEstimates(WarehouseTable):

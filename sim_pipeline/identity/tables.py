@@ -4,21 +4,15 @@ quality tables."""
 
 from __future__ import annotations
 
-from typing import Any
+from sim_pipeline.warehouse.model import Integer, Real, Text, WarehouseTable, col, shared_col
 
-from sim_pipeline.warehouse.model import Integer, Real, Text, WarehouseTable, col
-
-
-def record_source_col() -> Any:
-    return col("Provider folder (trust, police, ambulance service or A&E provider)")
+record_source_col = shared_col("Provider folder (trust, police, ambulance service or A&E provider)")
 
 
-def record_table_col() -> Any:
-    return col("Provider table (file stem)")
+record_table_col = shared_col("Provider table (file stem)")
 
 
-def record_ref_col() -> Any:
-    return col("Keyed token of the provider's record key (staged tables' record_ref)")
+record_ref_col = shared_col("Keyed token of the provider's record key (staged tables' record_ref)")
 
 
 class PersonIndex(WarehouseTable):

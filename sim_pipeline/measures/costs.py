@@ -24,10 +24,9 @@ from pathlib import Path
 import pandas as pd
 
 from sim_pipeline.measures.metrics import METRICS
-from sim_pipeline.measures.tables import PersonMonthCosts
+from sim_pipeline.measures.tables import COST_COLUMNS, PersonMonthCosts
 from sim_pipeline.warehouse.model import columns
 
-COST_COLUMNS: tuple[str, ...] = tuple(f"cost_{m}" for m in METRICS)
 UNIT_COST_COLUMNS: tuple[str, ...] = (
     "version",
     "metric",
@@ -39,13 +38,9 @@ UNIT_COST_COLUMNS: tuple[str, ...] = (
     "note",
 )
 PRICE_INDEX_COLUMNS: tuple[str, ...] = ("price_year", "index_value", "source", "verified")
+# the unit costs as read, without version and note, and what the price year makes of them
 TABLE_COLUMNS: tuple[str, ...] = (
-    "metric",
-    "item",
-    "unit_cost_gbp",
-    "price_year",
-    "source",
-    "sourced",
+    *UNIT_COST_COLUMNS[1:7],
     "unit_cost_at_price_year",
     "inflation_factor",
 )

@@ -26,6 +26,7 @@ from sim_pipeline.warehouse.model import (
     WarehouseTable,
     col,
     make_table,
+    shared_col,
 )
 
 MAX_COUNT_PER_MONTH = 1000  # more contacts of one kind in one month is not plausible
@@ -38,12 +39,10 @@ PERSON_MONTH_GRAIN = (
 )
 
 
-def person_key_col(**rules: Any) -> Any:
-    return col("Person key (person_index)", **rules)
+person_key_col = shared_col("Person key (person_index)")
 
 
-def month_col(**rules: Any) -> Any:
-    return col("Calendar month YYYY-MM (partition)", **rules)
+month_col = shared_col("Calendar month YYYY-MM (partition)")
 
 
 class Events(WarehouseTable):

@@ -3,21 +3,23 @@ and the landing file versions, the audit trail and the Great Expectations result
 
 from __future__ import annotations
 
-from typing import Any
+from sim_pipeline.warehouse.model import (
+    Boolean,
+    Integer,
+    Real,
+    Text,
+    WarehouseTable,
+    col,
+    shared_col,
+)
 
-from sim_pipeline.warehouse.model import Boolean, Integer, Real, Text, WarehouseTable, col
+drop_source_col = shared_col("Provider folder")
 
 
-def drop_source_col() -> Any:
-    return col("Provider folder")
+drop_table_name_col = shared_col("Provider table (file stem)")
 
 
-def drop_table_name_col() -> Any:
-    return col("Provider table (file stem)")
-
-
-def drop_month_col() -> Any:
-    return col("Month YYYY-MM the drop is for")
+drop_month_col = shared_col("Month YYYY-MM the drop is for")
 
 
 class DropCoverage(WarehouseTable):

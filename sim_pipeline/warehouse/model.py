@@ -21,7 +21,7 @@ dtypes, so a model's rules are checked on values, not on the frame's dtypes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,12 @@ def col(description: str, *, nullable: bool = True, **rules: Any) -> Any:
     """A column: its description and rules (pandera's ``Field`` arguments). Columns may be
     empty unless ``nullable=False``."""
     return pa.Field(description=description, nullable=nullable, **rules)
+
+
+def shared_col(description: str, **rules: Any) -> Callable[..., Any]:
+    """A column several tables declare alike: call the result in each table (a pandera field
+    belongs to one class), with any further rules."""
+    return lambda **more: col(description, **{**rules, **more})
 
 
 class WarehouseTable(pa.DataFrameModel):
