@@ -1,11 +1,19 @@
-"""The one Definitions object of the sim_pipeline code location (loaded by workspace.yaml)."""
+"""The sim_pipeline code location (workspace.yaml and the dg project load it).
+
+The settings are read once, here, when Dagster loads the code location: the ``@dg.definitions``
+function builds the `Settings` from the environment and the Definitions from them (the study's
+months as partitions, the warehouse's kind, the Data Docs link: `defs.common.apply_settings`;
+the resources: `defs.resources.build_resources`). Nothing reads them when a module is imported.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
+from sim_pipeline.config import Settings
 from sim_pipeline.defs.automation import ingest_job, landing_sensor, monthly_ingest_schedule
 from sim_pipeline.defs.cohort import cohort
+from sim_pipeline.defs.common import apply_settings
 from sim_pipeline.defs.costs import person_month_costs, unit_costs
 from sim_pipeline.defs.coverage import drop_coverage
 from sim_pipeline.defs.evaluation import evaluation
@@ -41,10 +49,20 @@ all_assets_job = dg.define_asset_job(
     description="Materialise the whole asset graph (ingest all months, then the summaries).",
 )
 
-defs = dg.Definitions(
-    assets=ALL_ASSETS,
-    jobs=[all_assets_job, ingest_job],
-    schedules=[monthly_ingest_schedule],
-    sensors=[landing_sensor],
-    resources=build_resources(),
-)
+
+def load_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """The Definitions for ``settings`` (default: from the environment, now)."""
+    settings = settings or Settings.from_env()
+    return dg.Definitions(
+        assets=apply_settings(ALL_ASSETS, settings),
+        jobs=[all_assets_job, ingest_job],
+        schedules=[monthly_ingest_schedule],
+        sensors=[landing_sensor],
+        resources=build_resources(),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What Dagster loads: the Definitions for the settings of this load."""
+    return load_definitions()

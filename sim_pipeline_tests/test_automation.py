@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from sim_pipeline.definitions import defs
+from sim_pipeline.definitions import load_definitions
 from sim_pipeline.defs.automation import landing_sensor
 from sim_pipeline.defs.resources import LandingResource
 from sim_pipeline.landing.watch import changed_drops, decode_cursor, encode_cursor, scan_landing
@@ -24,6 +24,9 @@ from sim_pipeline_tests.conftest import (
     project_env,
 )
 from sim_pipeline_tests.samples import GOOD, write_drop
+
+defs = load_definitions()
+
 
 MONTHS = ["2019-01", "2019-02"]
 

@@ -1094,7 +1094,9 @@ BREAKS: dict[str, str | None] = {
 def test_every_check_is_broken_by_some_test():
     """Every asset check in Definitions has a test that makes its evaluation fail, and every
     test named here exists."""
-    from sim_pipeline.definitions import defs
+    from sim_pipeline.definitions import load_definitions
+
+    defs = load_definitions()
 
     checks = {
         f"{k.asset_key.to_user_string()}:{k.name}"

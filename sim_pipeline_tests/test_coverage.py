@@ -312,11 +312,11 @@ def test_unexpected_files_matrix_and_summary(good):
 
 def _full_landing_and_ledger(root: Path) -> tuple[Path, str]:
     """Every drop of the demo's 65 months (tiny files) and a warehouse with their ledger."""
-    from sim_pipeline.defs.common import MONTHLY, month_of
+    from sim_pipeline.defs.common import study_months
     from sim_pipeline.warehouse import Warehouse
     from sim_pipeline.warehouse.dictionary import sql_types
 
-    months = [month_of(k) for k in MONTHLY.get_partition_keys()]
+    months = study_months()
     landing = make_landing(root / "landing", months, rows=40)
     url = f"sqlite:///{root / 'warehouse.db'}"
     wh = Warehouse(url)

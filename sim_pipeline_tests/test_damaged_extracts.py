@@ -245,7 +245,9 @@ def test_the_run_fails_naming_each_damaged_file(damaged_runs):
 def test_the_right_checks_fail_with_descriptions(damaged_runs):
     """Checks on what the ingest wrote: ERROR severity, not blocking their own step (so the
     summaries run); the gate `ingest_summary:ingest_accepted` lists each of them and blocks."""
-    from sim_pipeline.definitions import defs
+    from sim_pipeline.definitions import load_definitions
+
+    defs = load_definitions()
     from sim_pipeline.defs.ingest import GATED_CHECKS
 
     failed = {

@@ -10,9 +10,11 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from sim_pipeline.definitions import defs
-from sim_pipeline.defs.common import MONTHLY
+from sim_pipeline.definitions import load_definitions
 from sim_pipeline.sources import SOURCE_TABLES
+
+defs = load_definitions()
+STAGED = dg.AssetKey("staged_ecds")
 
 
 def test_definitions_load():
@@ -23,7 +25,7 @@ def test_definitions_load():
 
 
 def test_monthly_partitions_cover_the_data_period():
-    keys = MONTHLY.get_partition_keys()
+    keys = defs.resolve_asset_graph().get(STAGED).partitions_def.get_partition_keys()
     assert keys[0] == "2016-01-01" and keys[-1] == "2021-05-01" and len(keys) == 65
 
 
@@ -158,10 +160,12 @@ def test_each_staged_table_has_its_own_write_pool_limited_to_one(tmp_path):
 
 
 def test_open_ended_partitions_for_production():
-    """SIM_LAST_MONTH=open: a partition for every closed month up to now (read at import)."""
+    """SIM_LAST_MONTH=open: a partition for every closed month up to now (read at load)."""
     code = (
-        "from sim_pipeline.defs.common import MONTHLY;"
-        "k = MONTHLY.get_partition_keys(); print(k[0], k[-1], len(k))"
+        "import dagster as dg; from sim_pipeline.definitions import load_definitions;"
+        "g = load_definitions().resolve_asset_graph();"
+        "k = g.get(dg.AssetKey('staged_ecds')).partitions_def.get_partition_keys();"
+        "print(k[0], k[-1], len(k))"
     )
     r = subprocess.run(
         [sys.executable, "-c", code],
@@ -192,3 +196,29 @@ def test_the_baseline_is_configured_once_for_the_headline_and_the_evaluation():
     for key in ("cohort", "evaluation_estimates"):
         assets_def = defs.resolve_assets_def(dg.AssetKey(key))
         assert "study" in assets_def.required_resource_keys, key
+
+
+def test_settings_are_read_when_the_definitions_load_not_at_import():
+    """The code location is a ``@dg.definitions`` function: importing the modules reads no
+    setting, and each load builds the Definitions from the environment of that moment (the
+    CLI no longer has to set the environment before the first import)."""
+    code = (
+        "import os, dagster as dg\n"
+        "os.environ['SIM_LAST_MONTH'] = 'not a month'\n"
+        "import sim_pipeline.definitions as d\n"  # importing reads nothing
+        "assert type(d.defs).__name__ == 'LazyDefinitions', type(d.defs)\n"
+        "for last in ('2019-12', '2020-06'):\n"
+        "    os.environ['SIM_LAST_MONTH'] = last\n"
+        "    g = d.defs().resolve_asset_graph()\n"
+        "    k = g.get(dg.AssetKey('staged_ecds')).partitions_def.get_partition_keys()\n"
+        "    print(k[-1])\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        env={k: v for k, v in os.environ.items() if k != "SIM_LAST_MONTH"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["2019-12-01", "2020-06-01"]

@@ -134,7 +134,9 @@ REDIRECTS = [
 
 @pytest.mark.parametrize(("resource", "field"), REDIRECTS)
 def test_run_config_cannot_redirect_storage_or_output(resource, field, tmp_path):
-    from sim_pipeline.definitions import defs
+    from sim_pipeline.definitions import load_definitions
+
+    defs = load_definitions()
 
     job = defs.resolve_job_def("sim_pipeline_all")
     value = 1 if field == "max_drop_bytes" else str(tmp_path / "elsewhere")

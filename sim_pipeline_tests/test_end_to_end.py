@@ -526,7 +526,9 @@ def test_every_preview_of_people_is_disclosure_controlled(june_run):
     files (ingest and quality groups) stay exact."""
     import dagster as dg
 
-    from sim_pipeline.definitions import defs
+    from sim_pipeline.definitions import load_definitions
+
+    defs = load_definitions()
     from sim_pipeline.publish.disclosure import is_count_column
 
     graph = defs.resolve_asset_graph()

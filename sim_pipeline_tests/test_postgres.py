@@ -272,7 +272,9 @@ def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
     # (person_index's five, linkage_quality's report and two tables, the four evaluation
     # tables, drop_coverage's two), ingest_summary, cohort, unit_costs, programme_headline,
     # evaluation_report: 19
-    from sim_pipeline.definitions import defs
+    from sim_pipeline.definitions import load_definitions
+
+    defs = load_definitions()
 
     graph = defs.resolve_asset_graph()
     unpartitioned = [k for k in graph.get_all_asset_keys() if not graph.get(k).is_partitioned]
@@ -399,7 +401,6 @@ import sys
 
 import dagster as dg
 
-from sim_pipeline.defs.common import SETTINGS
 from sim_pipeline.defs.ingest import STAGED_ASSETS
 from sim_pipeline.defs.resources import build_resources
 

@@ -130,7 +130,9 @@ def _shot(page, name: str) -> None:
 
 
 def test_asset_graph_shows_every_group(webserver, page):
-    from sim_pipeline.definitions import defs
+    from sim_pipeline.definitions import load_definitions
+
+    defs = load_definitions()
 
     groups = {
         spec.group_name for spec in defs.resolve_all_asset_specs() if spec.group_name is not None

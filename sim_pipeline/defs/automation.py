@@ -11,7 +11,7 @@ Both are stopped by default: an operator turns them on (README, operator section
 
 import dagster as dg
 
-from sim_pipeline.defs.common import DATA_ENGINEERING, MONTHLY, month_of
+from sim_pipeline.defs.common import DATA_ENGINEERING, study_months
 from sim_pipeline.defs.resources import LandingResource
 from sim_pipeline.landing.watch import (
     changed_drops,
@@ -51,7 +51,7 @@ monthly_ingest_schedule = dg.build_schedule_from_partitioned_job(
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource):
     previous = decode_cursor(context.cursor)
-    months = [month_of(k) for k in MONTHLY.get_partition_keys()]
+    months = study_months()
     current = scan_landing(landing.path, months, previous)
     requests = [
         dg.RunRequest(

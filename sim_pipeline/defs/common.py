@@ -1,4 +1,10 @@
-"""Shared Dagster definitions: partitions (defined once), owners, metadata helpers."""
+"""Shared Dagster definitions: partitions (defined once), owners, metadata helpers.
+
+Nothing here reads the settings when imported: the partitioned assets are declared with the
+open-ended `MONTHLY` and `apply_settings` (called by `definitions.build_definitions` when Dagster
+loads the code location) gives them the study's months, the warehouse's kind and the Data Docs
+link from the one `Settings` object built there.
+"""
 
 from __future__ import annotations
 
@@ -20,20 +26,33 @@ from sim_pipeline.warehouse.store import Transaction, Warehouse
 # backfill_policy is marked beta; we rely on single-run backfills deliberately.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-SETTINGS = Settings.from_env()
-
 
 def _month_after(month: str) -> str:
     return (pd.Period(month, "M") + 1).strftime("%Y-%m-01")
 
 
-# The demo's data ends in 2021-05; production sets SIM_LAST_MONTH=open (no end: a new
-# partition appears as each month closes).
-MONTHLY = dg.MonthlyPartitionsDefinition(
-    start_date=f"{FIRST_MONTH}-01",
-    end_date=None if SETTINGS.last_month == "open" else _month_after(SETTINGS.last_month),
-    timezone="Europe/London",
-)
+def monthly_partitions(settings: Settings) -> dg.MonthlyPartitionsDefinition:
+    """The study's months as partitions. The demo's data ends in 2021-05; production sets
+    SIM_LAST_MONTH=open (no end: a new partition appears as each month closes)."""
+    return dg.MonthlyPartitionsDefinition(
+        start_date=f"{FIRST_MONTH}-01",
+        end_date=None if settings.last_month == "open" else _month_after(settings.last_month),
+        timezone="Europe/London",
+    )
+
+
+# What partitioned assets are declared with; `apply_settings` replaces it by the study's months.
+MONTHLY = dg.MonthlyPartitionsDefinition(start_date=f"{FIRST_MONTH}-01", timezone="Europe/London")
+
+
+def study_months(settings: Settings | None = None) -> list[str]:
+    """Every month of the study (YYYY-MM): the partitions `apply_settings` gives the assets,
+    for the steps and sensors that read all months (settings from the environment, through
+    `config.Settings`, unless given)."""
+    keys = monthly_partitions(settings or Settings.from_env()).get_partition_keys()
+    return [month_of(k) for k in keys]
+
+
 DATA_ENGINEERING = "team:data-engineering"
 DATA_QUALITY = "team:data-quality"
 ANALYSTS = "team:analysts"
@@ -43,8 +62,34 @@ def month_of(partition_key: str) -> str:
     return partition_key[:7]
 
 
-def warehouse_kind() -> str:
-    return "postgresql" if SETTINGS.warehouse_url.startswith("postgresql") else "sqlite"
+def warehouse_kind(settings: Settings) -> str:
+    return "postgresql" if settings.warehouse_url.startswith("postgresql") else "sqlite"
+
+
+def apply_settings(
+    assets: list[dg.AssetsDefinition], settings: Settings
+) -> list[dg.AssetsDefinition]:
+    """The assets as this deployment runs them: partitioned ones over the study's months, every
+    warehouse table with the warehouse's kind (sqlite or postgresql), every asset that runs a
+    Great Expectations suite with the link to the Data Docs site."""
+    from sim_pipeline.defs.gx import GX_KINDS
+    from sim_pipeline.quality.gx_runner import docs_index
+
+    monthly = monthly_partitions(settings)
+    kind = warehouse_kind(settings)
+    docs = {"data_docs": dg.MetadataValue.path(str(docs_index(settings.quality_dir)))}
+
+    def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
+        changes: dict[str, Any] = {}
+        if spec.partitions_def == MONTHLY:
+            changes["partitions_def"] = monthly
+        if "dagster/table_name" in spec.metadata:
+            changes["kinds"] = {*spec.kinds, kind}
+        if set(spec.kinds) >= GX_KINDS:
+            changes["metadata"] = {**spec.metadata, **docs}
+        return spec.replace_attributes(**changes) if changes else spec
+
+    return list(dg.map_asset_specs(apply, assets))
 
 
 def key_metadata(tokeniser: Tokeniser | None = None) -> dict[str, dg.RawMetadataValue]:
@@ -121,23 +166,23 @@ def table_asset(
     kinds: tuple[str, ...] = ("python", "pandas"),
 ) -> dict[str, Any]:
     """The `dg.asset` arguments every single-table asset shares: the table's name and the data
-    dictionary's columns as ``dagster/table_name`` and its column schema, group, owners, the
-    downstream automation condition and the warehouse kind; ``monthly`` assets are partitioned
-    by month and run a range as one backfill; ``gx`` ones run a Great Expectations suite and
-    link the Data Docs site. Use as ``@dg.asset(**table_asset(...), description=..., ...)``."""
+    dictionary's columns as ``dagster/table_name`` and its column schema, group, owners and the
+    downstream automation condition; ``monthly`` assets are partitioned by month and run a
+    range as one backfill; ``gx`` ones run a Great Expectations suite. (The warehouse kind, the
+    study's months and the Data Docs link come at load: `apply_settings`.) Use as
+    ``@dg.asset(**table_asset(...), description=..., ...)``."""
     from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
-    from sim_pipeline.defs.gx import DATA_DOCS_METADATA, GX_KINDS
+    from sim_pipeline.defs.gx import GX_KINDS
 
     args: dict[str, Any] = {
         "deps": list(deps),
         "group_name": group_name,
         "owners": owners,
         "automation_condition": DOWNSTREAM_AUTOMATION,
-        "kinds": {*kinds, warehouse_kind(), *(GX_KINDS if gx else ())},
+        "kinds": {*kinds, *(GX_KINDS if gx else ())},
         "metadata": {
             "dagster/column_schema": column_schema(table),
             "dagster/table_name": table,
-            **(DATA_DOCS_METADATA if gx else {}),
         },
     }
     if monthly:

@@ -7,9 +7,8 @@ import pandas as pd
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.common import (
     DATA_QUALITY,
-    MONTHLY,
     markdown_table,
-    month_of,
+    study_months,
     table_spec,
 )
 from sim_pipeline.defs.ingest import STAGED_ASSETS
@@ -148,7 +147,7 @@ def drop_coverage(
     warehouse: WarehouseResource,
 ):
     due, volume = config.due_rule(), config.volume_rule()
-    months = [month_of(k) for k in MONTHLY.get_partition_keys()]
+    months = study_months()
     wh = warehouse.get()
     now = pd.Timestamp.now(tz="UTC")
     ledger = wh.read("ingest_ledger", columns=LEDGER_READ_COLUMNS)

@@ -7,15 +7,15 @@ import dagster as dg
 import pandas as pd
 
 from sim_pipeline.defs.checks import Check
-from sim_pipeline.defs.common import SETTINGS, markdown_table
+from sim_pipeline.defs.common import markdown_table
 from sim_pipeline.defs.resources import QualityResource
 from sim_pipeline.quality.expectations import Suite, SuiteOutcome
-from sim_pipeline.quality.gx_runner import docs_index, validate
+from sim_pipeline.quality.gx_runner import validate
 from sim_pipeline.warehouse.store import Warehouse
 
+# Every asset that runs a suite carries this kind, and with it (`common.apply_settings`) the
+# link to the Data Docs site, so an analyst or auditor finds the site from the UI.
 GX_KINDS = {"great_expectations"}
-# Shown on every asset that runs a suite, so an analyst or auditor finds the site from the UI.
-DATA_DOCS_METADATA = {"data_docs": dg.MetadataValue.path(str(docs_index(SETTINGS.quality_dir)))}
 
 
 def gx_check(
@@ -95,6 +95,6 @@ def gx_check_result(
             "validation_seconds": outcome.seconds,
             "failed_expectations": markdown_table(failed, counts_of="records"),
             "data_docs_page": dg.MetadataValue.path(str(outcome.docs_page or "")),
-            **DATA_DOCS_METADATA,
+            "data_docs": dg.MetadataValue.path(str(outcome.docs_index or "")),
         },
     )

@@ -27,10 +27,8 @@ from sim_pipeline.defs.common import (
     key_metadata,
     markdown_table,
     month_of,
-    warehouse_kind,
 )
 from sim_pipeline.defs.gx import (
-    DATA_DOCS_METADATA,
     GX_KINDS,
     gx_check,
     gx_check_result,
@@ -168,13 +166,12 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         # One writer at a time per staged table: two runs replacing the same month at once
         # could otherwise both insert (the instance sets each pool's limit; see dagster.yaml).
         pool=f"warehouse_write_{table.asset_name}",
-        kinds={"python", "pandas", warehouse_kind(), *GX_KINDS},
+        kinds={"python", "pandas", *GX_KINDS},
         tags={"stage": "ingest"},
         metadata={
             "dagster/column_schema": column_schema(table.asset_name),
             "dagster/table_name": table.asset_name,
             "contract": f"{table.contract.__module__}.{table.contract.__name__}",
-            **DATA_DOCS_METADATA,
         },
         check_specs=[
             *(c.spec(key) for c in CHECKS.values()),

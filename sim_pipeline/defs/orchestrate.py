@@ -163,9 +163,9 @@ def design_lines(primary: pd.DataFrame) -> list[str]:
 
 def all_assets_job() -> dg.JobDefinition:
     """The whole-graph job, reconstructable by other processes (multiprocess executor)."""
-    from sim_pipeline.definitions import defs
+    from sim_pipeline.definitions import load_definitions
 
-    return defs.resolve_job_def("sim_pipeline_all")
+    return load_definitions().resolve_job_def("sim_pipeline_all")
 
 
 def materialise_all(
@@ -180,10 +180,11 @@ def materialise_all(
     A range is a backfill: its ingest partitions run as one single-run backfill and the
     unpartitioned downstream assets are brought up to date in the same run.
     """
-    from sim_pipeline.definitions import defs
-    from sim_pipeline.defs.common import MONTHLY
+    from sim_pipeline.definitions import load_definitions
+    from sim_pipeline.defs.common import monthly_partitions
 
-    keys = MONTHLY.get_partition_keys()
+    defs = load_definitions(settings)
+    keys = monthly_partitions(settings).get_partition_keys()
     wanted = [k for k in keys if (first_month or "") <= k[:7] <= (last_month or "9999")]
     if not wanted:
         raise ValueError(f"no monthly partition between {first_month} and {last_month}")

@@ -8,11 +8,10 @@ from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.checks import Check
 from sim_pipeline.defs.common import (
     DATA_QUALITY,
-    MONTHLY,
     key_metadata,
     markdown_table,
-    month_of,
     record_audit,
+    study_months,
 )
 from sim_pipeline.defs.ingest import GATED_CHECKS, STAGED_ASSETS
 from sim_pipeline.defs.resources import (
@@ -79,7 +78,7 @@ def ingest_summary(
     wh = warehouse.get()
     ledger = wh.read("ingest_ledger")
     quarantine = wh.read("ingest_quarantine")
-    months = [month_of(k) for k in MONTHLY.get_partition_keys()]
+    months = study_months()
     recon = reconcile(Landing(landing.path).inventory(months), ledger)
     by_source, by_rule = summarise(ledger, quarantine)
     status = recon["status"].value_counts().to_dict()

@@ -85,6 +85,7 @@ class SuiteOutcome:
     results: pd.DataFrame
     docs_page: Path | None = None
     seconds: float = 0.0  # validation, storing the result and updating Data Docs
+    docs_index: Path | None = None  # the Data Docs site's index page
     success: bool = field(init=False)
 
     def __post_init__(self) -> None:

@@ -450,7 +450,9 @@ def validate(
     for c in ("element_count", "unexpected_count"):
         results[c] = pd.to_numeric(results[c]).astype("Int64")
     results["unexpected_percent"] = pd.to_numeric(results["unexpected_percent"]).astype("float64")
-    return SuiteOutcome(suite, results, page, round(time.perf_counter() - started, 2))
+    return SuiteOutcome(
+        suite, results, page, round(time.perf_counter() - started, 2), docs_index(quality_dir)
+    )
 
 
 def build_docs(quality_dir: Path) -> Path:
