@@ -25,13 +25,15 @@ GROUP = "identity"
 QUALITY_ENCODINGS = ["nhs_number_token", "person_sex"]
 
 
+# Persons with an implausible link over persons with several records, above which the check
+# fails: linkage is joining different people.
+IMPLAUSIBLE_LINK_RATE_LIMIT = 0.01
 IMPLAUSIBLE_LINK_RATE = Check(
     "implausible_link_rate",
     "Persons with an implausible link (a record after their death, two NHS numbers from one "
     "provider, or two dates of death), as a share of persons with more than one record, is at "
-    "most the configured limit (the linkage resource's implausible_link_rate_limit, default "
-    "1%). Above it, linkage is joining different people and every downstream metric would be "
-    "wrong.",
+    f"most {IMPLAUSIBLE_LINK_RATE_LIMIT:.0%}. Above it, linkage is joining different people "
+    "and every downstream metric would be wrong.",
     blocking=True,
 )
 _QUALITY_DEPS = [
@@ -142,12 +144,12 @@ def linkage_quality(
         },
         check_results=[
             IMPLAUSIBLE_LINK_RATE.result(
-                rate <= linkage.implausible_link_rate_limit,
+                rate <= IMPLAUSIBLE_LINK_RATE_LIMIT,
                 metadata={
                     "persons_flagged": len(flagged),
                     "persons_with_several_records": multi,
                     "rate": round(rate, 5),
-                    "limit": linkage.implausible_link_rate_limit,
+                    "limit": IMPLAUSIBLE_LINK_RATE_LIMIT,
                 },
             )
         ],

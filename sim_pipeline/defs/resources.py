@@ -56,12 +56,11 @@ class PseudonymisationKeyResource(dg.ConfigurableResource):
 
 
 class LinkageResource(dg.ConfigurableResource):
-    """Linkage settings (see `LinkageOptions`) and the implausible-link limit of the check."""
+    """Linkage settings (see `LinkageOptions`)."""
 
     threshold: float = 0.95
     attach_threshold: float = 0.5
     ambiguity_margin: float = 3.0
-    implausible_link_rate_limit: float = 0.01
 
     @property
     def reports_dir(self) -> Path:
