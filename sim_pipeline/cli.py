@@ -233,13 +233,12 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
     """
     import sqlalchemy as sa
 
+    from sim_pipeline.quality.landing_identifiers import landing_identifiers, own_vocabulary
     from sim_pipeline.quality.privacy_scan import (
         dagster_storage_dirs,
         dagster_storage_urls,
         files_under,
         generated_quality_files,
-        landing_identifiers,
-        own_vocabulary,
         scan,
         scan_database,
     )

@@ -265,10 +265,10 @@ def build_corpus(landing: Path, outside: Path) -> tuple[list[Case], int]:
 
 
 def planted_identifiers() -> dict[str, set[str]]:
-    """The planted values, in the form `privacy_scan.IdentifierMatcher` takes."""
+    """The planted values, in the form `identifier_forms.IdentifierMatcher` takes."""
     import pandas as pd
 
-    from sim_pipeline.quality.privacy_scan import frame_identifiers
+    from sim_pipeline.quality.landing_identifiers import frame_identifiers
 
     given, family = PLANTED_NAME
     mpi = next(t for t in SOURCE_TABLES if t.table == "MHS001MPI")

@@ -16,12 +16,11 @@ import pytest
 from sim_pipeline.identity import Tokeniser
 from sim_pipeline.identity.tokens import DEMO_KEY
 from sim_pipeline.ingest.staging import stage_run
+from sim_pipeline.quality.landing_identifiers import landing_identifiers, own_vocabulary
 from sim_pipeline.quality.privacy_scan import (
     dagster_storage_urls,
     files_under,
     generated_quality_files,
-    landing_identifiers,
-    own_vocabulary,
     scan,
     scan_database,
 )

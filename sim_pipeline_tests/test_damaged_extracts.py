@@ -34,14 +34,8 @@ from pandera.typing import Series
 from sim_pipeline.identity import Tokeniser
 from sim_pipeline.ingest.staging import duplicate_record_keys, stage_run
 from sim_pipeline.quality.identifiers import find_identifier_like, name_like_counts
-from sim_pipeline.quality.privacy_scan import (
-    _text_of,
-    files_under,
-    generated_quality_files,
-    landing_identifiers,
-    own_vocabulary,
-    scan,
-)
+from sim_pipeline.quality.landing_identifiers import landing_identifiers, own_vocabulary
+from sim_pipeline.quality.privacy_scan import _text_of, files_under, generated_quality_files, scan
 from sim_pipeline.sources import BY_ASSET, SOURCE_TABLES
 from sim_pipeline.sources.base import IdentifierColumns, SourceTable
 from sim_pipeline.sources.contract import RawContract

@@ -11,13 +11,8 @@ import sqlalchemy as sa
 
 from sim_pipeline.identity.keys import parse_key
 from sim_pipeline.identity.tokens import DEMO_KEY, Tokeniser
-from sim_pipeline.quality.privacy_scan import (
-    files_under,
-    generated_quality_files,
-    landing_identifiers,
-    own_vocabulary,
-    scan,
-)
+from sim_pipeline.quality.landing_identifiers import landing_identifiers, own_vocabulary
+from sim_pipeline.quality.privacy_scan import files_under, generated_quality_files, scan
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import (
     RUN_LOG_TABLES,

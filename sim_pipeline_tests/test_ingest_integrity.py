@@ -21,8 +21,9 @@ from sim_pipeline.identity import Tokeniser
 from sim_pipeline.identity.keys import KeyRejected, generate_key, parse_key
 from sim_pipeline.identity.tokens import DEMO_KEY
 from sim_pipeline.ingest.staging import stage_month
+from sim_pipeline.quality.identifier_forms import IdentifierMatcher
 from sim_pipeline.quality.identifiers import find_identifier_like
-from sim_pipeline.quality.privacy_scan import IdentifierMatcher, frame_identifiers
+from sim_pipeline.quality.landing_identifiers import frame_identifiers
 from sim_pipeline.sources import BY_ASSET
 from sim_pipeline.sources.contract import verhoeff_ok
 from sim_pipeline.sources.reader import count_data_lines, data_line_numbers

@@ -22,12 +22,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from sim_pipeline.quality.privacy_scan import (
-    dagster_storage_urls,
-    landing_identifiers,
-    own_vocabulary,
-    scan_database,
-)
+from sim_pipeline.quality.landing_identifiers import landing_identifiers, own_vocabulary
+from sim_pipeline.quality.privacy_scan import dagster_storage_urls, scan_database
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse import Warehouse, frame_digest, table_digests
 from sim_pipeline.warehouse.dictionary import (

@@ -27,20 +27,21 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from sim_pipeline.quality.privacy_scan import (
+from sim_pipeline.quality.identifier_forms import (
     COMPACT_DATE_RE,
     DOB_COMPACT,
     NAME_PAIRS,
     IdentifierMatcher,
     _compact_forms,
+    software_vocabulary,
+)
+from sim_pipeline.quality.landing_identifiers import landing_identifiers, own_vocabulary
+from sim_pipeline.quality.privacy_scan import (
     dagster_storage_dirs,
     dagster_storage_urls,
-    landing_identifiers,
-    own_vocabulary,
     scan,
     scan_database,
     scan_warehouse_tables,
-    software_vocabulary,
 )
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import render_markdown
@@ -364,7 +365,7 @@ def synth_ids(synth_landing: Path) -> dict[str, set[str]]:
 def test_synthetic_non_identifying_columns_are_not_hits(tmp_path, synth_landing, synth_ids):
     """Every value of every non-identifying column the generator writes (codes, dates, times,
     boroughs, ethnicities, outcomes, record keys), as text and in SQLite."""
-    from sim_pipeline.quality.privacy_scan import _read_any
+    from sim_pipeline.quality.landing_identifiers import _read_any
 
     values: set[str] = set()
     for table in SOURCE_TABLES:
@@ -550,7 +551,7 @@ def test_landing_identifiers_batched_by_table_equal_file_by_file(
     """`landing_identifiers` joins each table's files into batches; the identifiers are those
     of the files read one by one, also across batch edges, with a file lacking a column, an
     empty file and a header-only file among them."""
-    from sim_pipeline.quality import privacy_scan as ps
+    from sim_pipeline.quality import landing_identifiers as ps
 
     landing = link_landing(small_synth[0], tmp_path / "landing", lambda m: m <= "2016-04")
     mpi = next(landing.glob("*/2016-02/MHS001MPI.csv"))

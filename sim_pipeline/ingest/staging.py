@@ -24,12 +24,9 @@ from sim_pipeline.identity import Tokeniser, pseudonymise
 from sim_pipeline.identity.record_keys import tokenise_record_keys
 from sim_pipeline.ingest.tables import IngestLedger, IngestQuarantine
 from sim_pipeline.landing.layout import Landing
+from sim_pipeline.quality.identifier_forms import IdentifierMatcher
 from sim_pipeline.quality.identifiers import find_identifier_like_by_group
-from sim_pipeline.quality.privacy_scan import (
-    IdentifierMatcher,
-    frame_identifiers,
-    own_vocabulary_cached,
-)
+from sim_pipeline.quality.landing_identifiers import frame_identifiers, own_vocabulary_cached
 from sim_pipeline.sources.base import SourceTable
 from sim_pipeline.sources.reader import (
     DEFAULT_MAX_DROP_BYTES,

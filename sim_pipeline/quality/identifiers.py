@@ -20,7 +20,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from sim_pipeline.identity.nhs_number import is_valid_nhs_number
-from sim_pipeline.quality.privacy_scan import IdentifierMatcher
+from sim_pipeline.quality.identifier_forms import IdentifierMatcher
 
 # Column names that alone show a raw identifier slipped through (e.g. NHSNumber, Postcode,
 # PersonBirthDate, AddressPostcode, Person_Birth_Date), but not NHSNumberStatus or our tokens.
