@@ -393,7 +393,7 @@ def test_cohort_metric_totals_are_close_to_the_truth(june_run):
 def test_evaluation_is_published_under_disclosure_control(june_run, june_ids, tmp_path):
     """The run writes the estimates and the release; the release passes the auditor's scan,
     holds no person key and no landing identifier, and `sim-pipeline report` rebuilds it."""
-    from sim_pipeline.publish.release import scan_release
+    from sim_pipeline.publish.release_files import scan_release
 
     est = june_run["snap"]["evaluation_estimates"]
     total = est[(est["analysis"] == "primary") & (est["outcome"] == "total_cost")]

@@ -10,12 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim_pipeline.publish.release import (
-    build_release,
-    is_count_column,
-    scan_release,
-    write_release,
-)
+from sim_pipeline.publish.disclosure import is_count_column
+from sim_pipeline.publish.release import build_release
+from sim_pipeline.publish.release_files import scan_release, write_release
 from sim_pipeline.publish.report import render_report, trajectory_points, write_report
 
 PY, VERSION = "2018/19", "2026.1"

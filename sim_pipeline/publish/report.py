@@ -27,9 +27,8 @@ from sim_pipeline.publish.release import (
     WITHHELD_STATISTICS,
     build_release,
     explain_flag,
-    write_release,
-    write_text_atomic,
 )
+from sim_pipeline.publish.release_files import write_release, write_text_atomic
 from sim_pipeline.warehouse.model import columns
 
 REPORT_NAME = "evaluation_report.html"
