@@ -2,8 +2,10 @@
 frames into matplotlib figures. Each bar, point or line is a figure that could be published: the
 linkage chart takes rates and counts through the disclosure rule (`chart_rates`,
 `chart_counts`), the trajectories draw no point on fewer than 8 people. Wiring turns a figure
-into metadata (`defs.common.figure_metadata`); the HTML report draws its own charts inline
-(`publish.report`). matplotlib is imported when a chart is drawn, never at import.
+into metadata (`defs.common.figure_metadata`); the HTML report (`publish.report`) draws the
+released values only (suppressed cells are gaps) with the report figures here and inlines
+them. Every chart of the project is drawn in this module; matplotlib is imported when a chart
+is drawn, never at import.
 """
 
 from __future__ import annotations
@@ -95,5 +97,105 @@ def matched_trajectory_figure(traj: pd.DataFrame, price_year: str):
         ax.set_xlabel("months from allocation / pseudo-index")
     axes[0].set_ylabel(f"mean cost per person-month (GBP, {price_year})")
     axes[0].legend()
+    fig.tight_layout()
+    return fig
+
+
+# -- the HTML report's charts (released values only: a suppressed cell is a gap) ---------------
+
+
+def bracket_trajectory_figure(pts: pd.DataFrame, labels: dict[str, str], price_year: str):
+    """Mean monthly cost of members and comparisons by month from index, one panel per
+    population of ``labels`` (the DiD bracket); ``pts`` as `report.trajectory_points`."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = new_figure(10, 3.8, len(labels), sharey=True)
+    for ax, (population, title) in zip(axes, labels.items(), strict=True):
+        for group, colour in (("programme", BLUE), ("comparison", GREY)):
+            d = pts[(pts["population"] == population) & (pts["group"] == group)]
+            # full month range with gaps (NaN) where a cell was suppressed: no line across it
+            d = d.set_index("months_from_index")["mean_total_cost"]
+            if len(d):
+                d = d.reindex(range(int(d.index.min()), int(d.index.max()) + 1))
+            ax.plot(d.index, d.to_numpy(), marker=".", color=colour, label=group)
+        ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(title)
+        ax.set_xlabel("months from index (0 = allocation / pseudo-index month)")
+        ax.legend()
+    axes[0].set_ylabel(f"mean cost per person-month (GBP, {price_year or 'price year ?'})")
+    fig.tight_layout()
+    return fig
+
+
+def forest_figure(d: pd.DataFrame, outcomes: list[str], labels: dict[tuple[str, str], str]):
+    """Estimates with 95% CIs (relative change, as numbers; missing where suppressed) per outcome:
+    difference-in-differences as points with bars, naive changes as crosses, for the
+    (population, method) pairs of ``labels``."""
+    fig, axes = new_figure(11, 0.45 * len(outcomes) + 1.6, sharey=True)
+    ax = axes[0]
+    for k, (population, colour) in enumerate((("per_protocol", ORANGE), ("itt", BLUE))):
+        offset = -0.15 if k == 0 else 0.15
+        for method, marker in (("difference_in_differences", "o"), ("naive_before_after", "x")):
+            rows = d[(d["population"] == population) & (d["method"] == method)]
+            ys, xs, lo, hi = [], [], [], []
+            for r in rows.to_dict("records"):
+                x = r["estimate"]
+                if pd.isna(x) or r["outcome"] not in outcomes:
+                    continue
+                ys.append(outcomes.index(r["outcome"]) + offset)
+                xs.append(100 * x)
+                low, high = r["ci_low"], r["ci_high"]
+                lo.append(0.0 if pd.isna(low) else 100 * (x - low))
+                hi.append(0.0 if pd.isna(high) else 100 * (high - x))
+            if not xs:
+                continue
+            label = labels[(population, method)]
+            if method == "difference_in_differences":
+                ax.errorbar(xs, ys, xerr=[lo, hi], fmt=marker, color=colour, capsize=3, label=label)
+            else:
+                ax.scatter(xs, ys, marker=marker, color=colour, label=label)
+    drawn = {r["outcome"] for r in d.to_dict("records") if not pd.isna(r["estimate"])}
+    for i, outcome in enumerate(outcomes):
+        if outcome not in drawn:
+            ax.annotate(
+                "suppressed or not estimated",
+                (0.01, i),
+                xycoords=("axes fraction", "data"),
+                va="center",
+                fontsize=8,
+                color=GREY,
+            )
+    ax.axvline(0, color="grey", linewidth=1)
+    ax.set_yticks(range(len(outcomes)), outcomes)
+    ax.invert_yaxis()
+    ax.set_xlabel("relative change (%): DiD with 95% CI; x = naive before/after")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def event_study_figure(pts: pd.DataFrame, population: str, counterfactual: str, price_year: str):
+    """Members against their matched, bias-corrected counterfactual (group ``counterfactual``)
+    by month from allocation; months before 0 are the pre-period placebo."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = new_figure(8, 3.6, sharey=True)
+    ax = axes[0]
+    for group, colour, label in (
+        ("programme", BLUE, "members"),
+        (counterfactual, ORANGE, "counterfactual (matched, bias-corrected)"),
+    ):
+        g = pts[(pts["population"] == population) & (pts["group"] == group)]
+        g = g.set_index("months_from_index")["mean_total_cost"]
+        if len(g):
+            g = g.reindex(range(int(g.index.min()), int(g.index.max()) + 1))
+        ax.plot(g.index, g.to_numpy(), marker=".", color=colour, label=label)
+    ax.axvline(-0.5, color="grey", linestyle="--", linewidth=1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"event study ({population}): months before 0 are a placebo")
+    ax.set_xlabel("months from allocation")
+    ax.set_ylabel(f"mean cost per member-month (GBP, {price_year or 'price year ?'})")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

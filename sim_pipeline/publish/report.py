@@ -18,6 +18,7 @@ import pandas as pd
 
 from sim_pipeline.evaluation import matched_design as md
 from sim_pipeline.identity.tables import LinkageLinkRates
+from sim_pipeline.publish import charts
 from sim_pipeline.publish.disclosure import SMALL_MAX, SUPPRESSED
 from sim_pipeline.publish.release import (
     HARM_OUTCOMES,
@@ -38,7 +39,6 @@ METHOD_LABEL = {
     "naive_before_after": "naive before/after",
     "difference_in_differences": "difference-in-differences",
 }
-BLUE, ORANGE, GREY = "#005eb8", "#ed8b00", "#768692"
 HEADLINE_STATISTICS = (
     "n_allocated",
     "n_engaged",
@@ -144,16 +144,6 @@ def _png(fig) -> str:  # fig: matplotlib Figure
     return f"<img alt='chart' src='data:image/png;base64,{data}'>"
 
 
-def _figure(width: float, height: float, ncols: int = 1):  # -> (Figure, axes)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, ncols, sharey=True, squeeze=False)[0]
-    return fig, axes
-
-
 def trajectory_points(release: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """The points the trajectory chart draws: primary analysis, released means only (a
     suppressed or empty cell is not drawn)."""
@@ -174,29 +164,12 @@ def trajectory_points(release: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def _trajectory_chart(release: Mapping[str, pd.DataFrame], price_year: str) -> str:
-    from matplotlib.ticker import MaxNLocator
-
     pts = trajectory_points(release)
     populations = [p for p in REPORT_POPULATIONS if p in set(pts["population"])]
     if not populations:
         return "<p class='note'>No trajectory released.</p>"
-    fig, axes = _figure(10, 3.8, len(populations))
-    for ax, population in zip(axes, populations, strict=True):
-        for group, colour in (("programme", BLUE), ("comparison", GREY)):
-            d = pts[(pts["population"] == population) & (pts["group"] == group)]
-            # full month range with gaps (NaN) where a cell was suppressed: no line across it
-            d = d.set_index("months_from_index")["mean_total_cost"]
-            if len(d):
-                d = d.reindex(range(int(d.index.min()), int(d.index.max()) + 1))
-            ax.plot(d.index, d.to_numpy(), marker=".", color=colour, label=group)
-        ax.axvline(0, color="grey", linestyle="--", linewidth=1)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(POPULATION_LABEL.get(population, population))
-        ax.set_xlabel("months from index (0 = allocation / pseudo-index month)")
-        ax.legend()
-    axes[0].set_ylabel(f"mean cost per person-month (GBP, {price_year or 'price year ?'})")
-    fig.tight_layout()
-    return _png(fig)
+    labels = {p: POPULATION_LABEL.get(p, p) for p in populations}
+    return _png(charts.bracket_trajectory_figure(pts, labels, price_year))
 
 
 def _forest_chart(est: pd.DataFrame) -> str:
@@ -206,47 +179,13 @@ def _forest_chart(est: pd.DataFrame) -> str:
     outcomes = [o for o in (*USE_OUTCOMES, *HARM_OUTCOMES) if o in set(d["outcome"])]
     if not outcomes:
         return "<p class='note'>No estimates released.</p>"
-    fig, axes = _figure(11, 0.45 * len(outcomes) + 1.6)
-    ax = axes[0]
-    for k, (population, colour) in enumerate((("per_protocol", ORANGE), ("itt", BLUE))):
-        offset = -0.15 if k == 0 else 0.15
-        for method, marker in (("difference_in_differences", "o"), ("naive_before_after", "x")):
-            rows = d[(d["population"] == population) & (d["method"] == method)]
-            ys, xs, lo, hi = [], [], [], []
-            for r in rows.to_dict("records"):
-                x = _num(r["estimate"])
-                if x is None or r["outcome"] not in outcomes:
-                    continue
-                ys.append(outcomes.index(r["outcome"]) + offset)
-                xs.append(100 * x)
-                low, high = _num(r["ci_low"]), _num(r["ci_high"])
-                lo.append(100 * (x - low) if low is not None else 0.0)
-                hi.append(100 * (high - x) if high is not None else 0.0)
-            if not xs:
-                continue
-            label = f"{POPULATION_LABEL[population]}: {METHOD_LABEL[method]}"
-            if method == "difference_in_differences":
-                ax.errorbar(xs, ys, xerr=[lo, hi], fmt=marker, color=colour, capsize=3, label=label)
-            else:
-                ax.scatter(xs, ys, marker=marker, color=colour, label=label)
-    drawn = {r["outcome"] for r in d.to_dict("records") if _num(r["estimate"]) is not None}
-    for i, outcome in enumerate(outcomes):
-        if outcome not in drawn:
-            ax.annotate(
-                "suppressed or not estimated",
-                (0.01, i),
-                xycoords=("axes fraction", "data"),
-                va="center",
-                fontsize=8,
-                color=GREY,
-            )
-    ax.axvline(0, color="grey", linewidth=1)
-    ax.set_yticks(range(len(outcomes)), outcomes)
-    ax.invert_yaxis()
-    ax.set_xlabel("relative change (%): DiD with 95% CI; x = naive before/after")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    fig.tight_layout()
-    return _png(fig)
+    numbers = d.assign(**{c: [_num(v) for v in d[c]] for c in ("estimate", "ci_low", "ci_high")})
+    labels = {
+        (population, method): f"{POPULATION_LABEL[population]}: {METHOD_LABEL[method]}"
+        for population in ("per_protocol", "itt")
+        for method in ("difference_in_differences", "naive_before_after")
+    }
+    return _png(charts.forest_figure(numbers, outcomes, labels))
 
 
 def _released_design(release: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -322,32 +261,12 @@ def _design_section(release: Mapping[str, pd.DataFrame], price_year: str) -> lis
 def _event_study_chart(release: Mapping[str, pd.DataFrame], price_year: str) -> str:
     """Members against their matched, bias-corrected counterfactual by month from allocation;
     months before allocation are the pre-period placebo."""
-    from matplotlib.ticker import MaxNLocator
-
     pts = trajectory_points(release)
     pops = [md.itt_population(w) for w in reversed(md.WINDOWS)]
     pops = [p for p in pops if p in set(pts["population"])][:1]
     if not pops:
         return "<p class='note'>No event study released.</p>"
-    fig, axes = _figure(8, 3.6)
-    ax = axes[0]
-    for group, colour, label in (
-        ("programme", BLUE, "members"),
-        (md.COUNTERFACTUAL_GROUP, ORANGE, "counterfactual (matched, bias-corrected)"),
-    ):
-        g = pts[(pts["population"] == pops[0]) & (pts["group"] == group)]
-        g = g.set_index("months_from_index")["mean_total_cost"]
-        if len(g):
-            g = g.reindex(range(int(g.index.min()), int(g.index.max()) + 1))
-        ax.plot(g.index, g.to_numpy(), marker=".", color=colour, label=label)
-    ax.axvline(-0.5, color="grey", linestyle="--", linewidth=1)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"event study ({pops[0]}): months before 0 are a placebo")
-    ax.set_xlabel("months from allocation")
-    ax.set_ylabel(f"mean cost per member-month (GBP, {price_year or 'price year ?'})")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _png(fig)
+    return _png(charts.event_study_figure(pts, pops[0], md.COUNTERFACTUAL_GROUP, price_year))
 
 
 def _change_words(cell: object) -> str:
