@@ -40,8 +40,8 @@ from sim_pipeline.defs import metrics as metrics_defs
 from sim_pipeline.defs import report as report_defs
 from sim_pipeline.defs.quality import ingest_summary
 from sim_pipeline.defs.resources import (
-    EvaluationResource,
     MetricsResource,
+    StudyDesignResource,
     build_resources,
 )
 from sim_pipeline.evaluation.comparison import EvaluationSettings
@@ -174,7 +174,7 @@ class Project:
             }
         )
         # a short bootstrap and no sensitivity analyses: the checks do not depend on them
-        resources["evaluation"] = EvaluationResource(
+        resources["study"] = StudyDesignResource(
             **{"bootstrap": 50, "sensitivity": False, **(evaluation or {})}
         )
         return dg.materialize(

@@ -182,18 +182,21 @@ def test_open_ended_partitions_for_production():
 
 
 def test_the_baseline_is_configured_once_for_the_headline_and_the_evaluation():
-    """One study-design resource holds the baseline window: the cohort (so the headline) and
-    the evaluation read it there, and no other resource has a baseline of its own to drift."""
-    from sim_pipeline.defs.resources import EvaluationResource, StudyDesignResource
+    """One study-design resource holds every analysis setting (the baseline window, the price
+    year, linkage and evaluation settings): the cohort (so the headline), costing, linkage and
+    the evaluation read them there; every other resource holds connections and paths only."""
+    from sim_pipeline.defs.resources import StudyDesignResource
 
     resources = defs.resources
-    with_baseline = [
-        name for name, r in resources.items() if "baseline_months" in type(r).model_fields
-    ]
-    assert with_baseline == ["study"], with_baseline
-    settings = EvaluationResource().settings(StudyDesignResource(baseline_months=7))
-    assert settings.baseline_months == 7
-    for key in ("cohort", "evaluation_estimates"):
+    with_config = {name: sorted(type(r).model_fields) for name, r in resources.items()}
+    assert with_config.pop("metrics") == ["price_index_path", "unit_costs_path"]  # files
+    analysis = with_config.pop("study")
+    assert {"baseline_months", "price_year", "linkage_threshold", "bootstrap"} <= set(analysis)
+    assert all(fields == [] for fields in with_config.values()), with_config
+    study = StudyDesignResource(baseline_months=7, linkage_threshold=0.9)
+    assert study.evaluation_settings().baseline_months == 7
+    assert study.linkage_options().threshold == 0.9
+    for key in ("cohort", "evaluation_estimates", "person_index", "unit_costs"):
         assets_def = defs.resolve_assets_def(dg.AssetKey(key))
         assert "study" in assets_def.required_resource_keys, key
 

@@ -142,9 +142,9 @@ def test_run_config_cannot_redirect_storage_or_output(resource, field, tmp_path)
     value = 1 if field == "max_drop_bytes" else str(tmp_path / "elsewhere")
     with pytest.raises(dg.DagsterInvalidConfigError):
         dg.validate_run_config(job, {"resources": {resource: {"config": {field: value}}}})
-    # the same mechanism accepts what stays configurable (analysis settings, reference files)
-    ok = {"resources": {"evaluation": {"config": {"bootstrap": 50}}}}
-    assert dg.validate_run_config(job, ok)["resources"]["evaluation"]["config"]["bootstrap"] == 50
+    # the same mechanism accepts what stays configurable (the study design, reference files)
+    ok = {"resources": {"study": {"config": {"bootstrap": 50}}}}
+    assert dg.validate_run_config(job, ok)["resources"]["study"]["config"]["bootstrap"] == 50
 
 
 def test_no_document_publishes_the_web_ui_on_an_open_address():

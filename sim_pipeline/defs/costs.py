@@ -15,6 +15,7 @@ from sim_pipeline.defs.reads import (
 from sim_pipeline.defs.resources import (
     MetricsResource,
     QualityResource,
+    StudyDesignResource,
     WarehouseResource,
 )
 from sim_pipeline.measures.costs import (
@@ -66,10 +67,13 @@ GX_COSTS = gx_check(
     check_specs=[UNIT_COSTS_VALID.spec("unit_costs")],
 )
 def unit_costs(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, metrics: MetricsResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    metrics: MetricsResource,
+    study: StudyDesignResource,
 ):
     try:
-        costs = metrics.unit_costs()
+        costs = metrics.unit_costs(study)
     except CostError as exc:
         # the reference files themselves are unusable (mixed price years, no index, an
         # unparseable cost): the check records why, and nothing is written

@@ -16,7 +16,6 @@ from sim_pipeline.defs.linkage import person_index
 from sim_pipeline.defs.metrics import person_month_metrics
 from sim_pipeline.defs.reads import data_months, read_table
 from sim_pipeline.defs.resources import (
-    EvaluationResource,
     MetricsResource,
     StudyDesignResource,
     WarehouseResource,
@@ -179,7 +178,6 @@ def _table_spec(name: str, description: str, deps: list) -> dg.AssetSpec:
 def evaluation(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
-    evaluation: EvaluationResource,
     metrics: MetricsResource,
     study: StudyDesignResource,
 ):
@@ -215,8 +213,8 @@ def evaluation(
         co,
         _people(wh),
         months,
-        evaluation.settings(study),
-        sensitivity=evaluation.sensitivity,
+        study.evaluation_settings(),
+        sensitivity=study.sensitivity,
     )
     est = ev.estimates.assign(price_year=years[0], unit_cost_version=versions[0])
 

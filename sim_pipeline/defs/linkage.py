@@ -11,7 +11,7 @@ import pandas as pd
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.common import DATA_ENGINEERING, markdown_table, table_spec
 from sim_pipeline.defs.ingest import STAGED_ASSETS
-from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
+from sim_pipeline.defs.resources import StudyDesignResource, WarehouseResource
 from sim_pipeline.identity import linkage_quality as lq
 from sim_pipeline.identity.linkage import BLOCKING_RULES, ENCODING_COLUMNS, link_encoded
 from sim_pipeline.identity.person_index import (
@@ -105,13 +105,13 @@ INDEX_TABLES = {
     can_subset=False,
 )
 def person_index(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, linkage: LinkageResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, study: StudyDesignResource
 ):
     wh = warehouse.get()
     t0 = time.perf_counter()
     staged = staged_for_linkage(wh)
     rows, groups = linkage_rows(staged)
-    result = link_encoded(rows, groups, linkage.options())
+    result = link_encoded(rows, groups, study.linkage_options())
     records = index_records(rows, result)
     previous = wh.read("person_index")
     history = wh.read("person_key_changes")
@@ -186,7 +186,7 @@ def person_index(
             "records_linked_to_others": int((sizes[index["person_key"]] > 1).sum()),
             "key_changes_this_run": dg.MetadataValue.json(change_counts),
             "model_trained": result.trained,
-            "threshold": linkage.threshold,
+            "threshold": study.linkage_threshold,
             "linkage_counts": dg.MetadataValue.json(result.counts),
             "linkage_seconds": dg.MetadataValue.json(
                 {k: round(v, 2) for k, v in result.timings.items()}

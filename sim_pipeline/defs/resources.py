@@ -56,23 +56,13 @@ class PseudonymisationKeyResource(dg.ConfigurableResource):
 
 
 class LinkageResource(dg.ConfigurableResource):
-    """Linkage settings (see `LinkageOptions`)."""
-
-    threshold: float = 0.95
-    attach_threshold: float = 0.5
-    ambiguity_margin: float = 3.0
+    """Where the linkage charts go (``SIM_REPORTS_DIR``; environment only). The linkage
+    settings are the study design's (`StudyDesignResource`)."""
 
     @property
     def reports_dir(self) -> Path:
         """Charts (``SIM_REPORTS_DIR``; environment only)."""
         return Settings.from_env().reports_dir
-
-    def options(self) -> LinkageOptions:
-        return LinkageOptions(
-            threshold=self.threshold,
-            attach_threshold=self.attach_threshold,
-            ambiguity_margin=self.ambiguity_margin,
-        )
 
 
 class QualityResource(dg.ConfigurableResource):
@@ -86,38 +76,20 @@ class QualityResource(dg.ConfigurableResource):
 
 
 class StudyDesignResource(dg.ConfigurableResource):
-    """The study design, set once for every asset that uses it: the baseline window before
-    allocation that the cohort, the headline and the evaluation all compare against (so the
-    headline and the adjusted estimate can never use different baselines)."""
+    """The study design, set once for every asset that uses it: the baseline window the cohort,
+    the headline and the evaluation all compare against (so the headline and the adjusted
+    estimate can never use different baselines), the price year, the linkage settings and the
+    evaluation's. The other resources hold connections and paths only."""
 
     baseline_months: int = 12
-
-
-class MetricsResource(dg.ConfigurableResource):
-    """Costing: price year, unit-cost and index tables (the baseline is the study design's)."""
-
+    # costing
     price_year: str = "2018/19"
-    unit_costs_path: str = "data/reference/unit_costs.csv"
-    price_index_path: str = "data/reference/price_index.csv"
     unit_cost_version: str | None = None  # default: the newest version in the file
-
-    @property
-    def reports_dir(self) -> Path:
-        """Charts (``SIM_REPORTS_DIR``; environment only)."""
-        return Settings.from_env().reports_dir
-
-    def unit_costs(self):  # -> sim_pipeline.measures.costs.UnitCosts
-        from sim_pipeline.measures.costs import load_unit_costs
-
-        index = Path(self.price_index_path) if self.price_index_path else None
-        return load_unit_costs(
-            Path(self.unit_costs_path), self.price_year, index, self.unit_cost_version
-        )
-
-
-class EvaluationResource(dg.ConfigurableResource):
-    """Comparison cohort and estimates (see sim_pipeline/evaluation/comparison.py)."""
-
+    # linkage (see `LinkageOptions`)
+    linkage_threshold: float = 0.95
+    attach_threshold: float = 0.5
+    ambiguity_margin: float = 3.0
+    # evaluation (see sim_pipeline/evaluation/comparison.py)
     eligibility_rule: str = "s136_detentions>=2, ae_attendances>=12, police_deployments>=12"
     eligibility_window_months: int = 12
     controls_per_person: int = 3
@@ -127,19 +99,19 @@ class EvaluationResource(dg.ConfigurableResource):
     seed: int = 20180101
     sensitivity: bool = True
 
-    @property
-    def published_dir(self) -> Path:
-        """The disclosure-controlled release (``SIM_PUBLISHED_DIR``; environment only)."""
-        return Settings.from_env().published_dir
+    def linkage_options(self) -> LinkageOptions:
+        return LinkageOptions(
+            threshold=self.linkage_threshold,
+            attach_threshold=self.attach_threshold,
+            ambiguity_margin=self.ambiguity_margin,
+        )
 
-    def settings(
-        self, study: StudyDesignResource
-    ):  # -> sim_pipeline.evaluation.comparison.EvaluationSettings
+    def evaluation_settings(self):  # -> sim_pipeline.evaluation.comparison.EvaluationSettings
         from sim_pipeline.evaluation.comparison import EligibilityRule, EvaluationSettings
 
         return EvaluationSettings(
             rule=EligibilityRule.parse(self.eligibility_rule, self.eligibility_window_months),
-            baseline_months=study.baseline_months,
+            baseline_months=self.baseline_months,
             controls_per_person=self.controls_per_person,
             caliper=self.caliper,
             max_month_gap=self.max_month_gap,
@@ -148,10 +120,41 @@ class EvaluationResource(dg.ConfigurableResource):
         )
 
 
+class MetricsResource(dg.ConfigurableResource):
+    """Costing's reference files (unit costs and price index; the price year and the version
+    are the study design's) and where its charts go."""
+
+    unit_costs_path: str = "data/reference/unit_costs.csv"
+    price_index_path: str = "data/reference/price_index.csv"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Charts (``SIM_REPORTS_DIR``; environment only)."""
+        return Settings.from_env().reports_dir
+
+    def unit_costs(self, study: StudyDesignResource):  # -> sim_pipeline.measures.costs.UnitCosts
+        from sim_pipeline.measures.costs import load_unit_costs
+
+        index = Path(self.price_index_path) if self.price_index_path else None
+        return load_unit_costs(
+            Path(self.unit_costs_path), study.price_year, index, study.unit_cost_version
+        )
+
+
+class EvaluationResource(dg.ConfigurableResource):
+    """Where the disclosure-controlled release goes (``SIM_PUBLISHED_DIR``; environment only).
+    The evaluation's settings are the study design's."""
+
+    @property
+    def published_dir(self) -> Path:
+        """The disclosure-controlled release (``SIM_PUBLISHED_DIR``; environment only)."""
+        return Settings.from_env().published_dir
+
+
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     """The resources. Storage and output paths are not among their config (each reads them
-    from the environment when used), so a run's config cannot redirect them; reference files
-    and the analysis settings stay configurable."""
+    from the environment when used), so a run's config cannot redirect them; the reference
+    files and the study design (`study`: every analysis setting) stay configurable."""
     return {
         "warehouse": WarehouseResource(),
         "landing": LandingResource(),
