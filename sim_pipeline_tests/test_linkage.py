@@ -10,7 +10,7 @@ import pytest
 
 from sim_pipeline.defs.linkage import person_index
 from sim_pipeline.defs.linkage_quality import linkage_quality
-from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
+from sim_pipeline.defs.resources import LinkageResource, StudyDesignResource, WarehouseResource
 from sim_pipeline.identity import Tokeniser, link, pseudonymise
 from sim_pipeline.identity import scoring as ev
 from sim_pipeline.identity.clustering import cluster_pairs
@@ -280,6 +280,7 @@ def test_quality_check_fails_on_a_planted_implausible_link(staged_small, tmp_pat
     resources = {
         "warehouse": WarehouseResource(),
         "linkage": LinkageResource(),
+        "study": StudyDesignResource(),
     }
     ok = dg.materialize([person_index, linkage_quality], resources=resources)
     checks = {e.check_name: e.passed for e in ok.get_asset_check_evaluations()}
