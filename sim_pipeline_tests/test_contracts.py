@@ -274,3 +274,47 @@ def test_a_column_the_provider_adds_never_passes_the_boundary(tmp_path):
     assert sm.ok and len(sm.staged) == 1
     assert "Address" not in sm.staged.columns
     assert "Rye Lane" not in sm.staged.astype("string").to_csv()
+
+
+def test_typed_columns_come_from_the_contracts_checks():
+    """Which columns are dates, date-times and whole numbers is declared once, by the
+    contract's checks: a table declares no typed-column lists of its own. Identifier dates
+    (birth dates) stay text: they are tokenised as sent."""
+    import pandera.pandas as pa
+
+    from sim_pipeline.sources.base import IdentifierColumns, SourceTable
+    from sim_pipeline.sources.contract import (
+        RawContract,
+        Text,
+        dates_ok,
+        datetimes_ok,
+        whole_number_ok,
+    )
+
+    class Toy(RawContract):
+        Ref: Text
+        Seen: Text
+        At: Text
+        Count: Text
+        Born: Text
+
+        @pa.check("Seen", "Born", name="date_format")
+        def _d(cls, s):
+            return dates_ok(s)
+
+        @pa.check("At", name="datetime_format")
+        def _dt(cls, s):
+            return datetimes_ok(s)
+
+        @pa.check("Count", name="whole_number")
+        def _n(cls, s):
+            return whole_number_ok(s)
+
+    toy = SourceTable("staged_toy", "toy", ("p",), Toy, "Ref", IdentifierColumns(birth_date="Born"))
+    assert (toy.date_columns, toy.datetime_columns, toy.int_columns) == (
+        ("Seen",),
+        ("At",),
+        ("Count",),
+    )
+    s136 = next(t for t in SOURCE_TABLES if t.asset_name == "staged_police_s136_return")
+    assert s136.int_columns == ("Age", "HoursInCustody")  # the age too: its band is computed

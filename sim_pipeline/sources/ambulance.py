@@ -93,8 +93,6 @@ TABLES = (
             event_date="CallDateTime",
             age="PatientAge",
         ),
-        datetime_columns=("CallDateTime",),
-        int_columns=("ResourcesDespatched", "PatientAge"),
         description="London Ambulance Service incidents: resources despatched and outcome.",
     ),
 )

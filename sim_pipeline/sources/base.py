@@ -68,10 +68,6 @@ class SourceTable:
     contract: type[pa.DataFrameModel]
     record_ref: str  # provider's own non-identifying record key column
     identifiers: IdentifierColumns = field(default_factory=IdentifierColumns)
-    # Columns that hold dates / datetimes / integers, converted after validation.
-    date_columns: tuple[str, ...] = ()
-    datetime_columns: tuple[str, ...] = ()
-    int_columns: tuple[str, ...] = ()
     description: str = ""
     # Deterministic person links: (column, namespace). Within one provider, rows with the same
     # value in a namespace are the same person (a trust's LocalPatientId; the police incident a
@@ -84,6 +80,30 @@ class SourceTable:
     @property
     def columns(self) -> list[str]:
         return list(self.contract.to_schema().columns)
+
+    # The typed columns follow from the contract's checks (declared once, in the contract):
+    # converted after validation; identifier dates (birth dates) stay text, as tokenised.
+    def _checked(self, rule: str) -> tuple[str, ...]:
+        schema = self.contract.to_schema()
+        return tuple(n for n, c in schema.columns.items() if any(k.name == rule for k in c.checks))
+
+    @property
+    def date_columns(self) -> tuple[str, ...]:
+        """Columns the contract checks as dates (``date_format``), but identifier dates."""
+        raw = set(self.identifiers.raw_columns())
+        return tuple(c for c in self._checked("date_format") if c not in raw)
+
+    @property
+    def datetime_columns(self) -> tuple[str, ...]:
+        """Columns the contract checks as date-times (``datetime_format``)."""
+        raw = set(self.identifiers.raw_columns())
+        return tuple(c for c in self._checked("datetime_format") if c not in raw)
+
+    @property
+    def int_columns(self) -> tuple[str, ...]:
+        """Columns the contract checks as whole numbers (``whole_number``; a provider's age
+        too: the age band at the event is computed from it)."""
+        return self._checked("whole_number")
 
     @property
     def staged_columns(self) -> list[str]:

@@ -108,8 +108,6 @@ TABLES = (
             event_date="Arrival_Date",
             age="Age_At_Arrival",
         ),
-        date_columns=("Arrival_Date",),
-        int_columns=("EC_Departure_Time_Since_Arrival", "Age_At_Arrival"),
         description="ECDS A&E attendances from the acute trusts serving the six boroughs.",
     ),
 )

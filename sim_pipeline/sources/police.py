@@ -139,13 +139,6 @@ TABLES = (
         identifiers=IdentifierColumns(
             **POLICE_IDS, sex="PersonSex", event_date="CallReceivedDateTime"
         ),
-        datetime_columns=(
-            "CallReceivedDateTime",
-            "DespatchedDateTime",
-            "ArrivedDateTime",
-            "ClosedDateTime",
-        ),
-        int_columns=("UnitsAssigned",),
         person_links=(("IncidentNumber", "incident"),),
         description="Met Police CAD mental-health incidents (police deployments).",
     ),
@@ -158,8 +151,6 @@ TABLES = (
         identifiers=IdentifierColumns(
             **POLICE_IDS, sex="Sex", event_date="DetentionDateTime", age="Age"
         ),
-        datetime_columns=("DetentionDateTime",),
-        int_columns=("HoursInCustody",),
         person_links=(("IncidentNumber", "incident"),),
         description="Met Police section 136 return (detentions under s136 MHA).",
     ),
