@@ -155,13 +155,14 @@ def write_or_refuse(
     if failed or breaches:
         name = stage or context.asset_key.to_user_string()
         reason = (refusal or f"{name}: check(s) {', '.join(failed)} failed") if failed else name
+        reason = reason.removesuffix("; nothing written")
         if breaches:
             reason += "; breaks its declaration: " + "; ".join(breaches[:20])
         yield from refuse(
             wh,
             context,
             checks,
-            reason if reason.endswith("nothing written") else reason + "; nothing written",
+            reason + "; nothing written",
             rows_in=rows_in,
             rows_rejected=rows_rejected,
             unit_cost_version=unit_cost_version,

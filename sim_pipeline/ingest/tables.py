@@ -23,13 +23,17 @@ from sim_pipeline.warehouse.model import (
 )
 
 
-class IngestLedger(WarehouseTable):
-    """Row accounting per landing file"""
-
+class _LandingFileRows(WarehouseTable):
+    # the columns ledger and quarantine rows begin with: which landing file they account for
     source: Text = col("Provider folder")
     table_name: Text = col("Provider table (file stem)")
     month: Text = col("Month YYYY-MM")
     file: Text = col("Landing file, relative to the landing folder")
+
+
+class IngestLedger(_LandingFileRows):
+    """Row accounting per landing file"""
+
     file_sha256: Text = col("SHA-256 of the file as read")
     file_status: Text = col(
         "loaded (the file was read; bad rows quarantined one by one) or rejected (the "
@@ -60,13 +64,9 @@ class IngestLedger(WarehouseTable):
         metadata = {"grain": "one row per landing file read"}
 
 
-class IngestQuarantine(WarehouseTable):
+class IngestQuarantine(_LandingFileRows):
     """Rows rejected by a contract rule, with the rule and reason (never the rejected values)"""
 
-    source: Text = col("Provider folder")
-    table_name: Text = col("Provider table (file stem)")
-    month: Text = col("Month YYYY-MM")
-    file: Text = col("Landing file, relative to the landing folder")
     line_number: Integer = col("Line of the rejected row in the file")
     column_name: Text = col(
         "Column that broke the rule (blank for row-level rules; for a rejected file the "
