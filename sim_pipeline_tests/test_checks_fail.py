@@ -772,29 +772,28 @@ def test_trajectory_valid_fails_and_writes_nothing_on_a_negative_mean_cost(proje
     assert_nothing_written(project, result, "evaluation", before)
 
 
+def test_the_evaluation_refuses_without_the_person_dimension(project):
+    """A warehouse whose linkage ran before person_dimension existed (the table emptied): the
+    evaluation would match everyone as of unknown sex and age, so it fails naming the asset to
+    materialise, and writes nothing."""
+    assert project.sql("DELETE FROM person_dimension")
+    before = snapshot(project, *EVALUATION_TABLES)
+    result = project.materialise(evaluation_defs.evaluation)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "materialise person_index" in str(failure.event_specific_data.error)
+    assert not result.get_asset_materialization_events()
+    for table, where, df in before:
+        pd.testing.assert_frame_equal(project.read(table, where), df, obj=table)
+
+
 def _add_twins(project: Project) -> int:
     """Give every programme member an exact twin who was never allocated: a person of their
-    own (key ``P1`` + the member's digits) with a copy of every record that carries sex and
-    age band, and of every person-month row. The ideal comparison pool."""
+    own (key ``P1`` + the member's digits) with a copy of the member's demographics (every
+    person_dimension row) and of every person-month row. The ideal comparison pool."""
     members = "(SELECT person_key FROM cohort)"
     twin = "'P1' || substr(person_key, 2)"
-    for t in evaluation_defs.DEMOGRAPHIC_TABLES:
-        records = (
-            f"(source, record_ref) IN (SELECT source, record_ref FROM person_index "
-            f"WHERE table_name = ? AND person_key IN {members})"
-        )
-        assert project.copy_rows(
-            t.asset_name, records, (t.table,), record_ref="record_ref || '-twin'"
-        )
-    project.copy_rows(
-        "person_index",
-        f"table_name IN ({', '.join('?' * len(evaluation_defs.DEMOGRAPHIC_TABLES))}) "
-        f"AND person_key IN {members}",
-        tuple(t.table for t in evaluation_defs.DEMOGRAPHIC_TABLES),
-        record_ref="record_ref || '-twin'",
-        person_key=twin,
-    )
-    for table in ("person_month_metrics", "person_month_costs"):
+    for table in ("person_dimension", "person_month_metrics", "person_month_costs"):
         assert project.copy_rows(table, f"person_key IN {members}", person_key=twin)
     return project.query("SELECT COUNT(DISTINCT person_key) FROM cohort")[0][0]
 

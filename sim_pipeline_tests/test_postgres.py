@@ -265,16 +265,16 @@ def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
     assert status == ("SUCCESS",)
     # one per monthly asset (ingest tables, events, person_month_metrics, person_month_costs)
     # and month, plus one per unpartitioned asset: every table of a multi_asset is its own
-    # (person_index's five, linkage_quality's report and two tables, the four evaluation
+    # (person_index's six, linkage_quality's report and two tables, the four evaluation
     # tables, drop_coverage's two), ingest_summary, cohort, unit_costs, programme_headline,
-    # evaluation_report: 19
+    # evaluation_report: 20
     from sim_pipeline.definitions import load_definitions
 
     defs = load_definitions()
 
     graph = defs.resolve_asset_graph()
     unpartitioned = [k for k in graph.get_all_asset_keys() if not graph.get(k).is_partitioned]
-    assert len(unpartitioned) == 19
+    assert len(unpartitioned) == 20
     assert n_materialisations == (len(SOURCE_TABLES) + 3) * len(months) + len(unpartitioned)
     assert not [p for p in home.rglob("*.db")], "Dagster wrote SQLite storage under DAGSTER_HOME"
 

@@ -12,7 +12,6 @@ from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.cohort import cohort
 from sim_pipeline.defs.common import ANALYSTS, figure_metadata, markdown_table, table_spec
 from sim_pipeline.defs.costs import person_month_costs, unit_costs
-from sim_pipeline.defs.linkage import person_index
 from sim_pipeline.defs.metrics import person_month_metrics
 from sim_pipeline.defs.reads import data_months, read_table
 from sim_pipeline.defs.resources import (
@@ -20,23 +19,14 @@ from sim_pipeline.defs.resources import (
     StudyDesignResource,
     WarehouseResource,
 )
-from sim_pipeline.ingest.tables import staged_model
 from sim_pipeline.publish.charts import matched_trajectory_figure
 from sim_pipeline.publish.disclosure import control_count, controlled_rate
-from sim_pipeline.sources import SOURCE_TABLES
-from sim_pipeline.warehouse.model import columns
-from sim_pipeline.warehouse.store import Warehouse
 
 GROUP = "evaluation"
 MATCHES = "evaluation_matches"
 OUTPUTS = ("evaluation_estimates", "evaluation_balance", "evaluation_trajectory", MATCHES)
 SMD_LIMIT = 0.1  # |standardised difference| after matching above this is imbalance
 MATCHED_SHARE_LIMIT = 0.9  # share of programme members with a comparison before warning
-# staged tables whose rows carry person_sex and age_band (the demographics of matching)
-DEMOGRAPHIC_TABLES = tuple(
-    t for t in SOURCE_TABLES if {"person_sex", "age_band"} <= set(columns(staged_model(t)))
-)
-MPI = "staged_mhs001mpi"
 
 
 def _share(k: object, n: object) -> str:
@@ -45,26 +35,7 @@ def _share(k: object, n: object) -> str:
     return "*" if rate is None else f"{rate:.3f}"
 
 
-def _people(wh: Warehouse) -> pd.DataFrame:
-    from sim_pipeline.evaluation.comparison import people_from_records
-
-    cols = ["source", "record_ref", "month", "person_sex", "age_band"]
-    frames = []
-    for t in DEMOGRAPHIC_TABLES:
-        df = wh.read(t.asset_name, columns=cols)
-        if len(df):
-            frames.append(df.assign(table_name=t.table))
-    records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
-    index = wh.read("person_index", columns=["source", "table_name", "record_ref", "person_key"])
-    deaths = wh.read(MPI, columns=["source", "record_ref", "PersDeathDate"])
-    if len(deaths):
-        deaths = deaths.assign(
-            table_name=next(t.table for t in SOURCE_TABLES if t.asset_name == MPI)
-        )
-    return people_from_records(records, index, deaths)
-
-
-_INPUTS = [person_month_metrics, person_month_costs, cohort, person_index]
+_INPUTS = [person_month_metrics, person_month_costs, cohort, dg.AssetKey("person_dimension")]
 ESTIMATES_COMPLETE = Check(
     "estimates_complete",
     "Every population and outcome of the primary analysis has a naive estimate and, where any "
@@ -207,11 +178,17 @@ def evaluation(
     versions = sorted(pc["unit_cost_version"].dropna().unique())
     if len(years) != 1 or len(versions) != 1:
         raise dg.Failure(f"person_month_costs mixes price years {years} / versions {versions}")
+    people = wh.read("person_dimension")
+    if people.empty:  # a warehouse linked before the dimension existed: never match blind
+        raise dg.Failure(
+            "person_dimension is empty while the cohort is not: materialise person_index "
+            "(it writes person_dimension) before the evaluation"
+        )
     panel = evaluation_panel(pm, pc)
     ev = evaluate_all(
         panel,
         co,
-        _people(wh),
+        people,
         months,
         study.evaluation_settings(),
         sensitivity=study.sensitivity,

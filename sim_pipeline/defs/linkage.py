@@ -14,6 +14,7 @@ from sim_pipeline.defs.ingest import STAGED_ASSETS
 from sim_pipeline.defs.resources import StudyDesignResource, WarehouseResource
 from sim_pipeline.identity import linkage_quality as lq
 from sim_pipeline.identity.linkage import BLOCKING_RULES, ENCODING_COLUMNS, link_encoded
+from sim_pipeline.identity.person_dimension import person_dimension
 from sim_pipeline.identity.person_index import (
     DESCRIPTIVE_COLUMNS,
     RECORD_KEY,
@@ -25,6 +26,8 @@ from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.store import Warehouse
 
 GROUP = "identity"
+# the staged table whose records carry a date of death (MHSDS MPI)
+DEATHS = next(t for t in SOURCE_TABLES if t.asset_name == "staged_mhs001mpi")
 
 
 def staged_for_linkage(
@@ -64,6 +67,11 @@ INDEX_TABLES = {
         "people already known are kept when new months arrive; merges and splits are written to "
         "person_key_changes. match_probability is the strongest link joining a record to its "
         "person (1.0 when joined by a shared local patient id or incident; empty when alone)."
+    ),
+    "person_dimension": (
+        "Each person's sex, age band by month and death month, derived once from their "
+        "records when linkage runs: the evaluation joins it by person_key instead of going "
+        "back to the staged rows. One row per person and month with a record."
     ),
     "person_key_changes": (
         "Every record whose person key changed between linkage runs (a merge of two people "
@@ -152,8 +160,12 @@ def person_index(
         ),
     ]
     curve, histogram = lq.threshold_curve(result.pairs), lq.weight_histogram(result.pairs)
+    deaths = wh.read(DEATHS.asset_name, columns=["source", "record_ref", "PersDeathDate"])
+    deaths = deaths.rename(columns={"PersDeathDate": "death_date"}).assign(table_name=DEATHS.table)
+    dimension = person_dimension(rows, index, deaths)
     writes = [
         Write("person_index", index),
+        Write("person_dimension", dimension),
         Write("linkage_parameters", result.parameters),
         Write("linkage_threshold_curve", curve),
         Write("linkage_weight_histogram", histogram),
@@ -195,6 +207,19 @@ def person_index(
             "blocking_rules": dg.MetadataValue.md("\n".join(f"- `{r}`" for r in BLOCKING_RULES)),
         },
         check_results=checks,
+    )
+    yield dg.MaterializeResult(
+        asset_key="person_dimension",
+        metadata={
+            "dagster/row_count": len(dimension),
+            "persons": int(dimension["person_key"].nunique()),
+            "persons_with_recorded_sex": int(
+                dimension.dropna(subset=["sex"])["person_key"].nunique()
+            ),
+            "persons_with_recorded_death": int(
+                dimension.dropna(subset=["death_month"])["person_key"].nunique()
+            ),
+        },
     )
     yield dg.MaterializeResult(
         asset_key="person_key_changes",

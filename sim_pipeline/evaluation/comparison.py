@@ -58,7 +58,7 @@ from sim_pipeline.evaluation.tables import (
     EvaluationTrajectory,
 )
 from sim_pipeline.identity.normalise import AGE_BANDS
-from sim_pipeline.identity.person_index import recorded_deaths, with_person_keys
+from sim_pipeline.identity.person_dimension import most_frequent
 from sim_pipeline.measures.cohort import cohort_people
 from sim_pipeline.measures.metrics import METRICS
 from sim_pipeline.warehouse.model import columns
@@ -487,13 +487,6 @@ def _meets(pan: _Panel, rule_cols, rule: EligibilityRule, person, month) -> np.n
     return out
 
 
-def _mode(df: pd.DataFrame, by: list[str], col: str) -> pd.Series:
-    """Most frequent ``col`` per ``by`` group (ties: the first value in sort order)."""
-    n = df.groupby([*by, col], observed=True).size().rename("n").reset_index()
-    n = n.sort_values([*by, "n", col], ascending=[True] * len(by) + [False, True])
-    return n.drop_duplicates(by).set_index(by)[col]
-
-
 def _demographics(people: pd.DataFrame, keys: list[str], months: list[str]) -> dict:
     """Sex per person, age band per person-month (the nearest earlier record's, else the next
     one's), and death month per person (10**6 if none)."""
@@ -506,7 +499,7 @@ def _demographics(people: pd.DataFrame, keys: list[str], months: list[str]) -> d
     if len(p) and "sex" in p.columns:
         sx = p[["person_key", "sex"]].dropna()
         sx = sx[sx["sex"].astype(str) != "U"].astype({"sex": str})
-        mode = _mode(sx, ["person_key"], "sex")
+        mode = most_frequent(sx, ["person_key"], "sex")
         sex[kidx[mode.index].to_numpy()] = mode.to_numpy()
     if len(p) and "death_month" in p.columns:
         d = p[["person_key", "death_month"]].dropna().groupby("person_key")["death_month"].min()
@@ -523,13 +516,13 @@ def _demographics(people: pd.DataFrame, keys: list[str], months: list[str]) -> d
         a = p.dropna(subset=["age_band"]).astype({"age_band": str})
         if "month" in a.columns:
             a = a[a["month"].isin(set(months))].astype({"month": str})
-            mode = _mode(a, ["person_key", "month"], "age_band")
+            mode = most_frequent(a, ["person_key", "month"], "age_band")
             pi = kidx[mode.index.get_level_values(0)].to_numpy()
             mi = _month_index(months, pd.Series(mode.index.get_level_values(1)))
             age[pi, mi] = mode.to_numpy()
             age = _fill_along_months(age)
         else:
-            mode = _mode(a, ["person_key"], "age_band")
+            mode = most_frequent(a, ["person_key"], "age_band")
             age[kidx[mode.index].to_numpy(), :] = mode.to_numpy()[:, None]
     age = np.where(pd.isna(age), "unknown", age).astype(object)
     return {"sex": sex, "age": age, "death": death}
@@ -728,25 +721,6 @@ def evaluation_panel(metrics: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame
     )
     panel[[*value_cols, "total_cost"]] = panel[[*value_cols, "total_cost"]].fillna(0)
     return panel
-
-
-def people_from_records(
-    records: pd.DataFrame, index: pd.DataFrame, deaths: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """Sex and age band per person-month with a record, and death month per person.
-
-    ``records``: staged rows (source, table_name, record_ref, month, person_sex, age_band);
-    ``index``: the person index; ``deaths``: staged MHS001MPI rows (source, table_name,
-    record_ref, PersDeathDate). Returns rows of person_key, month, sex, age_band and, for the
-    dead, rows of person_key, death_month: the ``people`` input of ``evaluate``."""
-    rec = with_person_keys(records, index, how="inner")
-    out = rec[["person_key", "month", "person_sex", "age_band"]].rename(
-        columns={"person_sex": "sex"}
-    )
-    if deaths is not None and len(deaths):
-        dm = recorded_deaths(deaths.rename(columns={"PersDeathDate": "death_date"}), index)
-        out = pd.concat([out, dm[["person_key", "death_month"]]], ignore_index=True)
-    return out
 
 
 def trajectory_problems(traj: pd.DataFrame) -> list[str]:

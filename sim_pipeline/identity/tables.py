@@ -32,6 +32,31 @@ class PersonIndex(WarehouseTable):
         metadata = {"grain": "one row per staged record (source, table_name, record_ref)"}
 
 
+class PersonDimension(WarehouseTable):
+    """Each person's demographics, derived once from their records (linkage writes it; every
+    later stage joins it rather than re-reading staged rows): sex and date of death per
+    person, age band per month (a person's band changes as they age)."""
+
+    person_key: Text = col("Stable pseudonymous person key (person_index)", nullable=False)
+    month: Text = col("Month with at least one record of the person (YYYY-MM)", nullable=False)
+    sex: Text = col(
+        "The person's most frequent recorded sex, M or F (ties: the first in sort "
+        "order; U and empty left out); empty when none is recorded"
+    )
+    age_band: Text = col(
+        "The most frequent age band among the person's records of that month (ties: the first "
+        "in sort order); empty when none of them records an age"
+    )
+    death_month: Text = col(
+        "Month of the person's earliest recorded date of death (MHSDS MPI); empty if none"
+    )
+
+    class Config:
+        name = "person_dimension"
+        metadata = {"grain": "one row per person and month with a record (person_key, month)"}
+        unique = ["person_key", "month"]
+
+
 class PersonKeyChanges(WarehouseTable):
     """Audit trail of person keys: records moved between keys by a linkage run."""
 

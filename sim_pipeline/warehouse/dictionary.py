@@ -45,6 +45,7 @@ def models() -> tuple[type[WarehouseTable], ...]:
         quality.LandingFileVersions,
         identity.PersonIndex,
         identity.PersonKeyChanges,
+        identity.PersonDimension,
         identity.LinkageParameters,
         identity.LinkageThresholdCurve,
         identity.LinkageWeightHistogram,
