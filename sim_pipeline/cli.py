@@ -432,7 +432,7 @@ def cmd_bench_house(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the disclosure-controlled release and the HTML report, then scan the release."""
-    from sim_pipeline.publish.release import RELEASE_INPUTS
+    from sim_pipeline.publish.release_catalogue import RELEASE_INPUTS
     from sim_pipeline.publish.release_files import scan_release
     from sim_pipeline.publish.report import write_report
     from sim_pipeline.warehouse import Warehouse

@@ -58,7 +58,7 @@ def evaluation_report(
     warehouse: WarehouseResource,
     evaluation: EvaluationResource,
 ):
-    from sim_pipeline.publish.release import RELEASE_INPUTS
+    from sim_pipeline.publish.release_catalogue import RELEASE_INPUTS
     from sim_pipeline.publish.release_files import scan_release
     from sim_pipeline.publish.report import write_report
 

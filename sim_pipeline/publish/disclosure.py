@@ -1,7 +1,9 @@
 """Disclosure control (reference: NHS Digital HES/ECDS rule since September 2018): counts of 1-7
 are shown as ``*``, every other count is rounded to the nearest 5, and a statistic based on 1-7
 people is shown as ``*``. Used for every aggregate shown outside the warehouse (asset metadata
-previews now, published tables later)."""
+previews now, published tables later). It also says which released columns and statistics are
+counts (`is_count_column`, `is_count_statistic`) and which columns are person-level
+identifiers, never published (`is_identifier_column`, `check_identifiers`)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,11 @@ _COUNT_COLUMN = re.compile(
     re.IGNORECASE,
 )
 
+_IDENTIFIER = re.compile(
+    r"person_?key|register_?id|person_?id|patient_?id|nhs_?number|record_?ref|token"
+    r"|pseudonym|incident_?number|date_?of_?birth|birth_?date|postcode",
+    re.IGNORECASE,
+)
 
 _FIGURE_TEXT = r"[+-]?[0-9][0-9.,]*%?( to [+-]?[0-9][0-9.,]*%?)?"
 
@@ -27,6 +34,25 @@ def is_count_column(name: str) -> bool:
     """True for a count column by name: n, n_*, *_n, count(s), *_count, records, linked,
     persons, people, person_months, *pairs."""
     return bool(_COUNT_COLUMN.match(str(name)))
+
+
+def is_count_statistic(statistic: str) -> bool:
+    """True for a long-form (headline) statistic that is a count: n_* or person_months."""
+    return str(statistic).startswith("n_") or statistic == "person_months"
+
+
+def is_identifier_column(name: str) -> bool:
+    """True for a column name that looks like a person-level identifier (person_key,
+    register_id, NHS number, tokens, record references, dates of birth, postcodes)."""
+    return bool(_IDENTIFIER.search(str(name)))
+
+
+def check_identifiers(name: str, df: pd.DataFrame) -> None:
+    bad = [c for c in df.columns if is_identifier_column(c)]
+    if bad:
+        raise ValueError(
+            f"{name} has identifier column(s) {bad}: individual-level data is never published"
+        )
 
 
 def control_count(value: float | int | None) -> str:

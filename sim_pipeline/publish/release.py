@@ -20,47 +20,43 @@ files); an empty cell means "not applicable / not estimated", ``*`` means suppre
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
 from sim_pipeline.evaluation import comparison as evaluation
 from sim_pipeline.evaluation import matched_design
-from sim_pipeline.measures.headline import HEADLINE_POPULATIONS
-from sim_pipeline.measures.metrics import HARM_MEASURES
 from sim_pipeline.publish.disclosure import (
-    SMALL_MAX,
     SUPPRESSED,
+    check_identifiers,
     control_count,
     controlled_rate,
+    is_count_statistic,
+)
+from sim_pipeline.publish.release_catalogue import (
+    ANALYSES,
+    GROUPS,
+    HARM_OUTCOMES,
+    METHODS,
+    NAIVE_NOTE,
+    PRIMARY,
+    RELEASE_INPUTS,
+    RELEASE_POPULATIONS,
+    SUPPRESSED_NOTE,
+    USE_OUTCOMES,
+    WITHHELD_STATISTICS,
+)
+from sim_pipeline.publish.release_cells import (
+    NUMERIC,
+    fmt,
+    join_notes,
+    require,
+    small,
+    sort,
+    stat,
+    text,
 )
 
-PRIMARY = "primary"
-ANALYSES = (
-    "primary",
-    "baseline_6_months",
-    "baseline_18_months",
-    "threshold_lower",
-    "threshold_higher",
-)
-RELEASE_POPULATIONS = (
-    *HEADLINE_POPULATIONS,
-    *(f(w) for w in matched_design.WINDOWS for f in
-      (matched_design.itt_population, matched_design.cace_population)),
-    *matched_design.DIAGNOSTIC_POPULATIONS,
-)  # fmt: skip
-METHODS = ("naive_before_after", "difference_in_differences", matched_design.METHOD)
-GROUPS = ("programme", "comparison", matched_design.COUNTERFACTUAL_GROUP)
-USE_OUTCOMES = (
-    "total_cost",
-    "ae_attendances",
-    "ambulance_resources",
-    "mh_bed_days",
-    "police_deployments",
-    "s136_detentions",
-)
-HARM_OUTCOMES = (*HARM_MEASURES, "deaths")
 DIAGNOSTIC_NOTE = (
     "a diagnostic of the primary design, not an effect: its interval should hold 0 (placebo in "
     "time: index a year before allocation, months -12..-4; negative control: community contacts "
@@ -76,138 +72,10 @@ HARM_NOTES = {
     "community_dna": "missed community appointments (did not attend)",
     "deaths": "deaths: a risk difference (share of people), not a relative change",
 }
-WITHHELD_STATISTICS = {
-    "largest_individual_fall_gbp": "the largest individual monthly cost fall is one person's value",
-    "min_months": "the shortest stay on the programme is one person's value",
-    "max_months": "the longest stay on the programme is one person's value",
-}
-RELEASE_INPUTS = (
-    "evaluation_estimates",
-    "evaluation_balance",
-    "evaluation_trajectory",
-    "programme_headline",
-    "linkage_link_rates",
-    "linkage_implausible",
-    "unit_costs",
-)
-RELEASE_FILES = {
-    "evaluation_estimates.csv": "primary analysis, every outcome: naive before/after beside "
-    "difference-in-differences against the matched comparison group, with 95% CIs",
-    "evaluation_sensitivity.csv": "total cost under every analysis (baseline length, "
-    "eligibility threshold) for both methods",
-    "evaluation_balance.csv": "covariate balance of programme and comparison people before and "
-    "after matching (standardised mean differences)",
-    "evaluation_trajectory.csv": "mean cost per person-month by month from the index date, "
-    "programme and comparison groups",
-    "headline.csv": "the programme review's headline recomputed: NAIVE before/after of people "
-    "selected at their peak of use, not an effect estimate",
-    "harms.csv": "balancing (harm) outcomes of the primary analysis",
-    "linkage_quality.csv": "share of records linked to another source group, overall and by age "
-    "band, sex and borough",
-    "linkage_implausible.csv": "people with implausible links, by rule",
-    "unit_costs.csv": "the unit costs applied, their sources and price years, and their caveats",
-}
-README_NAME = "README.txt"
-NAIVE_NOTE = "naive before/after, no comparison group: includes regression to the mean"
 DID_NOTE = (
     "difference-in-differences against matched comparison people; 95% CI from a person-level "
     "(matched-set) bootstrap"
 )
-SUPPRESSED_NOTE = "* = based on 1-7 people, suppressed"
-CAVEATS = (
-    "The headline (headline.csv) is a naive before/after comparison of people selected at their "
-    "peak of use: their use would have fallen anyway (regression to the mean). Read it beside "
-    "the difference-in-differences estimates, never alone.",
-    "Comparison people never allocated to the programme are given a pseudo-index date (a month "
-    "in which they met the same eligibility rule) and matched on their history before it; "
-    "unmeasured differences can remain (see evaluation_balance.csv).",
-    "Costs are unit costs times counted contacts at one price year; they are not the "
-    "programme's own costs and not cash savings.",
-    "Counts are rounded to the nearest 5, so totals may not add up.",
-)
-
-_IDENTIFIER = re.compile(
-    r"person_?key|register_?id|person_?id|patient_?id|nhs_?number|record_?ref|token"
-    r"|pseudonym|incident_?number|date_?of_?birth|birth_?date|postcode",
-    re.IGNORECASE,
-)
-
-
-def is_identifier_column(name: str) -> bool:
-    """True for a column name that looks like a person-level identifier (person_key,
-    register_id, NHS number, tokens, record references, dates of birth, postcodes)."""
-    return bool(_IDENTIFIER.search(str(name)))
-
-
-def is_count_statistic(statistic: str) -> bool:
-    """True for a long-form (headline) statistic that is a count: n_* or person_months."""
-    return str(statistic).startswith("n_") or statistic == "person_months"
-
-
-def check_identifiers(name: str, df: pd.DataFrame) -> None:
-    bad = [c for c in df.columns if is_identifier_column(c)]
-    if bad:
-        raise ValueError(
-            f"{name} has identifier column(s) {bad}: individual-level data is never published"
-        )
-
-
-def _small(n: object) -> bool:
-    """A base count of 1-7 (so anything computed from it is suppressed)."""
-    if n is None or pd.isna(n):
-        return False
-    return 1 <= int(round(float(n))) <= SMALL_MAX
-
-
-def _fmt(value: object, dp: int) -> str:
-    """A number to ``dp`` decimals ('' if missing, never '-0')."""
-    if value is None or pd.isna(value):
-        return ""
-    text = f"{float(value):.{dp}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
-
-
-def _stat(value: object, dp: int, *bases: object) -> str:
-    """A statistic: '' if missing, ``*`` if any base count is 1-7, else to ``dp`` decimals."""
-    text = _fmt(value, dp)
-    return SUPPRESSED if text and any(_small(b) for b in bases) else text
-
-
-NUMERIC: tuple[str, ...] = ("<numeric>",)  # sort key marker: order a column by number
-
-
-def _order(values: Sequence[str]) -> dict[str, int]:
-    return {v: i for i, v in enumerate(values)}
-
-
-def _sort(df: pd.DataFrame, keys: Sequence[tuple[str, Sequence[str] | None]]) -> pd.DataFrame:
-    """Rows in a fixed order: each key column by its known order (unknown values after, by
-    text), by number when the order is `NUMERIC`, or by text when no order is given."""
-    if df.empty:
-        return df.reset_index(drop=True)
-    tmp = df.copy()
-    sort_cols = []
-    for i, (col, order) in enumerate(keys):
-        if order is NUMERIC:
-            tmp[f"__k{i}"] = pd.to_numeric(tmp[col])
-            sort_cols.append(f"__k{i}")
-            continue
-        known = _order(order or ())
-        tmp[f"__k{i}a"] = [known.get(str(v), len(known)) for v in tmp[col]]
-        tmp[f"__k{i}b"] = tmp[col].astype(str)
-        sort_cols += [f"__k{i}a", f"__k{i}b"]
-    tmp = tmp.sort_values(sort_cols, kind="mergesort")
-    return tmp[list(df.columns)].reset_index(drop=True)
-
-
-def _text(value: object) -> str:
-    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
-
-
-def _require(name: str, df: pd.DataFrame, columns: Iterable[str]) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{name} lacks column(s) {missing}")
 
 
 def cost_basis(tables: Mapping[str, pd.DataFrame]) -> tuple[str, str]:
@@ -222,7 +90,7 @@ def cost_basis(tables: Mapping[str, pd.DataFrame]) -> tuple[str, str]:
             df = df[df["outcome"] == "total_cost"]
         for col, seen in found.items():
             if col in df.columns:
-                seen.update(_text(v) for v in df[col] if _text(v))
+                seen.update(text(v) for v in df[col] if text(v))
     for col, seen in found.items():
         if len(seen) > 1:
             raise ValueError(
@@ -235,10 +103,6 @@ def cost_basis(tables: Mapping[str, pd.DataFrame]) -> tuple[str, str]:
     )
 
 
-def _join_notes(*notes: str) -> str:
-    return "; ".join(n for n in notes if n)
-
-
 # released columns: the warehouse table's, then the cost basis and a note
 _RELEASE_EXTRA = ["price_year", "unit_cost_version", "note"]
 ESTIMATE_COLUMNS = [*evaluation.ESTIMATE_COLUMNS, *_RELEASE_EXTRA]
@@ -248,7 +112,7 @@ def _people_with_event_small(risk: object, n: object) -> bool:
     """True when ``risk`` (a share of ``n`` people, e.g. who died) x ``n`` is 1-7 people."""
     if risk is None or n is None or pd.isna(risk) or pd.isna(n):
         return False
-    return _small(float(risk) * float(n))
+    return small(float(risk) * float(n))
 
 
 def _round5_risk(risk: object, n: object) -> float | None:
@@ -267,20 +131,20 @@ def _risk_from_rounded_counts(out: dict, r: dict, n_t: object, n_c: object) -> N
     t = _round5_risk(r.get("treated_followup"), n_t)
     c = _round5_risk(r.get("comparison_followup"), n_c)
     if t is not None:
-        out["treated_followup"] = _fmt(t, 3)
+        out["treated_followup"] = fmt(t, 3)
     if c is not None and out["comparison_followup"] != SUPPRESSED:
-        out["comparison_followup"] = _fmt(c, 3)
+        out["comparison_followup"] = fmt(c, 3)
     if out["estimate"] == SUPPRESSED:
         return
     if r.get("method") == "difference_in_differences" and t is not None and c is not None:
-        out["estimate"] = _fmt(t - c, 3)
+        out["estimate"] = fmt(t - c, 3)
     elif t is not None and r.get("method") == "naive_before_after":
-        out["estimate"] = _fmt(t, 3)
+        out["estimate"] = fmt(t, 3)
     else:  # a model-adjusted difference (the primary design): to 2 dp, like its interval
-        out["estimate"] = _fmt(r.get("estimate"), 2)
+        out["estimate"] = fmt(r.get("estimate"), 2)
     for col in ("ci_low", "ci_high"):
         if out[col] not in ("", SUPPRESSED):
-            out[col] = _fmt(r.get(col), 2)
+            out[col] = fmt(r.get(col), 2)
 
 
 def _estimates(df: pd.DataFrame, cost_note: str, basis: tuple[str, str]) -> pd.DataFrame:
@@ -297,23 +161,23 @@ def _estimates(df: pd.DataFrame, cost_note: str, basis: tuple[str, str]) -> pd.D
         n_t = r.get("n_people")
         n_c = r.get("n_comparison", 0)
         risk = r.get("scale") == "risk_difference"
-        small_t = _small(n_t) or (risk and _people_with_event_small(r.get("treated_followup"), n_t))
-        small_c = _small(n_c) or (
+        small_t = small(n_t) or (risk and _people_with_event_small(r.get("treated_followup"), n_t))
+        small_c = small(n_c) or (
             risk and _people_with_event_small(r.get("comparison_followup"), n_c)
         )
         edp = 4 if risk else 3
         ldp = 0 if r["outcome"] == "total_cost" else (4 if risk else 3)
 
         def stat(col: str, dp: int, suppress: bool, r: dict = r) -> str:
-            text = _fmt(r.get(col), dp)
+            text = fmt(r.get(col), dp)
             return SUPPRESSED if text and suppress else text
 
         out = {
-            "analysis": _text(r["analysis"]),
-            "population": _text(r["population"]),
-            "outcome": _text(r["outcome"]),
-            "method": _text(r["method"]),
-            "scale": _text(r.get("scale")),
+            "analysis": text(r["analysis"]),
+            "population": text(r["population"]),
+            "outcome": text(r["outcome"]),
+            "method": text(r["method"]),
+            "scale": text(r.get("scale")),
             "estimate": stat("estimate", edp, small_t or small_c),
             "ci_low": stat("ci_low", edp, small_t or small_c),
             "ci_high": stat("ci_high", edp, small_t or small_c),
@@ -325,16 +189,16 @@ def _estimates(df: pd.DataFrame, cost_note: str, basis: tuple[str, str]) -> pd.D
             "comparison_followup": stat("comparison_followup", ldp, small_c),
             "rtm_share": stat("rtm_share", 3, small_t or small_c),
             # replicates, not people: a count the reader needs to judge the interval
-            "bootstrap_failed": _fmt(r.get("bootstrap_failed"), 0),
-            "price_year": _text(r.get("price_year")) or basis[0],
-            "unit_cost_version": _text(r.get("unit_cost_version")) or basis[1],
+            "bootstrap_failed": fmt(r.get("bootstrap_failed"), 0),
+            "price_year": text(r.get("price_year")) or basis[0],
+            "unit_cost_version": text(r.get("unit_cost_version")) or basis[1],
         }
         if risk and out["treated_followup"] != SUPPRESSED:
             # the follow-up risks from rounded counts even when the estimate is suppressed
             # (a 4-decimal risk over a published count would give the exact count back)
             _risk_from_rounded_counts(out, r, n_t, n_c)
         diagnostic = out["population"] in matched_design.DIAGNOSTIC_POPULATIONS
-        out["note"] = _join_notes(
+        out["note"] = join_notes(
             method_note.get(out["method"], ""),
             DIAGNOSTIC_NOTE if diagnostic else "",
             "" if diagnostic else HARM_NOTES.get(out["outcome"], ""),
@@ -345,7 +209,7 @@ def _estimates(df: pd.DataFrame, cost_note: str, basis: tuple[str, str]) -> pd.D
         )
         rows.append(out)
     res = pd.DataFrame(rows, columns=ESTIMATE_COLUMNS)
-    return _sort(
+    return sort(
         res,
         [
             ("analysis", ANALYSES),
@@ -366,14 +230,14 @@ def _balance(df: pd.DataFrame, basis: tuple[str, str]) -> pd.DataFrame:
         nt, nb, na = r.get("n_treated"), r.get("n_comparison_before"), r.get("n_comparison_after")
         dp = 0 if "cost" in str(r["covariate"]) else 3
         out = {
-            "analysis": _text(r["analysis"]),
-            "population": _text(r["population"]),
-            "covariate": _text(r["covariate"]),
-            "treated_mean": _stat(r.get("treated_mean"), dp, nt),
-            "comparison_mean_before": _stat(r.get("comparison_mean_before"), dp, nb),
-            "smd_before": _stat(r.get("smd_before"), 3, nt, nb),
-            "comparison_mean_after": _stat(r.get("comparison_mean_after"), dp, na),
-            "smd_after": _stat(r.get("smd_after"), 3, nt, na),
+            "analysis": text(r["analysis"]),
+            "population": text(r["population"]),
+            "covariate": text(r["covariate"]),
+            "treated_mean": stat(r.get("treated_mean"), dp, nt),
+            "comparison_mean_before": stat(r.get("comparison_mean_before"), dp, nb),
+            "smd_before": stat(r.get("smd_before"), 3, nt, nb),
+            "comparison_mean_after": stat(r.get("comparison_mean_after"), dp, na),
+            "smd_after": stat(r.get("smd_after"), 3, nt, na),
             "n_treated": control_count(nt),
             "n_comparison_before": control_count(nb),
             "n_comparison_after": control_count(na),
@@ -383,7 +247,7 @@ def _balance(df: pd.DataFrame, basis: tuple[str, str]) -> pd.DataFrame:
         out["note"] = SUPPRESSED_NOTE if SUPPRESSED in out.values() else ""
         rows.append(out)
     res = pd.DataFrame(rows, columns=BALANCE_COLUMNS)
-    return _sort(
+    return sort(
         res, [("analysis", ANALYSES), ("population", RELEASE_POPULATIONS), ("covariate", None)]
     )
 
@@ -398,19 +262,19 @@ def _trajectory(df: pd.DataFrame, basis: tuple[str, str]) -> pd.DataFrame:
     for r in df.to_dict("records"):
         n = r.get("n_people")
         out = {
-            "analysis": _text(r["analysis"]),
-            "population": _text(r["population"]),
-            "group": _text(r["group"]),
+            "analysis": text(r["analysis"]),
+            "population": text(r["population"]),
+            "group": text(r["group"]),
             "months_from_index": str(int(r["months_from_index"])),
             "n_people": control_count(n),
         }
         for m in means:
-            out[m] = _stat(r.get(m), 0 if m == "mean_total_cost" else 3, n)
+            out[m] = stat(r.get(m), 0 if m == "mean_total_cost" else 3, n)
         out["price_year"], out["unit_cost_version"] = basis
-        out["note"] = SUPPRESSED_NOTE if _small(n) else ""
+        out["note"] = SUPPRESSED_NOTE if small(n) else ""
         rows.append(out)
     res = pd.DataFrame(rows, columns=[*columns, "price_year", "unit_cost_version", "note"])
-    return _sort(
+    return sort(
         res,
         [
             ("analysis", ANALYSES),
@@ -454,9 +318,9 @@ def controlled_headline(df: pd.DataFrame, cost_note: str) -> pd.DataFrame:
             n = bases.get(population)
             k = None if n is None or pd.isna(r["value"]) else float(r["value"]) / 100 * float(n)
             rate = controlled_rate(k, n, 100)
-            value = _fmt(rate, 1) if rate is not None else (SUPPRESSED if k is not None else "")
+            value = fmt(rate, 1) if rate is not None else (SUPPRESSED if k is not None else "")
         else:
-            value = _stat(r["value"], _headline_dp(statistic), bases.get(population))
+            value = stat(r["value"], _headline_dp(statistic), bases.get(population))
         notes = [NAIVE_NOTE]
         if "gbp" in statistic or "cost" in statistic:
             notes.append(cost_note)
@@ -468,14 +332,14 @@ def controlled_headline(df: pd.DataFrame, cost_note: str) -> pd.DataFrame:
                 "statistic": statistic,
                 "value": value,
                 "method": "naive_before_after",
-                "price_year": _text(r.get("price_year")),
-                "unit_cost_version": _text(r.get("unit_cost_version")),
-                "note": _join_notes(*notes),
+                "price_year": text(r.get("price_year")),
+                "unit_cost_version": text(r.get("unit_cost_version")),
+                "note": join_notes(*notes),
             }
         )
     columns = ["population", "statistic", "value", "method", "price_year", "unit_cost_version"]
     res = pd.DataFrame(rows, columns=[*columns, "note"])
-    return _sort(res, [("population", RELEASE_POPULATIONS), ("statistic", None)])
+    return sort(res, [("population", RELEASE_POPULATIONS), ("statistic", None)])
 
 
 def headline_preview(head: pd.DataFrame, statistics: Sequence[str]) -> pd.DataFrame:
@@ -495,7 +359,7 @@ def controlled_shares(
     out = df.copy()
     totals = out.groupby(by)[counts].transform("sum")
     out[share] = [
-        _fmt(r, dp) if (r := controlled_rate(k, n)) is not None else SUPPRESSED
+        fmt(r, dp) if (r := controlled_rate(k, n)) is not None else SUPPRESSED
         for k, n in zip(out[counts], totals, strict=True)
     ]
     return out
@@ -510,15 +374,15 @@ def controlled_link_rates(df: pd.DataFrame) -> pd.DataFrame:
         records, linked = r["records"], r["linked"]
         rate = controlled_rate(linked, records)
         out = {
-            "dimension": _text(r["dimension"]),
-            "value": _text(r["value"]),
-            "source_group": _text(r["source_group"]),
+            "dimension": text(r["dimension"]),
+            "value": text(r["value"]),
+            "source_group": text(r["source_group"]),
             "records": control_count(records),
             "linked": control_count(linked),
             # from the rounded counts: 3 decimals of linked / records would give them back
-            "link_rate": _fmt(rate, 3)
+            "link_rate": fmt(rate, 3)
             if rate is not None
-            else (SUPPRESSED if _fmt(r.get("link_rate"), 3) else ""),
+            else (SUPPRESSED if fmt(r.get("link_rate"), 3) else ""),
         }
         out["note"] = (
             "* = 1-7 records, linked or unlinked records: suppressed"
@@ -531,22 +395,22 @@ def controlled_link_rates(df: pd.DataFrame) -> pd.DataFrame:
         columns=["dimension", "value", "source_group", "records", "linked", "link_rate", "note"],
     )
     dims = ("overall", "age_band", "person_sex", "borough")
-    return _sort(res, [("dimension", dims), ("value", None), ("source_group", None)])
+    return sort(res, [("dimension", dims), ("value", None), ("source_group", None)])
 
 
 def _implausible(df: pd.DataFrame) -> pd.DataFrame:
     """Controlled implausible-link counts per rule."""
     res = pd.DataFrame(
         {
-            "rule": [_text(v) for v in df["rule"]],
-            "description": [_text(v) for v in df["description"]]
+            "rule": [text(v) for v in df["rule"]],
+            "description": [text(v) for v in df["description"]]
             if "description" in df.columns
             else "",
             "persons": [control_count(v) for v in df["persons"]],
         }
     )
     res["note"] = ["* = 1-7 people, suppressed" if v == SUPPRESSED else "" for v in res["persons"]]
-    return _sort(res, [("rule", None)])
+    return sort(res, [("rule", None)])
 
 
 FLAG_TEXT = {
@@ -568,7 +432,7 @@ def _flags(tables: Mapping[str, pd.DataFrame]) -> list[str]:
     df = tables.get("unit_costs")
     if df is None or df.empty or "cost_flags" not in df.columns:
         return []
-    return sorted({f for v in df["cost_flags"] for f in _text(v).split(";") if f})
+    return sorted({f for v in df["cost_flags"] for f in text(v).split(";") if f})
 
 
 def _unit_costs(df: pd.DataFrame) -> pd.DataFrame:
@@ -576,7 +440,7 @@ def _unit_costs(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in df.to_dict("records"):
         sourced = str(r.get("sourced")).lower() in {"true", "1"}
-        flags = [f for f in _text(r.get("cost_flags")).split(";") if f]
+        flags = [f for f in text(r.get("cost_flags")).split(";") if f]
         factor = r.get("inflation_factor")
         notes = []
         if not sourced:
@@ -585,18 +449,18 @@ def _unit_costs(df: pd.DataFrame) -> pd.DataFrame:
             notes.append("inflated with an unverified price index")
         rows.append(
             {
-                "metric": _text(r["metric"]),
-                "item": _text(r.get("item")),
-                "unit_cost_gbp": _fmt(r.get("unit_cost_gbp"), 2),
-                "source_price_year": _text(r.get("source_price_year")),
-                "source": _text(r.get("source")),
+                "metric": text(r["metric"]),
+                "item": text(r.get("item")),
+                "unit_cost_gbp": fmt(r.get("unit_cost_gbp"), 2),
+                "source_price_year": text(r.get("source_price_year")),
+                "source": text(r.get("source")),
                 "sourced": "true" if sourced else "false",
-                "inflation_factor": _fmt(factor, 4),
-                "unit_cost_at_price_year": _fmt(r.get("unit_cost_at_price_year"), 2),
-                "price_year": _text(r.get("price_year")),
-                "unit_cost_version": _text(r.get("unit_cost_version")),
+                "inflation_factor": fmt(factor, 4),
+                "unit_cost_at_price_year": fmt(r.get("unit_cost_at_price_year"), 2),
+                "price_year": text(r.get("price_year")),
+                "unit_cost_version": text(r.get("unit_cost_version")),
                 "cost_flags": ";".join(flags),
-                "note": _join_notes(*notes),
+                "note": join_notes(*notes),
             }
         )
     columns = [
@@ -613,7 +477,7 @@ def _unit_costs(df: pd.DataFrame) -> pd.DataFrame:
         "cost_flags",
         "note",
     ]
-    return _sort(pd.DataFrame(rows, columns=columns), [("metric", USE_OUTCOMES)])
+    return sort(pd.DataFrame(rows, columns=columns), [("metric", USE_OUTCOMES)])
 
 
 def _present(tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame | None:
@@ -635,8 +499,8 @@ def build_release(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     release: dict[str, pd.DataFrame] = {}
     est = _present(tables, "evaluation_estimates")
     if est is not None:
-        _require("evaluation_estimates", est, ["analysis", "population", "outcome", "method"])
-        _require("evaluation_estimates", est, ["estimate", "n_people"])
+        require("evaluation_estimates", est, ["analysis", "population", "outcome", "method"])
+        require("evaluation_estimates", est, ["estimate", "n_people"])
         release["evaluation_estimates.csv"] = _estimates(
             est[est["analysis"] == PRIMARY], cost_note, basis
         )
@@ -647,11 +511,11 @@ def build_release(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         release["harms.csv"] = _estimates(harms, cost_note, basis)
     bal = _present(tables, "evaluation_balance")
     if bal is not None:
-        _require("evaluation_balance", bal, ["analysis", "population", "covariate", "n_treated"])
+        require("evaluation_balance", bal, ["analysis", "population", "covariate", "n_treated"])
         release["evaluation_balance.csv"] = _balance(bal, basis)
     traj = _present(tables, "evaluation_trajectory")
     if traj is not None:
-        _require(
+        require(
             "evaluation_trajectory",
             traj,
             ["analysis", "population", "group", "months_from_index", "n_people"],
@@ -659,20 +523,20 @@ def build_release(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         release["evaluation_trajectory.csv"] = _trajectory(traj, basis)
     head = _present(tables, "programme_headline")
     if head is not None:
-        _require("programme_headline", head, ["population", "statistic", "value"])
+        require("programme_headline", head, ["population", "statistic", "value"])
         release["headline.csv"] = controlled_headline(head, cost_note)
     rates = _present(tables, "linkage_link_rates")
     if rates is not None:
-        _require("linkage_link_rates", rates, ["dimension", "value", "source_group"])
-        _require("linkage_link_rates", rates, ["records", "linked"])
+        require("linkage_link_rates", rates, ["dimension", "value", "source_group"])
+        require("linkage_link_rates", rates, ["records", "linked"])
         release["linkage_quality.csv"] = controlled_link_rates(rates)
     implausible = _present(tables, "linkage_implausible")
     if implausible is not None:
-        _require("linkage_implausible", implausible, ["rule", "persons"])
+        require("linkage_implausible", implausible, ["rule", "persons"])
         release["linkage_implausible.csv"] = _implausible(implausible)
     costs = _present(tables, "unit_costs")
     if costs is not None:
-        _require("unit_costs", costs, ["metric"])
+        require("unit_costs", costs, ["metric"])
         release["unit_costs.csv"] = _unit_costs(costs)
     for name, df in release.items():
         check_identifiers(name, df)

@@ -16,17 +16,17 @@ from sim_pipeline.publish.disclosure import (
     ROUND_TO,
     SMALL_MAX,
     SUPPRESSED,
+    check_identifiers,
     is_count_column,
+    is_count_statistic,
+    is_identifier_column,
 )
-from sim_pipeline.publish.release import (
+from sim_pipeline.publish.release import explain_flag
+from sim_pipeline.publish.release_catalogue import (
     CAVEATS,
     README_NAME,
     RELEASE_FILES,
     WITHHELD_STATISTICS,
-    check_identifiers,
-    explain_flag,
-    is_count_statistic,
-    is_identifier_column,
 )
 
 
