@@ -929,10 +929,13 @@ def test_published_disclosure_safe_fails_and_keeps_the_release_when_counts_escap
 ):
     """Internal inconsistency: the release is built only from disclosure-controlled values, so
     no warehouse content can put a small count in it. The rule's implementation (as the
-    release imports it) is patched to show counts unrounded and unsuppressed."""
-    from sim_pipeline.publish import release as publication
+    release's table modules import it) is patched to show counts unrounded and unsuppressed."""
+    from sim_pipeline.publish import release_evaluation, release_headline, release_linkage
 
-    monkeypatch.setattr(publication, "control_count", lambda v: "" if pd.isna(v) else str(int(v)))
+    for publication in (release_evaluation, release_headline, release_linkage):
+        monkeypatch.setattr(
+            publication, "control_count", lambda v: "" if pd.isna(v) else str(int(v))
+        )
     published = project.root / "published"
     before = {p.name: p.read_bytes() for p in published.iterdir()}
     assert any(name.endswith(".csv") for name in before)

@@ -25,7 +25,7 @@ from sim_pipeline.measures.headline import (
 )
 from sim_pipeline.measures.metrics import METRICS
 from sim_pipeline.publish.charts import cohort_trajectory_figure
-from sim_pipeline.publish.release import headline_preview
+from sim_pipeline.publish.release_headline import headline_preview
 
 GROUP = "metrics"
 KEY_STATISTICS = [

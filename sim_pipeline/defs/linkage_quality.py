@@ -16,7 +16,7 @@ from sim_pipeline.identity.person_index import (
     linkage_rows,
 )
 from sim_pipeline.publish.charts import linkage_quality_figure
-from sim_pipeline.publish.release import controlled_link_rates, controlled_shares
+from sim_pipeline.publish.release_linkage import controlled_link_rates, controlled_shares
 
 GROUP = "identity"
 # What the linkage-quality measures read of the encodings: the NHS-number token (two NHS

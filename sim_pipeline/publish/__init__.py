@@ -1,2 +1,4 @@
-"""Publication: disclosure control (`disclosure`), what is released and how (`release`) and the
-HTML evaluation report (`report`)."""
+"""Publication: disclosure control (`disclosure`), what is released and how (`release`, which
+builds the release from `release_evaluation`, `release_headline`, `release_linkage` and
+`release_costs`, with its catalogue in `release_catalogue` and its cells in `release_cells`; its
+files on disk in `release_files`) and the HTML evaluation report (`report`)."""

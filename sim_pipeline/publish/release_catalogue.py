@@ -1,8 +1,8 @@
 """The release's catalogue: the tables it is built from and the files it holds (with what each
 says), the order its rows are published in (analyses, populations, methods, groups, use and harm
 outcomes) and the fixed text it carries (the naive and suppression notes, the caveats, the
-statistics withheld as individual-level values). Data only: the tables are built in
-`publish.release`."""
+statistics withheld as individual-level values). Data only: the tables are built by
+`publish.release` and its table modules."""
 
 from __future__ import annotations
 

@@ -21,13 +21,13 @@ from sim_pipeline.publish.disclosure import (
     is_count_statistic,
     is_identifier_column,
 )
-from sim_pipeline.publish.release import explain_flag
 from sim_pipeline.publish.release_catalogue import (
     CAVEATS,
     README_NAME,
     RELEASE_FILES,
     WITHHELD_STATISTICS,
 )
+from sim_pipeline.publish.release_costs import explain_flag
 
 
 def write_text_atomic(path: Path, data: str | bytes) -> None:

@@ -20,7 +20,7 @@ from sim_pipeline.evaluation import matched_design as md
 from sim_pipeline.identity.tables import LinkageLinkRates
 from sim_pipeline.publish import charts
 from sim_pipeline.publish.disclosure import SMALL_MAX, SUPPRESSED
-from sim_pipeline.publish.release import build_release, explain_flag
+from sim_pipeline.publish.release import build_release
 from sim_pipeline.publish.release_catalogue import (
     HARM_OUTCOMES,
     PRIMARY,
@@ -28,6 +28,7 @@ from sim_pipeline.publish.release_catalogue import (
     USE_OUTCOMES,
     WITHHELD_STATISTICS,
 )
+from sim_pipeline.publish.release_costs import explain_flag
 from sim_pipeline.publish.release_files import write_release, write_text_atomic
 from sim_pipeline.warehouse.model import columns
 
