@@ -13,7 +13,8 @@ import pytest
 from sim_pipeline.publish.disclosure import is_count_column
 from sim_pipeline.publish.release import build_release
 from sim_pipeline.publish.release_files import scan_release, write_release
-from sim_pipeline.publish.report import render_report, trajectory_points, write_report
+from sim_pipeline.publish.report import render_report, write_report
+from sim_pipeline.publish.report_charts import trajectory_points
 
 PY, VERSION = "2018/19", "2026.1"
 

@@ -2,8 +2,8 @@
 frames into matplotlib figures. Each bar, point or line is a figure that could be published: the
 linkage chart takes rates and counts through the disclosure rule (`chart_rates`,
 `chart_counts`), the trajectories draw no point on fewer than 8 people. Wiring turns a figure
-into metadata (`defs.common.figure_metadata`); the HTML report (`publish.report`) draws the
-released values only (suppressed cells are gaps) with the report figures here and inlines
+into metadata (`defs.common.figure_metadata`); the HTML report (`publish.report_charts`) draws
+the released values only (suppressed cells are gaps) with the report figures here and inlines
 them. Every chart of the project is drawn in this module; matplotlib is imported when a chart
 is drawn, never at import.
 """

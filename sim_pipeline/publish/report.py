@@ -7,9 +7,6 @@ tables. matplotlib is imported inside the chart functions (the code location mus
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -18,11 +15,9 @@ import pandas as pd
 
 from sim_pipeline.evaluation import matched_design as md
 from sim_pipeline.identity.tables import LinkageLinkRates
-from sim_pipeline.publish import charts
 from sim_pipeline.publish.disclosure import SMALL_MAX, SUPPRESSED
 from sim_pipeline.publish.release import build_release
 from sim_pipeline.publish.release_catalogue import (
-    HARM_OUTCOMES,
     PRIMARY,
     RELEASE_INPUTS,
     USE_OUTCOMES,
@@ -30,15 +25,24 @@ from sim_pipeline.publish.release_catalogue import (
 )
 from sim_pipeline.publish.release_costs import explain_flag
 from sim_pipeline.publish.release_files import write_release, write_text_atomic
+from sim_pipeline.publish.report_cells import (
+    METHOD_LABEL,
+    POPULATION_LABEL,
+    REPORT_POPULATIONS,
+    effect,
+    escape,
+    html_table,
+    interval,
+    num,
+    pct,
+    row,
+    share,
+    shown,
+)
+from sim_pipeline.publish.report_charts import event_study_chart, forest_chart, trajectory_chart
 from sim_pipeline.warehouse.model import columns
 
 REPORT_NAME = "evaluation_report.html"
-REPORT_POPULATIONS = ("per_protocol", "itt")
-POPULATION_LABEL = {"itt": "intention to treat", "per_protocol": "per-protocol"}
-METHOD_LABEL = {
-    "naive_before_after": "naive before/after",
-    "difference_in_differences": "difference-in-differences",
-}
 HEADLINE_STATISTICS = (
     "n_allocated",
     "n_engaged",
@@ -69,125 +73,6 @@ img{max-width:100%;height:auto}small,.note{color:#425563}
 """
 
 
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def _num(cell: object) -> float | None:
-    """A released cell as a number (None for '', '*' or text)."""
-    try:
-        return float(str(cell))
-    except ValueError:
-        return None
-
-
-def _shown(cell: object) -> str:
-    """A released cell for display: '*' and '' kept as such ('' shown as an en dash)."""
-    text = "" if cell is None else str(cell)
-    return text if text else "\u2013"
-
-
-def _pct(cell: object, dp: int = 1) -> str:
-    """A released relative change (-0.300) as a signed percentage (-30.0%)."""
-    text = "" if cell is None else str(cell)
-    v = _num(text)
-    if v is None:
-        return text or "\u2013"
-    return f"{100 * v:+.{dp}f}%"
-
-
-def _share(cell: object) -> str:
-    """A released share (0.650) as a percentage (65%)."""
-    v = _num(cell)
-    return f"{100 * v:.0f}%" if v is not None else _shown(cell)
-
-
-def _effect(cell: object, scale: str) -> str:
-    """An estimate on its scale: relative change as %, risk difference as percentage points."""
-    if scale == "risk_difference":
-        v = _num(cell)
-        return f"{100 * v:+.2f} pp" if v is not None else _shown(cell)
-    return _pct(cell)
-
-
-def _ci(low: object, high: object, scale: str) -> str:
-    if str(low) == SUPPRESSED or str(high) == SUPPRESSED:
-        return SUPPRESSED
-    if _num(low) is None or _num(high) is None:
-        return "\u2013"
-    return f"{_effect(low, scale)} to {_effect(high, scale)}"
-
-
-def _table(df: pd.DataFrame, headers: Sequence[str], numeric: Sequence[str] = ()) -> str:
-    """An HTML table of ``df`` (already display text) with ``headers``; ``numeric`` columns are
-    right-aligned. Cells may carry a class via a (text, class) tuple."""
-    if df.empty:
-        return "<p class='note'>No rows released.</p>"
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = []
-    for row in df.itertuples(index=False):
-        cells = []
-        for col, value in zip(df.columns, row, strict=True):
-            text, cls = value if isinstance(value, tuple) else (value, "")
-            classes = " ".join(c for c in ("num" if col in numeric else "", cls) if c)
-            attr = f" class='{classes}'" if classes else ""
-            cells.append(f"<td{attr}>{_e(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _png(fig) -> str:  # fig: matplotlib Figure
-    """The figure as an inline <img> (base64 PNG, no timestamp or software metadata)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
-    data = base64.b64encode(buf.getvalue()).decode()
-    return f"<img alt='chart' src='data:image/png;base64,{data}'>"
-
-
-def trajectory_points(release: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """The points the trajectory chart draws: primary analysis, released means only (a
-    suppressed or empty cell is not drawn)."""
-    t = release.get("evaluation_trajectory.csv")
-    columns = ["population", "group", "months_from_index", "mean_total_cost"]
-    if t is None or t.empty or "mean_total_cost" not in t.columns:
-        return pd.DataFrame(columns=columns)
-    t = t[t["analysis"] == PRIMARY]
-    out = pd.DataFrame(
-        {
-            "population": t["population"],
-            "group": t["group"],
-            "months_from_index": [int(v) for v in t["months_from_index"]],
-            "mean_total_cost": [_num(v) for v in t["mean_total_cost"]],
-        }
-    )
-    return out.dropna(subset=["mean_total_cost"]).reset_index(drop=True)
-
-
-def _trajectory_chart(release: Mapping[str, pd.DataFrame], price_year: str) -> str:
-    pts = trajectory_points(release)
-    populations = [p for p in REPORT_POPULATIONS if p in set(pts["population"])]
-    if not populations:
-        return "<p class='note'>No trajectory released.</p>"
-    labels = {p: POPULATION_LABEL.get(p, p) for p in populations}
-    return _png(charts.bracket_trajectory_figure(pts, labels, price_year))
-
-
-def _forest_chart(est: pd.DataFrame) -> str:
-    """DiD estimates with 95% CIs (relative change) per outcome and population, naive changes
-    as crosses; suppressed estimates are not drawn."""
-    d = est[(est["analysis"] == PRIMARY) & (est["scale"] == "relative_change")]
-    outcomes = [o for o in (*USE_OUTCOMES, *HARM_OUTCOMES) if o in set(d["outcome"])]
-    if not outcomes:
-        return "<p class='note'>No estimates released.</p>"
-    numbers = d.assign(**{c: [_num(v) for v in d[c]] for c in ("estimate", "ci_low", "ci_high")})
-    labels = {
-        (population, method): f"{POPULATION_LABEL[population]}: {METHOD_LABEL[method]}"
-        for population in ("per_protocol", "itt")
-        for method in ("difference_in_differences", "naive_before_after")
-    }
-    return _png(charts.forest_figure(numbers, outcomes, labels))
-
-
 def _released_design(release: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """The primary design's released rows as numbers (a suppressed cell is NaN)."""
     est = release.get("evaluation_estimates.csv")
@@ -196,7 +81,7 @@ def _released_design(release: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame(columns=[*cols, "n_people"])
     d = est[(est["analysis"] == PRIMARY) & (est["method"] == md.METHOD)].copy()
     for c in ("estimate", "ci_low", "ci_high"):
-        d[c] = [np.nan if _num(v) is None else _num(v) for v in d[c]]
+        d[c] = [np.nan if num(v) is None else num(v) for v in d[c]]
     return d[[*cols, "n_people"]].reset_index(drop=True)
 
 
@@ -244,34 +129,23 @@ def _design_section(release: Mapping[str, pd.DataFrame], price_year: str) -> lis
         "over 400 synthetic worlds found calibrated). ITT counts everyone "
         "allocated; CACE divides it by the share who engaged (the effect on those who engage). "
         "This, not the naive headline, is the estimate of what the programme changed.</p>",
-        f"<p class='plain'>{_e(' '.join(words) or 'No primary estimate released.')}</p>",
-        _table(table, list(table.columns), numeric=["change", "people"]),
+        f"<p class='plain'>{escape(' '.join(words) or 'No primary estimate released.')}</p>",
+        html_table(table, list(table.columns), numeric=["change", "people"]),
         "<h3>Diagnostics and sensitivity</h3>",
-        "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in diagnostics) + "</ul>",
+        "<ul>" + "".join(f"<li>{escape(x)}</li>" for x in diagnostics) + "</ul>",
     ]
     if failed:
         out.append(
             "<p class='caution'>Diagnostics failed: do not rely on the primary estimate. "
-            f"{_e('; '.join(failed))}.</p>"
+            f"{escape('; '.join(failed))}.</p>"
         )
-    out.append(_event_study_chart(release, price_year))
+    out.append(event_study_chart(release, price_year))
     return out
-
-
-def _event_study_chart(release: Mapping[str, pd.DataFrame], price_year: str) -> str:
-    """Members against their matched, bias-corrected counterfactual by month from allocation;
-    months before allocation are the pre-period placebo."""
-    pts = trajectory_points(release)
-    pops = [md.itt_population(w) for w in reversed(md.WINDOWS)]
-    pops = [p for p in pops if p in set(pts["population"])][:1]
-    if not pops:
-        return "<p class='note'>No event study released.</p>"
-    return _png(charts.event_study_figure(pts, pops[0], md.COUNTERFACTUAL_GROUP, price_year))
 
 
 def _change_words(cell: object) -> str:
     """A released percentage change (e.g. '-42.0') in words."""
-    v = _num(cell)
+    v = num(cell)
     if str(cell) == SUPPRESSED:
         return f"is suppressed (based on 1-{SMALL_MAX} people)"
     if v is None:
@@ -283,38 +157,28 @@ def _change_words(cell: object) -> str:
     return "did not change"
 
 
-def _row(df: pd.DataFrame | None, **where: str) -> dict[str, str] | None:
-    if df is None or df.empty:
-        return None
-    mask = pd.Series(True, index=df.index)
-    for col, value in where.items():
-        mask &= df[col] == value
-    hit = df[mask]
-    return None if hit.empty else {k: str(v) for k, v in hit.iloc[0].items()}
-
-
 def _summary(release: Mapping[str, pd.DataFrame]) -> str:
     head = release.get("headline.csv")
     est = release.get("evaluation_estimates.csv")
     naive_parts, did_parts, rtm_parts = [], [], []
     for population in REPORT_POPULATIONS:
         label = POPULATION_LABEL[population]
-        h = _row(head, population=population, statistic="ratio_of_means_pct_change")
+        h = row(head, population=population, statistic="ratio_of_means_pct_change")
         naive_parts.append(f"{_change_words(h['value'] if h else '')} ({label})")
-        r = _row(
+        r = row(
             est,
             population=population,
             outcome="total_cost",
             method="difference_in_differences",
         )
-        if r is None or _num(r["estimate"]) is None:
+        if r is None or num(r["estimate"]) is None:
             shown = r["estimate"] if r else ""
             did_parts.append(f"{label}: {_change_words(shown).removeprefix('is ')}")
         else:
-            ci = _ci(r["ci_low"], r["ci_high"], "relative_change")
-            did_parts.append(f"{_pct(r['estimate'])} (95% CI {ci}) {label}")
-            if _num(r.get("rtm_share", "")) is not None:
-                rtm_parts.append(f"{_share(r['rtm_share'])} ({label})")
+            ci = interval(r["ci_low"], r["ci_high"], "relative_change")
+            did_parts.append(f"{pct(r['estimate'])} (95% CI {ci}) {label}")
+            if num(r.get("rtm_share", "")) is not None:
+                rtm_parts.append(f"{share(r['rtm_share'])} ({label})")
     text = (
         "On the naive before/after comparison the programme review used (ratio of mean monthly "
         f"cost per person), cost {' and '.join(naive_parts)}. Against matched comparison people "
@@ -326,7 +190,7 @@ def _summary(release: Mapping[str, pd.DataFrame]) -> str:
             " The comparison group's own change accounts for "
             f"{' and '.join(rtm_parts)} of the naive change (regression to the mean)."
         )
-    return f"<p class='summary'>{_e(text)}</p>"
+    return f"<p class='summary'>{escape(text)}</p>"
 
 
 def _estimates_table(est: pd.DataFrame, outcomes: Sequence[str]) -> str:
@@ -334,8 +198,8 @@ def _estimates_table(est: pd.DataFrame, outcomes: Sequence[str]) -> str:
     rows = []
     for outcome in outcomes:
         for population in REPORT_POPULATIONS:
-            naive = _row(est, outcome=outcome, population=population, method="naive_before_after")
-            did = _row(
+            naive = row(est, outcome=outcome, population=population, method="naive_before_after")
+            did = row(
                 est, outcome=outcome, population=population, method="difference_in_differences"
             )
             if naive is None and did is None:
@@ -345,19 +209,19 @@ def _estimates_table(est: pd.DataFrame, outcomes: Sequence[str]) -> str:
                 [
                     outcome,
                     POPULATION_LABEL.get(population, population),
-                    _effect(naive["estimate"], scale) if naive else "\u2013",
-                    _effect(did["estimate"], scale) if did else "\u2013",
-                    _ci(did["ci_low"], did["ci_high"], scale) if did else "\u2013",
-                    _share(did["rtm_share"]) if did else "\u2013",
-                    _shown(did["n_people"] if did else naive["n_people"]),
-                    _shown(did["n_comparison"]) if did else "\u2013",
+                    effect(naive["estimate"], scale) if naive else "\u2013",
+                    effect(did["estimate"], scale) if did else "\u2013",
+                    interval(did["ci_low"], did["ci_high"], scale) if did else "\u2013",
+                    share(did["rtm_share"]) if did else "\u2013",
+                    shown(did["n_people"] if did else naive["n_people"]),
+                    shown(did["n_comparison"]) if did else "\u2013",
                 ]
             )
     df = pd.DataFrame(
         rows,
         columns=["outcome", "population", "naive", "did", "ci", "rtm", "n", "nc"],
     )
-    return _table(
+    return html_table(
         df,
         [
             "outcome",
@@ -382,15 +246,15 @@ def _harms_table(harms: pd.DataFrame) -> str:
                 r["outcome"],
                 POPULATION_LABEL.get(r["population"], r["population"]),
                 METHOD_LABEL.get(r["method"], r["method"]),
-                _effect(r["estimate"], scale),
-                _ci(r["ci_low"], r["ci_high"], scale),
-                _shown(r["n_people"]),
-                _shown(r["n_comparison"]),
+                effect(r["estimate"], scale),
+                interval(r["ci_low"], r["ci_high"], scale),
+                shown(r["n_people"]),
+                shown(r["n_comparison"]),
                 r["note"],
             ]
         )
     df = pd.DataFrame(rows, columns=["o", "p", "m", "e", "ci", "n", "nc", "note"])
-    return _table(
+    return html_table(
         df,
         [
             "outcome",
@@ -407,9 +271,9 @@ def _harms_table(harms: pd.DataFrame) -> str:
 
 
 def _smd_cell(cell: str) -> str | tuple[str, str]:
-    v = _num(cell)
+    v = num(cell)
     if v is None:
-        return _shown(cell)
+        return shown(cell)
     return (f"{cell} \u2713", "ok") if abs(v) < 0.1 else (f"{cell} \u2717", "bad")
 
 
@@ -419,18 +283,18 @@ def _balance_table(bal: pd.DataFrame) -> str:
         [
             POPULATION_LABEL.get(r["population"], r["population"]),
             r["covariate"],
-            _shown(r["treated_mean"]),
-            _shown(r["comparison_mean_before"]),
+            shown(r["treated_mean"]),
+            shown(r["comparison_mean_before"]),
             _smd_cell(r["smd_before"]),
-            _shown(r["comparison_mean_after"]),
+            shown(r["comparison_mean_after"]),
             _smd_cell(r["smd_after"]),
-            _shown(r["n_treated"]),
-            _shown(r["n_comparison_after"]),
+            shown(r["n_treated"]),
+            shown(r["n_comparison_after"]),
         ]
         for r in d.to_dict("records")
     ]
     df = pd.DataFrame(rows, columns=["p", "c", "t", "cb", "sb", "ca", "sa", "nt", "nc"])
-    return _table(
+    return html_table(
         df,
         [
             "population",
@@ -453,15 +317,15 @@ def _sensitivity_table(sens: pd.DataFrame) -> str:
             r["analysis"],
             POPULATION_LABEL.get(r["population"], r["population"]),
             METHOD_LABEL.get(r["method"], r["method"]),
-            _pct(r["estimate"]),
-            _ci(r["ci_low"], r["ci_high"], "relative_change"),
-            _shown(r["n_people"]),
-            _shown(r["n_comparison"]),
+            pct(r["estimate"]),
+            interval(r["ci_low"], r["ci_high"], "relative_change"),
+            shown(r["n_people"]),
+            shown(r["n_comparison"]),
         ]
         for r in sens.to_dict("records")
     ]
     df = pd.DataFrame(rows, columns=["a", "p", "m", "e", "ci", "n", "nc"])
-    return _table(
+    return html_table(
         df,
         ["analysis", "population", "method", "total cost change", "95% CI", "programme people"]
         + ["comparison people"],
@@ -476,8 +340,8 @@ def _linkage_section(release: Mapping[str, pd.DataFrame]) -> str:
         cols = columns(LinkageLinkRates)
         overall = rates[rates["dimension"] == "overall"][cols]
         parts.append(
-            _table(
-                overall.map(_shown),
+            html_table(
+                overall.map(shown),
                 ["dimension", "value", "source group", "records", "linked", "link rate"],
                 numeric=["records", "linked", "link_rate"],
             )
@@ -486,8 +350,8 @@ def _linkage_section(release: Mapping[str, pd.DataFrame]) -> str:
         if not rest.empty:
             parts.append(
                 "<details><summary>By age band, sex and borough</summary>"
-                + _table(
-                    rest.map(_shown),
+                + html_table(
+                    rest.map(shown),
                     ["dimension", "value", "source group", "records", "linked", "link rate"],
                     numeric=["records", "linked", "link_rate"],
                 )
@@ -497,8 +361,8 @@ def _linkage_section(release: Mapping[str, pd.DataFrame]) -> str:
     if imp is not None and not imp.empty:
         parts.append("<h3>Implausible links</h3>")
         parts.append(
-            _table(
-                imp[["rule", "description", "persons"]].map(_shown),
+            html_table(
+                imp[["rule", "description", "persons"]].map(shown),
                 ["rule", "description", "people"],
                 numeric=["persons"],
             )
@@ -520,8 +384,8 @@ def _unit_cost_section(costs: pd.DataFrame | None) -> str:
         "source",
         "note",
     ]
-    table = _table(
-        costs[cols].map(_shown),
+    table = html_table(
+        costs[cols].map(shown),
         [
             "metric",
             "item",
@@ -536,14 +400,14 @@ def _unit_cost_section(costs: pd.DataFrame | None) -> str:
         numeric=["unit_cost_gbp", "inflation_factor", "unit_cost_at_price_year"],
     )
     flags = sorted({f for v in costs["cost_flags"] for f in str(v).split(";") if f})
-    items = "".join(f"<li><b>{_e(f)}</b>: {_e(explain_flag(f))}</li>" for f in flags)
+    items = "".join(f"<li><b>{escape(f)}</b>: {escape(explain_flag(f))}</li>" for f in flags)
     caveats = (
         f"<div class='caution'><b>Cost caveats</b><ul>{items}</ul></div>"
         if flags
         else "<p>No cost caveats.</p>"
     )
     version = ", ".join(sorted(set(costs["unit_cost_version"])))
-    return f"<p>Unit costs version {_e(version)}.</p>{table}{caveats}"
+    return f"<p>Unit costs version {escape(version)}.</p>{table}{caveats}"
 
 
 METHODS_TEXT = (
@@ -592,11 +456,11 @@ def render_report(tables: dict[str, pd.DataFrame], release: dict[str, pd.DataFra
         "comparison of people selected at their peak of use. It is shown here only beside the "
         "comparison-group estimate. All figures are disclosure-controlled: counts rounded to "
         f"the nearest 5, counts and statistics based on 1-{SMALL_MAX} people shown as "
-        f"'{SUPPRESSED}'. Costs are GBP at price year {_e(price_year or 'not stated')}.</p>",
+        f"'{SUPPRESSED}'. Costs are GBP at price year {escape(price_year or 'not stated')}.</p>",
     ]
     if missing:
         sections.append(
-            f"<p class='note'>Not available (warehouse table missing): {_e(', '.join(missing))}."
+            f"<p class='note'>Not available (warehouse table missing): {escape(', '.join(missing))}."
             "</p>"
         )
     sections += [
@@ -604,14 +468,14 @@ def render_report(tables: dict[str, pd.DataFrame], release: dict[str, pd.DataFra
         "<p>Mean cost per person-month of programme members and matched comparison people, by "
         "month from the index date (primary analysis). Months with 1-7 people are not drawn."
         "</p>",
-        _trajectory_chart(release, price_year),
+        trajectory_chart(release, price_year),
     ]
     if not est.empty:
         sections += _design_section(release, price_year)
         sections += [
             "<h2>Headline beside the adjusted estimate</h2>",
             _estimates_table(est, [o for o in USE_OUTCOMES if o in set(est["outcome"])]),
-            _forest_chart(est),
+            forest_chart(est),
         ]
     head = release.get("headline.csv")
     if head is not None and not head.empty:
@@ -619,12 +483,12 @@ def render_report(tables: dict[str, pd.DataFrame], release: dict[str, pd.DataFra
         pops = [p for p in ("itt", "per_protocol", "itt_over_6_months") if p in wide.columns]
         pops += [p for p in wide.columns if p not in pops]
         stats = [s for s in HEADLINE_STATISTICS if s in wide.index]
-        wide = wide.reindex(index=stats, columns=pops).fillna("").map(_shown).reset_index()
+        wide = wide.reindex(index=stats, columns=pops).fillna("").map(shown).reset_index()
         sections += [
             "<h2>The review's headline, recomputed (naive)</h2>",
             "<p>As the programme review most likely computed it. Not an effect estimate. "
-            f"Withheld as individual-level values: {_e(', '.join(WITHHELD_STATISTICS))}.</p>",
-            _table(wide, ["statistic", *pops], numeric=pops),
+            f"Withheld as individual-level values: {escape(', '.join(WITHHELD_STATISTICS))}.</p>",
+            html_table(wide, ["statistic", *pops], numeric=pops),
         ]
     harms = release.get("harms.csv")
     if harms is not None and not harms.empty:
@@ -651,8 +515,8 @@ def render_report(tables: dict[str, pd.DataFrame], release: dict[str, pd.DataFra
         "<h2>Unit costs</h2>",
         _unit_cost_section(costs),
         "<h2>Methods and limitations</h2>",
-        f"<p>{_e(METHODS_TEXT)}</p>",
-        f"<p>{_e(LIMITATIONS_TEXT)}</p>",
+        f"<p>{escape(METHODS_TEXT)}</p>",
+        f"<p>{escape(LIMITATIONS_TEXT)}</p>",
         "<p class='note'>Every figure on this page is taken from the disclosure-controlled "
         "tables published beside it (see README.txt).</p>",
     ]
