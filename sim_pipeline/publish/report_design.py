@@ -1,0 +1,85 @@
+"""The report's primary-estimate section: the matched design's released rows as numbers (a
+suppressed cell is NaN), ITT and CACE per window in plain words, its diagnostics (a failed one
+said plainly) and the event-study chart."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from sim_pipeline.evaluation import matched_design as md
+from sim_pipeline.publish.release_catalogue import PRIMARY
+from sim_pipeline.publish.report_cells import escape, html_table, num
+from sim_pipeline.publish.report_charts import event_study_chart
+
+
+def _released_design(release: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The primary design's released rows as numbers (a suppressed cell is NaN)."""
+    est = release.get("evaluation_estimates.csv")
+    cols = ["analysis", "population", "outcome", "method", "scale", "estimate", "ci_low", "ci_high"]
+    if est is None or est.empty:
+        return pd.DataFrame(columns=[*cols, "n_people"])
+    d = est[(est["analysis"] == PRIMARY) & (est["method"] == md.METHOD)].copy()
+    for c in ("estimate", "ci_low", "ci_high"):
+        d[c] = [np.nan if num(v) is None else num(v) for v in d[c]]
+    return d[[*cols, "n_people"]].reset_index(drop=True)
+
+
+def design_section(release: Mapping[str, pd.DataFrame], price_year: str) -> list[str]:
+    """The primary estimate: ITT and CACE per window in plain words, the diagnostics (a failed
+    one is said plainly), the E-values and the event-study chart."""
+    d = _released_design(release)
+    cost = d[d["outcome"] == "total_cost"]
+    rows, words = [], []
+    for w in md.WINDOWS:
+        for pop, what in (
+            (md.itt_population(w), "ITT: everyone allocated"),
+            (md.cace_population(w), "CACE: those who engaged"),
+        ):
+            r = cost[cost["population"] == pop]
+            if r.empty:
+                continue
+            x = r.iloc[0]
+            if not np.isfinite(x.estimate) or not np.isfinite(x.ci_low):
+                meaning = "not estimable here (too few people, or suppressed)"
+                est, ci = "", ""
+            else:
+                est, ci = f"{x.estimate:+.1%}", f"{x.ci_low:+.1%} to {x.ci_high:+.1%}"
+                if x.ci_low <= 0 <= x.ci_high:
+                    meaning = (
+                        f"no detectable effect: the interval runs from {x.ci_low:+.0%} to "
+                        f"{x.ci_high:+.0%}"
+                    )
+                else:
+                    meaning = "a fall" if x.estimate < 0 else "a rise"
+            rows.append([f"months {w[0]}-{w[1]}", what, est, ci, x.n_people, meaning])
+            if pop == md.itt_population(md.WINDOWS[0]):
+                words.append(f"Over the 12 months from allocation: {est or 'n/a'}, {meaning}.")
+    table = pd.DataFrame(
+        rows, columns=["window", "estimand", "change", "95% CI", "people", "in plain words"]
+    )
+    diagnostics = md.diagnostic_lines(d)
+    failed = md.failed_diagnostics(d)
+    out = [
+        "<h2>The primary estimate: members against people alike at the same month</h2>",
+        "<p>Each member is compared with the five people not yet allocated, at the same "
+        "calendar month, whose history predicts the most similar future cost and whose crisis "
+        "contacts rose alike, corrected for what differences remain (bias-corrected matching); "
+        "the intervals come from the matched outcomes' spread (a variance that the validation "
+        "over 400 synthetic worlds found calibrated). ITT counts everyone "
+        "allocated; CACE divides it by the share who engaged (the effect on those who engage). "
+        "This, not the naive headline, is the estimate of what the programme changed.</p>",
+        f"<p class='plain'>{escape(' '.join(words) or 'No primary estimate released.')}</p>",
+        html_table(table, list(table.columns), numeric=["change", "people"]),
+        "<h3>Diagnostics and sensitivity</h3>",
+        "<ul>" + "".join(f"<li>{escape(x)}</li>" for x in diagnostics) + "</ul>",
+    ]
+    if failed:
+        out.append(
+            "<p class='caution'>Diagnostics failed: do not rely on the primary estimate. "
+            f"{escape('; '.join(failed))}.</p>"
+        )
+    out.append(event_study_chart(release, price_year))
+    return out
