@@ -19,6 +19,7 @@ from sim_pipeline.defs.resources import (
 )
 from sim_pipeline.measures.cohort import cohort_people, months_between
 from sim_pipeline.measures.headline import (
+    KEY_STATISTICS,
     impossible_values,
     programme_headline,
     trajectory,
@@ -28,23 +29,8 @@ from sim_pipeline.publish.charts import cohort_trajectory_figure
 from sim_pipeline.publish.release_headline import headline_preview
 
 GROUP = "metrics"
-KEY_STATISTICS = [
-    "n_allocated",
-    "n_engaged",
-    "n_people",
-    "mean_months",
-    "min_months",
-    "max_months",
-    "pct_with_cost_fall",
-    "mean_pct_change_per_person",
-    "ratio_of_means_pct_change",
-    "mean_baseline_monthly_cost_gbp",
-    "mean_programme_monthly_cost_gbp",
-    "mean_monthly_change_gbp",
-    "total_change_gbp",
-    "total_change_gbp_simple",
-    "largest_individual_fall_gbp",
-]
+# the asset's preview: the key statistics but the person-months (the report shows those)
+PREVIEW_STATISTICS = [s for s in KEY_STATISTICS if s != "person_months"]
 COVERS_COHORT = Check(
     "headline_covers_cohort",
     "The headline counts every cohort member (n_allocated) and every engaged member "
@@ -145,7 +131,7 @@ def programme_headline_asset(
             "price_year": years[0],
             "unit_cost_version": versions[0],
             "cost_flags": ";".join(f for f in flags if f) or "none",
-            "headline": markdown_table(headline_preview(head, KEY_STATISTICS)),
+            "headline": markdown_table(headline_preview(head, PREVIEW_STATISTICS)),
             "per_metric_rates": markdown_table(
                 headline_preview(
                     head,

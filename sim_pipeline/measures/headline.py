@@ -188,6 +188,26 @@ def trajectory(
     return pd.DataFrame(rows, columns=["population", "relative_month", "people", "mean_cost"])
 
 
+# The statistics an analyst reads first, in the order the asset's preview and the report show
+# them (each shows a selection: `defs.headline`, `publish.report`).
+KEY_STATISTICS = (
+    "n_allocated",
+    "n_engaged",
+    "n_people",
+    "mean_months",
+    "min_months",
+    "max_months",
+    "person_months",
+    "pct_with_cost_fall",
+    "mean_pct_change_per_person",
+    "ratio_of_means_pct_change",
+    "mean_baseline_monthly_cost_gbp",
+    "mean_programme_monthly_cost_gbp",
+    "mean_monthly_change_gbp",
+    "total_change_gbp",
+    "total_change_gbp_simple",
+    "largest_individual_fall_gbp",
+)
 _NON_NEGATIVE_PREFIXES = ("n_", "baseline_rate_", "programme_rate_", "baseline_cost_per_month_")
 _NON_NEGATIVE = {
     "person_months",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sim_pipeline.measures.headline import KEY_STATISTICS
 from sim_pipeline.publish.disclosure import SMALL_MAX, SUPPRESSED
 from sim_pipeline.publish.release import build_release
 from sim_pipeline.publish.release_catalogue import RELEASE_INPUTS, USE_OUTCOMES, WITHHELD_STATISTICS
@@ -45,19 +46,12 @@ from sim_pipeline.publish.report_tables import (
 )
 
 REPORT_NAME = "evaluation_report.html"
-HEADLINE_STATISTICS = (
-    "n_allocated",
-    "n_engaged",
-    "n_people",
-    "mean_months",
-    "person_months",
-    "pct_with_cost_fall",
-    "mean_pct_change_per_person",
-    "ratio_of_means_pct_change",
-    "mean_baseline_monthly_cost_gbp",
-    "mean_programme_monthly_cost_gbp",
-    "mean_monthly_change_gbp",
-    "total_change_gbp",
+# the report's headline table: the key statistics but the spread of months and the extremes
+HEADLINE_STATISTICS = tuple(
+    s
+    for s in KEY_STATISTICS
+    if s
+    not in {"min_months", "max_months", "total_change_gbp_simple", "largest_individual_fall_gbp"}
 )
 CSS = """
 body{font-family:Arial,Helvetica,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -205,25 +199,27 @@ def render_report(tables: dict[str, pd.DataFrame], release: dict[str, pd.DataFra
             f"Withheld as individual-level values: {escape(', '.join(WITHHELD_STATISTICS))}.</p>",
             html_table(wide, ["statistic", *pops], numeric=pops),
         ]
-    harms = release.get("harms.csv")
-    if harms is not None and not harms.empty:
-        sections += [
-            "<h2>Harms (balancing measures)</h2>",
-            harms_table(harms),
-        ]
-    bal = release.get("evaluation_balance.csv")
-    if bal is not None and not bal.empty:
-        sections += [
-            "<h2>Balance of programme and comparison people</h2>",
-            "<p>Standardised mean differences (SMD); \u2713 marks |SMD| &lt; 0.1.</p>",
-            balance_table(bal),
-        ]
-    sens = release.get("evaluation_sensitivity.csv")
-    if sens is not None and not sens.empty:
-        sections += [
-            "<h2>Sensitivity of the total-cost estimate</h2>",
-            sensitivity_table(sens),
-        ]
+    # the released tables shown as they are, each under its heading (when released)
+    for file, heading, intro, render in (
+        ("harms.csv", "Harms (balancing measures)", None, harms_table),
+        (
+            "evaluation_balance.csv",
+            "Balance of programme and comparison people",
+            "Standardised mean differences (SMD); \u2713 marks |SMD| &lt; 0.1.",
+            balance_table,
+        ),
+        (
+            "evaluation_sensitivity.csv",
+            "Sensitivity of the total-cost estimate",
+            None,
+            sensitivity_table,
+        ),
+    ):
+        released = release.get(file)
+        if released is not None and not released.empty:
+            sections.append(f"<h2>{heading}</h2>")
+            sections += [f"<p>{intro}</p>"] if intro else []
+            sections.append(render(released))
     sections += [
         "<h2>Linkage quality</h2>",
         linkage_section(release),
