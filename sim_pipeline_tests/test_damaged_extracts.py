@@ -158,12 +158,23 @@ def damaged_runs(small_synth, tmp_path_factory):
                 run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
             ).records
         ]
-        materialised = {
-            r.event_log_entry.dagster_event.event_specific_data.materialization.asset_key.to_user_string()
+        materialisations = [
+            r.event_log_entry.dagster_event.event_specific_data.materialization
             for r in inst.get_records_for_run(
                 run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
             ).records
-        }
+        ]
+        materialised = {m.asset_key.to_user_string() for m in materialisations}
+        # what each staged step reported of the ledger and quarantine it wrote
+        ledger_reports = [
+            (
+                m.asset_key.to_user_string(),
+                m.metadata["written_by"].value,
+                m.metadata["rows_this_run"].value,
+            )
+            for m in materialisations
+            if m.asset_key.to_user_string() in {"ingest_ledger", "ingest_quarantine"}
+        ]
         failed_steps = {
             r.event_log_entry.dagster_event.step_key
             for r in inst.get_records_for_run(
@@ -186,6 +197,7 @@ def damaged_runs(small_synth, tmp_path_factory):
         "facts": facts,
         "checks": checks,
         "materialised": materialised,
+        "ledger_reports": ledger_reports,
         "failed_steps": failed_steps,
         "status": status,
     }
@@ -296,6 +308,22 @@ def test_summaries_show_the_failures_and_downstream_assets_wait(damaged_runs):
     assert not set(DOWNSTREAM) & failed  # not failed: never started
     for name in DOWNSTREAM:
         assert name not in damaged_runs["materialised"], name
+
+
+def test_the_ledger_and_quarantine_are_assets_every_staged_step_reports(damaged_runs):
+    """The ingest ledger and quarantine are assets of their own: each staged step, those whose
+    checks failed on a missing or rejected drop included, reports the rows it wrote to both (in
+    the transaction of its staged rows), and the summaries read them."""
+    staged = {t.asset_name for t in SOURCE_TABLES}
+    reports = damaged_runs["ledger_reports"]
+    after = damaged_runs["after"]
+    for name in ("ingest_ledger", "ingest_quarantine"):
+        assert sorted(w for k, w, _ in reports if k == name) == sorted(staged), name
+        # the run covered every month of this project: its rows are the whole table
+        assert sum(n for k, _, n in reports if k == name) == len(after[name]) > 0, name
+    rejected = after["ingest_ledger"].query("file_status == 'rejected'")
+    assert len(rejected), "the damaged landing has files rejected as a whole"
+    assert set(rejected["file"]) <= set(after["ingest_quarantine"]["file"])
 
 
 def test_data_docs_show_the_failing_suites(damaged_runs):

@@ -46,10 +46,8 @@ def test_every_asset_has_description_owner_group_kinds_and_described_checks():
 
 # Assets that write no warehouse table: reports (metadata, charts, published files).
 REPORT_ASSETS = {"ingest_summary", "linkage_quality", "evaluation_report"}
-# Warehouse tables without an asset of their own: the run logs every asset appends to, and the
-# ingest ledger and quarantine, which every staged asset writes in its own transaction (one
-# asset key cannot have ten writers; the ledger as an asset apart is still to do).
-TABLES_WITHOUT_ASSET = {"audit_trail", "quality_results", "ingest_ledger", "ingest_quarantine"}
+# Warehouse tables without an asset of their own: the run logs every asset appends to.
+TABLES_WITHOUT_ASSET = {"audit_trail", "quality_results"}
 
 
 def test_every_table_has_one_asset_named_as_it_with_its_documented_columns():
@@ -72,6 +70,22 @@ def test_every_table_has_one_asset_named_as_it_with_its_documented_columns():
     tables = {t.name for t in all_tables()}
     assert set(named) == tables - TABLES_WITHOUT_ASSET
     assert all(len(v) == 1 for v in named.values()), named
+
+
+def test_the_ledger_and_quarantine_are_assets_between_staging_and_the_summaries():
+    """ingest_ledger and ingest_quarantine stand in the graph as assets of their own: after
+    every staged table (whose steps write and report them: Dagster records, never runs, them)
+    and before the summaries that read them."""
+    graph = defs.resolve_asset_graph()
+    staged = {dg.AssetKey(t.asset_name) for t in SOURCE_TABLES}
+    ledger, quarantine = dg.AssetKey("ingest_ledger"), dg.AssetKey("ingest_quarantine")
+    for key in (ledger, quarantine):
+        node = graph.get(key)
+        assert not node.is_executable and node.parent_keys == staged, key
+        assert node.group_name == "ingest" and node.description, key
+    assert {ledger, quarantine} <= graph.get(dg.AssetKey("ingest_summary")).parent_keys
+    for table in ("drop_coverage", "landing_file_versions"):
+        assert ledger in graph.get(dg.AssetKey(table)).parent_keys, table
 
 
 def test_the_code_location_loads_without_heavy_libraries():

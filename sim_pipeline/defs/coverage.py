@@ -117,7 +117,7 @@ _COVERAGE_DESCRIPTION = (
         table_spec(
             TABLE,
             _COVERAGE_DESCRIPTION,
-            deps=[a.key for a in STAGED_ASSETS],
+            deps=[*(a.key for a in STAGED_ASSETS), dg.AssetKey("ingest_ledger")],
             group_name="quality",
             owners=[DATA_QUALITY],
         ),
@@ -127,7 +127,7 @@ _COVERAGE_DESCRIPTION = (
             "landing folder and the ingest ledger: its SHA-256, when drop_coverage first "
             "recorded it and the file's modification time then. Appended, never rewritten: a "
             "file whose contents change gets a new row (a resubmission).",
-            deps=[a.key for a in STAGED_ASSETS],
+            deps=[*(a.key for a in STAGED_ASSETS), dg.AssetKey("ingest_ledger")],
             group_name="quality",
             owners=[DATA_QUALITY],
         ),

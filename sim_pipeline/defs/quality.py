@@ -13,7 +13,7 @@ from sim_pipeline.defs.common import (
     record_audit,
     study_months,
 )
-from sim_pipeline.defs.ingest import GATED_CHECKS, STAGED_ASSETS
+from sim_pipeline.defs.ingest import GATED_CHECKS, LEDGER_ASSETS, STAGED_ASSETS
 from sim_pipeline.defs.resources import (
     LandingResource,
     WarehouseResource,
@@ -59,11 +59,12 @@ INGEST_ACCEPTED = Check(
         "when a staged table's checks failed (a missing or rejected drop), and its check "
         "ingest_accepted then holds linkage and everything after it back."
     ),
-    deps=[a.key for a in STAGED_ASSETS],
+    # reads the ledger and quarantine, and the staged tables' latest check results
+    deps=[*(a.key for a in STAGED_ASSETS), *(a.key for a in LEDGER_ASSETS)],
     group_name="quality",
     owners=[DATA_QUALITY],
     automation_condition=DOWNSTREAM_AUTOMATION,
-    # a report over the ingest_ledger table (written by the staged assets), not a table
+    # a report over the ingest_ledger and ingest_quarantine tables, not a table
     kinds={"python", "pandas"},
     check_specs=[
         c.spec("ingest_summary")
