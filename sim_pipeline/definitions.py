@@ -19,7 +19,8 @@ from sim_pipeline.defs.coverage import drop_coverage
 from sim_pipeline.defs.evaluation import evaluation
 from sim_pipeline.defs.events import events
 from sim_pipeline.defs.headline import programme_headline_asset
-from sim_pipeline.defs.ingest import LEDGER_ASSETS, STAGED_ASSETS
+from sim_pipeline.defs.ingest import STAGED_ASSETS
+from sim_pipeline.defs.ledger import LEDGER_ASSETS
 from sim_pipeline.defs.linkage import person_index
 from sim_pipeline.defs.linkage_quality import linkage_quality
 from sim_pipeline.defs.metrics import person_month_metrics

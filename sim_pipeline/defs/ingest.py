@@ -27,7 +27,6 @@ from sim_pipeline.defs.common import (
     key_metadata,
     markdown_table,
     month_of,
-    table_spec,
 )
 from sim_pipeline.defs.gx import (
     GX_KINDS,
@@ -402,31 +401,3 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
 
 
 STAGED_ASSETS = [build_staged_asset(t) for t in SOURCE_TABLES]
-
-# The ingest ledger and quarantine, each an asset of its own in the graph. Their rows are
-# written by the staged assets, in the same transaction as the staged rows they account for (a
-# ledger written apart could disagree with the rows it counts), and each staged run reports a
-# materialisation of both: Dagster does not run them, it records them (external assets).
-LEDGER_TABLES = {
-    "ingest_ledger": (
-        "Row accounting for every landing file ingested: rows read, loaded and quarantined, "
-        "the file's SHA-256, whether it was loaded or rejected as a whole, and the key that "
-        "tokenised it. Written by each staged table's run with its staged rows (one "
-        "transaction); ingest_summary and drop_coverage read it."
-    ),
-    "ingest_quarantine": (
-        "Every rejected row of every landing file with its file, line, column, rule and a "
-        "reason (never the rejected values). Written by each staged table's run with its "
-        "staged rows (one transaction); ingest_summary counts it by rule."
-    ),
-}
-LEDGER_ASSETS = [
-    table_spec(
-        name,
-        description,
-        deps=[a.key for a in STAGED_ASSETS],
-        group_name="ingest",
-        owners=[DATA_ENGINEERING],
-    ).replace_attributes(automation_condition=None)
-    for name, description in LEDGER_TABLES.items()
-]

@@ -13,7 +13,8 @@ from sim_pipeline.defs.common import (
     record_audit,
     study_months,
 )
-from sim_pipeline.defs.ingest import GATED_CHECKS, LEDGER_ASSETS, STAGED_ASSETS
+from sim_pipeline.defs.ingest import GATED_CHECKS, STAGED_ASSETS
+from sim_pipeline.defs.ledger import LEDGER_ASSETS
 from sim_pipeline.defs.resources import (
     LandingResource,
     WarehouseResource,
