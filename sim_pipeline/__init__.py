@@ -1,0 +1,9 @@
+"""sim_pipeline: evaluating multi-agency mental-health crisis programmes from linked,
+pseudonymised extracts, as a Dagster code location. The packages follow the data: `sources/`
+(the providers' extract contracts), `landing/` (the drop folder), `ingest/` (staging behind the
+privacy boundary), `identity/` (pseudonymisation and linkage), `measures/` (events, cohort,
+metrics, costs, headline), `evaluation/` (the comparison-cohort estimate), `publish/`
+(disclosure control, release, report), `quality/` (checks, Great Expectations, coverage),
+`warehouse/` (table declarations, storage, migrations); `defs/` wires them into assets and
+`definitions.py` is the code location; `synthetic/` makes synthetic worlds and `bench/` measures
+(docs/architecture.md)."""
