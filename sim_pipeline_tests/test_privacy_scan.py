@@ -476,7 +476,7 @@ def test_privacy_scan_command_reads_dagster_postgres_storage(pg, landing, ids, t
     warehouse: both databases are scanned, table by table, and no value is printed."""
     import dagster as dg
 
-    from sim_pipeline.cli import cmd_privacy_scan
+    from sim_pipeline.cli.outputs import cmd_privacy_scan
 
     home = tmp_path / "home"
     home.mkdir()
@@ -522,7 +522,7 @@ def test_privacy_scan_command_fails_when_dagster_storage_cannot_be_read(
 ):
     """A PostgreSQL storage the scan cannot reach is a failure (exit 2), not "0 places"; the
     message names the database without its password."""
-    from sim_pipeline.cli import cmd_privacy_scan
+    from sim_pipeline.cli.outputs import cmd_privacy_scan
 
     home = tmp_path / "home"
     home.mkdir()

@@ -1,0 +1,108 @@
+"""`sim-pipeline bench run`, `bench linkage` and `bench house`: benchmarks that print figures and
+write them to a file (the main job timed, linkage accuracy, the code base's shape)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sim_pipeline.cli.pipeline import generate, has_drops
+from sim_pipeline.config import DEMO_ENV, Settings
+
+
+def cmd_bench_run(args: argparse.Namespace) -> int:
+    """Time the main job from scratch (fresh warehouse and instance) and once more (re-run)."""
+    import tempfile
+
+    from sim_pipeline.landing.layout import Landing
+    from sim_pipeline.warehouse import table_digests
+
+    settings = Settings.from_env()
+    landing = settings.landing_dir
+    synth_seconds = None
+    if not settings.landing_from_env and not has_drops(landing):
+        t0 = time.perf_counter()
+        generate(args, landing, settings.truth_dir)
+        synth_seconds = round(time.perf_counter() - t0, 2)
+    rows_in = sum(max(0, sum(1 for _ in p.open("rb")) - 1) for p in Landing(landing).csv_files())
+    results = []
+    digests: list[dict[str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(
+            os.environ,
+            SIM_LANDING_DIR=str(landing),
+            SIM_WAREHOUSE_URL=f"sqlite:///{tmp}/warehouse.db",
+            DAGSTER_HOME=str(Path(tmp) / "dagster_home"),
+            SIM_PROJECT_DIR=tmp,
+        )
+        if not settings.key_from_env:
+            env[DEMO_ENV] = "1"
+        for label in ("from_scratch", "repeat_run"):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [sys.executable, "-m", "sim_pipeline.cli", "run"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            seconds = time.perf_counter() - t0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            results.append(
+                {
+                    "run": label,
+                    "exit_code": proc.returncode,
+                    "wall_seconds": round(seconds, 2),
+                    "cpu_seconds": round(
+                        after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2
+                    ),
+                    "peak_rss_mib": round(after.ru_maxrss / 1024, 1),
+                    "rows_per_second": round(rows_in / seconds),
+                }
+            )
+            if proc.returncode != 0:
+                print(proc.stdout + proc.stderr, file=sys.stderr)
+            digests.append(table_digests(env["SIM_WAREHOUSE_URL"]))
+    report = {
+        "benchmark": "main job (sim-pipeline run) on the landing folder",
+        "landing": str(landing),
+        "landing_files": len(Landing(landing).csv_files()),
+        "landing_rows": rows_in,
+        "synth_seconds": synth_seconds,
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "results": results,
+        "repeat_run_identical_tables": digests[0] == digests[1],
+        "warehouse_rows": {t: int(d.split(":")[0]) for t, d in digests[0].items()},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+    return 0 if all(r["exit_code"] == 0 for r in results) else 1
+
+
+def cmd_bench_linkage(args: argparse.Namespace) -> int:
+    """NHS-number-only vs cleartext anchor vs encoded linkage on synthetic data with truth."""
+    from sim_pipeline.bench.linkage import main as bench_linkage
+
+    return bench_linkage(args.people, out=args.out, seed=args.seed)
+
+
+def cmd_bench_house(args: argparse.Namespace) -> int:
+    """The code base's shape (modules, table declarations, import time) and table digests."""
+    from sim_pipeline.bench.house import house_report, summary_lines
+
+    url = args.warehouse or (None if args.no_digests else Settings.from_env().warehouse_url)
+    report = house_report(url, repeats=args.repeats)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print("\n".join(summary_lines(report)))
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,138 @@
+"""`sim-pipeline synth`, `run`, `backfill` and `ui`: the synthetic demo (its seed and size, the
+generator with the synth options), and settling the landing data, key mode and Dagster home
+before Dagster is imported."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sim_pipeline.config import (
+    DEMO_ENV,
+    KEY_ENV,
+    ConfigError,
+    Settings,
+    demo_mode_allowed,
+    demo_refusal,
+    ensure_dagster_home,
+)
+
+DEMO_SEED = 20180101
+DEMO_PEOPLE = 10_000
+
+
+def generate(args: argparse.Namespace, out: Path, truth: Path):  # -> SynthSummary
+    """The synthetic generator with the synth options of ``args`` (defaults: the demo)."""
+    from sim_pipeline.synthetic import generate
+
+    return generate(
+        out,
+        truth,
+        seed=getattr(args, "seed", DEMO_SEED),
+        people=getattr(args, "people", DEMO_PEOPLE),
+        true_effect=getattr(args, "true_effect", 1.0),
+        comparison_people=getattr(args, "comparison_people", 600),
+    )
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    summary = generate(args, args.out, args.truth)
+    print(
+        f"wrote {summary.files_written} files to {args.out} and truth to {args.truth} "
+        f"in {time.perf_counter() - t0:.1f}s"
+    )
+    print(json.dumps(summary.as_dict(), indent=2, default=str))
+    return 0
+
+
+def _settle_environment(args: argparse.Namespace) -> Settings:
+    """Decide landing data, key mode and Dagster home before Dagster is imported (`run`,
+    `backfill`, `ui`). Without a key, demo mode only on the synthetic landing: the default
+    landing folder (generated here when empty) or ``SIM_LANDING_DIR`` with ``SIM_DEMO_MODE=1``,
+    in both cases holding only drops `sim-pipeline synth` wrote (its manifest)."""
+    settings = Settings.from_env()
+    if settings.landing_from_env:
+        if not settings.landing_dir.is_dir():
+            raise ConfigError(f"SIM_LANDING_DIR={settings.landing_dir} is not a folder")
+        if not settings.key_from_env and not demo_mode_allowed():
+            raise ConfigError(
+                f"{KEY_ENV} is not set. Real landing data needs the project key; set "
+                f"{DEMO_ENV}=1 only for synthetic data."
+            )
+    elif not has_drops(settings.landing_dir):
+        print(f"no landing data: generating the synthetic demo into {settings.landing_dir}")
+        generate(args, settings.landing_dir, settings.truth_dir)
+    if not settings.key_from_env:
+        refusal = demo_refusal(settings.landing_dir)
+        if refusal:
+            raise ConfigError(f"no project key: {refusal}.")
+        os.environ[DEMO_ENV] = "1"
+    os.environ["DAGSTER_HOME"] = str(ensure_dagster_home(settings.dagster_home))
+    return settings
+
+
+def has_drops(landing: Path) -> bool:
+    from sim_pipeline.landing.layout import Landing
+
+    return Landing(landing).has_drops()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    try:
+        settings = _settle_environment(args)
+    except ConfigError as exc:
+        print(f"sim-pipeline run: {exc}", file=sys.stderr)
+        return 2
+    from sim_pipeline.defs.orchestrate import materialise_all
+    from sim_pipeline.warehouse.migrate import upgrade
+
+    upgrade(settings.warehouse_url)  # schema changes as migrations, before any write
+    try:
+        outcome = materialise_all(
+            settings,
+            log_level=args.log_level,
+            first_month=getattr(args, "first", None),
+            last_month=getattr(args, "last", None),
+            processes=args.processes,
+        )
+    except ValueError as exc:
+        print(f"sim-pipeline: {exc}", file=sys.stderr)
+        return 2
+    print(outcome.render(settings, time.perf_counter() - t0, _peak_rss_mib()))
+    return 0 if outcome.success else 1
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """dagster dev on this project's instance (same runs as `sim-pipeline run`); demo mode
+    only on the synthetic landing, as for `run`."""
+    try:
+        _settle_environment(args)
+    except ConfigError as exc:
+        print(f"sim-pipeline ui: {exc}", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        "workspace.yaml",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    return subprocess.call(cmd, env=env)
