@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim_pipeline.bench.linkage import METHODS, nhs_only_clusters
+from sim_pipeline.bench.linkage import METHODS
+from sim_pipeline.bench.linkage_methods import nhs_only_clusters
 
 PEOPLE, SEED = 300, 7
 BLOCKS = ("pairwise", "cohort", "cluster")

@@ -25,23 +25,26 @@ loaded (Linux: /proc VmHWM, reset before linking).
 Scores come from `sim_pipeline.identity.scoring` against the generator's truth, with one unit
 per record (source, table_name, record_ref): MHSDS resends a record every month and each row of
 it is the same record. Cohort scores cover the pairs touching a programme member's records.
+
+The input is staged in `linkage_staging`, each method runs in `linkage_methods`, the truth
+is read and scored in `linkage_truth`; this module runs the benchmark and prints its report.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pickle
-import resource
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+
+from sim_pipeline.bench.linkage_methods import link_method, max_rss_mib, run_isolated
+from sim_pipeline.bench.linkage_staging import clear_refs, same_labels, same_rows, stage_all
+from sim_pipeline.bench.linkage_truth import RECORD_KEY, read_truth, score
 
 METHODS: dict[str, str] = {
     "nhs_only": "deterministic: equal NHS-number token (plus providers' own person labels)",
@@ -49,266 +52,10 @@ METHODS: dict[str, str] = {
     "encoded": "probabilistic engine on keyed tokens and diffused name encodings (the pipeline)",
 }
 COMPARISON_SHARE = 0.06  # comparison (high-intensity, never allocated) people per general person
-RECORD_KEY = ["source", "table_name", "record_ref"]
-
-
-def _max_rss_mib() -> float:
-    """This process's peak RSS (getrusage; on Linux it includes a parent's mark before exec)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _status_mib() -> dict[str, float]:
-    """VmRSS and VmHWM (peak) of this process from /proc (Linux); empty elsewhere."""
-    try:
-        lines = Path("/proc/self/status").read_text().splitlines()
-    except OSError:
-        return {}
-    return {
-        k: int(v.split()[0]) / 1024
-        for k, v in (ln.split(":", 1) for ln in lines if ln.startswith(("VmRSS:", "VmHWM:")))
-    }
-
-
-def _reset_peak() -> bool:
-    """Reset this process's VmHWM to its current RSS (Linux >= 4.0); False if not possible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return "VmHWM" in _status_mib()
 
 
 def default_out(people: int) -> Path:
     return Path("data") / "bench" / f"linkage_{people}.json"
-
-
-# --------------------------------------------------------------------------------------------
-# Input: synthetic landing + truth, staged with both tokenisers
-# --------------------------------------------------------------------------------------------
-
-
-def landing_months(landing: Path) -> list[str]:
-    """Every YYYY-MM folder present under any provider of the landing folder, sorted."""
-    from sim_pipeline.landing.layout import Landing
-
-    return Landing(landing).months()
-
-
-def stage_all(
-    landing: Path, tokeniser: Any, errors: list[str] | None = None
-) -> dict[str, pd.DataFrame]:
-    """Every source table staged for every landing month: asset name -> staged rows.
-
-    Files that cannot be read at all are skipped by staging; their messages go to ``errors``.
-    """
-    from sim_pipeline.ingest.staging import stage_run
-    from sim_pipeline.sources import SOURCE_TABLES
-
-    months = landing_months(landing)
-    out: dict[str, pd.DataFrame] = {}
-    for table in SOURCE_TABLES:
-        run = stage_run(landing, table, months, tokeniser)
-        if errors is not None:
-            errors += [str(e) for e in run.errors]
-        if len(run.staged):
-            out[table.asset_name] = run.staged
-    return out
-
-
-def nhs_only_clusters(rows: pd.DataFrame, groups: pd.DataFrame) -> np.ndarray:
-    """Connected components over equal NHS-number tokens and equal group labels (per row)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = len(rows)
-    labels = groups.reset_index(drop=True).copy()
-    labels["__nhs"] = rows["nhs_number_token"].reset_index(drop=True)
-    a_parts, b_parts = [], []
-    for c in labels.columns:
-        col = labels[c].dropna()
-        if col.empty:
-            continue
-        codes, _ = pd.factorize(col)
-        pos = col.index.to_numpy()
-        first = pd.Series(pos).groupby(codes).transform("first").to_numpy()
-        a_parts.append(first)
-        b_parts.append(pos)
-    a = np.concatenate(a_parts) if a_parts else np.empty(0, dtype=np.int64)
-    b = np.concatenate(b_parts) if b_parts else np.empty(0, dtype=np.int64)
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
-    _, comp = connected_components(graph, directed=False)
-    return comp.astype(np.int64)
-
-
-def _clear_refs(enc: dict[str, pd.DataFrame], clear: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """(source, record_ref as staged with the key) -> clear_ref (as the generator wrote it)."""
-    if set(enc) != set(clear):
-        raise RuntimeError("encoded and cleartext staging gave different tables")
-    parts = []
-    for name in enc:
-        e, c = enc[name], clear[name]
-        if len(e) != len(c) or not e["source"].reset_index(drop=True).equals(
-            c["source"].reset_index(drop=True)
-        ):
-            raise RuntimeError(f"encoded and cleartext staging of {name} gave different rows")
-        parts.append(
-            pd.DataFrame(
-                {
-                    "source": e["source"].to_numpy(),
-                    "record_ref": e["record_ref"].to_numpy(),
-                    "clear_ref": c["record_ref"].to_numpy(),
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True).drop_duplicates(["source", "record_ref"])
-
-
-def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
-    """The same multiset of rows (order aside)."""
-    if a.shape != b.shape or list(a.columns) != list(b.columns):
-        return False
-    cols = list(a.columns)
-    sa = a.astype("string").sort_values(cols).reset_index(drop=True)
-    sb = b.astype("string").sort_values(cols).reset_index(drop=True)
-    return bool(sa.equals(sb))
-
-
-def _same_labels(a: pd.DataFrame, b: pd.DataFrame) -> bool:
-    """Group labels (tokens in one, cleartext in the other) with the same shape, and per column
-    the same number of labels and of distinct labels."""
-    if a.shape != b.shape or list(a.columns) != list(b.columns):
-        return False
-    return all(
-        a[c].notna().sum() == b[c].notna().sum() and a[c].nunique() == b[c].nunique()
-        for c in a.columns
-    )
-
-
-def read_truth(truth: Path) -> tuple[pd.DataFrame, set[str], int]:
-    """(record key -> true person, the programme people, records with conflicting truth)."""
-    recs = pd.read_csv(truth / "records.csv", dtype="string", keep_default_na=False)
-    recs = recs.rename(columns={"table": "table_name"})[[*RECORD_KEY, "true_person_id"]]
-    recs = recs.drop_duplicates()
-    conflicts = int(recs.duplicated(RECORD_KEY).sum())
-    recs = recs.drop_duplicates(RECORD_KEY).reset_index(drop=True)
-    people = pd.read_csv(truth / "people.csv", dtype="string", keep_default_na=False)
-    cohort = set(people.loc[people["group"] == "programme", "true_person_id"].tolist())
-    return recs, cohort, conflicts
-
-
-# --------------------------------------------------------------------------------------------
-# One method, in its own process
-# --------------------------------------------------------------------------------------------
-
-
-def link_method(method: str, rows_path: str, groups_path: str) -> dict[str, Any]:
-    """Load the inputs, link with ``method``; return one cluster per record plus the figures.
-
-    Runs in a fresh (spawned) process, so the memory figures belong to this method alone. The
-    peak is read from /proc (VmHWM, reset after the input is loaded), not from getrusage: on
-    Linux ``ru_maxrss`` survives fork and exec, so a spawned child would report the parent's
-    peak. Imports happen before the baseline: they are a fixed cost, not linkage.
-    """
-    import duckdb  # noqa: F401
-    import scipy.sparse.csgraph  # noqa: F401
-    import splink  # noqa: F401
-
-    from sim_pipeline.identity.linkage import LinkageOptions, LinkResult, link_encoded
-    from sim_pipeline.identity.person_index import index_records
-
-    with open(rows_path, "rb") as f:
-        rows: pd.DataFrame = pickle.load(f)
-    with open(groups_path, "rb") as f:
-        groups: pd.DataFrame = pickle.load(f)
-    procfs = _reset_peak()
-    base = _status_mib()["VmRSS"] if procfs else _max_rss_mib()
-    t0 = time.perf_counter()
-    if method == "nhs_only":
-        comp = nhs_only_clusters(rows, groups)
-        clusters = pd.DataFrame({"cluster": comp, "match_probability": 1.0}, index=rows.index)
-        result = LinkResult(clusters, pd.DataFrame(), pd.DataFrame())
-        result.timings = {"cluster_s": time.perf_counter() - t0}
-        result.counts = {"rows": len(rows), "clusters": int(comp.max() + 1) if len(comp) else 0}
-    elif method == "cleartext":
-        result = link_encoded(rows, groups, LinkageOptions(name_similarity="jaro_winkler"))
-    elif method == "encoded":
-        result = link_encoded(rows, groups, LinkageOptions())
-    else:
-        raise ValueError(f"unknown linkage method {method!r}")
-    t1 = time.perf_counter()
-    records = index_records(rows, result)[[*RECORD_KEY, "cluster"]]
-    timings = {k: float(v) for k, v in result.timings.items()}
-    timings["index_s"] = time.perf_counter() - t1
-    seconds = time.perf_counter() - t0
-    peak = _status_mib()["VmHWM"] if procfs else _max_rss_mib()
-    return {
-        "records": records,
-        "link_s": seconds,
-        "timings": timings,
-        "counts": {k: int(v) for k, v in result.counts.items()},
-        "trained": bool(result.trained),
-        "parameters": result.parameters.to_dict(orient="records"),
-        "memory_source": "procfs VmHWM" if procfs else "getrusage ru_maxrss",
-        "baseline_rss_mib": base,
-        "peak_rss_mib": peak,
-        "peak_growth_mib": peak - base,
-    }
-
-
-def _run_isolated(method: str, rows_path: Path, groups_path: Path) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        return pool.submit(link_method, method, str(rows_path), str(groups_path)).result()
-
-
-# --------------------------------------------------------------------------------------------
-# Scores
-# --------------------------------------------------------------------------------------------
-
-
-def _cohort_exact(df: pd.DataFrame, people: set[str]) -> float:
-    """Share of cohort people whose records form exactly one predicted cluster, alone."""
-    member = df[df["true"].isin(people)]
-    if member.empty:
-        return 1.0
-    size_p = df.groupby("pred").size()
-    per = member.groupby("true").agg(n=("pred", "size"), k=("pred", "nunique"), p=("pred", "first"))
-    exact = (per["k"] == 1) & (size_p.loc[per["p"]].to_numpy() == per["n"].to_numpy())
-    return float(exact.mean())
-
-
-def score(records: pd.DataFrame, truth: pd.DataFrame, cohort: set[str]) -> dict[str, Any]:
-    """Pairwise (overall, by source pair, cohort) and exact-cluster scores of one method."""
-    from sim_pipeline.identity.scoring import (
-        cluster_scores,
-        pairwise,
-        pairwise_by_source_pair,
-        pairwise_for_people,
-        source_group,
-    )
-
-    df = records.merge(truth, on=RECORD_KEY, how="left")
-    unmatched = int(df["true_person_id"].isna().sum())
-    df = df.dropna(subset=["true_person_id"])
-    df = pd.DataFrame(
-        {
-            "pred": df["cluster"].to_numpy(),
-            "true": df["true_person_id"].to_numpy(),
-            "group": source_group(df["source"]).to_numpy(),
-        }
-    )
-    cohort_scores = pairwise_for_people(df, cohort)
-    cohort_scores["people"] = int(df.loc[df["true"].isin(cohort), "true"].nunique())
-    cohort_scores["exact_people_share"] = _cohort_exact(df, cohort)
-    return {
-        "records_scored": len(df),
-        "records_without_truth": unmatched,
-        "clusters": int(df["pred"].nunique()),
-        "pairwise": pairwise(df),
-        "cohort": cohort_scores,
-        "cluster": cluster_scores(df),
-        "by_source_pair": pairwise_by_source_pair(df).to_dict(orient="records"),
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,14 +108,14 @@ def run_benchmark(
 
         # Provider record keys are keyed tokens in encoded staging and cleartext in the anchor's
         # (`identity.record_keys`); staging keeps file order, so the two align table by table.
-        ref_map = _clear_refs(staged["encoded"], staged["cleartext"])
+        ref_map = clear_refs(staged["encoded"], staged["cleartext"])
         rows_enc, groups = linkage_rows(staged.pop("encoded"))
         rows_clear, groups_clear = linkage_rows(staged.pop("cleartext"))
         enc_keys = rows_enc[RECORD_KEY].merge(ref_map, on=["source", "record_ref"], how="left")
         enc_keys["record_ref"] = enc_keys.pop("clear_ref")
-        if not _same_rows(enc_keys, rows_clear[RECORD_KEY]):
+        if not same_rows(enc_keys, rows_clear[RECORD_KEY]):
             raise RuntimeError("encoded and cleartext staging gave different rows")
-        if not _same_labels(groups, groups_clear):
+        if not same_labels(groups, groups_clear):
             raise RuntimeError("encoded and cleartext staging gave different group labels")
         del enc_keys
         clear_keys = rows_clear[RECORD_KEY]
@@ -396,7 +143,7 @@ def run_benchmark(
             with open(path, "wb") as f:
                 pickle.dump(frame, f, protocol=pickle.HIGHEST_PROTOCOL)
         del rows_enc, rows_clear, groups, groups_clear
-        report["parent_peak_rss_mib"] = round(_max_rss_mib(), 1)
+        report["parent_peak_rss_mib"] = round(max_rss_mib(), 1)
 
         report["methods"] = {}
         for method, description in METHODS.items():
@@ -404,7 +151,7 @@ def run_benchmark(
             staging = "cleartext" if method == "cleartext" else "encoded"
             rows_path, groups_path = paths[staging], group_paths[staging]
             out = (
-                _run_isolated(method, rows_path, groups_path)
+                run_isolated(method, rows_path, groups_path)
                 if isolate
                 else link_method(method, str(rows_path), str(groups_path))
             )
