@@ -9,7 +9,7 @@ from pathlib import Path
 from sim_pipeline.identity.keys import KeyRejected, parse_key
 from sim_pipeline.identity.tokens import DEMO_KEY, Tokeniser
 from sim_pipeline.landing.manifest import not_synthetic_reason
-from sim_pipeline.sources.reader import DEFAULT_MAX_DROP_BYTES
+from sim_pipeline.sources.drop_files import DEFAULT_MAX_DROP_BYTES
 
 KEY_ENV = "SIM_PSEUDONYMISATION_KEY"
 DEMO_ENV = "SIM_DEMO_MODE"

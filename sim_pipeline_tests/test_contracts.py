@@ -8,7 +8,8 @@ import pytest
 from sim_pipeline.identity import Tokeniser
 from sim_pipeline.ingest.staging import stage_month
 from sim_pipeline.sources import BY_ASSET, SOURCE_TABLES
-from sim_pipeline.sources.reader import DropFileError, read_drop, validate_drop
+from sim_pipeline.sources.reader import DropFileError, read_drop
+from sim_pipeline.sources.validation import validate_drop
 from sim_pipeline_tests.samples import GOOD, IDENTIFYING_VALUES, csv_text, ref_token, write_drop
 
 TOK = Tokeniser(b"k" * 32)
@@ -241,7 +242,7 @@ def test_staged_rows_keep_record_ref_and_no_identifiers(table, tmp_path):
 
 def test_every_contract_rule_has_a_bad_row_test():
     """Adding a rule to a contract without a failing example here makes this test fail."""
-    from sim_pipeline.sources.reader import _check_names
+    from sim_pipeline.sources.validation import _check_names
 
     declared = set()
     for table in SOURCE_TABLES:

@@ -26,7 +26,8 @@ from sim_pipeline.quality.identifiers import find_identifier_like
 from sim_pipeline.quality.landing_identifiers import frame_identifiers
 from sim_pipeline.sources import BY_ASSET
 from sim_pipeline.sources.contract import verhoeff_ok
-from sim_pipeline.sources.reader import count_data_lines, data_line_numbers
+from sim_pipeline.sources.drop_files import count_data_lines
+from sim_pipeline.sources.reader import data_line_numbers
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.store import WarehouseError
 from sim_pipeline_tests.conftest import BIN, clean_env

@@ -28,19 +28,14 @@ from sim_pipeline.quality.identifier_forms import IdentifierMatcher
 from sim_pipeline.quality.identifiers import find_identifier_like_by_group
 from sim_pipeline.quality.landing_identifiers import frame_identifiers, own_vocabulary_cached
 from sim_pipeline.sources.base import SourceTable
-from sim_pipeline.sources.reader import (
+from sim_pipeline.sources.drop_files import (
     DEFAULT_MAX_DROP_BYTES,
-    DEFECTS_COLUMN,
-    DropFileError,
-    RawDrop,
     count_data_lines,
-    data_line_numbers,
     drop_sha256,
     open_drop,
-    read_drop,
-    typed,
-    validate_rows,
 )
+from sim_pipeline.sources.reader import DropFileError, RawDrop, data_line_numbers, read_drop
+from sim_pipeline.sources.validation import DEFECTS_COLUMN, typed, validate_rows
 from sim_pipeline.warehouse.model import columns
 
 LEDGER_COLUMNS = columns(IngestLedger)

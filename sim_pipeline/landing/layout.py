@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable
-from sim_pipeline.sources.reader import drop_sha256
+from sim_pipeline.sources.drop_files import drop_sha256
 
 INVENTORY_COLUMNS = ["file", "source", "table_name", "month", "landing_sha256"]
 
