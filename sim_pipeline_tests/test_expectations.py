@@ -18,6 +18,7 @@ from sim_pipeline.measures.metrics import HARM_MEASURES, METRICS
 from sim_pipeline.measures.tables import PersonMonthCosts, PersonMonthMetrics
 from sim_pipeline.quality import expectations as qe
 from sim_pipeline.quality import gx_runner as gx
+from sim_pipeline.quality import model_suites, staged_suites
 from sim_pipeline.quality.audit import AUDIT_COLUMNS, audit_row, code_version
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import sql_types
@@ -41,7 +42,9 @@ def staged(small_synth):
 
 def _staged_suite(frame: pd.DataFrame, ledger: pd.DataFrame) -> qe.Suite:
     expected = int((ledger["rows_read"] - ledger["rows_quarantined"]).sum())
-    return qe.staged_table_suite(ECDS, list(sql_types(ECDS.asset_name)), MONTHS, expected)
+    return staged_suites.staged_table_suite(
+        ECDS, list(sql_types(ECDS.asset_name)), MONTHS, expected
+    )
 
 
 def _failed(outcome: qe.SuiteOutcome) -> set[tuple[str, str]]:
@@ -98,11 +101,13 @@ def test_staged_suite_fails_on_broken_rows_and_says_why(staged, quality_dir):
 
 def test_drops_suite_fails_on_damaged_drops(staged, quality_dir):
     _, ledger = staged
-    suite = qe.drops_suite(ECDS, MONTHS)
-    good = gx.validate(suite, qe.drops_frame(ledger), quality_dir, "drops-good", "run")
+    suite = staged_suites.drops_suite(ECDS, MONTHS)
+    good = gx.validate(suite, staged_suites.drops_frame(ledger), quality_dir, "drops-good", "run")
     assert good.success, good.failure_lines()
 
-    missing = gx.validate(suite, qe.drops_frame(ledger.iloc[1:]), quality_dir, "missing", "run")
+    missing = gx.validate(
+        suite, staged_suites.drops_frame(ledger.iloc[1:]), quality_dir, "missing", "run"
+    )
     assert ("row_count", "") in _failed(missing)
 
     damaged = ledger.copy()
@@ -110,7 +115,7 @@ def test_drops_suite_fails_on_damaged_drops(staged, quality_dir):
     damaged.loc[0, "file_status"] = "rejected"  # e.g. wrong encoding: rejected whole
     damaged.loc[1, ["rows_loaded", "rows_quarantined"]] = [0, damaged.loc[1, "rows_read"]]
     damaged.loc[2, "rows_loaded"] = damaged.loc[2, "rows_loaded"] - 1  # a row lost
-    out = gx.validate(suite, qe.drops_frame(damaged), quality_dir, "damaged", "run")
+    out = gx.validate(suite, staged_suites.drops_frame(damaged), quality_dir, "damaged", "run")
     failed = _failed(out)
     assert ("completeness", "file_status") in failed
     assert ("range", "quarantine_allowance, rows_quarantined") in failed
@@ -128,7 +133,7 @@ def _person_months(n_people: int = 4) -> pd.DataFrame:
 
 def test_person_month_suites(quality_dir):
     pm = _person_months()
-    suite = qe.person_month_suite(PersonMonthMetrics, MONTHS, min_rows=len(pm))
+    suite = model_suites.person_month_suite(PersonMonthMetrics, MONTHS, min_rows=len(pm))
     assert gx.validate(suite, pm, quality_dir, "pm-good", "run").success
 
     bad = pm.copy()
@@ -147,7 +152,9 @@ def test_person_month_suites(quality_dir):
         unit_cost_version="v1",
         cost_flags="",
     )[cost_cols]
-    csuite = qe.person_month_suite(PersonMonthCosts, MONTHS, len(pc), len(pc), "2018/19", "v1")
+    csuite = model_suites.person_month_suite(
+        PersonMonthCosts, MONTHS, len(pc), len(pc), "2018/19", "v1"
+    )
     assert gx.validate(csuite, pc, quality_dir, "pc-good", "run").success
     badc = pc.copy()
     badc.loc[0, "price_year"] = "2019/20"
@@ -168,10 +175,14 @@ def test_data_docs_site_lists_every_suite_with_its_status(staged, tmp_path):
     outcomes = {
         "staged_ecds/table": gx.validate(_staged_suite(frame, ledger), frame, quality, "a", "r"),
         "staged_ecds/drops": gx.validate(
-            qe.drops_suite(ECDS, MONTHS), qe.drops_frame(ledger.iloc[1:]), quality, "b", "r"
+            staged_suites.drops_suite(ECDS, MONTHS),
+            staged_suites.drops_frame(ledger.iloc[1:]),
+            quality,
+            "b",
+            "r",
         ),
         "person_month_metrics/table": gx.validate(
-            qe.person_month_suite(PersonMonthMetrics, MONTHS, 8),
+            model_suites.person_month_suite(PersonMonthMetrics, MONTHS, 8),
             _person_months(),
             quality,
             "c",

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from sim_pipeline.defs.common import column_schema
 from sim_pipeline.measures.tables import PersonMonthMetrics
-from sim_pipeline.quality.expectations import model_expectations
+from sim_pipeline.quality.model_suites import model_expectations
 from sim_pipeline.warehouse import Warehouse, migrate
 from sim_pipeline.warehouse.dictionary import all_tables, model, models
 from sim_pipeline.warehouse.model import (

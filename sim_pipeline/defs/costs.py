@@ -26,7 +26,7 @@ from sim_pipeline.measures.costs import (
 )
 from sim_pipeline.measures.costs import person_month_costs as cost_person_months
 from sim_pipeline.measures.tables import COST_COLUMNS, PersonMonthCosts
-from sim_pipeline.quality.expectations import person_month_suite
+from sim_pipeline.quality.model_suites import person_month_suite
 from sim_pipeline.warehouse.store import Warehouse
 
 GROUP = "metrics"

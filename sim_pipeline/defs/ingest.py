@@ -42,8 +42,8 @@ from sim_pipeline.defs.resources import (
 )
 from sim_pipeline.ingest.staging import duplicate_record_keys, stage_run
 from sim_pipeline.ingest.tables import staged_model
-from sim_pipeline.quality.expectations import drops_frame, drops_suite, staged_table_suite
 from sim_pipeline.quality.identifiers import find_identifier_like
+from sim_pipeline.quality.staged_suites import drops_frame, drops_suite, staged_table_suite
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable
 from sim_pipeline.sources.reader import FILE_RULES
 from sim_pipeline.warehouse.model import columns

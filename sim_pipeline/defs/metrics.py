@@ -25,7 +25,7 @@ from sim_pipeline.measures.metrics import MEASURES
 from sim_pipeline.measures.metrics import person_month_metrics as metric_person_months
 from sim_pipeline.measures.tables import PersonMonthMetrics
 from sim_pipeline.publish.disclosure import control_counts
-from sim_pipeline.quality.expectations import person_month_suite
+from sim_pipeline.quality.model_suites import person_month_suite
 
 GROUP = "metrics"
 ASSET = "person_month_metrics"

@@ -12,7 +12,7 @@ From that one class come:
   warehouse and which the Alembic migrations (`warehouse.migrations`) bring existing
   PostgreSQL warehouses up to;
 - the value rules, checked before a write (`violations`) and as Great Expectations
-  expectations (`quality.expectations.model_expectations`).
+  expectations (`quality.model_suites.model_expectations`).
 
 Types are the warehouse's six: text, integer, real, date, timestamp, boolean. A column may be
 empty unless declared ``nullable=False``: the frames the pipeline writes use pandas' own
