@@ -17,8 +17,8 @@ from sim_pipeline.measures.headline import impossible_values
 from sim_pipeline.measures.metrics import HARM_MEASURES, METRICS
 from sim_pipeline.measures.tables import PersonMonthCosts, PersonMonthMetrics
 from sim_pipeline.quality import expectations as qe
+from sim_pipeline.quality import gx_docs, model_suites, staged_suites
 from sim_pipeline.quality import gx_runner as gx
-from sim_pipeline.quality import model_suites, staged_suites
 from sim_pipeline.quality.audit import AUDIT_COLUMNS, audit_row, code_version
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import sql_types
@@ -94,7 +94,7 @@ def test_staged_suite_fails_on_broken_rows_and_says_why(staged, quality_dir):
     assert '"unexpected": ["NHSNumber"]' in lines  # the schema failure names the column
     assert "1 of" in lines  # counts, never values
     # privacy: no stored result, suite or Data Docs page holds the value
-    for path in gx.gx_root(quality_dir).rglob("*"):
+    for path in gx_docs.gx_root(quality_dir).rglob("*"):
         if path.is_file() and path.suffix in {".json", ".html", ".yml"}:
             assert "9434765919" not in path.read_text(errors="ignore"), path
 
@@ -191,7 +191,7 @@ def test_data_docs_site_lists_every_suite_with_its_status(staged, tmp_path):
     }
     assert [o.success for o in outcomes.values()] == [True, False, True]  # a drop is missing
     index = gx.build_docs(quality)
-    assert index == gx.docs_index(quality) and index.exists()
+    assert index == gx_docs.docs_index(quality) and index.exists()
     site = index.parent
     pages = "\n".join(str(p.relative_to(site)) for p in site.rglob("*.html"))
     home = index.read_text()
@@ -333,7 +333,7 @@ class _PoisonEverywhere(_Poison):
 
 
 def _scan_gx(root: Path) -> list[Path]:
-    pages = [p for p in gx.gx_root(root).rglob("*") if p.is_file()]
+    pages = [p for p in gx_docs.gx_root(root).rglob("*") if p.is_file()]
     for path in pages:
         text = path.read_text(errors="ignore")
         assert PLANTED not in text and "943 476 5919" not in text, path

@@ -194,7 +194,7 @@ def test_data_docs_read_the_same_with_the_network_blocked(june_project, browser)
     """Every Data Docs page is self-contained: no external address in any page, and in
     Chromium with every non-file request blocked the index and a validation page show their
     suites and results and try to fetch nothing from outside."""
-    from sim_pipeline.quality.gx_runner import SELF_CONTAINED_MARK, docs_index
+    from sim_pipeline.quality.gx_docs import SELF_CONTAINED_MARK, docs_index
 
     quality = Path(june_project["env"]["SIM_QUALITY_DIR"])
     site = docs_index(quality).parent

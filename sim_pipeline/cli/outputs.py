@@ -82,7 +82,8 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
 
 def cmd_quality(args: argparse.Namespace) -> int:
     """Rebuild the Great Expectations Data Docs site and summarise the latest results."""
-    from sim_pipeline.quality.gx_runner import build_docs, gx_root
+    from sim_pipeline.quality.gx_docs import gx_root
+    from sim_pipeline.quality.gx_runner import build_docs
     from sim_pipeline.warehouse import Warehouse
 
     settings = Settings.from_env()

@@ -73,7 +73,7 @@ def apply_settings(
     warehouse table with the warehouse's kind (sqlite or postgresql), every asset that runs a
     Great Expectations suite with the link to the Data Docs site."""
     from sim_pipeline.defs.gx import GX_KINDS
-    from sim_pipeline.quality.gx_runner import docs_index
+    from sim_pipeline.quality.gx_docs import docs_index
 
     monthly = monthly_partitions(settings)
     kind = warehouse_kind(settings)

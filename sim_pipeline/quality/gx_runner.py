@@ -6,6 +6,11 @@ without it), runs a suite over a DataFrame in the project's GX file context unde
 ``<quality dir>/gx``, stores the validation result and updates the Data Docs site. Results are
 kept at ``SUMMARY`` level with no unexpected values, so neither the stored results, the Data
 Docs pages nor the warehouse table `quality_results` ever hold a data value, only counts.
+
+This module owns running a suite (`validate`) and rebuilding the site (`build_docs`): the lazy
+GX import, the project's file context and its lock, and the rows kept in `quality_results`.
+Where the site lies and its self-contained pages are in `quality.gx_docs`; the masking of
+what GX stores is in `quality.gx_masking`.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -33,72 +37,9 @@ from sim_pipeline.quality.expectations import (
     Suite,
     SuiteOutcome,
 )
+from sim_pipeline.quality.gx_docs import docs_index, gx_root, make_docs_self_contained
+from sim_pipeline.quality.gx_masking import masking
 from sim_pipeline.quality.redact import masked
-
-
-def gx_root(quality_dir: Path) -> Path:
-    return Path(quality_dir) / "gx"
-
-
-def docs_index(quality_dir: Path) -> Path:
-    """The Data Docs site's front page."""
-    return gx_root(quality_dir) / "uncommitted" / "data_docs" / "local_site" / "index.html"
-
-
-# Data Docs as GX writes them load scripts, styles and a logo from public CDNs and a cloud
-# bucket (whose address carries the data context's id): opening a page would tell those hosts
-# that someone reads this project's quality results, and a page must read the same on a machine
-# with no network. Every page is rewritten without them: external <script>, <link> and <img>
-# elements are removed, external links lose their address, and a small inline stylesheet keeps
-# the tables readable. The content (suites, results, counts) is plain HTML and unchanged.
-_EXTERNAL_SCRIPT = re.compile(
-    r"<script\b[^>]*\bsrc\s*=\s*[\"']https?://[^>]*>\s*</script>", re.I | re.S
-)
-_EXTERNAL_LINK = re.compile(r"<link\b[^>]*\bhref\s*=\s*[\"']https?://[^>]*>", re.I | re.S)
-_EXTERNAL_IMG = re.compile(r"<img\b[^>]*\bsrc\s*=\s*[\"']https?://[^>]*>", re.I | re.S)
-_EXTERNAL_ATTR = re.compile(r"""\b(href|action|src)\s*=\s*(["'])https?://[^"']*\2""", re.I)
-_ANY_URL = re.compile(r"https?://[^\s\"'<>)]+", re.I)
-SELF_CONTAINED_MARK = "<!-- sim_pipeline: self-contained page, no external resources -->"
-_PAGE_STYLE = (
-    "<style>body{font-family:sans-serif;margin:1.5em;color:#222}"
-    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .5em;"
-    "vertical-align:top}.hide,.d-none,.modal{display:none}</style>"
-)
-
-
-def self_contained_html(html: str) -> str:
-    """A Data Docs page without any external resource or address (idempotent)."""
-    html = _EXTERNAL_SCRIPT.sub("", html)
-    html = _EXTERNAL_LINK.sub("", html)
-    html = _EXTERNAL_IMG.sub("", html)
-    html = _EXTERNAL_ATTR.sub(lambda m: f'{m.group(1)}="#"', html)
-    html = _ANY_URL.sub("(external address removed)", html)
-    if SELF_CONTAINED_MARK not in html:
-        html = html.replace("<head>", "<head>" + SELF_CONTAINED_MARK + _PAGE_STYLE, 1)
-    return html
-
-
-def make_docs_self_contained(quality_dir: Path) -> int:
-    """Rewrite the Data Docs pages written since the last call (`self_contained_html`); the
-    number of pages rewritten. Callers hold `_locked`."""
-    site = docs_index(quality_dir).parent
-    if not site.is_dir():
-        return 0
-    stamp = site / ".sim_self_contained"
-    since = stamp.stat().st_mtime_ns if stamp.exists() else -1
-    started = time.time_ns()
-    rewritten = 0
-    for page in site.rglob("*.html"):
-        if page.stat().st_mtime_ns < since:
-            continue
-        html = page.read_text(encoding="utf-8")
-        clean = self_contained_html(html)
-        if clean != html:
-            page.write_text(clean, encoding="utf-8")
-            rewritten += 1
-    stamp.touch()
-    os.utime(stamp, ns=(started, started))  # pages written during this call are seen next time
-    return rewritten
 
 
 @contextmanager
@@ -262,76 +203,6 @@ class ValidationRunError(RuntimeError):
     """A suite could not run; the message is masked (`redact.masked`) and chains nothing."""
 
 
-# Result keys that can hold a column's values (kept out of GX's stored results and Data Docs).
-_VALUE_KEYS = (
-    "observed_value",
-    "partial_unexpected_list",
-    "partial_unexpected_counts",
-    "partial_unexpected_index_list",
-    "unexpected_list",
-    "unexpected_index_list",
-    "unexpected_index_query",
-    "details",
-)
-
-
-def mask_suite_result(suite_result: Any, names: set[str]) -> Any:
-    """A GX suite validation result with no data in it, changed in place before GX stores it
-    (its JSON result files and the Data Docs pages rendered from them): an expectation's error
-    message masked (`redact.masked`) and its traceback withheld (a traceback ends with the
-    message, and a frame can quote a value); column-level observations and unexpected values
-    dropped (table-level facts, row counts and missing columns, stay)."""
-    for r in suite_result.results:
-        info = r.exception_info or {}
-        entries = [info] if "raised_exception" in info else list(info.values())
-        for entry in entries:
-            if not isinstance(entry, dict):
-                continue
-            if entry.get("exception_message"):
-                entry["exception_message"] = masked(str(entry["exception_message"]), names)[:300]
-            if entry.get("exception_traceback"):
-                entry["exception_traceback"] = "traceback withheld: it can quote data values"
-        kind = getattr(r.expectation_config, "type", "") or ""
-        if r.result and not kind.startswith("expect_table"):
-            for key in _VALUE_KEYS:
-                r.result.pop(key, None)
-    return suite_result
-
-
-class _MaskingStore:
-    """The context's validation results store, masking each result before it is written."""
-
-    def __init__(self, store: Any, names: set[str]) -> None:
-        self._store, self._names = store, names
-
-    def store_validation_results(self, suite_validation_result: Any, **kwargs: Any) -> Any:
-        mask_suite_result(suite_validation_result, self._names)
-        return self._store.store_validation_results(
-            suite_validation_result=suite_validation_result, **kwargs
-        )
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-
-@contextmanager
-def _masking(names: set[str]) -> Iterator[None]:
-    """While a suite runs, every result GX stores goes through `mask_suite_result` first
-    (validation definitions reach the store through this one property)."""
-    from great_expectations.core.validation_definition import ValidationDefinition
-
-    original = ValidationDefinition._validation_results_store
-
-    def masking_store(self: Any) -> _MaskingStore:
-        return _MaskingStore(original.fget(self), names)  # type: ignore[union-attr]
-
-    ValidationDefinition._validation_results_store = property(masking_store)  # type: ignore[method-assign,assignment]
-    try:
-        yield
-    finally:
-        ValidationDefinition._validation_results_store = original  # type: ignore[method-assign]
-
-
 def _exception(r: Any) -> str | None:
     info = getattr(r, "exception_info", None) or {}
     # GX reports either one {raised_exception, exception_message} or one per metric
@@ -378,7 +249,7 @@ def validate(
     names = {str(c) for c in frame.columns} | {
         c.strip() for e in suite.expectations for c in e.columns.split(",") if c.strip()
     }
-    with _locked(quality_dir), _masking(names):
+    with _locked(quality_dir), masking(names):
         ctx = _context(quality_dir)
         # Stored once, through the checkpoint: adding it adds its validation definition, which
         # adds its suite. (Adding the suite and the definition first as well stored the suite
