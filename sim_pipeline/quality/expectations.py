@@ -103,8 +103,7 @@ class SuiteOutcome:
         return out
 
 
-# -- suites -------------------------------------------------------------------------------
-
-
-def e(kind: str, category: str, note: str, **kwargs: Any) -> Expectation:
+def expect(kind: str, category: str, note: str, **kwargs: Any) -> Expectation:
+    """One expectation of a suite: GX's ``kind`` with its arguments, the auditor's category and
+    a note saying why it holds (`staged_suites`, `model_suites`)."""
     return Expectation(kind, kwargs, category, note)

@@ -4,7 +4,7 @@ suites built on them with the run's own rules."""
 
 from __future__ import annotations
 
-from sim_pipeline.quality.expectations import Expectation, Suite, e
+from sim_pipeline.quality.expectations import Expectation, Suite, expect
 from sim_pipeline.warehouse.model import WarehouseTable, table_name
 
 
@@ -14,7 +14,7 @@ def model_expectations(model: type[WarehouseTable]) -> list[Expectation]:
     The same rules `warehouse.model.violations` checks before a write: declared once."""
     schema = model.to_schema()
     ex = [
-        e(
+        expect(
             "ExpectTableColumnsToMatchSet",
             "schema",
             "Columns exactly as the data dictionary documents.",
@@ -24,7 +24,7 @@ def model_expectations(model: type[WarehouseTable]) -> list[Expectation]:
     ]
     if schema.unique:
         ex.append(
-            e(
+            expect(
                 "ExpectCompoundColumnsToBeUnique",
                 "uniqueness",
                 "One row per " + " and ".join(schema.unique) + ".",
@@ -34,7 +34,7 @@ def model_expectations(model: type[WarehouseTable]) -> list[Expectation]:
     for name, column in schema.columns.items():
         if not column.nullable:
             ex.append(
-                e("ExpectColumnValuesToNotBeNull", "completeness", "Never empty.", column=name)
+                expect("ExpectColumnValuesToNotBeNull", "completeness", "Never empty.", column=name)
             )
         stats = {check.name: check.statistics for check in column.checks}
         low = stats.get("greater_than_or_equal_to", {}).get("min_value")
@@ -42,7 +42,7 @@ def model_expectations(model: type[WarehouseTable]) -> list[Expectation]:
         if low is not None or high is not None:
             note = f"At least {low}" if high is None else f"From {low} to {high}"
             ex.append(
-                e(
+                expect(
                     "ExpectColumnValuesToBeBetween",
                     "range",
                     note + ".",
@@ -53,7 +53,7 @@ def model_expectations(model: type[WarehouseTable]) -> list[Expectation]:
             )
         if "isin" in stats:
             ex.append(
-                e(
+                expect(
                     "ExpectColumnValuesToBeInSet",
                     "code_list",
                     "A declared code.",
@@ -63,7 +63,7 @@ def model_expectations(model: type[WarehouseTable]) -> list[Expectation]:
             )
         if "str_matches" in stats:
             ex.append(
-                e(
+                expect(
                     "ExpectColumnValuesToMatchRegex",
                     "format",
                     "The declared format.",
@@ -87,7 +87,7 @@ def person_month_suite(
     price year and unit-cost version)."""
     ex: list[Expectation] = [
         *model_expectations(model),
-        e(
+        expect(
             "ExpectTableRowCountToBeBetween",
             "row_count",
             "At least one row per cohort member and month (zeros included)"
@@ -95,7 +95,7 @@ def person_month_suite(
             min_value=int(min_rows),
             max_value=None if max_rows is None else int(max_rows),
         ),
-        e(
+        expect(
             "ExpectColumnValuesToBeInSet",
             "range",
             "Every row belongs to a month of this run.",
@@ -105,7 +105,7 @@ def person_month_suite(
     ]
     if price_year is not None:
         ex.append(
-            e(
+            expect(
                 "ExpectColumnValuesToBeInSet",
                 "code_list",
                 "One price year throughout.",
@@ -115,7 +115,7 @@ def person_month_suite(
         )
     if unit_cost_version is not None:
         ex.append(
-            e(
+            expect(
                 "ExpectColumnValuesToBeInSet",
                 "code_list",
                 "One unit-cost version throughout.",

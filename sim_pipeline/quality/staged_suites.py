@@ -12,7 +12,7 @@ import pandas as pd
 from sim_pipeline.identity.normalise import AGE_BANDS
 from sim_pipeline.identity.record_keys import RECORD_KEY_TOKEN
 from sim_pipeline.identity.tokens import BLOOM_BITS, TOKEN_HEX
-from sim_pipeline.quality.expectations import Expectation, Suite, e
+from sim_pipeline.quality.expectations import Expectation, Suite, expect
 from sim_pipeline.sources.base import SourceTable
 
 # A file may quarantine up to this share of its rows (or MIN_ALLOWANCE rows, whichever is
@@ -49,7 +49,7 @@ def staged_table_suite(
     kept = table.staged_columns
     required, codes, formats = _contract_rules(table)
     ex: list[Expectation] = [
-        e(
+        expect(
             "ExpectTableColumnsToMatchSet",
             "schema",
             "Columns exactly as the data dictionary documents: no raw identifier column "
@@ -57,28 +57,28 @@ def staged_table_suite(
             column_set=documented_columns,
             exact_match=True,
         ),
-        e(
+        expect(
             "ExpectTableRowCountToEqual",
             "row_count",
             "Rows equal the ledger's rows read minus rows quarantined for these months: "
             "no row lost or invented between the landing file and the warehouse.",
             value=int(expected_rows),
         ),
-        e(
+        expect(
             "ExpectCompoundColumnsToBeUnique",
             "uniqueness",
             f"The provider's record key ({table.record_ref}) is unique within each provider "
             "and month.",
             column_list=["source", "month", "record_ref"],
         ),
-        e(
+        expect(
             "ExpectColumnValuesToBeInSet",
             "code_list",
             "Every row comes from a provider that sends this table.",
             value_set=list(table.providers),
             column="source",
         ),
-        e(
+        expect(
             "ExpectColumnValuesToBeInSet",
             "range",
             "Every row belongs to a month of this run.",
@@ -90,7 +90,7 @@ def staged_table_suite(
         c for c in required if c in kept
     ]:
         ex.append(
-            e(
+            expect(
                 "ExpectColumnValuesToNotBeNull",
                 "completeness",
                 "Required by the contract or by provenance: never empty.",
@@ -100,7 +100,7 @@ def staged_table_suite(
     for c, allowed in codes.items():
         if c in kept:
             ex.append(
-                e(
+                expect(
                     "ExpectColumnValuesToBeInSet",
                     "code_list",
                     "Only codes from the national code list (sources/codes.py).",
@@ -110,7 +110,7 @@ def staged_table_suite(
             )
     for c in ["record_ref", *table.key_columns]:
         ex.append(
-            e(
+            expect(
                 "ExpectColumnValuesToMatchRegex",
                 "format",
                 "Provider record keys arrive as keyed tokens (32 hex characters): no key as the "
@@ -123,7 +123,7 @@ def staged_table_suite(
         skip = {*table.key_columns, *table.date_columns, *table.datetime_columns}
         if c in kept and c not in skip:
             ex.append(
-                e(
+                expect(
                     "ExpectColumnValuesToMatchRegex",
                     "format",
                     "Values have the contract's format.",
@@ -135,7 +135,7 @@ def staged_table_suite(
     for c in [*table.date_columns, *table.datetime_columns]:
         if c in kept:
             ex.append(
-                e(
+                expect(
                     "ExpectColumnValuesToBeBetween",
                     "range",
                     f"Dates between {EARLIEST_DATE} and the end of the month after the run's "
@@ -148,7 +148,7 @@ def staged_table_suite(
     for c in table.int_columns:
         if c in kept:
             ex.append(
-                e(
+                expect(
                     "ExpectColumnValuesToBeBetween",
                     "range",
                     "Whole numbers, never negative.",
@@ -159,21 +159,21 @@ def staged_table_suite(
             )
     if table.identifiers.raw_columns() or table.identifiers.sex:
         ex += [
-            e(
+            expect(
                 "ExpectColumnValuesToBeInSet",
                 "code_list",
                 "Normalised sex: M, F or U.",
                 column="person_sex",
                 value_set=["M", "F", "U"],
             ),
-            e(
+            expect(
                 "ExpectColumnValuesToBeInSet",
                 "code_list",
                 "Age bands used in every published table.",
                 column="age_band",
                 value_set=[label for _, _, label in AGE_BANDS],
             ),
-            e(
+            expect(
                 "ExpectColumnValuesToMatchRegex",
                 "format",
                 "Postcode district only (outward code): never a full postcode.",
@@ -187,7 +187,7 @@ def staged_table_suite(
             "postcode_unit_token",
         ):
             ex.append(
-                e(
+                expect(
                     "ExpectColumnValuesToMatchRegex",
                     "format",
                     f"A keyed token ({TOKEN_HEX} hex characters), never a raw value.",
@@ -197,7 +197,7 @@ def staged_table_suite(
             )
         for c in ("given_name_bf", "family_name_bf"):
             ex.append(
-                e(
+                expect(
                     "ExpectColumnValuesToMatchRegex",
                     "format",
                     f"A keyed {BLOOM_BITS}-bit Bloom filter (hex), never a raw name.",
@@ -226,20 +226,20 @@ def drops_suite(table: SourceTable, months: list[str]) -> Suite:
     """The suite over one run's landing files of ``table`` (see `drops_frame`)."""
     expected = len(table.providers) * len(months)
     ex = (
-        e(
+        expect(
             "ExpectTableRowCountToEqual",
             "row_count",
             f"One file per provider and month: {len(table.providers)} provider(s) x "
             f"{len(months)} month(s). Fewer means a provider month is missing.",
             value=expected,
         ),
-        e(
+        expect(
             "ExpectColumnValuesToBeUnique",
             "uniqueness",
             "Each landing file is accounted for once.",
             column="file",
         ),
-        e(
+        expect(
             "ExpectColumnValuesToBeInSet",
             "completeness",
             "Every file could be read: a file rejected whole (wrong encoding, missing column, "
@@ -247,14 +247,14 @@ def drops_suite(table: SourceTable, months: list[str]) -> Suite:
             column="file_status",
             value_set=["loaded"],
         ),
-        e(
+        expect(
             "ExpectColumnPairValuesToBeEqual",
             "row_count",
             "rows_read = rows_loaded + rows_quarantined for every file: nothing lost.",
             column_A="rows_read",
             column_B="rows_accounted",
         ),
-        e(
+        expect(
             "ExpectColumnPairValuesAToBeGreaterThanB",
             "range",
             f"Rows quarantined per file at most {QUARANTINE_SHARE:.0%} of its rows (at least "
