@@ -172,15 +172,15 @@ def _read_any(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
     # as ingest reads: one record per physical line (a stray quote cannot hide the lines after
     # it); a line with a quote left open is split at its commas, so its values are still seen
-    from sim_pipeline.sources.reader import _fields, _split_lines
+    from sim_pipeline.sources.reader import csv_fields, split_lines
 
     def fields(line: str) -> list[str]:
         try:
-            return _fields(line)
+            return csv_fields(line)
         except csv.Error:
             return line.split(",")
 
-    lines = _split_lines(text)
+    lines = split_lines(text)
     header = [h.strip() for h in fields(lines[0])]
     rows = [f for f in (fields(line) for line in lines[1:] if line) if len(f) == len(header)]
     frame = pd.DataFrame(rows, columns=header, dtype=str)

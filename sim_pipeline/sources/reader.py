@@ -80,7 +80,7 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _split_lines(text: str) -> list[str]:
+def split_lines(text: str) -> list[str]:
     """Physical lines (CRLF, CR or LF); a final line break does not start an empty line."""
     lines = _LINE_BREAK.split(text)
     if lines and lines[-1] == "":
@@ -88,7 +88,7 @@ def _split_lines(text: str) -> list[str]:
     return lines
 
 
-def _fields(line: str) -> list[str]:
+def csv_fields(line: str) -> list[str]:
     """The fields of one physical line; `csv.Error` when a quote is left open on it."""
     if '"' not in line:
         return line.split(",")
@@ -122,9 +122,9 @@ def read_drop(path: Path, table: SourceTable, label: str, data: bytes | None = N
             f"not valid UTF-8 (first bad byte at offset {exc.start}); re-export as UTF-8",
             "file_encoding",
         ) from None
-    lines = _split_lines(text)
+    lines = split_lines(text)
     try:
-        header = [h.strip() for h in _fields(lines[0])]
+        header = [h.strip() for h in csv_fields(lines[0])]
     except (IndexError, csv.Error) as exc:
         raise DropFileError(label, f"header row cannot be parsed ({type(exc).__name__})") from None
     if _CONTROL.search(lines[0]):
@@ -163,7 +163,7 @@ def read_drop(path: Path, table: SourceTable, label: str, data: bytes | None = N
             bad.append(_bad_line(number, "control_character", LINE_RULES["control_character"]))
             continue
         try:
-            row = _fields(line)
+            row = csv_fields(line)
         except csv.Error:
             bad.append(_bad_line(number, "unbalanced_quote", LINE_RULES["unbalanced_quote"]))
             continue
@@ -211,5 +211,5 @@ def data_line_numbers(data: bytes) -> list[int]:
         text = data.decode("latin-1")
     if not text.strip():
         return []
-    lines = _split_lines(text)
+    lines = split_lines(text)
     return [n for n, line in enumerate(lines, start=1) if n > 1 and line != ""]
