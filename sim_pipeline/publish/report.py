@@ -18,22 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from sim_pipeline.measures.headline import KEY_STATISTICS
+from sim_pipeline.publish import report_cells as cells
 from sim_pipeline.publish.disclosure import SMALL_MAX, SUPPRESSED
 from sim_pipeline.publish.release import build_release
 from sim_pipeline.publish.release_catalogue import RELEASE_INPUTS, USE_OUTCOMES, WITHHELD_STATISTICS
 from sim_pipeline.publish.release_files import write_release, write_text_atomic
-from sim_pipeline.publish.report_cells import (
-    POPULATION_LABEL,
-    REPORT_POPULATIONS,
-    escape,
-    html_table,
-    interval,
-    num,
-    pct,
-    row,
-    share,
-    shown,
-)
 from sim_pipeline.publish.report_charts import forest_chart, trajectory_chart
 from sim_pipeline.publish.report_design import design_section
 from sim_pipeline.publish.report_tables import (
@@ -71,7 +60,7 @@ img{max-width:100%;height:auto}small,.note{color:#425563}
 
 def _change_words(cell: object) -> str:
     """A released percentage change (e.g. '-42.0') in words."""
-    v = num(cell)
+    v = cells.num(cell)
     if str(cell) == SUPPRESSED:
         return f"is suppressed (based on 1-{SMALL_MAX} people)"
     if v is None:
@@ -87,24 +76,24 @@ def _summary(release: Mapping[str, pd.DataFrame]) -> str:
     head = release.get("headline.csv")
     est = release.get("evaluation_estimates.csv")
     naive_parts, did_parts, rtm_parts = [], [], []
-    for population in REPORT_POPULATIONS:
-        label = POPULATION_LABEL[population]
-        h = row(head, population=population, statistic="ratio_of_means_pct_change")
+    for population in cells.REPORT_POPULATIONS:
+        label = cells.POPULATION_LABEL[population]
+        h = cells.row(head, population=population, statistic="ratio_of_means_pct_change")
         naive_parts.append(f"{_change_words(h['value'] if h else '')} ({label})")
-        r = row(
+        r = cells.row(
             est,
             population=population,
             outcome="total_cost",
             method="difference_in_differences",
         )
-        if r is None or num(r["estimate"]) is None:
+        if r is None or cells.num(r["estimate"]) is None:
             shown = r["estimate"] if r else ""
             did_parts.append(f"{label}: {_change_words(shown).removeprefix('is ')}")
         else:
-            ci = interval(r["ci_low"], r["ci_high"], "relative_change")
-            did_parts.append(f"{pct(r['estimate'])} (95% CI {ci}) {label}")
-            if num(r.get("rtm_share", "")) is not None:
-                rtm_parts.append(f"{share(r['rtm_share'])} ({label})")
+            ci = cells.interval(r["ci_low"], r["ci_high"], "relative_change")
+            did_parts.append(f"{cells.pct(r['estimate'])} (95% CI {ci}) {label}")
+            if cells.num(r.get("rtm_share", "")) is not None:
+                rtm_parts.append(f"{cells.share(r['rtm_share'])} ({label})")
     text = (
         "On the naive before/after comparison the programme review used (ratio of mean monthly "
         f"cost per person), cost {' and '.join(naive_parts)}. Against matched comparison people "
@@ -116,7 +105,7 @@ def _summary(release: Mapping[str, pd.DataFrame]) -> str:
             " The comparison group's own change accounts for "
             f"{' and '.join(rtm_parts)} of the naive change (regression to the mean)."
         )
-    return f"<p class='summary'>{escape(text)}</p>"
+    return f"<p class='summary'>{cells.escape(text)}</p>"
 
 
 METHODS_TEXT = (
@@ -165,11 +154,11 @@ def render_report(tables: dict[str, pd.DataFrame], release: dict[str, pd.DataFra
         "comparison of people selected at their peak of use. It is shown here only beside the "
         "comparison-group estimate. All figures are disclosure-controlled: counts rounded to "
         f"the nearest 5, counts and statistics based on 1-{SMALL_MAX} people shown as "
-        f"'{SUPPRESSED}'. Costs are GBP at price year {escape(price_year or 'not stated')}.</p>",
+        f"'{SUPPRESSED}'. Costs are GBP at price year {cells.escape(price_year or 'not stated')}.</p>",
     ]
     if missing:
         sections.append(
-            f"<p class='note'>Not available (warehouse table missing): {escape(', '.join(missing))}."
+            f"<p class='note'>Not available (warehouse table missing): {cells.escape(', '.join(missing))}."
             "</p>"
         )
     sections += [
@@ -192,12 +181,12 @@ def render_report(tables: dict[str, pd.DataFrame], release: dict[str, pd.DataFra
         pops = [p for p in ("itt", "per_protocol", "itt_over_6_months") if p in wide.columns]
         pops += [p for p in wide.columns if p not in pops]
         stats = [s for s in HEADLINE_STATISTICS if s in wide.index]
-        wide = wide.reindex(index=stats, columns=pops).fillna("").map(shown).reset_index()
+        wide = wide.reindex(index=stats, columns=pops).fillna("").map(cells.shown).reset_index()
         sections += [
             "<h2>The review's headline, recomputed (naive)</h2>",
             "<p>As the programme review most likely computed it. Not an effect estimate. "
-            f"Withheld as individual-level values: {escape(', '.join(WITHHELD_STATISTICS))}.</p>",
-            html_table(wide, ["statistic", *pops], numeric=pops),
+            f"Withheld as individual-level values: {cells.escape(', '.join(WITHHELD_STATISTICS))}.</p>",
+            cells.html_table(wide, ["statistic", *pops], numeric=pops),
         ]
     # the released tables shown as they are, each under its heading (when released)
     for file, heading, intro, render in (
@@ -226,8 +215,8 @@ def render_report(tables: dict[str, pd.DataFrame], release: dict[str, pd.DataFra
         "<h2>Unit costs</h2>",
         unit_cost_section(costs),
         "<h2>Methods and limitations</h2>",
-        f"<p>{escape(METHODS_TEXT)}</p>",
-        f"<p>{escape(LIMITATIONS_TEXT)}</p>",
+        f"<p>{cells.escape(METHODS_TEXT)}</p>",
+        f"<p>{cells.escape(LIMITATIONS_TEXT)}</p>",
         "<p class='note'>Every figure on this page is taken from the disclosure-controlled "
         "tables published beside it (see README.txt).</p>",
     ]
