@@ -12,7 +12,7 @@ import pandas as pd
 from sim_pipeline.landing.layout import Landing
 from sim_pipeline.landing.manifest import write_manifest
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable, codes
-from sim_pipeline.synthetic import activity, arrival, errors, render, truth
+from sim_pipeline.synthetic import activity, arrival, errors, keyed, render, truth
 from sim_pipeline.synthetic.names import PROGRAMME_BOROUGH_COUNTS
 from sim_pipeline.synthetic.people import build_population
 from sim_pipeline.synthetic.timeline import MONTH_LABELS, N_DAYS, fmt_dates, month_of
@@ -288,7 +288,7 @@ class World:
     without the programme's effect, for the members' counterfactual)."""
 
     rngs: dict[str, np.random.Generator]
-    kr: activity.Keyed
+    kr: keyed.Keyed
     pop: object
     prog: activity.Programme
     events: activity.Events
@@ -312,7 +312,7 @@ def _world(seed: int, people: int, comparison_people: int, true_effect: float) -
     rngs = {
         k: np.random.default_rng(s) for k, s in zip(STREAMS, ss.spawn(len(STREAMS)), strict=True)
     }
-    kr = activity.Keyed(seed)
+    kr = keyed.Keyed(seed)
     n_prog = sum(PROGRAMME_BOROUGH_COUNTS.values())
     pop = build_population(rngs["people"], n_prog, comparison_people, people)
     prog, events, _, cf_events = activity.simulate_events(
