@@ -26,7 +26,7 @@ from sim_pipeline.evaluation import matched_design
 from sim_pipeline.evaluation.comparison import EvaluationSettings, evaluate
 from sim_pipeline.evaluation.validation import frames_inputs, realised_targets
 from sim_pipeline.measures.costs import load_unit_costs
-from sim_pipeline.synthetic import activity
+from sim_pipeline.synthetic import activity, latent
 from sim_pipeline.synthetic.core import simulate_truth
 from sim_pipeline.synthetic.people import build_population
 from sim_pipeline.synthetic.timeline import N_MONTHS
@@ -132,7 +132,7 @@ def test_allocation_never_looks_at_the_future():
     from month M on changes no allocation made before M (the same random draws)."""
     frames_rng = np.random.default_rng(11)
     h = len(build_population(np.random.default_rng(7), 108, 50, 0).pid)
-    intensity = np.exp(frames_rng.normal(0, 0.3, (h, activity.BURN_IN + N_MONTHS)))
+    intensity = np.exp(frames_rng.normal(0, 0.3, (h, latent.BURN_IN + N_MONTHS)))
     counts = frames_rng.poisson(5.0, (h, N_MONTHS)).astype(float)
     cut = 40
     future = counts.copy()

@@ -45,7 +45,8 @@ mostly (88%) suppressed; community contacts never take place on inpatient days. 
 after a person's death day; spells end on it.
 
 Parts of the model live in their own modules of ``sim_pipeline.synthetic``: ``keyed``
-(counter-based draws and event keys).
+(counter-based draws and event keys) and ``latent`` (latent intensity, the primary processes'
+rates and their daily candidate events).
 """
 
 from __future__ import annotations
@@ -58,6 +59,17 @@ import pandas as pd
 
 from sim_pipeline.sources import codes
 from sim_pipeline.synthetic.keyed import Keyed, keys
+from sim_pipeline.synthetic.latent import (
+    BURN_IN,
+    HIU_RATES,
+    PROCESSES,
+    PROPENSITY_OF,
+    Candidates,
+    event_keys,
+    general_candidates,
+    hiu_candidates,
+    simulate_intensity,
+)
 from sim_pipeline.synthetic.names import (
     PROGRAMME_BOROUGH_COUNTS,
     PROGRAMME_GO_LIVE,
@@ -88,47 +100,7 @@ ENGAGE_FALL = 1.5  # log-odds per unit fall of log latent intensity in the month
 ENGAGE_LEVEL = 0.5  # log-odds per unit of the usual log level above the members' mean
 MONTHS_ON_MIN, MONTHS_ON_MAX, MONTHS_ON_MEAN = 1, 25, 13.0
 
-# Latent process (monthly).
-BURN_IN = 36
-PHI = 0.75
-INNOVATION_SD = 0.42
-JUMP_PROB = 0.08
-JUMP_BASE, JUMP_MEAN, JUMP_MAX = 0.6, 0.5, 1.6  # log-scale crisis jump: base + Exp, capped
-JUMP_DECAY = 0.55
-CRISIS_MAX = 2.0  # at most exp(2) ~ 7x a person's usual level from crises
-X_SD_CAP = 3.0  # the AR(1) part stays within 3 stationary SDs of the personal mean
-PEAK_CAP = 1.6  # and the whole intensity within exp(1.6) ~ 5x the person's usual level
-MU_MAX = 1.0  # personal mean: at most exp(1.0) ~ 2.7x a typical high-intensity user
 
-# Monthly rate of each primary process for a programme member at their average level over the
-# 12 months before allocation (tuned so the derived metrics hit the targets in the docstring).
-HIU_RATES = {
-    "s136": 0.46,
-    "adm": 0.17,
-    "police": 1.55,
-    "police_na": 0.35,
-    "amb": 1.75,
-    "ae": 1.55,
-}
-PROCESSES = tuple(HIU_RATES)
-# Yearly rates in the general population (mean; individual frailty is gamma with shape 0.5).
-GENERAL_RATES = {
-    "s136": 0.0008,
-    "adm": 0.002,
-    "police": 0.01,
-    "police_na": 0.004,
-    "amb": 0.07,
-    "ae": 0.20,
-}
-# Which personal propensity scales each process.
-PROPENSITY_OF = {
-    "s136": 1,
-    "police": 1,
-    "police_na": 1,
-    "adm": 2,
-    "amb": 0,
-    "ae": 0,
-}
 INPATIENT_KEEP = 0.12
 CHARGED_SHARE = 0.35  # of police arrests, the share where the incident records a charge
 S136_ARRESTED = 0.05  # of police-recorded detentions, arrested for an offence as well
@@ -149,56 +121,10 @@ S136_ADMITTED = 0.22
 CONVEY_TO_AE_RECORDED = 0.95
 DUPE_FLAG_SHARE = 0.01
 
-PROC_ID = {p: i for i, p in enumerate(PROCESSES)}
-
-
-def event_keys(proc: str, person: np.ndarray, day: np.ndarray) -> np.ndarray:
-    """Key of each candidate event: process, person, day and occurrence on that day."""
-    return keys(PROC_ID[proc], person, day)
-
 
 def _pick(rng: np.random.Generator, options, probs, n: int) -> np.ndarray:
     p = np.asarray(probs, dtype=float)
     return np.asarray(options, dtype=object)[rng.choice(len(options), size=n, p=p / p.sum())]
-
-
-def poisson_from_uniform(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """Poisson counts by inverting the CDF at ``u`` (monotone in ``lam`` for fixed ``u``)."""
-    shape = u.shape
-    u = u.ravel()
-    lam = lam.ravel()
-    k = np.zeros(u.size, dtype=np.int64)
-    p = np.exp(-lam)
-    cdf = p.copy()
-    idx = np.nonzero(u > cdf)[0]
-    j = 0
-    while idx.size and j < 60:
-        j += 1
-        pj = p[idx] * lam[idx] / j
-        p[idx] = pj
-        cdf[idx] += pj
-        k[idx] += 1
-        idx = idx[u[idx] > cdf[idx]]
-    return k.reshape(shape)
-
-
-def simulate_intensity(rng: np.random.Generator, mu: np.ndarray) -> np.ndarray:
-    """Latent monthly intensity, shape (people, BURN_IN + N_MONTHS)."""
-    h = len(mu)
-    t_all = BURN_IN + N_MONTHS
-    eps = rng.normal(0.0, INNOVATION_SD, (h, t_all))
-    jump = (rng.random((h, t_all)) < JUMP_PROB) * np.minimum(
-        JUMP_BASE + rng.exponential(JUMP_MEAN, (h, t_all)), JUMP_MAX
-    )
-    sd = INNOVATION_SD / np.sqrt(1 - PHI**2)
-    x = mu + rng.normal(0.0, sd, h)
-    c = np.zeros(h)
-    out = np.empty((h, t_all))
-    for t in range(t_all):
-        x = np.clip(mu + PHI * (x - mu) + eps[:, t], mu - X_SD_CAP * sd, mu + X_SD_CAP * sd)
-        c = np.minimum(JUMP_DECAY * c + jump[:, t], CRISIS_MAX)
-        out[:, t] = np.minimum(x + c, mu + PEAK_CAP)
-    return np.exp(out)
 
 
 @dataclass
@@ -412,65 +338,6 @@ class Events:
     # members' mean latent intensity over the 12 months before allocation, over the level the
     # rates were set at (CALIBRATION_PEAK is the typical value)
     calibration: float
-
-
-Candidates = dict[str, tuple[np.ndarray, np.ndarray]]
-
-
-def _hiu_candidates(
-    rng: np.random.Generator,
-    window: np.ndarray,
-    rates: dict[str, np.ndarray],
-    death: np.ndarray,
-    eff_start: np.ndarray,
-    eff_end: np.ndarray,
-    true_effect: float,
-    chunk: int = 256,
-) -> Candidates:
-    """Daily Poisson candidates for every HIU and process: (person, day) arrays.
-
-    The uniforms are drawn in a fixed order whatever the rates, so runs that differ only in
-    ``true_effect`` share every candidate outside engagement periods.
-    """
-    h = window.shape[0]
-    day = np.arange(N_DAYS)
-    found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {p: [] for p in PROCESSES}
-    for c0 in range(0, h, chunk):
-        c1 = min(h, c0 + chunk)
-        base = window[c0:c1][:, DAY_MONTH] / DAYS_IN_MONTH[DAY_MONTH]
-        alive = day[None, :] <= death[c0:c1, None]
-        engaged = (day[None, :] >= eff_start[c0:c1, None]) & (day[None, :] <= eff_end[c0:c1, None])
-        base = base * alive * np.where(engaged, true_effect, 1.0)
-        for proc in PROCESSES:
-            u = rng.random(base.shape)
-            k = poisson_from_uniform(u, base * rates[proc][c0:c1, None])
-            rows, cols = np.nonzero(k)
-            reps = k[rows, cols]
-            found[proc].append((np.repeat(rows + c0, reps), np.repeat(cols, reps)))
-    return {
-        p: (
-            np.concatenate([a for a, _ in found[p]]).astype(np.int64),
-            np.concatenate([b for _, b in found[p]]).astype(np.int64),
-        )
-        for p in PROCESSES
-    }
-
-
-def _general_candidates(
-    rng: np.random.Generator, people: np.ndarray, death: np.ndarray
-) -> Candidates:
-    """Low-rate events for the general population (gamma frailty, uniform days while alive)."""
-    last = np.minimum(death, N_DAYS - 1)
-    years = (last + 1) / 365.2425
-    out = {}
-    frailty = rng.gamma(0.5, 2.0, (3, len(people)))
-    for proc in PROCESSES:
-        lam = GENERAL_RATES[proc] * frailty[PROPENSITY_OF[proc]] * years
-        k = rng.poisson(lam)
-        who = np.repeat(np.arange(len(people)), k)
-        days = (rng.random(len(who)) * (last[who] + 1)).astype(np.int64)
-        out[proc] = (people[who], days)
-    return out
 
 
 def _frame(proc: str, cand: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
@@ -910,11 +777,11 @@ def simulate_events(
     rates = {k: HIU_RATES[k] / level * prop[PROPENSITY_OF[k]] for k in PROCESSES}
     never = np.full(h, NEVER, dtype=np.int64)
     saved = copy.deepcopy(rngs["hiu_events"])
-    cand_null = _hiu_candidates(
+    cand_null = hiu_candidates(
         rngs["hiu_events"], window, rates, pop.death[:h], never, np.full(h, -1), 1.0
     )
     general = np.arange(h, pop.n)
-    cand_g = _general_candidates(rngs["general_events"], general, pop.death[general])
+    cand_g = general_candidates(rngs["general_events"], general, pop.death[general])
     # the world without the effect up to the crisis records: the history allocation sees is
     # what the records show (the effect starts at engagement, after allocation)
     crisis_null = _crisis(kr, pop, cand_null, cand_g)
@@ -932,7 +799,7 @@ def simulate_events(
     if true_effect == 1.0:
         crisis = crisis_null
     else:
-        cand_h = _hiu_candidates(
+        cand_h = hiu_candidates(
             saved, window, rates, pop.death[:h], eff_start, eff_end, true_effect
         )
         crisis = _crisis(kr, pop, cand_h, cand_g)

@@ -12,7 +12,7 @@ import pandas as pd
 from sim_pipeline.landing.layout import Landing
 from sim_pipeline.landing.manifest import write_manifest
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable, codes
-from sim_pipeline.synthetic import activity, arrival, errors, keyed, render, truth
+from sim_pipeline.synthetic import activity, arrival, errors, keyed, latent, render, truth
 from sim_pipeline.synthetic.names import PROGRAMME_BOROUGH_COUNTS
 from sim_pipeline.synthetic.people import build_population
 from sim_pipeline.synthetic.timeline import MONTH_LABELS, N_DAYS, fmt_dates, month_of
@@ -229,21 +229,21 @@ def generate(
         **summary.as_dict(),
         "parameters": {
             "window": [MONTH_LABELS[0], MONTH_LABELS[-1]],
-            "hiu_rates_per_month": activity.HIU_RATES,
-            "general_rates_per_year": activity.GENERAL_RATES,
+            "hiu_rates_per_month": latent.HIU_RATES,
+            "general_rates_per_year": latent.GENERAL_RATES,
             "latent": {
-                "phi": activity.PHI,
-                "innovation_sd": activity.INNOVATION_SD,
-                "jump_prob": activity.JUMP_PROB,
-                "jump_base": activity.JUMP_BASE,
-                "jump_mean": activity.JUMP_MEAN,
-                "jump_max": activity.JUMP_MAX,
-                "crisis_max": activity.CRISIS_MAX,
-                "x_sd_cap": activity.X_SD_CAP,
-                "peak_cap": activity.PEAK_CAP,
-                "mu_max": activity.MU_MAX,
-                "jump_decay": activity.JUMP_DECAY,
-                "burn_in_months": activity.BURN_IN,
+                "phi": latent.PHI,
+                "innovation_sd": latent.INNOVATION_SD,
+                "jump_prob": latent.JUMP_PROB,
+                "jump_base": latent.JUMP_BASE,
+                "jump_mean": latent.JUMP_MEAN,
+                "jump_max": latent.JUMP_MAX,
+                "crisis_max": latent.CRISIS_MAX,
+                "x_sd_cap": latent.X_SD_CAP,
+                "peak_cap": latent.PEAK_CAP,
+                "mu_max": latent.MU_MAX,
+                "jump_decay": latent.JUMP_DECAY,
+                "burn_in_months": latent.BURN_IN,
             },
             "error_rates": {
                 "nhs_check_digit": errors.P_NHS,
