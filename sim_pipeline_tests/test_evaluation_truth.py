@@ -26,7 +26,7 @@ from sim_pipeline.evaluation import matched_design
 from sim_pipeline.evaluation.comparison import EvaluationSettings, evaluate
 from sim_pipeline.evaluation.validation import frames_inputs, realised_targets
 from sim_pipeline.measures.costs import load_unit_costs
-from sim_pipeline.synthetic import activity, latent
+from sim_pipeline.synthetic import allocation, latent
 from sim_pipeline.synthetic.core import simulate_truth
 from sim_pipeline.synthetic.people import build_population
 from sim_pipeline.synthetic.timeline import N_MONTHS
@@ -140,14 +140,14 @@ def test_allocation_never_looks_at_the_future():
     got = []
     for c in (counts, future):
         p = build_population(np.random.default_rng(7), 108, 50, 0)
-        prog = activity.allocate(np.random.default_rng(3), p, intensity, c)
+        prog = allocation.allocate(np.random.default_rng(3), p, intensity, c)
         got.append(dict(zip(prog.person.tolist(), prog.alloc_month.tolist(), strict=True)))
     before = {p: m for p, m in got[0].items() if m < cut}
     assert before and before == {p: m for p, m in got[1].items() if m < cut}
     # and the hazard itself reads only the months before
     assert np.array_equal(
-        activity.allocation_hazard(counts, cut), activity.allocation_hazard(future, cut)
+        allocation.allocation_hazard(counts, cut), allocation.allocation_hazard(future, cut)
     )
     assert not np.array_equal(
-        activity.allocation_hazard(counts, cut + 1), activity.allocation_hazard(future, cut + 1)
+        allocation.allocation_hazard(counts, cut + 1), allocation.allocation_hazard(future, cut + 1)
     )

@@ -12,7 +12,16 @@ import pandas as pd
 from sim_pipeline.landing.layout import Landing
 from sim_pipeline.landing.manifest import write_manifest
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable, codes
-from sim_pipeline.synthetic import activity, arrival, errors, keyed, latent, render, truth
+from sim_pipeline.synthetic import (
+    activity,
+    allocation,
+    arrival,
+    errors,
+    keyed,
+    latent,
+    render,
+    truth,
+)
 from sim_pipeline.synthetic.names import PROGRAMME_BOROUGH_COUNTS
 from sim_pipeline.synthetic.people import build_population
 from sim_pipeline.synthetic.timeline import MONTH_LABELS, N_DAYS, fmt_dates, month_of
@@ -252,13 +261,13 @@ def generate(
                 "duplicate_row": errors.P_DUPLICATE,
             },
             "allocation": {
-                "base_hazard_per_month": activity.ALLOC_BASE_HAZARD,
-                "peak_power": activity.ALLOC_PEAK_POWER,
-                "hazard_max": activity.ALLOC_HAZARD_MAX,
-                "usual_months": activity.USUAL_MONTHS,
-                "engage_share": activity.ENGAGE_SHARE,
-                "engage_fall": activity.ENGAGE_FALL,
-                "engage_level": activity.ENGAGE_LEVEL,
+                "base_hazard_per_month": allocation.ALLOC_BASE_HAZARD,
+                "peak_power": allocation.ALLOC_PEAK_POWER,
+                "hazard_max": allocation.ALLOC_HAZARD_MAX,
+                "usual_months": allocation.USUAL_MONTHS,
+                "engage_share": allocation.ENGAGE_SHARE,
+                "engage_fall": allocation.ENGAGE_FALL,
+                "engage_level": allocation.ENGAGE_LEVEL,
                 "calibration_peak": activity.CALIBRATION_PEAK,
             },
             "still_on_programme_at_end": "discharged 2021-05-31 with reason programme_closed",
@@ -290,7 +299,7 @@ class World:
     rngs: dict[str, np.random.Generator]
     kr: keyed.Keyed
     pop: object
-    prog: activity.Programme
+    prog: allocation.Programme
     events: activity.Events
     cf_events: activity.Events
 

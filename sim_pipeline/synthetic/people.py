@@ -4,7 +4,7 @@ Three groups share one set of arrays (index = internal person number):
 
 * ``programme`` (108 places and about 10% more people referred): the people the trusts may
   allocate to the programme; who is allocated, and when, is decided month by month from their
-  history (``activity.allocate``); anyone referred but never allocated is relabelled
+  history (``allocation.allocate``); anyone referred but never allocated is relabelled
   ``comparison_hiu``;
 * ``comparison_hiu``: other high-intensity users in the same boroughs, never allocated;
 * ``general``: the low-use population that makes linkage hard (common names, shared birth

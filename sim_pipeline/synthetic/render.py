@@ -18,7 +18,8 @@ import pandas as pd
 from sim_pipeline.sources import codes
 from sim_pipeline.sources.base import BOROUGHS
 from sim_pipeline.synthetic import noise
-from sim_pipeline.synthetic.activity import Events, Programme
+from sim_pipeline.synthetic.activity import Events
+from sim_pipeline.synthetic.allocation import Programme
 from sim_pipeline.synthetic.keyed import Keyed
 from sim_pipeline.synthetic.names import PERCEIVED_ETHNICITY
 from sim_pipeline.synthetic.people import GENERAL, Population
