@@ -16,6 +16,7 @@ from sim_pipeline.synthetic import (
     activity,
     allocation,
     arrival,
+    episodes,
     errors,
     keyed,
     latent,
@@ -272,7 +273,7 @@ def generate(
             },
             "still_on_programme_at_end": "discharged 2021-05-31 with reason programme_closed",
             "charged_share_of_arrests": activity.CHARGED_SHARE,
-            "s136_arrested_share": activity.S136_ARRESTED,
+            "s136_arrested_share": episodes.S136_ARRESTED,
             "community_contacts": {
                 "hiu_per_month_at_usual_intensity": activity.CONTACT_RATE,
                 "hiu_intensity_power": activity.CONTACT_POWER,
