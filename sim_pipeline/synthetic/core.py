@@ -16,6 +16,7 @@ from sim_pipeline.synthetic import (
     activity,
     allocation,
     arrival,
+    crisis,
     episodes,
     errors,
     keyed,
@@ -272,7 +273,7 @@ def generate(
                 "calibration_peak": activity.CALIBRATION_PEAK,
             },
             "still_on_programme_at_end": "discharged 2021-05-31 with reason programme_closed",
-            "charged_share_of_arrests": activity.CHARGED_SHARE,
+            "charged_share_of_arrests": crisis.CHARGED_SHARE,
             "s136_arrested_share": episodes.S136_ARRESTED,
             "community_contacts": {
                 "hiu_per_month_at_usual_intensity": activity.CONTACT_RATE,
