@@ -3,7 +3,7 @@
 ``Keyed`` draws an event's attributes from its own key, so an event that exists in two runs
 (e.g. with different ``true_effect``) gets the same attributes in both. ``keys`` builds the
 uint64 key of each (tag, person, day, occurrence on that day): the crisis processes use tags
-0..5 (``latent.event_keys``), community contacts their own tag (``activity.CONTACT_TAG``).
+0..5 (``latent.event_keys``), community contacts their own tag (``contacts.CONTACT_TAG``).
 Times of day follow ``HOUR_WEIGHTS`` (evening and night heavy).
 """
 
