@@ -23,6 +23,7 @@ from sim_pipeline.synthetic import (
     keyed,
     latent,
     render,
+    render_ecds,
     truth,
 )
 from sim_pipeline.synthetic.names import PROGRAMME_BOROUGH_COUNTS
@@ -157,7 +158,7 @@ def generate(
         (lambda: render.render_mhsds(rngs["render_mhsds"], kr, pop, events, prog), "errors"),
         (lambda: render.render_police(rngs["render_police"], kr, pop, events), "errors"),
         (lambda: render.render_ambulance(rngs["render_ambulance"], kr, pop, events), "errors"),
-        (lambda: render.render_ecds(rngs["render_ecds"], kr, pop, events), "errors"),
+        (lambda: render_ecds.render_ecds(rngs["render_ecds"], kr, pop, events), "errors"),
         (lambda: render.render_care_contacts(kr, pop, events), "errors_community"),
     )
     by_name = {t.table: t for t in SOURCE_TABLES}
@@ -346,7 +347,7 @@ def truth_frames(w: World) -> TruthFrames:
     """person_month, the members' counterfactual person_month, people and programme."""
     pop, prog, events, cf_events, kr = w.pop, w.prog, w.events, w.cf_events, w.kr
     pm = _person_month_frame(
-        truth.person_month(events, render.ae_coded_self_harm(kr, pop, events.ae)), pop
+        truth.person_month(events, render_ecds.ae_coded_self_harm(kr, pop, events.ae)), pop
     )
     # the members' follow-up in the same world without the programme's effect (same draws):
     # the realised effect of any estimand is exact. Same columns; members only.
@@ -354,7 +355,8 @@ def truth_frames(w: World) -> TruthFrames:
         pm
         if cf_events is events
         else _person_month_frame(
-            truth.person_month(cf_events, render.ae_coded_self_harm(kr, pop, cf_events.ae)), pop
+            truth.person_month(cf_events, render_ecds.ae_coded_self_harm(kr, pop, cf_events.ae)),
+            pop,
         )
     )
     cf = cf[cf["true_person_id"].isin(set(pop.pid[prog.person]))]

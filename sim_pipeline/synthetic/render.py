@@ -39,16 +39,14 @@ META = ("_provider", "_month", "_person", "_sort")  # bookkeeping columns, never
 POLICE_P_NICK = 0.38
 
 
-def _frame(cols: dict[str, np.ndarray], meta: dict[str, np.ndarray]) -> pd.DataFrame:
+def landing_frame(cols: dict[str, np.ndarray], meta: dict[str, np.ndarray]) -> pd.DataFrame:
     df = pd.DataFrame({**{k: np.asarray(v, dtype=object) for k, v in cols.items()}, **meta})
     for c in cols:
         df[c] = df[c].astype(object).where(df[c].notna(), "").astype(str)
     return df
 
 
-def _seq_ids(
-    rng: np.random.Generator, group: np.ndarray, lo: int, hi: int, step: int
-) -> np.ndarray:
+def seq_ids(rng: np.random.Generator, group: np.ndarray, lo: int, hi: int, step: int) -> np.ndarray:
     """Increasing numbers within each group value (rows must already be in time order)."""
     group = np.asarray(group)
     out = np.zeros(len(group), dtype=np.int64)
@@ -59,7 +57,7 @@ def _seq_ids(
     return out
 
 
-def _event_borough(kr: Keyed, key: np.ndarray, salt: int, home: np.ndarray) -> np.ndarray:
+def event_borough(kr: Keyed, key: np.ndarray, salt: int, home: np.ndarray) -> np.ndarray:
     """Where an incident happened: usually the home borough, sometimes elsewhere."""
     other = kr.pick(key, salt, BOROUGHS, [1] * len(BOROUGHS))
     return np.where(kr.u(key, salt + 1) < 0.9, home, other)
@@ -69,7 +67,7 @@ def _event_borough(kr: Keyed, key: np.ndarray, salt: int, home: np.ndarray) -> n
 # Names as other agencies record them
 
 
-def _noisy_names(
+def noisy_names(
     rng: np.random.Generator,
     pop: Population,
     persons: np.ndarray,
@@ -100,7 +98,7 @@ def _noisy_names(
     return given, family
 
 
-def _police_sex(rng: np.random.Generator, sex: np.ndarray) -> np.ndarray:
+def police_sex(rng: np.random.Generator, sex: np.ndarray) -> np.ndarray:
     out = np.asarray(sex, dtype=object).copy()
     out[rng.random(len(out)) < 0.005] = "U"
     return out
@@ -126,7 +124,7 @@ def _expand(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 def _trust_ids(
     rng: np.random.Generator, trust: np.ndarray, prefix: str, width: int = 8
 ) -> np.ndarray:
-    nums = _seq_ids(rng, trust, 10_000, 900_000, 3)
+    nums = seq_ids(rng, trust, 10_000, 900_000, 3)
     return np.asarray([f"{prefix}-{k:0{width}d}" for k in nums], dtype=object)
 
 
@@ -147,7 +145,7 @@ def render_mhsds(
     rep, month, show = _expand(mha["start"], mha["end"])
     p = person[rep]
     secs = mha["secs"].to_numpy()[rep]
-    out["MHS401MHActPeriod"] = _frame(
+    out["MHS401MHActPeriod"] = landing_frame(
         {
             "OrgIDProv": [org[t] for t in trust[rep]],
             "MHActLegalStatusClassPeriodId": mha_id[rep],
@@ -183,7 +181,7 @@ def render_mhsds(
     spell_pos = {idx: k for k, idx in enumerate(sp.index)}
     rep, month, show = _expand(sp_sorted["start"], sp_sorted["end"])
     p = person[rep]
-    out["MHS501HospProvSpell"] = _frame(
+    out["MHS501HospProvSpell"] = landing_frame(
         {
             "OrgIDProv": [org[t] for t in trust[rep]],
             "HospProvSpellID": hps_sorted[rep],
@@ -209,7 +207,7 @@ def render_mhsds(
     spell_hps = hps[[spell_pos[s] for s in ws["spell"].to_numpy()]]
     rep, month, show = _expand(ws["start"], ws["end"])
     p = person[rep]
-    out["MHS502WardStay"] = _frame(
+    out["MHS502WardStay"] = landing_frame(
         {
             "OrgIDProv": [org[t] for t in trust[rep]],
             "WardStayId": ws_id[rep],
@@ -241,7 +239,7 @@ def render_mhsds(
     dis_day = prog.discharge_day[i]
     dis_shown = dis_day <= me
     trust = pop.trust[p]
-    out["programme_register"] = _frame(
+    out["programme_register"] = landing_frame(
         {
             "OrgIDProv": [org[t] for t in trust],
             "RegisterId": prog.register_id[i],
@@ -272,7 +270,7 @@ def render_mhsds(
     dead = pop.death[p] <= me
     pc = pop.nhs_postcode_at(p, ref_day)
     pc[rng.random(len(pc)) < 0.01] = ""
-    out["MHS001MPI"] = _frame(
+    out["MHS001MPI"] = landing_frame(
         {
             "OrgIDProv": [org[t] for t in trust],
             "LocalPatientId": pop.lpid[p],
@@ -312,7 +310,7 @@ def render_police(
     attended = cad["attended"].to_numpy(dtype=bool)
     is136 = (cad["det_index"] >= 0).to_numpy()
     year = 2016 + month_of(day) // 12
-    inc = _seq_ids(rng, year, 100_000, 400_000, 40)
+    inc = seq_ids(rng, year, 100_000, 400_000, 40)
     incident = np.asarray([f"CAD-{y}-{k:07d}" for y, k in zip(year, inc, strict=True)], object)
     desp_lag = kr.integers(key, 100, 60, 25 * 60)
     arr_lag = kr.integers(key, 101, 4 * 60, 60 * 60)
@@ -350,12 +348,12 @@ def render_police(
         kr.pick(key, 111, ["999", "101", "PARTNER"], [0.6, 0.25, 0.15]),
     )
     mh_flag = np.where(is136 | (kr.u(key, 112) < np.where(hiu, 0.9, 0.6)), "Y", "N")
-    borough = _event_borough(kr, key, 113, pop.borough[person])
-    given, family = _noisy_names(rng, pop, person, day, p_nick=POLICE_P_NICK, p_typo=0.08)
+    borough = event_borough(kr, key, 113, pop.borough[person])
+    given, family = noisy_names(rng, pop, person, day, p_nick=POLICE_P_NICK, p_typo=0.08)
     pc, nfa = pop.postcode_at(person, day)
     pc = np.where(nfa | (rng.random(len(pc)) < 0.15), "", pc)
     frames = {}
-    frames["cad_incidents"] = _frame(
+    frames["cad_incidents"] = landing_frame(
         {
             "IncidentNumber": incident,
             "CallReceivedDateTime": fmt_datetimes(day, secs),
@@ -374,7 +372,7 @@ def render_police(
             "PersonBirthDate": noise.dob_strings(
                 rng, pop.dob[person], p_missing=0.08, p_swap=0.03, p_digit=0.02
             ),
-            "PersonSex": _police_sex(rng, pop.sex[person]),
+            "PersonSex": police_sex(rng, pop.sex[person]),
             "AddressPostcode": pc,
         },
         {"_provider": np.full(len(cad), codes.POLICE, dtype=object),
@@ -390,10 +388,10 @@ def render_police(
     day = det["day"].to_numpy()
     key = det["key"].to_numpy(dtype=np.uint64)
     year = 2016 + month_of(day) // 12
-    ref = _seq_ids(rng, year, 100, 1_000, 8)
+    ref = seq_ids(rng, year, 100, 1_000, 8)
     s136_ref = np.asarray([f"S136-{y}-{k:05d}" for y, k in zip(year, ref, strict=True)], object)
     place = det["place"].to_numpy()
-    given, family = _noisy_names(rng, pop, person, day, p_nick=POLICE_P_NICK, p_typo=0.08)
+    given, family = noisy_names(rng, pop, person, day, p_nick=POLICE_P_NICK, p_typo=0.08)
     pc, nfa = pop.postcode_at(person, day)
     pc = np.where(nfa | (rng.random(len(pc)) < 0.15), "", pc)
     eth = np.asarray([PERCEIVED_ETHNICITY[e] for e in pop.ethnic[person]], dtype=object)
@@ -411,7 +409,7 @@ def render_police(
     amb_req = np.where(
         (det["transport"] == "ambulance").to_numpy() | (kr.u(key, 125) < 0.2), "Y", "N"
     )
-    frames["s136_return"] = _frame(
+    frames["s136_return"] = landing_frame(
         {
             "S136Ref": s136_ref,
             "IncidentNumber": inc_no,
@@ -422,7 +420,7 @@ def render_police(
                 rng, pop.dob[person], p_missing=0.08, p_swap=0.03, p_digit=0.02
             ),
             "Age": years_between(pop.dob[person], day).astype(str),
-            "Sex": _police_sex(rng, pop.sex[person]),
+            "Sex": police_sex(rng, pop.sex[person]),
             "PerceivedEthnicity": eth,
             "Borough": np.asarray([det_borough[d] for d in det["det_index"]], dtype=object),
             "Transport": det["transport"].to_numpy(),
@@ -464,9 +462,9 @@ def render_ambulance(
     outcome = amb["outcome"].to_numpy()
     ht = outcome == "hear_and_treat"
     year = 2016 + month_of(day) // 12
-    inc = _seq_ids(rng, year, 100_000, 500_000, 30)
+    inc = seq_ids(rng, year, 100_000, 500_000, 30)
     incident = np.asarray([f"LAS-{y}-{k:07d}" for y, k in zip(year, inc, strict=True)], object)
-    given, family = _noisy_names(rng, pop, person, day, p_nick=0.03, p_typo=0.06, p_blank=0.0)
+    given, family = noisy_names(rng, pop, person, day, p_nick=0.03, p_typo=0.06, p_blank=0.0)
     blank = rng.random(n) < np.where(ht, 0.15, 0.05)
     given[blank] = ""
     family[blank] = ""
@@ -477,12 +475,12 @@ def render_ambulance(
     age_shown = (dob == "") | (rng.random(n) < 0.4)
     nhs = np.where(rng.random(n) < np.where(ht, 0.24, 0.86), pop.nhs[person], "")
     home, nfa = pop.postcode_at(person, day)
-    borough = _event_borough(kr, key, 130, pop.borough[person])
+    borough = event_borough(kr, key, 130, pop.borough[person])
     # ~70% of incidents are at home (only possible when the incident is in the home borough)
     at_home = (rng.random(n) < 0.78) & (borough == pop.borough[person])
     elsewhere = noise.random_postcodes(rng, borough)
     pc = np.where(at_home, np.where(nfa, "", home), elsewhere)
-    frame = _frame(
+    frame = landing_frame(
         {
             "IncidentId": incident,
             "CallDateTime": fmt_datetimes(day, amb["secs"].to_numpy()),
@@ -494,7 +492,7 @@ def render_ambulance(
             "PatientFamilyName": family,
             "PatientBirthDate": dob,
             "PatientAge": np.where(age_shown, age.astype(str), ""),
-            "PatientSex": _police_sex(rng, pop.sex[person]),
+            "PatientSex": police_sex(rng, pop.sex[person]),
             "NHSNumber": nhs,
             "IncidentPostcode": pc,
         },
@@ -502,167 +500,6 @@ def render_ambulance(
          "_person": person, "_sort": incident},
     )  # fmt: skip
     return {"ambulance_incidents": frame}
-
-
-# ----------------------------------------------------------------------------------------------
-# A&E (ECDS)
-
-GENERAL_COMPLAINTS = (
-    "21522001",  # abdominal pain
-    "29857009",  # chest pain
-    "25064002",  # headache
-    "267036007",  # dyspnoea
-    "404640003",  # dizziness
-    "422587007",  # nausea
-    "161891005",  # backache
-    "125605004",  # fracture of bone
-    "271807003",  # eruption of skin
-    "386661006",  # fever
-)
-MH_DIAGNOSES = ("35489007", "197480006", "69322001", "55680006", "7200002", "191736004")
-ACCIDENTAL_INTENT = "418019003"
-DISCHARGE_DESTINATIONS = ("306689006", "306706006", "306705005")  # home, ward, police custody
-
-
-def _ecds_coding(
-    kr: Keyed, pop: Population, ae: pd.DataFrame
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Clinical coding of attendances: (mental-health presentation, self-harm presentation,
-    chief complaint, injury intent), all drawn from each attendance's key."""
-    key = ae["key"].to_numpy(dtype=np.uint64)
-    hiu = pop.group[ae["person"].to_numpy()] != GENERAL
-    route = ae["route"].to_numpy()
-    u = kr.u(key, 140)
-    mh_share = np.where(route == "s136", 0.9, np.where(hiu, 0.55, 0.05))
-    sh_share = np.where(hiu, 0.12, 0.02)
-    mh = u < mh_share
-    self_harm = (u >= mh_share) & (u < mh_share + sh_share)
-    complaint = np.where(
-        mh,
-        kr.pick(key, 141, codes.MH_CHIEF_COMPLAINTS, [3, 2, 2, 2, 1]),
-        np.where(
-            self_harm,
-            codes.SELF_HARM_COMPLAINT,
-            kr.pick(key, 142, GENERAL_COMPLAINTS, [1] * len(GENERAL_COMPLAINTS)),
-        ),
-    )
-    complaint[kr.u(key, 143) < 0.02] = ""
-    v = kr.u(key, 144)
-    intent = np.where(
-        self_harm & (v < 0.7) | (mh & hiu & (v < 0.06)),
-        codes.SELF_INFLICTED_INTENT,
-        np.where(~mh & ~self_harm & (v < 0.1), ACCIDENTAL_INTENT, ""),
-    )
-    return mh, self_harm, complaint, intent
-
-
-def ae_coded_self_harm(kr: Keyed, pop: Population, ae: pd.DataFrame) -> np.ndarray:
-    """Per row of ``events.ae``: coded as self-harm (chief complaint 248062006 or injury intent
-    276853009), exactly as ``render_ecds`` writes it (a provider copy is coded like its
-    original)."""
-    if not len(ae):
-        return np.zeros(0, dtype=bool)
-    _, _, complaint, intent = _ecds_coding(kr, pop, ae)
-    return (complaint == codes.SELF_HARM_COMPLAINT) | (intent == codes.SELF_INFLICTED_INTENT)
-
-
-def render_ecds(
-    rng: np.random.Generator, kr: Keyed, pop: Population, events: Events
-) -> dict[str, pd.DataFrame]:
-    """ECDS attendances at each A&E provider, plus Der_Dupe_Flag=1 provider copies."""
-    ae = events.ae
-    orig = ae[ae["dupe"] == 0].reset_index(drop=True)
-    key = orig["key"].to_numpy(dtype=np.uint64)
-    person = orig["person"].to_numpy()
-    day = orig["day"].to_numpy()
-    n = len(orig)
-    route = orig["route"].to_numpy()
-    mh, self_harm, complaint, intent = _ecds_coding(kr, pop, orig)
-    first = kr.pick(key, 145, range(len(MH_DIAGNOSES)), [3, 3, 2, 2, 2, 1]).astype(np.int64)
-    other = (first + kr.integers(key, 147, 1, len(MH_DIAGNOSES))) % len(MH_DIAGNOSES)
-    codes_ = np.asarray(MH_DIAGNOSES, dtype=object)
-    second = (mh | self_harm) & (kr.u(key, 146) < 0.3)
-    diag = np.where(
-        mh | self_harm,
-        np.where(second, codes_[first] + "," + codes_[other], codes_[first]),
-        "",
-    )
-    dest = kr.pick(key, 148, DISCHARGE_DESTINATIONS, [0.78, 0.18, 0.04])
-    dest[kr.u(key, 149) < 0.05] = ""
-    depart = np.minimum(
-        10 + np.floor(np.exp(5.3 + 0.6 * _normal(kr.u(key, 150)))).astype(np.int64), 4320
-    )
-    dept = np.where(
-        np.isin(route, ["ambulance", "s136"]),
-        "01",
-        kr.pick(key, 151, codes.EC_DEPARTMENT_TYPE, [0.93, 0.005, 0.06, 0.005]),
-    )
-    provider = orig["provider"].to_numpy()
-    org = np.asarray([codes.AE_PROVIDERS[p][0] for p in provider], dtype=object)
-    site = np.asarray([codes.AE_PROVIDERS[p][1] for p in provider], dtype=object)
-    rid = np.zeros(n, dtype=np.int64)
-    # one Generated_Record_ID sequence per provider; duplicates take the next numbers
-    nhs_u = rng.random(n)
-    nhs = np.where(nhs_u < 0.93, pop.nhs[person], "")
-    wrong = nhs_u < 0.003
-    if wrong.any():
-        nhs[wrong] = pop.nhs[rng.integers(0, pop.n, int(wrong.sum()))]
-    dob = fmt_dates(pop.dob[person], rng.random(n) < 0.99)
-    pc = pop.nhs_postcode_at(person, day)
-    pc[rng.random(n) >= 0.95] = ""
-    sex = np.where(pop.sex[person] == "M", "1", "2").astype(object)
-    sex[rng.random(n) < 0.003] = "9"
-    eth = pop.ethnic[person].copy()
-    eth[rng.random(n) < 0.06] = ""
-    cols = {
-        "Generated_Record_ID": rid,
-        "Der_Provider_Code": org,
-        "Der_Provider_Site_Code": site,
-        "Arrival_Date": fmt_dates(day),
-        "Arrival_Time": fmt_times(orig["secs"].to_numpy()),
-        "EC_Departure_Time_Since_Arrival": np.where(kr.u(key, 152) < 0.02, "", depart.astype(str)),
-        "EC_Department_Type": dept,
-        "EC_Arrival_Mode_SNOMED_CT": orig["mode"].to_numpy(),
-        "EC_Attendance_Source_SNOMED_CT": np.full(n, "", dtype=object),
-        "EC_Chief_Complaint_SNOMED_CT": complaint,
-        "EC_Injury_Intent_SNOMED_CT": intent,
-        "Der_EC_Diagnosis_All": diag,
-        "Discharge_Destination_SNOMED_CT": dest,
-        "Age_At_Arrival": years_between(pop.dob[person], day).astype(str),
-        "Sex": sex,
-        "Ethnic_Category": eth,
-        "Der_Dupe_Flag": np.full(n, "0", dtype=object),
-        "NHS_Number": nhs,
-        "Person_Birth_Date": dob,
-        "Postcode_Usual_Address": pc,
-    }
-    base = _frame(
-        cols,
-        {"_provider": provider, "_month": month_of(day), "_person": person,
-         "_sort": np.zeros(n, dtype=np.int64)},
-    )  # fmt: skip
-    base["_key"] = key
-    if not base["_key"].is_unique:  # pragma: no cover - 64-bit keys; a clash would be a bug
-        raise RuntimeError("two A&E attendances share an event key")
-    dupes = ae[ae["dupe"] == 1]
-    copy = base.set_index("_key").loc[dupes["key"].to_numpy(dtype=np.uint64)].reset_index()
-    copy["Der_Dupe_Flag"] = "1"
-    copy["_dupe"] = 1
-    base["_dupe"] = 0
-    rows = pd.concat([base, copy], ignore_index=True)
-    rows = rows.sort_values(
-        ["_provider", "Arrival_Date", "Arrival_Time", "_key", "_dupe"], kind="stable"
-    ).reset_index(drop=True)
-    ids = _seq_ids(rng, rows["_provider"].to_numpy(), 10**10, 3 * 10**10, 400)
-    rows["Generated_Record_ID"] = ids.astype(str)
-    rows["_sort"] = ids
-    return {"ecds": rows.drop(columns=["_key", "_dupe"])}
-
-
-def _normal(u: np.ndarray) -> np.ndarray:
-    """Approximate standard normal quantile (a scaled logit: close enough for visit lengths)."""
-    u = np.clip(u, 1e-9, 1 - 1e-9)
-    return np.log(u / (1 - u)) * 0.5513
 
 
 # ----------------------------------------------------------------------------------------------
@@ -697,7 +534,7 @@ def render_care_contacts(kr: Keyed, pop: Population, events: Events) -> dict[str
     sr_of = dict(zip(people.tolist(), sr_num.tolist(), strict=True))
     sr = np.asarray([f"SR-{sr_of[p]:08d}" for p in person.tolist()], dtype=object)
     secs = c["secs"].to_numpy(dtype=np.int64)
-    frame = _frame(
+    frame = landing_frame(
         {
             "OrgIDProv": [codes.MH_TRUSTS[t] for t in trust],
             "CareContactId": cc_id,

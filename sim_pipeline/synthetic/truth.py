@@ -16,7 +16,7 @@ Harm measures (issue #7):
 
 * ``ae_self_harm``: the attendances counted in ``ae_attendances`` (same de-duplication) that
   are CODED as self-harm: EC_Chief_Complaint_SNOMED_CT 248062006 or EC_Injury_Intent_SNOMED_CT
-  276853009, as the department wrote them (``render.ae_coded_self_harm``). An attendance whose
+  276853009, as the department wrote them (``render_ecds.ae_coded_self_harm``). An attendance whose
   complaint was left blank counts only if its intent is self-inflicted;
 * ``arrests``: CAD incidents with Outcome ARREST or CHARGED, by call date, PLUS s136 detentions
   whose s136 return says ArrestedForOffence=Y, by detention date. The CAD incident a detention
