@@ -22,8 +22,10 @@ from sim_pipeline.synthetic import (
     errors,
     keyed,
     latent,
-    render,
+    render_ambulance,
     render_ecds,
+    render_mhsds,
+    render_police,
     truth,
 )
 from sim_pipeline.synthetic.names import PROGRAMME_BOROUGH_COUNTS
@@ -155,11 +157,14 @@ def generate(
     # (renderer, error stream); care contacts come last with their own error stream, so the
     # tables before them are exactly what they were before contacts existed
     renderers = (
-        (lambda: render.render_mhsds(rngs["render_mhsds"], kr, pop, events, prog), "errors"),
-        (lambda: render.render_police(rngs["render_police"], kr, pop, events), "errors"),
-        (lambda: render.render_ambulance(rngs["render_ambulance"], kr, pop, events), "errors"),
+        (lambda: render_mhsds.render_mhsds(rngs["render_mhsds"], kr, pop, events, prog), "errors"),
+        (lambda: render_police.render_police(rngs["render_police"], kr, pop, events), "errors"),
+        (
+            lambda: render_ambulance.render_ambulance(rngs["render_ambulance"], kr, pop, events),
+            "errors",
+        ),
         (lambda: render_ecds.render_ecds(rngs["render_ecds"], kr, pop, events), "errors"),
-        (lambda: render.render_care_contacts(kr, pop, events), "errors_community"),
+        (lambda: render_mhsds.render_care_contacts(kr, pop, events), "errors_community"),
     )
     by_name = {t.table: t for t in SOURCE_TABLES}
     for make, error_stream in renderers:  # one source at a time keeps memory down
