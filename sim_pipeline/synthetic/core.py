@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim_pipeline.landing.layout import Landing
 from sim_pipeline.landing.manifest import write_manifest
-from sim_pipeline.sources import SOURCE_TABLES, SourceTable, codes
+from sim_pipeline.sources import SOURCE_TABLES, codes
 from sim_pipeline.synthetic import (
     activity,
     allocation,
     arrival,
     contacts,
     crisis,
+    drops,
     episodes,
     errors,
     keyed,
@@ -76,59 +76,6 @@ def _check_dirs(out_dir: Path, truth_dir: Path) -> tuple[Path, Path]:
     return out, tru
 
 
-def _csv_lines(df: pd.DataFrame, columns: list[str]) -> list[str]:
-    """One CSV line per row (fields quoted only when they contain a comma, quote or newline)."""
-    cols = []
-    for c in columns:
-        values = df[c].astype(str).tolist()
-        joined = "\x00".join(values)
-        if any(ch in joined for ch in ',"\n\r'):
-            values = [
-                '"' + v.replace('"', '""') + '"' if any(ch in v for ch in ',"\n\r') else v
-                for v in values
-            ]
-        cols.append(values)
-    return [",".join(row) for row in zip(*cols, strict=True)] if cols else []
-
-
-def _write_table(out: Path, table: SourceTable, df: pd.DataFrame) -> tuple[int, list[pd.DataFrame]]:
-    """Write every provider x month file of one table; returns (files, records parts)."""
-    columns = table.columns
-    header = ",".join(columns)
-    df = df.sort_values(["_provider", "_month", "_sort"], kind="stable").reset_index(drop=True)
-    lines = _csv_lines(df, columns)
-    key = df["_provider"].astype(str) + "|" + df["_month"].astype(int).astype(str)
-    bounds: dict[str, tuple[int, int]] = {}
-    if len(df):
-        kv = key.to_numpy()
-        change = np.nonzero(np.r_[True, kv[1:] != kv[:-1]])[0]
-        ends = np.r_[change[1:], len(kv)]
-        bounds = {kv[s]: (s, e) for s, e in zip(change, ends, strict=True)}
-    files = 0
-    for provider in table.providers:
-        for m, label in enumerate(MONTH_LABELS):
-            s, e = bounds.get(f"{provider}|{m}", (0, 0))
-            path = Landing(out).drop(provider, label, table).path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            body = "".join(line + "\n" for line in lines[s:e])
-            with open(path, "w", encoding="utf-8", newline="") as fh:
-                fh.write(header + "\n" + body)
-            files += 1
-    unknown = set(df["_provider"]) - set(table.providers)
-    if unknown:
-        raise ValueError(f"{table.table}: rows for providers that do not send it: {unknown}")
-    rec = pd.DataFrame(
-        {
-            "source": df["_provider"].to_numpy(),
-            "table": table.table,
-            "month": np.asarray(MONTH_LABELS, dtype=object)[df["_month"].to_numpy(dtype=int)],
-            "record_ref": df[table.record_ref].to_numpy(),
-            "_person": df["_person"].to_numpy(),
-        }
-    )
-    return files, [rec]
-
-
 def generate(
     out_dir: Path,
     truth_dir: Path,
@@ -176,7 +123,7 @@ def generate(
             df, made = errors.inject_errors(rngs[error_stream], table, frame, keep=held)
             for k, v in made.items():
                 errors_by_kind[k] = errors_by_kind.get(k, 0) + v
-            n_files, rec = _write_table(out, table, df)
+            n_files, rec = drops.write_table(out, table, df)
             files += n_files
             rows_by_table[name] = len(df)
             records += rec
