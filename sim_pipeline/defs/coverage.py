@@ -65,17 +65,18 @@ NO_UNPROCESSED_RESUBMISSION = Check(
 
 
 class CoverageConfig(dg.Config):
-    """The deadline and the volume rule (assumptions: see `quality/coverage.py`)."""
+    """The deadline and the volume rule; the defaults are the rules' own (`quality/coverage.py`
+    states them and their assumptions)."""
 
-    due_day: int = 20
-    due_hour: int = 0
-    due_months_after: int = 1
-    due_timezone: str = "Europe/London"
-    volume_window: int = 6
-    volume_min_history: int = 3
-    volume_low: float = 0.5
-    volume_high: float = 2.0
-    volume_min_median_rows: float = 30
+    due_day: int = DueRule.day
+    due_hour: int = DueRule.hour
+    due_months_after: int = DueRule.months_after
+    due_timezone: str = DueRule.timezone
+    volume_window: int = VolumeRule.window
+    volume_min_history: int = VolumeRule.min_history
+    volume_low: float = VolumeRule.low
+    volume_high: float = VolumeRule.high
+    volume_min_median_rows: float = VolumeRule.min_median_rows
     matrix_months: int = 12
 
     def due_rule(self) -> DueRule:

@@ -129,29 +129,36 @@ POLICE_IDS = dict(
     postcode="AddressPostcode",
 )
 
-TABLES = (
-    SourceTable(
-        asset_name="staged_police_cad_incidents",
-        table="cad_incidents",
+
+def _police_table(table: str, **fields) -> SourceTable:
+    """A Met Police table: one provider, the person columns every police return names, and the
+    incident number that joins a CAD incident and the s136 detention it led to."""
+    return SourceTable(
+        asset_name=f"staged_police_{table}",
+        table=table,
         providers=(codes.POLICE,),
+        person_links=(("IncidentNumber", "incident"),),
+        **fields,
+    )
+
+
+TABLES = (
+    _police_table(
+        "cad_incidents",
         contract=CadIncidents,
         record_ref="IncidentNumber",
         identifiers=IdentifierColumns(
             **POLICE_IDS, sex="PersonSex", event_date="CallReceivedDateTime"
         ),
-        person_links=(("IncidentNumber", "incident"),),
         description="Met Police CAD mental-health incidents (police deployments).",
     ),
-    SourceTable(
-        asset_name="staged_police_s136_return",
-        table="s136_return",
-        providers=(codes.POLICE,),
+    _police_table(
+        "s136_return",
         contract=S136Return,
         record_ref="S136Ref",
         identifiers=IdentifierColumns(
             **POLICE_IDS, sex="Sex", event_date="DetentionDateTime", age="Age"
         ),
-        person_links=(("IncidentNumber", "incident"),),
         description="Met Police section 136 return (detentions under s136 MHA).",
     ),
 )
