@@ -398,6 +398,11 @@ def test_evaluation_is_published_under_disclosure_control(june_run, june_ids, tm
     est = june_run["snap"]["evaluation_estimates"]
     total = est[(est["analysis"] == "primary") & (est["outcome"] == "total_cost")]
     from sim_pipeline.evaluation import matched_design as md
+    from sim_pipeline.evaluation.design_diagnostics import (
+        NEGATIVE_CONTROL_POPULATION,
+        PLACEBO_POPULATION,
+    )
+    from sim_pipeline.evaluation.design_estimates import METHOD
 
     # a follow-up window is estimated when some member has all of it in the run's months: the
     # first allocation is 2018-01, so to 2019-06 (18 months) the first year is, two years not
@@ -408,11 +413,11 @@ def test_evaluation_is_published_under_disclosure_control(june_run, june_ids, tm
         (p, m)
         for p in ("itt", "per_protocol")
         for m in ("naive_before_after", "difference_in_differences")
-    } | {(f(w), md.METHOD) for w in windows for f in (md.itt_population, md.cace_population)} | {
-        (md.PLACEBO_POPULATION, md.METHOD)
+    } | {(f(w), METHOD) for w in windows for f in (md.itt_population, md.cace_population)} | {
+        (PLACEBO_POPULATION, METHOD)
     }
     # the negative control is community contacts in the year before allocation
-    nc = est[(est["analysis"] == "primary") & (est["population"] == md.NEGATIVE_CONTROL_POPULATION)]
+    nc = est[(est["analysis"] == "primary") & (est["population"] == NEGATIVE_CONTROL_POPULATION)]
     assert nc["outcome"].tolist() == ["community_contacts"]
     assert june_run["snap"]["evaluation_matches"]["comparison_person_key"].notna().all()
     pub = june_run["landing"].parent / "published"

@@ -324,18 +324,19 @@ def test_design_diagnostics_in_plain_words_from_warehouse_rows():
     """A failed placebo is named and the estimate flagged; a diagnostic read back as NULL (too
     little history) is 'not computed', not an error; the E-value of +10% is 1.43 by hand
     (1.1 + sqrt(1.1 x 0.1))."""
-    from sim_pipeline.evaluation import matched_design as md
+    from sim_pipeline.evaluation import design_diagnostics as dd
+    from sim_pipeline.evaluation import design_estimates as de
 
     rows = pd.DataFrame(
         {
             "analysis": ["primary"] * 3,
             "population": [
                 "itt_months_0_11",
-                md.PLACEBO_POPULATION,
-                md.NEGATIVE_CONTROL_POPULATION,
+                dd.PLACEBO_POPULATION,
+                dd.NEGATIVE_CONTROL_POPULATION,
             ],
             "outcome": ["total_cost", "total_cost", "community_contacts"],
-            "method": [md.METHOD] * 3,
+            "method": [de.METHOD] * 3,
             "scale": ["relative_change"] * 3,
             "estimate": [0.1, 0.3, None],
             "ci_low": [-0.1, 0.1, None],
@@ -343,29 +344,31 @@ def test_design_diagnostics_in_plain_words_from_warehouse_rows():
         },
         dtype=object,
     )
-    assert md.failed_diagnostics(rows) == [
+    assert dd.failed_diagnostics(rows) == [
         "primary: placebo in time (index a year early, months -12..-4) +30.0% [+10.0%, +50.0%]"
     ]
-    lines = md.diagnostic_lines(rows)
+    lines = dd.diagnostic_lines(rows)
     assert lines[0].endswith("FAILED: the comparison is not alike")
     assert lines[1].endswith("not computed (too little history in the data)")
     assert "risk ratio of 1.43 each" in lines[2] and "already holds no change" in lines[2]
     assert lines[-1] == "diagnostics failed: do not rely on this estimate"
-    assert md.e_value(1.1) == pytest.approx(1.1 + (1.1 * 0.1) ** 0.5)
-    assert md.e_value(1 / 1.1) == pytest.approx(md.e_value(1.1)) and md.e_value(1.0) == 1.0
+    assert dd.e_value(1.1) == pytest.approx(1.1 + (1.1 * 0.1) ** 0.5)
+    assert dd.e_value(1 / 1.1) == pytest.approx(dd.e_value(1.1)) and dd.e_value(1.0) == 1.0
 
 
 def _sets(cand: np.ndarray, person: np.ndarray | None = None, share=None):
-    """``matched_design._Sets`` for members 0..n-1 with candidate rows ``cand`` (-1 padding);
-    ``person``: each row's comparison person (default: the row itself)."""
-    from sim_pipeline.evaluation import matched_design as md
+    """``design_estimates.MatchedSets`` for members 0..n-1 with candidate rows ``cand`` (-1
+    padding); ``person``: each row's comparison person (default: the row itself)."""
+    from sim_pipeline.evaluation import design_estimates as de
 
     has = cand >= 0
     person = np.arange(cand.max() + 1) if person is None else person
     used = np.bincount(cand[has], minlength=len(person)).astype(float)
     share = np.ones(len(cand)) if share is None else share
-    return md._Sets(cand, has, used, np.arange(len(cand)), share,
-                    len(np.unique(person[cand[has]])), np.where(has, person[cand], -1))  # fmt: skip
+    n_c = len(np.unique(person[cand[has]]))
+    return de.MatchedSets(
+        cand, has, used, np.arange(len(cand)), share, n_c, np.where(has, person[cand], -1)
+    )
 
 
 def test_total_cost_is_moved_by_the_scores_ratio_and_others_by_the_regression():
@@ -374,7 +377,7 @@ def test_total_cost_is_moved_by_the_scores_ratio_and_others_by_the_regression():
     match's outcome x exp(member's score - the match's)); the linear correction in the log
     score, fitted on matches below the members, under-shoots that convex mean, as the design's
     notes say."""
-    from sim_pipeline.evaluation import matched_design as md
+    from sim_pipeline.evaluation import design_estimates as de
 
     score_pool = np.array([1.0, 1.2, 0.8, 1.5, 1.7, 0.0])
     runup = np.array([0.1, 0.2, 0.0, 0.3, 0.4, 0.0])
@@ -382,17 +385,17 @@ def test_total_cost_is_moved_by_the_scores_ratio_and_others_by_the_regression():
     z_t = np.column_stack([np.ones(2), [1.6, 2.2], [0.2, 0.5]])
     sets = _sets(np.array([[1, 0], [4, 3]]), np.arange(6))
     y_pool = np.exp(score_pool)
-    y0, val = md._counterfactual(sets, y_pool, z_pool, z_t, np.ones(6, bool), True)
+    y0, val = de.corrected_counterfactual(sets, y_pool, z_pool, z_t, np.ones(6, bool), True)
     assert y0 == pytest.approx(np.exp([1.6, 2.2]))  # exact: every match moved to the member
     assert val == pytest.approx(np.exp([[1.6, 1.6], [2.2, 2.2]]))
     # by hand for member 0: matches 1 and 0, (e^1.2 x e^0.4 + e^1.0 x e^0.6) / 2
     y_by_hand = (y_pool[1] * np.exp(1.6 - 1.2) + y_pool[0] * np.exp(1.6 - 1.0)) / 2
     assert y0[0] == pytest.approx(y_by_hand)
-    linear, _ = md._counterfactual(sets, y_pool, z_pool, z_t, np.ones(6, bool), False)
+    linear, _ = de.corrected_counterfactual(sets, y_pool, z_pool, z_t, np.ones(6, bool), False)
     assert (linear < y0 - 1e-6).all()  # the linear correction falls short of the convex mean
     # a padded slot (a member with one match only) averages over the match it has
     short = _sets(np.array([[1, -1], [4, 3]]), np.arange(6))
-    y0_short, _ = md._counterfactual(short, y_pool, z_pool, z_t, np.ones(6, bool), True)
+    y0_short, _ = de.corrected_counterfactual(short, y_pool, z_pool, z_t, np.ones(6, bool), True)
     assert y0_short[0] == pytest.approx(np.exp(1.6))
 
 
@@ -402,25 +405,25 @@ def test_analytic_variance_by_hand():
     (2 + 8) / 2^2; comparisons' part, a = 1 / (N1 k) = 1/4 for every match: persons 10 and 12
     (1/4)^2 s^2 each, person 11 (in both sets) (1/4 + 1/4) (2/4 + 8/4). A person reused
     counts with the sum of its weights, not as two independent draws."""
-    from sim_pipeline.evaluation import matched_design as md
+    from sim_pipeline.evaluation import design_estimates as de
 
     person = np.array([10, 11, 12])
     sets = _sets(np.array([[0, 1], [1, 2]]), person)
     val = np.array([[1.0, 3.0], [2.0, 6.0]])
     members = (2 + 8) / 4
     comparisons = 2 / 16 + 8 / 16 + (1 / 2) * (2 / 4 + 8 / 4)
-    assert md.analytic_variance(sets, val) == pytest.approx(members + comparisons)
+    assert de.analytic_variance(sets, val) == pytest.approx(members + comparisons)
     # the same outcomes from three distinct people: person 11's matches no longer add up
     apart = _sets(np.array([[0, 1], [2, 3]]), np.array([10, 11, 12, 13]))
-    assert md.analytic_variance(apart, val) == pytest.approx(members + (2 + 2 + 8 + 8) / 16)
+    assert de.analytic_variance(apart, val) == pytest.approx(members + (2 + 2 + 8 + 8) / 16)
     # members' outcomes close to their counterfactual: their counterfactual noise is the larger
     y1 = np.array([2.0, 4.0])  # y1 - y0 = [0, 0]: treated part (0 - (2/2 + 8/2)) / 4 < members
-    assert md.analytic_variance(sets, val, y1) == pytest.approx(members + comparisons)
+    assert de.analytic_variance(sets, val, y1) == pytest.approx(members + comparisons)
     # a rare outcome (deaths) the matched sets never show: the members' own spread counts
     none = np.zeros((2, 2))
-    assert md.analytic_variance(sets, none) == 0.0
+    assert de.analytic_variance(sets, none) == 0.0
     # one member of two died: (y1 - y0) = [1, 0], spread 0.5, over N1^2 = 4
-    assert md.analytic_variance(sets, none, np.array([1.0, 0.0])) == pytest.approx(0.125)
+    assert de.analytic_variance(sets, none, np.array([1.0, 0.0])) == pytest.approx(0.125)
 
 
 def test_analytic_variance_matches_the_spread_of_the_error_by_simulation():
@@ -430,7 +433,7 @@ def test_analytic_variance_matches_the_spread_of_the_error_by_simulation():
     mean counterfactual (their own untreated outcomes, which the realised effect uses) has a
     variance the analytic formula must match, on average, within 10%; the same formula without
     the reuse of comparison people (each match independent) falls short."""
-    from sim_pipeline.evaluation import matched_design as md
+    from sim_pipeline.evaluation import design_estimates as de
 
     rng = np.random.default_rng(17)
     n1, n_c, k, strata = 150, 600, 5, 20
@@ -445,8 +448,8 @@ def test_analytic_variance_matches_the_spread_of_the_error_by_simulation():
         y_cf = rng.gamma(2.0, mu[x_t] / 2.0)  # the members' own untreated outcomes
         val = y_c[cand]
         errors.append(val.mean() - y_cf.mean())
-        variances.append(md.analytic_variance(sets, val))
-        naive_var.append(md.analytic_variance(naive, val))
+        variances.append(de.analytic_variance(sets, val))
+        naive_var.append(de.analytic_variance(naive, val))
     empirical, analytic = np.var(errors, ddof=1), np.mean(variances)
     print(f"error variance {empirical:.1f}, analytic {analytic:.1f}, without reuse "
           f"{np.mean(naive_var):.1f}")  # fmt: skip

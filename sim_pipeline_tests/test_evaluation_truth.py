@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from sim_pipeline.config import REFERENCE_DIR
-from sim_pipeline.evaluation import matched_design
+from sim_pipeline.evaluation import design_estimates, matched_design
 from sim_pipeline.evaluation.comparison import EvaluationSettings, evaluate
 from sim_pipeline.evaluation.validation import frames_inputs, realised_targets
 from sim_pipeline.measures.costs import load_unit_costs
@@ -64,7 +64,7 @@ def _row(ev, population: str, outcome: str = "total_cost") -> pd.Series:
     r = e[
         (e["population"] == population)
         & (e["outcome"] == outcome)
-        & (e["method"] == matched_design.METHOD)
+        & (e["method"] == design_estimates.METHOD)
     ]
     assert len(r) == 1, r
     return r.iloc[0]

@@ -295,11 +295,16 @@ def evaluation(
             ),
         },
     )
-    from sim_pipeline.evaluation import matched_design as md
+    from sim_pipeline.evaluation.design_diagnostics import (
+        DIAGNOSTIC_POPULATIONS,
+        diagnostic_lines,
+        failed_diagnostics,
+    )
+    from sim_pipeline.evaluation.design_estimates import METHOD
 
-    failed = md.failed_diagnostics(primary)
+    failed = failed_diagnostics(primary)
     diag_rows = primary[
-        primary["population"].isin(md.DIAGNOSTIC_POPULATIONS) & (primary["method"] == md.METHOD)
+        primary["population"].isin(DIAGNOSTIC_POPULATIONS) & (primary["method"] == METHOD)
     ]
     yield DESIGN_DIAGNOSTICS.result(
         not failed,
@@ -307,7 +312,7 @@ def evaluation(
         description="; ".join(failed) or None,
         metadata={
             "in_plain_words": dg.MetadataValue.md(
-                "\n".join(f"- {x}" for x in md.diagnostic_lines(primary))
+                "\n".join(f"- {x}" for x in diagnostic_lines(primary))
             ),
             "diagnostics": markdown_table(
                 diag_rows[["population", "outcome", "estimate", "ci_low", "ci_high"]].round(3)

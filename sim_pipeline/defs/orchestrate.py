@@ -131,6 +131,8 @@ def design_lines(primary: pd.DataFrame) -> list[str]:
     """The primary design's ITT and CACE per window, then its diagnostics and sensitivity, in
     plain words (``primary``: the primary analysis's estimates, every outcome)."""
     from sim_pipeline.evaluation import matched_design as md
+    from sim_pipeline.evaluation.design_diagnostics import diagnostic_lines
+    from sim_pipeline.evaluation.design_estimates import METHOD
 
     e = primary[primary["outcome"] == "total_cost"]
     lines = [
@@ -141,7 +143,7 @@ def design_lines(primary: pd.DataFrame) -> list[str]:
             (md.itt_population(w), "ITT, all allocated"),
             (md.cace_population(w), "CACE, those who engaged"),
         ):
-            r = e[(e["population"] == pop) & (e["method"] == md.METHOD)]
+            r = e[(e["population"] == pop) & (e["method"] == METHOD)]
             label = f"months {w[0]}-{w[1]}, {what}"
             if r.empty or any(pd.isna(v) for v in r.iloc[0][["estimate", "ci_low", "ci_high"]]):
                 lines.append(f"    {label:<44}n/a (too few people with the window in the data)")
@@ -156,7 +158,7 @@ def design_lines(primary: pd.DataFrame) -> list[str]:
                 f" (the interval runs from {r.ci_low:+.0%} to {r.ci_high:+.0%}; "
                 f"{int(r.n_people)} people)"
             )
-    diagnostics = md.diagnostic_lines(primary)
+    diagnostics = diagnostic_lines(primary)
     lines += ["  diagnostics of the primary estimate:"] + [f"    {x}" for x in diagnostics]
     return lines
 

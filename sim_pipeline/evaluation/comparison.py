@@ -33,7 +33,7 @@ by the same rule at the same point:
 * **Confidence intervals**: for the naive and difference-in-differences rows, 95% percentile
   intervals from a person-level bootstrap that resamples matched sets (a programme member with
   their comparisons), ``bootstrap`` replicates, seeded; the primary design's rows carry its
-  analytic interval (``matched_design.analytic_variance``).
+  analytic interval (``design_estimates.analytic_variance``).
 * **Balance**: standardised mean differences of the matching covariates and baseline metric rates,
   against the whole eligible pool (each person at the first month they met the rule) and against
   the matched comparisons.
@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.evaluation import matched_design
+from sim_pipeline.evaluation.design_diagnostics import COUNTERFACTUAL_GROUP, NEGATIVE_CONTROL
 from sim_pipeline.evaluation.tables import (
     EvaluationBalance,
     EvaluationEstimates,
@@ -230,7 +231,7 @@ def evaluate(
     treated = cohort_people(cohort).reset_index(drop=True)
     keys = sorted(set(panel["person_key"]) | set(treated["person_key"]))
     # (the design's negative-control outcome rides along when the panel has it)
-    extra = [c for c in (matched_design.NEGATIVE_CONTROL[0],) if c in panel.columns]
+    extra = [c for c in (NEGATIVE_CONTROL[0],) if c in panel.columns]
     needed = list(dict.fromkeys(["total_cost", *METRICS, *outcomes, *extra]))
     missing = [c for c in needed if c not in panel.columns]
     if missing:
@@ -419,7 +420,7 @@ def evaluate(
         # by month from a year before allocation (the pre-period is a placebo)
         for pop, rel, n, m1, m0 in design.event_study:
             traj_rows.append([analysis, pop, "programme", rel, n, m1])
-            traj_rows.append([analysis, pop, matched_design.COUNTERFACTUAL_GROUP, rel, n, m0])
+            traj_rows.append([analysis, pop, COUNTERFACTUAL_GROUP, rel, n, m0])
         match_table = pd.concat(
             [
                 match_table,

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim_pipeline.evaluation import matched_design
+from sim_pipeline.evaluation import design_diagnostics, design_estimates, matched_design
 from sim_pipeline.evaluation.comparison import EvaluationSettings, evaluate
 from sim_pipeline.measures.cohort import cohort_windows
 from sim_pipeline.measures.costs import person_month_costs
@@ -148,7 +148,7 @@ def run_world(args: tuple[int, float, int, int, str]) -> dict:
 
     def design_row(rows: pd.DataFrame, pop: str) -> dict | None:
         """The design's estimate and interval for ``pop`` (None when not estimated)."""
-        row = rows[(rows["population"] == pop) & (rows["method"] == matched_design.METHOD)]
+        row = rows[(rows["population"] == pop) & (rows["method"] == design_estimates.METHOD)]
         if not len(row):
             return None
         r = row.iloc[0]
@@ -169,7 +169,7 @@ def run_world(args: tuple[int, float, int, int, str]) -> dict:
     every = ev.estimates[ev.estimates["analysis"] == "primary"]
     res["diagnostics"] = {
         pop: x
-        for pop in matched_design.DIAGNOSTIC_POPULATIONS
+        for pop in design_diagnostics.DIAGNOSTIC_POPULATIONS
         if (x := design_row(every, pop)) is not None
     }
     res["e_value_itt_months_0_11"] = ev.diagnostics.get("itt_months_0_11:e_value")
@@ -243,7 +243,7 @@ def summarise_diagnostics(results: list[dict]) -> pd.DataFrame:
     rows = []
     for effect in sorted({r["true_effect"] for r in results}, reverse=True):
         runs = [r for r in results if r["true_effect"] == effect]
-        for pop in matched_design.DIAGNOSTIC_POPULATIONS:
+        for pop in design_diagnostics.DIAGNOSTIC_POPULATIONS:
             xs = [r["diagnostics"][pop] for r in runs if pop in r.get("diagnostics", {})]
             xs = [x for x in xs if np.isfinite(x["ci_low"]) and np.isfinite(x["ci_high"])]
             if not xs:

@@ -76,6 +76,7 @@ def matched_trajectory_figure(traj: pd.DataFrame, price_year: str):
     design's event study (the longest window with rows) against the bias-corrected matched
     counterfactual."""
     from sim_pipeline.evaluation import matched_design as md
+    from sim_pipeline.evaluation.design_diagnostics import COUNTERFACTUAL_GROUP
 
     design = [
         p for p in (md.itt_population(w) for w in reversed(md.WINDOWS)) if p in set(traj.population)
@@ -85,7 +86,7 @@ def matched_trajectory_figure(traj: pd.DataFrame, price_year: str):
     for ax, population in zip(axes, panels, strict=True):
         groups = (("programme", BLUE), ("comparison", GREY))
         if population in design:
-            groups = (("programme", BLUE), (md.COUNTERFACTUAL_GROUP, ORANGE))
+            groups = (("programme", BLUE), (COUNTERFACTUAL_GROUP, ORANGE))
         for group, colour in groups:
             d = traj[(traj["population"] == population) & (traj["group"] == group)]
             d = d[d["n_people"] >= MIN_PEOPLE_DRAWN]
