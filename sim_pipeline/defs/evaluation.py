@@ -155,9 +155,9 @@ def evaluation(
     from sim_pipeline.evaluation.comparison import (
         BRACKET_POPULATIONS,
         evaluate_all,
-        evaluation_panel,
         trajectory_problems,
     )
+    from sim_pipeline.evaluation.panel import evaluation_panel
 
     wh = warehouse.get()
     months = data_months(wh)

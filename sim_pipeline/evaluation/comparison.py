@@ -51,15 +51,15 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.evaluation import matched_design
+from sim_pipeline.evaluation.demographics import demographics, strata, strata_numeric
 from sim_pipeline.evaluation.design_diagnostics import COUNTERFACTUAL_GROUP, NEGATIVE_CONTROL
+from sim_pipeline.evaluation.panel import Panel, month_index
 from sim_pipeline.evaluation.tables import (
     EvaluationBalance,
     EvaluationEstimates,
     EvaluationMatches,
     EvaluationTrajectory,
 )
-from sim_pipeline.identity.normalise import AGE_BANDS
-from sim_pipeline.identity.person_dimension import most_frequent
 from sim_pipeline.measures.cohort import cohort_people
 from sim_pipeline.measures.metrics import METRICS
 from sim_pipeline.warehouse.model import columns
@@ -149,49 +149,6 @@ class Evaluation:
     diagnostics: dict[str, float | int | str]
 
 
-class _Panel:
-    """Dense arrays (outcome, person, month) with cumulative sums for window totals."""
-
-    def __init__(self, panel: pd.DataFrame, keys: Sequence[str], months: Sequence[str]):
-        self.keys = list(keys)
-        self.months = list(months)
-        self.kidx = {k: i for i, k in enumerate(self.keys)}
-        self.midx = {m: i for i, m in enumerate(self.months)}
-        self.columns = [c for c in panel.columns if c not in ("person_key", "month")]
-        p = panel[panel["person_key"].isin(self.kidx) & panel["month"].isin(self.midx)]
-        pi = p["person_key"].map(self.kidx).to_numpy()
-        mi = p["month"].map(self.midx).to_numpy()
-        self.values = np.zeros((len(self.columns), len(self.keys), len(self.months)))
-        for j, c in enumerate(self.columns):
-            np.add.at(self.values[j], (pi, mi), p[c].to_numpy(dtype=float))
-        zero = np.zeros(self.values.shape[:2] + (1,))
-        self.cum = np.concatenate([zero, np.cumsum(self.values, axis=2)], axis=2)
-
-    def col(self, name: str) -> int:
-        return self.columns.index(name)
-
-    def window_sum(self, j: int, person: np.ndarray, first: np.ndarray, last: np.ndarray):
-        """Sum of outcome j over months first..last (indices, clipped; empty -> 0)."""
-        n = len(self.months)
-        f = np.clip(first, 0, n)
-        e = np.clip(last + 1, 0, n)
-        e = np.maximum(e, f)
-        return self.cum[j, person, e] - self.cum[j, person, f], e - f
-
-
-def _month_index(months: Sequence[str], values: pd.Series) -> np.ndarray:
-    """Month labels to positions in ``months`` (months before the data are negative)."""
-    text = pd.Series(values, dtype=object).astype(str).str.slice(0, 7)
-    if text.empty:
-        return np.zeros(0, dtype=np.int64)
-    if not text.str.fullmatch(r"\d{4}-\d{2}").all():
-        bad = text[~text.str.fullmatch(r"\d{4}-\d{2}")].iloc[0]
-        raise ValueError(f"not a month (YYYY-MM): {bad!r}")
-    y0, m0 = int(months[0][:4]), int(months[0][5:7])
-    ym = text.str.slice(0, 4).astype(np.int64) * 12 + text.str.slice(5, 7).astype(np.int64)
-    return (ym - (y0 * 12 + m0)).to_numpy(dtype=np.int64)
-
-
 def _smd(t: np.ndarray, c: np.ndarray, wc: np.ndarray | None = None) -> tuple[float, float]:
     """(comparison mean, standardised difference) with the pooled unweighted SD."""
     if len(t) == 0 or len(c) == 0:
@@ -236,15 +193,15 @@ def evaluate(
     missing = [c for c in needed if c not in panel.columns]
     if missing:
         raise ValueError(f"panel lacks column(s) {', '.join(missing)}")
-    pan = _Panel(panel[["person_key", "month", *needed]], keys, months)
+    pan = Panel(panel[["person_key", "month", *needed]], keys, months)
     n_m = len(months)
-    demo = _demographics(people, keys, months)
+    demo = demographics(people, keys, months)
     death = demo["death"]
 
     t_person = np.array([pan.kidx[k] for k in treated["person_key"]], dtype=np.int64)
-    alloc_m = _month_index(months, pd.to_datetime(treated["allocation_date"]).dt.strftime("%Y-%m"))
-    pf = _month_index(months, treated["programme_first_month"])
-    pl = _month_index(months, treated["programme_last_month"])
+    alloc_m = month_index(months, pd.to_datetime(treated["allocation_date"]).dt.strftime("%Y-%m"))
+    pf = month_index(months, treated["programme_first_month"])
+    pl = month_index(months, treated["programme_last_month"])
 
     # ---- candidates: (person, month) meeting the rule, never allocated, alive, full history
     cost = pan.col("total_cost")
@@ -282,8 +239,8 @@ def evaluate(
     # members alone would make any difference look huge)
     scale = np.vstack([t_feat, c_feat]).std(axis=0) if len(c_feat) else np.ones(t_feat.shape[1])
     scale = np.where(scale > 0, scale, 1.0)
-    t_str = _strata(demo, t_person, alloc_m)
-    c_str = _strata(demo, cand_p, cand_m)
+    t_str = strata(demo, t_person, alloc_m)
+    c_str = strata(demo, cand_p, cand_m)
 
     # ---- greedy nearest-neighbour matching, hardest first, each comparison person once
     used = np.zeros(len(keys), bool)
@@ -411,7 +368,7 @@ def evaluate(
     design = None
     if s.design is not None:
         design = matched_design.itt_rows(
-            pan, death, _strata_numeric(demo), t_person, alloc_m,
+            pan, death, strata_numeric(demo), t_person, alloc_m,
             treated["per_protocol"].astype(bool).to_numpy(), allocated, outcomes,
             crisis, s.design, analysis,
         )  # fmt: skip
@@ -468,15 +425,7 @@ def design_stratum(matches) -> list[str]:
     return [f"design:{pop}" for *_, pop in matches]
 
 
-def _strata_numeric(demo: dict) -> np.ndarray:
-    """(male, age band position) per person and month, for the prognostic model."""
-    order = {band: i for i, (_, _, band) in enumerate(AGE_BANDS)}
-    age = np.vectorize(lambda a: order.get(a, -1), otypes=[float])(demo["age"])
-    male = (demo["sex"] == "M").astype(float)
-    return np.stack([np.broadcast_to(male[:, None], age.shape), age], axis=2)
-
-
-def _meets(pan: _Panel, rule_cols, rule: EligibilityRule, person, month) -> np.ndarray:
+def _meets(pan: Panel, rule_cols, rule: EligibilityRule, person, month) -> np.ndarray:
     out = np.zeros(len(person), bool)
     month = np.clip(month, 0, pan.cum.shape[2] - 1)  # an index before the data: what is there
     for k, j in rule_cols.items():
@@ -486,73 +435,6 @@ def _meets(pan: _Panel, rule_cols, rule: EligibilityRule, person, month) -> np.n
         )
         out |= trailing >= rule.min_counts[k]
     return out
-
-
-def _demographics(people: pd.DataFrame, keys: list[str], months: list[str]) -> dict:
-    """Sex per person, age band per person-month (the nearest earlier record's, else the next
-    one's), and death month per person (10**6 if none)."""
-    kidx = pd.Series(np.arange(len(keys)), index=keys)
-    n_m = len(months)
-    sex = np.full(len(keys), "U", dtype=object)
-    death = np.full(len(keys), 10**6, dtype=np.int64)
-    age = np.full((len(keys), n_m), None, dtype=object)
-    p = people[people["person_key"].isin(kidx.index)] if len(people) else people
-    if len(p) and "sex" in p.columns:
-        sx = p[["person_key", "sex"]].dropna()
-        sx = sx[sx["sex"].astype(str) != "U"].astype({"sex": str})
-        mode = most_frequent(sx, ["person_key"], "sex")
-        sex[kidx[mode.index].to_numpy()] = mode.to_numpy()
-    if len(p) and "death_month" in p.columns:
-        d = p[["person_key", "death_month"]].dropna().groupby("person_key")["death_month"].min()
-        death[kidx[d.index].to_numpy()] = _month_index(months, d)
-    if len(p) and "birth_year" in p.columns:  # the generator's truth: band from birth year
-        by = p[["person_key", "birth_year"]].dropna().drop_duplicates("person_key")
-        years = np.array([int(m[:4]) for m in months])
-        ages = years[None, :] - by["birth_year"].astype(int).to_numpy()[:, None]
-        bands = np.full(ages.shape, None, dtype=object)
-        for lo, hi, band in AGE_BANDS:
-            bands[(ages >= lo) & (ages <= hi)] = band
-        age[kidx[by["person_key"]].to_numpy(), :] = bands
-    elif len(p) and "age_band" in p.columns:
-        a = p.dropna(subset=["age_band"]).astype({"age_band": str})
-        if "month" in a.columns:
-            a = a[a["month"].isin(set(months))].astype({"month": str})
-            mode = most_frequent(a, ["person_key", "month"], "age_band")
-            pi = kidx[mode.index.get_level_values(0)].to_numpy()
-            mi = _month_index(months, pd.Series(mode.index.get_level_values(1)))
-            age[pi, mi] = mode.to_numpy()
-            age = _fill_along_months(age)
-        else:
-            mode = most_frequent(a, ["person_key"], "age_band")
-            age[kidx[mode.index].to_numpy(), :] = mode.to_numpy()[:, None]
-    age = np.where(pd.isna(age), "unknown", age).astype(object)
-    return {"sex": sex, "age": age, "death": death}
-
-
-def _fill_along_months(values: np.ndarray) -> np.ndarray:
-    """Each person's missing (None) months from their nearest earlier value, else the next
-    one's (forward then backward fill along axis 1, on integer codes)."""
-    labels, codes = np.unique(values[values != None].astype(str), return_inverse=True)  # noqa: E711
-    code = np.full(values.shape, -1, dtype=np.int64)
-    code[values != None] = codes  # noqa: E711
-    cols = np.arange(values.shape[1])[None, :]
-    for flip in (False, True):
-        c = code[:, ::-1] if flip else code
-        last = np.maximum.accumulate(np.where(c >= 0, cols, -1), axis=1)
-        filled = np.take_along_axis(c, np.maximum(last, 0), axis=1)
-        filled = np.where(last >= 0, filled, -1)
-        code = filled[:, ::-1] if flip else filled
-    out = np.full(values.shape, None, dtype=object)
-    out[code >= 0] = labels[code[code >= 0]]
-    return out
-
-
-def _strata(demo: dict, person: np.ndarray, month: np.ndarray) -> np.ndarray:
-    m = np.clip(month, 0, demo["age"].shape[1] - 1)
-    return np.array(
-        [f"{s}|{a}" for s, a in zip(demo["sex"][person], demo["age"][person, m], strict=True)],
-        dtype=object,
-    )
 
 
 def _set_means(values: np.ndarray, mt: np.ndarray, sets: np.ndarray) -> np.ndarray:
@@ -712,16 +594,6 @@ def evaluate_all(
         matches=pd.concat([p.matches for p in parts], ignore_index=True),
         diagnostics=diagnostics,
     )
-
-
-def evaluation_panel(metrics: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
-    """person_month_metrics joined to the total cost of person_month_costs (absent = 0)."""
-    value_cols = [c for c in metrics.columns if c not in ("person_key", "month")]
-    panel = metrics.merge(
-        costs[["person_key", "month", "total_cost"]], on=["person_key", "month"], how="outer"
-    )
-    panel[[*value_cols, "total_cost"]] = panel[[*value_cols, "total_cost"]].fillna(0)
-    return panel
 
 
 def trajectory_problems(traj: pd.DataFrame) -> list[str]:
