@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim_pipeline.evaluation.comparison import trajectory_problems
+from sim_pipeline.evaluation.trajectory import trajectory_problems
 from sim_pipeline.identity.tokens import DEMO_KEY, Tokeniser
 from sim_pipeline.ingest.staging import stage_run
 from sim_pipeline.measures.costs import unit_cost_problems

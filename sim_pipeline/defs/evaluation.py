@@ -152,12 +152,9 @@ def evaluation(
     metrics: MetricsResource,
     study: StudyDesignResource,
 ):
-    from sim_pipeline.evaluation.comparison import (
-        BRACKET_POPULATIONS,
-        evaluate_all,
-        trajectory_problems,
-    )
+    from sim_pipeline.evaluation.comparison import BRACKET_POPULATIONS, evaluate_all
     from sim_pipeline.evaluation.panel import evaluation_panel
+    from sim_pipeline.evaluation.trajectory import trajectory_problems
 
     wh = warehouse.get()
     months = data_months(wh)

@@ -51,8 +51,10 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.evaluation import matched_design
+from sim_pipeline.evaluation.balance import balance
 from sim_pipeline.evaluation.demographics import demographics, strata, strata_numeric
 from sim_pipeline.evaluation.design_diagnostics import COUNTERFACTUAL_GROUP, NEGATIVE_CONTROL
+from sim_pipeline.evaluation.did_estimates import death_rows, did_row, naive_row, set_means
 from sim_pipeline.evaluation.panel import Panel, month_index
 from sim_pipeline.evaluation.tables import (
     EvaluationBalance,
@@ -60,15 +62,12 @@ from sim_pipeline.evaluation.tables import (
     EvaluationMatches,
     EvaluationTrajectory,
 )
+from sim_pipeline.evaluation.trajectory import trajectory
 from sim_pipeline.measures.cohort import cohort_people
 from sim_pipeline.measures.metrics import METRICS
 from sim_pipeline.warehouse.model import columns
 
 BRACKET_POPULATIONS = ("itt", "per_protocol")
-METHODS = ("naive_before_after", "difference_in_differences")
-DEATHS = "deaths"
-RELATIVE, RISK = "relative_change", "risk_difference"
-TRAJECTORY_MONTHS = range(-12, 25)
 # Contacts that make up "crisis use" in the matching distance (bed days enter through cost).
 CRISIS_METRICS = ("ae_attendances", "ambulance_resources", "police_deployments", "s136_detentions")
 
@@ -147,18 +146,6 @@ class Evaluation:
     trajectory: pd.DataFrame
     matches: pd.DataFrame
     diagnostics: dict[str, float | int | str]
-
-
-def _smd(t: np.ndarray, c: np.ndarray, wc: np.ndarray | None = None) -> tuple[float, float]:
-    """(comparison mean, standardised difference) with the pooled unweighted SD."""
-    if len(t) == 0 or len(c) == 0:
-        return float("nan"), float("nan")
-    wc = np.ones(len(c)) if wc is None else wc
-    mc = float(np.average(c, weights=wc))
-    sd = np.sqrt(
-        (np.var(t, ddof=1 if len(t) > 1 else 0) + np.var(c, ddof=1 if len(c) > 1 else 0)) / 2
-    )
-    return mc, float((t.mean() - mc) / sd) if sd > 0 else 0.0
 
 
 def evaluate(
@@ -337,27 +324,27 @@ def evaluate(
         for o in outcomes:
             tb, tf = t_vals[o]
             cb, cf = c_vals[o]
-            rows.append(_naive_row(analysis, pop, o, tb[naive_set], tf[naive_set], naive_draws))
+            rows.append(naive_row(analysis, pop, o, tb[naive_set], tf[naive_set], naive_draws))
             if len(did_set):
                 rows.append(
-                    _did_row(
+                    did_row(
                         analysis, pop, o, tb[did_set], tf[did_set],
-                        _set_means(cb[c_valid], mt_v, did_set),
-                        _set_means(cf[c_valid], mt_v, did_set),
+                        set_means(cb[c_valid], mt_v, did_set),
+                        set_means(cf[c_valid], mt_v, did_set),
                         did_draws, int(np.isin(mt_v, did_set).sum()),
                     )
                 )  # fmt: skip
-        rows += _death_rows(
+        rows += death_rows(
             analysis, pop, t_dead, naive_set, did_set,
-            _set_means(c_dead[c_valid], mt_v, did_set), naive_draws, did_draws,
+            set_means(c_dead[c_valid], mt_v, did_set), naive_draws, did_draws,
             int(np.isin(mt_v, did_set).sum()),
         )  # fmt: skip
         in_set = np.isin(mt_v, did_set)
-        traj_rows += _trajectory(
+        traj_rows += trajectory(
             analysis, pop, pan, cost, t_person[did_set], alloc_m[did_set], death,
             c_person_v[in_set], c_idx_v[in_set],
         )  # fmt: skip
-        bal_rows += _balance(
+        bal_rows += balance(
             analysis, pop, pan, t_person[members], alloc_m[members], t_person[did_set],
             alloc_m[did_set], cand_p, cand_m, c_person_v[in_set], c_idx_v[in_set],
             mt_v[in_set], features, s.history_windows,
@@ -437,125 +424,6 @@ def _meets(pan: Panel, rule_cols, rule: EligibilityRule, person, month) -> np.nd
     return out
 
 
-def _set_means(values: np.ndarray, mt: np.ndarray, sets: np.ndarray) -> np.ndarray:
-    """Mean of comparison values within each matched set, in ``sets`` order."""
-    return pd.Series(values).groupby(mt).mean().reindex(sets).to_numpy(dtype=float)
-
-
-def _ci(values: np.ndarray) -> tuple[float, float, int]:
-    """95% percentile interval and the number of replicates that failed (not finite): counted
-    and reported in the estimate's ``bootstrap_failed``, never dropped silently."""
-    ok = np.isfinite(values)
-    failed = int((~ok).sum())
-    if not ok.any():
-        return float("nan"), float("nan"), failed
-    lo, hi = np.percentile(values[ok], [2.5, 97.5])
-    return float(lo), float(hi), failed
-
-
-def _naive_row(analysis, pop, outcome, tb, tf, draws) -> list:
-    """Relative change of the mean follow-up over the mean baseline (the headline's ratio)."""
-    n = len(tb)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        est = tf.mean() / tb.mean() - 1 if n and tb.mean() > 0 else np.nan
-        boot = tf[draws].mean(axis=1) / tb[draws].mean(axis=1) - 1 if n else np.zeros(0)
-    lo, hi, failed = _ci(boot)
-    tbm = float(tb.mean()) if n else np.nan
-    tfm = float(tf.mean()) if n else np.nan
-    return [analysis, pop, outcome, METHODS[0], RELATIVE, est, lo, hi, n, 0, tbm, tfm,
-            np.nan, np.nan, np.nan, failed]  # fmt: skip
-
-
-def _did(tb, tf, cb, cf):
-    """(relative DiD, rtm share); works on 1-d arrays or on rows of 2-d bootstrap arrays."""
-    dt = tf.mean(axis=-1) - tb.mean(axis=-1)
-    dc = cf.mean(axis=-1) - cb.mean(axis=-1)
-    counterfactual = tb.mean(axis=-1) + dc
-    with np.errstate(divide="ignore", invalid="ignore"):
-        est = np.where(counterfactual > 0, (dt - dc) / counterfactual, np.nan)
-        rtm = np.where(dt != 0, dc / dt, np.nan)
-    return est, rtm
-
-
-def _did_row(analysis, pop, outcome, tb, tf, cb, cf, draws, n_comparison) -> list:
-    est, rtm = _did(tb, tf, cb, cf)
-    boot, _ = _did(tb[draws], tf[draws], cb[draws], cf[draws])
-    lo, hi, failed = _ci(boot)
-    return [analysis, pop, outcome, METHODS[1], RELATIVE, float(est), lo, hi, len(tb),
-            n_comparison, float(tb.mean()), float(tf.mean()), float(cb.mean()),
-            float(cf.mean()), float(rtm), failed]  # fmt: skip
-
-
-def _death_rows(analysis, pop, t_dead, naive_set, did_set, c_dead, naive_draws, did_draws, n_c):
-    """Deaths during follow-up as a risk: nobody has died before their index month, so the
-    naive change is the members' risk and the DiD is the difference from their comparisons."""
-    t = t_dead[naive_set]
-    lo, hi, failed = _ci(t[naive_draws].mean(axis=1)) if len(t) else (np.nan, np.nan, 0)
-    risk = float(t.mean()) if len(t) else np.nan
-    rows = [[analysis, pop, DEATHS, METHODS[0], RISK, risk, lo, hi, len(t), 0, 0.0, risk,
-             np.nan, np.nan, np.nan, failed]]  # fmt: skip
-    if len(did_set):
-        t = t_dead[did_set]
-        est = float(t.mean() - c_dead.mean())
-        lo, hi, failed = _ci(t[did_draws].mean(axis=1) - c_dead[did_draws].mean(axis=1))
-        rows.append([analysis, pop, DEATHS, METHODS[1], RISK, est, lo, hi, len(t), n_c, 0.0,
-                     float(t.mean()), 0.0, float(c_dead.mean()), np.nan, failed])  # fmt: skip
-    return rows
-
-
-def _trajectory(analysis, pop, pan, cost, t_person, t_index, death, c_person, c_index):
-    rows = []
-    n_m = len(pan.months)
-    for group, person, index in (
-        ("programme", t_person, t_index),
-        ("comparison", c_person, c_index),
-    ):
-        for k in TRAJECTORY_MONTHS:
-            m = index + k
-            ok = (m >= 0) & (m < n_m) & (m <= death[person])
-            n = int(ok.sum())
-            mean = float(pan.values[cost, person[ok], m[ok]].mean()) if n else np.nan
-            rows.append([analysis, pop, group, k, n, mean])
-    return rows
-
-
-def _balance(
-    analysis, pop, pan, t_person, t_index, tm_person, tm_index, cand_p, cand_m, c_person,
-    c_index, mt, features, history_windows,
-):  # fmt: skip
-    """SMDs of the matching covariates and baseline metric rates: before (every member against
-    the eligible pool, each person at the first month they met the rule) and after (the matched
-    members against their comparisons, each matched set weighted as one member)."""
-    first = pd.DataFrame({"p": cand_p, "m": cand_m}).sort_values(["p", "m"]).drop_duplicates("p")
-    pool_p, pool_m = first["p"].to_numpy(), first["m"].to_numpy()
-    weights = 1 / pd.Series(mt).map(pd.Series(mt).value_counts()).to_numpy(dtype=float)
-
-    def covariates(person, index):
-        f = np.expm1(features(person, index))
-        out = {}
-        for j, (first, last) in enumerate(history_windows):
-            out[f"mean_monthly_cost_months_{first}_to_{last}"] = f[:, 2 * j]
-            out[f"crisis_contacts_per_month_{first}_to_{last}"] = f[:, 2 * j + 1]
-        for metric in METRICS:
-            s, n = pan.window_sum(pan.col(metric), person, index - 12, index - 1)
-            out[f"{metric}_per_month_baseline"] = s / np.maximum(n, 1)
-        return out
-
-    tc = covariates(t_person, t_index)
-    tmc = covariates(tm_person, tm_index)
-    bc = covariates(pool_p, pool_m)
-    ac = covariates(c_person, c_index)
-    rows = []
-    for name, t in tc.items():
-        mb, sb = _smd(t, bc[name])
-        ma, sa = _smd(tmc[name], ac[name], weights) if len(c_person) else (np.nan, np.nan)
-        rows.append(
-            [analysis, pop, name, float(t.mean()) if len(t) else np.nan, mb, sb, ma, sa,
-             int(len(t)), int(len(pool_p)), int(len(np.unique(c_person)))]
-        )  # fmt: skip
-    return rows
-
-
 def evaluate_all(
     panel: pd.DataFrame,
     cohort: pd.DataFrame,
@@ -594,26 +462,3 @@ def evaluate_all(
         matches=pd.concat([p.matches for p in parts], ignore_index=True),
         diagnostics=diagnostics,
     )
-
-
-def trajectory_problems(traj: pd.DataFrame) -> list[str]:
-    """What no correct trajectory can show (one line per problem): a negative mean cost, a mean
-    without people behind it (or people without a mean), a month from index outside the window,
-    or a group and month given twice. Months no one reached yet carry no people and no mean."""
-    problems: list[str] = []
-    key = ["analysis", "population", "group", "months_from_index"]
-    if traj.duplicated(key).any():
-        problems.append(f"{int(traj.duplicated(key).sum())} group-months given twice")
-    mean, people = traj["mean_total_cost"], traj["n_people"].fillna(0)
-    if (mean < 0).any():
-        problems.append(f"{int((mean < 0).sum())} negative mean costs")
-    if (mean.notna() & (people < 1)).any():
-        problems.append(f"{int((mean.notna() & (people < 1)).sum())} means over no people")
-    if (mean.isna() & (people >= 1)).any():
-        problems.append(f"{int((mean.isna() & (people >= 1)).sum())} missing means")
-    if (people < 0).any():
-        problems.append(f"{int((people < 0).sum())} negative head counts")
-    outside = ~traj["months_from_index"].between(-48, 48)
-    if outside.any():
-        problems.append(f"{int(outside.sum())} rows outside -48..+48 months from index")
-    return problems
