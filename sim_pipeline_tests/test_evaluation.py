@@ -6,12 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim_pipeline.evaluation.comparison import (
-    EligibilityRule,
-    EvaluationSettings,
-    evaluate,
-    evaluate_all,
-)
+from sim_pipeline.evaluation.comparison import EvaluationSettings, evaluate, evaluate_all
+from sim_pipeline.evaluation.matching import EligibilityRule
 from sim_pipeline.measures.cohort import cohort_windows
 from sim_pipeline.measures.metrics import METRICS
 

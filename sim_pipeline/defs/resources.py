@@ -107,7 +107,8 @@ class StudyDesignResource(dg.ConfigurableResource):
         )
 
     def evaluation_settings(self):  # -> sim_pipeline.evaluation.comparison.EvaluationSettings
-        from sim_pipeline.evaluation.comparison import EligibilityRule, EvaluationSettings
+        from sim_pipeline.evaluation.comparison import EvaluationSettings
+        from sim_pipeline.evaluation.matching import EligibilityRule
 
         return EvaluationSettings(
             rule=EligibilityRule.parse(self.eligibility_rule, self.eligibility_window_months),

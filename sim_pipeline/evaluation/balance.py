@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sim_pipeline.evaluation.matching import matching_features
 from sim_pipeline.measures.metrics import METRICS
 
 
@@ -28,7 +29,7 @@ def _smd(t: np.ndarray, c: np.ndarray, wc: np.ndarray | None = None) -> tuple[fl
 
 def balance(
     analysis, pop, pan, t_person, t_index, tm_person, tm_index, cand_p, cand_m, c_person,
-    c_index, mt, features, history_windows,
+    c_index, mt, history_windows,
 ):  # fmt: skip
     """SMDs of the matching covariates and baseline metric rates: before (every member against
     the eligible pool, each person at the first month they met the rule) and after (the matched
@@ -38,7 +39,7 @@ def balance(
     weights = 1 / pd.Series(mt).map(pd.Series(mt).value_counts()).to_numpy(dtype=float)
 
     def covariates(person, index):
-        f = np.expm1(features(person, index))
+        f = np.expm1(matching_features(pan, history_windows, person, index))
         out = {}
         for j, (first, last) in enumerate(history_windows):
             out[f"mean_monthly_cost_months_{first}_to_{last}"] = f[:, 2 * j]

@@ -1,10 +1,11 @@
 """The difference-in-differences bracket's estimate rows and their bootstrap intervals.
 
-Owns, per population and outcome of ``comparison.evaluate``, the naive before/after row (the
-relative change of the members' mean follow-up over their mean baseline: ``naive_row``), the
-difference-in-differences row against the matched comparisons (``did_row``), deaths as a risk
-(``death_rows``), the comparisons' means per matched set (``set_means``) and the 95% percentile
-intervals of the person-level bootstrap over matched sets, failed replicates counted.
+Owns, per population and outcome of ``comparison.evaluate``: each person's baseline and
+follow-up monthly means and death in follow-up (``person_values``), the naive before/after row
+(the relative change of the members' mean follow-up over their mean baseline: ``naive_row``),
+the difference-in-differences row against the matched comparisons (``did_row``), deaths as a
+risk (``death_rows``), the comparisons' means per matched set (``set_means``) and the 95%
+percentile intervals of the person-level bootstrap over matched sets, failed replicates counted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,27 @@ import pandas as pd
 METHODS = ("naive_before_after", "difference_in_differences")
 DEATHS = "deaths"
 RELATIVE, RISK = "relative_change", "risk_difference"
+
+
+def person_values(pan, outcomes, death, baseline_months, person, index, s_off, e_off):
+    """Baseline and follow-up monthly means per outcome, validity, death in follow-up.
+    ``index``: each person's (pseudo-)index month; ``s_off``, ``e_off``: the first and last
+    follow-up months relative to it (the member's programme period); the baseline is the
+    ``baseline_months`` before the index."""
+    n_m = len(pan.months)
+    b = baseline_months
+    fol_f = index + s_off
+    fol_l = np.minimum(np.minimum(index + e_off, n_m - 1), death[person])
+    dead_in = (death[person] >= fol_f) & (death[person] <= index + e_off)
+    out = {}
+    valid = np.ones(len(person), bool)
+    for o in outcomes:
+        j = pan.col(o)
+        bs, bn = pan.window_sum(j, person, index - b, index - 1)
+        fs, fn = pan.window_sum(j, person, fol_f, fol_l)
+        valid = (bn > 0) & (fn > 0)
+        out[o] = (bs / np.maximum(bn, 1), fs / np.maximum(fn, 1))
+    return out, valid, dead_in.astype(float)
 
 
 def set_means(values: np.ndarray, mt: np.ndarray, sets: np.ndarray) -> np.ndarray:
