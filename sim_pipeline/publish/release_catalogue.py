@@ -6,7 +6,7 @@ statistics withheld as individual-level values). Data only: the tables are built
 
 from __future__ import annotations
 
-from sim_pipeline.evaluation import matched_design
+from sim_pipeline.evaluation import design_diagnostics, design_estimates, matched_design
 from sim_pipeline.measures.headline import HEADLINE_POPULATIONS
 from sim_pipeline.measures.metrics import HARM_MEASURES
 
@@ -22,10 +22,10 @@ RELEASE_POPULATIONS = (
     *HEADLINE_POPULATIONS,
     *(f(w) for w in matched_design.WINDOWS for f in
       (matched_design.itt_population, matched_design.cace_population)),
-    *matched_design.DIAGNOSTIC_POPULATIONS,
+    *design_diagnostics.DIAGNOSTIC_POPULATIONS,
 )  # fmt: skip
-METHODS = ("naive_before_after", "difference_in_differences", matched_design.METHOD)
-GROUPS = ("programme", "comparison", matched_design.COUNTERFACTUAL_GROUP)
+METHODS = ("naive_before_after", "difference_in_differences", design_estimates.METHOD)
+GROUPS = ("programme", "comparison", design_diagnostics.COUNTERFACTUAL_GROUP)
 USE_OUTCOMES = (
     "total_cost",
     "ae_attendances",

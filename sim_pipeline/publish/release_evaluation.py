@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sim_pipeline.evaluation import comparison as evaluation
-from sim_pipeline.evaluation import matched_design
+from sim_pipeline.evaluation import design_diagnostics
 from sim_pipeline.publish.disclosure import SUPPRESSED, control_count
 from sim_pipeline.publish.release_catalogue import (
     ANALYSES,
@@ -137,7 +137,7 @@ def estimates(df: pd.DataFrame, cost_note: str, basis: tuple[str, str]) -> pd.Da
             # the follow-up risks from rounded counts even when the estimate is suppressed
             # (a 4-decimal risk over a published count would give the exact count back)
             _risk_from_rounded_counts(out, r, n_t, n_c)
-        diagnostic = out["population"] in matched_design.DIAGNOSTIC_POPULATIONS
+        diagnostic = out["population"] in design_diagnostics.DIAGNOSTIC_POPULATIONS
         out["note"] = join_notes(
             method_note.get(out["method"], ""),
             DIAGNOSTIC_NOTE if diagnostic else "",

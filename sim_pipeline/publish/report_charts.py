@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from sim_pipeline.evaluation import matched_design as md
+from sim_pipeline.evaluation.design_diagnostics import COUNTERFACTUAL_GROUP
 from sim_pipeline.publish import charts
 from sim_pipeline.publish.release_catalogue import HARM_OUTCOMES, PRIMARY, USE_OUTCOMES
 from sim_pipeline.publish.report_cells import (
@@ -82,4 +83,4 @@ def event_study_chart(release: Mapping[str, pd.DataFrame], price_year: str) -> s
     pops = [p for p in pops if p in set(pts["population"])][:1]
     if not pops:
         return "<p class='note'>No event study released.</p>"
-    return _png(charts.event_study_figure(pts, pops[0], md.COUNTERFACTUAL_GROUP, price_year))
+    return _png(charts.event_study_figure(pts, pops[0], COUNTERFACTUAL_GROUP, price_year))

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.evaluation import matched_design as md
+from sim_pipeline.evaluation.design_diagnostics import diagnostic_lines, failed_diagnostics
+from sim_pipeline.evaluation.design_estimates import METHOD
 from sim_pipeline.publish.release_catalogue import PRIMARY
 from sim_pipeline.publish.report_cells import escape, html_table, num
 from sim_pipeline.publish.report_charts import event_study_chart
@@ -21,7 +23,7 @@ def _released_design(release: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     cols = ["analysis", "population", "outcome", "method", "scale", "estimate", "ci_low", "ci_high"]
     if est is None or est.empty:
         return pd.DataFrame(columns=[*cols, "n_people"])
-    d = est[(est["analysis"] == PRIMARY) & (est["method"] == md.METHOD)].copy()
+    d = est[(est["analysis"] == PRIMARY) & (est["method"] == METHOD)].copy()
     for c in ("estimate", "ci_low", "ci_high"):
         d[c] = [np.nan if num(v) is None else num(v) for v in d[c]]
     return d[[*cols, "n_people"]].reset_index(drop=True)
@@ -60,8 +62,8 @@ def design_section(release: Mapping[str, pd.DataFrame], price_year: str) -> list
     table = pd.DataFrame(
         rows, columns=["window", "estimand", "change", "95% CI", "people", "in plain words"]
     )
-    diagnostics = md.diagnostic_lines(d)
-    failed = md.failed_diagnostics(d)
+    diagnostics = diagnostic_lines(d)
+    failed = failed_diagnostics(d)
     out = [
         "<h2>The primary estimate: members against people alike at the same month</h2>",
         "<p>Each member is compared with the five people not yet allocated, at the same "
