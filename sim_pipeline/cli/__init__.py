@@ -12,7 +12,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sim_pipeline.cli.bench import cmd_bench_house, cmd_bench_linkage, cmd_bench_run
+from sim_pipeline.cli.bench import (
+    cmd_bench_house,
+    cmd_bench_linkage,
+    cmd_bench_pseudonymise,
+    cmd_bench_run,
+)
 from sim_pipeline.cli.outputs import cmd_privacy_scan, cmd_quality, cmd_report
 from sim_pipeline.cli.pipeline import DEMO_PEOPLE, DEMO_SEED, cmd_run, cmd_synth, cmd_ui
 from sim_pipeline.cli.project import cmd_dictionary, cmd_keygen, cmd_warehouse
@@ -103,6 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="JSON report (default data/bench/linkage_<N>.json)"
     )
     p.set_defaults(func=cmd_bench_linkage)
+    p = bench_sub.add_parser(
+        "pseudonymise",
+        help="identifier records per second through the privacy boundary, on one core",
+    )
+    p.add_argument("--records", type=int, default=1_000_000)
+    p.add_argument("--seed", type=int, default=DEMO_SEED)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument(
+        "--out", type=Path, default=None, help="JSON (default data/bench/pseudonymise_<N>.json)"
+    )
+    p.set_defaults(func=cmd_bench_pseudonymise)
     p = bench_sub.add_parser(
         "house",
         help="the code base's shape (modules and sizes, where each table is named, import "

@@ -6,6 +6,7 @@ import unicodedata
 
 import pandas as pd
 
+from sim_pipeline.identity.distinct import per_distinct, per_distinct_frame
 from sim_pipeline.sources.base import POSTCODE_RE
 
 
@@ -16,10 +17,9 @@ def normalise_name(values: pd.Series) -> pd.Series:
         folded = unicodedata.normalize("NFKD", v).encode("ascii", "ignore").decode("ascii")
         return "".join(ch for ch in folded.upper() if "A" <= ch <= "Z")
 
-    s = values.astype("string")
-    uniq = s.dropna().unique()
-    mapping = {u: one(u) for u in uniq}
-    out = s.map(mapping, na_action="ignore").astype("string")
+    out = per_distinct(
+        values, lambda uniques: pd.Series([one(u) for u in uniques.tolist()], dtype="string")
+    )
     return out.mask(out == "")
 
 
@@ -43,9 +43,13 @@ def normalise_postcode(values: pd.Series) -> pd.Series:
 
 def postcode_parts(postcodes: pd.Series) -> pd.DataFrame:
     """Unit (full postcode), sector (outward + first inward digit) and district (outward code)."""
-    pc = normalise_postcode(postcodes)
-    outward = pc.str.split(" ").str[0]
-    sector = outward + " " + pc.str.split(" ").str[1].str.slice(0, 1)
+    return per_distinct_frame(postcodes, _postcode_parts_of)
+
+
+def _postcode_parts_of(postcodes: pd.Series) -> pd.DataFrame:
+    pc = normalise_postcode(postcodes)  # "OUTWARD INW": one space before the 3-character inward
+    outward = pc.str.slice(0, -4)
+    sector = outward + " " + pc.str.slice(-3, -2)
     return pd.DataFrame({"unit": pc, "sector": sector, "district": outward}, index=postcodes.index)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sim_pipeline.identity.distinct import per_distinct_frame
 from sim_pipeline.identity.nhs_number import normalise_nhs_number
 from sim_pipeline.identity.normalise import (
     age_at,
@@ -46,8 +47,38 @@ IDENTITY_COLUMNS: dict[str, str] = {
 }
 
 
+BIRTH_TOKENS = (
+    "birth_date_token",
+    "birth_date_swap_token",
+    "birth_year_month_token",
+    "birth_month_day_token",
+)
+
+
 def _empty_tokens(index: pd.Index) -> pd.Series:
     return pd.Series(pd.NA, index=index, dtype="string")
+
+
+def _birth_date_tokens(raw: pd.Series, tok) -> pd.DataFrame:
+    """For distinct raw dates of birth: the parsed date and its four tokens (full date, day and
+    month swapped where the day could be a month, year-month, month-day)."""
+    dob = pd.to_datetime(parse_birth_date(raw))
+    iso = dob.dt.strftime("%Y-%m-%d").astype("string")
+    swapped = (
+        dob.dt.strftime("%Y-").astype("string")
+        + dob.dt.strftime("%d").astype("string")
+        + "-"
+        + dob.dt.strftime("%m").astype("string")
+    ).where(dob.dt.day <= 12)
+    return pd.DataFrame(
+        {
+            "birth_date": dob,
+            "birth_date_token": tok(iso, "dob"),
+            "birth_date_swap_token": tok(swapped, "dob"),  # same domain: a swap matches the truth
+            "birth_year_month_token": tok(dob.dt.strftime("%Y-%m").astype("string"), "dob_ym"),
+            "birth_month_day_token": tok(dob.dt.strftime("%m-%d").astype("string"), "dob_md"),
+        }
+    )
 
 
 def pseudonymise(df: pd.DataFrame, ids: IdentifierColumns, tokeniser: Tokeniser) -> pd.DataFrame:
@@ -78,21 +109,17 @@ def pseudonymise(df: pd.DataFrame, ids: IdentifierColumns, tokeniser: Tokeniser)
         else:
             out[f"{part}_name_bf"] = tokeniser.bloom_filters(normalise_name(names), f"{part}_name")
 
+    # dates of birth and postcodes: each distinct value parsed and tokenised once
     dob_raw = col(ids.birth_date)
-    dob = parse_birth_date(dob_raw) if dob_raw is not None else pd.Series(pd.NaT, index=idx)
-    dob = pd.to_datetime(dob)
-    iso = dob.dt.strftime("%Y-%m-%d").astype("string")
-    swap_ok = dob.dt.day <= 12
-    swapped = (
-        dob.dt.strftime("%Y-").astype("string")
-        + dob.dt.strftime("%d").astype("string")
-        + "-"
-        + dob.dt.strftime("%m").astype("string")
-    ).where(swap_ok)
-    out["birth_date_token"] = tok(iso, "dob")
-    out["birth_date_swap_token"] = tok(swapped, "dob")  # same domain: a swap matches the truth
-    out["birth_year_month_token"] = tok(dob.dt.strftime("%Y-%m").astype("string"), "dob_ym")
-    out["birth_month_day_token"] = tok(dob.dt.strftime("%m-%d").astype("string"), "dob_md")
+    if dob_raw is not None:
+        birth = per_distinct_frame(dob_raw, lambda raw: _birth_date_tokens(raw, tok))
+        dob = birth.pop("birth_date")
+        for name in birth.columns:
+            out[name] = birth[name]
+    else:
+        dob = pd.Series(pd.NaT, index=idx, dtype="datetime64[ns]")
+        for name in BIRTH_TOKENS:
+            out[name] = _empty_tokens(idx)
 
     pc = col(ids.postcode)
     if pc is not None:

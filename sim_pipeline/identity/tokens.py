@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from sim_pipeline.identity.distinct import per_distinct
+
 BLOOM_BITS = 1024  # stored encoding (after diffusion), 16 x 64-bit words
 BASE_BITS = 1024  # keyed, length-normalised Bloom filter before diffusion
 BASE_SET_TARGET = 710  # bigram positions per name, whatever its length: base ~50% full
@@ -69,7 +71,7 @@ class Tokeniser:
         self._sha256 = hmac.new(self.key, digestmod=hashlib.sha256)
         self._sha512 = hmac.new(self.key, digestmod=hashlib.sha512)
         # Memo of results under this key: tokens and encodings repeat across months.
-        self._token_memo: dict[tuple[str, str], str] = {}
+        self._token_memo: dict[str, dict[str, str]] = {}  # domain -> value -> token
         self._bigram_positions: dict[tuple[str, str], np.ndarray] = {}
         self._bloom_memo: dict[tuple[str, str], str] = {}
         self._taps: dict[str, np.ndarray] = {}
@@ -82,20 +84,24 @@ class Tokeniser:
             return self.fingerprint
         return hmac.new(self.key, b"sim-pipeline/key-fingerprint", hashlib.sha256).hexdigest()[:12]
 
-    def _token(self, domain: str, value: str) -> str:
-        memo_key = (domain, value)
-        token = self._token_memo.get(memo_key)
-        if token is None:
-            h = self._sha256.copy()
-            h.update(f"{domain}\x1f{value}".encode())
-            token = self._token_memo[memo_key] = h.hexdigest()[:TOKEN_HEX]
-        return token
+    def _tokens_of(self, values: pd.Series, domain: str) -> pd.Series:
+        """Token per value of a Series of distinct non-missing texts (HMAC-SHA256 of
+        ``domain \x1f value``, the first 128 bits in hex), memoised under this key."""
+        memo = self._token_memo.setdefault(domain, {})
+        prefix, base = f"{domain}\x1f".encode(), self._sha256
+        out = []
+        for value in values.tolist():
+            token = memo.get(value)
+            if token is None:
+                h = base.copy()
+                h.update(prefix + value.encode())
+                token = memo[value] = h.hexdigest()[:TOKEN_HEX]
+            out.append(token)
+        return pd.Series(out, index=values.index, dtype="string")
 
     def tokens(self, values: pd.Series, domain: str) -> pd.Series:
         """Token per non-null value (computed once per distinct value); NA stays NA."""
-        s = values.astype("string")
-        mapping = {v: self._token(domain, v) for v in s.dropna().unique()}
-        return s.map(mapping, na_action="ignore").astype("string")
+        return per_distinct(values, lambda uniques: self._tokens_of(uniques, domain))
 
     def _positions(self, domain: str, bigram: str) -> np.ndarray:
         """The bigram's MAX_POSITIONS keyed base positions (HMAC-SHA512 in counter mode, salted
@@ -168,17 +174,20 @@ class Tokeniser:
             out ^= base[:, taps[:, j]]
         return out
 
-    def bloom_filters(self, names: pd.Series, domain: str) -> pd.Series:
-        """Encoding (hex, 256 characters) per normalised name; NA stays NA. Computed once per
-        distinct name (memoised under this key)."""
-        s = names.astype("string")
-        todo = [v for v in s.dropna().unique() if (domain, v) not in self._bloom_memo]
+    def _encodings_of(self, names: pd.Series, domain: str) -> pd.Series:
+        """Encoding (hex) per name of a Series of distinct names, memoised under this key."""
+        todo = [v for v in names.tolist() if (domain, v) not in self._bloom_memo]
         if todo:
             packed = np.packbits(self.encode(todo, domain), axis=1)
             for v, row in zip(todo, packed, strict=True):
                 self._bloom_memo[(domain, v)] = row.tobytes().hex()
-        mapping = {v: self._bloom_memo[(domain, v)] for v in s.dropna().unique()}
-        return s.map(mapping, na_action="ignore").astype("string")
+        out = [self._bloom_memo[(domain, v)] for v in names.tolist()]
+        return pd.Series(out, index=names.index, dtype="string")
+
+    def bloom_filters(self, names: pd.Series, domain: str) -> pd.Series:
+        """Encoding (hex, 256 characters) per normalised name; NA stays NA. Computed once per
+        distinct name (memoised under this key)."""
+        return per_distinct(names, lambda uniques: self._encodings_of(uniques, domain))
 
 
 def similarity(a_hex: str, b_hex: str) -> float:
