@@ -98,3 +98,91 @@ def test_sqlite_insert_stores_exactly_what_pandas_to_sql_stores(tmp_path):
     got, want = raw("fast.db"), raw("pandas.db")
     assert got == want
     assert want[1][0][1] == "2019-01-03 10:11:12.500000"  # SQLAlchemy's stored datetime text
+
+
+def test_postgres_copy_stores_exactly_what_an_insert_stores(pg):
+    """The PostgreSQL bulk load (COPY) against pandas' own `to_sql` INSERT on every column type
+    the warehouse holds, with nulls and text COPY must escape (tabs, newlines, backslashes,
+    quotes, commas, the text \\N): the same stored values, the same column types; and a COPY
+    inside a failed transaction is rolled back with it."""
+    import datetime as dt
+
+    import numpy as np
+    import sqlalchemy as sa
+
+    from sim_pipeline.warehouse import store
+
+    df = pd.DataFrame(
+        {
+            "month": ["2019-01", "2019-01", "2019-02", None, "2019-03"],
+            "ts": pd.to_datetime(
+                [
+                    "2019-01-03 10:11:12.5",
+                    None,
+                    "2019-02-01 00:00:00.0",
+                    "2020-01-01 00:00:00.0",
+                    "2021-06-30 23:59:59.0",
+                ]
+            ),
+            "d": [dt.date(2019, 1, 1), None, dt.date(2019, 2, 2), dt.date(2019, 3, 3), None],
+            "b": [True, False, None, True, False],
+            "i": [1, 2, 3, 4, -5],
+            "ni": pd.array([1, None, 3, 4, None], dtype="Int64"),
+            "f": [1.5, np.nan, 3.0, 4.25, 1e-17],
+            "s": ["a\tb", None, "c'\"\\,", "é\nline", "\\N"],
+        }
+    )
+    dtype = {"d": sa.Date()}
+    copy_url, insert_url = pg.create_database("copy_path"), pg.create_database("insert_path")
+    used = []
+    real = store._postgres_copy
+
+    def spy(*args):
+        used.append(1)
+        return real(*args)
+
+    store._BULK_LOAD[("postgresql", "psycopg")] = spy
+    try:
+        wh = Warehouse(copy_url)
+        with wh.transaction() as tx:
+            assert tx.replace_all("t", df, dtype) == len(df)
+            assert tx.replace_all("t", df, dtype) == len(df)  # into the existing table too
+        with pytest.raises(RuntimeError), wh.transaction() as tx:
+            tx.replace_all("t", df.iloc[:2], dtype)
+            raise RuntimeError("fails after the COPY")
+        wh.dispose()
+    finally:
+        store._BULK_LOAD[("postgresql", "psycopg")] = real
+    assert len(used) == 3
+    engine = sa.create_engine(insert_url)
+    with engine.begin() as conn:
+        df.to_sql("t", conn, index=False, dtype=dtype)
+    engine.dispose()
+
+    def raw(db: str) -> tuple[list, list]:
+        with pg.connect(db) as con:
+            cols = con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = 't' ORDER BY ordinal_position"
+            ).fetchall()
+            return cols, con.execute("SELECT * FROM t ORDER BY i").fetchall()
+
+    got, want = raw("copy_path"), raw("insert_path")
+    assert got == want
+    assert len(got[1]) == len(df)  # the failed transaction's COPY left nothing
+
+
+def test_bench_warehouse_prints_and_writes_rows_per_second(tmp_path):
+    from sim_pipeline_tests.conftest import clean_env, cli
+
+    out = tmp_path / "w.json"
+    r = cli(
+        "bench", "warehouse", "--rows", "500", "--repeats", "1", "--out", str(out),
+        env=clean_env(), cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "rows/s" in r.stdout and "SQLite only" in r.stdout
+    import json
+
+    (sqlite,) = json.loads(out.read_text())["results"]
+    assert sqlite["rows"] == 500 and sqlite["rows_per_second"] > 0

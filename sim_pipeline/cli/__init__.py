@@ -17,6 +17,7 @@ from sim_pipeline.cli.bench import (
     cmd_bench_linkage,
     cmd_bench_pseudonymise,
     cmd_bench_run,
+    cmd_bench_warehouse,
 )
 from sim_pipeline.cli.outputs import cmd_privacy_scan, cmd_quality, cmd_report
 from sim_pipeline.cli.pipeline import DEMO_PEOPLE, DEMO_SEED, cmd_run, cmd_synth, cmd_ui
@@ -119,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="JSON (default data/bench/pseudonymise_<N>.json)"
     )
     p.set_defaults(func=cmd_bench_pseudonymise)
+    p = bench_sub.add_parser(
+        "warehouse", help="rows per second loaded into SQLite and PostgreSQL (COPY)"
+    )
+    p.add_argument("--rows", type=int, default=200_000)
+    p.add_argument("--postgres", default=None, help="a PostgreSQL warehouse URL to load too")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument(
+        "--out", type=Path, default=None, help="JSON (default data/bench/warehouse_<N>.json)"
+    )
+    p.set_defaults(func=cmd_bench_warehouse)
     p = bench_sub.add_parser(
         "house",
         help="the code base's shape (modules and sizes, where each table is named, import "

@@ -133,3 +133,27 @@ def cmd_bench_pseudonymise(args: argparse.Namespace) -> int:
     print(f"output digest {best.digest}")
     print(f"wrote {out}")
     return 0
+
+
+def cmd_bench_warehouse(args: argparse.Namespace) -> int:
+    """Rows per second loaded into SQLite and (given a URL) PostgreSQL."""
+    from sim_pipeline.bench.warehouse import run
+
+    results = run(args.rows, args.postgres, repeats=args.repeats)
+    report = {
+        "benchmark": "warehouse bulk load (replace_all) of staged-like rows",
+        "python": sys.version.split()[0],
+        "results": results,
+    }
+    out = args.out or Path(f"data/bench/warehouse_{args.rows}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    for r in results:
+        print(
+            f"{r['warehouse']}: {r['rows']:,} rows x {r['columns']} columns in "
+            f"{r['best_seconds']} s, {r['rows_per_second']:,} rows/s"
+        )
+    if not args.postgres:
+        print("(no --postgres URL: SQLite only)")
+    print(f"wrote {out}")
+    return 0
