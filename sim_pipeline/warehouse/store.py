@@ -32,11 +32,15 @@ class WarehouseError(RuntimeError):
 
     @classmethod
     def of(cls, exc: sa.exc.DBAPIError) -> WarehouseError:
-        orig = exc.orig
+        return cls.of_driver(exc.orig, type(exc).__name__)
+
+    @classmethod
+    def of_driver(cls, orig: BaseException | None, kind: str = "error") -> WarehouseError:
+        """From the database driver's own error (a COPY raises psycopg's, unwrapped)."""
         lines = str(orig).strip().splitlines() if orig is not None else []
         first = masked(lines[0])[:300] if lines else "no message"
         state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-        kind = type(orig).__name__ if orig is not None else type(exc).__name__
+        kind = type(orig).__name__ if orig is not None else kind
         return cls(
             f"warehouse statement failed: {kind}{f' (SQLSTATE {state})' if state else ''}: {first}"
         )
@@ -279,11 +283,15 @@ def _postgres_copy(pd_table, conn: Connection, keys: list[str], data_iter) -> in
     preparer = conn.dialect.identifier_preparer
     target = preparer.format_table(tbl)
     names = ", ".join(preparer.quote(k) for k in keys)
+    import psycopg
+
     cursor = conn.connection.driver_connection.cursor()
     try:
         with cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
             for row in zip(*out, strict=True):
                 copy.write_row(row)
+    except psycopg.Error as exc:  # not wrapped by SQLAlchemy: mask it here, keep no chain
+        raise WarehouseError.of_driver(exc) from None
     finally:
         cursor.close()
     return len(out[0])
