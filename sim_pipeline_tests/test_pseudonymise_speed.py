@@ -25,13 +25,13 @@ KNOWN_DIGEST = "428127078272b2c5429fac96fdae7b2dcf9f68a0328e1ae13ab3d2285ebe780a
 
 def _damaged_records() -> pd.DataFrame:
     df = identifier_records(3000, seed=1)
-    df.loc[::7, "NHSNumber"] = None
-    df.loc[::11, "BirthDate"] = "19800229"
-    df.loc[::13, "BirthDate"] = "not a date"
-    df.loc[::17, "Postcode"] = "ZZ99 3VZ"
-    df.loc[::19, "Postcode"] = None
-    df.loc[::23, "GivenName"] = "O'Néil-Smith"
-    df.loc[::29, "FamilyName"] = ""
+    df.loc[::7, IDS.nhs_number] = None
+    df.loc[::11, IDS.birth_date] = "19800229"
+    df.loc[::13, IDS.birth_date] = "not a date"
+    df.loc[::17, IDS.postcode] = "ZZ99 3VZ"
+    df.loc[::19, IDS.postcode] = None
+    df.loc[::23, IDS.given_name] = "O'Néil-Smith"
+    df.loc[::29, IDS.family_name] = ""
     return df
 
 

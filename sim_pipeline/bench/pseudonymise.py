@@ -21,17 +21,11 @@ import pandas as pd
 
 from sim_pipeline.identity.pseudonymise import IDENTITY_COLUMNS, pseudonymise
 from sim_pipeline.identity.tokens import DEMO_KEY, Tokeniser
-from sim_pipeline.sources.base import BOROUGHS, IdentifierColumns
+from sim_pipeline.sources import BY_ASSET
+from sim_pipeline.sources.base import BOROUGHS
 
-IDS = IdentifierColumns(
-    nhs_number="NHSNumber",
-    given_name="GivenName",
-    family_name="FamilyName",
-    birth_date="BirthDate",
-    postcode="Postcode",
-    sex="Sex",
-    event_date="EventDate",
-)
+# The records are shaped as the ambulance service sends them (its identifier columns).
+IDS = BY_ASSET["staged_ambulance_incidents"].identifiers
 
 
 def nhs_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -58,17 +52,16 @@ def identifier_records(n: int, seed: int = 20180101) -> pd.DataFrame:
     family = np.array(sorted({s for _, _, fam in ORIGINS.values() for s in fam}), dtype=object)
     birth = pd.Timestamp("1930-01-01") + pd.to_timedelta(rng.integers(0, 80 * 365, n), "D")
     event = pd.Timestamp("2018-01-01") + pd.to_timedelta(rng.integers(0, 4 * 365 * 1440, n), "m")
+    boroughs = np.array(BOROUGHS, dtype=object)
     return pd.DataFrame(
         {
-            "NHSNumber": nhs_numbers(rng, n),
-            "GivenName": given[rng.integers(0, len(given), n)],
-            "FamilyName": family[rng.integers(0, len(family), n)],
-            "BirthDate": birth.strftime("%Y-%m-%d"),
-            "Postcode": random_postcodes(
-                rng, np.array(BOROUGHS, dtype=object)[rng.integers(0, len(BOROUGHS), n)]
-            ),
-            "Sex": np.where(rng.random(n) < 0.5, "M", "F"),
-            "EventDate": event.strftime("%Y-%m-%d %H:%M"),
+            IDS.nhs_number: nhs_numbers(rng, n),
+            IDS.given_name: given[rng.integers(0, len(given), n)],
+            IDS.family_name: family[rng.integers(0, len(family), n)],
+            IDS.birth_date: birth.strftime("%Y-%m-%d"),
+            IDS.postcode: random_postcodes(rng, boroughs[rng.integers(0, len(boroughs), n)]),
+            IDS.sex: np.where(rng.random(n) < 0.5, "M", "F"),
+            IDS.event_date: event.strftime("%Y-%m-%d %H:%M"),
         }
     )
 

@@ -23,7 +23,7 @@ def staged_like(rows: int, seed: int = 20180101) -> pd.DataFrame:
     """``rows`` pseudonymised identifier records with a month and a source, as staged."""
     df = pseudonymise(identifier_records(rows, seed), IDS, Tokeniser(DEMO_KEY, demo=True))
     df.insert(0, "source", "bench")
-    df.insert(1, "month", pd.to_datetime(df["EventDate"]).dt.strftime("%Y-%m"))
+    df.insert(1, "month", pd.to_datetime(df[IDS.event_date]).dt.strftime("%Y-%m"))
     return df
 
 
