@@ -7,6 +7,8 @@ non-identifying derived fields (sex, age band at the event, postcode district).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
 from sim_pipeline.identity.distinct import per_distinct_frame
@@ -47,19 +49,14 @@ IDENTITY_COLUMNS: dict[str, str] = {
 }
 
 
-BIRTH_TOKENS = (
-    "birth_date_token",
-    "birth_date_swap_token",
-    "birth_year_month_token",
-    "birth_month_day_token",
-)
+BIRTH_TOKENS = tuple(c for c in IDENTITY_COLUMNS if c.startswith("birth_"))
 
 
 def _empty_tokens(index: pd.Index) -> pd.Series:
     return pd.Series(pd.NA, index=index, dtype="string")
 
 
-def _birth_date_tokens(raw: pd.Series, tok) -> pd.DataFrame:
+def _birth_date_tokens(raw: pd.Series, tok: Callable[[pd.Series, str], pd.Series]) -> pd.DataFrame:
     """For distinct raw dates of birth: the parsed date and its four tokens (full date, day and
     month swapped where the day could be a month, year-month, month-day)."""
     dob = pd.to_datetime(parse_birth_date(raw))
