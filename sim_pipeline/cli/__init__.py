@@ -124,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
         "warehouse", help="rows per second loaded into SQLite and PostgreSQL (COPY)"
     )
     p.add_argument("--rows", type=int, default=200_000)
-    p.add_argument("--postgres", default=None, help="a PostgreSQL warehouse URL to load too")
+    p.add_argument(
+        "--postgres",
+        default=None,
+        help="a scratch PostgreSQL database URL to load too (table bench_rows, dropped after)",
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument(
         "--out", type=Path, default=None, help="JSON (default data/bench/warehouse_<N>.json)"
