@@ -100,7 +100,7 @@ def test_sqlite_insert_stores_exactly_what_pandas_to_sql_stores(tmp_path):
     assert want[1][0][1] == "2019-01-03 10:11:12.500000"  # SQLAlchemy's stored datetime text
 
 
-def test_postgres_copy_stores_exactly_what_an_insert_stores(pg):
+def test_postgres_copy_stores_exactly_what_an_insert_stores(pg, monkeypatch):
     """The PostgreSQL bulk load (COPY) against pandas' own `to_sql` INSERT on every column type
     the warehouse holds, with nulls and text COPY must escape (tabs, newlines, backslashes,
     quotes, commas, the text \\N): the same stored values, the same column types; and a COPY
@@ -141,18 +141,15 @@ def test_postgres_copy_stores_exactly_what_an_insert_stores(pg):
         used.append(1)
         return real(*args)
 
-    store._BULK_LOAD[("postgresql", "psycopg")] = spy
-    try:
-        wh = Warehouse(copy_url)
-        with wh.transaction() as tx:
-            assert tx.replace_all("t", df, dtype) == len(df)
-            assert tx.replace_all("t", df, dtype) == len(df)  # into the existing table too
-        with pytest.raises(RuntimeError), wh.transaction() as tx:
-            tx.replace_all("t", df.iloc[:2], dtype)
-            raise RuntimeError("fails after the COPY")
-        wh.dispose()
-    finally:
-        store._BULK_LOAD[("postgresql", "psycopg")] = real
+    monkeypatch.setitem(store._BULK_LOAD, ("postgresql", "psycopg"), spy)
+    wh = Warehouse(copy_url)
+    with wh.transaction() as tx:
+        assert tx.replace_all("t", df, dtype) == len(df)
+        assert tx.replace_all("t", df, dtype) == len(df)  # into the existing table too
+    with pytest.raises(RuntimeError), wh.transaction() as tx:
+        tx.replace_all("t", df.iloc[:2], dtype)
+        raise RuntimeError("fails after the COPY")
+    wh.dispose()
     assert len(used) == 3
     engine = sa.create_engine(insert_url)
     with engine.begin() as conn:

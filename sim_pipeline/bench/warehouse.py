@@ -37,7 +37,8 @@ def load(url: str, frame: pd.DataFrame, repeats: int = 3) -> dict[str, object]:
             with wh.transaction() as tx:
                 tx.replace_all(TABLE, frame)
             times.append(time.perf_counter() - t0)
-        assert wh.count(TABLE) == len(frame)
+        if wh.count(TABLE) != len(frame):
+            raise RuntimeError(f"{TABLE}: {wh.count(TABLE)} rows stored, {len(frame)} loaded")
         with wh.transaction() as tx:
             tx.conn.exec_driver_sql(f'DROP TABLE "{TABLE}"')
     finally:

@@ -11,6 +11,7 @@ import pandas as pd
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.common import DATA_ENGINEERING, markdown_table, table_spec
 from sim_pipeline.defs.ingest import STAGED_ASSETS
+from sim_pipeline.defs.reads import recorded_death_dates
 from sim_pipeline.defs.resources import StudyDesignResource, WarehouseResource
 from sim_pipeline.identity import linkage_quality as lq
 from sim_pipeline.identity.linkage import BLOCKING_RULES, ENCODING_COLUMNS, link_encoded
@@ -26,8 +27,6 @@ from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.store import Warehouse
 
 GROUP = "identity"
-# the staged table whose records carry a date of death (MHSDS MPI)
-DEATHS = next(t for t in SOURCE_TABLES if t.asset_name == "staged_mhs001mpi")
 
 
 def staged_for_linkage(
@@ -160,9 +159,7 @@ def person_index(
         ),
     ]
     curve, histogram = lq.threshold_curve(result.pairs), lq.weight_histogram(result.pairs)
-    deaths = wh.read(DEATHS.asset_name, columns=["source", "record_ref", "PersDeathDate"])
-    deaths = deaths.rename(columns={"PersDeathDate": "death_date"}).assign(table_name=DEATHS.table)
-    dimension = person_dimension(rows, index, deaths)
+    dimension = person_dimension(rows, index, recorded_death_dates(wh))
     writes = [
         Write("person_index", index),
         Write("person_dimension", dimension),

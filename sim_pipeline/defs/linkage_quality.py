@@ -10,6 +10,7 @@ from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.common import DATA_QUALITY, figure_metadata, markdown_table, table_spec
 from sim_pipeline.defs.linkage import staged_for_linkage
+from sim_pipeline.defs.reads import recorded_death_dates
 from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
 from sim_pipeline.identity import linkage_quality as lq
 from sim_pipeline.identity.person_index import (
@@ -88,10 +89,7 @@ def linkage_quality(
     wh = warehouse.get()
     index = wh.read("person_index")
     rows, _ = linkage_rows(staged_for_linkage(wh, QUALITY_ENCODINGS))
-    mpi = wh.read("staged_mhs001mpi", columns=["source", "record_ref", "PersDeathDate"]).rename(
-        columns={"PersDeathDate": "death_date"}
-    )
-    mpi["table_name"] = "MHS001MPI"
+    mpi = recorded_death_dates(wh)
     attrs = lq.record_attributes(rows)
     rates = lq.link_rates(index, attrs)
     versus = lq.linked_vs_unlinked(index, attrs)

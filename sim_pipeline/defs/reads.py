@@ -9,6 +9,7 @@ import pandas as pd
 from sim_pipeline.defs.common import month_of
 from sim_pipeline.identity.linkage import BLOOM_COLUMNS, TOKEN_COLUMNS
 from sim_pipeline.measures.events import STAGED_INPUTS
+from sim_pipeline.sources import BY_ASSET
 from sim_pipeline.warehouse.dictionary import sql_types, table_doc
 from sim_pipeline.warehouse.store import Warehouse
 
@@ -67,3 +68,14 @@ def data_months(wh: Warehouse) -> list[str]:
     """Months with any ingested drop (the ingest ledger), oldest first."""
     ledger = wh.read("ingest_ledger", columns=["month"])
     return sorted(ledger["month"].dropna().astype(str).unique()) if len(ledger) else []
+
+
+# the staged table whose records carry a date of death (MHSDS MPI)
+DEATHS = BY_ASSET["staged_mhs001mpi"]
+
+
+def recorded_death_dates(wh: Warehouse) -> pd.DataFrame:
+    """Every staged MPI record's date of death (source, table_name, record_ref, death_date; empty
+    where none): the input of `identity.person_index.recorded_deaths`."""
+    deaths = wh.read(DEATHS.asset_name, columns=["source", "record_ref", "PersDeathDate"])
+    return deaths.rename(columns={"PersDeathDate": "death_date"}).assign(table_name=DEATHS.table)
