@@ -89,7 +89,7 @@ FIRST = (
     "test_web_ui.py",
     "test_checks_fail.py",
 )
-LAST = ("test_linkage.py",)
+LAST = ("test_linkage.py", "test_incremental_linkage.py")
 
 
 def _module(nodeid: str) -> str:
@@ -367,6 +367,30 @@ def june_run(june_project, small_synth, tmp_path_factory) -> dict[str, Any]:
         lambda root: snapshot(june_project["env"]["SIM_WAREHOUSE_URL"]),
     )
     return {**june_project, "truth": small_synth[1], "snap": snap}
+
+
+@pytest.fixture(scope="session")
+def staged_small(june_run):
+    """The staged tables exactly as ingest wrote them in the session's whole-pipeline run
+    (conftest `june_run`: the session's synthetic drops to 2019-06, 42 months, demo key)."""
+    from sim_pipeline.sources import SOURCE_TABLES
+
+    staged = {t.asset_name: june_run["snap"][t.asset_name] for t in SOURCE_TABLES}
+    months = sorted(staged["staged_ambulance_incidents"]["month"].unique())
+    return staged, june_run["truth"], months
+
+
+def truth_by_record(truth: Path) -> pd.DataFrame:
+    """The generator's truth keyed as staged records are (record keys tokenised under the demo
+    key the session's run used)."""
+    t = pd.read_csv(truth / "records.csv", dtype=str).drop_duplicates(
+        ["source", "table", "record_ref"]
+    )
+    from sim_pipeline.identity.record_keys import truth_record_refs
+    from sim_pipeline.identity.tokens import DEMO_KEY, Tokeniser
+
+    t = truth_record_refs(Tokeniser(DEMO_KEY, demo=True), t)
+    return t.rename(columns={"table": "table_name", "true_person_id": "true"})
 
 
 # Project keys of the tests' own (made by `sim-pipeline keygen`; synthetic data only, never the

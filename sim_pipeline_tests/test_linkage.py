@@ -1,8 +1,6 @@
 """Linkage: link() on hand-made cases, stable person keys, accuracy on synthetic truth, and the
 linkage-quality check failing on a planted implausible link."""
 
-from pathlib import Path
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -23,11 +21,9 @@ from sim_pipeline.identity.person_index import (
     index_records,
     linkage_rows,
 )
-from sim_pipeline.identity.record_keys import truth_record_refs
-from sim_pipeline.identity.tokens import DEMO_KEY
-from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import sql_types
+from sim_pipeline_tests.conftest import truth_by_record
 
 KEY = b"test-key-0123456789abcdef-0123456"
 HAND = pd.DataFrame(
@@ -179,35 +175,16 @@ def test_person_keys_stay_put_and_changes_are_recorded():
     assert changes["change"].tolist() == ["split"]
 
 
-@pytest.fixture(scope="session")
-def staged_small(june_run):
-    """The staged tables exactly as ingest wrote them in the session's whole-pipeline run
-    (conftest `june_run`: the session's synthetic drops to 2019-06, 42 months, demo key)."""
-    staged = {t.asset_name: june_run["snap"][t.asset_name] for t in SOURCE_TABLES}
-    months = sorted(staged["staged_ambulance_incidents"]["month"].unique())
-    return staged, june_run["truth"], months
-
-
-def _truth(truth: Path) -> pd.DataFrame:
-    """The generator's truth keyed as staged records are (record keys tokenised under the demo
-    key the session's run used)."""
-    t = pd.read_csv(truth / "records.csv", dtype=str).drop_duplicates(
-        ["source", "table", "record_ref"]
-    )
-    t = truth_record_refs(Tokeniser(DEMO_KEY, demo=True), t)
-    return t.rename(columns={"table": "table_name", "true_person_id": "true"})
-
-
 def test_linkage_accuracy_on_synthetic_truth(staged_small):
     staged, truth, _ = staged_small
     rows, groups = linkage_rows(staged)
     res = link_encoded(rows, groups, LinkageOptions())
     recs = index_records(rows, res).rename(columns={"cluster": "pred"})
-    df = recs.merge(_truth(truth), on=["source", "table_name", "record_ref"])
+    df = recs.merge(truth_by_record(truth), on=["source", "table_name", "record_ref"])
     assert len(df) == len(recs)  # every record has a truth row
     nhs_only = rows.assign(pred=rows["nhs_number_token"].fillna(rows["record_ref"]))
     nhs_only = nhs_only.drop_duplicates(["source", "table_name", "record_ref"]).merge(
-        _truth(truth), on=["source", "table_name", "record_ref"]
+        truth_by_record(truth), on=["source", "table_name", "record_ref"]
     )
     score, baseline = ev.pairwise(df), ev.pairwise(nhs_only)
     # measured on the session's set (seed 7, 42 months to 2019-06, 68,560 records): precision

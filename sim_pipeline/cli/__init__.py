@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sim_pipeline.cli.bench import (
     cmd_bench_house,
+    cmd_bench_incremental,
     cmd_bench_linkage,
     cmd_bench_pseudonymise,
     cmd_bench_run,
@@ -49,6 +50,14 @@ def _run_args(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="run steps in this many processes (Dagster multiprocess executor)",
+    )
+    p.add_argument(
+        "--linkage",
+        choices=["full", "incremental"],
+        default="full",
+        help="full: relink every record and retrain the model (the periodic relink); "
+        "incremental: link only records the person index lacks, with the saved model "
+        "(a new month: use with backfill --from M --to M)",
     )
 
 
@@ -99,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = bench_sub.add_parser("run", help="wall time and peak memory of the main job")
     p.add_argument("--out", type=Path, default=Path("data/bench/main_job.json"))
     p.set_defaults(func=cmd_bench_run)
+    p = bench_sub.add_parser(
+        "incremental",
+        help="a new month: incremental run (ingest, link against the index, recompute what "
+        "changed) against a full rebuild",
+    )
+    p.add_argument("--out", type=Path, default=Path("data/bench/incremental_month.json"))
+    p.set_defaults(func=cmd_bench_incremental)
     p = bench_sub.add_parser(
         "linkage",
         help="linkage accuracy, time and memory: NHS-number only vs cleartext vs encoded",

@@ -88,6 +88,20 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     return 0 if all(r["exit_code"] == 0 for r in results) else 1
 
 
+def cmd_bench_incremental(args: argparse.Namespace) -> int:
+    """A new month incrementally against a full rebuild (`bench.incremental`), on the landing
+    folder (the demo, generated when absent)."""
+    from sim_pipeline.bench.incremental import bench_incremental
+
+    settings = Settings.from_env()
+    if not settings.landing_from_env and not has_drops(settings.landing_dir):
+        generate(args, settings.landing_dir, settings.truth_dir)
+    report = bench_incremental(settings.landing_dir, args.out, demo=not settings.key_from_env)
+    print(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_bench_linkage(args: argparse.Namespace) -> int:
     """NHS-number-only vs cleartext anchor vs encoded linkage on synthetic data with truth."""
     from sim_pipeline.bench.linkage import main as bench_linkage

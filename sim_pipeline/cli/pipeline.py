@@ -102,6 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             first_month=getattr(args, "first", None),
             last_month=getattr(args, "last", None),
             processes=args.processes,
+            linkage=args.linkage,
         )
     except ValueError as exc:
         print(f"sim-pipeline: {exc}", file=sys.stderr)

@@ -2,18 +2,22 @@
 the same run writes (key changes, model parameters, threshold curve, weight histogram). Wiring
 only: the logic is in `sim_pipeline.identity` (linkage, person_index)."""
 
+import json
 import time
 from datetime import UTC, datetime
+from typing import Literal
 
 import dagster as dg
 import pandas as pd
 
+from sim_pipeline.config import current_key_id
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.common import DATA_ENGINEERING, markdown_table, table_spec
 from sim_pipeline.defs.ingest import STAGED_ASSETS
 from sim_pipeline.defs.reads import recorded_death_dates
 from sim_pipeline.defs.resources import StudyDesignResource, WarehouseResource
 from sim_pipeline.identity import linkage_quality as lq
+from sim_pipeline.identity.incremental import link_new_records
 from sim_pipeline.identity.linkage import BLOCKING_RULES, ENCODING_COLUMNS, link_encoded
 from sim_pipeline.identity.person_dimension import person_dimension
 from sim_pipeline.identity.person_index import (
@@ -82,6 +86,11 @@ INDEX_TABLES = {
         "weight of every comparison level (NHS-number token, names, date of birth, postcode, "
         "sex), so an auditor can see why two records were or were not linked."
     ),
+    "linkage_model": (
+        "The linkage model the latest full relink trained, as Splink's JSON (comparisons, m "
+        "and u per level, prior, blocking rules; parameters only): an incremental run scores "
+        "the new month's records with it, and an auditor can load it into Splink."
+    ),
     "linkage_threshold_curve": (
         "How many scored record pairs each match-probability threshold would count as links "
         "(the latest run): how sensitive the person index is to the threshold chosen."
@@ -91,6 +100,42 @@ INDEX_TABLES = {
         "(pairs per 2-bit bin): matches and non-matches should form two separate humps."
     ),
 }
+
+
+# Written only by a full relink: an incremental run keeps the trained model and its diagnostics.
+MODEL_TABLES = (
+    "linkage_model",
+    "linkage_parameters",
+    "linkage_threshold_curve",
+    "linkage_weight_histogram",
+)
+
+
+class LinkageRunConfig(dg.Config):
+    """How this run links: ``full`` relinks every record and trains the model afresh (the
+    periodic relink; splits and merges possible); ``incremental`` links only the records the
+    person index lacks against the people already known, with the model the last full relink
+    saved (`linkage_model`), so known keys stay and only merges can happen."""
+
+    mode: Literal["full", "incremental"] = "full"
+
+
+def saved_model(wh: Warehouse) -> tuple[dict, str]:
+    """The saved model of the latest full relink and its run id; refuses, naming what to do,
+    when there is none or it was made under another key."""
+    table = wh.read("linkage_model")
+    if table.empty:
+        raise dg.Failure(
+            "incremental linkage needs a saved model: materialise person_index with mode "
+            "'full' first (linkage_model is empty)"
+        )
+    row = table.iloc[0]
+    if row["key_fingerprint"] != current_key_id():
+        raise dg.Failure(
+            "incremental linkage refused: the saved model was trained on encodings under "
+            f"another key (fingerprint {row['key_fingerprint']}); run a full relink"
+        )
+    return json.loads(row["model_json"]), str(row["trained_run_id"])
 
 
 @dg.multi_asset(
@@ -112,17 +157,26 @@ INDEX_TABLES = {
     can_subset=False,
 )
 def person_index(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, study: StudyDesignResource
+    context: dg.AssetExecutionContext,
+    config: LinkageRunConfig,
+    warehouse: WarehouseResource,
+    study: StudyDesignResource,
 ):
     wh = warehouse.get()
     t0 = time.perf_counter()
     staged = staged_for_linkage(wh)
     rows, groups = linkage_rows(staged)
-    result = link_encoded(rows, groups, study.linkage_options())
-    records = index_records(rows, result)
     previous = wh.read("person_index")
     history = wh.read("person_key_changes")
     recorded_at = datetime.now(UTC).isoformat(timespec="seconds")
+    full = config.mode == "full"
+    if full:
+        result = link_encoded(rows, groups, study.linkage_options())
+        model_run = context.run.run_id
+    else:
+        model, model_run = saved_model(wh)
+        result, _ = link_new_records(rows, groups, previous, model, study.linkage_options())
+    records = index_records(rows, result)
     index, changes = assign_person_keys(
         records, previous if len(previous) else None, recorded_at, history if len(history) else None
     )
@@ -160,13 +214,24 @@ def person_index(
     ]
     curve, histogram = lq.threshold_curve(result.pairs), lq.weight_histogram(result.pairs)
     dimension = person_dimension(rows, index, recorded_death_dates(wh))
-    writes = [
-        Write("person_index", index),
-        Write("person_dimension", dimension),
-        Write("linkage_parameters", result.parameters),
-        Write("linkage_threshold_curve", curve),
-        Write("linkage_weight_histogram", histogram),
-    ]
+    writes = [Write("person_index", index), Write("person_dimension", dimension)]
+    if full:
+        model_row = pd.DataFrame(
+            {
+                "trained_run_id": [context.run.run_id],
+                "trained_at": [recorded_at],
+                "key_fingerprint": [current_key_id()],
+                "records": [len(expected)],
+                "profiles": [int(result.counts.get("profiles", 0))],
+                "model_json": [json.dumps(result.model, sort_keys=True)],
+            }
+        )
+        writes += [
+            Write("linkage_model", model_row),
+            Write("linkage_parameters", result.parameters),
+            Write("linkage_threshold_curve", curve),
+            Write("linkage_weight_histogram", histogram),
+        ]
     if len(changes):  # the key history grows only when keys move
         writes.append(Write("person_key_changes", changes, {"run_id": [context.run.run_id]}))
     written = yield from write_or_refuse(
@@ -182,9 +247,6 @@ def person_index(
     persons = index["person_key"].nunique()
     sizes = index.groupby("person_key").size()
     change_counts = changes["change"].value_counts().to_dict() if len(changes) else {}
-    params = result.parameters.copy()
-    for col in ("m_probability", "u_probability", "match_weight"):
-        params[col] = params[col].astype(float).round(4)
     yield dg.MaterializeResult(
         asset_key="person_index",
         metadata={
@@ -194,7 +256,9 @@ def person_index(
             "records_per_person_median": float(sizes.median()) if len(sizes) else 0.0,
             "records_linked_to_others": int((sizes[index["person_key"]] > 1).sum()),
             "key_changes_this_run": dg.MetadataValue.json(change_counts),
+            "mode": config.mode,
             "model_trained": result.trained,
+            "model_of_run": model_run,
             "threshold": study.linkage_threshold,
             "linkage_counts": dg.MetadataValue.json(result.counts),
             "linkage_seconds": dg.MetadataValue.json(
@@ -225,17 +289,36 @@ def person_index(
             "changes_this_run": dg.MetadataValue.json(change_counts),
         },
     )
-    yield dg.MaterializeResult(
-        asset_key="linkage_parameters",
-        metadata={"dagster/row_count": len(params), "model_parameters": markdown_table(params)},
-    )
-    yield dg.MaterializeResult(
-        asset_key="linkage_threshold_curve",
-        metadata={"dagster/row_count": len(curve), "threshold_curve": markdown_table(curve)},
-    )
-    yield dg.MaterializeResult(
-        asset_key="linkage_weight_histogram", metadata={"dagster/row_count": len(histogram)}
-    )
+    if not full:  # the model and its diagnostics are the last full relink's, unchanged
+        for table in MODEL_TABLES:
+            yield dg.MaterializeResult(
+                asset_key=table,
+                metadata={"unchanged": f"kept from the full relink of run {model_run}"},
+            )
+    else:
+        params = result.parameters.copy()
+        for col in ("m_probability", "u_probability", "match_weight"):
+            params[col] = params[col].astype(float).round(4)
+        yield dg.MaterializeResult(
+            asset_key="linkage_model",
+            metadata={
+                "dagster/row_count": 1,
+                "trained_run_id": context.run.run_id,
+                "comparisons": len(result.model.get("comparisons", [])),
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key="linkage_parameters",
+            metadata={"dagster/row_count": len(params), "model_parameters": markdown_table(params)},
+        )
+        yield dg.MaterializeResult(
+            asset_key="linkage_threshold_curve",
+            metadata={"dagster/row_count": len(curve), "threshold_curve": markdown_table(curve)},
+        )
+        yield dg.MaterializeResult(
+            asset_key="linkage_weight_histogram", metadata={"dagster/row_count": len(histogram)}
+        )
     context.log.info(
-        f"person_index: {len(index)} records, {persons} persons, changes {change_counts}"
+        f"person_index ({config.mode}): {len(index)} records, {persons} persons, "
+        f"changes {change_counts}"
     )

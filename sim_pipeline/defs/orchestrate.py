@@ -176,46 +176,43 @@ def materialise_all(
     first_month: str | None = None,
     last_month: str | None = None,
     processes: int = 1,
+    linkage: str = "full",
 ) -> RunOutcome:
     """One run of the whole graph over a month range (default: every partition).
 
     A range is a backfill: its ingest partitions run as one single-run backfill and the
-    unpartitioned downstream assets are brought up to date in the same run.
+    unpartitioned downstream assets are brought up to date in the same run. ``linkage``
+    "incremental" links only the records the person index lacks (`defs.linkage`); when that
+    moves records of earlier months between people (a merge) or brings new people into the
+    cohort, a second run brings the earlier months' events, metrics and costs, and everything
+    after them, up to date (`earlier_months_touched`).
     """
     from sim_pipeline.definitions import load_definitions
     from sim_pipeline.defs.common import monthly_partitions
 
     defs = load_definitions(settings)
     keys = monthly_partitions(settings).get_partition_keys()
+    all_keys = list(keys)
     wanted = [k for k in keys if (first_month or "") <= k[:7] <= (last_month or "9999")]
     if not wanted:
         raise ValueError(f"no monthly partition between {first_month} and {last_month}")
     keys = wanted
     instance = dg.DagsterInstance.get()
-    tags = {
-        "dagster/asset_partition_range_start": keys[0],
-        "dagster/asset_partition_range_end": keys[-1],
-        "launched_by": "sim-pipeline run",
-    }
-    loggers = {"console": {"config": {"log_level": log_level.upper()}}}
-    if processes > 1:
-        # One process per step, as Dagster's Kubernetes executor runs one pod per step.
-        result = dg.execute_job(
-            dg.reconstructable(all_assets_job),
-            instance=instance,
-            tags=tags,
-            raise_on_error=False,
-            run_config={
-                "loggers": loggers,
-                "execution": {"config": {"multiprocess": {"max_concurrent": processes}}},
-            },
-        )
-    else:
-        result = defs.resolve_job_def("sim_pipeline_all").execute_in_process(
-            instance=instance, raise_on_error=False, tags=tags, run_config={"loggers": loggers}
-        )
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
+    run_config["ops"] = {"person_index": {"config": {"mode": linkage}}}
+    cohort_before = _cohort_people(settings) if linkage == "incremental" else set()
+    result = _execute(defs, instance, keys, run_config, processes)
+    results = [result]
+    if linkage == "incremental" and result.success:
+        earlier = earlier_months_touched(settings, result.run_id, keys[0][:7], cohort_before)
+        again = [k for k in all_keys if k[:7] in earlier]
+        if again:
+            again = [k for k in all_keys if again[0] <= k < keys[0]]  # one contiguous range
+            selection = _downstream_of_events(defs)
+            run_config["ops"] = {}
+            results.append(_execute(defs, instance, again, run_config, 1, selection))
     passed, failed, warned, failures = 0, [], [], []
-    for event in result.all_events:
+    for event in (e for r in results for e in r.all_events):
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             ev = event.event_specific_data
             name = f"{ev.asset_key.to_user_string()}:{ev.check_name}"
@@ -240,8 +237,8 @@ def materialise_all(
         wh.dispose()
     label = f"{'DEMO key (public; synthetic data only)' if tok.demo else 'project key'} fingerprint {tok.key_id}"
     return RunOutcome(
-        success=result.success,
-        run_id=result.run_id,
+        success=all(r.success for r in results),
+        run_id=", ".join(r.run_id for r in results),
         checks_passed=passed,
         checks_failed=failed,
         checks_warned=warned,
@@ -251,3 +248,80 @@ def materialise_all(
         headline=headline,
         estimates=estimates,
     )
+
+
+def _execute(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    keys: list[str],
+    run_config: dict,
+    processes: int,
+    selection: list[dg.AssetKey] | None = None,
+):
+    """One run of the whole-graph job (or ``selection`` of it) over the partition range."""
+    tags = {
+        "dagster/asset_partition_range_start": keys[0],
+        "dagster/asset_partition_range_end": keys[-1],
+        "launched_by": "sim-pipeline run",
+    }
+    if processes > 1:
+        # One process per step, as Dagster's Kubernetes executor runs one pod per step.
+        config = {
+            **run_config,
+            "execution": {"config": {"multiprocess": {"max_concurrent": processes}}},
+        }
+        return dg.execute_job(
+            dg.reconstructable(all_assets_job),
+            instance=instance,
+            tags=tags,
+            raise_on_error=False,
+            run_config=config,
+            asset_selection=selection,
+        )
+    return defs.resolve_job_def("sim_pipeline_all").execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        tags=tags,
+        run_config=run_config,
+        asset_selection=selection,
+    )
+
+
+def _downstream_of_events(defs: dg.Definitions) -> list[dg.AssetKey]:
+    """``events`` and every asset after it (metrics, costs, the cohort's summaries, the
+    evaluation and the report): what a change of person keys in earlier months touches."""
+    graph = defs.resolve_asset_graph()
+    selected = dg.AssetSelection.assets("events").downstream().resolve(graph)
+    return sorted(k for k in selected if graph.get(k).is_materializable)
+
+
+def _cohort_people(settings: Settings) -> set[str]:
+    wh = Warehouse(settings.warehouse_url)
+    try:
+        return set(wh.read("cohort", columns=["person_key"]).get("person_key", []))
+    finally:
+        wh.dispose()
+
+
+def earlier_months_touched(
+    settings: Settings, run_id: str, first_month: str, cohort_before: set[str]
+) -> list[str]:
+    """Months before ``first_month`` whose events, metrics or costs an incremental run made
+    stale: the months with records of the people its merges joined (their events carry the
+    retired key), and every month when the cohort gained people (a cohort member has a metrics
+    row for every month, zeros included)."""
+    wh = Warehouse(settings.warehouse_url)
+    try:
+        changes = wh.read("person_key_changes", {"run_id": [run_id]})
+        months: set[str] = set()
+        if len(changes):
+            people = sorted(set(changes["to_person_key"]) | set(changes["from_person_key"]))
+            dim = wh.read("person_dimension", {"person_key": people}, columns=["month"])
+            months |= set(dim.get("month", []))
+        cohort = set(wh.read("cohort", columns=["person_key"]).get("person_key", []))
+        if cohort - cohort_before:
+            dim = wh.read("person_dimension", columns=["month"])
+            months |= set(dim.get("month", []))
+    finally:
+        wh.dispose()
+    return sorted(m for m in months if m < first_month)

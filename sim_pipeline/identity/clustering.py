@@ -27,7 +27,13 @@ def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class Components:
     """Union-find over components that refuses to give one person two NHS numbers."""
 
-    def __init__(self, component: np.ndarray, nhs_codes: np.ndarray, anchored_rows: np.ndarray):
+    def __init__(
+        self,
+        component: np.ndarray,
+        nhs_codes: np.ndarray,
+        anchored_rows: np.ndarray,
+        known_rows: np.ndarray | None = None,
+    ):
         k = int(component.max()) + 1 if len(component) else 0
         self.k = k
         self.parent = list(range(k))
@@ -38,6 +44,12 @@ class Components:
         anchored = np.zeros(k, dtype=bool)
         anchored[component[anchored_rows]] = True
         self.anchored = anchored.tolist()
+        # Components holding a record an earlier run already placed (incremental linkage):
+        # their attachments were decided then, against every rival, so they never attach.
+        known = np.zeros(k, dtype=bool)
+        if known_rows is not None and len(known_rows):
+            known[component[known_rows]] = True
+        self.known = known.tolist()
         self.refused = 0
         self.overridden = 0
         self.size = np.bincount(component, minlength=k).tolist()
@@ -67,6 +79,7 @@ class Components:
             del self.tokens[ry]
             self.anchored[rx] = True
             self.size[rx] += self.size[ry]
+            self.known[rx] = self.known[rx] or self.known[ry]
             return True
         if ty and not tx:
             rx, ry, tx, ty = ry, rx, ty, tx
@@ -76,6 +89,7 @@ class Components:
             del self.tokens[ry]
         self.anchored[rx] = self.anchored[rx] or self.anchored[ry]
         self.size[rx] += self.size[ry]
+        self.known[rx] = self.known[rx] or self.known[ry]
         return True
 
     def labels(self, component: np.ndarray) -> np.ndarray:
@@ -116,6 +130,8 @@ def attach(
             group, person = (rx, ry) if uf.size[rx] < uf.size[ry] else (ry, rx)
         else:
             continue
+        if uf.known[group]:  # placed by an earlier run against every rival: stays put
+            continue
         cands = best.setdefault(group, {})
         if person not in cands or weight[i] > cands[person][0]:
             cands[person] = (weight[i], i)
@@ -142,6 +158,7 @@ def cluster_pairs(
     certain: np.ndarray | None = None,
     is_link: np.ndarray | None = None,
     attach_max_rows: int = 1,
+    known_rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Cluster components joined by links (given strongest first).
 
@@ -154,9 +171,12 @@ def cluster_pairs(
        ``margin`` bits; otherwise it is ambiguous and stays apart. Lone anchored records
        (a mistyped birth date; an anchored link below the threshold) attach the same way, in
        a pass before. What is left unanchored then joins up by itself (at the full threshold).
+    ``known_rows`` (incremental linkage) are rows an earlier run placed: their components never
+    attach in step 2a (a rival they had then is not among this run's pairs), though a new
+    record may still join them, or bridge two of them by anchored links (a merge).
     Returns labels per row, which links were used, and counts for the run's diagnostics.
     """
-    uf = Components(component, nhs_codes, anchored_rows)
+    uf = Components(component, nhs_codes, anchored_rows, known_rows)
     certain = np.zeros(len(a), dtype=bool) if certain is None else certain
     is_link = np.ones(len(a), dtype=bool) if is_link is None else is_link
     used = np.zeros(len(a), dtype=bool)

@@ -72,6 +72,7 @@ class LinkResult:
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     trained: bool = False
+    model: dict[str, Any] = field(default_factory=dict)  # Splink's JSON of the model used
 
 
 def _name_key(values: pd.Series) -> pd.array:
@@ -158,8 +159,10 @@ def _linker(table: pd.DataFrame, options: LinkageOptions, settings_dict: dict[st
 
 def predict_pairs(
     table: pd.DataFrame, options: LinkageOptions, timings: dict[str, float]
-) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
-    """Train (when there are enough profiles) and score candidate pairs of profiles."""
+) -> tuple[pd.DataFrame, pd.DataFrame, bool, dict[str, Any]]:
+    """Train (when there are enough profiles) and score candidate pairs of profiles. Returns
+    the pairs, the model's parameters, whether it was trained, and the model as Splink saves
+    it (JSON-ready: m and u per level, the prior, the comparisons' SQL; no values)."""
     trained = len(table) >= options.min_profiles_to_train
     cfg = settings(options, trained)
     linker, con = _linker(table, options, cfg)
@@ -206,15 +209,29 @@ def predict_pairs(
     )
     pairs = pred.as_pandas_dataframe()
     timings["predict_s"] = time.perf_counter() - t0
+    model = linker.misc.save_model_to_json()
+    params = _parameters(linker)
+    con.close()
     if pairs.empty:  # nothing to score (every record a profile of its own, or none alike)
-        con.close()
-        empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in PAIR_COLUMNS})
-        for c in ("left", "right"):
-            empty[c] = empty[c].astype("int64")
-        for c in ("anchored", "certain"):
-            if c in empty:
-                empty[c] = empty[c].astype(bool)
-        return empty, _parameters(linker), trained
+        return empty_pairs(), params, trained, model
+    pairs = score_columns(pairs, table)
+    return pairs.sort_values(["left", "right"]).reset_index(drop=True), params, trained, model
+
+
+def empty_pairs() -> pd.DataFrame:
+    """No scored pairs, typed as `score_columns` gives them."""
+    empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in PAIR_COLUMNS})
+    for c in ("left", "right"):
+        empty[c] = empty[c].astype("int64")
+    for c in ("anchored", "certain"):
+        if c in empty:
+            empty[c] = empty[c].astype(bool)
+    return empty
+
+
+def score_columns(pairs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Splink's scored pairs as the clustering reads them (PAIR_COLUMNS): profile ids as left
+    and right, each comparison's weight, and whether the link is anchored or certain."""
     pairs = pairs.rename(columns={"profile_id_l": "left", "profile_id_r": "right"})
     for c in ("mw_birth_date", "mw_nhs_number", "mw_given_name", "mw_family_name"):
         if c not in pairs:  # a comparison on a field the data set lacks adds no weight
@@ -237,10 +254,7 @@ def predict_pairs(
         & (pairs["mw_family_name"] > 0)
         & same_dob.fillna(False).to_numpy(dtype=bool)
     )
-    pairs = pairs[PAIR_COLUMNS]
-    params = _parameters(linker)
-    con.close()
-    return pairs.sort_values(["left", "right"]).reset_index(drop=True), params, trained
+    return pairs[PAIR_COLUMNS]
 
 
 def _parameters(linker) -> pd.DataFrame:
@@ -287,19 +301,56 @@ def link_encoded(
     options = options or LinkageOptions()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    check_encodings(encoded)
+    table, profile_of_row = profiles(encoded, options.name_similarity == "jaro_winkler")
+    timings["profiles_s"] = time.perf_counter() - t0
+    model: dict[str, Any] = {}
+    if len(table) >= 2:
+        pairs, params, trained, model = predict_pairs(table, options, timings)
+    else:
+        pairs = empty_pairs()
+        params, trained = pd.DataFrame(), False
+    t0 = time.perf_counter()
+    cluster, prob, counts = cluster_rows(encoded, table, profile_of_row, pairs, groups, options)
+    timings["cluster_s"] = time.perf_counter() - t0
+    clusters = pd.DataFrame(
+        {"cluster": cluster.astype("int64"), "match_probability": prob}, index=encoded.index
+    )
+    return LinkResult(clusters, pairs, params, timings, counts, trained, model)
+
+
+def check_encodings(encoded: pd.DataFrame) -> None:
     missing = [c for c in ENCODING_COLUMNS if c not in encoded.columns]
     if missing:
         raise ValueError(f"linkage input lacks encoding columns: {', '.join(missing)}")
-    n = len(encoded)
-    table, profile_of_row = profiles(encoded, options.name_similarity == "jaro_winkler")
-    timings["profiles_s"] = time.perf_counter() - t0
-    if len(table) >= 2:
-        pairs, params, trained = predict_pairs(table, options, timings)
-    else:
-        pairs = pd.DataFrame(columns=PAIR_COLUMNS)
-        params, trained = pd.DataFrame(), False
 
-    t0 = time.perf_counter()
+
+def _known_edges(known: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Star edges joining the rows of each known person, and the known rows."""
+    if known is None:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, None
+    pos = np.flatnonzero(known >= 0)
+    first = pd.Series(pos).groupby(known[pos]).transform("first").to_numpy()
+    keep = first != pos
+    return first[keep].astype(np.int64), pos[keep].astype(np.int64), pos
+
+
+def cluster_rows(
+    encoded: pd.DataFrame,
+    table: pd.DataFrame,
+    profile_of_row: np.ndarray,
+    pairs: pd.DataFrame,
+    groups: pd.DataFrame | None,
+    options: LinkageOptions,
+    known: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Rows into people from scored profile pairs (`identity.clustering`): a cluster per row,
+    each row's match probability and the run's counts. ``known`` (incremental linkage: a
+    person number per row from the existing index, -1 for a new row) holds each known person
+    together without counting their rows as joined by construction (their probabilities come
+    from their links), and known people never attach to anyone (`cluster_pairs`)."""
+    n = len(encoded)
     # Nodes: rows 0..n-1. A profile is represented by its first row.
     has_profile = profile_of_row >= 0
     rep = np.full(len(table), -1, dtype=np.int64)
@@ -317,8 +368,11 @@ def link_encoded(
         eb.append(gb)
     a = np.concatenate(ea).astype(np.int64)
     b = np.concatenate(eb).astype(np.int64)
-    # 1. Joined by construction: one component each, whatever the encodings say.
-    forced = components(n, a, b) if n else np.empty(0, dtype=np.int64)
+    ka, kb, known_rows = _known_edges(known)
+    # 1. Joined by construction (and known people): one component each, whatever the
+    #    encodings say.
+    fa, fb = np.concatenate([a, ka]).astype(np.int64), np.concatenate([b, kb]).astype(np.int64)
+    forced = components(n, fa, fb) if n else np.empty(0, dtype=np.int64)
     nhs_codes, _ = pd.factorize(encoded["nhs_number_token"].reset_index(drop=True))
     anchored_rows = np.flatnonzero(
         (encoded["nhs_number_token"].notna() | encoded["birth_date_token"].notna()).to_numpy()
@@ -339,6 +393,7 @@ def link_encoded(
         links["certain"].to_numpy(dtype=bool)[order],
         (links["match_probability"].to_numpy(dtype=float) >= options.threshold)[order],
         options.attach_max_rows,
+        known_rows,
     )
     accepted_links = links.iloc[order[used]]
 
@@ -363,10 +418,6 @@ def link_encoded(
     prob = np.where(joined, 1.0, prob)
     sizes = np.bincount(cluster) if n else np.empty(0, dtype=np.int64)
     prob = np.where(sizes[cluster] == 1, np.nan, prob) if n else prob
-    timings["cluster_s"] = time.perf_counter() - t0
-    clusters = pd.DataFrame(
-        {"cluster": cluster.astype("int64"), "match_probability": prob}, index=encoded.index
-    )
     counts = {
         "rows": n,
         "profiles": len(table),
@@ -376,7 +427,7 @@ def link_encoded(
         **cluster_counts,
         "clusters": int(cluster.max() + 1) if n else 0,
     }
-    return LinkResult(clusters, pairs, params, timings, counts, trained)
+    return cluster, prob, counts
 
 
 __all__ = [

@@ -86,6 +86,28 @@ class LinkageParameters(WarehouseTable):
         metadata = {"grain": "one row per comparison level"}
 
 
+class LinkageModel(WarehouseTable):
+    """The linkage model the latest full relink trained, as Splink saves it: what an
+    incremental run scores new records with, and what an auditor can load into Splink."""
+
+    trained_run_id: Text = col("Dagster run of the full relink that trained the model")
+    trained_at: Text = col("When it was trained (UTC, ISO 8601)")
+    key_fingerprint: Text = col(
+        "Fingerprint of the pseudonymisation key the encodings were made under (the model "
+        "scores only encodings made under the same key)"
+    )
+    records: Integer = col("Staged records the relink linked")
+    profiles: Integer = col("Distinct profiles it scored")
+    model_json: Text = col(
+        "Splink's JSON of the model: comparisons and their SQL, m and u per level, the "
+        "prior and blocking rules; parameters only, no record's values"
+    )
+
+    class Config:
+        name = "linkage_model"
+        metadata = {"grain": "one row: the model of the latest full relink"}
+
+
 class LinkageThresholdCurve(WarehouseTable):
     """How many scored pairs would be links at each match-probability threshold."""
 

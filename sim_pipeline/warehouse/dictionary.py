@@ -47,6 +47,7 @@ def models() -> tuple[type[WarehouseTable], ...]:
         identity.PersonKeyChanges,
         identity.PersonDimension,
         identity.LinkageParameters,
+        identity.LinkageModel,
         identity.LinkageThresholdCurve,
         identity.LinkageWeightHistogram,
         identity.LinkageLinkRates,
