@@ -95,6 +95,29 @@ def _max_drop_bytes() -> int:
     return int(raw)
 
 
+LINKAGE_ENGINE_ENV = "SIM_LINKAGE_ENGINE"
+SPARK_URL_ENV = "SIM_SPARK_URL"
+
+
+def linkage_engine() -> tuple[str, str | None]:
+    """Where linkage runs, from the environment: ``SIM_LINKAGE_ENGINE`` ("duckdb", the default,
+    or "spark") and, for Spark, ``SIM_SPARK_URL``: a Spark master (``local[4]``,
+    ``spark://host:7077``) or a Spark Connect URL (``sc://host:15002``); unset, an active
+    session or a local one (`identity.engines`). Environment only, like every place data goes."""
+    from sim_pipeline.identity.linkage_model import ENGINES
+
+    engine = os.environ.get(LINKAGE_ENGINE_ENV, "").strip().lower() or "duckdb"
+    if engine not in ENGINES:
+        raise ConfigError(
+            f"{LINKAGE_ENGINE_ENV}={engine!r} is not a linkage engine: use one of "
+            f"{', '.join(ENGINES)}"
+        )
+    url = os.environ.get(SPARK_URL_ENV, "").strip() or None
+    if url and engine != "spark":
+        raise ConfigError(f"{SPARK_URL_ENV} is set but {LINKAGE_ENGINE_ENV} is not spark")
+    return engine, url
+
+
 def demo_mode_allowed() -> bool:
     return os.environ.get(DEMO_ENV, "").lower() in {"1", "true", "yes"}
 

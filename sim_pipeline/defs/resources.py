@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from sim_pipeline.config import REFERENCE_DIR, Settings, load_tokeniser
+from sim_pipeline.config import REFERENCE_DIR, Settings, linkage_engine, load_tokeniser
 from sim_pipeline.identity.linkage import LinkageOptions
 from sim_pipeline.identity.tokens import Tokeniser
 from sim_pipeline.warehouse import Warehouse, redact_url
@@ -100,10 +100,15 @@ class StudyDesignResource(dg.ConfigurableResource):
     sensitivity: bool = True
 
     def linkage_options(self) -> LinkageOptions:
+        # where the model runs is the environment's (SIM_LINKAGE_ENGINE, SIM_SPARK_URL), never
+        # run config: it decides where the encodings go
+        engine, spark_url = linkage_engine()
         return LinkageOptions(
             threshold=self.linkage_threshold,
             attach_threshold=self.attach_threshold,
             ambiguity_margin=self.ambiguity_margin,
+            engine=engine,
+            spark_url=spark_url,
         )
 
     def evaluation_settings(self):  # -> sim_pipeline.evaluation.comparison.EvaluationSettings

@@ -23,7 +23,6 @@ Splink's own logging is kept at WARNING: nothing it prints contains values, but 
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,15 +145,11 @@ def profiles(encoded: pd.DataFrame, clear_names: bool = False) -> tuple[pd.DataF
 
 
 def _linker(table: pd.DataFrame, options: LinkageOptions, settings_dict: dict[str, Any]):
-    import duckdb
-    from splink import DuckDBAPI, Linker
+    """A Splink linker on the options' engine (DuckDB or Spark: `identity.engines`) and the
+    handle to close."""
+    from sim_pipeline.identity.engines import linker
 
-    con = duckdb.connect()
-    if options.threads:
-        con.execute(f"SET threads = {int(options.threads)}")
-    db_api = DuckDBAPI(connection=con)
-    sdf = db_api.register(table, dataset_display_name="profiles")
-    return Linker(sdf, settings_dict, log_level=logging.WARNING), con
+    return linker(table, options, settings_dict)
 
 
 def predict_pairs(

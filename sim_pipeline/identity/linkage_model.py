@@ -65,6 +65,7 @@ NAME_LEVELS = (0.62, 0.56)
 JARO_WINKLER_LEVELS = (0.94, 0.88)  # cleartext anchor only
 # Default m, u of the similarity levels, strongest first (EM re-estimates them when training).
 SIMILARITY_MU = ((0.07, 0.002), (0.03, 0.01), (0.02, 0.03))
+ENGINES = ("duckdb", "spark")  # SQL dialects the model is written for (`identity.engines`)
 # Fixed m probabilities (not estimated; see `comparisons`).
 NHS_M = 0.995  # P(NHS-number tokens agree | same person, both present)
 SEX_MISCODED = 0.01  # P(recorded sex differs | same person)
@@ -94,12 +95,25 @@ class LinkageOptions:
     em_max_pairs: float = 1e6
     seed: int = 20180101
     threads: int | None = None  # DuckDB threads (None: all cores)
+    # Where Splink runs (`identity.engines`): "duckdb" in this process, or "spark" on the
+    # Spark master / Spark Connect URL ``spark_url`` (None: an active session, else local[*]).
+    engine: str = "duckdb"
+    spark_url: str | None = None
     # Below this many profiles the data cannot train a model: the default parameters are used.
     min_profiles_to_train: int = 2000
     # Adjust exact name agreement for how common the name is. Off: on the demo it changed
     # cohort recall from 0.9758 to 0.9745 at equal precision (docs/architecture.md).
     term_frequencies: bool = False
     name_similarity: str = "hamming"  # "jaro_winkler" only for the cleartext benchmark anchor
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(
+                f"unknown linkage engine {self.engine!r}: choose one of {', '.join(ENGINES)}"
+            )
+        if self.engine == "spark" and self.name_similarity != "hamming":
+            # the anchor's `_bf` columns hold cleartext names: they never leave this process
+            raise ValueError("the Spark engine links pseudonymised encodings only (hamming)")
 
 
 def _null_level(col: str) -> dict[str, Any]:
@@ -130,32 +144,53 @@ def _level(sql: str, label: str, m: float, u: float, fix_m: bool = False) -> dic
     }
 
 
-def _hamming_sql(prefix: str) -> str:
-    """Hamming similarity of two encodings: 1 - differing bits / (64 * WORDS)."""
-    terms = " + ".join(
-        f'CAST(bit_count(xor("{prefix}_w{i}_l", "{prefix}_w{i}_r")) AS INTEGER)'
-        for i in range(WORDS)
-    )
+def _hamming_sql(prefix: str, dialect: str = "duckdb") -> str:
+    """Hamming similarity of two encodings: 1 - differing bits / (64 * WORDS).
+
+    DuckDB holds the words as UBIGINT; Spark has no unsigned type, so `identity.engines` sends
+    the same 64 bits as signed BIGINT (two's complement): XOR and the count of set bits are the
+    same on either reading, so the similarity is identical."""
+    if dialect == "spark":
+        terms = " + ".join(
+            f"CAST(bit_count(`{prefix}_w{i}_l` ^ `{prefix}_w{i}_r`) AS INT)" for i in range(WORDS)
+        )
+    else:
+        terms = " + ".join(
+            f'CAST(bit_count(xor("{prefix}_w{i}_l", "{prefix}_w{i}_r")) AS INTEGER)'
+            for i in range(WORDS)
+        )
     return f"(1.0 - ({terms}) / {64 * WORDS}.0)"
 
 
-def _name_similarity_sql(part: str, mode: str) -> str:
+def _spark_sql(condition: str) -> str:
+    """A DuckDB condition of `comparisons` in Spark SQL: identifiers in backticks (in Spark SQL a
+    double-quoted word is a string). Every double quote in these conditions quotes an
+    identifier; the one literal, 'U', is single-quoted."""
+    return condition.replace('"', "`")
+
+
+def _name_similarity_sql(part: str, mode: str, dialect: str = "duckdb") -> str:
     if mode == "hamming":
-        return _hamming_sql(f"{part}_name")
+        return _hamming_sql(f"{part}_name", dialect)
     # Cleartext anchor (benchmark only): the same levels on Jaro-Winkler of the names, which
     # `ClearTokeniser` writes in the `_bf` column (kept as `{part}_name_clear`).
     return f'jaro_winkler_similarity("{part}_name_clear_l", "{part}_name_clear_r")'
 
 
 def comparisons(
-    name_similarity: str = "hamming", term_frequencies: bool = True
+    name_similarity: str = "hamming", term_frequencies: bool = True, dialect: str = "duckdb"
 ) -> list[dict[str, Any]]:
     """Comparison definitions with default m/u (used as-is when the data are too few to train).
 
     ``name_similarity`` is "hamming" (the diffused encodings: production) or "jaro_winkler" (the
-    cleartext anchor of `sim-pipeline bench linkage`, whose `_bf` columns hold cleartext)."""
+    cleartext anchor of `sim-pipeline bench linkage`, whose `_bf` columns hold cleartext).
+    ``dialect`` is the engine's SQL ("duckdb" or "spark"); the levels are the same in both."""
     if name_similarity not in ("hamming", "jaro_winkler"):
         raise ValueError(f"unknown name similarity {name_similarity!r}")
+    if dialect not in ENGINES:
+        raise ValueError(f"unknown SQL dialect {dialect!r}")
+    if dialect == "spark" and name_similarity != "hamming":
+        raise ValueError("the Spark dialect has the hamming name similarity only")
     levels = NAME_LEVELS if name_similarity == "hamming" else JARO_WINKLER_LEVELS
     out: list[dict[str, Any]] = [
         {
@@ -172,7 +207,7 @@ def comparisons(
         }
     ]
     for part in ("given", "family"):
-        sim = _name_similarity_sql(part, name_similarity)
+        sim = _name_similarity_sql(part, name_similarity, dialect)
         similar = [
             _level(f"{sim} >= {t}", f"similarity>={t}", m, u)
             for t, (m, u) in zip(levels, SIMILARITY_MU, strict=False)
@@ -270,6 +305,10 @@ def comparisons(
             ],
         }
     )
+    if dialect == "spark":
+        for comp in out:
+            for lvl in comp["comparison_levels"]:
+                lvl["sql_condition"] = _spark_sql(lvl["sql_condition"])
     return out
 
 
@@ -280,7 +319,9 @@ def settings(options: LinkageOptions, trained: bool = True) -> dict[str, Any]:
         "link_type": "dedupe_only",
         "unique_id_column_name": "profile_id",
         "probability_two_random_records_match": 1e-4,
-        "comparisons": comparisons(options.name_similarity, options.term_frequencies and trained),
+        "comparisons": comparisons(
+            options.name_similarity, options.term_frequencies and trained, options.engine
+        ),
         "blocking_rules_to_generate_predictions": [{"blocking_rule": r} for r in BLOCKING_RULES],
         "retain_intermediate_calculation_columns": True,
         "retain_matching_columns": False,
