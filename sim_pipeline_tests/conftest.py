@@ -75,6 +75,7 @@ PINNED: dict[str, frozenset[str] | None] = {
     "test_expectations.py": None,
     "test_evaluation_truth.py": None,
     "test_privacy_scan.py": None,
+    "test_linkage_spark.py": None,  # one local Spark session for the module
 }
 # The order of the queue: the longest units start at once, a shared project is built by the
 # first unit to need it while the other worker is busy elsewhere (test_postgres builds
