@@ -51,11 +51,27 @@ METHODS: dict[str, str] = {
     "cleartext": "probabilistic engine on normalised cleartext, names by Jaro-Winkler (anchor)",
     "encoded": "probabilistic engine on keyed tokens and diffused name encodings (the pipeline)",
 }
+SPARK_METHOD = {
+    "encoded_spark": "the encoded engine on Spark (local[*] or SIM_SPARK_URL): same model"
+}
 COMPARISON_SHARE = 0.06  # comparison (high-intensity, never allocated) people per general person
 
 
-def default_out(people: int) -> Path:
-    return Path("data") / "bench" / f"linkage_{people}.json"
+def default_out(people: int, engine: str = "duckdb") -> Path:
+    suffix = "" if engine == "duckdb" else f"_{engine}"
+    return Path("data") / "bench" / f"linkage_{people}{suffix}.json"
+
+
+def methods_for(engine: str) -> dict[str, str]:
+    """The methods a run compares: ``duckdb`` the three, ``spark`` the encoded method on Spark
+    in place of DuckDB's, ``both`` the three plus the encoded method on Spark."""
+    if engine == "duckdb":
+        return dict(METHODS)
+    if engine == "spark":
+        return {k: v for k, v in METHODS.items() if k != "encoded"} | SPARK_METHOD
+    if engine == "both":
+        return METHODS | SPARK_METHOD
+    raise ValueError(f"unknown engine {engine!r}: duckdb, spark or both")
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,13 +80,18 @@ def default_out(people: int) -> Path:
 
 
 def run_benchmark(
-    people: int, seed: int = 20180101, isolate: bool = True, log: Any = print
+    people: int,
+    seed: int = 20180101,
+    isolate: bool = True,
+    log: Any = print,
+    engine: str = "duckdb",
 ) -> dict[str, Any]:
     """Generate, stage, link three ways and score; returns the report (see module docstring)."""
     from sim_pipeline.identity.person_index import linkage_rows
     from sim_pipeline.identity.tokens import DEMO_KEY, ClearTokeniser, Tokeniser
     from sim_pipeline.synthetic import generate
 
+    methods = methods_for(engine)
     comparison_people = round(people * COMPARISON_SHARE)
     report: dict[str, Any] = {
         "benchmark": "linkage: NHS-number-only vs cleartext anchor vs encoded",
@@ -80,6 +101,7 @@ def run_benchmark(
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
         "isolated_processes": isolate,
+        "engine": engine,
     }
     with tempfile.TemporaryDirectory(prefix="bench_linkage_") as tmp_name:
         tmp = Path(tmp_name)
@@ -146,7 +168,7 @@ def run_benchmark(
         report["parent_peak_rss_mib"] = round(max_rss_mib(), 1)
 
         report["methods"] = {}
-        for method, description in METHODS.items():
+        for method, description in methods.items():
             log(f"linking: {method} ...")
             staging = "cleartext" if method == "cleartext" else "encoded"
             rows_path, groups_path = paths[staging], group_paths[staging]
@@ -170,6 +192,7 @@ def run_benchmark(
                 "peak_growth_mib": round(out["peak_growth_mib"], 1),
                 "baseline_rss_mib": round(out["baseline_rss_mib"], 1),
                 "memory_source": out["memory_source"],
+                **{k: round(out[k], 1) for k in ("jvm_peak_rss_mib",) if k in out},
                 "trained": out["trained"],
                 "counts": out["counts"],
                 "parameters": out["parameters"],  # m, u and weight per comparison level
@@ -187,7 +210,7 @@ def render(report: dict[str, Any]) -> str:
     """The report as two side-by-side tables (methods as columns)."""
     methods = report["methods"]
     names = list(methods)
-    width = 12
+    width = max(12, 2 + max(len(n) for n in names))
 
     def line(label: str, values: list[str]) -> str:
         return f"{label:<30}" + "".join(f"{v:>{width}}" for v in values)
@@ -225,6 +248,7 @@ def render(report: dict[str, Any]) -> str:
         )
     out += [
         row("peak RSS MiB (process)", lambda m: m["peak_rss_mib"], ",.0f"),
+        row("  of which Spark's JVM MiB", lambda m: m.get("jvm_peak_rss_mib", 0), ",.0f"),
         row("peak growth MiB (linkage)", lambda m: m["peak_growth_mib"], ",.0f"),
         "",
         f"{'pairwise F1 by source pair':<30}{'true pairs':>{width}}"
@@ -242,12 +266,14 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def main(people: int, out: Path | None = None, seed: int = 20180101) -> int:
+def main(people: int, out: Path | None = None, seed: int = 20180101, engine: str = "duckdb") -> int:
     """Run, write the JSON report and print the tables; the CLI's `bench linkage`."""
     import json
 
-    report = run_benchmark(people, seed=seed, log=lambda s: print(s, file=sys.stderr, flush=True))
-    path = out or default_out(people)
+    report = run_benchmark(
+        people, seed=seed, log=lambda s: print(s, file=sys.stderr, flush=True), engine=engine
+    )
+    path = out or default_out(people, engine)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(render(report))

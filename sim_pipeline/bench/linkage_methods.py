@@ -1,5 +1,6 @@
-"""One linkage method of the benchmark (``nhs_only``, ``cleartext``, ``encoded``) run on its
-input in its own spawned process, with that process's wall time and memory."""
+"""One linkage method of the benchmark (``nhs_only``, ``cleartext``, ``encoded``,
+``encoded_spark``) run on its input in its own spawned process, with that process's wall time
+and memory (for Spark, plus its JVM's: a child process of its own)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ def max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _status_mib() -> dict[str, float]:
-    """VmRSS and VmHWM (peak) of this process from /proc (Linux); empty elsewhere."""
+def _status_mib(pid: int | str = "self") -> dict[str, float]:
+    """VmRSS and VmHWM (peak) of a process (default this one) from /proc (Linux); empty
+    elsewhere."""
     try:
-        lines = Path("/proc/self/status").read_text().splitlines()
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
         return {}
     return {
@@ -105,6 +107,8 @@ def link_method(method: str, rows_path: str, groups_path: str) -> dict[str, Any]
         result = link_encoded(rows, groups, LinkageOptions(name_similarity="jaro_winkler"))
     elif method == "encoded":
         result = link_encoded(rows, groups, LinkageOptions())
+    elif method == "encoded_spark":
+        result, jvm = _link_on_spark(rows, groups, LinkageOptions, link_encoded)
     else:
         raise ValueError(f"unknown linkage method {method!r}")
     t1 = time.perf_counter()
@@ -113,7 +117,13 @@ def link_method(method: str, rows_path: str, groups_path: str) -> dict[str, Any]
     timings["index_s"] = time.perf_counter() - t1
     seconds = time.perf_counter() - t0
     peak = _status_mib()["VmHWM"] if procfs else max_rss_mib()
+    extra = {}
+    if method == "encoded_spark":  # the JVM is a process of its own: its peak counts too
+        timings["spark_start_s"] = jvm["start_s"]
+        extra = {"jvm_peak_rss_mib": jvm["peak_mib"]}
+        peak += jvm["peak_mib"]
     return {
+        **extra,
         "records": records,
         "link_s": seconds,
         "timings": timings,
@@ -125,6 +135,33 @@ def link_method(method: str, rows_path: str, groups_path: str) -> dict[str, Any]
         "peak_rss_mib": peak,
         "peak_growth_mib": peak - base,
     }
+
+
+def _link_on_spark(
+    rows: pd.DataFrame, groups: pd.DataFrame, options: Any, link: Any
+) -> tuple[Any, dict[str, float]]:
+    """Link on a Spark session started here (SIM_SPARK_URL, else local on every core, driver
+    memory SIM_SPARK_DRIVER_MEMORY or 8g); the session's start is timed apart and its JVM's
+    peak RSS read before the session stops (0 when the JVM is elsewhere: Spark Connect)."""
+    import os
+
+    from sim_pipeline.identity.engines import spark_builder
+
+    url = os.environ.get("SIM_SPARK_URL") or None
+    t0 = time.perf_counter()
+    builder = spark_builder(url)
+    if not (url or "").startswith("sc://"):
+        memory = os.environ.get("SIM_SPARK_DRIVER_MEMORY", "8g")
+        builder = builder.config("spark.driver.memory", memory)
+    session = builder.getOrCreate()
+    start_s = time.perf_counter() - t0
+    try:
+        result = link(rows, groups, options(engine="spark"))
+        proc = getattr(getattr(session.sparkContext, "_gateway", None), "proc", None)
+        peak = _status_mib(proc.pid).get("VmHWM", 0.0) if proc is not None else 0.0
+    finally:
+        session.stop()
+    return result, {"start_s": start_s, "peak_mib": peak}
 
 
 def run_isolated(method: str, rows_path: Path, groups_path: Path) -> dict[str, Any]:

@@ -124,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", type=Path, default=None, help="JSON report (default data/bench/linkage_<N>.json)"
     )
+    p.add_argument(
+        "--engine",
+        choices=("duckdb", "spark", "both"),
+        default="duckdb",
+        help="where the encoded method runs: DuckDB, Spark (local[*], or SIM_SPARK_URL) or both "
+        "side by side (Spark needs Java and the uv group spark)",
+    )
     p.set_defaults(func=cmd_bench_linkage)
     p = bench_sub.add_parser(
         "pseudonymise",

@@ -106,7 +106,7 @@ def cmd_bench_linkage(args: argparse.Namespace) -> int:
     """NHS-number-only vs cleartext anchor vs encoded linkage on synthetic data with truth."""
     from sim_pipeline.bench.linkage import main as bench_linkage
 
-    return bench_linkage(args.people, out=args.out, seed=args.seed)
+    return bench_linkage(args.people, out=args.out, seed=args.seed, engine=args.engine)
 
 
 def cmd_bench_house(args: argparse.Namespace) -> int:
