@@ -131,6 +131,12 @@ def link_new_records(
     options = options or LinkageOptions()
     if not model:
         raise ValueError("incremental linkage needs the saved model of a full relink")
+    if model.get("sql_dialect", "duckdb") != "duckdb":  # its comparisons are that dialect's SQL
+        raise ValueError(
+            "incremental linkage runs on DuckDB (a month's records fit one machine); the saved "
+            f"model's SQL is {model.get('sql_dialect')}'s: run the full relink on DuckDB or "
+            "keep relinking in full on Spark"
+        )
     check_encodings(rows)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
