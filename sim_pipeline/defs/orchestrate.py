@@ -182,10 +182,8 @@ def materialise_all(
 
     A range is a backfill: its ingest partitions run as one single-run backfill and the
     unpartitioned downstream assets are brought up to date in the same run. ``linkage``
-    "incremental" links only the records the person index lacks (`defs.linkage`); when that
-    moves records of earlier months between people (a merge) or brings new people into the
-    cohort, a second run brings the earlier months' events, metrics and costs, and everything
-    after them, up to date (`earlier_months_touched`).
+    "incremental" links only the records the person index lacks (`defs.linkage`), in two runs
+    (`_incremental_runs`).
     """
     from sim_pipeline.definitions import load_definitions
     from sim_pipeline.defs.common import monthly_partitions
@@ -200,17 +198,10 @@ def materialise_all(
     instance = dg.DagsterInstance.get()
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
     run_config["ops"] = {"person_index": {"config": {"mode": linkage}}}
-    cohort_before = _cohort_people(settings) if linkage == "incremental" else set()
-    result = _execute(defs, instance, keys, run_config, processes)
-    results = [result]
-    if linkage == "incremental" and result.success:
-        earlier = earlier_months_touched(settings, result.run_id, keys[0][:7], cohort_before)
-        again = [k for k in all_keys if k[:7] in earlier]
-        if again:
-            again = [k for k in all_keys if again[0] <= k < keys[0]]  # one contiguous range
-            selection = _downstream_of_events(defs)
-            run_config["ops"] = {}
-            results.append(_execute(defs, instance, again, run_config, 1, selection))
+    if linkage == "incremental":
+        results = _incremental_runs(settings, defs, instance, keys, all_keys, run_config)
+    else:
+        results = [_execute(defs, instance, keys, run_config, processes)]
     passed, failed, warned, failures = 0, [], [], []
     for event in (e for r in results for e in r.all_events):
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
@@ -287,12 +278,33 @@ def _execute(
     )
 
 
-def _downstream_of_events(defs: dg.Definitions) -> list[dg.AssetKey]:
-    """``events`` and every asset after it (metrics, costs, the cohort's summaries, the
-    evaluation and the report): what a change of person keys in earlier months touches."""
+def _incremental_runs(
+    settings: Settings,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    keys: list[str],
+    all_keys: list[str],
+    run_config: dict,
+) -> list:
+    """A new month with incremental linkage, as two runs. First the month's ingest, the
+    person index (incremental) and the cohort; then everything after them over the month and,
+    when that linkage touched earlier months (`earlier_months_touched`), back to the earliest
+    of them, so each downstream asset runs once."""
     graph = defs.resolve_asset_graph()
-    selected = dg.AssetSelection.assets("events").downstream().resolve(graph)
-    return sorted(k for k in selected if graph.get(k).is_materializable)
+    materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    from sim_pipeline.defs.linkage import person_index
+
+    first = dg.AssetSelection.assets(*person_index.keys, "cohort").upstream().resolve(graph)
+    first = {k for k in first if k in materializable}
+    cohort_before = _cohort_people(settings)
+    result = _execute(defs, instance, keys, run_config, 1, sorted(first))
+    if not result.success:
+        return [result]
+    earlier = earlier_months_touched(settings, result.run_id, keys[0][:7], cohort_before)
+    start = next((k for k in all_keys if k[:7] in earlier), keys[0])
+    months = [k for k in all_keys if start <= k <= keys[-1]]  # one contiguous range
+    second = sorted(materializable - first)
+    return [result, _execute(defs, instance, months, {**run_config, "ops": {}}, 1, second)]
 
 
 def _cohort_people(settings: Settings) -> set[str]:
