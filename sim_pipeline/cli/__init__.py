@@ -16,6 +16,7 @@ from sim_pipeline.cli.bench import (
     cmd_bench_house,
     cmd_bench_incremental,
     cmd_bench_linkage,
+    cmd_bench_month,
     cmd_bench_pseudonymise,
     cmd_bench_run,
     cmd_bench_warehouse,
@@ -66,6 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("synth", help="write synthetic landing drops plus ground truth")
     _synth_args(p, required=True)
+    p.add_argument(
+        "--national-month",
+        metavar="YYYY-MM",
+        default=None,
+        help="instead of the demo: one month of England at national volume (about 3.3 million "
+        "rows at --scale 1.0; sim_pipeline.synthetic.national)",
+    )
+    p.add_argument("--scale", type=float, default=1.0, help="national month: share of volume")
+    p.add_argument(
+        "--previous-scale",
+        type=float,
+        default=0.0,
+        help="national month: also the month before at this scale, from the same people",
+    )
     p.set_defaults(func=cmd_synth)
     p = sub.add_parser("run", help="materialise the whole asset graph and print a summary")
     _synth_args(p, required=False)
@@ -115,6 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("data/bench/incremental_month.json"))
     p.set_defaults(func=cmd_bench_incremental)
+    p = bench_sub.add_parser(
+        "month",
+        help="a month of England: national synth, a base month, then the month ingested and "
+        "linked incrementally; wall, CPU, peak memory and rows/s per stage",
+    )
+    p.add_argument("--month", default="2021-05", metavar="YYYY-MM")
+    p.add_argument("--scale", type=float, default=1.0, help="the month's share of national volume")
+    p.add_argument(
+        "--base-scale", type=float, default=0.05, help="the month before (the base deployment)"
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="JSON (default data/bench/month_<M>.json)"
+    )
+    p.add_argument("--scratch", type=Path, default=None, help="folder for the scratch copy")
+    p.set_defaults(func=cmd_bench_month)
     p = bench_sub.add_parser(
         "linkage",
         help="linkage accuracy, time and memory: NHS-number only vs cleartext vs encoded",

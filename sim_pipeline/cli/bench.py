@@ -102,6 +102,23 @@ def cmd_bench_incremental(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_month(args: argparse.Namespace) -> int:
+    """A month of England (`bench.month`): national synth, base month, the month incrementally."""
+    from sim_pipeline.bench.month import bench_month
+
+    out = args.out or Path(f"data/bench/month_{args.month}.json")
+    report = bench_month(out, args.month, args.scale, args.base_scale, args.scratch)
+    run = report["month_run"]
+    print(json.dumps({k: v for k, v in report.items() if k != "synth"}, indent=2))
+    print(
+        f"month {args.month} at scale {args.scale}: {report['month_landing_rows']:,} rows in "
+        f"{run['wall_seconds']:.0f} s, peak {report['month_peak_gib']} GiB, goal met: "
+        f"{report['goal_met']}"
+    )
+    print(f"wrote {out}")
+    return 0 if run["exit_code"] == 0 else 1
+
+
 def cmd_bench_linkage(args: argparse.Namespace) -> int:
     """NHS-number-only vs cleartext anchor vs encoded linkage on synthetic data with truth."""
     from sim_pipeline.bench.linkage import main as bench_linkage

@@ -43,6 +43,24 @@ def generate(args: argparse.Namespace, out: Path, truth: Path):  # -> SynthSumma
 
 def cmd_synth(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
+    if getattr(args, "national_month", None):
+        from sim_pipeline.synthetic.national import generate_national
+
+        summary = generate_national(
+            args.out,
+            args.truth,
+            month=args.national_month,
+            scale=args.scale,
+            previous_scale=args.previous_scale,
+            seed=args.seed,
+        )
+        print(
+            f"wrote the national month {args.national_month} to {args.out} and truth to "
+            f"{args.truth} in {time.perf_counter() - t0:.1f}s, peak memory "
+            f"{_peak_rss_mib():.0f} MiB"
+        )
+        print(json.dumps(summary, indent=2))
+        return 0
     summary = generate(args, args.out, args.truth)
     print(
         f"wrote {summary.files_written} files to {args.out} and truth to {args.truth} "

@@ -47,7 +47,7 @@ CONS_BEFORE = (0.78, 0.2, 0.02, 0.0)
 CONS_REMOTE = (0.47, 0.38, 0.02, 0.13)
 
 
-def _contact_days(month: np.ndarray, u_day: np.ndarray, u_weekday: np.ndarray) -> np.ndarray:
+def contact_days(month: np.ndarray, u_day: np.ndarray, u_weekday: np.ndarray) -> np.ndarray:
     """A day in each month: a weekday with probability WEEKDAY_SHARE, otherwise any day."""
     any_day = MONTH_START[month] + (u_day * DAYS_IN_MONTH[month]).astype(np.int64)
     n_weekdays = _WEEKDAY_FIRST[month + 1] - _WEEKDAY_FIRST[month]
@@ -93,7 +93,7 @@ def planned_contacts(
     reps = k[rows, cols]
     p_h, m_h = np.repeat(rows, reps), np.repeat(cols, reps)
     u = rng.random((2, len(p_h)))
-    d_h = _contact_days(m_h, u[0], u[1])
+    d_h = contact_days(m_h, u[0], u[1])
     dna_h = np.clip(HIU_DNA * ratio[p_h, m_h] ** DNA_POWER, DNA_MIN, DNA_MAX)
 
     g = np.arange(h, pop.n)
@@ -103,7 +103,7 @@ def planned_contacts(
     reps = k[rows, cols]
     p_g, m_g = g[np.repeat(rows, reps)], np.repeat(cols, reps)
     u = rng.random((2, len(p_g)))
-    d_g = _contact_days(m_g, u[0], u[1])
+    d_g = contact_days(m_g, u[0], u[1])
     keep_g = d_g >= first[p_g]  # from the first MHSDS record on
 
     person = np.concatenate([p_h, p_g[keep_g]]).astype(np.int64)
@@ -111,6 +111,15 @@ def planned_contacts(
     p_dna = np.concatenate([dna_h, np.full(int(keep_g.sum()), GENERAL_DNA)])
     ok = known[person] & (day <= pop.death[person])
     person, day, p_dna = person[ok], day[ok], p_dna[ok]
+    return contact_frame(kr, person, day, p_dna, spells)
+
+
+def contact_frame(
+    kr: Keyed, person: np.ndarray, day: np.ndarray, p_dna: np.ndarray, spells: pd.DataFrame
+) -> pd.DataFrame:
+    """Planned contacts of ``person`` on ``day`` with their keyed attributes: time, consultation
+    mechanism, attendance (did not attend with probability ``p_dna``, 4% cancelled by each
+    side) and ``held`` (False on an inpatient day of ``spells``)."""
     key = keys(CONTACT_TAG, person, day)
 
     secs = 9 * 3600 + 900 * kr.integers(key, 201, 0, 33)  # quarter hours 09:00-17:00

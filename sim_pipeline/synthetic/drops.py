@@ -34,9 +34,14 @@ def _csv_lines(df: pd.DataFrame, columns: list[str]) -> list[str]:
     return [",".join(row) for row in zip(*cols, strict=True)] if cols else []
 
 
-def write_table(out: Path, table: SourceTable, df: pd.DataFrame) -> tuple[int, list[pd.DataFrame]]:
-    """Write every provider x month file of one table; returns (files, records parts)."""
+def write_table(
+    out: Path, table: SourceTable, df: pd.DataFrame, months: tuple[int, ...] | None = None
+) -> tuple[int, list[pd.DataFrame]]:
+    """Write every provider x month file of one table (only the files of ``months``, month
+    numbers, when given: rows of other months are left out); returns (files, records parts)."""
     columns = table.columns
+    if months is not None:
+        df = df[df["_month"].isin(months)]
     header = ",".join(columns)
     df = df.sort_values(["_provider", "_month", "_sort"], kind="stable").reset_index(drop=True)
     lines = _csv_lines(df, columns)
@@ -50,6 +55,8 @@ def write_table(out: Path, table: SourceTable, df: pd.DataFrame) -> tuple[int, l
     files = 0
     for provider in table.providers:
         for m, label in enumerate(MONTH_LABELS):
+            if months is not None and m not in months:
+                continue
             s, e = bounds.get(f"{provider}|{m}", (0, 0))
             path = Landing(out).drop(provider, label, table).path
             path.parent.mkdir(parents=True, exist_ok=True)

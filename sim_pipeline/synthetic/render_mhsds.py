@@ -42,12 +42,21 @@ def _trust_ids(
 
 
 def render_mhsds(
-    rng: np.random.Generator, kr: Keyed, pop: Population, events: Events, prog: Programme
+    rng: np.random.Generator,
+    kr: Keyed,
+    pop: Population,
+    events: Events,
+    prog: Programme,
+    extra_activity: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """MHS401, MHS501, MHS502, MHS001MPI and the programme register, month by month."""
+    """MHS401, MHS501, MHS502, MHS001MPI and the programme register, month by month
+    (``extra_activity``: more (person, month) pairs that need an MHS001MPI row, e.g. care
+    contacts of people with no other MHSDS record)."""
     org = codes.MH_TRUSTS
     out: dict[str, pd.DataFrame] = {}
     activity: list[tuple[np.ndarray, np.ndarray]] = []  # (person, month) with MHSDS activity
+    if extra_activity is not None:
+        activity.append(extra_activity)
 
     # MHS401 Mental Health Act periods
     mha = events.mha[events.mha["start"] < N_DAYS].sort_values(["start", "key"], kind="stable")
