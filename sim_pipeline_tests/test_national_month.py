@@ -5,13 +5,13 @@ JSON has its figures."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from sim_pipeline.identity.nhs_number import is_valid_nhs_number
 from sim_pipeline.landing.layout import Landing
 from sim_pipeline.landing.manifest import not_synthetic_reason
-from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.sources.reader import read_drop
 from sim_pipeline.sources.validation import DEFECTS_COLUMN, validate_drop
 from sim_pipeline.synthetic.national import MONTH_TARGETS, generate_national
@@ -76,7 +76,7 @@ def test_proportions_and_people_across_sources_and_months(national):
 
 
 def test_nhs_numbers_are_valid_and_distinct():
-    nhs = pd.Series(nhs_numbers(__import__("numpy").random.default_rng(1), 50_000))
+    nhs = pd.Series(nhs_numbers(np.random.default_rng(1), 50_000))
     assert nhs.is_unique and is_valid_nhs_number(nhs).all()
     assert nhs.str.slice(0, 2).eq("99").all()
 

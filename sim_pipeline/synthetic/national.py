@@ -31,7 +31,8 @@ Act period, ambulance, A&E; see-and-convey -> A&E; 1% A&E provider duplicates) a
 the programme area's providers (three trusts, five A&E sites, one police force, one ambulance
 service) and its twelve boroughs: the national volume is written into those folders. No
 deliberate provider errors are injected (every row passes the contracts), spells that began
-before the first month simulated are absent, and there is no programme register row.
+before the first month simulated are absent, there is no programme register row, and every
+earlier month of the window gets header-only drops (drop coverage expects every month).
 """
 
 from __future__ import annotations
