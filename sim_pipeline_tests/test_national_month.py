@@ -2,9 +2,6 @@
 the ingest contracts, in the stated proportions, with every row in the truth; the benchmark's
 JSON has its figures."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,25 +76,3 @@ def test_nhs_numbers_are_valid_and_distinct():
     nhs = pd.Series(nhs_numbers(np.random.default_rng(1), 50_000))
     assert nhs.is_unique and is_valid_nhs_number(nhs).all()
     assert nhs.str.slice(0, 2).eq("99").all()
-
-
-@pytest.mark.slow
-def test_bench_month_json(tmp_path):
-    from sim_pipeline.bench.month import bench_month
-
-    out = tmp_path / "month.json"
-    report = bench_month(out, "2021-05", 0.0003, 0.0003, tmp_path)
-    saved = json.loads(out.read_text())
-    assert saved == json.loads(json.dumps(report))
-    run = saved["month_run"]
-    assert run["exit_code"] == 0 and run["wall_seconds"] > 0 and run["peak_rss_mib"] > 50
-    assert saved["base_run"]["exit_code"] == 0
-    rows = saved["month_rows"]
-    landing = saved["synth"]["summary"]["rows_by_month_and_table"]["2021-05"]
-    assert rows["staged_ecds"] == landing["ecds"] > 0
-    assert rows["person_index"] == saved["month_landing_rows"]
-    stages = {s["step"]: s for s in saved["month_stages"]}
-    for step in ("staged_ecds", "staged_ambulance_incidents", "person_index", "events"):
-        assert stages[step]["seconds"] > 0 and stages[step]["rows_per_second"] > 0, step
-    assert saved["goal_met"] is True
-    assert not list(Path(tmp_path).glob("tmp*"))  # the scratch folder is removed
