@@ -30,6 +30,10 @@ concurrency:
   pools:
     default_limit: 1
     granularity: op
+# Dagster's SQLite storage, with event-log connections kept open (sim_pipeline/dagster_instance.py).
+instance_class:
+  module: sim_pipeline.dagster_instance
+  class: SimInstance
 """
 
 
