@@ -206,6 +206,36 @@ def test_data_docs_site_lists_every_suite_with_its_status(staged, tmp_path):
         assert re.search(STATUS.format(status), page), (suite, status)
 
 
+def test_a_run_that_rebuilds_the_index_after_writes_only_each_validations_pages(
+    staged, tmp_path, monkeypatch
+):
+    """`sim-pipeline run` sets INDEX_AFTER_RUN_ENV: each validation writes its own pages (the
+    page quality_results links says its status) and the index is left to `build_docs_index`,
+    called once after the run, which lists every validation and renders no page again."""
+    frame, ledger = staged
+    quality = tmp_path / "quality"
+    monkeypatch.setenv(gx.INDEX_AFTER_RUN_ENV, "1")
+    table = gx.validate(_staged_suite(frame, ledger), frame, quality, "a", "r")
+    drops = gx.validate(
+        staged_suites.drops_suite(ECDS, MONTHS),
+        staged_suites.drops_frame(ledger.iloc[1:]),
+        quality,
+        "b",
+        "r",
+    )
+    index = gx_docs.docs_index(quality)
+    assert not index.exists()
+    for outcome, status in ((table, "Succeeded"), (drops, "Failed")):
+        assert re.search(STATUS.format(status), outcome.docs_page.read_text())
+    drops.docs_page.write_text("not rendered again")
+    assert gx.build_docs_index(quality) == index
+    home = index.read_text()
+    for name in ("staged_ecds.table", "staged_ecds.drops"):
+        assert name in home, name
+    assert home.count("validations/staged_ecds/") >= 2
+    assert drops.docs_page.read_text() == "not rendered again"
+
+
 def test_code_version_is_the_git_commit():
     v = code_version()
     assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", v), v

@@ -110,9 +110,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"sim-pipeline run: {exc}", file=sys.stderr)
         return 2
     from sim_pipeline.defs.orchestrate import materialise_all
+    from sim_pipeline.quality.gx_docs import gx_root
+    from sim_pipeline.quality.gx_runner import INDEX_AFTER_RUN_ENV, build_docs_index
     from sim_pipeline.warehouse.migrate import upgrade
 
     upgrade(settings.warehouse_url)  # schema changes as migrations, before any write
+    # each validation writes its own Data Docs pages; the site's index is rebuilt once, after
+    os.environ[INDEX_AFTER_RUN_ENV] = "1"
     try:
         outcome = materialise_all(
             settings,
@@ -125,6 +129,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"sim-pipeline: {exc}", file=sys.stderr)
         return 2
+    finally:
+        os.environ.pop(INDEX_AFTER_RUN_ENV, None)
+    if gx_root(settings.quality_dir).is_dir():
+        build_docs_index(settings.quality_dir)
     print(outcome.render(settings, time.perf_counter() - t0, _peak_rss_mib()))
     return 0 if outcome.success else 1
 

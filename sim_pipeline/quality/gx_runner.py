@@ -41,6 +41,14 @@ from sim_pipeline.quality.gx_docs import docs_index, gx_root, make_docs_self_con
 from sim_pipeline.quality.gx_masking import masking
 from sim_pipeline.quality.redact import masked
 
+# Set (by `sim-pipeline run`, which then calls `build_docs_index` once) for a run whose caller
+# rebuilds the Data Docs index after the run: each validation then writes only its own pages.
+# Unset (a run launched from the web UI, a test), each validation updates the index too, as
+# GX's UpdateDataDocsAction does. (The index reads every stored validation result: 0.4 s a
+# validation on the demo, growing with the results kept.)
+INDEX_AFTER_RUN_ENV = "SIM_DATA_DOCS_INDEX_AFTER_RUN"
+_NO_PAGE = "sim_pipeline.index_only"
+
 
 @contextmanager
 def _locked(quality_dir: Path) -> Iterator[None]:
@@ -258,11 +266,14 @@ def validate(
         vd = gx.ValidationDefinition(
             data=_batch_definition(ctx, suite.name), suite=_gx_suite(gx, suite), name=suite.name
         )
+        index_now = not os.environ.get(INDEX_AFTER_RUN_ENV)
         checkpoint = ctx.checkpoints.add_or_update(
             gx.Checkpoint(
                 name=suite.name,
                 validation_definitions=[vd],
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")]
+                if index_now
+                else [],
                 result_format=RESULT_FORMAT,
             )
         )
@@ -280,6 +291,15 @@ def validate(
                 f"{masked(first, names)[:300]})"
             ) from None
         (identifier, vr), *_ = result.run_results.items()
+        if not index_now:  # this validation's pages, as the action writes them, but no index
+            from great_expectations.data_context.types.resource_identifiers import (
+                ExpectationSuiteIdentifier,
+            )
+
+            ctx.build_data_docs(
+                resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=suite.name)],
+                build_index=False,
+            )
         page = None
         for site in ctx.get_docs_sites_urls(resource_identifier=identifier):
             url = site.get("site_url") or ""
@@ -324,6 +344,23 @@ def validate(
     return SuiteOutcome(
         suite, results, page, round(time.perf_counter() - started, 2), docs_index(quality_dir)
     )
+
+
+def build_docs_index(quality_dir: Path) -> Path:
+    """Rebuild the Data Docs site's index page (every stored suite and validation listed) and
+    no other page; its path."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+    )
+
+    with _locked(quality_dir):
+        ctx = _context(quality_dir)
+        # resource identifiers that name no stored resource: no page is rendered again (an
+        # empty list would render every page)
+        ctx.build_data_docs(resource_identifiers=[ExpectationSuiteIdentifier(name=_NO_PAGE)])
+        _remember(quality_dir, ctx)
+        make_docs_self_contained(quality_dir)
+    return docs_index(quality_dir)
 
 
 def build_docs(quality_dir: Path) -> Path:
