@@ -265,9 +265,9 @@ def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
     assert status == ("SUCCESS",)
     # one per monthly asset (ingest tables, events, person_month_metrics, person_month_costs)
     # and month, plus one per unpartitioned asset Dagster runs: every table of a multi_asset is
-    # its own (person_index's six, linkage_quality's report and two tables, the four evaluation
+    # its own (person_index's seven, linkage_quality's report and two tables, the four evaluation
     # tables, drop_coverage's two), ingest_summary, cohort, unit_costs, programme_headline,
-    # evaluation_report: 20; plus ingest_ledger and ingest_quarantine, which every staged step
+    # evaluation_report: 21; plus ingest_ledger and ingest_quarantine, which every staged step
     # reports once (a single-run backfill: one step per staged table)
     from sim_pipeline.definitions import load_definitions
 
@@ -276,7 +276,7 @@ def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
     graph = defs.resolve_asset_graph()
     unpartitioned = [k for k in graph.get_all_asset_keys() if not graph.get(k).is_partitioned]
     run_by_dagster = [k for k in unpartitioned if graph.get(k).is_executable]
-    assert len(run_by_dagster) == 20
+    assert len(run_by_dagster) == 21
     assert n_materialisations == (len(SOURCE_TABLES) + 3) * len(months) + len(
         run_by_dagster
     ) + 2 * len(SOURCE_TABLES)

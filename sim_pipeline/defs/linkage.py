@@ -120,6 +120,25 @@ class LinkageRunConfig(dg.Config):
     mode: Literal["full", "incremental"] = "full"
 
 
+def stable_model(model: dict) -> dict:
+    """The model as stored: without Splink's per-linker id, and its probabilities to 6
+    significant figures as `linkage_parameters` stores them (DuckDB's parallel float sums make
+    EM's estimates differ in the last bits between runs; a repeated run must store the same)."""
+
+    def rounded(value: object) -> object:
+        if isinstance(value, dict):
+            return {
+                k: float(f"{v:.6g}") if isinstance(v, float) else rounded(v)
+                for k, v in value.items()
+                if k != "linker_uid"
+            }
+        if isinstance(value, list):
+            return [rounded(v) for v in value]
+        return value
+
+    return rounded(model)  # type: ignore[return-value]
+
+
 def saved_model(wh: Warehouse) -> tuple[dict, str]:
     """The saved model of the latest full relink and its run id; refuses, naming what to do,
     when there is none or it was made under another key."""
@@ -135,7 +154,7 @@ def saved_model(wh: Warehouse) -> tuple[dict, str]:
             "incremental linkage refused: the saved model was trained on encodings under "
             f"another key (fingerprint {row['key_fingerprint']}); run a full relink"
         )
-    return json.loads(row["model_json"]), str(row["trained_run_id"])
+    return json.loads(row["model_json"]), str(row["run_id"])
 
 
 @dg.multi_asset(
@@ -218,12 +237,12 @@ def person_index(
     if full:
         model_row = pd.DataFrame(
             {
-                "trained_run_id": [context.run.run_id],
-                "trained_at": [recorded_at],
+                "run_id": [context.run.run_id],
+                "recorded_at": [recorded_at],
                 "key_fingerprint": [current_key_id()],
                 "records": [len(expected)],
                 "profiles": [int(result.counts.get("profiles", 0))],
-                "model_json": [json.dumps(result.model, sort_keys=True)],
+                "model_json": [json.dumps(stable_model(result.model), sort_keys=True)],
             }
         )
         writes += [
@@ -303,7 +322,7 @@ def person_index(
             asset_key="linkage_model",
             metadata={
                 "dagster/row_count": 1,
-                "trained_run_id": context.run.run_id,
+                "run_id": context.run.run_id,
                 "comparisons": len(result.model.get("comparisons", [])),
             },
         )

@@ -90,8 +90,8 @@ class LinkageModel(WarehouseTable):
     """The linkage model the latest full relink trained, as Splink saves it: what an
     incremental run scores new records with, and what an auditor can load into Splink."""
 
-    trained_run_id: Text = col("Dagster run of the full relink that trained the model")
-    trained_at: Text = col("When it was trained (UTC, ISO 8601)")
+    run_id: Text = col("Dagster run of the full relink that trained the model")
+    recorded_at: Text = col("When it was trained (UTC, ISO 8601)")
     key_fingerprint: Text = col(
         "Fingerprint of the pseudonymisation key the encodings were made under (the model "
         "scores only encodings made under the same key)"
