@@ -1,15 +1,18 @@
 """Clustering the linkage model's scored pairs into people.
 
-Connected components over the pairs at or above the threshold plus the deterministic edges
-(rows sharing a trust's LocalPatientId or a police incident), strongest links first; a
+`cluster_rows` turns a run's scored profile pairs into a cluster per row (full or incremental
+linkage): connected components over the pairs at or above the threshold plus the deterministic
+edges (rows sharing a trust's LocalPatientId or a police incident), strongest links first; a
 name-only record attaches to its one clear candidate (see `cluster_pairs`). Pure functions over
-arrays: no Splink, no DuckDB.
+arrays and frames: no Splink, no DuckDB.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from sim_pipeline.identity.linkage_model import LinkageOptions
 
 
 def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -227,3 +230,108 @@ def group_edges(groups: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     if not a_parts:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     return np.concatenate(a_parts), np.concatenate(b_parts)
+
+
+def _known_edges(known: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Star edges joining the rows of each known person, and the known rows."""
+    if known is None:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, None
+    pos = np.flatnonzero(known >= 0)
+    first = pd.Series(pos).groupby(known[pos]).transform("first").to_numpy()
+    keep = first != pos
+    return first[keep].astype(np.int64), pos[keep].astype(np.int64), pos
+
+
+def cluster_rows(
+    encoded: pd.DataFrame,
+    table: pd.DataFrame,
+    profile_of_row: np.ndarray,
+    pairs: pd.DataFrame,
+    groups: pd.DataFrame | None,
+    options: LinkageOptions,
+    known: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Rows into people from scored profile pairs (`identity.clustering`): a cluster per row,
+    each row's match probability and the run's counts. ``known`` (incremental linkage: a
+    person number per row from the existing index, -1 for a new row) holds each known person
+    together without counting their rows as joined by construction (their probabilities come
+    from their links), and known people never attach to anyone (`cluster_pairs`)."""
+    n = len(encoded)
+    # Nodes: rows 0..n-1. A profile is represented by its first row.
+    has_profile = profile_of_row >= 0
+    rep = np.full(len(table), -1, dtype=np.int64)
+    rows_idx = np.arange(n)
+    first_rows = pd.Series(rows_idx[has_profile]).groupby(profile_of_row[has_profile]).first()
+    rep[first_rows.index.to_numpy()] = first_rows.to_numpy()
+    same_profile = has_profile & (rep[np.maximum(profile_of_row, 0)] != rows_idx)
+    ea = [rep[profile_of_row[same_profile]]]
+    eb = [rows_idx[same_profile]]
+    # Links at the threshold, plus weaker name-only candidates for attachment (step 2a).
+    links = pairs[pairs["match_probability"] >= min(options.threshold, options.attach_threshold)]
+    if groups is not None and len(groups.columns):
+        ga, gb = group_edges(groups)
+        ea.append(ga)
+        eb.append(gb)
+    a = np.concatenate(ea).astype(np.int64)
+    b = np.concatenate(eb).astype(np.int64)
+    ka, kb, known_rows = _known_edges(known)
+    # 1. Joined by construction (and known people): one component each, whatever the
+    #    encodings say.
+    fa, fb = np.concatenate([a, ka]).astype(np.int64), np.concatenate([b, kb]).astype(np.int64)
+    forced = components(n, fa, fb) if n else np.empty(0, dtype=np.int64)
+    nhs_codes, _ = pd.factorize(encoded["nhs_number_token"].reset_index(drop=True))
+    anchored_rows = np.flatnonzero(
+        (encoded["nhs_number_token"].notna() | encoded["birth_date_token"].notna()).to_numpy()
+    )
+    # 2. Probabilistic links, strongest first (see `identity.clustering.cluster_pairs`).
+    la = forced[rep[links["left"].to_numpy()]] if len(links) else np.empty(0, dtype=np.int64)
+    lb = forced[rep[links["right"].to_numpy()]] if len(links) else np.empty(0, dtype=np.int64)
+    order = np.lexsort((lb, la, -links["match_probability"].to_numpy(dtype=float)))
+    cluster, used, cluster_counts = cluster_pairs(
+        forced,
+        nhs_codes,
+        anchored_rows,
+        la[order],
+        lb[order],
+        links["anchored"].to_numpy(dtype=bool)[order],
+        links["match_weight"].to_numpy(dtype=float)[order].tolist(),
+        options.ambiguity_margin,
+        links["certain"].to_numpy(dtype=bool)[order],
+        (links["match_probability"].to_numpy(dtype=float) >= options.threshold)[order],
+        options.attach_max_rows,
+        known_rows,
+    )
+    accepted_links = links.iloc[order[used]]
+
+    # Match probability per row: best accepted link of its profile; 1.0 if joined by construction.
+    best = (
+        pd.concat(
+            [
+                accepted_links[["left", "match_probability"]].rename(columns={"left": "p"}),
+                accepted_links[["right", "match_probability"]].rename(columns={"right": "p"}),
+            ]
+        )
+        .groupby("p")["match_probability"]
+        .max()
+    )
+    prob = np.full(n, np.nan)
+    prob[has_profile] = (
+        pd.Series(profile_of_row[has_profile]).map(best).to_numpy(dtype=float, na_value=np.nan)
+    )
+    joined = np.zeros(n, dtype=bool)  # rows joined by construction (profile or group label)
+    joined[a] = True
+    joined[b] = True
+    prob = np.where(joined, 1.0, prob)
+    sizes = np.bincount(cluster) if n else np.empty(0, dtype=np.int64)
+    prob = np.where(sizes[cluster] == 1, np.nan, prob) if n else prob
+    counts = {
+        "rows": n,
+        "profiles": len(table),
+        "candidate_pairs_scored": len(pairs),
+        "links_at_threshold": len(links),
+        "links_used": int(used.sum()),
+        **cluster_counts,
+        "clusters": int(cluster.max() + 1) if n else 0,
+    }
+    return cluster, prob, counts

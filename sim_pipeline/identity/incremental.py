@@ -9,7 +9,7 @@ person: `link_new_records` keeps the existing person index as known structure an
 
 with the model the last full relink trained and saved (`linkage_model`), term frequencies
 taken over every profile as a full run takes them. The pairs go through the same clustering
-as a full run (`identity.linkage.cluster_rows`) with each known person as one component, so a
+as a full run (`identity.clustering.cluster_rows`) with each known person as one component, so a
 new record joins a person, founds one, or bridges two (a merge that `assign_person_keys`
 records). Splits only come from a full relink: an incremental run never breaks a known person.
 """
@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim_pipeline.identity.clustering import cluster_rows
 from sim_pipeline.identity.linkage import (
     LinkageOptions,
     LinkResult,
     check_encodings,
-    cluster_rows,
     empty_pairs,
     profiles,
     score_columns,
