@@ -9,6 +9,7 @@ import pytest
 from sim_pipeline.identity import scoring as ev
 from sim_pipeline.identity.incremental import link_new_records
 from sim_pipeline.identity.linkage import LinkageOptions, link_encoded
+from sim_pipeline.identity.linkage_model import TOKEN_COLUMNS
 from sim_pipeline.identity.person_index import assign_person_keys, index_records, linkage_rows
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline_tests.conftest import (
@@ -123,17 +124,8 @@ def test_a_new_record_of_a_known_person_takes_their_key(before_and_after):
     # a record like no one known founds a new person with a key never issued
     stranger = copy.copy()
     stranger["record_ref"] = "planted-stranger"
-    for c in ["nhs_number_token", "given_name_bf", "family_name_bf", "birth_date_token"]:
-        stranger[c] = "f" * 8 + c
-    for c in [
-        "birth_date_swap_token",
-        "birth_year_month_token",
-        "birth_month_day_token",
-        "postcode_unit_token",
-        "postcode_sector_token",
-        "postcode_district_token",
-    ]:
-        stranger[c] = pd.NA
+    for c in TOKEN_COLUMNS:  # an NHS number and a birth date of their own, nothing else
+        stranger[c] = "f" * 8 + c if c in ("nhs_number_token", "birth_date_token") else pd.NA
     stranger["given_name_bf"] = "0" * 256
     stranger["family_name_bf"] = "1" * 256
     rows = pd.concat([known, stranger], ignore_index=True)
