@@ -23,9 +23,10 @@ deploy/) uses that storage as written.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import dagster as dg
@@ -104,8 +105,13 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
                 with conn.begin():
                     yield conn
                 if shard != INDEX_SHARD_NAME and raw.total_changes != changes:  # type: ignore[union-attr]
-                    # the run's file changes now, as when each connection closed
+                    # the run's file changes now, as when each connection closed: a passive
+                    # checkpoint copies what no reader holds back, and the file's time is set
+                    # in any case (a reader's snapshot can leave the checkpoint nothing to
+                    # copy), so the web UI's watcher always sees the new events
                     raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # type: ignore[union-attr]
+                    with suppress(OSError):
+                        os.utime(self.path_for_shard(shard))
 
     def wipe(self) -> None:
         self._close_all()

@@ -35,6 +35,8 @@ def before_and_after(staged_small):
     index1, _ = assign_person_keys(index_records(rows1, full1), recorded_at="t0")
     rows2, groups2 = linkage_rows(staged)
     return {
+        "rows1": rows1,
+        "groups1": groups1,
         "index1": index1,
         "model": full1.model,
         "rows2": rows2,
@@ -188,3 +190,80 @@ def test_incremental_linkage_refuses_on_a_warehouse_without_a_model(tmp_path):
             saved_model(wh)
     finally:
         wh.dispose()
+
+
+def _hand_warehouse(tmp_path, cohort: list[str]) -> str:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    wh = Warehouse(url)
+    with wh.transaction() as tx:
+        tx.replace_all(
+            "person_key_changes",
+            pd.DataFrame(
+                {
+                    "change": ["merge"],
+                    "from_person_key": ["P00000002"],
+                    "to_person_key": ["P00000001"],
+                    "records_moved": [3],
+                    "recorded_at": ["t"],
+                    "run_id": ["run-a"],
+                }
+            ),
+        )
+        tx.replace_all(
+            "person_dimension",
+            pd.DataFrame(
+                {
+                    "person_key": ["P00000001", "P00000001", "P00000003"],
+                    "month": ["2019-02", "2019-05", "2019-01"],
+                    "sex": ["F", "F", "M"],
+                    "age_band": ["25-34"] * 3,
+                    "death_month": [None] * 3,
+                }
+            ),
+        )
+        tx.replace_all("cohort", pd.DataFrame({"person_key": cohort}))
+    wh.dispose()
+    return url
+
+
+STUDY = ["2019-01", "2019-02", "2019-03", "2019-04", "2019-05", "2019-06"]
+
+
+@pytest.mark.parametrize(
+    ("cohort_before", "cohort_after", "run", "expected"),
+    [
+        # the merge's person has records in February and May; the cohort is unchanged
+        ({"P00000001"}, ["P00000001"], "run-a", ["2019-02", "2019-05"]),
+        # another run's changes are not this run's; nothing else changed
+        ({"P00000001"}, ["P00000001"], "run-b", []),
+        # the cohort lost a key (two members merged): every month of the study
+        ({"P00000001", "P00000002"}, ["P00000001"], "run-b", STUDY),
+        # and gained one
+        ({"P00000001"}, ["P00000001", "P00000009"], "run-b", STUDY),
+    ],
+)
+def test_months_an_incremental_run_touched(tmp_path, cohort_before, cohort_after, run, expected):
+    from sim_pipeline.defs.orchestrate import months_touched
+
+    url = _hand_warehouse(tmp_path, cohort_after)
+    assert months_touched(url, run, cohort_before, STUDY) == expected
+
+
+def test_the_stored_model_is_repeatable_and_holds_no_encoding(before_and_after):
+    import json
+
+    from sim_pipeline.defs.linkage import stable_model
+
+    d = before_and_after
+    stored = json.dumps(stable_model(d["model"]), sort_keys=True)
+    assert "linker_uid" not in stored
+    # a second training of the same rows stores the same text (EM's last bits are rounded off)
+    staged_rows = d["rows1"], d["groups1"]
+    again = link_encoded(*staged_rows, LinkageOptions()).model
+    assert json.dumps(stable_model(again), sort_keys=True) == stored
+    # no token or name encoding of any record, nor a word of one, is in it
+    rows = d["rows2"]
+    for column in [*TOKEN_COLUMNS, "given_name_bf", "family_name_bf"]:
+        values = rows[column].dropna().unique()[:300]
+        assert len(values) and not any(v in stored for v in values), column
+        assert not any(v[:16] in stored for v in values if len(v) >= 16), column

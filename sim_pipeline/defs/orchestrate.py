@@ -198,8 +198,11 @@ def materialise_all(
     instance = dg.DagsterInstance.get()
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
     run_config["ops"] = {"person_index": {"config": {"mode": linkage}}}
+    pending = None
     if linkage == "incremental":
-        results = _incremental_runs(settings, defs, instance, keys, all_keys, run_config)
+        if processes > 1:
+            raise ValueError("--linkage incremental runs in one process (--processes 1)")
+        results, pending = _incremental_runs(settings, defs, instance, keys, all_keys, run_config)
     else:
         results = [_execute(defs, instance, keys, run_config, processes)]
     passed, failed, warned, failures = 0, [], [], []
@@ -218,6 +221,13 @@ def materialise_all(
         elif event.event_type_value == "STEP_FAILURE":
             err = event.event_specific_data.error  # type: ignore[union-attr]
             failures.append(f"{event.step_key}: {err.message.strip() if err else 'failed'}")
+    if pending:
+        first, last = pending.split(" to ")
+        failures.append(
+            f"the months {pending} still need their events, metrics and costs brought up to "
+            f"date: once the failure is fixed, run `sim-pipeline backfill --from {first} --to "
+            f"{last}` (a full relink of that range)"
+        )
     tok = load_tokeniser()
     wh = Warehouse(settings.warehouse_url)
     try:
@@ -285,44 +295,51 @@ def _incremental_runs(
     keys: list[str],
     all_keys: list[str],
     run_config: dict,
-) -> list:
+) -> tuple[list, str | None]:
     """A new month with incremental linkage, as two runs. First the month's ingest, the
-    person index (incremental) and the cohort; then everything after them over the month and,
-    when that linkage touched earlier months (`earlier_months_touched`), back to the earliest
-    of them, so each downstream asset runs once."""
+    person index (incremental) and the cohort; then everything after them over the month and
+    every other month that linkage touched (`months_touched`), as one range, so each
+    downstream asset runs once. Returns the runs and, when the second failed, the range it had
+    to bring up to date (the person index already holds the month, so a repeat of the command
+    would find nothing new and could not tell)."""
     graph = defs.resolve_asset_graph()
     materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
     from sim_pipeline.defs.linkage import person_index
 
     first = dg.AssetSelection.assets(*person_index.keys, "cohort").upstream().resolve(graph)
     first = {k for k in first if k in materializable}
-    cohort_before = _cohort_people(settings)
+    cohort_before = _cohort_people(settings.warehouse_url)
     result = _execute(defs, instance, keys, run_config, 1, sorted(first))
     if not result.success:
-        return [result]
-    earlier = earlier_months_touched(settings, result.run_id, keys[0][:7], cohort_before)
-    start = next((k for k in all_keys if k[:7] in earlier), keys[0])
-    months = [k for k in all_keys if start <= k <= keys[-1]]  # one contiguous range
+        return [result], None
+    study = [k[:7] for k in all_keys]
+    touched = months_touched(settings.warehouse_url, result.run_id, cohort_before, study)
+    wanted = {k[:7] for k in keys} | set(touched)
+    inside = [k for k in all_keys if k[:7] in wanted]
+    months = [k for k in all_keys if inside[0] <= k <= inside[-1]]  # one contiguous range
     second = sorted(materializable - first)
-    return [result, _execute(defs, instance, months, {**run_config, "ops": {}}, 1, second)]
+    after = _execute(defs, instance, months, {**run_config, "ops": {}}, 1, second)
+    pending = None if after.success else f"{months[0][:7]} to {months[-1][:7]}"
+    return [result, after], pending
 
 
-def _cohort_people(settings: Settings) -> set[str]:
-    wh = Warehouse(settings.warehouse_url)
+def _cohort_people(url: str) -> set[str]:
+    wh = Warehouse(url)
     try:
         return set(wh.read("cohort", columns=["person_key"]).get("person_key", []))
     finally:
         wh.dispose()
 
 
-def earlier_months_touched(
-    settings: Settings, run_id: str, first_month: str, cohort_before: set[str]
+def months_touched(
+    url: str, run_id: str, cohort_before: set[str], study_months: list[str]
 ) -> list[str]:
-    """Months before ``first_month`` whose events, metrics or costs an incremental run made
-    stale: the months with records of the people its merges joined (their events carry the
-    retired key), and every month when the cohort gained people (a cohort member has a metrics
-    row for every month, zeros included)."""
-    wh = Warehouse(settings.warehouse_url)
+    """Months whose events, metrics or costs an incremental linkage run ``run_id`` made stale:
+    the months with records of the people its merges joined (their events carry the retired
+    key), and every month of the study when the cohort changed (a cohort member has a metrics
+    row for every month, zeros included; a merge of two members changes it too). ``url``: the
+    warehouse."""
+    wh = Warehouse(url)
     try:
         changes = wh.read("person_key_changes", {"run_id": [run_id]})
         months: set[str] = set()
@@ -331,9 +348,8 @@ def earlier_months_touched(
             dim = wh.read("person_dimension", {"person_key": people}, columns=["month"])
             months |= set(dim.get("month", []))
         cohort = set(wh.read("cohort", columns=["person_key"]).get("person_key", []))
-        if cohort - cohort_before:
-            dim = wh.read("person_dimension", columns=["month"])
-            months |= set(dim.get("month", []))
     finally:
         wh.dispose()
-    return sorted(m for m in months if m < first_month)
+    if cohort != cohort_before:
+        months |= set(study_months)
+    return sorted(m for m in months if m in set(study_months))

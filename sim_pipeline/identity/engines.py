@@ -147,11 +147,12 @@ def _temp_views(session: Any) -> set[str]:
 def _spark_session(options: LinkageOptions) -> tuple[Any, bool]:
     from pyspark.sql import SparkSession
 
-    if not options.spark_url:
-        active = SparkSession.getActiveSession()
-        if active is not None:
-            return active, False
-    return spark_builder(options.spark_url).getOrCreate(), True
+    active = SparkSession.getActiveSession()
+    if active is not None and not options.spark_url:
+        return active, False
+    session = spark_builder(options.spark_url).getOrCreate()
+    # getOrCreate hands back a session already running in this process: its owner stops it
+    return session, session is not active
 
 
 def _spark_linker(table: pd.DataFrame, options: LinkageOptions, settings_dict: dict[str, Any]):
