@@ -10,7 +10,7 @@ On a landing folder (default: the demo), three runs of the real CLI in a scratch
    and costs and what reads them, and any earlier month it touched);
 3. **full rebuild**: a full run on every month from scratch.
 
-Reports wall and CPU seconds and peak memory of each, the incremental run as a share of the
+Reports wall and CPU seconds and peak memory of each (each command's own, `bench.runs`), the incremental run as a share of the
 full rebuild, and how the two person indexes agree (pairwise precision and recall of the
 incremental clusters against the full relink's, known keys kept).
 """
@@ -19,33 +19,15 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
+from sim_pipeline.bench.runs import landing_without, run_cli
 from sim_pipeline.identity import scoring
-
-
-def _landing_without(src: Path, dest: Path, month: str) -> None:
-    """``dest``: every file of ``src`` except the drops of ``month``, hard-linked where the
-    file system allows (staging never follows a symbolic link out of the landing folder)."""
-    for path in src.rglob("*"):
-        if path.is_dir():
-            continue
-        rel = path.relative_to(src)
-        if month in rel.parts:
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, dest / rel)
-        except OSError:
-            shutil.copy2(path, dest / rel)
 
 
 def _months(landing: Path) -> list[str]:
@@ -54,24 +36,13 @@ def _months(landing: Path) -> list[str]:
     return sorted({p.parent.name for p in Landing(landing).csv_files()})
 
 
-def _run(args: list[str], env: dict[str, str]) -> dict[str, float | int]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "sim_pipeline.cli", *args], env=env, capture_output=True, text=True
-    )
-    seconds = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        print(proc.stdout[-4000:] + proc.stderr[-4000:], file=sys.stderr)
-        raise RuntimeError(f"sim-pipeline {' '.join(args)} exited {proc.returncode}")
-    return {
-        "wall_seconds": round(seconds, 2),
-        "cpu_seconds": round(
-            after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2
-        ),
-        "peak_rss_mib": round(after.ru_maxrss / 1024, 1),
-    }
+def _run(args: list[str], env: dict[str, str]) -> dict:
+    """`bench.runs.run_cli`, raising when the command fails (every figure needs all three)."""
+    figures = run_cli(args, env)
+    if figures["exit_code"] != 0:
+        print(figures["tail"], file=sys.stderr)
+        raise RuntimeError(f"{figures['command']} exited {figures['exit_code']}")
+    return figures
 
 
 def _index(url: str) -> pd.DataFrame:
@@ -99,7 +70,7 @@ def bench_incremental(landing: Path, out: Path, demo: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         base_landing = root / "base_landing"
-        _landing_without(landing, base_landing, last)
+        landing_without(landing, base_landing, last)
 
         def env(project: Path, landing_dir: Path, last_month: str) -> dict[str, str]:
             project.mkdir(parents=True, exist_ok=True)

@@ -22,56 +22,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from sim_pipeline.bench.incremental import _landing_without
+from sim_pipeline.bench.runs import landing_without, measure, run_cli
 from sim_pipeline.synthetic.timeline import MONTH_LABELS
 
 GOAL_SECONDS = 15 * 60
 GOAL_GIB = 16.0
-
-
-# runs a command and reports its own children's peak RSS and CPU, so each stage is measured
-# alone (a parent's RUSAGE_CHILDREN peak is the largest of every child it ever waited for)
-_WRAP = (
-    "import json,resource,subprocess,sys;p=subprocess.run(sys.argv[1:]);"
-    "r=resource.getrusage(resource.RUSAGE_CHILDREN);"
-    "sys.stderr.write('\\nRUSAGE '+json.dumps([r.ru_maxrss,r.ru_utime+r.ru_stime])+'\\n');"
-    "sys.exit(p.returncode)"
-)
-
-
-def _measure(argv: list[str], env: dict[str, str] | None = None) -> tuple[dict, str, str]:
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", _WRAP, *argv], env=env, capture_output=True, text=True
-    )
-    seconds = time.perf_counter() - t0
-    found = re.findall(r"RUSAGE (\[.*\])", proc.stderr)
-    maxrss, cpu = json.loads(found[-1]) if found else (0, 0.0)
-    figures = {
-        "exit_code": proc.returncode,
-        "wall_seconds": round(seconds, 2),
-        "cpu_seconds": round(cpu, 2),
-        "peak_rss_mib": round(maxrss / 1024, 1),
-    }
-    return figures, proc.stdout, proc.stderr
-
-
-def _run(args: list[str], env: dict[str, str]) -> dict:
-    figures, stdout, stderr = _measure([sys.executable, "-m", "sim_pipeline.cli", *args], env)
-    found = re.search(r"\(run ([0-9a-f-]{36}(?:, [0-9a-f-]{36})*)", stdout)
-    return {
-        "command": "sim-pipeline " + " ".join(args),
-        **figures,
-        "run_id": found.group(1) if found else None,
-        "tail": (stdout[-3000:] + stderr[-3000:]) if figures["exit_code"] else "",
-    }
 
 
 def _synth(out: Path, truth: Path, month: str, scale: float, base_scale: float) -> dict:
@@ -81,7 +40,7 @@ def _synth(out: Path, truth: Path, month: str, scale: float, base_scale: float) 
         f"s=generate_national({str(out)!r},{str(truth)!r},month={month!r},scale={scale!r},"
         f"previous_scale={base_scale!r});print(json.dumps(s))"
     )
-    figures, stdout, stderr = _measure([sys.executable, "-c", code])
+    figures, stdout, stderr = measure([sys.executable, "-c", code])
     if figures["exit_code"]:
         raise RuntimeError(f"national synth failed: {stderr[-3000:]}")
     return {**figures, "summary": json.loads(stdout.strip().splitlines()[-1])}
@@ -167,7 +126,7 @@ def bench_month(out: Path, month: str, scale: float, base_scale: float, keep: Pa
         landing, truth = root / "landing", root / "truth"
         report["synth"] = _synth(landing, truth, month, scale, base_scale)
         base_landing = root / "base_landing"
-        _landing_without(landing, base_landing, month)
+        landing_without(landing, base_landing, month)
         project = root / "project"
         project.mkdir()
         env = dict(
@@ -178,12 +137,12 @@ def bench_month(out: Path, month: str, scale: float, base_scale: float, keep: Pa
             SIM_DEMO_MODE="1",
         )
         base_env = dict(env, SIM_LANDING_DIR=str(base_landing), SIM_LAST_MONTH=before)
-        report["base_run"] = _run(["backfill", "--from", before, "--to", before], base_env)
+        report["base_run"] = run_cli(["backfill", "--from", before, "--to", before], base_env)
         if report["base_run"]["exit_code"] != 0:
             raise RuntimeError(f"base run failed:\n{report['base_run']['tail']}")
         month_env = dict(env, SIM_LANDING_DIR=str(landing), SIM_LAST_MONTH=month)
         args = ["backfill", "--from", month, "--to", month, "--linkage", "incremental"]
-        run = _run(args, month_env)
+        run = run_cli(args, month_env)
         report["month_run"] = run
         if run["run_id"]:
             rows = _step_rows(env["SIM_WAREHOUSE_URL"], month)

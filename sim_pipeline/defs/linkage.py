@@ -18,7 +18,12 @@ from sim_pipeline.defs.reads import recorded_death_dates
 from sim_pipeline.defs.resources import StudyDesignResource, WarehouseResource
 from sim_pipeline.identity import linkage_quality as lq
 from sim_pipeline.identity.incremental import link_new_records
-from sim_pipeline.identity.linkage import BLOCKING_RULES, ENCODING_COLUMNS, link_encoded
+from sim_pipeline.identity.linkage import (
+    BLOCKING_RULES,
+    ENCODING_COLUMNS,
+    link_encoded,
+    stored_model,
+)
 from sim_pipeline.identity.person_dimension import person_dimension
 from sim_pipeline.identity.person_index import (
     DESCRIPTIVE_COLUMNS,
@@ -118,25 +123,6 @@ class LinkageRunConfig(dg.Config):
     saved (`linkage_model`), so known keys stay and only merges can happen."""
 
     mode: Literal["full", "incremental"] = "full"
-
-
-def stable_model(model: dict) -> dict:
-    """The model as stored: without Splink's per-linker id, and its probabilities to 6
-    significant figures as `linkage_parameters` stores them (DuckDB's parallel float sums make
-    EM's estimates differ in the last bits between runs; a repeated run must store the same)."""
-
-    def rounded(value: object) -> object:
-        if isinstance(value, dict):
-            return {
-                k: float(f"{v:.6g}") if isinstance(v, float) else rounded(v)
-                for k, v in value.items()
-                if k != "linker_uid"
-            }
-        if isinstance(value, list):
-            return [rounded(v) for v in value]
-        return value
-
-    return rounded(model)  # type: ignore[return-value]
 
 
 def saved_model(wh: Warehouse) -> tuple[dict, str]:
@@ -242,7 +228,7 @@ def person_index(
                 "key_fingerprint": [current_key_id()],
                 "records": [len(expected)],
                 "profiles": [int(result.counts.get("profiles", 0))],
-                "model_json": [json.dumps(stable_model(result.model), sort_keys=True)],
+                "model_json": [json.dumps(stored_model(result.model), sort_keys=True)],
             }
         )
         writes += [

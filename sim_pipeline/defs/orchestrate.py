@@ -347,9 +347,8 @@ def months_touched(
             people = sorted(set(changes["to_person_key"]) | set(changes["from_person_key"]))
             dim = wh.read("person_dimension", {"person_key": people}, columns=["month"])
             months |= set(dim.get("month", []))
-        cohort = set(wh.read("cohort", columns=["person_key"]).get("person_key", []))
     finally:
         wh.dispose()
-    if cohort != cohort_before:
+    if _cohort_people(url) != cohort_before:
         months |= set(study_months)
     return sorted(m for m in months if m in set(study_months))

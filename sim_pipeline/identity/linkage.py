@@ -276,8 +276,30 @@ def _parameters(linker) -> pd.DataFrame:
     # significant figure), and a repeated run must give identical tables; the person index does
     # not depend on these stored values.
     for col in ("m_probability", "u_probability", "match_weight"):
-        out[col] = [float(f"{v:.6g}") for v in out[col]]
+        out[col] = [six_figures(v) for v in out[col]]
     return out
+
+
+def six_figures(value: float) -> float:
+    """A model estimate as stored (see `_parameters`): 6 significant figures."""
+    return float(f"{value:.6g}")
+
+
+def stored_model(model: dict[str, Any]) -> dict[str, Any]:
+    """The model as `linkage_model` stores it: without Splink's per-linker id, its numbers to
+    6 significant figures as `linkage_parameters` stores them (a repeated run must store the
+    same)."""
+
+    def rounded(value: object) -> object:
+        if isinstance(value, float):
+            return six_figures(value)
+        if isinstance(value, dict):
+            return {k: rounded(v) for k, v in value.items() if k != "linker_uid"}
+        if isinstance(value, list):
+            return [rounded(v) for v in value]
+        return value
+
+    return rounded(model)  # type: ignore[return-value]
 
 
 def link_encoded(
