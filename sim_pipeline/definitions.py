@@ -24,9 +24,12 @@ from sim_pipeline.defs.ledger import LEDGER_ASSETS
 from sim_pipeline.defs.linkage import person_index
 from sim_pipeline.defs.linkage_quality import linkage_quality
 from sim_pipeline.defs.metrics import person_month_metrics
+from sim_pipeline.defs.observations import GROUP as SOURCES_GROUP
+from sim_pipeline.defs.observations import source_assets
 from sim_pipeline.defs.quality import ingest_summary
 from sim_pipeline.defs.report import evaluation_report
 from sim_pipeline.defs.resources import build_resources
+from sim_pipeline.defs.versions import with_code_versions
 
 ALL_ASSETS = [
     *STAGED_ASSETS,
@@ -52,15 +55,28 @@ all_assets_job = dg.define_asset_job(
 )
 
 
-def load_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """The Definitions for ``settings`` (default: from the environment, now)."""
+observe_sources_job = dg.define_asset_job(
+    "observe_sources",
+    selection=dg.AssetSelection.groups(SOURCES_GROUP, include_sources=True),
+    description="Observe the landing drops and the reference files: their data versions.",
+)
+
+
+def load_definitions(
+    settings: Settings | None = None, resources: dict[str, dg.ConfigurableResource] | None = None
+) -> dg.Definitions:
+    """The Definitions for ``settings`` (default: from the environment, now); ``resources``
+    replace the named resources (tests: reference files elsewhere)."""
     settings = settings or Settings.from_env()
     return dg.Definitions(
-        assets=apply_settings(ALL_ASSETS, settings),
-        jobs=[all_assets_job, ingest_job],
+        assets=[
+            *with_code_versions(apply_settings(ALL_ASSETS, settings)),
+            *source_assets(settings),
+        ],
+        jobs=[all_assets_job, ingest_job, observe_sources_job],
         schedules=[monthly_ingest_schedule],
         sensors=[landing_sensor],
-        resources=build_resources(),
+        resources={**build_resources(), **(resources or {})},
     )
 
 

@@ -78,3 +78,25 @@ DOWNSTREAM_AUTOMATION = (
     & ~AC.in_progress()
     & AC.all_deps_blocking_checks_passed()
 ).with_label("update when deps change and their blocking checks pass")
+
+# Monthly assets: a month is requested when that month of a monthly dependency was updated, or
+# when an unpartitioned dependency's content changed (its data version: a new cohort member
+# needs a row in every month, a new unit cost re-costs every month), never for every month
+# because something merely re-ran. The person index is not among those: a new month's records
+# come with that month's staged rows, and the older months an incremental link's merges touch
+# are brought up to date by `sim-pipeline backfill --linkage incremental` (`months_touched`) or
+# a backfill after a full relink, as the architecture notes say.
+MONTHLY_TAG = {"partitioning": "monthly"}
+MONTHLY = dg.AssetSelection.tag(*next(iter(MONTHLY_TAG.items())))
+IDENTITY = dg.AssetSelection.groups("identity")
+MONTHLY_AUTOMATION = (
+    (
+        AC.newly_missing()
+        | AC.any_deps_match(AC.newly_updated()).allow(MONTHLY)
+        | AC.any_deps_match(AC.data_version_changed()).ignore(MONTHLY | IDENTITY)
+    ).since_last_handled()
+    & ~AC.any_deps_missing()
+    & ~AC.any_deps_in_progress()
+    & ~AC.in_progress()
+    & AC.all_deps_blocking_checks_passed()
+).with_label("update the months whose inputs changed, once their blocking checks pass")

@@ -22,7 +22,7 @@ import dagster as dg
 import pandas as pd
 
 from sim_pipeline.defs.common import record_audit
-from sim_pipeline.warehouse.store import Warehouse
+from sim_pipeline.warehouse.store import Warehouse, content_version
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,20 @@ class Write:
 
 @dataclass
 class Written:
-    """What `write_or_refuse` wrote: rows per table and the provenance metadata."""
+    """What `write_or_refuse` wrote: rows per table, the provenance metadata and, for each
+    table written whole, its content version (`content_version`)."""
 
     rows: dict[str, int] = field(default_factory=dict)
     metadata: dict[str, dg.RawMetadataValue] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def data_version(self, table: str) -> dg.DataVersion | None:
+        """The data version of an asset that wrote ``table`` whole: equal content, equal
+        version, so a re-run that changes nothing leaves what reads it fresh. (A monthly
+        asset's run covers a range of partitions with one version, so those keep Dagster's
+        own, from their code version and their inputs' versions.)"""
+        version = self.versions.get(table)
+        return dg.DataVersion(version) if version else None
 
 
 def refuse(
@@ -141,7 +151,7 @@ def write_or_refuse(
     the breaches. Use as
     ``written = yield from write_or_refuse(...)``; on success nothing is yielded (the caller
     reports ``checks`` in its `MaterializeResult`)."""
-    from sim_pipeline.warehouse.dictionary import is_declared, model
+    from sim_pipeline.warehouse.dictionary import RUN_SPECIFIC_COLUMNS, is_declared, model
     from sim_pipeline.warehouse.model import violations
 
     stops = _blocking_checks(context)
@@ -174,6 +184,7 @@ def write_or_refuse(
         for w in writes:
             if w.where is None:
                 out.rows[w.table] = tx.replace_all(w.table, w.frame)
+                out.versions[w.table] = content_version(w.frame, RUN_SPECIFIC_COLUMNS)
             else:
                 out.rows[w.table] = tx.replace(w.table, w.frame, w.where)
         out.metadata = record_audit(

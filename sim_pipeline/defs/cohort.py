@@ -105,6 +105,7 @@ def cohort(
         }
     )
     yield dg.MaterializeResult(
+        data_version=written.data_version("cohort"),
         metadata={
             "dagster/row_count": len(co),
             **written.metadata,

@@ -171,7 +171,7 @@ def table_asset(
     range as one backfill; ``gx`` ones run a Great Expectations suite. (The warehouse kind, the
     study's months and the Data Docs link come at load: `apply_settings`.) Use as
     ``@dg.asset(**table_asset(...), description=..., ...)``."""
-    from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
+    from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION, MONTHLY_AUTOMATION, MONTHLY_TAG
     from sim_pipeline.defs.gx import GX_KINDS
 
     args: dict[str, Any] = {
@@ -186,7 +186,12 @@ def table_asset(
         },
     }
     if monthly:
-        args |= {"partitions_def": MONTHLY, "backfill_policy": dg.BackfillPolicy.single_run()}
+        args |= {
+            "partitions_def": MONTHLY,
+            "backfill_policy": dg.BackfillPolicy.single_run(),
+            "automation_condition": MONTHLY_AUTOMATION,
+            "tags": MONTHLY_TAG,
+        }
     return args
 
 

@@ -8,6 +8,7 @@ from sim_pipeline.defs.checks import Check, Write, refuse, write_or_refuse
 from sim_pipeline.defs.common import ANALYSTS, markdown_table, table_asset
 from sim_pipeline.defs.gx import gx_check, gx_check_result, run_suite
 from sim_pipeline.defs.metrics import person_month_metrics
+from sim_pipeline.defs.observations import REFERENCE_KEYS
 from sim_pipeline.defs.reads import (
     read_table,
     run_months,
@@ -57,7 +58,13 @@ GX_COSTS = gx_check(
 
 
 @dg.asset(
-    **table_asset("unit_costs", owners=[ANALYSTS], group_name=GROUP, kinds=("python", "csv")),
+    **table_asset(
+        "unit_costs",
+        owners=[ANALYSTS],
+        group_name=GROUP,
+        deps=REFERENCE_KEYS,
+        kinds=("python", "csv"),
+    ),
     description=(
         "The unit costs applied, from versioned reference data (data/reference/unit_costs.csv): "
         "one per metric with its source and price year, inflated to one price year through the "
@@ -104,6 +111,7 @@ def unit_costs(
         ["metric", "unit_cost_gbp", "source_price_year", "unit_cost_at_price_year", "source"]
     ]
     yield dg.MaterializeResult(
+        data_version=written.data_version("unit_costs"),
         check_results=[valid],
         metadata={
             "dagster/row_count": len(table),

@@ -178,10 +178,12 @@ def drop_coverage(
     volume_cols = ["file", "rows_read", "trailing_median_rows", "volume_ratio", "volume_anomaly"]
     yield dg.MaterializeResult(
         asset_key=VERSIONS,
+        data_version=written.data_version(VERSIONS),
         metadata={"dagster/row_count": len(versions), "versions_new_in_this_run": added},
     )
     yield dg.MaterializeResult(
         asset_key=TABLE,
+        data_version=written.data_version(TABLE),
         metadata={
             "dagster/row_count": len(cov),
             **written.metadata,

@@ -258,6 +258,7 @@ def evaluation(
     diag = {k: v for k, v in d.items() if ":" not in k}
     yield dg.MaterializeResult(
         asset_key="evaluation_estimates",
+        data_version=written.data_version("evaluation_estimates"),
         metadata={
             "dagster/row_count": len(est),
             **written.metadata,
@@ -319,6 +320,7 @@ def evaluation(
     )
     yield dg.MaterializeResult(
         asset_key="evaluation_balance",
+        data_version=written.data_version("evaluation_balance"),
         metadata={
             "dagster/row_count": len(ev.balance),
             "balance_primary": markdown_table(
@@ -342,6 +344,7 @@ def evaluation(
     traj = ev.trajectory[ev.trajectory["analysis"] == "primary"]
     yield dg.MaterializeResult(
         asset_key="evaluation_trajectory",
+        data_version=written.data_version("evaluation_trajectory"),
         metadata={
             "dagster/row_count": len(ev.trajectory),
             "trajectory": figure_metadata(
@@ -354,6 +357,7 @@ def evaluation(
     yield checks[1]
     yield dg.MaterializeResult(
         asset_key=MATCHES,
+        data_version=written.data_version(MATCHES),
         metadata={
             "dagster/row_count": len(ev.matches),
             # matched pairs per analysis, controlled as counts of people are (pairs ~ people)

@@ -125,6 +125,7 @@ def programme_headline_asset(
             needed.update(months_between(str(first), str(last)))
     uncosted = sorted(needed - set(pc["month"]))
     yield dg.MaterializeResult(
+        data_version=written.data_version("programme_headline"),
         metadata={
             "dagster/row_count": len(head),
             **written.metadata,

@@ -19,6 +19,7 @@ import dataclasses
 import dagster as dg
 import pandas as pd
 
+from sim_pipeline.defs.automation import MONTHLY_TAG
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.common import (
     DATA_ENGINEERING,
@@ -34,6 +35,7 @@ from sim_pipeline.defs.gx import (
     gx_check_result,
     run_suite,
 )
+from sim_pipeline.defs.observations import landing_key
 from sim_pipeline.defs.resources import (
     LandingResource,
     PseudonymisationKeyResource,
@@ -161,13 +163,14 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         ),
         partitions_def=MONTHLY,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[landing_key(table)],
         group_name="ingest",
         owners=[DATA_ENGINEERING],
         # One writer at a time per staged table: two runs replacing the same month at once
         # could otherwise both insert (the instance sets each pool's limit; see dagster.yaml).
         pool=f"warehouse_write_{table.asset_name}",
         kinds={"python", "pandas", *GX_KINDS},
-        tags={"stage": "ingest"},
+        tags={"stage": "ingest", **MONTHLY_TAG},
         metadata={
             "dagster/column_schema": column_schema(table.asset_name),
             "dagster/table_name": table.asset_name,

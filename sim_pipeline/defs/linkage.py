@@ -254,6 +254,7 @@ def person_index(
     change_counts = changes["change"].value_counts().to_dict() if len(changes) else {}
     yield dg.MaterializeResult(
         asset_key="person_index",
+        data_version=written.data_version("person_index"),
         metadata={
             "dagster/row_count": len(index),
             **written.metadata,
@@ -276,6 +277,7 @@ def person_index(
     )
     yield dg.MaterializeResult(
         asset_key="person_dimension",
+        data_version=written.data_version("person_dimension"),
         metadata={
             "dagster/row_count": len(dimension),
             "persons": int(dimension["person_key"].nunique()),
@@ -289,6 +291,7 @@ def person_index(
     )
     yield dg.MaterializeResult(
         asset_key="person_key_changes",
+        data_version=written.data_version("person_key_changes"),
         metadata={
             "rows_this_run": len(changes),
             "changes_this_run": dg.MetadataValue.json(change_counts),
@@ -298,6 +301,7 @@ def person_index(
         for table in MODEL_TABLES:
             yield dg.MaterializeResult(
                 asset_key=table,
+                data_version=written.data_version(table),
                 metadata={"unchanged": f"kept from the full relink of run {model_run}"},
             )
     else:
@@ -306,6 +310,7 @@ def person_index(
             params[col] = params[col].astype(float).round(4)
         yield dg.MaterializeResult(
             asset_key="linkage_model",
+            data_version=written.data_version("linkage_model"),
             metadata={
                 "dagster/row_count": 1,
                 "run_id": context.run.run_id,
@@ -314,14 +319,18 @@ def person_index(
         )
         yield dg.MaterializeResult(
             asset_key="linkage_parameters",
+            data_version=written.data_version("linkage_parameters"),
             metadata={"dagster/row_count": len(params), "model_parameters": markdown_table(params)},
         )
         yield dg.MaterializeResult(
             asset_key="linkage_threshold_curve",
+            data_version=written.data_version("linkage_threshold_curve"),
             metadata={"dagster/row_count": len(curve), "threshold_curve": markdown_table(curve)},
         )
         yield dg.MaterializeResult(
-            asset_key="linkage_weight_histogram", metadata={"dagster/row_count": len(histogram)}
+            asset_key="linkage_weight_histogram",
+            data_version=written.data_version("linkage_weight_histogram"),
+            metadata={"dagster/row_count": len(histogram)},
         )
     context.log.info(
         f"person_index ({config.mode}): {len(index)} records, {persons} persons, "

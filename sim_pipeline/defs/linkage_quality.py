@@ -119,13 +119,18 @@ def linkage_quality(
     )
     rates_overall = rates[rates["dimension"] == "overall"]
     yield dg.MaterializeResult(
-        asset_key="linkage_link_rates", metadata={"dagster/row_count": len(rates)}
+        asset_key="linkage_link_rates",
+        data_version=written.data_version("linkage_link_rates"),
+        metadata={"dagster/row_count": len(rates)},
     )
     yield dg.MaterializeResult(
-        asset_key="linkage_implausible", metadata={"dagster/row_count": len(implausible)}
+        asset_key="linkage_implausible",
+        data_version=written.data_version("linkage_implausible"),
+        metadata={"dagster/row_count": len(implausible)},
     )
     yield dg.MaterializeResult(
         asset_key="linkage_quality",
+        data_version=written.data_version("linkage_quality"),
         metadata={
             **written.metadata,
             "link_rate_by_source": markdown_table(controlled_link_rates(rates_overall)),

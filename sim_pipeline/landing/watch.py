@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sim_pipeline.landing.layout import Landing
-from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.sources import SOURCE_TABLES, SourceTable
 
 HASH_CHARS = 20  # of the SHA-256 hex digest; enough to tell versions of one file apart
 
@@ -30,13 +31,17 @@ class FileState:
 
 
 def scan_landing(
-    landing_dir: Path, months: list[str], previous: dict[str, FileState] | None = None
+    landing_dir: Path,
+    months: list[str],
+    previous: dict[str, FileState] | None = None,
+    tables: Iterable[SourceTable] = SOURCE_TABLES,
 ) -> dict[str, FileState]:
-    """State of every expected drop present for ``months`` (YYYY-MM), keyed by file label."""
+    """State of every expected drop of ``tables`` present for ``months`` (YYYY-MM), keyed by
+    file label."""
     previous = previous or {}
     landing = Landing(landing_dir)
     state: dict[str, FileState] = {}
-    for drop in landing.present(months):
+    for drop in landing.present(months, tables):
         try:
             st = drop.path.stat()
         except OSError:  # a dangling link: staging rejects it
@@ -80,3 +85,32 @@ def run_key(month: str, labels: list[str], current: dict[str, FileState]) -> str
     """Stable id of one request: the month plus the exact versions of its changed files."""
     versions = ",".join(f"{label}@{current[label].sha}" for label in sorted(labels))
     return f"{month}:{hashlib.sha256(versions.encode()).hexdigest()[:16]}"
+
+
+# File states seen by this process, per landing folder: a file whose size and modification time
+# are unchanged is not hashed again by the next observation.
+_SEEN: dict[str, dict[str, FileState]] = {}
+
+
+def drop_versions(landing_dir: Path, table: SourceTable, months: list[str]) -> dict[str, str]:
+    """{month: version} of one table's drops: a hash of each present drop's label and content
+    hash, so a new, changed or removed provider file gives the month a new version and a
+    touched or re-copied one does not. Months without any drop of the table are left out."""
+    known = _SEEN.setdefault(str(landing_dir), {})
+    state = scan_landing(landing_dir, months, known, tables=[table])
+    known.update(state)
+    by_month: dict[str, list[str]] = {}
+    for label, st in sorted(state.items()):
+        by_month.setdefault(Landing.parse(label)[1], []).append(f"{label}@{st.sha}")
+    return {
+        m: hashlib.sha256("\n".join(parts).encode()).hexdigest()[:HASH_CHARS]
+        for m, parts in by_month.items()
+    }
+
+
+def file_version(path: Path) -> str | None:
+    """A reference file's content hash (HASH_CHARS hex), None when it is missing."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:HASH_CHARS]
+    except FileNotFoundError:
+        return None

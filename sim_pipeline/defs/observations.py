@@ -1,0 +1,124 @@
+"""Observable source assets: what the pipeline reads from outside the warehouse, versioned.
+
+- ``landing_<table>`` (one per provider table, partitioned by month): the landing drops of that
+  table; each month's data version is a hash of its drops' names and contents
+  (`landing.watch.drop_versions`), so a provider's new or corrected file changes that month's
+  version only. Each staged table depends on its own.
+- ``reference_unit_costs`` and ``reference_price_index``: the costing reference files
+  (`MetricsResource`'s paths); their data version is the file's content hash. `unit_costs`
+  depends on both, so a replaced unit-cost file marks `unit_costs` (and the costs after it)
+  stale, and the downstream automation condition recomputes them once observed.
+
+Observing is cheap (the files are hashed, nothing is read into the warehouse) and runs every 15
+minutes under the default automation sensor (``automation_condition``), or on demand from the
+UI ("Observe sources"). Wiring only: the versions come from `landing.watch`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import dagster as dg
+
+from sim_pipeline.config import Settings
+from sim_pipeline.defs.automation import MONTHLY_TAG
+from sim_pipeline.defs.common import ANALYSTS, DATA_ENGINEERING, month_of, monthly_partitions
+from sim_pipeline.defs.resources import LandingResource, MetricsResource
+from sim_pipeline.landing.watch import drop_versions, file_version
+from sim_pipeline.sources import SOURCE_TABLES, SourceTable
+
+# Dagster turns each observable source into an asset definition through a property it has
+# deprecated itself (`OpDefinition.version`); nothing here sets it.
+warnings.filterwarnings(
+    "ignore", message="Property `OpDefinition.version` is deprecated", category=DeprecationWarning
+)
+
+GROUP = "sources"
+OBSERVE_EVERY = dg.AutomationCondition.cron_tick_passed("*/15 * * * *", "Europe/London")
+
+
+def landing_key(table: SourceTable) -> dg.AssetKey:
+    """The source asset of a table's landing drops: ``landing_`` + the staged name's rest."""
+    return dg.AssetKey("landing_" + table.asset_name.removeprefix("staged_"))
+
+
+def _landing_source(table: SourceTable, partitions: dg.PartitionsDefinition):
+    @dg.observable_source_asset(
+        key=landing_key(table),
+        description=(
+            f"The providers' landing drops of `{table.file_name()}` "
+            f"(`<source>/<YYYY-MM>/{table.file_name()}`; providers: {', '.join(table.providers)}), "
+            "observed: each month's data version is a hash of its files' names and contents. "
+            f"Read only by `{table.asset_name}`, which pseudonymises them at the boundary."
+        ),
+        group_name=GROUP,
+        partitions_def=partitions,
+        automation_condition=OBSERVE_EVERY,
+        tags={"stage": "landing", **MONTHLY_TAG},
+        metadata={"landing_file": table.file_name(), "providers": ", ".join(table.providers)},
+    )
+    def _observe(context, landing: LandingResource) -> dg.DataVersionsByPartition:
+        keys = partitions.get_partition_keys()
+        versions = drop_versions(landing.path, table, [month_of(k) for k in keys])
+        return dg.DataVersionsByPartition(
+            {k: versions[month_of(k)] for k in keys if month_of(k) in versions}
+        )
+
+    return _observe
+
+
+def _reference_source(name: str, attribute: str, description: str):
+    @dg.observable_source_asset(
+        name=name,
+        description=description,
+        group_name=GROUP,
+        automation_condition=OBSERVE_EVERY,
+        tags={"stage": "reference"},
+    )
+    def _observe(context, metrics: MetricsResource) -> dg.ObserveResult:
+        path = Path(getattr(metrics, attribute))
+        version = file_version(path)
+        return dg.ObserveResult(
+            data_version=dg.DataVersion(version or "missing"),
+            metadata={"path": dg.MetadataValue.path(str(path)), "present": version is not None},
+        )
+
+    return _observe
+
+
+REFERENCE_SOURCES = [
+    _reference_source(
+        "reference_unit_costs",
+        "unit_costs_path",
+        "The unit-cost reference file (`data/reference/unit_costs.csv` by default; one row per "
+        "metric and version with its source and price year), observed by its content hash.",
+    ),
+    _reference_source(
+        "reference_price_index",
+        "price_index_path",
+        "The price index reference file (`data/reference/price_index.csv` by default) that "
+        "brings every unit cost to one price year, observed by its content hash.",
+    ),
+]
+REFERENCE_KEYS = [s.key for s in REFERENCE_SOURCES]
+
+
+def _owned(source, owner: str) -> dg.AssetsDefinition:
+    """A source as the asset definition Dagster makes of it, with an owner and kinds (the
+    decorator takes neither)."""
+    from dagster._core.definitions.external_asset import create_external_asset_from_source_asset
+
+    asset = create_external_asset_from_source_asset(source)
+    return asset.map_asset_specs(
+        lambda s: s.replace_attributes(owners=[owner], kinds={"csv", "file"})
+    )
+
+
+def source_assets(settings: Settings) -> list[dg.AssetsDefinition]:
+    """Every observable source, the landing ones over the study's months."""
+    partitions = monthly_partitions(settings)
+    return [
+        *(_owned(_landing_source(t, partitions), DATA_ENGINEERING) for t in SOURCE_TABLES),
+        *(_owned(s, ANALYSTS) for s in REFERENCE_SOURCES),
+    ]
