@@ -24,8 +24,11 @@ from sim_pipeline.defs.ledger import LEDGER_ASSETS
 from sim_pipeline.defs.linkage import person_index
 from sim_pipeline.defs.linkage_quality import linkage_quality
 from sim_pipeline.defs.metrics import person_month_metrics
-from sim_pipeline.defs.observations import GROUP as SOURCES_GROUP
-from sim_pipeline.defs.observations import source_assets
+from sim_pipeline.defs.observations import (
+    observe_sources_job,
+    observe_sources_schedule,
+    source_assets,
+)
 from sim_pipeline.defs.quality import ingest_summary
 from sim_pipeline.defs.report import evaluation_report
 from sim_pipeline.defs.resources import build_resources
@@ -55,13 +58,6 @@ all_assets_job = dg.define_asset_job(
 )
 
 
-observe_sources_job = dg.define_asset_job(
-    "observe_sources",
-    selection=dg.AssetSelection.groups(SOURCES_GROUP, include_sources=True),
-    description="Observe the landing drops and the reference files: their data versions.",
-)
-
-
 def load_definitions(
     settings: Settings | None = None, resources: dict[str, dg.ConfigurableResource] | None = None
 ) -> dg.Definitions:
@@ -74,7 +70,7 @@ def load_definitions(
             *source_assets(settings),
         ],
         jobs=[all_assets_job, ingest_job, observe_sources_job],
-        schedules=[monthly_ingest_schedule],
+        schedules=[monthly_ingest_schedule, observe_sources_schedule],
         sensors=[landing_sensor],
         resources={**build_resources(), **(resources or {})},
     )

@@ -46,6 +46,11 @@ def test_every_materialisable_asset_has_a_code_version_and_every_source_is_obser
     assert {"reference_unit_costs", "reference_price_index"} <= {
         k.to_user_string() for k in graph.get(dg.AssetKey("unit_costs")).parent_keys
     }
+    # observed every 15 minutes once an operator starts the schedule (off by default)
+    schedule = defs.resolve_schedule_def("observe_sources_schedule")
+    assert schedule.cron_schedule == "*/15 * * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert schedule.job_name == "observe_sources"
 
 
 def test_imports_are_read_from_the_source_including_submodules_named_in_from_imports():

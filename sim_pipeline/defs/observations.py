@@ -9,9 +9,10 @@
   depends on both, so a replaced unit-cost file marks `unit_costs` (and the costs after it)
   stale, and the downstream automation condition recomputes them once observed.
 
-Observing is cheap (the files are hashed, nothing is read into the warehouse) and runs every 15
-minutes under the default automation sensor (``automation_condition``), or on demand from the
-UI ("Observe sources"). Wiring only: the versions come from `landing.watch`.
+Observing is cheap (the files are hashed, nothing is read into the warehouse): the
+`observe_sources` job runs at the start of every `sim-pipeline run`, every 15 minutes under
+`observe_sources_schedule` (stopped by default, like the other automation), or from the UI.
+Wiring only: the versions come from `landing.watch`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ warnings.filterwarnings(
 )
 
 GROUP = "sources"
-OBSERVE_EVERY = dg.AutomationCondition.cron_tick_passed("*/15 * * * *", "Europe/London")
 
 
 def landing_key(table: SourceTable) -> dg.AssetKey:
@@ -54,7 +54,6 @@ def _landing_source(table: SourceTable, partitions: dg.PartitionsDefinition):
         ),
         group_name=GROUP,
         partitions_def=partitions,
-        automation_condition=OBSERVE_EVERY,
         tags={"stage": "landing", **MONTHLY_TAG},
         metadata={"landing_file": table.file_name(), "providers": ", ".join(table.providers)},
     )
@@ -73,7 +72,6 @@ def _reference_source(name: str, attribute: str, description: str):
         name=name,
         description=description,
         group_name=GROUP,
-        automation_condition=OBSERVE_EVERY,
         tags={"stage": "reference"},
     )
     def _observe(context, metrics: MetricsResource) -> dg.ObserveResult:
@@ -122,3 +120,23 @@ def source_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         *(_owned(_landing_source(t, partitions), DATA_ENGINEERING) for t in SOURCE_TABLES),
         *(_owned(s, ANALYSTS) for s in REFERENCE_SOURCES),
     ]
+
+
+observe_sources_job = dg.define_asset_job(
+    "observe_sources",
+    selection=dg.AssetSelection.groups(GROUP, include_sources=True),
+    description="Observe the landing drops and the reference files: their data versions.",
+)
+
+observe_sources_schedule = dg.ScheduleDefinition(
+    name="observe_sources_schedule",
+    job=observe_sources_job,
+    cron_schedule="*/15 * * * *",
+    execution_timezone="Europe/London",
+    description=(
+        "Every 15 minutes: observe the landing drops and the reference files, so a new or "
+        "corrected drop or a replaced unit-cost file shows as a new data version (and what it "
+        "feeds as stale) before anything runs."
+    ),
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
