@@ -30,6 +30,9 @@ concurrency:
   pools:
     default_limit: 1
     granularity: op
+# Freshness policies (the providers' ingest deadline, the headline's) evaluated by the daemon.
+freshness:
+  enabled: true
 # Dagster's SQLite storage, with event-log connections kept open (sim_pipeline/dagster_instance.py).
 instance_class:
   module: sim_pipeline.dagster_instance

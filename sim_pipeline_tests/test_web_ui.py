@@ -231,3 +231,42 @@ def test_data_docs_read_the_same_with_the_network_blocked(june_project, browser)
     finally:
         context.close()
     assert outside == []
+
+
+def _graphql(url: str, query: str) -> dict:
+    import json
+
+    req = urllib.request.Request(
+        f"{url}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.mark.slow
+def test_the_ui_serves_versions_freshness_and_the_observed_sources(webserver):
+    """What the asset pages read from the webserver's GraphQL: each asset's code version and
+    freshness policy, and the sources' observed data versions (issue 20 items 1 and 2)."""
+    nodes = _graphql(
+        webserver,
+        """{ assetNodes { assetKey { path } opVersion isObservable isExecutable
+             internalFreshnessPolicy { ... on CronFreshnessPolicy { deadlineCron timezone } } } }""",
+    )["data"]["assetNodes"]
+    by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
+    assert by_key["programme_headline"]["internalFreshnessPolicy"] == {
+        "deadlineCron": "0 9 25 * *",
+        "timezone": "Europe/London",
+    }
+    assert by_key["staged_ecds"]["internalFreshnessPolicy"]["deadlineCron"] == "0 9 20 * *"
+    run = [k for k, n in by_key.items() if n["isExecutable"] and not n["isObservable"]]
+    assert len(run) > 30 and all(by_key[k]["opVersion"] for k in run), run
+    assert by_key["reference_unit_costs"]["isObservable"]
+    # the project's run observed the sources first: the unit-cost file has a data version
+    latest = _graphql(
+        webserver,
+        """{ assetNodes(assetKeys: [{path: ["reference_unit_costs"]}]) {
+             assetObservations(limit: 1) { tags { key value } } } }""",
+    )["data"]["assetNodes"][0]["assetObservations"]
+    assert latest and any(t["key"] == "dagster/data_version" for t in latest[0]["tags"]), latest

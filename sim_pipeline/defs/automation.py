@@ -9,6 +9,8 @@
 Both are stopped by default: an operator turns them on (README, operator section).
 """
 
+from datetime import timedelta
+
 import dagster as dg
 
 from sim_pipeline.defs.common import DATA_ENGINEERING, study_months
@@ -100,3 +102,17 @@ MONTHLY_AUTOMATION = (
     & ~AC.in_progress()
     & AC.all_deps_blocking_checks_passed()
 ).with_label("update the months whose inputs changed, once their blocking checks pass")
+
+
+# Freshness (shown on each asset's page; evaluated by the daemon, `freshness: enabled` in
+# dagster.yaml). The providers' drops are due by 00:00 on the 20th and `monthly_ingest_schedule`
+# ingests them at 06:00: each staged table must have been updated between 00:00 and 09:00 that
+# day (or since). The headline must follow within five days: updated between the ingest and
+# 09:00 on the 25th. A provider's own lateness is `drop_coverage`'s (`drops_on_time`).
+TZ = "Europe/London"
+INGEST_FRESHNESS = dg.FreshnessPolicy.cron(
+    deadline_cron="0 9 20 * *", lower_bound_delta=timedelta(hours=9), timezone=TZ
+)
+HEADLINE_FRESHNESS = dg.FreshnessPolicy.cron(
+    deadline_cron="0 9 25 * *", lower_bound_delta=timedelta(days=5, hours=3), timezone=TZ
+)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from sim_pipeline.defs.automation import HEADLINE_FRESHNESS
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.cohort import cohort
 from sim_pipeline.defs.common import ANALYSTS, figure_metadata, markdown_table, table_asset
@@ -54,6 +55,7 @@ VALUES_POSSIBLE = Check(
         group_name=GROUP,
         deps=[person_month_costs, person_month_metrics, cohort],
     ),
+    freshness_policy=HEADLINE_FRESHNESS,
     name="programme_headline",
     description=(
         "The programme review's headline figures recomputed from person_month_costs and "

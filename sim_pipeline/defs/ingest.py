@@ -19,7 +19,7 @@ import dataclasses
 import dagster as dg
 import pandas as pd
 
-from sim_pipeline.defs.automation import MONTHLY_TAG
+from sim_pipeline.defs.automation import INGEST_FRESHNESS, MONTHLY_TAG
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.common import (
     DATA_ENGINEERING,
@@ -171,6 +171,7 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         pool=f"warehouse_write_{table.asset_name}",
         kinds={"python", "pandas", *GX_KINDS},
         tags={"stage": "ingest", **MONTHLY_TAG},
+        freshness_policy=INGEST_FRESHNESS,
         metadata={
             "dagster/column_schema": column_schema(table.asset_name),
             "dagster/table_name": table.asset_name,
