@@ -19,6 +19,7 @@ from sim_pipeline.defs.coverage import drop_coverage
 from sim_pipeline.defs.evaluation import evaluation
 from sim_pipeline.defs.events import events
 from sim_pipeline.defs.headline import programme_headline_asset
+from sim_pipeline.defs.hooks import PROGRESS_HOOKS
 from sim_pipeline.defs.ingest import STAGED_ASSETS
 from sim_pipeline.defs.ledger import LEDGER_ASSETS
 from sim_pipeline.defs.linkage import person_index
@@ -55,6 +56,7 @@ all_assets_job = dg.define_asset_job(
     "sim_pipeline_all",
     selection=dg.AssetSelection.all(),
     description="Materialise the whole asset graph (ingest all months, then the summaries).",
+    hooks=PROGRESS_HOOKS,
 )
 
 
@@ -65,8 +67,11 @@ def load_definitions(
     replace the named resources (tests: reference files elsewhere)."""
     settings = settings or Settings.from_env()
     return dg.Definitions(
+        # each asset with its code version and a link to the function that makes it
         assets=[
-            *with_code_versions(apply_settings(ALL_ASSETS, settings)),
+            *dg.with_source_code_references(
+                with_code_versions(apply_settings(ALL_ASSETS, settings))
+            ),
             *source_assets(settings),
         ],
         jobs=[all_assets_job, ingest_job, observe_sources_job],

@@ -960,7 +960,9 @@ def test_every_downstream_check_passed_in_the_good_run(good):
     passed, except the two evaluation diagnostics the small pool cannot satisfy (they warn,
     and pass on good comparisons in the twin test)."""
     with dg.DagsterInstance.from_config(str(good / "dagster_home")) as inst:
-        (run,) = inst.get_runs()
+        # the CLI's runs: the sources' observation, then the graph
+        assert [r.job_name for r in inst.get_runs()] == ["sim_pipeline_all", "observe_sources"]
+        run = inst.get_runs()[0]
         records = inst.get_records_for_run(
             run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
         ).records

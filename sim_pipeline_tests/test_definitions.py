@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from sim_pipeline.definitions import load_definitions
-from sim_pipeline.sources import SOURCE_TABLES
+from sim_pipeline.sources import BY_ASSET, SOURCE_TABLES
 
 defs = load_definitions()
 STAGED = dg.AssetKey("staged_ecds")
@@ -243,3 +243,98 @@ def test_settings_are_read_when_the_definitions_load_not_at_import():
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split() == ["2019-12-01", "2020-06-01"]
+
+
+def test_previews_are_typed_tables_with_counts_of_people_controlled():
+    """Metadata previews are Dagster table metadata (issue 20 item 3): typed columns, one record
+    per row, a count of 1-7 people shown as `*` (its column then typed as text)."""
+    import pandas as pd
+
+    from sim_pipeline.defs.common import table_metadata
+
+    df = pd.DataFrame(
+        {
+            "month": ["2019-01", "2019-02"],
+            "people": [3, 40],
+            "mean_cost": [12.5, 80.25],
+            "flag": [True, False],
+            "note": ["a", None],
+        }
+    )
+    value = table_metadata(df)
+    assert isinstance(value, dg.TableMetadataValue)
+    types = {c.name: c.type for c in value.schema.columns}
+    assert types == {
+        "month": "string",
+        "people": "string",  # "*" and "40": controlled counts are text
+        "mean_cost": "string",  # "*" on the row of 3 people
+        "flag": "bool",
+        "note": "string",
+    }
+    rows = [r.data for r in value.records]
+    assert rows[0]["people"] == "*" and rows[0]["mean_cost"] == "*"  # a statistic on 1-7
+    assert rows[1] == {
+        "month": "2019-02",
+        "people": "40",
+        "mean_cost": 80.25,
+        "flag": False,
+        "note": None,
+    }
+    exact = table_metadata(
+        pd.DataFrame({"rows_read": [3, 12], "share": [0.5, 0.25]}), counts_of="records"
+    )
+    assert [c.type for c in exact.schema.columns] == ["int", "float"]
+    assert [r.data["rows_read"] for r in exact.records] == [3, 12]
+    empty = table_metadata(pd.DataFrame({"a": pd.Series([], dtype="int64")}))
+    assert [c.name for c in empty.schema.columns] == ["a"] and not empty.records
+
+
+def test_column_lineage_names_real_columns_from_landing_to_costs():
+    """Every column an asset's lineage names exists in that asset's schema and every column it
+    depends on in the upstream asset's (the data dictionary; a landing source's: its contract);
+    each metric reads its events; the identity tokens come from the raw identifiers only."""
+    from sim_pipeline.defs.lineage import column_lineage, staged_deps
+    from sim_pipeline.measures.events import METRIC_INPUTS
+    from sim_pipeline.measures.metrics import MEASURES
+    from sim_pipeline.warehouse.dictionary import table_doc
+
+    def columns_of(asset: str) -> set[str]:
+        if asset.startswith("landing_"):
+            return set(BY_ASSET["staged_" + asset.removeprefix("landing_")].columns)
+        return {c.name for c in table_doc(asset).columns}
+
+    assets = [t.asset_name for t in SOURCE_TABLES]
+    assets += ["person_index", "events", "person_month_metrics", "person_month_costs"]
+    for asset in assets:
+        lineage = column_lineage(asset)
+        assert lineage.deps_by_column, asset
+        for column, deps in lineage.deps_by_column.items():
+            assert column in columns_of(asset), (asset, column)
+            for dep in deps:
+                upstream = dep.asset_key.to_user_string()
+                assert dep.column_name in columns_of(upstream), (asset, column, upstream, dep)
+    assert set(METRIC_INPUTS) == set(MEASURES)
+    ecds = staged_deps("staged_ecds")
+    assert ecds["nhs_number_token"] == [("landing_ecds", "NHS_Number")]
+    assert ecds["record_ref"] == [("landing_ecds", "Generated_Record_ID")]
+    assert "NHS_Number" not in ecds  # no raw identifier is a staged column
+    costs = column_lineage("person_month_costs").deps_by_column["cost_ae_attendances"]
+    assert {(d.asset_key.to_user_string(), d.column_name) for d in costs} >= {
+        ("person_month_metrics", "ae_attendances"),
+        ("unit_costs", "unit_cost_at_price_year"),
+    }
+
+
+def test_every_asset_that_runs_links_to_the_function_that_makes_it():
+    """Source-code references (issue 20 item 3): a file of this package and the line of the
+    function (or its decorator) that makes or observes the asset."""
+    package = Path(__file__).resolve().parents[1] / "sim_pipeline"
+    graph = defs.resolve_asset_graph()
+    runs = [k for k in graph.get_all_asset_keys() if graph.get(k).is_executable]
+    assert len(runs) > 40
+    for key in runs:
+        refs = graph.get(key).metadata["dagster/code_references"].code_references
+        path = Path(refs[0].file_path)
+        assert path.is_relative_to(package) and path.is_file(), (key, path)
+        line = path.read_text().splitlines()[refs[0].line_number - 1].strip()
+        assert line.startswith(("def ", "@")), (key, line)

@@ -53,6 +53,11 @@ def test_run_succeeds_and_prints_summary(june_run):
         "evaluation_estimates:members_matched",
     }, warned
     assert "vs matched comparison (DiD)" in r.stdout
+    # progress on stderr, as plain lines (not a terminal): every step counted, the last done
+    steps = re.findall(r"^\[run 2016-01 to 2019-06\] (\d+)/(\d+) steps", r.stderr, re.M)
+    assert steps and steps[-1][0] == steps[-1][1] == "22", r.stderr[-2000:]
+    assert r.stderr.rstrip().endswith("done") or "done" in r.stderr.splitlines()[-1]
+    assert " - dagster - DEBUG - " not in r.stderr  # the sources' observation is quiet too
     # the primary estimate's diagnostics and sensitivity, in plain words
     assert "diagnostics of the primary estimate:" in r.stdout
     assert re.search(r"placebo in time \(index a year early, months -12..-4\): \S+ \[", r.stdout)
@@ -319,7 +324,10 @@ def test_privacy_scan_command_reports_clean(june_run):
     r = cli("privacy-scan", env=june_run["env"], cwd=june_run["root"])
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 places hold a landing identifier" in r.stdout
-    assert re.search(r"scanned \d+ files", r.stdout)
+    scanned = re.search(r"scanned (\d+) files", r.stdout)
+    assert scanned
+    # progress over the files, on stderr, ending with every file counted
+    assert f"[privacy-scan] {scanned.group(1)}/{scanned.group(1)} files" in r.stderr, r.stderr
 
 
 def test_run_prints_the_headline_beside_its_caution(june_run):
@@ -510,13 +518,13 @@ def test_no_published_share_gives_back_a_count(june_run):
     assert checked >= 10  # link rates, headline shares and death risks were all examined
 
 
-def _md_tables(text: str) -> list[pd.DataFrame]:
-    """The markdown tables of a metadata value (header, separator, rows)."""
-    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
-    if len(lines) < 2 or not set(lines[1]) <= set("|-: "):
-        return []
-    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
-    return [pd.DataFrame(cells[2:], columns=cells[0])]
+def _table_cells(value) -> pd.DataFrame:
+    """A typed table metadata value's rows as text ("" for a missing cell)."""
+    names = [c.name for c in value.schema.columns]
+    rows = [
+        [("" if r.data.get(n) is None else str(r.data[n])) for n in names] for r in value.records
+    ]
+    return pd.DataFrame(rows, columns=names)
 
 
 def test_every_preview_of_people_is_disclosure_controlled(june_run):
@@ -542,9 +550,12 @@ def test_every_preview_of_people_is_disclosure_controlled(june_run):
             if event is None or event.asset_materialization is None:
                 continue
             for label, value in event.asset_materialization.metadata.items():
-                if not isinstance(value, dg.MarkdownMetadataValue):
+                assert not isinstance(value, dg.MarkdownMetadataValue) or "\n|" not in (
+                    value.md_str or ""
+                ), (key.to_user_string(), label)  # no hand-built markdown table is left
+                if not isinstance(value, dg.TableMetadataValue):
                     continue
-                for table in _md_tables(value.md_str or ""):
+                for table in [_table_cells(value)]:
                     for col in [c for c in table.columns if is_count_column(c) or "people" in c]:
                         for cell in table[col]:
                             ok = cell in ("", "0", "*") or (
@@ -555,3 +566,50 @@ def test_every_preview_of_people_is_disclosure_controlled(june_run):
     finally:
         instance.dispose()
     assert checked >= 20  # previews with counts of people were found and examined
+
+
+def test_the_linkage_model_and_its_charts_are_saved_and_hold_no_value(june_run):
+    """Issue 20 item 6: the full relink saved the model as JSON (the same model the
+    `linkage_model` table holds) and Splink's charts, linked from `person_index`'s metadata;
+    the waterfall shows the least sure links by comparison level and weight, with no value of
+    either record (no token, no encoding)."""
+    import json
+
+    import dagster as dg
+
+    from sim_pipeline.warehouse import Warehouse
+
+    with dg.DagsterInstance.from_config(str(june_run["root"] / "dagster_home")) as inst:
+        event = inst.get_latest_materialization_event(dg.AssetKey("person_index"))
+        meta = event.asset_materialization.metadata
+    paths = {k: Path(v.path) for k, v in meta.items() if k.startswith(("chart_", "linkage_model"))}
+    assert set(paths) == {
+        "linkage_model_json",
+        "chart_m_u_parameters",
+        "chart_match_weights",
+        "chart_waterfall",
+    }
+    assert all(p.is_file() for p in paths.values()), paths
+    wh = Warehouse(june_run["env"]["SIM_WAREHOUSE_URL"])
+    try:
+        stored = json.loads(wh.read("linkage_model")["model_json"].iloc[0])
+        tokens = pd.concat(
+            [
+                wh.read("staged_ambulance_incidents")[c].dropna().astype(str).head(200)
+                for c in ("nhs_number_token", "given_name_bf", "postcode_unit_token", "record_ref")
+            ]
+        )
+    finally:
+        wh.dispose()
+    assert json.loads(paths["linkage_model_json"].read_text()) == stored
+    waterfall = paths["chart_waterfall"].read_text()
+    start = waterfall.index("{", waterfall.index("vegaEmbed("))
+    spec, _ = json.JSONDecoder().raw_decode(waterfall, start)  # the chart's Vega-Lite spec
+    bars = spec["data"]["values"]
+    assert len({b["record_number"] for b in bars}) >= 3  # several pairs explained
+    assert {b["value_l"] for b in bars} == {""} and {b["value_r"] for b in bars} == {""}
+    weights = [b for b in bars if b["column_name"] == "Final score"]
+    assert weights and all(isinstance(b["log2_bayes_factor"], float) for b in weights)
+    for path in paths.values():
+        text = path.read_text()
+        assert not any(t in text for t in tokens), path  # no token, encoding or record key

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from sim_pipeline.progress import current
+
 
 def landing_without(src: Path, dest: Path, month: str) -> None:
     """``dest``: every file of ``src`` except the drops of ``month``, hard-linked where the
@@ -50,6 +52,9 @@ def measure(argv: list[str], env: dict[str, str] | None = None) -> tuple[dict, s
         [sys.executable, "-c", _WRAP, *argv], env=env, capture_output=True, text=True
     )
     seconds = time.perf_counter() - t0
+    if (progress := current()) is not None:  # the benchmark's stages, one per command
+        cli = "sim_pipeline.cli" in argv
+        progress.advance(stage=" ".join(["sim-pipeline", *argv[3:6]]) if cli else "the generator")
     found = re.findall(r"RUSAGE (\[.*\])", proc.stderr)
     maxrss, cpu = json.loads(found[-1]) if found else (0, 0.0)
     figures = {

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sim_pipeline.cli.pipeline import generate, has_drops
 from sim_pipeline.config import DEMO_ENV, Settings
+from sim_pipeline.progress import Progress
 
 
 def cmd_bench_run(args: argparse.Namespace) -> int:
@@ -33,7 +34,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     rows_in = sum(max(0, sum(1 for _ in p.open("rb")) - 1) for p in Landing(landing).csv_files())
     results = []
     digests: list[dict[str, str]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, Progress("bench run", total=2, unit="runs") as bar:
         env = dict(
             os.environ,
             SIM_LANDING_DIR=str(landing),
@@ -69,6 +70,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
             if proc.returncode != 0:
                 print(proc.stdout + proc.stderr, file=sys.stderr)
             digests.append(table_digests(env["SIM_WAREHOUSE_URL"]))
+            bar.advance(stage=f"{label} {seconds:.0f} s")
     report = {
         "benchmark": "main job (sim-pipeline run) on the landing folder",
         "landing": str(landing),
@@ -96,7 +98,8 @@ def cmd_bench_incremental(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not settings.landing_from_env and not has_drops(settings.landing_dir):
         generate(args, settings.landing_dir, settings.truth_dir)
-    report = bench_incremental(settings.landing_dir, args.out, demo=not settings.key_from_env)
+    with Progress("bench incremental", total=3, unit="runs"):  # advanced per measured run
+        report = bench_incremental(settings.landing_dir, args.out, demo=not settings.key_from_env)
     print(json.dumps(report, indent=2))
     print(f"wrote {args.out}")
     return 0
@@ -107,7 +110,8 @@ def cmd_bench_month(args: argparse.Namespace) -> int:
     from sim_pipeline.bench.month import bench_month
 
     out = args.out or Path(f"data/bench/month_{args.month}.json")
-    report = bench_month(out, args.month, args.scale, args.base_scale, args.scratch)
+    with Progress("bench month", total=3, unit="stages"):  # synth, base month, the month
+        report = bench_month(out, args.month, args.scale, args.base_scale, args.scratch)
     run = report["month_run"]
     print(json.dumps({k: v for k, v in report.items() if k != "synth"}, indent=2))
     print(

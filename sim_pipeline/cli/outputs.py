@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from sim_pipeline.config import Settings
+from sim_pipeline.progress import Progress
 
 
 def cmd_privacy_scan(args: argparse.Namespace) -> int:
@@ -72,7 +73,8 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
     qdir = settings.quality_dir
     files = files_under(*roots) + generated_quality_files(qdir)
     roots.append(qdir)
-    hits |= scan(files, ids)
+    with Progress("privacy-scan", total=len(files), unit="files"):
+        hits |= scan(files, ids)
     print(f"scanned {len(files)} files under {', '.join(str(r) for r in roots)}")
     for where, kinds in sorted(hits.items()):
         print(f"  IDENTIFIER FOUND in {where}: {', '.join(kinds)}")

@@ -42,6 +42,14 @@ def generate(args: argparse.Namespace, out: Path, truth: Path):  # -> SynthSumma
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from sim_pipeline.progress import Progress
+    from sim_pipeline.sources import SOURCE_TABLES
+
+    with Progress("synth", total=len(SOURCE_TABLES), unit="tables"):  # advanced per table
+        return _synth(args)
+
+
+def _synth(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if getattr(args, "national_month", None):
         from sim_pipeline.synthetic.national import generate_national

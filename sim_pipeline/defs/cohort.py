@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
-from sim_pipeline.defs.common import DATA_ENGINEERING, markdown_table, table_asset
+from sim_pipeline.defs.common import DATA_ENGINEERING, table_asset, table_metadata
 from sim_pipeline.defs.linkage import person_index
 from sim_pipeline.defs.reads import (
     data_months,
@@ -111,7 +111,7 @@ def cohort(
             **written.metadata,
             "data_months": f"{months[0]}..{months[-1]}",
             "baseline_months": study.baseline_months,
-            "populations": markdown_table(summary),
+            "populations": table_metadata(summary),
             "by_discharge_reason": dg.MetadataValue.json(
                 {
                     k: control_count(v)

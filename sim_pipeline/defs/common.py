@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from sim_pipeline.config import FIRST_MONTH, Settings, current_key_id, project_key_text
@@ -103,20 +104,48 @@ def key_metadata(tokeniser: Tokeniser | None = None) -> dict[str, dg.RawMetadata
     return {"pseudonymisation_key": label, "key_fingerprint": key_id}
 
 
-def markdown_table(
+def _cell(value: Any) -> str | int | float | bool | None:
+    """A preview cell as Dagster's table metadata holds it (plain Python scalars)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value)
+    return str(value)
+
+
+def _column_type(cells: list[Any]) -> str:
+    present = [c for c in cells if c is not None]
+    if present and all(isinstance(c, bool) for c in present):
+        return "bool"
+    if present and all(isinstance(c, int) and not isinstance(c, bool) for c in present):
+        return "int"
+    if present and all(isinstance(c, int | float) and not isinstance(c, bool) for c in present):
+        return "float"
+    return "string"
+
+
+def table_metadata(
     df: pd.DataFrame, counts_of: Literal["people", "records"] = "people"
 ) -> dg.MetadataValue:
-    """A metadata preview, always through the disclosure function (`disclosure.preview_table`:
-    counts of people controlled as published counts are; ``counts_of="records"`` for the
-    ledger's and checks' exact row and file counts)."""
+    """A metadata preview as Dagster's typed table (columns with their types, rows as
+    records), always through the disclosure function (`disclosure.preview_table`: counts of
+    people controlled as published counts are, so a suppressed count is the text ``*`` and its
+    column is typed as text; ``counts_of="records"`` for the ledger's and checks' exact row and
+    file counts)."""
     df = preview_table(df, counts_of)
-    if df.empty:
-        return dg.MetadataValue.md("_no rows_")
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |")
-    return dg.MetadataValue.md("\n".join(lines))
+    names = [str(c) for c in df.columns]
+    rows = [[_cell(v) for v in row] for row in df.itertuples(index=False)]
+    columns = [
+        dg.TableColumn(name, _column_type([r[i] for r in rows])) for i, name in enumerate(names)
+    ]
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(dict(zip(names, r, strict=True))) for r in rows],
+        schema=dg.TableSchema(columns=columns),
+    )
 
 
 def figure_metadata(fig, path: Path, title: str) -> dg.MetadataValue:  # fig: matplotlib Figure

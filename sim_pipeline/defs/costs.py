@@ -5,8 +5,9 @@ only: the logic is `sim_pipeline.measures.costs`."""
 import dagster as dg
 
 from sim_pipeline.defs.checks import Check, Write, refuse, write_or_refuse
-from sim_pipeline.defs.common import ANALYSTS, markdown_table, table_asset
+from sim_pipeline.defs.common import ANALYSTS, table_asset, table_metadata
 from sim_pipeline.defs.gx import gx_check, gx_check_result, run_suite
+from sim_pipeline.defs.lineage import lineage_metadata
 from sim_pipeline.defs.metrics import person_month_metrics
 from sim_pipeline.defs.observations import REFERENCE_KEYS
 from sim_pipeline.defs.reads import (
@@ -119,7 +120,7 @@ def unit_costs(
             "price_year": costs.price_year,
             "unit_cost_version": costs.version,
             "cost_flags": costs.flag_text or "none",
-            "unit_costs": markdown_table(shown),
+            "unit_costs": table_metadata(shown),
         },
     )
 
@@ -209,12 +210,13 @@ def person_month_costs(
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(pc),
+            **lineage_metadata("person_month_costs"),
             **written.metadata,
             "price_year": costs.price_year,
             "unit_cost_version": costs.version,
             "cost_flags": costs.flag_text or "none",
             "total_cost_gbp": round(float(pc["total_cost"].sum()), 2),
-            "cohort_cost_by_month_latest_12": markdown_table(by_month),
+            "cohort_cost_by_month_latest_12": table_metadata(by_month),
         },
         check_results=checks,
     )

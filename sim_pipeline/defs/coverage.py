@@ -7,8 +7,8 @@ import pandas as pd
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.common import (
     DATA_QUALITY,
-    markdown_table,
     study_months,
+    table_metadata,
     table_spec,
 )
 from sim_pipeline.defs.ingest import STAGED_ASSETS
@@ -93,7 +93,7 @@ class CoverageConfig(dg.Config):
 
 
 def _listing(df: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
-    return markdown_table(df[columns].head(LISTED), counts_of="records")
+    return table_metadata(df[columns].head(LISTED), counts_of="records")
 
 
 _COVERAGE_DESCRIPTION = (
@@ -199,11 +199,11 @@ def drop_coverage(
             "due_rule": due.describe(),
             "volume_rule": volume.describe(),
             "as_of": utc_text(now),
-            f"matrix_latest_{config.matrix_months}_months": markdown_table(
+            f"matrix_latest_{config.matrix_months}_months": table_metadata(
                 coverage_matrix(cov, config.matrix_months), counts_of="records"
             ),
-            "by_provider_table": markdown_table(provider_summary(cov), counts_of="records"),
-            "findings": markdown_table(
+            "by_provider_table": table_metadata(provider_summary(cov), counts_of="records"),
+            "findings": table_metadata(
                 findings[
                     [
                         "file",

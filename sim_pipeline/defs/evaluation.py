@@ -10,7 +10,7 @@ import pandas as pd
 
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.cohort import cohort
-from sim_pipeline.defs.common import ANALYSTS, figure_metadata, markdown_table, table_spec
+from sim_pipeline.defs.common import ANALYSTS, figure_metadata, table_metadata, table_spec
 from sim_pipeline.defs.costs import person_month_costs, unit_costs
 from sim_pipeline.defs.metrics import person_month_metrics
 from sim_pipeline.defs.reads import data_months, read_table
@@ -262,9 +262,9 @@ def evaluation(
         metadata={
             "dagster/row_count": len(est),
             **written.metadata,
-            "total_cost_naive_vs_did": markdown_table(side_by_side),
-            "estimates_primary": markdown_table(_estimate_table(primary)),
-            "design": markdown_table(
+            "total_cost_naive_vs_did": table_metadata(side_by_side),
+            "estimates_primary": table_metadata(_estimate_table(primary)),
+            "design": table_metadata(
                 pd.DataFrame(  # counts of people in their own column, controlled
                     {
                         "item": list(diag),
@@ -312,7 +312,7 @@ def evaluation(
             "in_plain_words": dg.MetadataValue.md(
                 "\n".join(f"- {x}" for x in diagnostic_lines(primary))
             ),
-            "diagnostics": markdown_table(
+            "diagnostics": table_metadata(
                 diag_rows[["population", "outcome", "estimate", "ci_low", "ci_high"]].round(3)
             ),
             **{k: v for k, v in d.items() if k.endswith(("e_value", "e_value_interval"))},
@@ -323,7 +323,7 @@ def evaluation(
         data_version=written.data_version("evaluation_balance"),
         metadata={
             "dagster/row_count": len(ev.balance),
-            "balance_primary": markdown_table(
+            "balance_primary": table_metadata(
                 bal.drop(
                     columns=["analysis", "n_treated", "n_comparison_before", "n_comparison_after"]
                 ).round(3)
@@ -361,7 +361,7 @@ def evaluation(
         metadata={
             "dagster/row_count": len(ev.matches),
             # matched pairs per analysis, controlled as counts of people are (pairs ~ people)
-            "pairs_by_analysis": markdown_table(
+            "pairs_by_analysis": table_metadata(
                 ev.matches.groupby("analysis").size().rename("pairs").reset_index()
             ),
         },

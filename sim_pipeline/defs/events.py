@@ -6,7 +6,8 @@ import dagster as dg
 import pandas as pd
 
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
-from sim_pipeline.defs.common import DATA_ENGINEERING, markdown_table, table_asset
+from sim_pipeline.defs.common import DATA_ENGINEERING, table_asset, table_metadata
+from sim_pipeline.defs.lineage import lineage_metadata
 from sim_pipeline.defs.linkage import person_index
 from sim_pipeline.defs.linkage_quality import linkage_quality
 from sim_pipeline.defs.reads import (
@@ -113,12 +114,13 @@ def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(ev),
+            **lineage_metadata("events"),
             **written.metadata,
             "months": f"{months[0]}..{months[-1]}",
             "quantity_by_metric": dg.MetadataValue.json(
                 {m: int(totals[m].sum()) if m in totals else 0 for m in MEASURES}
             ),
-            "monthly_totals_latest_12": markdown_table(
+            "monthly_totals_latest_12": table_metadata(
                 control_counts(totals.tail(12), list(MEASURES))
             ),
             "removed_by_rule": dg.MetadataValue.json(stats.removed),

@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from sim_pipeline.defs.checks import Check
-from sim_pipeline.defs.common import markdown_table
+from sim_pipeline.defs.common import table_metadata
 from sim_pipeline.defs.resources import QualityResource
 from sim_pipeline.quality.expectations import Suite, SuiteOutcome
 from sim_pipeline.quality.gx_runner import validate
@@ -93,7 +93,7 @@ def gx_check_result(
             if outcome.results["element_count"].notna().any()
             else 0,
             "validation_seconds": outcome.seconds,
-            "failed_expectations": markdown_table(failed, counts_of="records"),
+            "failed_expectations": table_metadata(failed, counts_of="records"),
             "data_docs_page": dg.MetadataValue.path(str(outcome.docs_page or "")),
             "data_docs": dg.MetadataValue.path(str(outcome.docs_index or "")),
         },

@@ -8,7 +8,7 @@ import dagster as dg
 from sim_pipeline.defs.automation import HEADLINE_FRESHNESS
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.cohort import cohort
-from sim_pipeline.defs.common import ANALYSTS, figure_metadata, markdown_table, table_asset
+from sim_pipeline.defs.common import ANALYSTS, figure_metadata, table_asset, table_metadata
 from sim_pipeline.defs.costs import applied_unit_costs, person_month_costs
 from sim_pipeline.defs.metrics import person_month_metrics
 from sim_pipeline.defs.reads import (
@@ -134,8 +134,8 @@ def programme_headline_asset(
             "price_year": years[0],
             "unit_cost_version": versions[0],
             "cost_flags": ";".join(f for f in flags if f) or "none",
-            "headline": markdown_table(headline_preview(head, PREVIEW_STATISTICS)),
-            "per_metric_rates": markdown_table(
+            "headline": table_metadata(headline_preview(head, PREVIEW_STATISTICS)),
+            "per_metric_rates": table_metadata(
                 headline_preview(
                     head,
                     [f"{s}_rate_{m}" for m in METRICS for s in ("baseline", "programme")],

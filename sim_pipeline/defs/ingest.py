@@ -26,8 +26,8 @@ from sim_pipeline.defs.common import (
     MONTHLY,
     column_schema,
     key_metadata,
-    markdown_table,
     month_of,
+    table_metadata,
 )
 from sim_pipeline.defs.gx import (
     GX_KINDS,
@@ -35,6 +35,7 @@ from sim_pipeline.defs.gx import (
     gx_check_result,
     run_suite,
 )
+from sim_pipeline.defs.lineage import lineage_metadata
 from sim_pipeline.defs.observations import landing_key
 from sim_pipeline.defs.resources import (
     LandingResource,
@@ -268,7 +269,7 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
                 else f"{len(dupes)} (source, month, record_ref) key(s) repeated; nothing written",
                 metadata={
                     "repeated_keys": len(dupes),
-                    "by_source_and_month": markdown_table(
+                    "by_source_and_month": table_metadata(
                         dup_summary.head(50), counts_of="records"
                     ),
                 },
@@ -288,7 +289,7 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
                     "files": len(ledger),
                     "files_rejected": len(rejected),
                     "rows_quarantined_in_rejected_files": int(rejected["rows_quarantined"].sum()),
-                    "rejected_files": markdown_table(rejected.head(50), counts_of="records"),
+                    "rejected_files": table_metadata(rejected.head(50), counts_of="records"),
                 },
             ),
             CHECKS["provider_drops_present"].result(
@@ -389,13 +390,14 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows_written,
+                **lineage_metadata(table.asset_name),
                 "months_in_run": len(months),
                 "files": len(ledger),
                 "files_rejected": len(rejected),
                 "rows_read": read,
                 "rows_quarantined": quarantined,
-                "rows_by_month": markdown_table(per_month, counts_of="records"),
-                "rows_by_source": markdown_table(per_source, counts_of="records"),
+                "rows_by_month": table_metadata(per_month, counts_of="records"),
+                "rows_by_source": table_metadata(per_source, counts_of="records"),
                 **key_metadata(tokeniser),
                 **written.metadata,
             }

@@ -10,10 +10,11 @@ from typing import Literal
 import dagster as dg
 import pandas as pd
 
-from sim_pipeline.config import current_key_id
+from sim_pipeline.config import Settings, current_key_id
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
-from sim_pipeline.defs.common import DATA_ENGINEERING, markdown_table, table_spec
+from sim_pipeline.defs.common import DATA_ENGINEERING, table_metadata, table_spec
 from sim_pipeline.defs.ingest import STAGED_ASSETS
+from sim_pipeline.defs.lineage import lineage_metadata
 from sim_pipeline.defs.reads import recorded_death_dates
 from sim_pipeline.defs.resources import StudyDesignResource, WarehouseResource
 from sim_pipeline.identity import linkage_quality as lq
@@ -21,6 +22,7 @@ from sim_pipeline.identity.incremental import link_new_records
 from sim_pipeline.identity.linkage import (
     BLOCKING_RULES,
     ENCODING_COLUMNS,
+    LinkResult,
     link_encoded,
     stored_model,
 )
@@ -143,6 +145,32 @@ def saved_model(wh: Warehouse) -> tuple[dict, str]:
     return json.loads(row["model_json"]), str(row["run_id"])
 
 
+def linkage_charts(
+    result: LinkResult, rows: pd.DataFrame, full: bool
+) -> dict[str, dg.MetadataValue]:
+    """The trained model as JSON and Splink's charts (m and u, match weights, the waterfall of
+    the least sure links: `identity.linkage_charts`), written by a full relink under the
+    reports folder's ``linkage/``; an incremental run links to those of the model it used."""
+    from sim_pipeline.identity.linkage_charts import (
+        CHARTS,
+        MODEL_FILE,
+        explain_model,
+        least_sure_links,
+    )
+
+    out = Settings.from_env().reports_dir / "linkage"
+    if full and result.model:
+        pairs = least_sure_links(rows, result.clusters)
+        paths = explain_model(stored_model(result.model), rows, pairs, out)
+    else:
+        names = {"model": MODEL_FILE, **{c: f"{c}.html" for c in CHARTS}}
+        paths = {k: out / f for k, f in names.items() if (out / f).exists()}
+    return {
+        ("linkage_model_json" if k == "model" else f"chart_{k}"): dg.MetadataValue.path(str(p))
+        for k, p in paths.items()
+    }
+
+
 @dg.multi_asset(
     name="person_index",
     specs=[
@@ -249,6 +277,7 @@ def person_index(
         note="rows_in: staged records; rows_out: person_index rows",
         stage="person_index",
     )
+    charts = linkage_charts(result, rows, full)
     persons = index["person_key"].nunique()
     sizes = index.groupby("person_key").size()
     change_counts = changes["change"].value_counts().to_dict() if len(changes) else {}
@@ -257,12 +286,14 @@ def person_index(
         data_version=written.data_version("person_index"),
         metadata={
             "dagster/row_count": len(index),
+            **lineage_metadata("person_index"),
             **written.metadata,
             "persons": persons,
             "records_per_person_median": float(sizes.median()) if len(sizes) else 0.0,
             "records_linked_to_others": int((sizes[index["person_key"]] > 1).sum()),
             "key_changes_this_run": dg.MetadataValue.json(change_counts),
             "mode": config.mode,
+            **charts,
             "model_trained": result.trained,
             "model_of_run": model_run,
             "threshold": study.linkage_threshold,
@@ -320,12 +351,12 @@ def person_index(
         yield dg.MaterializeResult(
             asset_key="linkage_parameters",
             data_version=written.data_version("linkage_parameters"),
-            metadata={"dagster/row_count": len(params), "model_parameters": markdown_table(params)},
+            metadata={"dagster/row_count": len(params), "model_parameters": table_metadata(params)},
         )
         yield dg.MaterializeResult(
             asset_key="linkage_threshold_curve",
             data_version=written.data_version("linkage_threshold_curve"),
-            metadata={"dagster/row_count": len(curve), "threshold_curve": markdown_table(curve)},
+            metadata={"dagster/row_count": len(curve), "threshold_curve": table_metadata(curve)},
         )
         yield dg.MaterializeResult(
             asset_key="linkage_weight_histogram",

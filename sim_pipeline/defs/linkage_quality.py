@@ -8,7 +8,7 @@ import dagster as dg
 
 from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
-from sim_pipeline.defs.common import DATA_QUALITY, figure_metadata, markdown_table, table_spec
+from sim_pipeline.defs.common import DATA_QUALITY, figure_metadata, table_metadata, table_spec
 from sim_pipeline.defs.linkage import staged_for_linkage
 from sim_pipeline.defs.reads import recorded_death_dates
 from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
@@ -133,11 +133,11 @@ def linkage_quality(
         data_version=written.data_version("linkage_quality"),
         metadata={
             **written.metadata,
-            "link_rate_by_source": markdown_table(controlled_link_rates(rates_overall)),
-            "implausible_links": markdown_table(implausible),
+            "link_rate_by_source": table_metadata(controlled_link_rates(rates_overall)),
+            "implausible_links": table_metadata(implausible),
             "implausible_link_rate": round(rate, 5),
-            "threshold_curve": markdown_table(curve),
-            "linked_vs_unlinked": markdown_table(
+            "threshold_curve": table_metadata(curve),
+            "linked_vs_unlinked": table_metadata(
                 controlled_shares(versus, "records", ["dimension", "status"])
             ),
             "charts": chart,

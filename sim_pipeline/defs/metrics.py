@@ -5,13 +5,14 @@ import dagster as dg
 
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.cohort import cohort
-from sim_pipeline.defs.common import ANALYSTS, markdown_table, table_asset
+from sim_pipeline.defs.common import ANALYSTS, table_asset, table_metadata
 from sim_pipeline.defs.events import events
 from sim_pipeline.defs.gx import (
     gx_check,
     gx_check_result,
     run_suite,
 )
+from sim_pipeline.defs.lineage import lineage_metadata
 from sim_pipeline.defs.reads import (
     read_table,
     run_months,
@@ -105,10 +106,11 @@ def person_month_metrics(
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(pm),
+            **lineage_metadata("person_month_metrics"),
             **written.metadata,
             "cohort_people": len(set(people)),
             "other_people_with_activity": int(pm.loc[~in_cohort, "person_key"].nunique()),
-            "cohort_totals_by_month_latest_12": markdown_table(
+            "cohort_totals_by_month_latest_12": table_metadata(
                 control_counts(totals.tail(12), list(MEASURES))
             ),
         },

@@ -17,6 +17,7 @@ Wiring only: the versions come from `landing.watch`.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from pathlib import Path
 
@@ -103,13 +104,26 @@ REFERENCE_KEYS = [s.key for s in REFERENCE_SOURCES]
 
 
 def _owned(source, owner: str) -> dg.AssetsDefinition:
-    """A source as the asset definition Dagster makes of it, with an owner and kinds (the
-    decorator takes neither)."""
+    """A source as the asset definition Dagster makes of it, with an owner, kinds and a link to
+    its observation function (the decorator takes none of them)."""
     from dagster._core.definitions.external_asset import create_external_asset_from_source_asset
 
+    fn = source.observe_fn
+    code = dg.CodeReferencesMetadataValue(
+        code_references=[
+            dg.LocalFileCodeReference(
+                file_path=inspect.getsourcefile(fn) or "",
+                line_number=inspect.getsourcelines(fn)[1],
+            )
+        ]
+    )
     asset = create_external_asset_from_source_asset(source)
     return asset.map_asset_specs(
-        lambda s: s.replace_attributes(owners=[owner], kinds={"csv", "file"})
+        lambda s: s.replace_attributes(
+            owners=[owner],
+            kinds={"csv", "file"},
+            metadata={**s.metadata, "dagster/code_references": code},
+        )
     )
 
 

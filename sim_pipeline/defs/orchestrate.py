@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from sim_pipeline.config import Settings, load_tokeniser
+from sim_pipeline.progress import Progress
 from sim_pipeline.warehouse import Warehouse, redact_url
 
 
@@ -201,7 +202,10 @@ def materialise_all(
     # the landing drops and reference files observed first, so each staged table and the unit
     # costs record the versions they read (the UI's staleness starts from them)
     observed = defs.resolve_job_def("observe_sources").execute_in_process(
-        instance=instance, raise_on_error=False, tags={"launched_by": "sim-pipeline run"}
+        instance=instance,
+        raise_on_error=False,
+        tags={"launched_by": "sim-pipeline run"},
+        run_config={"loggers": run_config["loggers"]},
     )
     pending = None
     if linkage == "incremental":
@@ -272,6 +276,21 @@ def _execute(
         "dagster/asset_partition_range_end": keys[-1],
         "launched_by": "sim-pipeline run",
     }
+    job = defs.resolve_job_def("sim_pipeline_all")
+    steps = len((job.get_subset(asset_selection=set(selection)) if selection else job).graph.nodes)
+    label = f"run {keys[0][:7]} to {keys[-1][:7]}" if len(keys) > 1 else f"run {keys[0][:7]}"
+    with Progress(label, total=steps, unit="steps"):  # advanced by each step (`defs.hooks`)
+        return _execute_job(defs, instance, tags, run_config, processes, selection)
+
+
+def _execute_job(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    tags: dict[str, str],
+    run_config: dict,
+    processes: int,
+    selection: list[dg.AssetKey] | None,
+):
     if processes > 1:
         # One process per step, as Dagster's Kubernetes executor runs one pod per step.
         config = {

@@ -9,9 +9,9 @@ from sim_pipeline.defs.checks import Check
 from sim_pipeline.defs.common import (
     DATA_QUALITY,
     key_metadata,
-    markdown_table,
     record_audit,
     study_months,
+    table_metadata,
 )
 from sim_pipeline.defs.ingest import GATED_CHECKS, STAGED_ASSETS
 from sim_pipeline.defs.ledger import LEDGER_ASSETS
@@ -112,8 +112,8 @@ def ingest_summary(
             "rows_read": int(totals.get("rows_read", 0)),
             "rows_loaded": int(totals.get("rows_loaded", 0)),
             "rows_quarantined": int(totals.get("rows_quarantined", 0)),
-            "rows_by_source_and_table": markdown_table(by_source, counts_of="records"),
-            "quarantined_by_rule": markdown_table(by_rule, counts_of="records"),
+            "rows_by_source_and_table": table_metadata(by_source, counts_of="records"),
+            "quarantined_by_rule": table_metadata(by_rule, counts_of="records"),
             "warehouse": warehouse.display_url,
             **key_metadata(),
         },
@@ -122,7 +122,7 @@ def ingest_summary(
                 status.get("accounted", 0) == len(recon),
                 metadata={
                     "files_by_status": dg.MetadataValue.json(status),
-                    "files_needing_attention": markdown_table(problems, counts_of="records"),
+                    "files_needing_attention": table_metadata(problems, counts_of="records"),
                 },
             ),
             SINGLE_KEY.result(
@@ -140,7 +140,7 @@ def ingest_summary(
                 + ", ".join(f"{r.asset}:{r.check}" for r in failing.head(10).itertuples()),
                 metadata={
                     "failing_checks": len(failing),
-                    "checks": markdown_table(failing, counts_of="records"),
+                    "checks": table_metadata(failing, counts_of="records"),
                 },
             ),
         ],

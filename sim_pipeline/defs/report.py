@@ -10,7 +10,7 @@ import pandas as pd
 
 from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.checks import Check, refuse
-from sim_pipeline.defs.common import ANALYSTS, markdown_table, record_audit
+from sim_pipeline.defs.common import ANALYSTS, record_audit, table_metadata
 from sim_pipeline.defs.costs import unit_costs
 from sim_pipeline.defs.headline import programme_headline_asset
 from sim_pipeline.defs.linkage_quality import linkage_quality
@@ -113,7 +113,7 @@ def evaluation_report(
             **provenance,
             "report": dg.MetadataValue.path(str(html)),
             "published_dir": dg.MetadataValue.path(str(out)),
-            "files": markdown_table(pd.DataFrame({"file": [p.name for p in files]})),
+            "files": table_metadata(pd.DataFrame({"file": [p.name for p in files]})),
             "dagster/row_count": len(files),
         },
         check_results=[

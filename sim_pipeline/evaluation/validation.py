@@ -47,6 +47,7 @@ from sim_pipeline.evaluation.comparison import EvaluationSettings, evaluate
 from sim_pipeline.measures.cohort import cohort_windows
 from sim_pipeline.measures.costs import person_month_costs
 from sim_pipeline.measures.metrics import METRICS
+from sim_pipeline.progress import Progress
 
 OUTCOME = "total_cost"
 FIRST, LAST = "2016-01", "2021-05"
@@ -286,9 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     ]  # fmt: skip
     t0 = time.perf_counter()
     results = []
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+    with (
+        ProcessPoolExecutor(max_workers=args.workers) as pool,
+        Progress("coverage experiment", total=len(jobs), unit="worlds") as progress,
+    ):
         for k, res in enumerate(pool.map(run_world, jobs, chunksize=1), 1):
             results.append(res)
+            progress.advance(stage=f"seed {res['seed']} effect {res['true_effect']}")
             line = "  ".join(
                 f"{p} {v['estimate']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}] "
                 f"target {v['target']:+.3f}"

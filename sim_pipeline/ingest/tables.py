@@ -154,3 +154,38 @@ def staged_model(table: SourceTable) -> type[WarehouseTable]:
 
 def staged_models() -> list[type[WarehouseTable]]:
     return [staged_model(t) for t in SOURCE_TABLES]
+
+
+def landing_lineage(table: SourceTable) -> dict[str, list[str]]:
+    """Which landing columns each staged column is made from: a kept column from itself (a
+    record key as its keyed token), ``record_ref`` from the record key, each identity token or
+    encoding from the raw identifier it replaces (the privacy boundary), the age band from the
+    birth date and event date (or the provider's age). Columns staging adds (source, month,
+    provenance) have none."""
+    ids = table.identifiers
+    out: dict[str, list[str]] = {c: [c] for c in table.staged_columns}
+    out["record_ref"] = [table.record_ref]
+    if not (ids.raw_columns() or ids.sex):
+        return out
+    birth = [ids.birth_date] if ids.birth_date else []
+    postcode = [ids.postcode] if ids.postcode else []
+    made_from = {
+        "nhs_number_token": [ids.nhs_number] if ids.nhs_number else [],
+        "given_name_bf": [ids.given_name] if ids.given_name else [],
+        "family_name_bf": [ids.family_name] if ids.family_name else [],
+        "birth_date_token": birth,
+        "birth_date_swap_token": birth,
+        "birth_year_month_token": birth,
+        "birth_month_day_token": birth,
+        "postcode_unit_token": postcode,
+        "postcode_sector_token": postcode,
+        "postcode_district_token": postcode,
+        "postcode_district": postcode,
+        "person_sex": [ids.sex] if ids.sex else [],
+        "age_band": [c for c in (ids.birth_date, ids.event_date, ids.age) if c],
+        "identifier_defects": [
+            c for c in (ids.nhs_number, ids.given_name, ids.family_name, *birth, *postcode) if c
+        ],
+    }
+    out.update({k: v for k, v in made_from.items() if v})
+    return out

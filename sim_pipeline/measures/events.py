@@ -79,6 +79,62 @@ class EventStats:
     unindexed: int = 0
 
 
+# What each metric's events are read from: (staged table, column) pairs, as the functions below
+# read them (the date, the quantity, the codes that select or de-duplicate). For column lineage.
+METRIC_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "ae_attendances": (
+        ("staged_ecds", "Arrival_Date"),
+        ("staged_ecds", "Arrival_Time"),
+        ("staged_ecds", "Der_Provider_Site_Code"),
+        ("staged_ecds", "Der_Dupe_Flag"),
+    ),
+    "ae_self_harm": (
+        ("staged_ecds", "Arrival_Date"),
+        ("staged_ecds", "EC_Chief_Complaint_SNOMED_CT"),
+        ("staged_ecds", "EC_Injury_Intent_SNOMED_CT"),
+    ),
+    "ambulance_resources": (
+        ("staged_ambulance_incidents", "CallDateTime"),
+        ("staged_ambulance_incidents", "ResourcesDespatched"),
+    ),
+    "mh_bed_days": (
+        ("staged_mhs502_ward_stay", "StartDateWardStay"),
+        ("staged_mhs502_ward_stay", "EndDateWardStay"),
+    ),
+    "police_deployments": (
+        ("staged_police_cad_incidents", "CallReceivedDateTime"),
+        ("staged_police_cad_incidents", "OfficersAttended"),
+    ),
+    "arrests": (
+        ("staged_police_cad_incidents", "CallReceivedDateTime"),
+        ("staged_police_cad_incidents", "Outcome"),
+        ("staged_police_s136_return", "DetentionDateTime"),
+        ("staged_police_s136_return", "ArrestedForOffence"),
+    ),
+    "charges": (
+        ("staged_police_cad_incidents", "CallReceivedDateTime"),
+        ("staged_police_cad_incidents", "Outcome"),
+    ),
+    "s136_detentions": (
+        ("staged_police_s136_return", "DetentionDateTime"),
+        ("staged_mhs401_mh_act_period", "LegalStatusCode"),
+        ("staged_mhs401_mh_act_period", "StartDateMHActLegalStatusClass"),
+    ),
+    "s136_police_station": (
+        ("staged_police_s136_return", "DetentionDateTime"),
+        ("staged_police_s136_return", "FirstPlaceOfSafety"),
+    ),
+    "community_contacts": (
+        ("staged_mhs201_care_contact", "CareContDate"),
+        ("staged_mhs201_care_contact", "AttendOrDNACode"),
+    ),
+    "community_dna": (
+        ("staged_mhs201_care_contact", "CareContDate"),
+        ("staged_mhs201_care_contact", "AttendOrDNACode"),
+    ),
+}
+
+
 def _date(values: pd.Series) -> pd.Series:
     """Dates (or timestamps) as midnight timestamps; unparseable values become NaT."""
     return pd.to_datetime(values.astype("string").str.slice(0, 10), errors="coerce")

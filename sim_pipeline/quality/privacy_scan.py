@@ -150,9 +150,14 @@ def scan(paths: Iterable[Path], identifiers: Mapping[str, set[str]]) -> dict[str
     SQLite databases are read row by row (their -wal/-shm companions are covered by that and
     skipped); any other file is read as text.
     """
+    from sim_pipeline.progress import current
+
     matcher = IdentifierMatcher(identifiers)
     hits: dict[str, list[str]] = {}
+    progress = current()
     for path in paths:
+        if progress is not None:
+            progress.advance(stage=path.name)
         if path.name.endswith(("-wal", "-shm")) and path.with_name(path.name[:-4]).exists():
             continue
         kinds = _kinds_of(_file_texts(path), matcher)

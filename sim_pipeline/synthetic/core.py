@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.landing.manifest import write_manifest
+from sim_pipeline.progress import current
 from sim_pipeline.sources import SOURCE_TABLES, codes
 from sim_pipeline.synthetic import (
     activity,
@@ -126,6 +127,8 @@ def generate(
             n_files, rec = drops.write_table(out, table, df)
             files += n_files
             rows_by_table[name] = len(df)
+            if (progress := current()) is not None:
+                progress.advance(stage=name, rows=len(df))
             records += rec
         links_by_det.update(frames)  # the remaining '_...' frames link detentions to record ids
     rows_by_table = {t.table: rows_by_table[t.table] for t in SOURCE_TABLES}

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from sim_pipeline.landing.manifest import write_manifest
+from sim_pipeline.progress import current
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.synthetic import (
     arrival,
@@ -194,6 +195,8 @@ def generate_national(
             frame = frame[frame["_month"].isin(wanted)]
             _, rec = drops.write_table(out, by_name[name], frame, months=through)
             records += rec
+            if (progress := current()) is not None:
+                progress.advance(stage=name, rows=len(frame))
     labels = MONTH_LABELS[: m + 1]
     arrival.stamp_arrivals(out, seed, labels)
     arguments = {"national_month": month, "scale": scale, "previous_scale": previous_scale}

@@ -1,0 +1,128 @@
+"""The linkage model made inspectable: the trained model as JSON and Splink's standard charts.
+
+After a full relink, `explain_model` writes to a folder:
+
+- ``linkage_model.json``: the model as Splink saves it (m and u per comparison level, the
+  prior, the comparisons' SQL; no values);
+- ``m_u_parameters.html`` and ``match_weights.html``: Splink's charts of the model (what each
+  level of each comparison weighs);
+- ``waterfall.html``: Splink's waterfall for a sample of linked pairs, the links the model was
+  least sure of (lowest match probability among records joined to another source's): each bar
+  a comparison level and its weight, summing to the pair's match weight.
+
+The charts are self-contained HTML (Splink's offline charts: the Vega libraries inlined, nothing
+fetched). The waterfall is drawn with ``remove_sensitive_data``: it shows comparison levels and
+weights only, no value from either record, not even a token or an encoding. Pseudonymised
+profiles are all the engine sees; nothing here reads an identifier.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sim_pipeline.identity.linkage import profiles
+from sim_pipeline.identity.linkage_model import BLOOM_COLUMNS
+
+CHARTS = ("m_u_parameters", "match_weights", "waterfall")
+MODEL_FILE = "linkage_model.json"
+
+
+def least_sure_links(
+    rows: pd.DataFrame, clusters: pd.DataFrame, n: int = 8
+) -> list[tuple[object, object]]:
+    """Up to ``n`` pairs of row labels joined into one person from different sources, the
+    least sure first: each row with the lowest match probability whose cluster holds a row of
+    another source, paired with that row. ``rows``: linkage rows (``source`` and encodings);
+    ``clusters``: `LinkResult.clusters` on the same index."""
+    c = clusters.join(rows[["source"]])
+    c = c[c["match_probability"].notna()]
+    pairs: list[tuple[object, object]] = []
+    used: set[int] = set()
+    for label, row in c.sort_values(["match_probability"], kind="stable").iterrows():
+        if row["cluster"] in used:
+            continue
+        others = c[(c["cluster"] == row["cluster"]) & (c["source"] != row["source"])]
+        if others.empty:
+            continue
+        pairs.append((label, others.index[0]))
+        used.add(int(row["cluster"]))
+        if len(pairs) == n:
+            break
+    return pairs
+
+
+def _settings_for_charts(model: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(model))
+    out["retain_matching_columns"] = True
+    out["retain_intermediate_calculation_columns"] = True
+    return out
+
+
+def explain_model(
+    model: dict[str, Any],
+    rows: pd.DataFrame,
+    pairs: list[tuple[object, object]],
+    out_dir: Path,
+) -> dict[str, Path]:
+    """Write the model's JSON and Splink's charts to ``out_dir``; returns {name: path}.
+    ``rows``: linkage rows holding at least the pairs' rows; ``pairs``: row labels to draw in
+    the waterfall (`least_sure_links`)."""
+    import duckdb
+    from splink import DuckDBAPI, Linker
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {"model": out_dir / MODEL_FILE}
+    written["model"].write_text(json.dumps(model, indent=2, sort_keys=True) + "\n")
+    labels = list(dict.fromkeys(label for pair in pairs for label in pair))
+    sample = rows.loc[labels] if labels else rows.head(2)
+    table, profile_of_row = profiles(sample)
+    profile = dict(zip(sample.index, profile_of_row, strict=True))
+    con = duckdb.connect()
+    try:
+        api = DuckDBAPI(connection=con)
+        linker = Linker(
+            api.register(table, dataset_display_name="profiles"),
+            _settings_for_charts(model),
+            log_level=logging.WARNING,
+        )
+        charts = {
+            "m_u_parameters": linker.visualisations.m_u_parameters_chart(),
+            "match_weights": linker.visualisations.match_weights_chart(),
+        }
+        # the exact-name levels' term frequencies, over every record's encoding (the run takes
+        # them over its profiles: the same figures up to records repeated within a profile)
+        freq = {b: rows[b].dropna().value_counts(normalize=True) for b in BLOOM_COLUMNS}
+        records = []
+        for a, b in pairs:
+            pa, pb = profile[a], profile[b]
+            if pa < 0 or pb < 0 or pa == pb:  # no encodings, or one profile by construction
+                continue
+            left, right = [
+                api.register(
+                    table.iloc[[p]].assign(
+                        **{
+                            f"tf_{bf.removesuffix('_bf')}_key": freq[bf].get(rows.at[r, bf])
+                            for bf in BLOOM_COLUMNS
+                        }
+                    ),
+                    dataset_display_name=f"record_{len(records)}_{side}",
+                )
+                for side, (p, r) in enumerate(((pa, a), (pb, b)))
+            ]
+            records += linker.inference.score_pair(left, right).as_record_list()
+        if records:
+            charts["waterfall"] = linker.visualisations.waterfall_chart(
+                records, filter_nulls=True, remove_sensitive_data=True
+            )
+        for name, chart in charts.items():
+            path = out_dir / f"{name}.html"
+            chart.save_offline_chart(str(path), overwrite=True, print_msg=False)
+            written[name] = path
+    finally:
+        con.close()
+    return written
