@@ -279,6 +279,8 @@ def _execute(
     job = defs.resolve_job_def("sim_pipeline_all")
     steps = len((job.get_subset(asset_selection=set(selection)) if selection else job).graph.nodes)
     label = f"run {keys[0][:7]} to {keys[-1][:7]}" if len(keys) > 1 else f"run {keys[0][:7]}"
+    if processes > 1:  # the steps (and their hooks) run in other processes: nothing to count
+        return _execute_job(defs, instance, tags, run_config, processes, selection)
     with Progress(label, total=steps, unit="steps"):  # advanced by each step (`defs.hooks`)
         return _execute_job(defs, instance, tags, run_config, processes, selection)
 
