@@ -36,6 +36,12 @@ def chromium_path() -> str:
     )
 
 
+class Served(str):
+    """The web server's address, with the project folder it serves (``root``)."""
+
+    root: Path
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -68,7 +74,8 @@ def webserver(june_project, tmp_path_factory):
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: stopped as a whole below
     )
-    url = f"http://127.0.0.1:{port}"
+    url = Served(f"http://127.0.0.1:{port}")
+    url.root = root
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -145,32 +152,57 @@ def test_asset_graph_shows_every_group(webserver, page):
     _shot(page, "asset_graph")
 
 
-def test_headline_asset_shows_its_table(webserver, page):
+def _row(page, label: str) -> str:
+    """The text of the metadata table row whose first cell is ``label`` (scrolled into view)."""
+    row = page.locator("tr").filter(has=page.get_by_text(label, exact=True)).last
+    row.scroll_into_view_if_needed()
+    return row.inner_text()
+
+
+def _check_result(root: Path, asset: str, check: str):
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(root / "dagster_home")) as inst:
+        record = inst.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey(asset), check)]
+        )[dg.AssetCheckKey(dg.AssetKey(asset), check)]
+        return record.event.dagster_event.event_specific_data
+
+
+def test_an_analysts_walk(webserver, page):
+    """Issue 20 item 7, the way an analyst or auditor goes, each page asserted on what it shows
+    and kept as a screenshot (test-artifacts/ui/walk_*.png):
+
+    1. the headline asset: the programme's own figures (per population, price year);
+    2. beside it the adjusted estimate: the naive change next to the difference-in-differences
+       with its interval, and the design's diagnostics in plain words (its check);
+    3. a failing check with its description: a provider's missing drop, then the gate that holds
+       linkage back because of it;
+    4. that table's Data Docs page, opened from the path its Great Expectations check reports:
+       the suite's expectations and results, offline."""
+    # 1. the headline
     _open(page, f"{webserver}/assets/programme_headline")
     page.get_by_text("The programme review's headline figures").first.wait_for()
-    row = page.locator("tr").filter(has=page.get_by_text("headline", exact=True)).last
-    row.scroll_into_view_if_needed()
-    text = row.inner_text()
+    text = _row(page, "headline")
     for want in ("statistic", "itt", "per_protocol", "n_allocated", "mean_monthly_change_gbp"):
         assert want in text, want
-    price = page.locator("tr").filter(has=page.get_by_text("price_year", exact=True)).last
-    assert "2018/19" in price.inner_text()
-    _shot(page, "headline")
-
-
-def test_evaluation_shows_the_naive_change_beside_the_did(webserver, page):
+    assert "2018/19" in _row(page, "price_year")
+    _shot(page, "walk_1_headline")
+    # 2. the adjusted estimate beside it, and its diagnostics
     _open(page, f"{webserver}/assets/evaluation_estimates")
     page.get_by_text("The headline beside what survives a fair comparison").first.wait_for()
-    row = page.locator("tr").filter(has=page.get_by_text("total_cost_naive_vs_did", exact=True))
-    row = row.last
-    row.scroll_into_view_if_needed()
-    text = row.inner_text()
+    text = _row(page, "total_cost_naive_vs_did")
     for want in ("naive_before_after", "difference_in_differences", "95% CI", "itt"):
         assert want in text, want
-    _shot(page, "evaluation")
-
-
-def test_a_failing_check_is_visible_with_its_description(webserver, page):
+    assert "placebo_in_time" in text  # the design's placebo beside its estimates
+    _shot(page, "walk_2_estimate")
+    _open(page, f"{webserver}/assets/evaluation_estimates?view=checks")
+    page.get_by_text("design_diagnostics").first.click()
+    page.get_by_text("The primary design's diagnostics hold no change").first.wait_for()
+    body = page.inner_text("body")
+    assert "the placebo in time" in body and "e_value" in body, body[-3000:]
+    _shot(page, "walk_2_diagnostics")
+    # 3. the failing check and the gate it trips
     _open(page, f"{webserver}/assets/staged_ecds?view=checks")
     page.get_by_text("provider_drops_present").first.click()
     page.get_by_text("delivered a drop for every month").first.wait_for()
@@ -178,8 +210,7 @@ def test_a_failing_check_is_visible_with_its_description(webserver, page):
     assert "provider_drops_present" in body
     assert "Failed" in body, body[:2000]
     assert "/".join(MISSING_DROP) in body  # the latest result names the missing file
-    _shot(page, "failing_check")
-    # the gate that holds linkage back names it
+    _shot(page, "walk_3_failing_check")
     _open(page, f"{webserver}/assets/ingest_summary?view=checks")
     page.get_by_text("ingest_accepted").first.click()
     page.get_by_text("linkage and every later asset wait").first.wait_for()
@@ -187,7 +218,22 @@ def test_a_failing_check_is_visible_with_its_description(webserver, page):
     assert "blocking" in body  # "This is a blocking asset check"
     assert "Failed" in body, body[:2000]
     assert "staged_ecds:provider_drops_present" in body  # the result's description
-    _shot(page, "failing_gate")
+    _shot(page, "walk_3_failing_gate")
+    # 4. the table's Data Docs page, from the path its GX check reports (shown in the UI too)
+    _open(page, f"{webserver}/assets/staged_ecds?view=checks")
+    page.get_by_text("gx_drops").first.click()
+    page.get_by_text("drops over this run's landing files").first.wait_for()
+    assert "Failed" in page.inner_text("body")  # the month's drops failed their suite too
+    result = _check_result(webserver.root, "staged_ecds", "gx_drops")
+    assert result.passed is False
+    docs = Path(result.metadata["data_docs_page"].path)
+    assert docs.is_file(), docs
+    page.goto(docs.as_uri())
+    body = " ".join((page.text_content("body") or "").split())
+    assert "Expectation Suite: staged_ecds.drops" in body, body[:2000]
+    assert "Status: Failed" in body and "Unsuccessful Expectations1" in body, body[:2000]
+    assert "Must have exactly 5 rows." in body  # five providers' drops expected, four came
+    _shot(page, "walk_4_data_docs")
 
 
 def test_data_docs_read_the_same_with_the_network_blocked(june_project, browser):
