@@ -1,11 +1,18 @@
-"""Profiles at national volume: the integer-code profile numbering gives the text key's."""
+"""Profiles and scored pairs at national volume: the integer-code profile numbering gives the
+text key's numbering, incremental scoring's pairs come out oriented and sorted, and the
+linkage read keeps text Arrow-backed."""
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from sim_pipeline.identity import linkage as lk
+from sim_pipeline.identity.incremental import _scored_pairs
 from sim_pipeline.identity.linkage_model import BLOOM_COLUMNS, ENCODING_COLUMNS, TOKEN_COLUMNS
+from sim_pipeline.identity.person_index import linkage_rows
+from sim_pipeline.sources import BY_ASSET
+from sim_pipeline.warehouse import Warehouse
 
 
 def _text_key_reference(enc: pd.DataFrame) -> np.ndarray:
@@ -98,3 +105,67 @@ def test_profile_ids_fall_back_to_the_text_key_where_codes_cannot_order(values):
         np.array(values, dtype=object)[rng.integers(0, len(values), len(enc))], dtype="string"
     )
     assert np.array_equal(_ids(enc, clear_names=True), _text_key_reference(enc))
+
+
+def test_scored_pairs_come_oriented_sorted_and_with_only_the_scoring_columns():
+    con = duckdb.connect()
+    within = pd.DataFrame(
+        {
+            "profile_id_l": [5, 1, 9],
+            "profile_id_r": [2, 3, 4],
+            "match_weight": [1.0, 2.0, 3.0],
+            "match_probability": [0.5, 0.6, 0.7],
+            "mw_nhs_number": [0.0, 1.0, 0.0],
+            "gamma_sex": [1, 1, 1],
+        }
+    )
+    between = within.assign(profile_id_l=[7, 0, 2], profile_id_r=[8, 6, 1])
+    con.register("w", within)
+    con.register("b", between)
+    got = _scored_pairs(con, ["w", "b"])
+    assert list(got.columns) == [
+        "profile_id_l",
+        "profile_id_r",
+        "match_weight",
+        "match_probability",
+        "mw_nhs_number",
+    ]
+    pairs = list(zip(got["profile_id_l"], got["profile_id_r"], strict=True))
+    assert pairs == [(0, 6), (1, 2), (1, 3), (2, 5), (4, 9), (7, 8)]
+    assert got.loc[got["profile_id_l"] == 2, "match_weight"].item() == 1.0
+    con.close()
+
+
+def test_read_text_reads_in_chunks_as_text(tmp_path):
+    wh = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    df = pd.DataFrame(
+        {"a": [f"x{i}" for i in range(25)], "b": [None if i % 3 else "t" for i in range(25)]}
+    )
+    with wh.transaction() as tx:
+        tx.replace_all("t", df)
+    got = wh.read_text("t", ["b", "a", "absent"], chunk_rows=4)
+    assert list(got.columns) == ["b", "a"]
+    assert all(str(t) == "string" for t in got.dtypes)
+    pd.testing.assert_frame_equal(got, df[["b", "a"]].astype("string"))
+    assert wh.read_text("missing", ["a"]).empty
+    with wh.transaction() as tx:
+        tx.replace_all("t", df.iloc[:0])
+    assert wh.read_text("t", ["a"]).empty
+    wh.dispose()
+
+
+def test_linkage_rows_keep_absent_encodings_typed_as_text():
+    ecds = BY_ASSET["staged_ecds"]  # no name encodings in ECDS
+    staged = pd.DataFrame(
+        {
+            "source": ["ae_rj1", "ae_rj1"],
+            "record_ref": ["r1", "r2"],
+            "month": ["2021-05", "2021-05"],
+            "nhs_number_token": ["a" * 32, None],
+        }
+    ).astype("string")
+    rows, groups = linkage_rows({ecds.asset_name: staged})
+    assert len(rows) == 2 and len(groups) == 2
+    for c in ENCODING_COLUMNS:
+        assert str(rows[c].dtype) == "string", c
+    assert rows["given_name_bf"].isna().all()

@@ -17,6 +17,7 @@ records). Splits only come from a full relink: an incremental run never breaks a
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from typing import Any
 
@@ -58,6 +59,34 @@ def _tf_columns(model: dict[str, Any]) -> list[str]:
     )
 
 
+# Splink's prediction columns `score_columns` reads (the rest, gamma and Bayes-factor columns of
+# every comparison, stay in DuckDB).
+_SCORED = (
+    "match_weight",
+    "match_probability",
+    "mw_birth_date",
+    "mw_nhs_number",
+    "mw_given_name",
+    "mw_family_name",
+)
+# DuckDB's memory for scoring a month (beyond it, DuckDB spills to a temporary folder): a
+# national month's blocking gives about 110 million candidate pairs (`sim-pipeline bench month`).
+DUCKDB_MEMORY_LIMIT = "4GB"
+
+
+def _scored_pairs(con: Any, tables: list[str]) -> pd.DataFrame:
+    """The pairs of Splink's prediction ``tables`` with the columns scoring needs, in one
+    orientation (left < right, as a full run's dedupe gives them), sorted by left and right."""
+    present = set(con.execute(f"SELECT * FROM {tables[0]} LIMIT 0").df().columns)
+    wanted = "".join(f', "{c}"' for c in _SCORED if c in present)
+    union = " UNION ALL ".join(
+        "SELECT least(profile_id_l, profile_id_r) AS profile_id_l, "
+        f"greatest(profile_id_l, profile_id_r) AS profile_id_r{wanted} FROM {t}"
+        for t in tables
+    )
+    return con.execute(f"{union} ORDER BY profile_id_l, profile_id_r").df()
+
+
 def score_new_profiles(
     table: pd.DataFrame, is_new: np.ndarray, model: dict[str, Any], options: LinkageOptions
 ) -> pd.DataFrame:
@@ -69,48 +98,51 @@ def score_new_profiles(
     import duckdb
     from splink import DuckDBAPI, Linker
 
+    spill = tempfile.TemporaryDirectory(prefix="sim-linkage-")
     con = duckdb.connect()
     try:
         if options.threads:
             con.execute(f"SET threads = {int(options.threads)}")
+        con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        con.execute(f"SET temp_directory = '{spill.name}'")
+        # One copy of the profiles (the frame, scanned in place); the new and the known are
+        # views of it, not copies (profile ids are the table's positions).
+        con.register("profiles_frame", table)
+        con.register("new_ids", pd.DataFrame({"profile_id": np.flatnonzero(is_new)}))
+        for name, op in (("new_profiles", "IN"), ("known_profiles", "NOT IN")):
+            con.execute(
+                f"CREATE VIEW {name} AS SELECT * FROM profiles_frame "
+                f"WHERE profile_id {op} (SELECT profile_id FROM new_ids)"
+            )
         api = DuckDBAPI(connection=con)
-        every = api.register(table, dataset_display_name="profiles")
+        every = api.register("profiles_frame", dataset_display_name="profiles")
         linker = Linker(every, model, log_level=logging.WARNING)
         for column in _tf_columns(model):  # as a full run: frequencies over every profile
             linker.table_management.compute_tf_table(column)
-        new = api.register(table[is_new].reset_index(drop=True), dataset_display_name="new")
-        parts = [
+        new = api.register("new_profiles", dataset_display_name="new")
+        predictions = [
             linker.inference.predict_within(
                 new, threshold_match_probability=options.predict_floor, warning_mode="never"
-            ).as_pandas_dataframe()
+            )
         ]
         if not is_new.all():
-            known = api.register(
-                table[~is_new].reset_index(drop=True), dataset_display_name="known"
-            )
-            parts.append(
+            known = api.register("known_profiles", dataset_display_name="known")
+            predictions.append(
                 linker.inference.predict_between(
                     new,
                     known,
                     threshold_match_probability=options.predict_floor,
                     warning_mode="never",
-                ).as_pandas_dataframe()
+                )
             )
+        pairs = _scored_pairs(con, [p.physical_name for p in predictions])
     finally:
         con.close()
-    pairs = (
-        pd.concat([p for p in parts if len(p)], ignore_index=True)
-        if any(len(p) for p in parts)
-        else pd.DataFrame()
-    )
+        spill.cleanup()
     if pairs.empty:
         return empty_pairs()
-    # one orientation, as a full run's dedupe gives them (left < right)
-    lo = np.minimum(pairs["profile_id_l"], pairs["profile_id_r"])
-    hi = np.maximum(pairs["profile_id_l"], pairs["profile_id_r"])
-    pairs["profile_id_l"], pairs["profile_id_r"] = lo, hi
-    out = score_columns(pairs, table)
-    return out.sort_values(["left", "right"]).reset_index(drop=True)
+    # (left, right) is unique (the new among themselves, or new with known): sorted in SQL
+    return score_columns(pairs, table).reset_index(drop=True)
 
 
 def link_new_records(

@@ -198,6 +198,28 @@ class Warehouse:
         with self.engine.connect() as conn:
             return pd.read_sql(stmt, conn)
 
+    def read_text(
+        self, table: str, columns: Sequence[str], chunk_rows: int = 200_000
+    ) -> pd.DataFrame:
+        """The named columns that exist of ``table``, every one as text ("string": Arrow-backed,
+        about 40 bytes a 32-character token); read in chunks, so a large table never exists
+        whole as Python objects (a national month's staged ECDS: 2.2 million rows). An empty
+        frame if the table does not exist yet."""
+        if not self.has_table(table):
+            return pd.DataFrame()
+        tbl = sa.Table(table, sa.MetaData(), autoload_with=self.engine)
+        cols = [tbl.c[c] for c in columns if c in tbl.c]
+        names = [c.name for c in cols]
+        with self.engine.connect() as conn:
+            chunks = [
+                chunk.astype("string")
+                for chunk in pd.read_sql(sa.select(*cols), conn, chunksize=chunk_rows)
+            ]
+        chunks = [c for c in chunks if len(c)]
+        if not chunks:
+            return pd.DataFrame({c: pd.Series(dtype="string") for c in names})
+        return pd.concat(chunks, ignore_index=True)
+
     def count(self, table: str) -> int:
         if not self.has_table(table):
             return 0
