@@ -291,10 +291,13 @@ def small_synth(tmp_path_factory) -> tuple[Path, Path]:
     pipeline on a `link_landing` copy of it."""
 
     def build(root: Path) -> tuple[Path, Path]:
-        from sim_pipeline.synthetic import generate
-
+        # through the CLI, as a user makes it; its progress lines are kept for test_progress
         landing, truth = root / "landing", root / "truth"
-        generate(landing, truth, **SYNTH)
+        args = [f"--{k.replace('_', '-')}={v}" for k, v in SYNTH.items()]
+        env = project_env(landing, root)
+        r = cli("synth", "--out", str(landing), "--truth", str(truth), *args, env=env, cwd=root)
+        assert r.returncode == 0, r.stdout + r.stderr
+        (root / "synth.stderr").write_text(r.stderr)
         return landing, truth
 
     return shared(tmp_path_factory, "synth", build)

@@ -275,7 +275,7 @@ def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
 
     graph = defs.resolve_asset_graph()
     unpartitioned = [k for k in graph.get_all_asset_keys() if not graph.get(k).is_partitioned]
-    run_by_dagster = [k for k in unpartitioned if graph.get(k).is_executable]
+    run_by_dagster = [k for k in unpartitioned if graph.get(k).is_materializable]
     assert len(run_by_dagster) == 21
     assert n_materialisations == (len(SOURCE_TABLES) + 3) * len(months) + len(
         run_by_dagster
