@@ -147,7 +147,7 @@ def saved_model(wh: Warehouse) -> tuple[dict, str]:
 
 def linkage_charts(
     result: LinkResult, rows: pd.DataFrame, full: bool
-) -> dict[str, dg.MetadataValue]:
+) -> dict[str, dg.MetadataValue | str]:
     """The trained model as JSON and Splink's charts (m and u, match weights, the waterfall of
     the least sure links: `identity.linkage_charts`), written by a full relink under the
     reports folder's ``linkage/``; an incremental run links to those of the model it used."""
@@ -159,6 +159,8 @@ def linkage_charts(
     )
 
     out = Settings.from_env().reports_dir / "linkage"
+    if full and result.model.get("sql_dialect", "duckdb") != "duckdb":
+        return {"linkage_charts": "not drawn: the model was trained on Spark (its SQL is Spark's)"}
     if full and result.model:
         pairs = least_sure_links(rows, result.clusters)
         paths = explain_model(stored_model(result.model), rows, pairs, out)

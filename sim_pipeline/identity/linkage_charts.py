@@ -39,20 +39,14 @@ def least_sure_links(
     least sure first: each row with the lowest match probability whose cluster holds a row of
     another source, paired with that row. ``rows``: linkage rows (``source`` and encodings);
     ``clusters``: `LinkResult.clusters` on the same index."""
-    c = clusters.join(rows[["source"]])
-    c = c[c["match_probability"].notna()]
+    c = clusters[["cluster", "match_probability"]].join(rows[["source"]])
+    mixed = c.groupby("cluster")["source"].nunique()
+    c = c[c["cluster"].isin(mixed.index[mixed > 1])]  # people with records of two sources
+    linked = c[c["match_probability"].notna()].sort_values("match_probability", kind="stable")
     pairs: list[tuple[object, object]] = []
-    used: set[int] = set()
-    for label, row in c.sort_values(["match_probability"], kind="stable").iterrows():
-        if row["cluster"] in used:
-            continue
-        others = c[(c["cluster"] == row["cluster"]) & (c["source"] != row["source"])]
-        if others.empty:
-            continue
-        pairs.append((label, others.index[0]))
-        used.add(int(row["cluster"]))
-        if len(pairs) == n:
-            break
+    for cluster, first in linked.groupby("cluster", sort=False).head(1).head(n).iterrows():
+        others = c[(c["cluster"] == first["cluster"]) & (c["source"] != first["source"])]
+        pairs.append((cluster, others.index[0]))
     return pairs
 
 
@@ -75,6 +69,8 @@ def explain_model(
     import duckdb
     from splink import DuckDBAPI, Linker
 
+    if model.get("sql_dialect", "duckdb") != "duckdb":  # Spark SQL: drawn by Spark's linker
+        raise ValueError("the charts are drawn on DuckDB: the model's SQL is another dialect's")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {"model": out_dir / MODEL_FILE}
     written["model"].write_text(json.dumps(model, indent=2, sort_keys=True) + "\n")

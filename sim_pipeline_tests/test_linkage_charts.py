@@ -1,0 +1,34 @@
+"""The model's charts (issue 20 item 6): which links the waterfall explains, and a model the
+charts cannot draw (the end-to-end test checks the files of a real run)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim_pipeline.identity.linkage_charts import explain_model, least_sure_links
+
+
+def test_the_least_sure_cross_source_links_are_explained_one_per_person():
+    rows = pd.DataFrame(
+        {"source": ["ae", "police", "ae", "ae", "police", "mh", "ae", "police"]},
+        index=[10, 11, 12, 13, 14, 15, 16, 17],
+    )
+    clusters = pd.DataFrame(
+        {
+            # person 0: two sources; 1: one source only; 2: three rows, two sources; 3: alone
+            "cluster": [0, 0, 1, 1, 2, 2, 3, 2],
+            "match_probability": [0.99, 0.97, 0.5, 0.5, 0.96, 0.999, np.nan, 0.98],
+        },
+        index=rows.index,
+    )
+    pairs = least_sure_links(rows, clusters, n=5)
+    # the least sure first: person 2's 0.96 (police, paired with another source's row), then
+    # person 0's 0.97; person 1 (one source) and the unlinked row never appear
+    assert pairs == [(14, 15), (11, 10)]
+    assert least_sure_links(rows, clusters, n=1) == [(14, 15)]
+
+
+def test_a_spark_model_is_not_drawn_on_duckdb(tmp_path):
+    with pytest.raises(ValueError, match="another dialect"):
+        explain_model({"sql_dialect": "spark"}, pd.DataFrame(), [], tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing written
