@@ -56,6 +56,7 @@ def test_run_succeeds_and_prints_summary(june_run):
     # progress on stderr, as plain lines (not a terminal): every step counted, the last done
     steps = re.findall(r"^\[run 2016-01 to 2019-06\] (\d+)/(\d+) steps", r.stderr, re.M)
     assert steps and steps[-1][0] == steps[-1][1] == "22", r.stderr[-2000:]
+    assert re.search(r"^\[run [^]]+\] \d+/22 steps, staged_\w+, [\d,]+ rows, ", r.stderr, re.M)
     assert r.stderr.rstrip().endswith("done") or "done" in r.stderr.splitlines()[-1]
     assert " - dagster - DEBUG - " not in r.stderr  # the sources' observation is quiet too
     # the primary estimate's diagnostics and sensitivity, in plain words

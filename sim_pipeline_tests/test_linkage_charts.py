@@ -32,3 +32,27 @@ def test_a_spark_model_is_not_drawn_on_duckdb(tmp_path):
     with pytest.raises(ValueError, match="another dialect"):
         explain_model({"sql_dialect": "spark"}, pd.DataFrame(), [], tmp_path)
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_charts_never_fail_the_step_and_never_describe_another_model(tmp_path, monkeypatch):
+    """`person_index` draws the charts after its tables are written: a failure to draw is
+    reported, not raised; a full relink clears the previous model's charts; an incremental run
+    links charts only when they are of the model it used."""
+    from sim_pipeline.defs.linkage import linkage_charts
+    from sim_pipeline.identity.linkage import LinkResult
+
+    monkeypatch.setenv("SIM_REPORTS_DIR", str(tmp_path))
+    folder = tmp_path / "linkage"
+    folder.mkdir()
+    (folder / "waterfall.html").write_text("an older model's chart")
+    (folder / "linkage_model.json").write_text('{"probability_two_random_records_match": 0.5}')
+    model = {"probability_two_random_records_match": 0.01, "comparisons": "not a model"}
+    result = LinkResult(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), model=model)
+    # incremental, with another model's files beside it: nothing linked
+    meta = linkage_charts(result, pd.DataFrame(), full=False)
+    assert meta == {"linkage_charts": "none for the model in use (its full relink drew none)"}
+    # a full relink whose charts cannot be drawn: reported by type, the old files gone
+    meta = linkage_charts(result, pd.DataFrame({"source": []}), full=True)
+    assert list(meta) == ["linkage_charts"] and meta["linkage_charts"].startswith("not drawn: ")
+    assert not (folder / "waterfall.html").exists()
+    assert not (folder / "linkage_model.json").exists()

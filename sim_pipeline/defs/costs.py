@@ -11,6 +11,7 @@ from sim_pipeline.defs.lineage import lineage_metadata
 from sim_pipeline.defs.metrics import person_month_metrics
 from sim_pipeline.defs.observations import REFERENCE_KEYS
 from sim_pipeline.defs.reads import (
+    applied_unit_costs,
     read_table,
     run_months,
 )
@@ -24,12 +25,10 @@ from sim_pipeline.measures.costs import (
     CostError,
     unit_cost_problems,
     unit_cost_table,
-    unit_costs_from_table,
 )
 from sim_pipeline.measures.costs import person_month_costs as cost_person_months
 from sim_pipeline.measures.tables import COST_COLUMNS, PersonMonthCosts
 from sim_pipeline.quality.model_suites import person_month_suite
-from sim_pipeline.warehouse.store import Warehouse
 
 GROUP = "metrics"
 UNIT_COSTS_VALID = Check(
@@ -123,14 +122,6 @@ def unit_costs(
             "unit_costs": table_metadata(shown),
         },
     )
-
-
-def applied_unit_costs(wh: Warehouse):  # -> sim_pipeline.measures.costs.UnitCosts
-    """The costs the `unit_costs` asset applied, read from its table (not the reference file)."""
-    try:
-        return unit_costs_from_table(wh.read("unit_costs"))
-    except CostError as exc:
-        raise dg.Failure(description=str(exc)) from None
 
 
 @dg.asset(

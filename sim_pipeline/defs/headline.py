@@ -9,9 +9,10 @@ from sim_pipeline.defs.automation import HEADLINE_FRESHNESS
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.cohort import cohort
 from sim_pipeline.defs.common import ANALYSTS, figure_metadata, table_asset, table_metadata
-from sim_pipeline.defs.costs import applied_unit_costs, person_month_costs
+from sim_pipeline.defs.costs import person_month_costs
 from sim_pipeline.defs.metrics import person_month_metrics
 from sim_pipeline.defs.reads import (
+    applied_unit_costs,
     read_table,
 )
 from sim_pipeline.defs.resources import (

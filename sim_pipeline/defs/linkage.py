@@ -15,42 +15,26 @@ from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.common import DATA_ENGINEERING, table_metadata, table_spec
 from sim_pipeline.defs.ingest import STAGED_ASSETS
 from sim_pipeline.defs.lineage import lineage_metadata
-from sim_pipeline.defs.reads import recorded_death_dates
+from sim_pipeline.defs.reads import recorded_death_dates, staged_for_linkage
 from sim_pipeline.defs.resources import StudyDesignResource, WarehouseResource
 from sim_pipeline.identity import linkage_quality as lq
 from sim_pipeline.identity.incremental import link_new_records
 from sim_pipeline.identity.linkage import (
     BLOCKING_RULES,
-    ENCODING_COLUMNS,
     LinkResult,
     link_encoded,
     stored_model,
 )
 from sim_pipeline.identity.person_dimension import person_dimension
 from sim_pipeline.identity.person_index import (
-    DESCRIPTIVE_COLUMNS,
     RECORD_KEY,
     assign_person_keys,
     index_records,
     linkage_rows,
 )
-from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse.store import Warehouse
 
 GROUP = "identity"
-
-
-def staged_for_linkage(
-    wh: Warehouse, encodings: list[str] = ENCODING_COLUMNS
-) -> dict[str, pd.DataFrame]:
-    """The staged columns linkage needs (record key, ``encodings``, descriptive and link
-    fields), as text (`Warehouse.read_text`: a national month is 3.4 million rows)."""
-    out = {}
-    for t in SOURCE_TABLES:
-        cols = ["source", "record_ref", "month", *encodings, *DESCRIPTIVE_COLUMNS, "Borough"]
-        cols += [c for c, _ in t.person_links]
-        out[t.asset_name] = wh.read_text(t.asset_name, cols)
-    return out
 
 
 _LINKAGE_KINDS = ("python", "splink", "duckdb")
@@ -146,11 +130,13 @@ def saved_model(wh: Warehouse) -> tuple[dict, str]:
 
 
 def linkage_charts(
-    result: LinkResult, rows: pd.DataFrame, full: bool
+    result: LinkResult, rows: pd.DataFrame, full: bool, log: dg.DagsterLogManager | None = None
 ) -> dict[str, dg.MetadataValue | str]:
     """The trained model as JSON and Splink's charts (m and u, match weights, the waterfall of
     the least sure links: `identity.linkage_charts`), written by a full relink under the
-    reports folder's ``linkage/``; an incremental run links to those of the model it used."""
+    reports folder's ``linkage/``; an incremental run links to them only when they are of the
+    model it used. Drawn after the tables are written, so a failure to draw is reported (in
+    the metadata and the log, by its type) and never fails the step."""
     from sim_pipeline.identity.linkage_charts import (
         CHARTS,
         MODEL_FILE,
@@ -159,14 +145,29 @@ def linkage_charts(
     )
 
     out = Settings.from_env().reports_dir / "linkage"
-    if full and result.model.get("sql_dialect", "duckdb") != "duckdb":
-        return {"linkage_charts": "not drawn: the model was trained on Spark (its SQL is Spark's)"}
-    if full and result.model:
-        pairs = least_sure_links(rows, result.clusters)
-        paths = explain_model(stored_model(result.model), rows, pairs, out)
+    files = {"model": MODEL_FILE, **{c: f"{c}.html" for c in CHARTS}}
+    model = stored_model(result.model) if result.model else {}
+    if full:
+        for name in files.values():  # never leave an older model's charts beside this one
+            (out / name).unlink(missing_ok=True)
+        if model.get("sql_dialect", "duckdb") != "duckdb":
+            return {"linkage_charts": "not drawn: the model was trained on Spark (Spark SQL)"}
+        if not model:
+            return {"linkage_charts": "not drawn: no model"}
+        try:
+            paths = explain_model(model, rows, least_sure_links(rows, result.clusters), out)
+        except Exception as exc:  # noqa: BLE001 - the tables are written; the charts are extra
+            if log is not None:
+                log.warning(
+                    f"person_index: the model's charts were not drawn ({type(exc).__name__})"
+                )
+            return {"linkage_charts": f"not drawn: {type(exc).__name__}"}
     else:
-        names = {"model": MODEL_FILE, **{c: f"{c}.html" for c in CHARTS}}
-        paths = {k: out / f for k, f in names.items() if (out / f).exists()}
+        saved = out / MODEL_FILE
+        same = saved.exists() and json.loads(saved.read_text()) == model
+        paths = {k: out / f for k, f in files.items() if same and (out / f).exists()}
+        if not same:
+            return {"linkage_charts": "none for the model in use (its full relink drew none)"}
     return {
         ("linkage_model_json" if k == "model" else f"chart_{k}"): dg.MetadataValue.path(str(p))
         for k, p in paths.items()
@@ -278,7 +279,7 @@ def person_index(
         note="rows_in: staged records; rows_out: person_index rows",
         stage="person_index",
     )
-    charts = linkage_charts(result, rows, full)
+    charts = linkage_charts(result, rows, full, context.log)
     persons = index["person_key"].nunique()
     sizes = index.groupby("person_key").size()
     change_counts = changes["change"].value_counts().to_dict() if len(changes) else {}

@@ -9,8 +9,7 @@ import dagster as dg
 from sim_pipeline.defs.automation import DOWNSTREAM_AUTOMATION
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.common import DATA_QUALITY, figure_metadata, table_metadata, table_spec
-from sim_pipeline.defs.linkage import staged_for_linkage
-from sim_pipeline.defs.reads import recorded_death_dates
+from sim_pipeline.defs.reads import recorded_death_dates, staged_for_linkage
 from sim_pipeline.defs.resources import LinkageResource, WarehouseResource
 from sim_pipeline.identity import linkage_quality as lq
 from sim_pipeline.identity.person_index import (

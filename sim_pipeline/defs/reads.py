@@ -7,9 +7,11 @@ import dagster as dg
 import pandas as pd
 
 from sim_pipeline.defs.common import month_of
-from sim_pipeline.identity.linkage import BLOOM_COLUMNS, TOKEN_COLUMNS
+from sim_pipeline.identity.linkage import BLOOM_COLUMNS, ENCODING_COLUMNS, TOKEN_COLUMNS
+from sim_pipeline.identity.person_index import DESCRIPTIVE_COLUMNS
+from sim_pipeline.measures.costs import CostError, unit_costs_from_table
 from sim_pipeline.measures.events import STAGED_INPUTS
-from sim_pipeline.sources import BY_ASSET
+from sim_pipeline.sources import BY_ASSET, SOURCE_TABLES
 from sim_pipeline.warehouse.dictionary import sql_types, table_doc
 from sim_pipeline.warehouse.store import Warehouse
 
@@ -79,3 +81,24 @@ def recorded_death_dates(wh: Warehouse) -> pd.DataFrame:
     where none): the input of `identity.person_index.recorded_deaths`."""
     deaths = wh.read(DEATHS.asset_name, columns=["source", "record_ref", "PersDeathDate"])
     return deaths.rename(columns={"PersDeathDate": "death_date"}).assign(table_name=DEATHS.table)
+
+
+def staged_for_linkage(
+    wh: Warehouse, encodings: list[str] = ENCODING_COLUMNS
+) -> dict[str, pd.DataFrame]:
+    """The staged columns linkage needs (record key, ``encodings``, descriptive and link
+    fields), as text (`Warehouse.read_text`: a national month is 3.4 million rows)."""
+    out = {}
+    for t in SOURCE_TABLES:
+        cols = ["source", "record_ref", "month", *encodings, *DESCRIPTIVE_COLUMNS, "Borough"]
+        cols += [c for c, _ in t.person_links]
+        out[t.asset_name] = wh.read_text(t.asset_name, cols)
+    return out
+
+
+def applied_unit_costs(wh: Warehouse):  # -> sim_pipeline.measures.costs.UnitCosts
+    """The costs the `unit_costs` asset applied, read from its table (not the reference file)."""
+    try:
+        return unit_costs_from_table(wh.read("unit_costs"))
+    except CostError as exc:
+        raise dg.Failure(description=str(exc)) from None

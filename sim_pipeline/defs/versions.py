@@ -31,7 +31,10 @@ VERSION_CHARS = 16
 
 def module_path(module: str, root: Path = ROOT) -> Path | None:
     """The source file of a `sim_pipeline` module (a package's ``__init__.py``), if any."""
-    rel = Path(*module.split(".")[1:])
+    parts = module.split(".")[1:]
+    if not parts:  # the package itself
+        return root / "__init__.py" if (root / "__init__.py").is_file() else None
+    rel = Path(*parts)
     for candidate in (root / rel.with_suffix(".py"), root / rel / "__init__.py"):
         if candidate.is_file():
             return candidate

@@ -119,6 +119,7 @@ METRIC_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("staged_police_s136_return", "DetentionDateTime"),
         ("staged_mhs401_mh_act_period", "LegalStatusCode"),
         ("staged_mhs401_mh_act_period", "StartDateMHActLegalStatusClass"),
+        ("staged_mhs401_mh_act_period", "month"),
     ),
     "s136_police_station": (
         ("staged_police_s136_return", "DetentionDateTime"),
