@@ -293,7 +293,7 @@ def test_column_lineage_names_real_columns_from_landing_to_costs():
     """Every column an asset's lineage names exists in that asset's schema and every column it
     depends on in the upstream asset's (the data dictionary; a landing source's: its contract);
     each metric reads its events; the identity tokens come from the raw identifiers only."""
-    from sim_pipeline.defs.lineage import column_lineage, staged_deps
+    from sim_pipeline.defs.lineage import column_lineage, staged_column_deps
     from sim_pipeline.measures.events import METRIC_INPUTS
     from sim_pipeline.measures.metrics import MEASURES
     from sim_pipeline.warehouse.dictionary import table_doc
@@ -314,7 +314,7 @@ def test_column_lineage_names_real_columns_from_landing_to_costs():
                 upstream = dep.asset_key.to_user_string()
                 assert dep.column_name in columns_of(upstream), (asset, column, upstream, dep)
     assert set(METRIC_INPUTS) == set(MEASURES)
-    ecds = staged_deps("staged_ecds")
+    ecds = staged_column_deps("staged_ecds")
     assert ecds["nhs_number_token"] == [("landing_ecds", "NHS_Number")]
     assert ecds["record_ref"] == [("landing_ecds", "Generated_Record_ID")]
     assert "NHS_Number" not in ecds  # no raw identifier is a staged column

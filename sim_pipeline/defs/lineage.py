@@ -33,7 +33,7 @@ def _lineage(deps: dict[str, list[Dep]]) -> dg.TableColumnLineage:
     )
 
 
-def staged_deps(asset_name: str) -> dict[str, list[Dep]]:
+def staged_column_deps(asset_name: str) -> dict[str, list[Dep]]:
     """A staged table's columns from its landing source's columns."""
     table = BY_ASSET[asset_name]
     source = landing_key(table).to_user_string()
@@ -101,7 +101,7 @@ def costs_deps() -> dict[str, list[Dep]]:
 def column_lineage(asset_name: str) -> dg.TableColumnLineage:
     """The lineage metadata an asset reports."""
     if asset_name in BY_ASSET:
-        return _lineage(staged_deps(asset_name))
+        return _lineage(staged_column_deps(asset_name))
     builders = {
         "person_index": person_index_deps,
         "events": events_deps,

@@ -48,39 +48,9 @@ from sim_pipeline.warehouse.model import columns
 EVENT_COLUMNS = columns(Events)
 S136_MATCH_DAYS = 1
 S136_CODE = "20"
-# Staged tables (asset names) each metric reads.
-EVENT_SOURCES: dict[str, tuple[str, ...]] = {
-    "ae_attendances": ("staged_ecds",),
-    "ambulance_resources": ("staged_ambulance_incidents",),
-    "mh_bed_days": ("staged_mhs502_ward_stay",),
-    "police_deployments": ("staged_police_cad_incidents",),
-    "s136_detentions": ("staged_police_s136_return", "staged_mhs401_mh_act_period"),
-    "ae_self_harm": ("staged_ecds",),
-    "arrests": ("staged_police_cad_incidents", "staged_police_s136_return"),
-    "charges": ("staged_police_cad_incidents",),
-    "s136_police_station": ("staged_police_s136_return",),
-    "community_contacts": ("staged_mhs201_care_contact",),
-    "community_dna": ("staged_mhs201_care_contact",),
-}
-# Every staged table the events read, once (the asset's inputs).
-STAGED_INPUTS: tuple[str, ...] = tuple(sorted({n for ns in EVENT_SOURCES.values() for n in ns}))
-# Staged asset name -> the provider table name the person index records.
-TABLE_NAMES = {t.asset_name: t.table for t in SOURCE_TABLES if t.asset_name in STAGED_INPUTS}
-
-
-@dataclass
-class EventStats:
-    """What the event rules did, for the asset's metadata and checks."""
-
-    rows_in: dict[str, int] = field(default_factory=dict)
-    removed: dict[str, int] = field(default_factory=dict)
-    s136_sides: dict[str, int] = field(default_factory=dict)
-    outside_month: int = 0
-    unindexed: int = 0
-
-
 # What each metric's events are read from: (staged table, column) pairs, as the functions below
-# read them (the date, the quantity, the codes that select or de-duplicate). For column lineage.
+# read them (the date, the quantity, the codes that select or de-duplicate). One declaration:
+# the events asset's inputs and its column lineage both come from it.
 METRIC_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "ae_attendances": (
         ("staged_ecds", "Arrival_Date"),
@@ -134,6 +104,23 @@ METRIC_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("staged_mhs201_care_contact", "AttendOrDNACode"),
     ),
 }
+# Every staged table the events read, once (the asset's inputs).
+STAGED_INPUTS: tuple[str, ...] = tuple(
+    sorted({table for pairs in METRIC_INPUTS.values() for table, _column in pairs})
+)
+# Staged asset name -> the provider table name the person index records.
+TABLE_NAMES = {t.asset_name: t.table for t in SOURCE_TABLES if t.asset_name in STAGED_INPUTS}
+
+
+@dataclass
+class EventStats:
+    """What the event rules did, for the asset's metadata and checks."""
+
+    rows_in: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)
+    s136_sides: dict[str, int] = field(default_factory=dict)
+    outside_month: int = 0
+    unindexed: int = 0
 
 
 def _date(values: pd.Series) -> pd.Series:
