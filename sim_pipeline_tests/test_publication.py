@@ -648,7 +648,9 @@ def _check_page(page: str) -> _Page:
         ["overall", "all", "ae", "2000", "*", "*"],  # 3 linked: count and rate suppressed
         ["overall", "all", "police", "1000", "640", "0.640"],
     ]
-    assert doc.table("Linkage quality", 1)[1:] == [["borough", "Merton", "police", "40", "35", "*"]]
+    assert doc.table("Link rates by age band, sex and borough")[1:] == [
+        ["borough", "Merton", "police", "40", "35", "*"]
+    ]
     assert doc.table("Implausible links")[1:] == [
         ["activity_after_death", "y", "*"],
         ["two_death_dates", "x", "0"],
@@ -778,10 +780,20 @@ def test_report_shows_naive_and_did_and_no_suppressed_value(tmp_path):
 
 
 def test_report_escapes_text():
+    """Released text is text wherever the templates draw it (autoescaping): markup, a
+    script after closing the style, quotes and template syntax arrive escaped or as written,
+    never as markup or as template code run."""
+    attack = "<b>evil</b> & co</style><script>alert(1)</script>{{ 7*7 }}{% if 1 %}ran{% endif %}\"'"
     t = tables()
-    t["unit_costs"] = t["unit_costs"].assign(source="<b>evil</b> & co")
+    t["unit_costs"] = t["unit_costs"].assign(source=attack)
     page = render_report(t, build_release(t))
-    assert "<b>evil</b>" not in page and "&lt;b&gt;evil&lt;/b&gt; &amp; co" in page
+    assert "<b>evil</b>" not in page and "<script" not in page and "</style><" not in page
+    assert (
+        "&lt;b&gt;evil&lt;/b&gt; &amp; co&lt;/style&gt;&lt;script&gt;alert(1)&lt;/script&gt;"
+        "{{ 7*7 }}{% if 1 %}ran{% endif %}&#34;&#39;"
+    ) in page  # escaped, and the template syntax as written, not run
+    assert page.count("</style>") == 1
+    assert [r[7] for r in _Page(page).table("Unit costs")[1:]] == [attack] * 2
 
 
 def test_cli_report_needs_the_evaluation(tmp_path, monkeypatch, capsys):

@@ -92,6 +92,20 @@ def test_a_module_edit_changes_the_code_version_of_the_assets_that_import_it_onl
     }
     assert after[linkage_mod] != before[linkage_mod]
     assert after[costs_mod] == before[costs_mod]
+    # the report's templates are declared data files of publish.report: an edit to its style
+    # sheet changes the report asset's code version, and not the linkage's
+    report_mod = "sim_pipeline.defs.report"
+    assert "sim_pipeline.publish.report" in module_closure(report_mod, root, stop)
+    old = {
+        m: source_version(module_closure(m, root, stop), root) for m in (report_mod, linkage_mod)
+    }
+    css = root / "publish" / "templates" / "report.css"
+    css.write_text(css.read_text() + "\n/* a change */\n")
+    versions._file_hash.cache_clear()
+    new = {
+        m: source_version(module_closure(m, root, stop), root) for m in (report_mod, linkage_mod)
+    }
+    assert new[report_mod] != old[report_mod] and new[linkage_mod] == old[linkage_mod]
     # the loaded definitions use exactly this scheme
     person_index = graph.get(dg.AssetKey("person_index")).assets_def
     assert defining_module(person_index) == linkage_mod

@@ -4,6 +4,7 @@ installs it, nothing is downloaded at test time). Screenshots go to ``test-artif
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -316,3 +317,107 @@ def test_the_ui_serves_versions_freshness_and_the_observed_sources(webserver):
              assetObservations(limit: 1) { tags { key value } } } }""",
     )["data"]["assetNodes"][0]["assetObservations"]
     assert latest and any(t["key"] == "dagster/data_version" for t in latest[0]["tags"]), latest
+
+
+REPORT_ARTIFACTS = ARTIFACTS.parent / "report"
+REPORT_SECTIONS = [
+    "Monthly cost around the index date",
+    "The primary estimate: members against people alike at the same month",
+    "Headline beside the adjusted estimate",
+    "The review's headline, recomputed (naive)",
+    "Harms (balancing measures)",
+    "Balance of programme and comparison people",
+    "Sensitivity of the total-cost estimate",
+    "Linkage quality",
+    "Unit costs",
+    "Methods and limitations",
+]
+
+
+def test_the_report_reads_right_in_chromium_on_screen_and_in_print(june_project, browser):
+    """The published report of the session's run (drawn from the Jinja2 templates), opened in
+    Chromium with every non-file request blocked: its sections in order, every contents link
+    landing on its section, the three charts decoded, the per-protocol DiD cell the one in the
+    published CSV, no template syntax or script on the page. Printed (print media, A4): the
+    contents hidden, table headers repeated, nothing wider than the page, at least two pages.
+    Kept: test-artifacts/report/evaluation_report.png (screen) and .pdf (print)."""
+    import csv
+
+    from sim_pipeline.publish.report_cells import pct
+
+    published = june_project["root"] / "published"
+    report = published / "evaluation_report.html"
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    outside: list[str] = []
+
+    def route(r):
+        if r.request.url.startswith(("file://", "data:")):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(report.as_uri())
+        page.wait_for_load_state("load")
+        assert page.title() == "SIM evaluation report"
+        assert page.locator("h2").all_inner_texts() == REPORT_SECTIONS
+        summary = page.locator("p.summary").inner_text()
+        assert summary.startswith("On the naive before/after comparison the programme review")
+        assert "the difference-in-differences estimate of the change in mean monthly cost" in (
+            summary
+        )
+        # every contents link lands on a section whose heading it names
+        links = page.locator("nav.contents a")
+        assert links.count() == len(REPORT_SECTIONS)
+        for i in range(links.count()):
+            target = links.nth(i).get_attribute("href")
+            heading = page.locator(f"{target} > h2").inner_text()
+            assert heading.startswith(links.nth(i).inner_text()), (target, heading)
+        # the charts are inline PNGs that decode, each with its alternative text
+        images = page.evaluate(
+            "Array.from(document.images).map(i => [i.naturalWidth, i.alt, i.src.slice(0, 22)])"
+        )
+        assert len(images) == 3
+        for width, alt, src in images:
+            assert width > 100 and len(alt) > 20 and src == "data:image/png;base64,"
+        # the page's per-protocol total-cost DiD is the published CSV's cell
+        with (published / "evaluation_estimates.csv").open(newline="") as f:
+            (did,) = [
+                r
+                for r in csv.DictReader(f)
+                if (r["analysis"], r["population"], r["outcome"], r["method"])
+                == ("primary", "per_protocol", "total_cost", "difference_in_differences")
+            ]
+        rows = page.locator("#estimates table tbody tr").all()
+        cells = [r.locator("td").all_inner_texts() for r in rows]
+        (shown,) = [c for c in cells if c[:2] == ["total_cost", "per-protocol"]]
+        assert shown[3] == pct(did["estimate"])
+        body = page.locator("body").inner_text()
+        assert "{{" not in body and "{%" not in body
+        assert page.locator("script").count() == 0
+        REPORT_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(REPORT_ARTIFACTS / "evaluation_report.png"), full_page=True)
+        # in print: A4's printable width (186 mm at 96 px/in is 703 px)
+        page.set_viewport_size({"width": 703, "height": 1000})
+        page.emulate_media(media="print")
+        assert page.locator("nav.contents").evaluate("n => getComputedStyle(n).display") == "none"
+        assert page.locator("thead").first.evaluate("n => getComputedStyle(n).display") == (
+            "table-header-group"
+        )
+        overflow = page.evaluate(
+            "Array.from(document.querySelectorAll('table, figure, p'))"
+            ".filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth"
+            " + 1).map(e => e.tagName + ': ' + e.textContent.slice(0, 60))"
+        )
+        assert overflow == [], overflow
+        pdf = page.pdf(path=str(REPORT_ARTIFACTS / "evaluation_report.pdf"), format="A4")
+        assert pdf.startswith(b"%PDF")
+        assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) >= 2  # pages, not the page tree
+    finally:
+        context.close()
+    assert outside == [] and errors == []

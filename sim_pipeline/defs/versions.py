@@ -2,7 +2,9 @@
 
 Each asset's ``code_version`` is a hash of the source of the module that defines it and of
 every `sim_pipeline` module that module imports, directly or through others (read from the
-import statements, not by importing). An edit to the domain code an asset runs changes its
+import statements, not by importing), and of the files a module declares it reads as code
+(``__data_files__ = ("templates",)``: files or folders beside it, such as the report's Jinja2
+templates). An edit to the domain code an asset runs changes its
 code version and only its: Dagster then marks that asset (and what reads it) stale in the UI
 and records the version on every materialisation. A deployment without the source files
 (none here) would fall back to the package's version.
@@ -26,6 +28,8 @@ _IMPORT = re.compile(
     r"|import[ \t]+(sim_pipeline(?:\.\w+)*))",
     re.MULTILINE,
 )
+# `__data_files__ = ("templates", "x.css")` at the start of a line: the names, quoted
+_DATA_FILES = re.compile(r"^__data_files__[ \t]*=[ \t]*\(([^)]*)\)", re.MULTILINE)
 VERSION_CHARS = 16
 
 
@@ -65,10 +69,32 @@ def _imports(module: str, root: Path = ROOT) -> frozenset[str]:
     return frozenset(imported_modules(path.read_text(encoding="utf-8"), root))
 
 
+def data_files(path: Path) -> list[Path]:
+    """The files a module's source declares in ``__data_files__`` (each a file or a folder
+    beside it, folders read whole but for ``__pycache__``), sorted."""
+    match = _DATA_FILES.search(path.read_text(encoding="utf-8"))
+    if match is None:
+        return []
+    out: list[Path] = []
+    for name in re.findall(r"[\"']([^\"']+)[\"']", match.group(1)):
+        target = path.parent / name
+        if target.is_dir():
+            out += [f for f in target.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+        elif target.is_file():
+            out.append(target)
+    return sorted(out)
+
+
 @cache
 def _file_hash(module: str, root: Path = ROOT) -> bytes:
+    """A hash of a module's source and of the data files it declares (names and contents)."""
     path = module_path(module, root)
-    return b"" if path is None else hashlib.sha256(path.read_bytes()).digest()
+    if path is None:
+        return b""
+    h = hashlib.sha256(path.read_bytes())
+    for f in data_files(path):
+        h.update(f.relative_to(path.parent).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.digest()
 
 
 def module_closure(

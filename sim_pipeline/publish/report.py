@@ -4,8 +4,12 @@ The page is a published output, so every number on it (text, tables and charts) 
 disclosure-controlled release of `sim_pipeline.publish.release`, never from the warehouse
 tables. matplotlib is imported inside the chart functions (the code location must import fast).
 
-This module owns the page (`render_report`: its sections in order, the summary paragraph, the
-fixed text and the style) and writing it beside the release (`write_report`). Its parts are in
+This module owns the page: what goes on it (`report_context`: the summary paragraph, the fixed
+text, each section's values), drawing it from the Jinja2 templates in ``templates/``
+(`render_report`: ``report.html.j2`` lays out the sections, ``macros.html.j2`` draws a table,
+a chart or a note, ``report.css`` styles it for the screen and for print) and writing it beside
+the release (`write_report`). The templates are autoescaped: every value they are given is
+text, escaped where it is drawn, so a released cell can never become markup. Its parts are in
 `publish.report_design` (the primary estimate), `publish.report_tables` (the released tables),
 `publish.report_charts` (the charts) and `publish.report_cells` (how a released cell is shown).
 """
@@ -13,8 +17,11 @@ fixed text and the style) and writing it beside the release (`write_report`). It
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
+from typing import Any
 
+import jinja2
 import pandas as pd
 
 from sim_pipeline.measures.headline import KEY_STATISTICS
@@ -23,6 +30,7 @@ from sim_pipeline.publish.disclosure import SMALL_MAX, SUPPRESSED
 from sim_pipeline.publish.release import build_release
 from sim_pipeline.publish.release_catalogue import RELEASE_INPUTS, USE_OUTCOMES, WITHHELD_STATISTICS
 from sim_pipeline.publish.release_files import write_release, write_text_atomic
+from sim_pipeline.publish.report_cells import Table, table
 from sim_pipeline.publish.report_charts import forest_chart, trajectory_chart
 from sim_pipeline.publish.report_design import design_section
 from sim_pipeline.publish.report_tables import (
@@ -42,20 +50,11 @@ HEADLINE_STATISTICS = tuple(
     if s
     not in {"min_months", "max_months", "total_change_gbp_simple", "largest_individual_fall_gbp"}
 )
-CSS = """
-body{font-family:Arial,Helvetica,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
-color:#212b32;line-height:1.45}
-h1{color:#005eb8}h2{color:#005eb8;border-bottom:2px solid #e8edee;padding-bottom:.2em;
-margin-top:1.8em}
-table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
-th,td{border:1px solid #d8dde0;padding:.25em .55em;text-align:left;vertical-align:top}
-th{background:#e8edee}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.summary{background:#f0f4f5;border-left:6px solid #005eb8;padding:.8em 1em;font-size:1.08em}
-.plain{background:#f0f4f5;border-left:6px solid #768692;padding:.6em 1em}
-.caution{background:#fff9c4;border-left:6px solid #ffb81c;padding:.6em 1em}
-.ok{background:#e6f4ea}.bad{background:#fdecea}
-img{max-width:100%;height:auto}small,.note{color:#425563}
-"""
+# the folder of the templates (and the style sheet they inline), beside this module; declared
+# as data files, so an edit to them changes the code version of the asset that writes the
+# report (`defs.versions` reads the literal)
+TEMPLATES = "templates"
+__data_files__ = ("templates",)
 
 
 def _change_words(cell: object) -> str:
@@ -73,6 +72,8 @@ def _change_words(cell: object) -> str:
 
 
 def _summary(release: Mapping[str, pd.DataFrame]) -> str:
+    """The page's first paragraph: the naive change beside the difference-in-differences
+    estimate, per population, and the share of it the comparison group's own change shows."""
     head = release.get("headline.csv")
     est = release.get("evaluation_estimates.csv")
     naive_parts, did_parts, rtm_parts = [], [], []
@@ -105,7 +106,7 @@ def _summary(release: Mapping[str, pd.DataFrame]) -> str:
             " The comparison group's own change accounts for "
             f"{' and '.join(rtm_parts)} of the naive change (regression to the mean)."
         )
-    return f"<p class='summary'>{cells.escape(text)}</p>"
+    return text
 
 
 METHODS_TEXT = (
@@ -135,97 +136,90 @@ LIMITATIONS_TEXT = (
 )
 
 
-def render_report(tables: dict[str, pd.DataFrame], release: dict[str, pd.DataFrame]) -> str:
-    """The evaluation report as one self-contained HTML page (inline CSS and charts).
+@cache
+def _environment() -> jinja2.Environment:
+    """The report's templates, autoescaped, failing on any name the page does not get."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("sim_pipeline.publish", TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
-    Every number on the page comes from ``release`` (disclosure-controlled); ``tables`` is only
-    used to say which warehouse tables were missing.
-    """
+
+def _headline_table(head: pd.DataFrame | None) -> Table | None:
+    """The review's key statistics per population, recomputed from the released headline."""
+    if head is None or head.empty:
+        return None
+    wide = head.pivot(index="statistic", columns="population", values="value")
+    pops = [p for p in ("itt", "per_protocol", "itt_over_6_months") if p in wide.columns]
+    pops += [p for p in wide.columns if p not in pops]
+    stats = [s for s in HEADLINE_STATISTICS if s in wide.index]
+    wide = wide.reindex(index=stats, columns=pops).fillna("").map(cells.shown).reset_index()
+    return table(wide, ["statistic", *pops], numeric=pops)
+
+
+# the released tables shown as they are, each under its heading (when released):
+# (file, heading, introduction, how it is shown)
+RELEASED_SECTIONS = (
+    ("harms.csv", "Harms (balancing measures)", "", harms_table),
+    (
+        "evaluation_balance.csv",
+        "Balance of programme and comparison people",
+        "Standardised mean differences (SMD); \u2713 marks |SMD| < 0.1.",
+        balance_table,
+    ),
+    ("evaluation_sensitivity.csv", "Sensitivity of the total-cost estimate", "", sensitivity_table),
+)
+
+
+def report_context(
+    tables: Mapping[str, pd.DataFrame], release: Mapping[str, pd.DataFrame]
+) -> dict[str, Any]:
+    """What the page shows, as plain values for its template. Every number comes from
+    ``release`` (disclosure-controlled); ``tables`` is only used to say which warehouse tables
+    were missing."""
     est = release.get("evaluation_estimates.csv", pd.DataFrame())
     costs = release.get("unit_costs.csv")
     price_year = ""
     if costs is not None and not costs.empty:
         price_year = ", ".join(sorted(set(costs["price_year"])))
-    missing = [t for t in RELEASE_INPUTS if tables.get(t) is None or tables[t].empty]
-    sections: list[str] = [
-        "<h1>SIM evaluation: the headline saving beside the comparison-group estimate</h1>",
-        _summary(release),
-        "<p class='caution'>The programme review's headline is a naive before/after "
-        "comparison of people selected at their peak of use. It is shown here only beside the "
-        "comparison-group estimate. All figures are disclosure-controlled: counts rounded to "
-        f"the nearest 5, counts and statistics based on 1-{SMALL_MAX} people shown as "
-        f"'{SUPPRESSED}'. Costs are GBP at price year {cells.escape(price_year or 'not stated')}.</p>",
-    ]
-    if missing:
-        sections.append(
-            f"<p class='note'>Not available (warehouse table missing): {cells.escape(', '.join(missing))}."
-            "</p>"
-        )
-    sections += [
-        "<h2>Monthly cost around the index date</h2>",
-        "<p>Mean cost per person-month of programme members and matched comparison people, by "
-        "month from the index date (primary analysis). Months with 1-7 people are not drawn."
-        "</p>",
-        trajectory_chart(release, price_year),
-    ]
-    if not est.empty:
-        sections += design_section(release, price_year)
-        sections += [
-            "<h2>Headline beside the adjusted estimate</h2>",
-            estimates_table(est, [o for o in USE_OUTCOMES if o in set(est["outcome"])]),
-            forest_chart(est),
-        ]
-    head = release.get("headline.csv")
-    if head is not None and not head.empty:
-        wide = head.pivot(index="statistic", columns="population", values="value")
-        pops = [p for p in ("itt", "per_protocol", "itt_over_6_months") if p in wide.columns]
-        pops += [p for p in wide.columns if p not in pops]
-        stats = [s for s in HEADLINE_STATISTICS if s in wide.index]
-        wide = wide.reindex(index=stats, columns=pops).fillna("").map(cells.shown).reset_index()
-        sections += [
-            "<h2>The review's headline, recomputed (naive)</h2>",
-            "<p>As the programme review most likely computed it. Not an effect estimate. "
-            f"Withheld as individual-level values: {cells.escape(', '.join(WITHHELD_STATISTICS))}.</p>",
-            cells.html_table(wide, ["statistic", *pops], numeric=pops),
-        ]
-    # the released tables shown as they are, each under its heading (when released)
-    for file, heading, intro, render in (
-        ("harms.csv", "Harms (balancing measures)", None, harms_table),
-        (
-            "evaluation_balance.csv",
-            "Balance of programme and comparison people",
-            "Standardised mean differences (SMD); \u2713 marks |SMD| &lt; 0.1.",
-            balance_table,
+    released = []
+    for file, heading, intro, render in RELEASED_SECTIONS:
+        frame = release.get(file)
+        if frame is not None and not frame.empty:
+            released.append({"heading": heading, "intro": intro, "table": render(frame)})
+    return {
+        "summary": _summary(release),
+        "small_max": SMALL_MAX,
+        "suppressed": SUPPRESSED,
+        "price_year": price_year or "not stated",
+        "missing": [t for t in RELEASE_INPUTS if tables.get(t) is None or tables[t].empty],
+        "trajectory": trajectory_chart(release, price_year),
+        "design": design_section(release, price_year) if not est.empty else None,
+        "estimates": (
+            estimates_table(est, [o for o in USE_OUTCOMES if o in set(est["outcome"])])
+            if not est.empty
+            else None
         ),
-        (
-            "evaluation_sensitivity.csv",
-            "Sensitivity of the total-cost estimate",
-            None,
-            sensitivity_table,
-        ),
-    ):
-        released = release.get(file)
-        if released is not None and not released.empty:
-            sections.append(f"<h2>{heading}</h2>")
-            sections += [f"<p>{intro}</p>"] if intro else []
-            sections.append(render(released))
-    sections += [
-        "<h2>Linkage quality</h2>",
-        linkage_section(release),
-        "<h2>Unit costs</h2>",
-        unit_cost_section(costs),
-        "<h2>Methods and limitations</h2>",
-        f"<p>{cells.escape(METHODS_TEXT)}</p>",
-        f"<p>{cells.escape(LIMITATIONS_TEXT)}</p>",
-        "<p class='note'>Every figure on this page is taken from the disclosure-controlled "
-        "tables published beside it (see README.txt).</p>",
-    ]
-    body = "\n".join(sections)
-    return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        "<title>SIM evaluation report</title>"
-        f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
-    )
+        "forest": forest_chart(est) if not est.empty else None,
+        "headline": _headline_table(release.get("headline.csv")),
+        "withheld": ", ".join(WITHHELD_STATISTICS),
+        "released": released,
+        "linkage": linkage_section(release),
+        "unit_costs": unit_cost_section(costs),
+        "methods": METHODS_TEXT,
+        "limitations": LIMITATIONS_TEXT,
+    }
+
+
+def render_report(tables: dict[str, pd.DataFrame], release: dict[str, pd.DataFrame]) -> str:
+    """The evaluation report as one self-contained HTML page (inline style and charts, no
+    script), printable: drawn from ``report.html.j2`` with `report_context`."""
+    page = _environment().get_template("report.html.j2")
+    return page.render(report_context(tables, release))
 
 
 def write_report(tables: dict[str, pd.DataFrame], out_dir: Path) -> tuple[Path, list[Path]]:

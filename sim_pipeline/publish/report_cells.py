@@ -1,12 +1,13 @@
 """How the report shows released cells: the labels of its populations and methods, a cell as a
 number, as display text ('*' kept, '' as an en dash), as a signed percentage, a share, an effect
 on its scale (relative change or risk difference) or an interval; a released row looked up by
-its values; HTML escaping and the HTML table every section is drawn with."""
+its values; and the plain values the page's templates draw (`Table`, `Figure`). Nothing here
+writes HTML: the templates do, with Jinja2's autoescaping (`publish.report`)."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -18,10 +19,6 @@ METHOD_LABEL = {
     "naive_before_after": "naive before/after",
     "difference_in_differences": "difference-in-differences",
 }
-
-
-def escape(value: object) -> str:
-    return html.escape("" if value is None else str(value))
 
 
 def num(cell: object) -> float | None:
@@ -69,22 +66,55 @@ def interval(low: object, high: object, scale: str) -> str:
     return f"{effect(low, scale)} to {effect(high, scale)}"
 
 
-def html_table(df: pd.DataFrame, headers: Sequence[str], numeric: Sequence[str] = ()) -> str:
-    """An HTML table of ``df`` (already display text) with ``headers``; ``numeric`` columns are
-    right-aligned. Cells may carry a class via a (text, class) tuple."""
-    if df.empty:
-        return "<p class='note'>No rows released.</p>"
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = []
-    for row in df.itertuples(index=False):
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: its display text and its CSS classes ('num' right-aligns)."""
+
+    text: str
+    classes: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table as the templates draw it: header texts and rows of cells (no rows: the page
+    says none were released)."""
+
+    headers: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A chart inlined as a PNG data URI with its alternative text, or, when there is nothing
+    to draw, the note said instead."""
+
+    src: str = ""
+    alt: str = ""
+    note: str = ""
+
+
+@dataclass
+class Section:
+    """A heading with an optional introduction and the table under it."""
+
+    heading: str
+    table: Table
+    intro: str = ""
+    subsections: list[Section] = field(default_factory=list)
+
+
+def table(df: pd.DataFrame, headers: Sequence[str], numeric: Sequence[str] = ()) -> Table:
+    """``df`` (already display text) as a `Table` with ``headers``; ``numeric`` columns are
+    right-aligned. A cell may carry a class via a (text, class) tuple."""
+    rows = []
+    for values in df.itertuples(index=False):
         cells = []
-        for col, value in zip(df.columns, row, strict=True):
+        for col, value in zip(df.columns, values, strict=True):
             text, cls = value if isinstance(value, tuple) else (value, "")
             classes = " ".join(c for c in ("num" if col in numeric else "", cls) if c)
-            attr = f" class='{classes}'" if classes else ""
-            cells.append(f"<td{attr}>{escape(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            cells.append(Cell("" if text is None else str(text), classes))
+        rows.append(tuple(cells))
+    return Table(tuple(headers), tuple(rows))
 
 
 def row(df: pd.DataFrame | None, **where: str) -> dict[str, str] | None:

@@ -1,10 +1,11 @@
 """The report's primary-estimate section: the matched design's released rows as numbers (a
 suppressed cell is NaN), ITT and CACE per window in plain words, its diagnostics (a failed one
-said plainly) and the event-study chart."""
+said plainly) and the event-study chart, as plain values (`Design`) for the page's template."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,8 +14,20 @@ from sim_pipeline.evaluation import matched_design as md
 from sim_pipeline.evaluation.design_diagnostics import diagnostic_lines, failed_diagnostics
 from sim_pipeline.evaluation.design_estimates import METHOD
 from sim_pipeline.publish.release_catalogue import PRIMARY
-from sim_pipeline.publish.report_cells import escape, html_table, num
+from sim_pipeline.publish.report_cells import Figure, Table, num, table
 from sim_pipeline.publish.report_charts import event_study_chart
+
+
+@dataclass(frozen=True)
+class Design:
+    """The primary estimate as the page says it: in words, per window and estimand, the
+    diagnostics (and those that failed) and the event-study chart."""
+
+    words: str
+    table: Table
+    diagnostics: tuple[str, ...]
+    failed: tuple[str, ...]
+    chart: Figure
 
 
 def _released_design(release: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -29,7 +42,7 @@ def _released_design(release: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return d[[*cols, "n_people"]].reset_index(drop=True)
 
 
-def design_section(release: Mapping[str, pd.DataFrame], price_year: str) -> list[str]:
+def design_section(release: Mapping[str, pd.DataFrame], price_year: str) -> Design:
     """The primary estimate: ITT and CACE per window in plain words, the diagnostics (a failed
     one is said plainly), the E-values and the event-study chart."""
     d = _released_design(release)
@@ -59,29 +72,13 @@ def design_section(release: Mapping[str, pd.DataFrame], price_year: str) -> list
             rows.append([f"months {w[0]}-{w[1]}", what, est, ci, x.n_people, meaning])
             if pop == md.itt_population(md.WINDOWS[0]):
                 words.append(f"Over the 12 months from allocation: {est or 'n/a'}, {meaning}.")
-    table = pd.DataFrame(
+    frame = pd.DataFrame(
         rows, columns=["window", "estimand", "change", "95% CI", "people", "in plain words"]
     )
-    diagnostics = diagnostic_lines(d)
-    failed = failed_diagnostics(d)
-    out = [
-        "<h2>The primary estimate: members against people alike at the same month</h2>",
-        "<p>Each member is compared with the five people not yet allocated, at the same "
-        "calendar month, whose history predicts the most similar future cost and whose crisis "
-        "contacts rose alike, corrected for what differences remain (bias-corrected matching); "
-        "the intervals come from the matched outcomes' spread (a variance that the validation "
-        "over 400 synthetic worlds found calibrated). ITT counts everyone "
-        "allocated; CACE divides it by the share who engaged (the effect on those who engage). "
-        "This, not the naive headline, is the estimate of what the programme changed.</p>",
-        f"<p class='plain'>{escape(' '.join(words) or 'No primary estimate released.')}</p>",
-        html_table(table, list(table.columns), numeric=["change", "people"]),
-        "<h3>Diagnostics and sensitivity</h3>",
-        "<ul>" + "".join(f"<li>{escape(x)}</li>" for x in diagnostics) + "</ul>",
-    ]
-    if failed:
-        out.append(
-            "<p class='caution'>Diagnostics failed: do not rely on the primary estimate. "
-            f"{escape('; '.join(failed))}.</p>"
-        )
-    out.append(event_study_chart(release, price_year))
-    return out
+    return Design(
+        words=" ".join(words) or "No primary estimate released.",
+        table=table(frame, list(frame.columns), numeric=["change", "people"]),
+        diagnostics=tuple(diagnostic_lines(d)),
+        failed=tuple(failed_diagnostics(d)),
+        chart=event_study_chart(release, price_year),
+    )

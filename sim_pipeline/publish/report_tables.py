@@ -1,11 +1,13 @@
 """The report's tables: each released table as the page shows it: naive before/after beside
 difference-in-differences per outcome, harms, covariate balance (|SMD| < 0.1 marked), the
 total-cost sensitivity, linkage quality (overall, by age band, sex and borough, implausible links)
-and the unit costs with their cost caveats."""
+and the unit costs with their cost caveats. Each is returned as plain values (`Table`,
+`Linkage`, `UnitCosts`) for the page's templates to draw."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -16,20 +18,20 @@ from sim_pipeline.publish.report_cells import (
     METHOD_LABEL,
     POPULATION_LABEL,
     REPORT_POPULATIONS,
+    Table,
     effect,
-    escape,
-    html_table,
     interval,
     num,
     pct,
     row,
     share,
     shown,
+    table,
 )
 from sim_pipeline.warehouse.model import columns
 
 
-def estimates_table(est: pd.DataFrame, outcomes: Sequence[str]) -> str:
+def estimates_table(est: pd.DataFrame, outcomes: Sequence[str]) -> Table:
     """Naive beside DiD, one row per outcome and population (primary analysis)."""
     rows = []
     for outcome in outcomes:
@@ -57,7 +59,7 @@ def estimates_table(est: pd.DataFrame, outcomes: Sequence[str]) -> str:
         rows,
         columns=["outcome", "population", "naive", "did", "ci", "rtm", "n", "nc"],
     )
-    return html_table(
+    return table(
         df,
         [
             "outcome",
@@ -73,7 +75,7 @@ def estimates_table(est: pd.DataFrame, outcomes: Sequence[str]) -> str:
     )
 
 
-def harms_table(harms: pd.DataFrame) -> str:
+def harms_table(harms: pd.DataFrame) -> Table:
     rows = []
     for r in harms.to_dict("records"):
         scale = r["scale"]
@@ -90,7 +92,7 @@ def harms_table(harms: pd.DataFrame) -> str:
             ]
         )
     df = pd.DataFrame(rows, columns=["o", "p", "m", "e", "ci", "n", "nc", "note"])
-    return html_table(
+    return table(
         df,
         [
             "outcome",
@@ -113,7 +115,7 @@ def _smd_cell(cell: str) -> str | tuple[str, str]:
     return (f"{cell} \u2713", "ok") if abs(v) < 0.1 else (f"{cell} \u2717", "bad")
 
 
-def balance_table(bal: pd.DataFrame) -> str:
+def balance_table(bal: pd.DataFrame) -> Table:
     d = bal[bal["analysis"] == PRIMARY]
     rows = [
         [
@@ -130,7 +132,7 @@ def balance_table(bal: pd.DataFrame) -> str:
         for r in d.to_dict("records")
     ]
     df = pd.DataFrame(rows, columns=["p", "c", "t", "cb", "sb", "ca", "sa", "nt", "nc"])
-    return html_table(
+    return table(
         df,
         [
             "population",
@@ -147,7 +149,7 @@ def balance_table(bal: pd.DataFrame) -> str:
     )
 
 
-def sensitivity_table(sens: pd.DataFrame) -> str:
+def sensitivity_table(sens: pd.DataFrame) -> Table:
     rows = [
         [
             r["analysis"],
@@ -161,7 +163,7 @@ def sensitivity_table(sens: pd.DataFrame) -> str:
         for r in sens.to_dict("records")
     ]
     df = pd.DataFrame(rows, columns=["a", "p", "m", "e", "ci", "n", "nc"])
-    return html_table(
+    return table(
         df,
         ["analysis", "population", "method", "total cost change", "95% CI", "programme people"]
         + ["comparison people"],
@@ -169,46 +171,52 @@ def sensitivity_table(sens: pd.DataFrame) -> str:
     )
 
 
-def linkage_section(release: Mapping[str, pd.DataFrame]) -> str:
-    parts = []
+LINK_RATE_HEADERS = ("dimension", "value", "source group", "records", "linked", "link rate")
+
+
+@dataclass(frozen=True)
+class Linkage:
+    """The released linkage quality: link rates overall and by age band, sex and borough, and
+    the implausible links (each None when not released)."""
+
+    overall: Table | None = None
+    by_group: Table | None = None
+    implausible: Table | None = None
+
+
+def linkage_section(release: Mapping[str, pd.DataFrame]) -> Linkage:
+    overall = by_group = implausible = None
     rates = release.get("linkage_quality.csv")
+    numeric = ["records", "linked", "link_rate"]
     if rates is not None and not rates.empty:
         cols = columns(LinkageLinkRates)
-        overall = rates[rates["dimension"] == "overall"][cols]
-        parts.append(
-            html_table(
-                overall.map(shown),
-                ["dimension", "value", "source group", "records", "linked", "link rate"],
-                numeric=["records", "linked", "link_rate"],
-            )
-        )
-        rest = rates[rates["dimension"] != "overall"][cols]
+        is_overall = rates["dimension"] == "overall"
+        overall = table(rates[is_overall][cols].map(shown), LINK_RATE_HEADERS, numeric)
+        rest = rates[~is_overall][cols]
         if not rest.empty:
-            parts.append(
-                "<details><summary>By age band, sex and borough</summary>"
-                + html_table(
-                    rest.map(shown),
-                    ["dimension", "value", "source group", "records", "linked", "link rate"],
-                    numeric=["records", "linked", "link_rate"],
-                )
-                + "</details>"
-            )
+            by_group = table(rest.map(shown), LINK_RATE_HEADERS, numeric)
     imp = release.get("linkage_implausible.csv")
     if imp is not None and not imp.empty:
-        parts.append("<h3>Implausible links</h3>")
-        parts.append(
-            html_table(
-                imp[["rule", "description", "persons"]].map(shown),
-                ["rule", "description", "people"],
-                numeric=["persons"],
-            )
+        implausible = table(
+            imp[["rule", "description", "persons"]].map(shown),
+            ["rule", "description", "people"],
+            numeric=["persons"],
         )
-    return "".join(parts) or "<p class='note'>No linkage quality released.</p>"
+    return Linkage(overall, by_group, implausible)
 
 
-def unit_cost_section(costs: pd.DataFrame | None) -> str:
+@dataclass(frozen=True)
+class UnitCosts:
+    """The released unit costs: their version, the table and each cost caveat explained."""
+
+    version: str
+    table: Table
+    caveats: tuple[tuple[str, str], ...]
+
+
+def unit_cost_section(costs: pd.DataFrame | None) -> UnitCosts | None:
     if costs is None or costs.empty:
-        return "<p class='note'>No unit costs released.</p>"
+        return None
     cols = [
         "metric",
         "item",
@@ -220,7 +228,7 @@ def unit_cost_section(costs: pd.DataFrame | None) -> str:
         "source",
         "note",
     ]
-    table = html_table(
+    shown_costs = table(
         costs[cols].map(shown),
         [
             "metric",
@@ -236,11 +244,5 @@ def unit_cost_section(costs: pd.DataFrame | None) -> str:
         numeric=["unit_cost_gbp", "inflation_factor", "unit_cost_at_price_year"],
     )
     flags = sorted({f for v in costs["cost_flags"] for f in str(v).split(";") if f})
-    items = "".join(f"<li><b>{escape(f)}</b>: {escape(explain_flag(f))}</li>" for f in flags)
-    caveats = (
-        f"<div class='caution'><b>Cost caveats</b><ul>{items}</ul></div>"
-        if flags
-        else "<p>No cost caveats.</p>"
-    )
     version = ", ".join(sorted(set(costs["unit_cost_version"])))
-    return f"<p>Unit costs version {escape(version)}.</p>{table}{caveats}"
+    return UnitCosts(version, shown_costs, tuple((f, explain_flag(f)) for f in flags))
