@@ -49,7 +49,13 @@ from sim_pipeline.publish.disclosure import control_count
 from sim_pipeline.sources import SOURCE_TABLES
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import sql_types, table_doc
-from sim_pipeline_tests.conftest import JUNE_2019, copy_sqlite, link_landing
+from sim_pipeline_tests.conftest import (
+    JUNE_2019,
+    OTHER_KEY,
+    PROJECT_KEY,
+    copy_sqlite,
+    link_landing,
+)
 
 LAST_MONTH = JUNE_2019  # allocations start in 2018-01: a cohort, costs and an evaluation
 MONTH = "2019-03"  # the partition the monthly assets are materialised for
@@ -336,6 +342,32 @@ def test_staged_duplicate_keys_fails_and_writes_nothing_on_a_repeated_record(pro
         failed["staged_ecds:duplicate_keys"]
     )
     assert "source, month, record_ref" in _why(failed["staged_ecds:gx_table"])
+    assert_nothing_written(project, result, "staged_ecds", before)
+
+
+def test_staged_drops_consistent_fails_and_writes_nothing_on_a_drop_under_another_key(project):
+    """A provider tokenised its drop (`sim-pipeline tokenise`) under another key than the
+    pipeline's: its tokens would link to nobody. provider_drops_consistent fails before the
+    write, naming the file and both fingerprints; nothing of the run is written."""
+    from sim_pipeline.identity import Tokeniser
+    from sim_pipeline.identity.keys import parse_key
+    from sim_pipeline.ingest.tokenised import tokenise_landing
+
+    landing = project.own_landing()
+    project.monkeypatch.setenv("SIM_PSEUDONYMISATION_KEY", PROJECT_KEY)
+    secret, other = parse_key(OTHER_KEY)
+    label = f"ae_rjz/{MONTH}/ecds.csv"
+    (landing / label).write_bytes((landing / label).read_bytes())  # its own file, not a link
+    tokenise_landing(landing, ["ae_rjz"], Tokeniser(secret, fingerprint=other), [MONTH])
+    where = {"month": [MONTH]}
+    before = snapshot(project, "staged_ecds", "ingest_ledger", where=where)
+    result = project.materialise(ECDS_ASSET, PARTITION)
+    e = assert_fails(
+        result,
+        "staged_ecds:provider_drops_consistent",
+        f"{label}: tokenised under key {other}, the pipeline's is {parse_key(PROJECT_KEY)[1]}",
+    )
+    assert e.metadata["drops_by_form"].value == {"raw": 4, "tokenised": 1}
     assert_nothing_written(project, result, "staged_ecds", before)
 
 
@@ -1000,6 +1032,9 @@ STAGED_BREAKS: dict[str, str | None] = {
     "gx_drops": f"{_DAMAGED}::test_data_docs_show_the_failing_suites",
     "ledger_balances": (
         f"{_HERE}::test_staged_ledger_balances_and_gx_drops_fail_when_a_file_is_miscounted"
+    ),
+    "provider_drops_consistent": (
+        f"{_HERE}::test_staged_drops_consistent_fails_and_writes_nothing_on_a_drop_under_another_key"
     ),
 }
 # Entries whose test fails the function the check's result is computed from (the helper or the

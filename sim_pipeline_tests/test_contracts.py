@@ -242,11 +242,11 @@ def test_staged_rows_keep_record_ref_and_no_identifiers(table, tmp_path):
 
 def test_every_contract_rule_has_a_bad_row_test():
     """Adding a rule to a contract without a failing example here makes this test fail."""
-    from sim_pipeline.sources.validation import _check_names
+    from sim_pipeline.sources.validation import check_names
 
     declared = set()
     for table in SOURCE_TABLES:
-        declared |= {rule for rule, _ in _check_names(table).values()}
+        declared |= {rule for rule, _ in check_names(table).values()}
         schema = table.contract.to_schema()
         if any(not col.nullable for col in schema.columns.values()):
             declared.add("required")

@@ -642,6 +642,9 @@ def test_file_rules_are_stable_and_messages_hold_no_value(tmp_path):
         "not_regular_file",
         "outside_landing",
         "file_too_large",
+        "manifest_invalid",
+        "manifest_mismatch",
+        "contract_version",
     }
     with pytest.raises(ValueError):
         DropFileError("x.csv", "problem", "made_up_rule")

@@ -167,6 +167,40 @@ def test_migrations_on_sqlite_are_idempotent(tmp_path):
     assert migrate.drift(url) == {}
 
 
+def test_migration_0003_gives_an_old_ledger_its_form_and_keeps_its_rows(tmp_path):
+    """A ledger written before tokenised drops existed (no drop_form, no contract_version):
+    upgraded in place, every row kept and marked raw, no drift left."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    migrate.upgrade(url, "0002")
+    old = pd.DataFrame(
+        {
+            "source": ["slam"],
+            "table_name": ["MHS001MPI"],
+            "month": ["2019-03"],
+            "file": ["slam/2019-03/MHS001MPI.csv"],
+            "file_sha256": ["ab"],
+            "file_status": ["loaded"],
+            "rejection_rule": [None],
+            "rows_read": [3],
+            "rows_loaded": [3],
+            "rows_quarantined": [0],
+            "identifiers_nulled": [0],
+            "key_id": ["k"],
+            "demo_key": [True],
+        }
+    )
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        old.to_sql("ingest_ledger", conn, index=False)
+    assert migrate.drift(url)["ingest_ledger"]["missing"] == ["drop_form", "contract_version"]
+    assert migrate.upgrade(url) == migrate.head() == "0003"
+    assert migrate.drift(url) == {}
+    kept = pd.read_sql("SELECT * FROM ingest_ledger", engine)
+    pd.testing.assert_frame_equal(kept[old.columns], old, check_dtype=False)
+    assert kept["drop_form"].tolist() == ["raw"] and kept["contract_version"].isna().all()
+    engine.dispose()
+
+
 def test_migrations_bring_an_old_postgres_warehouse_up_to_date(pg):
     """A warehouse written before migrations (tables made by pandas, no comments, no
     revision) is upgraded in place: comments added, every row kept, no rebuild; a second

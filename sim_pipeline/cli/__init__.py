@@ -24,6 +24,7 @@ from sim_pipeline.cli.bench import (
 from sim_pipeline.cli.outputs import cmd_privacy_scan, cmd_quality, cmd_report
 from sim_pipeline.cli.pipeline import DEMO_PEOPLE, DEMO_SEED, cmd_run, cmd_synth, cmd_ui
 from sim_pipeline.cli.project import cmd_dictionary, cmd_keygen, cmd_warehouse
+from sim_pipeline.cli.tokenise import cmd_tokenise
 
 
 def _synth_args(p: argparse.ArgumentParser, *, required: bool) -> None:
@@ -40,6 +41,13 @@ def _synth_args(p: argparse.ArgumentParser, *, required: bool) -> None:
         type=float,
         default=1.0,
         help="true multiplicative effect of the programme on use while engaged",
+    )
+    p.add_argument(
+        "--tokenise",
+        metavar="PROVIDERS",
+        help="write these providers' drops tokenised, as `sim-pipeline tokenise` would (comma-"
+        "separated: a provider such as met_police, a kind: police, ambulance, ae, "
+        "mental_health, or all); key: SIM_PSEUDONYMISATION_KEY(_FILE) if set, else the demo key",
     )
 
 
@@ -215,6 +223,22 @@ def build_parser() -> argparse.ArgumentParser:
         "SIM_PSEUDONYMISATION_KEY_FILE at it",
     )
     p.set_defaults(func=cmd_keygen)
+    p = sub.add_parser(
+        "tokenise",
+        help="a provider's raw extract to a tokenised drop and manifest (key from "
+        "SIM_PSEUDONYMISATION_KEY or _FILE, never an argument)",
+    )
+    p.add_argument("--source", required=True, help="the provider's folder name, e.g. met_police")
+    p.add_argument("--table", required=True, help="the provider table (file stem), e.g. CAD")
+    p.add_argument("--in", dest="raw", type=Path, required=True, help="the raw extract (CSV)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="the tokenised drop to write (its manifest beside)"
+    )
+    p.add_argument(
+        "--month",
+        help="the drop's month YYYY-MM (default: --out's folder in the landing layout)",
+    )
+    p.set_defaults(func=cmd_tokenise)
     p = sub.add_parser("ui", help="start the Dagster web UI on this project's instance")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)

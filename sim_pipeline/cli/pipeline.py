@@ -38,7 +38,19 @@ def generate(args: argparse.Namespace, out: Path, truth: Path):  # -> SynthSumma
         people=getattr(args, "people", DEMO_PEOPLE),
         true_effect=getattr(args, "true_effect", 1.0),
         comparison_people=getattr(args, "comparison_people", 600),
+        **_tokenised(getattr(args, "tokenise", None)),
     )
+
+
+def _tokenised(names: str | None) -> dict[str, object]:
+    """``--tokenise``: the providers whose drops are written tokenised, and the key (the
+    partners' key when set, else the public demo key: the data are synthetic)."""
+    if not names:
+        return {}
+    from sim_pipeline.cli.tokenise import partners_tokeniser
+    from sim_pipeline.ingest.tokenised import providers_named
+
+    return {"tokenised": tuple(providers_named(names)), "tokeniser": partners_tokeniser(True)}
 
 
 def cmd_synth(args: argparse.Namespace) -> int:

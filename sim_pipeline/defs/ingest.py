@@ -45,6 +45,7 @@ from sim_pipeline.defs.resources import (
 )
 from sim_pipeline.ingest.staging import duplicate_record_keys, stage_run
 from sim_pipeline.ingest.tables import staged_model
+from sim_pipeline.ingest.tokenised import drop_inconsistencies
 from sim_pipeline.quality.identifiers import find_identifier_like
 from sim_pipeline.quality.staged_suites import drops_frame, drops_suite, staged_table_suite
 from sim_pipeline.sources import SOURCE_TABLES, SourceTable
@@ -107,6 +108,16 @@ _CHECK_TEXT = {
         "quarantined). Fails above that: the extract is suspect; the good rows are written "
         "(an identifier that broke its rule nulled, see identifier_defects), the bad ones are "
         "in ingest_quarantine with their rule. " + GATE,
+    ),
+    "provider_drops_consistent": (
+        True,
+        "Scanned before writing. Passes when every drop tokenised by its provider (`sim-pipeline "
+        "tokenise`, a manifest beside it) was made under the pipeline's key, and each "
+        "provider's tokenised drops in this run agree on one key fingerprint and one contract "
+        "version. Fails otherwise: tokens made under another key link to nothing and would "
+        "split people silently; then nothing of the run is written and the step fails; the "
+        "metadata names the files, providers, fingerprints and versions (never a key). Raw "
+        "and tokenised drops may sit side by side: with one key they stage the same rows.",
     ),
     "no_direct_identifiers": (
         True,
@@ -212,6 +223,7 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
             for rule, n in rules.items():
                 found.setdefault(col, {})[rule] = found.get(col, {}).get(rule, 0) + n
         dupes = duplicate_record_keys(staged)
+        inconsistent = drop_inconsistencies(ledger, tokeniser.key_id)
         # Great Expectations: the rows about to be written (blocks the write) and the run's
         # files (blocks downstream); results go to quality_results and Data Docs either way
         expected_rows = int((ledger["rows_read"] - ledger["rows_quarantined"]).sum())
@@ -271,6 +283,20 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
                     "repeated_keys": len(dupes),
                     "by_source_and_month": table_metadata(
                         dup_summary.head(50), counts_of="records"
+                    ),
+                },
+            ),
+            CHECKS["provider_drops_consistent"].result(
+                not inconsistent,
+                description=None
+                if not inconsistent
+                else f"{len(inconsistent)} problem(s): "
+                + "; ".join(inconsistent[:5])
+                + "; nothing written",
+                metadata={
+                    "problems": dg.MetadataValue.json(inconsistent[:50]),
+                    "drops_by_form": dg.MetadataValue.json(
+                        {str(k): int(v) for k, v in ledger["drop_form"].value_counts().items()}
                     ),
                 },
             ),
@@ -350,6 +376,8 @@ def build_staged_asset(table: SourceTable) -> dg.AssetsDefinition:
             problems.append(f"identifier-like values in column(s) {sorted(found)}")
         if not dupes.empty:
             problems.append(f"{len(dupes)} repeated (source, month, record_ref) key(s)")
+        if inconsistent:
+            problems.append("drops tokenised under another key or contract version")
         if not gx_table.passed:
             problems.append("the Great Expectations suite failed (see gx_table)")
         # Every month of the run is replaced in ONE transaction (staged rows, quarantine and

@@ -20,9 +20,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim_pipeline.identity import Tokeniser, pseudonymise
-from sim_pipeline.identity.record_keys import tokenise_record_keys
+from sim_pipeline.identity import Tokeniser
+from sim_pipeline.ingest.rows import raw_record_keys, staged_rows
 from sim_pipeline.ingest.tables import IngestLedger, IngestQuarantine
+from sim_pipeline.ingest.tokenised import (
+    RAW,
+    TOKENISED,
+    Manifest,
+    TokenisedDrop,
+    contract_version,
+    manifest_path,
+    read_manifest,
+    read_tokenised,
+)
 from sim_pipeline.landing.layout import Landing
 from sim_pipeline.quality.identifier_forms import IdentifierMatcher
 from sim_pipeline.quality.identifiers import find_identifier_like_by_group
@@ -35,7 +45,7 @@ from sim_pipeline.sources.drop_files import (
     open_drop,
 )
 from sim_pipeline.sources.reader import DropFileError, RawDrop, data_line_numbers, read_drop
-from sim_pipeline.sources.validation import DEFECTS_COLUMN, typed, validate_rows
+from sim_pipeline.sources.validation import DEFECTS_COLUMN, validate_rows
 from sim_pipeline.warehouse.model import columns
 
 LEDGER_COLUMNS = columns(IngestLedger)
@@ -79,6 +89,8 @@ class _Rejected:
     sha256: str
     lines: list[int]  # data line numbers (all quarantined)
     error: DropFileError
+    form: str = RAW
+    manifest: Manifest | None = None  # a tokenised drop's, when it could be read
 
 
 def duplicate_record_keys(staged: pd.DataFrame) -> pd.DataFrame:
@@ -138,19 +150,6 @@ def _validate(
     return good, quarantine, rejected
 
 
-def coarsened(frame: pd.DataFrame, table: SourceTable) -> pd.DataFrame:
-    """No date finer than a metric needs. Dates of death to their month (the 1st): an exact
-    death date is an identifier in all but name. Times of day dropped (the day kept, as
-    midnight): every metric counts events by day, and a call's or a detention's minute, with
-    its place, picks out one person in a public incident log."""
-    out = frame.copy()
-    for c in [c for c in frame.columns if c.endswith("DeathDate")]:
-        out[c] = pd.to_datetime(out[c]).dt.to_period("M").dt.to_timestamp()
-    for c in table.datetime_columns:
-        out[c] = pd.to_datetime(out[c]).dt.normalize()
-    return out
-
-
 def stage_run(
     landing_dir: Path,
     table: SourceTable,
@@ -163,6 +162,7 @@ def stage_run(
     Only regular files inside the landing folder, up to ``max_bytes``, are read (`open_drop`);
     any other drop path is rejected as a whole without being opened (a FIFO would hang)."""
     drops: list[tuple[str, str, str, RawDrop]] = []  # (month, source, label, drop)
+    tokenised: list[tuple[str, str, str, TokenisedDrop]] = []  # tokenised at the provider
     rejected: list[_Rejected] = []
     missing: dict[str, list[str]] = {m: [] for m in months}
     for month in months:
@@ -173,9 +173,16 @@ def stage_run(
                 missing[month].append(label)
                 continue
             data = None
+            manifest: Manifest | None = None
+            form = TOKENISED if manifest_path(path).exists() else RAW
             try:
                 data = open_drop(path, landing_dir, label, max_bytes)
-                drops.append((month, source, label, read_drop(path, table, label, data)))
+                if form == TOKENISED:
+                    manifest = read_manifest(manifest_path(path), label)
+                    read = read_tokenised(path, table, source, month, label, data, manifest)
+                    tokenised.append((month, source, label, read))
+                else:
+                    drops.append((month, source, label, read_drop(path, table, label, data)))
             except (DropFileError, OSError) as exc:
                 if not isinstance(exc, DropFileError):  # unreadable, or a dangling link
                     exc = DropFileError(
@@ -188,7 +195,7 @@ def stage_run(
                     lines = count_data_lines(path.resolve())
                 else:  # never opened: nothing to count; the hash the landing inventory gives
                     digest, lines = f"not-read:{exc.rule}", []
-                rejected.append(_Rejected(month, source, label, digest, lines, exc))
+                rejected.append(_Rejected(month, source, label, digest, lines, exc, form, manifest))
 
     frames = [
         d.frame.assign(file=label, line_number=d.frame.index.to_numpy()).reset_index(drop=True)
@@ -223,26 +230,50 @@ def stage_run(
     )
 
     matcher = IdentifierMatcher(frame_identifiers([(table, good)], own_vocabulary_cached()))
-    staged = pseudonymise(
-        coarsened(typed(good[table.columns].drop(columns=list(table.not_kept)), table), table),
-        table.identifiers,
-        tokeniser,
-    )
-    if DEFECTS_COLUMN in staged.columns:
-        staged[DEFECTS_COLUMN] = good[DEFECTS_COLUMN].astype("string")
-    staged.insert(0, "record_ref", good[table.record_ref].astype("string"))
     file_col = good["file"].astype("string")
     info = label_info.set_index("file").loc[file_col.to_numpy()]
+    key_columns = ["record_ref", *table.key_columns]
+    raw_keys = raw_record_keys(good, table).assign(month=info["month"].to_numpy())
+    staged = staged_rows(good, table, tokeniser, pd.Series(info["source"].to_numpy()))
     staged.insert(0, "month", info["month"].to_numpy())
     staged.insert(0, "source", info["source"].to_numpy())
-    staged["source_file"] = file_col.to_numpy()
-    staged["line_number"] = good["line_number"].astype("int64").to_numpy()
+    staged.insert(len(staged.columns) - 1, "source_file", file_col.to_numpy())
     staged["key_id"] = tokeniser.key_id
-    key_columns = ["record_ref", *table.key_columns]
-    raw_keys = staged[["month", *key_columns]].reset_index(drop=True)
-    # provider record keys as keyed tokens (`identity.record_keys`): joins work, searches don't
-    staged = tokenise_record_keys(staged, table.key_columns, tokeniser).reset_index(drop=True)
+    if tokenised:
+        # rows the providers staged (`ingest.tokenised`): the same columns, their key's id
+        parts = [staged]
+        for month, source, label, t in tokenised:
+            rows = t.staged.copy()
+            rows.insert(0, "month", month)
+            rows.insert(0, "source", source)
+            rows.insert(len(rows.columns) - 1, "source_file", label)
+            rows["key_id"] = t.manifest.key_fingerprint
+            parts.append(rows[list(staged.columns)])
+        # (an empty part would turn its columns' types to object)
+        staged = pd.concat([x for x in parts if len(x)] or [staged], ignore_index=True)
+        rank = {s: i for i, s in enumerate(table.providers)}
+        order = staged["source"].map(rank).astype("int64")
+        staged = staged.iloc[
+            pd.DataFrame({"m": staged["month"], "r": order})
+            .sort_values(["m", "r"], kind="stable")
+            .index
+        ].reset_index(drop=True)
 
+    tok_q = [t.quarantine for _, _, _, t in tokenised if len(t.quarantine)]
+    if tok_q:
+        parts = [x for x in (quarantine, *tok_q) if len(x)]
+        quarantine = pd.concat(parts, ignore_index=True)
+        quarantine["line_number"] = quarantine["line_number"].astype("int64")
+    label_info = pd.concat(
+        [
+            label_info,
+            pd.DataFrame(
+                [(label, month, source) for month, source, label, _ in tokenised],
+                columns=["file", "month", "source"],
+            ),
+        ],
+        ignore_index=True,
+    )
     quarantine = quarantine.merge(label_info, on="file", how="left")
     quarantine["table_name"] = table.table
     quarantine = quarantine[QUARANTINE_TABLE_COLUMNS]
@@ -260,6 +291,24 @@ def stage_run(
     )
 
     common = {"table_name": table.table, "key_id": tokeniser.key_id, "demo_key": tokeniser.demo}
+    raw_form = {"drop_form": RAW, "contract_version": contract_version(table, RAW)}
+    tok_nulled = {
+        label: int(t.staged[DEFECTS_COLUMN].str.count(":").sum())
+        if DEFECTS_COLUMN in t.staged.columns
+        else 0
+        for _, _, label, t in tokenised
+    }
+
+    def tokenised_form(m: Manifest | None) -> dict[str, object]:
+        if m is None:  # no readable manifest: nothing to say of its key or contract
+            return {"drop_form": TOKENISED, "contract_version": None, "key_id": None}
+        return {
+            "drop_form": TOKENISED,
+            "contract_version": m.contract_version,
+            "key_id": m.key_fingerprint,
+            "demo_key": m.demo_key,
+        }
+
     ledger = pd.DataFrame(
         [
             {
@@ -274,8 +323,26 @@ def stage_run(
                 "rows_loaded": int(loaded.get(label, 0)),
                 "rows_quarantined": int(q_rows.get(label, 0)),
                 "identifiers_nulled": int(nulled.get(label, 0)),
+                **raw_form,
             }
             for month, source, label, d in drops
+        ]
+        + [
+            {
+                **common,
+                "source": source,
+                "month": month,
+                "file": label,
+                "file_sha256": t.sha256,
+                "file_status": "loaded",
+                "rejection_rule": None,
+                "rows_read": t.rows_read,
+                "rows_loaded": len(t.staged),
+                "rows_quarantined": t.rows_quarantined,
+                "identifiers_nulled": tok_nulled[label],
+                **tokenised_form(t.manifest),
+            }
+            for month, source, label, t in tokenised
         ]
         + [
             {
@@ -290,6 +357,7 @@ def stage_run(
                 "rows_loaded": 0,
                 "rows_quarantined": len(r.lines),
                 "identifiers_nulled": 0,
+                **(raw_form if r.form == RAW else tokenised_form(r.manifest)),
             }
             for r in rejected
         ],

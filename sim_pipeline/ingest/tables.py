@@ -42,7 +42,8 @@ class IngestLedger(_LandingFileRows):
     rejection_rule: Text = col(
         "Why a rejected file was rejected: file_empty, file_encoding, file_unparseable, "
         "missing_column, duplicate_column, file_truncated, whole_column_contract, "
-        "not_regular_file, outside_landing, file_too_large (blank when loaded)"
+        "not_regular_file, outside_landing, file_too_large, and for a tokenised drop "
+        "manifest_invalid, manifest_mismatch, contract_version (blank when loaded)"
     )
     rows_read: Integer = col(
         "Non-empty physical lines after the header (one record per line; a file never "
@@ -56,8 +57,19 @@ class IngestLedger(_LandingFileRows):
         "Identifier values (NHS number, name, birth date, postcode) that broke their rule"
         " and were nulled in loaded rows: the rows were kept (see identifier_defects)"
     )
-    key_id: Text = col("Fingerprint of the pseudonymisation key")
+    key_id: Text = col(
+        "Fingerprint of the pseudonymisation key (of a tokenised drop: the key its provider "
+        "used, from its manifest)"
+    )
     demo_key: Boolean = col("True when the public demo key was used (synthetic data only)")
+    drop_form: Text = col(
+        "raw (identifiers sent, pseudonymised at ingest) or tokenised (tokenised by the "
+        "provider with `sim-pipeline tokenise`; a manifest beside it)"
+    )
+    contract_version: Text = col(
+        "Version of the contract the drop was read under: a hash of its form's columns (and "
+        "for a tokenised drop the token scheme), from its manifest; a provider's drops agree"
+    )
 
     class Config:
         name = "ingest_ledger"

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,10 @@ FILE_RULES = {
     "not_regular_file": "the drop path is not a regular file (a FIFO, device or folder)",
     "outside_landing": "the drop path is a link to a file outside the landing folder",
     "file_too_large": "the file is larger than the configured cap (SIM_MAX_DROP_BYTES)",
+    # a tokenised drop (`ingest.tokenised`): its manifest beside it
+    "manifest_invalid": "a tokenised drop's manifest cannot be read as a small JSON object",
+    "manifest_mismatch": "a tokenised drop's manifest is for another drop, place or content",
+    "contract_version": "a tokenised drop was made under a contract version ingest does not read",
 }
 
 
@@ -99,41 +105,19 @@ def _bad_line(number: int, rule: str, reason: str) -> dict[str, object]:
     return {"line_number": number, "column_name": None, "rule": rule, "reason": reason}
 
 
-def read_drop(path: Path, table: SourceTable, label: str, data: bytes | None = None) -> RawDrop:
-    """Read one CSV drop as text. ``label`` is the file name used in messages (relative path).
-
-    One record per physical line: every non-empty line after the header is read on its own, so
-    a stray quote can never swallow the lines after it. A line that is not one well-formed
-    record (a quote left open, the wrong number of fields, a control character) is quarantined
-    under its `LINE_RULES` rule, and ``rows_read`` counts every data line, so the ledger proves
-    lines = loaded + quarantined.
-
-    Only the contract's columns are kept: a column a provider adds is dropped here, so an
-    unexpected identifier column can never pass the ingest boundary.
-    """
-    data = path.read_bytes() if data is None else data
-    if not data.strip():
-        raise DropFileError(label, "file is empty (no header row)", "file_empty")
+def check_header(line: str, expected: list[str], label: str) -> list[str]:
+    """The header row's column names, or `DropFileError` when it cannot be parsed, holds a
+    control character, repeats a name or lacks an ``expected`` column (only expected names are
+    repeated back: any other header text is the provider's and could itself be a value)."""
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DropFileError(
-            label,
-            f"not valid UTF-8 (first bad byte at offset {exc.start}); re-export as UTF-8",
-            "file_encoding",
-        ) from None
-    lines = split_lines(text)
-    try:
-        header = [h.strip() for h in csv_fields(lines[0])]
-    except (IndexError, csv.Error) as exc:
+        header = [h.strip() for h in csv_fields(line)]
+    except csv.Error as exc:
         raise DropFileError(label, f"header row cannot be parsed ({type(exc).__name__})") from None
-    if _CONTROL.search(lines[0]):
+    if _CONTROL.search(line):
         raise DropFileError(label, "header row holds a control character")
     repeated = {h for h in header if header.count(h) > 1}
     if repeated:
-        # Only contract column names are repeated back: any other header text is the
-        # provider's and could itself be a value (an NHS number pasted into the header row).
-        named = sorted(repeated & set(table.columns))
+        named = sorted(repeated & set(expected))
         others = len(repeated) - len(named)
         parts = [*named, *([f"{others} column name(s) not in the contract"] if others else [])]
         raise DropFileError(
@@ -142,7 +126,7 @@ def read_drop(path: Path, table: SourceTable, label: str, data: bytes | None = N
             "duplicate_column",
             ", ".join(named) or None,
         )
-    missing = [c for c in table.columns if c not in header]
+    missing = [c for c in expected if c not in header]
     if missing:
         raise DropFileError(
             label,
@@ -150,12 +134,29 @@ def read_drop(path: Path, table: SourceTable, label: str, data: bytes | None = N
             "missing_column",
             ", ".join(missing),
         )
-    width = len(header)
-    rows: list[list[str]] = []
+    return header
+
+
+@dataclass
+class _Lines:
+    """Data lines parsed one record per physical line: the records' fields and line numbers,
+    the lines quarantined by a `LINE_RULES` rule, and whether the last line was a record."""
+
+    rows: list[list[str | None]]
+    numbers: list[int]
+    bad: list[dict[str, object]]
+    last_ok: bool
+
+
+def parse_lines(lines: list[str], first_number: int, width: int) -> _Lines:
+    """Records of ``lines`` (numbered from ``first_number``): a line that is not one
+    well-formed record of ``width`` fields is quarantined under its `LINE_RULES` rule; a blank
+    line is not a data line."""
+    rows: list[list[str | None]] = []
     numbers: list[int] = []
     bad: list[dict[str, object]] = []
     last_ok = True
-    for number, line in enumerate(lines[1:], start=2):
+    for number, line in enumerate(lines, start=first_number):
         if line == "":
             continue  # a blank line is not a data line
         last_ok = False
@@ -175,26 +176,136 @@ def read_drop(path: Path, table: SourceTable, label: str, data: bytes | None = N
         last_ok = True
         rows.append([v.strip() or None for v in row])  # an empty field is missing
         numbers.append(number)
-    if not text.endswith(("\n", "\r")) and not last_ok:
+    return _Lines(rows, numbers, bad, last_ok)
+
+
+def records_frame(parsed: _Lines, header: list[str], columns: list[str]) -> pd.DataFrame:
+    """The parsed records' ``columns`` as text, indexed by line number (built a column at a
+    time, contract columns only: a column per row list and a frame-wide replace cost most of
+    the read)."""
+    values = list(zip(*parsed.rows, strict=True)) if parsed.rows else [()] * len(header)
+    return pd.DataFrame(
+        {c: values[header.index(c)] for c in columns},
+        index=pd.Index(parsed.numbers, name="line_number"),
+        columns=columns,
+        dtype="str",
+    )
+
+
+def decode_drop(data: bytes, label: str) -> str:
+    """A drop's bytes as text: `DropFileError` when empty or not UTF-8 (a BOM is dropped)."""
+    if not data.strip():
+        raise DropFileError(label, "file is empty (no header row)", "file_empty")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DropFileError(
+            label,
+            f"not valid UTF-8 (first bad byte at offset {exc.start}); re-export as UTF-8",
+            "file_encoding",
+        ) from None
+
+
+def read_drop(
+    path: Path,
+    table: SourceTable,
+    label: str,
+    data: bytes | None = None,
+    columns: list[str] | None = None,
+) -> RawDrop:
+    """Read one CSV drop as text. ``label`` is the file name used in messages (relative path).
+
+    One record per physical line: every non-empty line after the header is read on its own, so
+    a stray quote can never swallow the lines after it. A line that is not one well-formed
+    record (a quote left open, the wrong number of fields, a control character) is quarantined
+    under its `LINE_RULES` rule, and ``rows_read`` counts every data line, so the ledger proves
+    lines = loaded + quarantined.
+
+    Only the contract's columns (or ``columns``: a tokenised drop's) are kept: a column a
+    provider adds is dropped here, so an unexpected identifier column can never pass the
+    ingest boundary.
+    """
+    data = path.read_bytes() if data is None else data
+    columns = table.columns if columns is None else columns
+    text = decode_drop(data, label)
+    lines = split_lines(text)
+    if not lines:  # a byte-order mark alone
+        raise DropFileError(label, "header row cannot be parsed (IndexError)")
+    header = check_header(lines[0], columns, label)
+    parsed = parse_lines(lines[1:], 2, len(header))
+    if not text.endswith(("\n", "\r")) and not parsed.last_ok:
         raise DropFileError(
             label,
             f"file is truncated: last line {len(lines)} is incomplete and has no newline",
             "file_truncated",
         )
-    # built a column at a time, contract columns only (a column per row list and a frame-wide
-    # replace cost most of the read)
-    values = list(zip(*rows, strict=True)) if rows else [()] * width
-    frame = pd.DataFrame(
-        {c: values[header.index(c)] for c in table.columns},
-        index=pd.Index(numbers, name="line_number"),
-        columns=table.columns,
-        dtype="str",
-    )
     return RawDrop(
-        frame=frame,
-        rows_read=len(rows) + len(bad),
+        frame=records_frame(parsed, header, columns),
+        rows_read=len(parsed.rows) + len(parsed.bad),
         sha256=hashlib.sha256(data).hexdigest(),
-        bad_shape=pd.DataFrame(bad, columns=QUARANTINE_COLUMNS),
+        bad_shape=pd.DataFrame(parsed.bad, columns=QUARANTINE_COLUMNS),
+    )
+
+
+def iter_drop(
+    path: Path, table: SourceTable, label: str, chunk_lines: int = 100_000
+) -> Iterator[RawDrop]:
+    """`read_drop` a chunk of physical lines at a time, so memory is bounded by the chunk
+    whatever the file's size: the same records, line numbers and line quarantine, the same
+    file-level errors (raised when met: the header's at once, a truncated last line at the
+    end). Each chunk's ``rows_read`` counts its own data lines; ``sha256`` is left empty (the
+    caller hashes what it writes)."""
+    with path.open("rb") as raw:
+        bom = raw.read(3) == b"\xef\xbb\xbf"  # as read_drop: a BOM alone is not empty
+        raw.seek(0)
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        number = 0
+        try:
+            header_line = text.readline()
+            number = 1
+            if not header_line.strip(" \t\n\r\x0b\x0c") and not bom:
+                if not any(line.strip(" \t\n\r\x0b\x0c") for line in text):
+                    raise DropFileError(label, "file is empty (no header row)", "file_empty")
+                text.seek(0)
+                header_line = text.readline()
+            if header_line == "":  # a byte-order mark alone
+                raise DropFileError(label, "header row cannot be parsed (IndexError)")
+            header = check_header(header_line.rstrip("\r\n"), table.columns, label)
+            chunk: list[str] = []
+            first = 2
+            last = header_line
+            for line in text:
+                number += 1
+                last = line
+                chunk.append(line.rstrip("\r\n"))
+                if len(chunk) >= chunk_lines:
+                    yield _chunk(chunk, first, header, table)
+                    first, chunk = number + 1, []
+        except UnicodeDecodeError:
+            raise DropFileError(
+                label,
+                f"not valid UTF-8 (at or after line {number + 1}); re-export as UTF-8",
+                "file_encoding",
+            ) from None
+        # a last line with no line break that is not one record: the export was cut short
+        cut = number > 1 and not last.endswith(("\n", "\r"))
+        if cut and not parse_lines([last], number, len(header)).last_ok:
+            raise DropFileError(
+                label,
+                f"file is truncated: last line {number} is incomplete and has no newline",
+                "file_truncated",
+            )
+        if chunk:
+            yield _chunk(chunk, first, header, table)
+
+
+def _chunk(lines: list[str], first: int, header: list[str], table: SourceTable) -> RawDrop:
+    parsed = parse_lines(lines, first, len(header))
+    return RawDrop(
+        frame=records_frame(parsed, header, table.columns),
+        rows_read=len(parsed.rows) + len(parsed.bad),
+        sha256="",
+        bad_shape=pd.DataFrame(parsed.bad, columns=QUARANTINE_COLUMNS),
     )
 
 

@@ -12,7 +12,7 @@ from sim_pipeline.sources.base import SourceTable
 from sim_pipeline.sources.reader import QUARANTINE_COLUMNS, DropFileError
 
 _BUILTIN_RULES = {"not_nullable": "required", "str_matches": "format", "isin": "code_list"}
-_BUILTIN_REASONS = {
+BUILTIN_REASONS = {
     "required": "required field is empty",
     "format": "value does not have the required format",
     "code_list": "value is not in the code list",
@@ -105,7 +105,7 @@ def validate_rows(
                     "whole_column_contract",
                     columns,
                 ) from None
-            named = _check_names(table)
+            named = check_names(table)
             reported = row_level["check"].astype(str)
             rules = [named[c][0] if c in named else _rule_name(c) for c in reported]
             problems.append(
@@ -115,7 +115,7 @@ def validate_rows(
                         "column_name": row_level["column"].astype("string").to_numpy(),
                         "rule": rules,
                         "reason": [
-                            named[c][1] if c in named else _BUILTIN_REASONS.get(r, "rule failed")
+                            named[c][1] if c in named else BUILTIN_REASONS.get(r, "rule failed")
                             for c, r in zip(reported, rules, strict=True)
                         ],
                     }
@@ -184,7 +184,7 @@ def validate_drop(
     return good, quarantine.drop(columns="file")
 
 
-def _check_names(table: SourceTable) -> dict[str, tuple[str, str]]:
+def check_names(table: SourceTable) -> dict[str, tuple[str, str]]:
     """What pandera reports for a failing check (its name, or its error text when one is set)
     -> (rule code, fixed reason). The reason is the contract's own text, never a data value."""
     schema = table.contract.to_schema()
@@ -195,7 +195,7 @@ def _check_names(table: SourceTable) -> dict[str, tuple[str, str]]:
     for check in checks:
         if check.name in _BUILTIN_RULES:
             rule = _BUILTIN_RULES[check.name]
-            out[str(check)] = out[check.name] = (rule, _BUILTIN_REASONS[rule])
+            out[str(check)] = out[check.name] = (rule, BUILTIN_REASONS[rule])
         elif check.name and check.error:
             out[check.error] = (check.name, check.error)
             out[check.name] = (check.name, check.error)
@@ -203,12 +203,13 @@ def _check_names(table: SourceTable) -> dict[str, tuple[str, str]]:
 
 
 def typed(frame: pd.DataFrame, table: SourceTable) -> pd.DataFrame:
-    """Convert validated text columns to dates, date-times and integers."""
+    """Convert validated text columns to dates, date-times and integers (those ``frame`` has:
+    a tokenised drop holds no raw identifier column)."""
     out = frame.copy()
-    for c in table.date_columns:
+    for c in [c for c in table.date_columns if c in out]:
         out[c] = pd.to_datetime(out[c], format="%Y-%m-%d", errors="coerce")
-    for c in table.datetime_columns:
+    for c in [c for c in table.datetime_columns if c in out]:
         out[c] = pd.to_datetime(out[c].str.replace("T", " "), format="mixed", errors="coerce")
-    for c in table.int_columns:
+    for c in [c for c in table.int_columns if c in out]:
         out[c] = pd.to_numeric(out[c], errors="coerce").astype("Int64")
     return out

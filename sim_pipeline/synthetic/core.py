@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim_pipeline.identity.tokens import Tokeniser
 from sim_pipeline.landing.manifest import write_manifest
 from sim_pipeline.progress import current
 from sim_pipeline.sources import SOURCE_TABLES, codes
@@ -85,11 +86,15 @@ def generate(
     people: int = 10_000,
     true_effect: float = 1.0,
     comparison_people: int = 600,
+    tokenised: tuple[str, ...] = (),
+    tokeniser: Tokeniser | None = None,
 ) -> SynthSummary:
     """Write synthetic provider drops under ``out_dir`` and the ground truth under ``truth_dir``.
 
     ``people`` is the general population; the 108 programme members and ``comparison_people``
     other high-intensity users come on top. The same arguments give byte-identical files.
+    The drops of the providers in ``tokenised`` are written as those providers would send them
+    tokenised (`ingest.tokenised`, under ``tokeniser``: default the public demo key).
     """
     out, tru = _check_dirs(out_dir, truth_dir)
     w = _world(seed, people, comparison_people, true_effect)
@@ -132,6 +137,12 @@ def generate(
             records += rec
         links_by_det.update(frames)  # the remaining '_...' frames link detentions to record ids
     rows_by_table = {t.table: rows_by_table[t.table] for t in SOURCE_TABLES}
+    if tokenised:  # as the chosen providers would send them: tokenised, with manifests
+        from sim_pipeline.identity.tokens import DEMO_KEY  # synthetic data
+        from sim_pipeline.ingest.tokenised import tokenise_landing
+
+        tok = tokeniser if tokeniser is not None else Tokeniser(DEMO_KEY, demo=True)
+        tokenise_landing(out, list(tokenised), tok, list(MONTH_LABELS))
     # each drop's modification time = its (seeded) arrival in the month after; bytes unchanged
     arrival.stamp_arrivals(out, seed, MONTH_LABELS)
     # what the generator wrote, by hash: the public demo key is allowed on these drops only
@@ -143,6 +154,7 @@ def generate(
             "people": people,
             "comparison_people": comparison_people,
             "true_effect": float(true_effect),
+            **({"tokenised": sorted(tokenised)} if tokenised else {}),
         },
     )
 
