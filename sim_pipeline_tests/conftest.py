@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 from filelock import FileLock
 
+from sim_pipeline.ingest.tokenised import MANIFEST_SUFFIX as TOKENISED_MANIFEST
 from sim_pipeline.landing.manifest import MANIFEST_NAME
 
 BIN = Path(sys.executable).parent
@@ -204,7 +205,8 @@ def link_landing(
     ``months`` accepts. A test that edits files in place passes ``copy=True``; with links,
     change a file by replacing it."""
     put = shutil.copy2 if copy else _link_or_copy
-    for path in sorted(src.glob("*/*/*.csv")):
+    drops = [*src.glob("*/*/*.csv"), *src.glob(f"*/*/*.csv{TOKENISED_MANIFEST}")]
+    for path in sorted(drops):  # a tokenised drop comes with its manifest
         if months is None or months(path.parent.name):
             target = dest / path.relative_to(src)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -301,6 +303,26 @@ def small_synth(tmp_path_factory) -> tuple[Path, Path]:
         return landing, truth
 
     return shared(tmp_path_factory, "synth", build)
+
+
+@pytest.fixture(scope="session")
+def tokenised_synth(tmp_path_factory) -> tuple[Path, Path]:
+    """The session's synthetic landing (`SYNTH`) as `sim-pipeline synth --tokenise
+    police,ambulance` writes it: the police's and the ambulance service's drops tokenised by
+    them (demo key), health raw; every other byte as `small_synth`'s. Read only."""
+
+    def build(root: Path) -> tuple[Path, Path]:
+        landing, truth = root / "landing", root / "truth"
+        args = [f"--{k.replace('_', '-')}={v}" for k, v in SYNTH.items()]
+        env = project_env(landing, root)
+        r = cli(
+            "synth", "--out", str(landing), "--truth", str(truth), *args,
+            "--tokenise", "police,ambulance", env=env, cwd=root,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        return landing, truth
+
+    return shared(tmp_path_factory, "tokenised_synth", build)
 
 
 @pytest.fixture(scope="module")

@@ -131,6 +131,12 @@ def _assert_same_tables(got: dict[str, str], want: dict[str, str], what: str) ->
 # design (each run records when it first saw a landing file version), so the SQLite and
 # PostgreSQL warehouses are compared without them. A repeated run keeps them (compared whole).
 RUN_TIME_COLUMNS = {"landing_file_versions": ["first_seen_at"]}
+# The columns that say which bytes were read: a drop tokenised by its provider differs there
+# from the same drop sent raw (and nowhere else).
+TOKENISED_FILE_COLUMNS = {
+    "ingest_ledger": ["file_sha256", "drop_form", "contract_version"],
+    "landing_file_versions": ["file_sha256", "first_seen_at"],
+}
 
 
 def _engine_digests(url: str) -> dict[str, str]:
@@ -202,15 +208,18 @@ def _backends_alive(pg: PostgresServer, pids: list[int]) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def reference(pg, june_project, tmp_path_factory):
+def reference(pg, june_project, tokenised_synth, tmp_path_factory):
     """The whole pipeline through the CLI on PostgreSQL (warehouse AND Dagster instance) on the
-    drops of the session's SQLite project (`june_project`, the same CLI run on SQLite). The
-    same run once more, after a killed run, is `killed_then_rerun`."""
+    drops of the session's SQLite project (`june_project`, the same CLI run on SQLite), with
+    the police's and the ambulance service's tokenised by them (`tokenised_synth`: `synth
+    --tokenise police,ambulance`; health raw), so the comparison with SQLite is also raw
+    against tokenised drops. The same run once more, after a killed run, is
+    `killed_then_rerun`."""
     root = tmp_path_factory.mktemp("pg_reference")
     sqlite_url = june_project["env"]["SIM_WAREHOUSE_URL"]
     pg_url = pg.create_database("wh_ref")
     home = _pg_home(pg, root, "dagster_ref")
-    pg_env = _env(june_project["landing"], pg_url, home, root, REFERENCE_LAST_MONTH)
+    pg_env = _env(tokenised_synth[0], pg_url, home, root, REFERENCE_LAST_MONTH)
     t0 = time.perf_counter()
     first = cli("run", env=pg_env, cwd=root, timeout=RUN_TIMEOUT)
     first_seconds = time.perf_counter() - t0
@@ -220,6 +229,7 @@ def reference(pg, june_project, tmp_path_factory):
         "root": root,
         "home": home,
         "landing": Path(pg_env["SIM_LANDING_DIR"]),
+        "raw_landing": june_project["landing"],  # the same drops, every one raw
         "pg_env": pg_env,
         "pg_url": pg_url,
         "sqlite": (june_project["run"].returncode, june_project["run"].stdout),
@@ -288,7 +298,28 @@ def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
     # run log (audit_trail: compared below, run by run)
     assert set(want) == {d.name for d in all_tables()} - {"person_key_changes", *RUN_LOG_TABLES}
     assert all(int(d.split(":")[0]) > 0 for d in want.values())
-    _assert_same_tables(reference["pg_first_engine_digests"], want, "PostgreSQL vs SQLite")
+    # ... the police and ambulance drops tokenised by their providers on PostgreSQL, raw on
+    # SQLite: the file tables name each file's hash and form; everything else is the same
+    got, want = dict(reference["pg_first_engine_digests"]), dict(want)
+    for table in TOKENISED_FILE_COLUMNS:
+        got[table] = want[table] = "compared below"
+    _assert_same_tables(got, want, "PostgreSQL (police, ambulance tokenised) vs SQLite (raw)")
+    files = []
+    for url in (reference["sqlite_url"], reference["pg_url"]):
+        wh = Warehouse(url)
+        try:
+            files.append({t: wh.read(t) for t in TOKENISED_FILE_COLUMNS})
+        finally:
+            wh.dispose()
+    for table, cols in TOKENISED_FILE_COLUMNS.items():
+        a, b = (f[table].drop(columns=cols) for f in files)
+        key = [c for c in ("file", "month") if c in a]
+        a, b = (x.sort_values(key, ignore_index=True) for x in (a, b))
+        pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=table)
+    ledger = files[1]["ingest_ledger"]
+    forms = ledger.groupby("source")["drop_form"].agg(set).to_dict()
+    assert forms["met_police"] == forms["las"] == {"tokenised"}
+    assert forms["slam"] == forms["ae_rjz"] == {"raw"}
     # the run log: the same stages with the same row counts, under the PostgreSQL run's id
     cols = ["stage", "months", "status", "key_fingerprint", "rows_in", "rows_out", "rows_rejected"]
     logs = []
@@ -338,10 +369,17 @@ def test_rerun_on_postgres_is_idempotent(reference, killed_then_rerun):
         kept.drop(columns=[c for c in RUN_SPECIFIC_COLUMNS if c in kept.columns])
     )
     _assert_same_tables(got, reference["pg_first_digests"], "repeat vs first run")
-    # the run log grew by one row per stage of the repeat (nothing of the killed run, whose
-    # rows were never committed): the unpartitioned stages with the first run's counts, the
-    # ingest stages with the ledger's counts for the two months
-    assert set(audit["run_id"]) == {first_id, again_id}, set(audit["run_id"])
+    # the run log grew by one row per stage of the repeat: the unpartitioned stages with the
+    # first run's counts, the ingest stages with the ledger's counts for the two months. Of the
+    # killed run (another key) only refusals: the police's and the ambulance service's drops
+    # are tokenised under the demo key, so those steps refused before writing
+    # (provider_drops_consistent) and logged it; nothing it wrote was committed
+    killed = audit[~audit["run_id"].isin([first_id, again_id])]
+    assert set(killed["status"]) <= {"not_written"}, killed[["stage", "status"]]
+    assert set(killed["stage"]) <= {
+        "staged_police_cad_incidents", "staged_police_s136_return", "staged_ambulance_incidents"
+    }, killed[["stage", "status"]]  # fmt: skip
+    audit = audit[audit["run_id"].isin([first_id, again_id])]
     assert set(again.index) == set(first.index)
     assert set(again["months"]) == {two_months}
     assert set(again["status"]) == {"written"}
@@ -362,7 +400,7 @@ def test_no_landing_identifier_in_the_postgres_warehouse_or_dagster_storage(pg, 
     """The auditor's privacy scan over a PostgreSQL project: every warehouse table and every
     table of Dagster's run, event and schedule storage on the server (plus the quality
     folder), through `sim-pipeline privacy-scan` and through the scanner itself."""
-    ids = landing_identifiers(reference["landing"], own_vocabulary())
+    ids = landing_identifiers(reference["raw_landing"], own_vocabulary())  # every provider's
     assert min(len(v) for v in ids.values()) > 20  # the scan has something to look for
     storage = dagster_storage_urls(reference["home"])
     assert len(storage) == 1 and "dagster_ref" in storage[0]

@@ -28,7 +28,15 @@ from sim_pipeline.ingest.tokenised import (
 )
 from sim_pipeline.sources import BY_ASSET, SOURCE_TABLES
 from sim_pipeline.sources.reader import DropFileError, iter_drop, read_drop
-from sim_pipeline_tests.conftest import OTHER_KEY, PROJECT_KEY, cli, link_landing, project_env
+from sim_pipeline.warehouse.dictionary import RUN_SPECIFIC_COLUMNS
+from sim_pipeline_tests.conftest import (
+    OTHER_KEY,
+    PROJECT_KEY,
+    cli,
+    link_landing,
+    project_env,
+    snapshot,
+)
 from sim_pipeline_tests.samples import GOOD, IDENTIFYING_VALUES, NHS_A, NHS_B, csv_text
 
 SECRET, KEY_ID = parse_key(PROJECT_KEY)
@@ -112,8 +120,9 @@ def test_iter_drop_reads_what_read_drop_reads_in_any_chunk(tmp_path):
 
 def test_a_tokenised_landing_stages_the_rows_of_the_raw_landing(small_synth, tmp_path):
     """The session's synthetic drops of one month, every provider tokenised (in chunks of 97
-    lines, so repeats and line numbers cross chunks in the larger files): every table stages
-    the same rows and quarantine, and a balanced ledger naming the form."""
+    lines, so repeats and line numbers cross chunks in the larger files; and each table's files
+    together, to the same bytes): every table stages the same rows and quarantine, and a
+    balanced ledger naming the form."""
     raw = link_landing(small_synth[0], tmp_path / "raw", lambda m: m == MONTH)
     tok = link_landing(small_synth[0], tmp_path / "tok", lambda m: m == MONTH, copy=True)
     everyone = sorted({s for t in SOURCE_TABLES for s in t.providers})
@@ -124,6 +133,11 @@ def test_a_tokenised_landing_stages_the_rows_of_the_raw_landing(small_synth, tmp
         tokenise_file(staged_raw, drop, table, drop.parts[-3], MONTH, TOK, chunk_lines=97)
         staged_raw.unlink()
     assert len(list(tok.glob("*/*/*.manifest.json"))) == len(list(raw.glob("*/*/*.csv")))
+    # a table's small files tokenised together (the demo's mode): the same bytes, file by file
+    batch = link_landing(small_synth[0], tmp_path / "batch", lambda m: m == MONTH)
+    assert len(tokenise_landing(batch, everyone, TOK)) == len(list(raw.glob("*/*/*.csv")))
+    for f in sorted(tok.glob("*/*/*")):
+        assert f.read_bytes() == (batch / f.relative_to(tok)).read_bytes(), f
     for table in SOURCE_TABLES:
         _same_staging(raw, tok, table, [MONTH])
     # nothing identifying in any tokenised drop (the generator's own names are in the raw)
@@ -389,3 +403,66 @@ def test_tokenise_landing_keeps_arrival_times_and_refuses_unknown_providers(smal
     with pytest.raises(ValueError, match="unknown provider 'pol1ce'"):
         providers_named("pol1ce")
     shutil.rmtree(land)
+
+
+# ----------------------------------------------------------------------- end to end, SQLite
+
+# tables that say which files were read (their hashes, forms and arrival clock), not what the
+# data hold; and the run log
+FILE_TABLES = {"ingest_ledger", "landing_file_versions", "audit_trail"}
+
+
+def test_police_and_ambulance_tokenised_give_the_raw_landing_s_tables_on_sqlite(
+    keyed_backfill, small_synth, tmp_path
+):
+    """The session's keyed project (`sim-pipeline backfill` of 2019-01..02 on raw drops, a
+    project key) against the same backfill on a fresh project whose police and ambulance drops
+    of those months were tokenised by their providers under the same key (health raw): the
+    same person index (keys and match probabilities), metrics, costs, headline and every other
+    table; the ledger differs only in each file's hash, form and contract version."""
+    root = tmp_path / "project"
+    landing = link_landing(small_synth[0], root / "landing")
+    months = ["2019-01", "2019-02"]
+    done = tokenise_landing(landing, providers_named("police,ambulance"), TOK, months)
+    assert {r.drop.parts[-3] for r in done} == {"met_police", "las"} and len(done) == 6
+    env = project_env(landing, root, SIM_PSEUDONYMISATION_KEY=PROJECT_KEY)
+    r = cli("backfill", "--from", months[0], "--to", months[-1], env=env, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    raw, tok = (
+        snapshot(keyed_backfill["env"]["SIM_WAREHOUSE_URL"]),
+        snapshot(env["SIM_WAREHOUSE_URL"]),
+    )
+    assert sorted(raw) == sorted(tok)
+    assert len(raw["person_index"]) > 1000 and len(raw["programme_headline"]) > 0
+    for name in sorted(set(raw) - FILE_TABLES):
+        a, b = (
+            t[name].drop(columns=list(RUN_SPECIFIC_COLUMNS), errors="ignore") for t in (raw, tok)
+        )
+        pd.testing.assert_frame_equal(a, b, obj=name)
+    differ = ["file_sha256", "drop_form", "contract_version"]
+    a, b = (t["ingest_ledger"] for t in (raw, tok))
+    pd.testing.assert_frame_equal(a.drop(columns=differ), b.drop(columns=differ))
+    forms = b.groupby("source")["drop_form"].agg(set).to_dict()
+    assert forms["met_police"] == forms["las"] == {"tokenised"} and forms["slam"] == {"raw"}
+
+
+def test_bench_tokenise_prints_and_writes_its_figures(tmp_path):
+    """The throughput benchmark runs the command's own code on a generated extract and
+    reports records per second, CPU time and peak memory per size (figures, not a goal)."""
+    out = tmp_path / "bench.json"
+    r = cli(
+        "bench",
+        "tokenise",
+        "--records",
+        "3000",
+        "--out",
+        str(out),
+        env=project_env(tmp_path, tmp_path),
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    (result,) = report["results"]
+    assert result["records"] == result["rows_loaded"] == 3000 and result["rows_quarantined"] == 0
+    assert result["records_per_second"] > 0 and result["peak_rss_mib"] > 50
+    assert f"{result['records_per_second']:,} records/s" in r.stdout

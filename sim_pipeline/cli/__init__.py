@@ -19,6 +19,7 @@ from sim_pipeline.cli.bench import (
     cmd_bench_month,
     cmd_bench_pseudonymise,
     cmd_bench_run,
+    cmd_bench_tokenise,
     cmd_bench_warehouse,
 )
 from sim_pipeline.cli.outputs import cmd_privacy_scan, cmd_quality, cmd_report
@@ -181,6 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="JSON (default data/bench/pseudonymise_<N>.json)"
     )
     p.set_defaults(func=cmd_bench_pseudonymise)
+    p = bench_sub.add_parser(
+        "tokenise",
+        help="records per second through sim-pipeline tokenise on one core, and peak memory",
+    )
+    p.add_argument(
+        "--records", type=int, nargs="+", default=[200_000, 1_000_000], help="extract sizes"
+    )
+    p.add_argument("--chunk-lines", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=20180101)
+    p.add_argument("--out", type=Path, default=None, help="JSON report")
+    p.set_defaults(func=cmd_bench_tokenise)
     p = bench_sub.add_parser(
         "warehouse", help="rows per second loaded into SQLite and PostgreSQL (COPY)"
     )

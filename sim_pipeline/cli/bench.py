@@ -192,3 +192,56 @@ def cmd_bench_warehouse(args: argparse.Namespace) -> int:
         print("(no --postgres URL: SQLite only)")
     print(f"wrote {out}")
     return 0
+
+
+def cmd_bench_tokenise(args: argparse.Namespace) -> int:
+    """Records per second through `sim-pipeline tokenise` on one core, and peak memory, each
+    size in a fresh process (so the high-water mark is that size's)."""
+    import subprocess
+    import tempfile
+
+    from sim_pipeline.bench.tokenise import raw_extract
+
+    sizes = sorted(set(args.records))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench_tokenise_") as tmp:
+        for n in sizes:
+            raw = raw_extract(n, Path(tmp) / f"raw_{n}.csv", seed=args.seed)
+            code = (
+                "import json, sys; from dataclasses import asdict; from pathlib import Path; "
+                "from sim_pipeline.bench.tokenise import run; "
+                "print(json.dumps(asdict(run(Path(sys.argv[1]), Path(sys.argv[2]), "
+                "int(sys.argv[3])))))"
+            )
+            out = Path(tmp) / "las" / "2021-05" / f"out_{n}.csv"
+            r = subprocess.run(
+                [sys.executable, "-c", code, str(raw), str(out), str(args.chunk_lines)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if r.returncode != 0:
+                print(r.stderr[-3000:], file=sys.stderr)
+                return 1
+            result = json.loads(r.stdout.strip().splitlines()[-1])
+            results.append(result)
+            print(
+                f"{result['records']:,} records in {result['seconds']:.1f} s wall, "
+                f"{result['cpu_seconds']:.1f} s CPU: {result['records_per_second']:,} records/s "
+                f"({result['records_per_cpu_second']:,} per CPU second), peak "
+                f"{result['peak_rss_mib']:,.0f} MiB; drop sha256 {result['drop_sha256']}"
+            )
+            raw.unlink()
+    report = {
+        "benchmark": "sim-pipeline tokenise on an ambulance month (every contract column), "
+        "one core, fresh process per size",
+        "goal_records_per_second": 100_000,
+        "seed": args.seed,
+        "python": sys.version.split()[0],
+        "results": results,
+    }
+    path = args.out or Path(f"data/bench/tokenise_{sizes[-1]}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
