@@ -357,7 +357,8 @@ def test_staged_drops_consistent_fails_and_writes_nothing_on_a_drop_under_anothe
     project.monkeypatch.setenv("SIM_PSEUDONYMISATION_KEY", PROJECT_KEY)
     secret, other = parse_key(OTHER_KEY)
     label = f"ae_rjz/{MONTH}/ecds.csv"
-    (landing / label).write_bytes((landing / label).read_bytes())  # its own file, not a link
+    # (the link to the shared drop is moved aside and a new file written in its place: the
+    # shared file is untouched)
     tokenise_landing(landing, ["ae_rjz"], Tokeniser(secret, fingerprint=other), [MONTH])
     where = {"month": [MONTH]}
     before = snapshot(project, "staged_ecds", "ingest_ledger", where=where)

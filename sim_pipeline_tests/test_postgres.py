@@ -531,7 +531,9 @@ def test_two_partitions_materialised_concurrently(pg, small_synth, reference, tm
                 if want.empty:  # e.g. no programme register rows in these months
                     assert got.empty, table
                     continue
-                cols = list(want.columns)
+                # (the reference reads the police and ambulance drops tokenised, these raw: the
+                # ledger's file columns differ by design, every other value is the same)
+                cols = [c for c in want.columns if c not in TOKENISED_FILE_COLUMNS.get(table, [])]
                 assert sorted(got["month"].unique()) == months, table
                 pd.testing.assert_frame_equal(
                     got[cols].sort_values(cols).reset_index(drop=True),

@@ -295,7 +295,8 @@ def test_a_drop_that_does_not_match_its_manifest_is_rejected_whole(drop, tamper,
 
 def test_a_quarantine_entry_cannot_carry_values(drop):
     """An entry whose reason is a value, an entry on a line that still carries its values,
-    an unknown rule and a repeated line number: each line is quarantined under the landing's
+    an unknown rule and a line number that is not after the line before: each line is
+    quarantined under the landing's
     own rule with its fixed text, and the values are stored nowhere."""
 
     def edit(h, rows):
@@ -313,7 +314,7 @@ def test_a_quarantine_entry_cannot_carry_values(drop):
     run = _stage(drop.parents[2])
     assert run.staged.empty
     assert sorted(run.quarantine["rule"]) == [
-        "line_number_repeated",
+        "line_number_invalid",
         "quarantine_entry",
         "quarantine_entry",
         "quarantine_entry",
@@ -322,6 +323,77 @@ def test_a_quarantine_entry_cannot_carry_values(drop):
     _nowhere(run, "Aisha", "Okafor")
     ledger = run.ledger.iloc[0]
     assert ledger["rows_read"] == ledger["rows_quarantined"] + ledger["rows_loaded"]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["defects_text", "defects_rule", "line_nhs", "line_inf", "field_count", "manifest_text"],
+)
+def test_no_free_text_passes_in_defects_line_numbers_entries_or_the_manifest(drop, case):
+    """Every field of a tokenised drop that ingest stores is held to its form: identifier
+    defects to the table's column:rule labels, line numbers to at most nine digits in order,
+    a field-count entry to small counts, the manifest's version and key fingerprint to hex.
+    A value put there is quarantined or rejected, never stored, and the ledger balances."""
+    secret = "Aisha Okafor 1988-04-09"
+    value = {"line_nhs": NHS_A, "field_count": NHS_A}.get(case, secret)
+
+    def edit(h, rows):
+        if case == "defects_text":
+            return h, [_field(h, rows[0], "identifier_defects", secret), *rows[1:]]
+        if case == "defects_rule":
+            return h, [
+                _field(h, rows[0], "identifier_defects", "PatientBirthDate:19880409"),
+                *rows[1:],
+            ]
+        if case in ("line_nhs", "line_inf"):
+            return h, [
+                _field(h, rows[0], "line_number", NHS_A if case == "line_nhs" else "inf"),
+                *rows[1:],
+            ]
+        entry = f'"[[null,""field_count"",""line has {NHS_A} fields, header has 13""]]"'
+        n = len(rows[0].split(","))
+        return h, [",".join([rows[0].split(",")[0], entry] + [""] * (n - 2)), *rows[1:]]
+
+    if case == "manifest_text":
+        m = json.loads(manifest_path(drop).read_text())
+        m["contract_version"] = secret
+        manifest_path(drop).write_text(json.dumps(m))
+    else:
+        _rewrite(drop, edit)
+    run = _stage(drop.parents[2])
+    ledger = run.ledger.iloc[0]
+    assert ledger["rows_read"] == ledger["rows_quarantined"] + ledger["rows_loaded"] == 3
+    if case == "manifest_text":
+        assert ledger["rejection_rule"] == "manifest_invalid" and pd.isna(
+            ledger["contract_version"]
+        )
+    else:
+        assert len(run.staged) == 2 and len(run.quarantine) == 1
+        rule = {"defects_text": "identifier_defects_invalid", "defects_rule": "identifier_defects_invalid",
+                "field_count": "quarantine_entry"}.get(case, "line_number_invalid")  # fmt: skip
+        assert run.quarantine["rule"].tolist() == [rule]
+    _nowhere(run, value, "19880409")
+
+
+def test_repeats_across_chunks_are_judged_over_the_whole_file(tmp_path):
+    """A key repeated in a later chunk, then that row repeated, then an earlier row repeated:
+    duplicate_record_ref, duplicate_row, duplicate_row, as ingest judges the whole file."""
+    good = GOOD["staged_ambulance_incidents"]
+    a = dict(good, IncidentId="LAS-2019-0000001")
+    b = dict(good, IncidentId="LAS-2019-0000002")
+    c = dict(a, Borough="Lambeth")
+    raw = tmp_path / "raw" / "las" / MONTH / AMB.file_name()
+    raw.parent.mkdir(parents=True)
+    raw.write_text(csv_text(AMB, [a, b, c, c, a]))
+    out = tmp_path / "tok" / "las" / MONTH / AMB.file_name()
+    tokenise_file(raw, out, AMB, "las", MONTH, TOK, chunk_lines=2)
+    _same_staging(raw.parents[2], out.parents[2], AMB, [MONTH])
+    q = _stage(out.parents[2]).quarantine
+    assert list(zip(q["line_number"], q["rule"], strict=True)) == [
+        (4, "duplicate_record_ref"),
+        (5, "duplicate_row"),
+        (6, "duplicate_row"),
+    ]
 
 
 def test_drops_under_another_key_or_contract_version_are_named():

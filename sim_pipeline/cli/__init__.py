@@ -241,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
         "SIM_PSEUDONYMISATION_KEY or _FILE, never an argument)",
     )
     p.add_argument("--source", required=True, help="the provider's folder name, e.g. met_police")
-    p.add_argument("--table", required=True, help="the provider table (file stem), e.g. CAD")
+    p.add_argument(
+        "--table", required=True, help="the provider table (file stem), e.g. cad_incidents"
+    )
     p.add_argument("--in", dest="raw", type=Path, required=True, help="the raw extract (CSV)")
     p.add_argument(
         "--out", type=Path, required=True, help="the tokenised drop to write (its manifest beside)"

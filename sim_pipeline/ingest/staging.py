@@ -27,11 +27,12 @@ from sim_pipeline.ingest.tokenised import (
     RAW,
     TOKENISED,
     Manifest,
-    TokenisedDrop,
+    ParsedTokenised,
     contract_version,
     manifest_path,
+    parse_tokenised,
     read_manifest,
-    read_tokenised,
+    validate_tokenised,
 )
 from sim_pipeline.landing.layout import Landing
 from sim_pipeline.quality.identifier_forms import IdentifierMatcher
@@ -89,8 +90,7 @@ class _Rejected:
     sha256: str
     lines: list[int]  # data line numbers (all quarantined)
     error: DropFileError
-    form: str = RAW
-    manifest: Manifest | None = None  # a tokenised drop's, when it could be read
+    form: str = RAW  # a rejected drop's manifest is not believed: nothing of it is recorded
 
 
 def duplicate_record_keys(staged: pd.DataFrame) -> pd.DataFrame:
@@ -162,7 +162,7 @@ def stage_run(
     Only regular files inside the landing folder, up to ``max_bytes``, are read (`open_drop`);
     any other drop path is rejected as a whole without being opened (a FIFO would hang)."""
     drops: list[tuple[str, str, str, RawDrop]] = []  # (month, source, label, drop)
-    tokenised: list[tuple[str, str, str, TokenisedDrop]] = []  # tokenised at the provider
+    parsed: list[tuple[str, str, str, ParsedTokenised]] = []  # tokenised at the provider
     rejected: list[_Rejected] = []
     missing: dict[str, list[str]] = {m: [] for m in months}
     for month in months:
@@ -179,8 +179,8 @@ def stage_run(
                 data = open_drop(path, landing_dir, label, max_bytes)
                 if form == TOKENISED:
                     manifest = read_manifest(manifest_path(path), label)
-                    read = read_tokenised(path, table, source, month, label, data, manifest)
-                    tokenised.append((month, source, label, read))
+                    read = parse_tokenised(path, table, source, month, label, data, manifest)
+                    parsed.append((month, source, label, read))
                 else:
                     drops.append((month, source, label, read_drop(path, table, label, data)))
             except (DropFileError, OSError) as exc:
@@ -195,8 +195,11 @@ def stage_run(
                     lines = count_data_lines(path.resolve())
                 else:  # never opened: nothing to count; the hash the landing inventory gives
                     digest, lines = f"not-read:{exc.rule}", []
-                rejected.append(_Rejected(month, source, label, digest, lines, exc, form, manifest))
+                rejected.append(_Rejected(month, source, label, digest, lines, exc, form))
 
+    # the tokenised drops' rows validated together (`ingest.tokenised`)
+    checked = validate_tokenised([t for _, _, _, t in parsed], table)
+    tokenised = [(m, s, label, t) for (m, s, label, _), t in zip(parsed, checked, strict=True)]
     frames = [
         d.frame.assign(file=label, line_number=d.frame.index.to_numpy()).reset_index(drop=True)
         for _, _, label, d in drops
@@ -300,13 +303,15 @@ def stage_run(
     }
 
     def tokenised_form(m: Manifest | None) -> dict[str, object]:
-        if m is None:  # no readable manifest: nothing to say of its key or contract
+        if m is None:  # rejected: its manifest is not believed, nothing of it recorded
             return {"drop_form": TOKENISED, "contract_version": None, "key_id": None}
+        # checked forms (`check_manifest`); the demo flag is the pipeline's when the keys agree
+        same_key = m.key_fingerprint == tokeniser.key_id
         return {
             "drop_form": TOKENISED,
             "contract_version": m.contract_version,
             "key_id": m.key_fingerprint,
-            "demo_key": m.demo_key,
+            "demo_key": tokeniser.demo if same_key else m.demo_key,
         }
 
     ledger = pd.DataFrame(
@@ -357,7 +362,7 @@ def stage_run(
                 "rows_loaded": 0,
                 "rows_quarantined": len(r.lines),
                 "identifiers_nulled": 0,
-                **(raw_form if r.form == RAW else tokenised_form(r.manifest)),
+                **(raw_form if r.form == RAW else tokenised_form(None)),
             }
             for r in rejected
         ],

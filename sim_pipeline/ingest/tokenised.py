@@ -4,8 +4,8 @@ Police forces and trusts are often not allowed to share identifiable data with e
 lawful pattern is that each provider encodes its own extract with a key shared among the linkage
 partners, and only the encodings travel. `tokenise_file` is that step (``sim-pipeline
 tokenise``): it reads a provider's raw extract under the same contract as ingest, a chunk of
-lines at a time (`sources.reader.iter_drop`: memory bounded by the chunk, plus 16 bytes a row
-to find repeated rows and record keys), validates each chunk as ingest does
+lines at a time (`sources.reader.iter_drop`: memory bounded by the chunk, plus about 150
+bytes a row to find repeated rows and record keys across chunks), validates each chunk as ingest does
 (`sources.validation.validate_rows`) and makes each row what a staged table holds
 (`ingest.staging.staged_rows`: coarsened dates, tokens, hardened Bloom filters, record keys as
 keyed tokens). It writes:
@@ -17,7 +17,8 @@ keyed tokens). It writes:
   key's fingerprint (its id, never the key), the row counts and the drop's SHA-256.
 
 Nothing is written if a chunk holds identifier-like content where none may be (an NHS number in
-free text, a record key that is a date of birth: `find_identifier_like`, as ingest checks) or
+free text, a record key that is a date of birth: `find_identifier_like`, as ingest checks, but
+against the identifiers of the chunk's own rows where ingest uses every row of its run) or
 fails a whole column of the contract: the provider is told the file, the column and the rule.
 
 At the landing (`read_tokenised`), a drop with a manifest beside it is read as tokenised: the
@@ -84,9 +85,16 @@ TOKENISED_RULES = {
     "token_format": "a token, encoding or derived identity field does not have its form",
     "quarantine_entry": "the line's quarantine entry is not a known rule with its fixed text, "
     "or the line carries values besides it",
-    "line_number_repeated": "the line number of the provider's extract repeats an earlier line",
+    "line_number_invalid": "the line's number in the provider's extract is not a whole "
+    "number of at most nine digits from 2, or not after the line before it",
+    "identifier_defects_invalid": "identifier_defects is not a list of the table's identifier "
+    "columns with their rules",
 }
-_FIELD_COUNT = re.compile(r"line has \d+ fields, header has \d+")
+_FIELD_COUNT = re.compile(r"line has [0-9]{1,3} fields, header has [0-9]{1,3}")
+LINE_RE = r"[0-9]{1,9}"
+# the manifest's fields ingest records, in their only forms (never echoed otherwise)
+CONTRACT_VERSION_RE = re.compile(r"[0-9a-f]{12}")
+KEY_FINGERPRINT_RE = re.compile(r"[0-9a-f]{12,16}")
 _DUPLICATE_REASONS = {
     "duplicate_row": "exact repeat of an earlier row in the same file",
 }
@@ -180,19 +188,24 @@ def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
 
 @dataclass
 class _Seen:
-    """Hashes of the rows and record keys (with their file) of the chunks already read:
-    repeats across chunks are quarantined as ingest quarantines repeats within a file."""
+    """Hashes of the rows and record keys (with their file) of the chunks already read, so that
+    repeats are judged over the whole file as ingest judges them: a row that repeats an earlier
+    one is ``duplicate_row``; else a row whose record key repeats an earlier row's is
+    ``duplicate_record_ref``. About 150 bytes a row (two sets of 64-bit hashes)."""
 
     rows: set[int] = field(default_factory=set)
     keys: set[int] = field(default_factory=set)
 
     def repeats(self, data: pd.DataFrame, record_ref: str) -> tuple[np.ndarray, np.ndarray]:
-        """(repeated row, repeated key) masks of ``data`` (contract columns and ``file``)
-        against earlier chunks; then remember this chunk's."""
+        """(repeated row, repeated key) masks of ``data`` (contract columns and ``file``, in
+        file order) against the earlier chunks and earlier rows of this one; then remember
+        this chunk's."""
         row_h = _row_hashes(data)
         key_h = _row_hashes(data[["file", record_ref]])
-        dup_row = np.fromiter((h in self.rows for h in row_h.tolist()), bool, len(row_h))
-        dup_key = np.fromiter((h in self.keys for h in key_h.tolist()), bool, len(key_h))
+        row_before = np.fromiter((h in self.rows for h in row_h.tolist()), bool, len(row_h))
+        key_before = np.fromiter((h in self.keys for h in key_h.tolist()), bool, len(key_h))
+        dup_row = row_before | pd.Series(row_h).duplicated(keep="first").to_numpy()
+        dup_key = key_before | pd.Series(key_h).duplicated(keep="first").to_numpy()
         self.rows.update(row_h.tolist())
         self.keys.update(key_h.tolist())
         return dup_row, dup_key & ~dup_row
@@ -253,8 +266,10 @@ def tokenise_rows(
         raise TokeniseRefused(
             f"{', '.join(labels)}: {exc.problem} (rule {exc.rule}); nothing was written"
         ) from None
-    if seen is not None:  # repeats of rows or record keys met in earlier chunks of the file
+    if seen is not None:  # repeats judged over the file so far, not the chunk alone
         dup_row, dup_key = seen.repeats(rows[[*table.columns, "file"]], table.record_ref)
+        repeat_rules = quarantine["rule"].isin(["duplicate_row", "duplicate_record_ref"])
+        quarantine = quarantine[~repeat_rules]
         extra = []
         for mask, rule, reason in (
             (dup_row, "duplicate_row", _DUPLICATE_REASONS["duplicate_row"]),
@@ -277,6 +292,9 @@ def tokenise_rows(
                 pd.MultiIndex.from_frame(gone)
             )
             good = good[~drop]
+        quarantine = quarantine.sort_values(
+            ["file", "line_number", "rule", "column_name"], na_position="first", ignore_index=True
+        )
     sources = rows.loc[good.index, "source"].reset_index(drop=True)
     staged = staged_rows(good, table, tokeniser, sources)
     found = _findings(good, staged, table)
@@ -588,6 +606,13 @@ def known_reasons(table: SourceTable) -> dict[str, set[str]]:
     return out
 
 
+def defect_labels(table: SourceTable) -> set[str]:
+    """Every ``column:rule`` an identifier defect of ``table`` can be named by (the
+    identifier columns with the contract rules that can null them)."""
+    rules = set(known_reasons(table))
+    return {f"{c}:{r}" for c in table.identifiers.raw_columns() for r in rules}
+
+
 @dataclass
 class Manifest:
     """A tokenised drop's manifest, as read (unchecked)."""
@@ -630,6 +655,17 @@ def check_manifest(
     """`DropFileError` unless the manifest is of this format, place and content, under the
     contract version ingest reads."""
     b = manifest.body
+    forms = {
+        "contract_version": CONTRACT_VERSION_RE,
+        "key_fingerprint": KEY_FINGERPRINT_RE,
+    }
+    bad_form = sorted(k for k, rx in forms.items() if not rx.fullmatch(str(b.get(k, ""))))
+    if bad_form or not isinstance(b.get("demo_key", False), bool):
+        raise DropFileError(  # the manifest's text is never repeated: it is the sender's
+            label,
+            f"its manifest's {', '.join(bad_form) or 'demo_key'} is not in its form",
+            "manifest_invalid",
+        )
     expected = {"format": FORMAT, "scheme": SCHEME, "source": source, "table": table.table}
     expected["month"] = month
     wrong = sorted(k for k, v in expected.items() if b.get(k) != v)
@@ -645,8 +681,8 @@ def check_manifest(
     if manifest.contract_version != contract_version(table):
         raise DropFileError(
             label,
-            f"tokenised under contract version {manifest.contract_version or '(none)'}; ingest "
-            f"reads {contract_version(table)}: tokenise the extract again with this version",
+            f"tokenised under another contract version than ingest reads "
+            f"({contract_version(table)}): tokenise the extract again with this version",
             "contract_version",
         )
 
@@ -670,7 +706,7 @@ def _entry_rows(
     """The provider's quarantine entries as quarantine rows (``file`` added by the caller),
     and which lines' entries were not acceptable: not a JSON list of [column, rule, reason],
     a rule ingest does not know or not with its fixed text, a column not in the contract, or
-    no line number of the extract."""
+    no valid line number of the extract (``lines``: whole numbers, or None)."""
     known = known_reasons(table)
     rows: list[tuple[int, object, str, str]] = []
     bad = pd.Series(False, index=text.index)
@@ -678,7 +714,7 @@ def _entry_rows(
         parsed = []
         try:
             entries = json.loads(raw)
-            ok = isinstance(entries, list) and bool(entries) and pd.notna(line)
+            ok = isinstance(entries, list) and bool(entries) and line is not None
             for e in entries if ok else []:
                 column, rule, reason = e
                 fits = reason in known.get(rule, ()) or (
@@ -697,7 +733,23 @@ def _entry_rows(
     return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS), bad
 
 
-def read_tokenised(
+@dataclass
+class ParsedTokenised:
+    """A tokenised drop after its own checks (manifest, lines, entries), before its rows'
+    contract checks, which `validate_tokenised` makes for many drops at once."""
+
+    label: str
+    month: str
+    rows: pd.DataFrame  # the lines to validate: the form's columns, file, line_number
+    defects: pd.Series | None  # their identifier_defects (checked), aligned with rows
+    quarantine: list[pd.DataFrame]  # rows quarantined so far (file, line_number, ...)
+    quarantined: int  # lines quarantined so far
+    rows_read: int
+    sha256: str
+    manifest: Manifest
+
+
+def parse_tokenised(
     path: Path,
     table: SourceTable,
     source: str,
@@ -705,24 +757,27 @@ def read_tokenised(
     label: str,
     data: bytes,
     manifest: Manifest,
-) -> TokenisedDrop:
+) -> ParsedTokenised:
     """A tokenised drop of ``table`` from ``source`` for ``month`` (its bytes ``data``): the
-    manifest checked (`check_manifest`), then every data line either a staged row or
-    quarantine rows: the provider's entries (checked: `_entry_rows`), the lines this reading
-    quarantines (`TOKENISED_RULES`, the line rules of `read_drop`) and the rows that fail the
-    tokenised form's checks (`tokenised_table`). A line is quarantined at the extract's line
-    number, or at the drop's own when that cannot be read."""
+    manifest checked (`check_manifest`), each line's number, the provider's quarantine entries
+    (`_entry_rows`) and identifier defects checked; what is left to validate against the
+    tokenised form. A line the landing's own rules quarantine (`TOKENISED_RULES`) is
+    quarantined at the drop's own line number, every other at the extract's."""
     sha = hashlib.sha256(data).hexdigest()
     check_manifest(manifest, table, source, month, sha, label)
     drop = read_drop(path, table, label, data, columns=tokenised_columns(table))
     frame = drop.frame
-    lines = pd.to_numeric(frame[LINE], errors="coerce")
+    # the extract's line numbers: digits only, from 2, each after the one before
+    text = frame[LINE].astype("string")
+    shaped = text.str.fullmatch(LINE_RE).fillna(False).astype(bool)
+    number = pd.to_numeric(text.where(shaped), errors="coerce").astype("Int64")
+    before = number.where(shaped).astype("Float64").cummax().ffill().shift(1).fillna(1)
+    valid = shaped & (number >= 2).fillna(False) & (number > before).fillna(False)
+    lines = number.where(valid)
     held = frame[QUARANTINE].notna()
     quarantines = [drop.bad_shape.assign(file=label)]
 
     def own(mask: pd.Series, rule: str) -> None:
-        """Lines quarantined by the landing's own rule, at the drop's own line number (the
-        extract's, as the line claims it, cannot be trusted)."""
         if mask.any():
             quarantines.append(
                 pd.DataFrame(
@@ -736,7 +791,10 @@ def read_tokenised(
                 )
             )
 
-    entries, bad_entries = _entry_rows(frame.loc[held, QUARANTINE], lines[held], table)
+    held_lines = [None if pd.isna(v) else int(v) for v in lines[held].tolist()]
+    entries, bad_entries = _entry_rows(
+        frame.loc[held, QUARANTINE], pd.Series(held_lines, index=lines[held].index), table
+    )
     # a quarantined line carries nothing but its number and entry
     values = frame.drop(columns=[LINE, QUARANTINE]).notna().any(axis=1)
     bad_entries = (bad_entries | values[held]).reindex(frame.index, fill_value=False)
@@ -744,41 +802,98 @@ def read_tokenised(
     accepted = set(lines[held & ~bad_entries].astype("int64").tolist())
     if len(entries):
         quarantines.append(entries[entries["line_number"].isin(accepted)].assign(file=label))
-    whole = (lines == lines.round()) & lines.notna()
-    repeated = ~held & (~whole | lines.duplicated(keep="first") | lines.isin(lines[held]))
-    own(repeated, "line_number_repeated")
-    rest = frame[~held & ~repeated]
+    bad_line = ~held & ~valid
+    own(bad_line, "line_number_invalid")
+    # identifier_defects: only the table's identifier columns with their rules, as validation
+    # writes them (sorted, comma-joined), never free text
+    bad_defects = pd.Series(False, index=frame.index)
+    if DEFECTS_COLUMN in frame.columns:
+        d = frame[DEFECTS_COLUMN]
+        allowed = defect_labels(table)
+        bad_defects = d.notna() & ~d.map(
+            lambda v: (
+                isinstance(v, str)
+                and (parts := v.split(",")) == sorted(set(parts))
+                and set(parts) <= allowed
+            )
+        ).astype(bool)
+        bad_defects &= ~held & ~bad_line
+        own(bad_defects, "identifier_defects_invalid")
+    rest = frame[~held & ~bad_line & ~bad_defects]
     form = tokenised_table(table)
-    defects = rest[DEFECTS_COLUMN] if DEFECTS_COLUMN in rest.columns else None
+    defects = (
+        rest[DEFECTS_COLUMN].reset_index(drop=True) if DEFECTS_COLUMN in rest.columns else None
+    )
     rows = rest[form.columns].assign(
         file=label, line_number=lines[rest.index].astype("int64").to_numpy()
     )
-    rows = rows.reset_index(drop=True)
-    month_end = pd.Series(pd.Timestamp(f"{month}-01") + pd.offsets.MonthEnd(0), index=rows.index)
-    good, quarantine = validate_rows(rows, form, month_end)
-    quarantines.append(quarantine)
-    staged = coarsened(typed(good[form.columns], table), table)
-    tokens = {"record_ref", *table.key_columns, *IDENTITY_COLUMNS}
-    for c in [c for c in staged.columns if c in tokens]:
-        staged[c] = staged[c].astype("string")
-    if defects is not None:
-        staged[DEFECTS_COLUMN] = defects.reset_index(drop=True).loc[good.index].astype("string")
-        identity = list(IDENTITY_COLUMNS)
-        staged = staged[[c for c in staged.columns if c not in identity] + identity]
-    staged = staged.reset_index(drop=True)
-    staged[LINE] = good["line_number"].astype("int64").to_numpy()
-    found = [q for q in quarantines if len(q)]
-    q = (
-        pd.concat(found, ignore_index=True)[["file", *QUARANTINE_COLUMNS]]
-        if found
-        else pd.DataFrame(columns=["file", *QUARANTINE_COLUMNS])
+    quarantined = int(held.sum() + bad_line.sum() + bad_defects.sum()) + len(drop.bad_shape)
+    return ParsedTokenised(
+        label,
+        month,
+        rows.reset_index(drop=True),
+        defects,
+        quarantines,
+        quarantined,
+        drop.rows_read,
+        sha,
+        manifest,
     )
-    # as ingest's own quarantine rows hold it: text, or None for a row-level rule
-    q["column_name"] = q["column_name"].astype(object).where(q["column_name"].notna(), None)
-    # every line read is loaded or quarantined, counted here (line numbers of two kinds, the
-    # extract's and the drop's own, may coincide in the quarantine rows)
-    quarantined = int(held.sum() + repeated.sum()) + len(drop.bad_shape) + len(rows) - len(good)
-    return TokenisedDrop(staged, q, drop.rows_read, sha, manifest, quarantined)
+
+
+def validate_tokenised(parsed: list[ParsedTokenised], table: SourceTable) -> list[TokenisedDrop]:
+    """The parsed drops' rows validated against the tokenised form (`tokenised_table`) in one
+    pass (a pass has fixed costs of about a twentieth of a second; a backfill reads hundreds
+    of drops), then each drop's staged rows and quarantine, as `read_tokenised` gives them."""
+    if not parsed:
+        return []
+    form = tokenised_table(table)
+    rows = pd.concat([p.rows for p in parsed], ignore_index=True)
+    ends = {p.label: pd.Timestamp(f"{p.month}-01") + pd.offsets.MonthEnd(0) for p in parsed}
+    month_end = pd.Series(rows["file"].map(ends).to_numpy(), index=rows.index)
+    good, quarantine = validate_rows(rows, form, month_end)
+    staged_all = coarsened(typed(good[form.columns], table), table)
+    tokens = {"record_ref", *table.key_columns, *IDENTITY_COLUMNS}
+    for c in [c for c in staged_all.columns if c in tokens]:
+        staged_all[c] = staged_all[c].astype("string")
+    has_defects = parsed[0].defects is not None
+    if has_defects:
+        defects = pd.concat([p.defects for p in parsed], ignore_index=True)
+        staged_all[DEFECTS_COLUMN] = defects.loc[good.index].astype("string")
+        identity = list(IDENTITY_COLUMNS)
+        staged_all = staged_all[[c for c in staged_all.columns if c not in identity] + identity]
+    staged_all[LINE] = good["line_number"].astype("int64")
+    out = []
+    for p in parsed:
+        mine = (good["file"] == p.label).to_numpy()
+        staged = staged_all[mine].reset_index(drop=True)
+        found = [q for q in (*p.quarantine, quarantine[quarantine["file"] == p.label]) if len(q)]
+        q = (
+            pd.concat(found, ignore_index=True)[["file", *QUARANTINE_COLUMNS]]
+            if found
+            else pd.DataFrame(columns=["file", *QUARANTINE_COLUMNS])
+        )
+        # as ingest's own quarantine rows hold it: text, or None for a row-level rule
+        q["column_name"] = q["column_name"].astype(object).where(q["column_name"].notna(), None)
+        # every line read is loaded or quarantined, counted here (line numbers of two kinds,
+        # the extract's and the drop's own, may coincide in the quarantine rows)
+        quarantined = p.quarantined + len(p.rows) - len(staged)
+        out.append(TokenisedDrop(staged, q, p.rows_read, p.sha256, p.manifest, quarantined))
+    return out
+
+
+def read_tokenised(
+    path: Path,
+    table: SourceTable,
+    source: str,
+    month: str,
+    label: str,
+    data: bytes,
+    manifest: Manifest,
+) -> TokenisedDrop:
+    """One tokenised drop read at the landing: `parse_tokenised` then `validate_tokenised`."""
+    parsed = parse_tokenised(path, table, source, month, label, data, manifest)
+    return validate_tokenised([parsed], table)[0]
 
 
 def drop_inconsistencies(ledger: pd.DataFrame, key_id: str) -> list[str]:
@@ -855,8 +970,9 @@ def tokenise_landing(
                 [(raw, d.path, d.source, d.month) for d, raw, _ in moved], table, tokeniser
             )
         except BaseException:
-            for d, raw, _ in moved:  # as it was
+            for d, raw, _ in moved:  # as it was: the raw drop back, no manifest beside it
                 if raw.exists():
+                    manifest_path(d.path).unlink(missing_ok=True)
                     os.replace(raw, d.path)
             raise
         for d, raw, stat in moved:
