@@ -234,3 +234,53 @@ def test_automation_requests_only_changed_partitions_and_recosts_a_new_unit_cost
             assert _status(instance, here, "person_month_costs", month) == StaleStatus.STALE
         tick = dg.evaluate_automation_conditions(defs=here, instance=instance, cursor=tick.cursor)
         assert {"2019-01-01", "2019-02-01"} <= _requested(tick, "person_month_costs")
+
+
+def _landing_observations(instance, table: str) -> dict[str, int]:
+    """{partition: observations recorded} of ``table``'s landing source."""
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(f"landing_{table}")), limit=10_000
+    ).records
+    out: dict[str, int] = {}
+    for r in records:
+        out[r.partition_key] = out.get(r.partition_key, 0) + 1
+    return out
+
+
+@pytest.mark.slow
+def test_an_unchanged_month_is_not_observed_again_and_a_changed_one_is(keyed_backfill, tmp_path):
+    """Observing the landing again records a new observation only for a month whose drops
+    changed (`defs.observations.only_changed`): after the backfill's own observation, an
+    unchanged landing adds none; one drop edited adds one, for its month and table, with the
+    new data version, and the other tables none."""
+    root = copy_project(keyed_backfill["root"], tmp_path / "project")
+    env = project_env(root / "landing", root, SIM_PSEUDONYMISATION_KEY=PROJECT_KEY)
+    with (
+        mock.patch.dict(os.environ, env),
+        dg.DagsterInstance.from_config(str(root / "dagster_home")) as instance,
+    ):
+        here = load_definitions(Settings.from_env())
+        observe = here.resolve_job_def("observe_sources")
+        before = _landing_observations(instance, "ecds")
+        assert before and set(before.values()) == {1}  # the backfill's run observed each once
+        assert observe.execute_in_process(instance=instance).success
+        assert _landing_observations(instance, "ecds") == before  # nothing new
+        others = {
+            t: _landing_observations(instance, t) for t in ("mhs001mpi", "police_s136_return")
+        }
+
+        drop = sorted((root / "landing").glob("ae_rjz/2019-02/ecds.csv"))[0]
+        text = drop.read_text()
+        drop.unlink()  # a hard link to the session's landing: replaced, not written through
+        drop.write_text(text + text.splitlines()[-1] + "\n")
+        assert observe.execute_in_process(instance=instance).success
+        after = _landing_observations(instance, "ecds")
+        assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k)} == {
+            "2019-02-01": 1
+        }
+        assert {t: _landing_observations(instance, t) for t in others} == others
+        version = instance.get_latest_data_version_record(
+            dg.AssetKey("landing_ecds"), is_source=True, partition_key="2019-02-01"
+        )
+        months = drop_versions(root / "landing", BY_ASSET["staged_ecds"], ["2019-02"])
+        assert version.asset_observation.data_version == months["2019-02"]

@@ -9,7 +9,8 @@
   depends on both, so a replaced unit-cost file marks `unit_costs` (and the costs after it)
   stale, and the downstream automation condition recomputes them once observed.
 
-Observing is cheap (the files are hashed, nothing is read into the warehouse): the
+Observing is cheap (the files are hashed, nothing is read into the warehouse, and only a month
+whose version changed since its last observation is recorded: `only_changed`): the
 `observe_sources` job runs at the start of every `sim-pipeline run`, every 15 minutes under
 `observe_sources_schedule` (stopped by default, like the other automation), or from the UI.
 Wiring only: the versions come from `landing.watch`.
@@ -61,11 +62,26 @@ def _landing_source(table: SourceTable, partitions: dg.PartitionsDefinition):
     def _observe(context, landing: LandingResource) -> dg.DataVersionsByPartition:
         keys = partitions.get_partition_keys()
         versions = drop_versions(landing.path, table, [month_of(k) for k in keys])
-        return dg.DataVersionsByPartition(
-            {k: versions[month_of(k)] for k in keys if month_of(k) in versions}
-        )
+        now = {k: versions[month_of(k)] for k in keys if month_of(k) in versions}
+        return dg.DataVersionsByPartition(only_changed(context.instance, landing_key(table), now))
 
     return _observe
+
+
+def only_changed(
+    instance: dg.DagsterInstance, key: dg.AssetKey, versions: dict[str, str]
+) -> dict[str, str]:
+    """The partitions of ``versions`` whose data version differs from the one last observed
+    (or that were never observed). An unchanged month gets no new observation: its last one
+    still holds the version staleness and automation read, and a run or the 15-minute schedule
+    no longer writes an event per month of every table when nothing arrived (650 events and
+    3 s on SQLite, 7 s on PostgreSQL, per observation of the demo's 65 months)."""
+    from dagster._core.definitions.data_version import DATA_VERSION_TAG
+
+    last = instance.event_log_storage.get_latest_tags_by_partition(
+        key, dg.DagsterEventType.ASSET_OBSERVATION, [DATA_VERSION_TAG]
+    )
+    return {k: v for k, v in versions.items() if last.get(k, {}).get(DATA_VERSION_TAG) != v}
 
 
 def _reference_source(name: str, attribute: str, description: str):
