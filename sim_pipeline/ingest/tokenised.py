@@ -43,6 +43,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as arrow
+import pyarrow.compute as pc
 
 from sim_pipeline.identity import Tokeniser
 from sim_pipeline.identity.normalise import AGE_BANDS
@@ -151,18 +153,48 @@ def _as_text(frame: pd.DataFrame, table: SourceTable) -> pd.DataFrame:
     return out
 
 
-def csv_text(frame: pd.DataFrame) -> str:
-    """Rows of text as CSV lines (a field with a comma or a quote quoted, its quotes doubled;
-    no field holds a line break), as `read_drop` reads them back. About ten times faster
-    than `DataFrame.to_csv` on the drop's many text columns."""
+def _may_need_quotes(a: arrow.Array) -> bool:
+    """Whether a string array's data buffer holds a quote or a comma anywhere (a superset of
+    its values: the exact test per value follows only when it does)."""
+    data = a.buffers()[2]
+    if data is None:
+        return False
+    raw = np.frombuffer(data, dtype=np.uint8)
+    return bool((raw == ord('"')).any() or (raw == ord(",")).any())
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """Rows of text as CSV lines in UTF-8 (a field with a comma or a quote quoted, its quotes
+    doubled; no field holds a line break), as `read_drop` reads them back. Built column-wise
+    in Arrow's compute kernels and read out of the joined column's one buffer: no Python work
+    per row, and the bytes are written and hashed as they are (no text encoded twice)."""
+    if frame.empty:
+        return b""
+
+    def text(v: str) -> arrow.Scalar:
+        return arrow.scalar(v, arrow.large_string())
+
     cols = []
     for c in frame.columns:
-        s = frame[c].astype("string").fillna("")
-        quote = s.str.contains('[",]', regex=True)
-        if quote.any():
-            s = s.where(~quote, '"' + s.str.replace('"', '""', regex=False) + '"')
-        cols.append(s.to_numpy(dtype=object))
-    return "".join([",".join(row) + "\n" for row in zip(*cols, strict=True)])
+        s = frame[c] if isinstance(frame[c].dtype, pd.StringDtype) else frame[c].astype("string")
+        a = arrow.array(s)
+        if isinstance(a, arrow.ChunkedArray):  # one buffer per column: the kernels run once
+            a = a.combine_chunks()
+        a = pc.fill_null(a.cast(arrow.large_string()), text(""))
+        if _may_need_quotes(a):  # most columns (tokens, codes, dates) hold neither
+            quote = pc.or_(pc.match_substring(a, '"'), pc.match_substring(a, ","))
+            doubled = pc.replace_substring(a, '"', '""')
+            a = pc.if_else(
+                quote, pc.binary_join_element_wise(text('"'), doubled, text('"'), text("")), a
+            )
+        cols.append(a)
+    # the fields joined by commas, a newline after each line; the text is the joined column's
+    # one data buffer between its first and last offsets
+    lines = pc.binary_join_element_wise(*cols, text(","))
+    lines = pc.binary_join_element_wise(lines, text("\n"), text(""))
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset :]
+    start, end = int(offsets[0]), int(offsets[len(lines)])
+    return lines.buffers()[2].slice(start, end - start).to_pybytes()
 
 
 def _quarantine_entries(quarantine: pd.DataFrame) -> pd.Series:
@@ -307,7 +339,9 @@ def tokenise_rows(
     _refuse_findings(labels, found)
 
     body = _as_text(staged.drop(columns=LINE), table)
-    body.insert(0, QUARANTINE, "")
+    # text columns throughout (Arrow strings), so the drop's bytes are joined without
+    # converting Python objects (`csv_bytes`)
+    body.insert(0, QUARANTINE, pd.Series("", index=body.index, dtype="string"))
     body.insert(0, LINE, staged[LINE].astype("int64").astype("string").to_numpy())
     body.insert(0, "file", good["file"].to_numpy())
     body["_line"] = staged[LINE].to_numpy()
@@ -319,7 +353,9 @@ def tokenise_rows(
     held_parts = []
     for label, q in q_all.groupby("file", sort=True):
         entries = _quarantine_entries(q)
-        held = pd.DataFrame("", index=range(len(entries)), columns=body.columns[:-1])
+        held = pd.DataFrame(
+            "", index=range(len(entries)), columns=body.columns[:-1], dtype="string"
+        )
         held["file"] = label
         held[LINE] = entries.index.astype(str)
         held[QUARANTINE] = entries.to_numpy()
@@ -430,8 +466,8 @@ def tokenise_file(
     loaded = quarantined = nulled = read = 0
     header = ",".join(tokenised_columns(table)) + "\n"
     try:
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            fh.write(header)
+        with tmp.open("wb") as fh:
+            fh.write(header.encode())
             digest.update(header.encode())
             for chunk in iter_drop(raw, table, label, chunk_lines):
                 rows = chunk.frame.assign(
@@ -440,9 +476,9 @@ def tokenise_file(
                 lines, counts = tokenise_rows(
                     rows, chunk.bad_shape.assign(file=label), table, tokeniser, seen
                 )
-                text = csv_text(lines.drop(columns="file"))
-                fh.write(text)
-                digest.update(text.encode())
+                data = csv_bytes(lines.drop(columns="file"))
+                fh.write(data)
+                digest.update(data)
                 loaded += int(counts["loaded"].sum())
                 quarantined += int(counts["quarantined"].sum())
                 nulled += int(counts["nulled"].sum())
@@ -493,13 +529,13 @@ def tokenise_files(
     for raw, out, source, month in jobs:
         label = str(raw)
         part = by_file.get(label)
-        text = header + (csv_text(part.drop(columns="file")) if part is not None else "")
+        data = header.encode() + (csv_bytes(part.drop(columns="file")) if part is not None else b"")
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(text, encoding="utf-8", newline="")
+        tmp.write_bytes(data)
         c = counts.loc[label] if label in counts.index else pd.Series(0, index=counts.columns)
         n = (read[label], int(c["loaded"]), int(c["quarantined"]), int(c["nulled"]))
-        sha = hashlib.sha256(text.encode()).hexdigest()
+        sha = hashlib.sha256(data).hexdigest()
         results.append(_finish(tmp, out, sha, table, source, month, tokeniser, n))
     return results
 
