@@ -74,8 +74,9 @@ def only_changed(
     """The partitions of ``versions`` whose data version differs from the one last observed
     (or that were never observed). An unchanged month gets no new observation: its last one
     still holds the version staleness and automation read, and a run or the 15-minute schedule
-    no longer writes an event per month of every table when nothing arrived (650 events and
-    3 s on SQLite, 7 s on PostgreSQL, per observation of the demo's 65 months)."""
+    no longer writes an event per month of every table when nothing arrived (measured on the
+    tests' landing: 65 months, 650 events, 3.1 s on SQLite; 42 months, 420 events, 6.9 s on
+    PostgreSQL)."""
     from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
     last = instance.event_log_storage.get_latest_tags_by_partition(
