@@ -284,3 +284,6 @@ def test_an_unchanged_month_is_not_observed_again_and_a_changed_one_is(keyed_bac
         )
         months = drop_versions(root / "landing", BY_ASSET["staged_ecds"], ["2019-02"])
         assert version.asset_observation.data_version == months["2019-02"]
+        # what the change is for downstream: that month of the staged table is stale, not others
+        assert _status(instance, here, "staged_ecds", "2019-02-01") == StaleStatus.STALE
+        assert _status(instance, here, "staged_ecds", "2019-01-01") == StaleStatus.FRESH
