@@ -269,7 +269,8 @@ def test_an_unchanged_month_is_not_observed_again_and_a_changed_one_is(keyed_bac
             t: _landing_observations(instance, t) for t in ("mhs001mpi", "police_s136_return")
         }
 
-        drop = sorted((root / "landing").glob("ae_rjz/2019-02/ecds.csv"))[0]
+        drop = root / "landing" / "ae_rjz" / "2019-02" / "ecds.csv"
+        assert drop.is_file(), drop
         text = drop.read_text()
         drop.unlink()  # a hard link to the session's landing: replaced, not written through
         drop.write_text(text + text.splitlines()[-1] + "\n")

@@ -176,8 +176,8 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 
     cols = []
     for c in frame.columns:
-        s = frame[c] if isinstance(frame[c].dtype, pd.StringDtype) else frame[c].astype("string")
-        a = arrow.array(s)
+        s = frame[c]
+        a = arrow.array(s if isinstance(s.dtype, pd.StringDtype) else s.astype("string"))
         if isinstance(a, arrow.ChunkedArray):  # one buffer per column: the kernels run once
             a = a.combine_chunks()
         a = pc.fill_null(a.cast(arrow.large_string()), text(""))
@@ -464,11 +464,11 @@ def tokenise_file(
     digest = hashlib.sha256()
     seen = _Seen()
     loaded = quarantined = nulled = read = 0
-    header = ",".join(tokenised_columns(table)) + "\n"
+    header = (",".join(tokenised_columns(table)) + "\n").encode()
     try:
         with tmp.open("wb") as fh:
-            fh.write(header.encode())
-            digest.update(header.encode())
+            fh.write(header)
+            digest.update(header)
             for chunk in iter_drop(raw, table, label, chunk_lines):
                 rows = chunk.frame.assign(
                     file=label, line_number=chunk.frame.index.to_numpy(), month=month, source=source
