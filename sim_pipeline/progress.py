@@ -15,6 +15,7 @@ from inside a Dagster run (`defs.orchestrate`'s step hook) without being handed 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import IO, Any
 
@@ -52,6 +53,8 @@ class Progress:
         self._last_line = float("-inf")
         self._bar: Any = None
         self._task: Any = None
+        # advanced from the command's thread and from a forked worker's relay (`defs.forked`)
+        self._lock = threading.Lock()
 
     # -- context --------------------------------------------------------------------------
     def __enter__(self) -> Progress:
@@ -97,6 +100,10 @@ class Progress:
     # -- reporting ------------------------------------------------------------------------
     def advance(self, n: int = 1, stage: str | None = None, rows: int | None = None) -> None:
         """``n`` more done; ``stage``: what just finished (or is running); ``rows``: handled."""
+        with self._lock:
+            self._advance(n, stage, rows)
+
+    def _advance(self, n: int, stage: str | None, rows: int | None) -> None:
         self.done += n
         if stage is not None:
             self.stage = stage

@@ -170,6 +170,11 @@ def project_env(landing: Path, root: Path, **extra: str) -> dict[str, str]:
     }
     if "SIM_PSEUDONYMISATION_KEY" not in extra:
         base["SIM_DEMO_MODE"] = "1"
+    # One process stages, as one run, unless a test asks for the default of two cores
+    # (``SIM_INGEST_WORKERS="2"``: `june_project`, `keyed_backfill`, the damaged drops, the
+    # PostgreSQL reference): the suite's two pytest workers already keep both cores busy, so
+    # a second staging process in every other run would only add its run's overhead.
+    base["SIM_INGEST_WORKERS"] = "1"
     return clean_env(**{**base, **extra})
 
 
@@ -185,6 +190,39 @@ def cli(
         text=True,
         timeout=timeout,
     )
+
+
+def run_ids(stdout: str) -> list[str]:
+    """The Dagster run ids a `sim-pipeline run` or `backfill` printed: ``(run ID)`` for one
+    run, ``(runs ID, ID, ...)`` when the staged tables ran in several processes."""
+    import re
+
+    m = re.search(r"sim-pipeline run \w+ \(runs? ([0-9a-f, -]+)\)", stdout)
+    assert m, stdout[-3000:]
+    ids = [i.strip() for i in m.group(1).split(",")]
+    assert all(re.fullmatch(r"[0-9a-f-]{36}", i) for i in ids), ids
+    return ids
+
+
+def command_runs(instance: Any, job: str = "sim_pipeline_all") -> list[Any]:
+    """The runs of ``job`` that the latest command launched (its `COMMAND_TAG`), oldest
+    first: one, or a run per staged share and one for the rest of the graph."""
+    import dagster as dg
+
+    from sim_pipeline.defs.orchestrate import COMMAND_TAG
+
+    command = instance.get_runs(limit=1)[0].tags[COMMAND_TAG]
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={COMMAND_TAG: command}))
+    return [r for r in reversed(runs) if r.job_name == job]
+
+
+def command_events(instance: Any, event_type: Any) -> list[Any]:
+    """Every event of ``event_type`` in the latest command's graph runs (`command_runs`)."""
+    return [
+        r.event_log_entry.dagster_event
+        for run in command_runs(instance)
+        for r in instance.get_records_for_run(run.run_id, of_type=event_type).records
+    ]
 
 
 # ----------------------------------------------------------------------------- folders
@@ -361,7 +399,9 @@ def june_project(small_synth, tmp_path_factory) -> dict[str, Any]:
     return shared(
         tmp_path_factory,
         "june_project",
-        lambda root: run_project(src, root, lambda m: m <= JUNE_2019, SIM_LAST_MONTH=JUNE_2019),
+        lambda root: run_project(
+            src, root, lambda m: m <= JUNE_2019, SIM_LAST_MONTH=JUNE_2019, SIM_INGEST_WORKERS="2"
+        ),
     )
 
 
@@ -433,7 +473,9 @@ def keyed_backfill(small_synth, tmp_path_factory) -> dict[str, Any]:
 
     def build(root: Path) -> dict[str, Any]:
         landing = link_landing(small_synth[0], root / "landing")
-        env = project_env(landing, root, SIM_PSEUDONYMISATION_KEY=PROJECT_KEY)
+        env = project_env(
+            landing, root, SIM_PSEUDONYMISATION_KEY=PROJECT_KEY, SIM_INGEST_WORKERS="2"
+        )
         r = cli("backfill", "--from", "2019-01", "--to", "2019-02", env=env, cwd=root)
         assert r.returncode == 0, r.stdout + r.stderr
         return {"root": root, "env": env, "run": r}

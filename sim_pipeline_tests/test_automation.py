@@ -20,6 +20,7 @@ from sim_pipeline_tests.conftest import (
     OTHER_KEY,
     PROJECT_KEY,
     cli,
+    command_events,
     copy_project,
     project_env,
 )
@@ -224,12 +225,9 @@ def test_one_new_month_touches_only_its_partitions(keyed_backfill, tmp_path):
     r = _backfill(env, root, "2019-03", "2019-03")
     assert r.returncode == 0, r.stdout + r.stderr
     with dg.DagsterInstance.from_config(str(root / "dagster_home")) as inst:
-        run = inst.get_runs(limit=1)[0]
         touched: dict[str, set[str | None]] = {}
-        for rec in inst.get_records_for_run(
-            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
-        ).records:
-            mat = rec.event_log_entry.dagster_event.event_specific_data.materialization
+        for event in command_events(inst, dg.DagsterEventType.ASSET_MATERIALIZATION):
+            mat = event.event_specific_data.materialization
             touched.setdefault(mat.asset_key.to_user_string(), set()).add(mat.partition)
     for name in PARTITIONED:
         assert touched[name] == {"2019-03-01"}, name

@@ -53,6 +53,7 @@ from sim_pipeline_tests.conftest import (
     JUNE_2019,
     OTHER_KEY,
     PROJECT_KEY,
+    command_events,
     copy_sqlite,
     link_landing,
 )
@@ -994,14 +995,12 @@ def test_every_downstream_check_passed_in_the_good_run(good):
     and pass on good comparisons in the twin test)."""
     with dg.DagsterInstance.from_config(str(good / "dagster_home")) as inst:
         # the CLI's runs: the sources' observation, then the graph
-        assert [r.job_name for r in inst.get_runs()] == ["sim_pipeline_all", "observe_sources"]
-        run = inst.get_runs()[0]
-        records = inst.get_records_for_run(
-            run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
-        ).records
+        jobs = [r.job_name for r in reversed(inst.get_runs())]
+        assert jobs[0] == "observe_sources" and set(jobs[1:]) == {"sim_pipeline_all"}, jobs
+        events = command_events(inst, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     evaluations = {}
-    for r in records:
-        e = r.event_log_entry.dagster_event.event_specific_data
+    for event in events:
+        e = event.event_specific_data
         evaluations[f"{e.asset_key.to_user_string()}:{e.check_name}"] = e
     downstream = _downstream_checks()
     assert downstream <= set(evaluations)

@@ -42,7 +42,13 @@ from sim_pipeline.sources.contract import RawContract
 from sim_pipeline.sources.reader import FILE_RULES, DropFileError, data_line_numbers
 from sim_pipeline.warehouse import Warehouse
 from sim_pipeline.warehouse.dictionary import RUN_SPECIFIC_COLUMNS
-from sim_pipeline_tests.conftest import PROJECT_KEY, cli, project_env
+from sim_pipeline_tests.conftest import (
+    PROJECT_KEY,
+    cli,
+    command_events,
+    command_runs,
+    project_env,
+)
 from sim_pipeline_tests.samples import ref_token
 
 MONTHS = ["2019-01", "2019-02", "2019-03"]
@@ -141,7 +147,7 @@ def damaged_runs(small_synth, tmp_path_factory):
             shutil.copy(p, dest)
     shutil.copytree(landing, pristine)
     # damaged drops are not the synthetic landing: the project key (never the demo key)
-    env = project_env(landing, root, SIM_PSEUDONYMISATION_KEY=PROJECT_KEY)
+    env = project_env(landing, root, SIM_PSEUDONYMISATION_KEY=PROJECT_KEY, SIM_INGEST_WORKERS="2")
     args = ("backfill", "--from", MONTHS[0], "--to", MONTHS[-1])
     baseline = cli(*args, env=env, cwd=root)
     # (downstream evaluation checks may fail on a 3-month window; every ingest check passes)
@@ -151,18 +157,15 @@ def damaged_runs(small_synth, tmp_path_factory):
     damaged = cli(*args, env=env, cwd=root)
     after = _snapshot(env["SIM_WAREHOUSE_URL"])
     with dg.DagsterInstance.from_config(str(root / "dagster_home")) as inst:
-        run = inst.get_runs(limit=1)[0]
+        # the command's runs: each staged share's, then the rest of the graph's
+        runs = command_runs(inst)
         checks = [
-            r.event_log_entry.dagster_event.event_specific_data
-            for r in inst.get_records_for_run(
-                run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
-            ).records
+            e.event_specific_data
+            for e in command_events(inst, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
         ]
         materialisations = [
-            r.event_log_entry.dagster_event.event_specific_data.materialization
-            for r in inst.get_records_for_run(
-                run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
-            ).records
+            e.event_specific_data.materialization
+            for e in command_events(inst, dg.DagsterEventType.ASSET_MATERIALIZATION)
         ]
         materialised = {m.asset_key.to_user_string() for m in materialisations}
         # what each staged step reported of the ledger and quarantine it wrote
@@ -175,13 +178,13 @@ def damaged_runs(small_synth, tmp_path_factory):
             for m in materialisations
             if m.asset_key.to_user_string() in {"ingest_ledger", "ingest_quarantine"}
         ]
-        failed_steps = {
-            r.event_log_entry.dagster_event.step_key
-            for r in inst.get_records_for_run(
-                run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE
-            ).records
-        }
-        status = run.status
+        failed_steps = {e.step_key for e in command_events(inst, dg.DagsterEventType.STEP_FAILURE)}
+        statuses = {r.status for r in runs}
+        status = (
+            dg.DagsterRunStatus.FAILURE
+            if dg.DagsterRunStatus.FAILURE in statuses
+            else statuses.pop()
+        )
     again = cli(*args, env=env, cwd=root)
     return {
         "root": root,
@@ -531,7 +534,9 @@ def test_an_identifier_in_a_record_key_blocks_the_run_before_anything_is_written
     nhs = df.loc[df["NHS_Number"] != "", "NHS_Number"].iloc[1]
     df.loc[0, "Generated_Record_ID"] = nhs
     df.to_csv(ecds, index=False)
-    env = project_env(landing, tmp_path, SIM_PSEUDONYMISATION_KEY=PROJECT_KEY)
+    env = project_env(
+        landing, tmp_path, SIM_PSEUDONYMISATION_KEY=PROJECT_KEY, SIM_INGEST_WORKERS="2"
+    )
     r = cli("backfill", "--from", "2019-01", "--to", "2019-01", env=env, cwd=tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr
     assert (
@@ -544,11 +549,19 @@ def test_an_identifier_in_a_record_key_blocks_the_run_before_anything_is_written
         assert wh.count("staged_ecds") == 0
         ledger = wh.read("ingest_ledger")
         assert "ecds" not in set(ledger["table_name"])
-        assert wh.count("staged_mhs001mpi") > 0  # other tables were written
+        # other tables were written, in either process
+        assert wh.count("staged_mhs001mpi") > 0 and wh.count("staged_police_cad_incidents") > 0
     finally:
         wh.dispose()
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as inst:
         assert not inst.get_materialized_partitions(dg.AssetKey("staged_ecds"))
+        # the staged tables ran in two processes, a run each, then the rest of the graph:
+        # without what lies downstream of staged_ecds (as one run would have skipped it), with
+        # what does not (the unit costs)
+        assert len(command_runs(inst)) == 3
+        for held in ("ingest_summary", "drop_coverage", "person_index", "programme_headline"):
+            assert inst.get_latest_materialization_event(dg.AssetKey(held)) is None, held
+        assert inst.get_latest_materialization_event(dg.AssetKey("unit_costs")) is not None
     log = tmp_path / "out.txt"
     log.write_text(r.stdout + r.stderr)
     persisted = files_under(tmp_path / "warehouse.db", tmp_path / "dagster_home", log)

@@ -28,6 +28,7 @@ from sim_pipeline_tests.conftest import (
     copy_project,
     link_landing,
     project_env,
+    run_ids,
     snapshot,
 )
 
@@ -186,14 +187,18 @@ def test_scan_would_find_a_leak(june_ids, tmp_path):
 
 def test_second_run_gives_identical_tables(keyed_backfill, june_ids, tmp_path):
     """The same job run again (on a copy of conftest's `keyed_backfill`: `sim-pipeline
-    backfill` of 2019-01..2019-02, every downstream asset, a project key): every table as the
-    first run left it, the run log one row per stage longer with the first run's counts, and
-    nothing in the second run's output is an identifier. (A repeat on PostgreSQL after a killed
+    backfill` of 2019-01..2019-02, every downstream asset, a project key; its staged tables in
+    two processes), now as one run (``--ingest-workers 1``): every table as the first run left
+    it, the run log one row per stage longer with the first run's counts, and nothing in the
+    second run's output is an identifier. (A repeat on PostgreSQL after a killed
     run: test_postgres.py::test_rerun_on_postgres_is_idempotent.)"""
     root = copy_project(keyed_backfill["root"], tmp_path / "project")
     env = project_env(root / "landing", root, SIM_PSEUDONYMISATION_KEY=PROJECT_KEY)
     first_snapshot = snapshot(env["SIM_WAREHOUSE_URL"])
-    second_run = cli("backfill", "--from", "2019-01", "--to", "2019-02", env=env, cwd=root)
+    # the first run staged in two processes (the default on two cores); the second is one run:
+    # the tables are the same either way
+    args = ("backfill", "--from", "2019-01", "--to", "2019-02", "--ingest-workers", "1")
+    second_run = cli(*args, env=env, cwd=root)
     assert second_run.returncode == 0, second_run.stdout + second_run.stderr
     s1, s2 = first_snapshot, snapshot(env["SIM_WAREHOUSE_URL"])
     assert sorted(s1) == sorted(s2)
@@ -219,7 +224,9 @@ def test_second_run_gives_identical_tables(keyed_backfill, june_ids, tmp_path):
 def test_audit_trail_records_every_stage_of_the_run(june_run):
     audit = june_run["snap"]["audit_trail"]
     ledger = june_run["snap"]["ingest_ledger"]
-    assert audit["run_id"].nunique() == 1
+    # the command's three runs: each staged share's and the rest of the graph's
+    assert set(audit["run_id"]) == set(run_ids(june_run["run"].stdout))
+    assert audit["run_id"].nunique() == 3
     assert set(audit["status"]) == {"written"}
     assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", audit["code_version"].iloc[0])
     assert audit["code_version"].nunique() == 1

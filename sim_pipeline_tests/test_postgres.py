@@ -39,6 +39,7 @@ from sim_pipeline_tests.conftest import (
     cli,
     link_landing,
     project_env,
+    run_ids,
 )
 from sim_pipeline_tests.postgres import PostgresServer
 
@@ -113,12 +114,6 @@ def _finish(proc: subprocess.Popen, log: Path, timeout: float = RUN_TIMEOUT) -> 
         proc.wait(timeout=30)
         pytest.fail(f"run did not finish in {timeout}s:\n{log.read_text()[-4000:]}")
     return code, log.read_text()
-
-
-def _run_id(stdout: str) -> str:
-    m = re.search(r"sim-pipeline run \w+ \(run ([0-9a-f-]{36})\)", stdout)
-    assert m, stdout[-3000:]
-    return m.group(1)
 
 
 def _assert_same_tables(got: dict[str, str], want: dict[str, str], what: str) -> None:
@@ -219,7 +214,9 @@ def reference(pg, june_project, tokenised_synth, tmp_path_factory):
     sqlite_url = june_project["env"]["SIM_WAREHOUSE_URL"]
     pg_url = pg.create_database("wh_ref")
     home = _pg_home(pg, root, "dagster_ref")
-    pg_env = _env(tokenised_synth[0], pg_url, home, root, REFERENCE_LAST_MONTH)
+    pg_env = _env(
+        tokenised_synth[0], pg_url, home, root, REFERENCE_LAST_MONTH, SIM_INGEST_WORKERS="2"
+    )
     t0 = time.perf_counter()
     first = cli("run", env=pg_env, cwd=root, timeout=RUN_TIMEOUT)
     first_seconds = time.perf_counter() - t0
@@ -249,9 +246,10 @@ def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
     assert code == 0, out[-4000:]
     assert "SUCCEEDED" in out and "0 failed" in out
     assert "postgresql+psycopg://" in out  # the summary names the PostgreSQL warehouse
-    run_id = _run_id(out)
+    ids = run_ids(out)  # the staged tables in two processes, a run each; then the rest
+    assert len(ids) == 3
 
-    # the run is recorded in the PostgreSQL instance storage, and nowhere else
+    # the runs are recorded in the PostgreSQL instance storage, and nowhere else
     home = reference["home"]
     months = _months(REFERENCE_LAST_MONTH)
     with dg.DagsterInstance.from_config(str(home)) as inst:
@@ -259,20 +257,21 @@ def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
         assert type(inst.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(inst.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert not inst.telemetry_enabled
-        run = inst.get_run_by_id(run_id)
-        assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+        for run_id in ids:
+            run = inst.get_run_by_id(run_id)
+            assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
         for table in SOURCE_TABLES:
             done = inst.get_materialized_partitions(dg.AssetKey(table.asset_name))
             assert done == {f"{m}-01" for m in months}, table.asset_name
         assert inst.get_latest_materialization_event(dg.AssetKey("ingest_summary")) is not None
     with pg.connect("dagster_ref") as con:
-        status = con.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+        statuses = con.execute("SELECT status FROM runs WHERE run_id = ANY(%s)", (ids,)).fetchall()
         n_materialisations = con.execute(
-            "SELECT count(*) FROM event_logs WHERE run_id = %s "
+            "SELECT count(*) FROM event_logs WHERE run_id = ANY(%s) "
             "AND dagster_event_type = 'ASSET_MATERIALIZATION'",
-            (run_id,),
+            (ids,),
         ).fetchone()[0]
-    assert status == ("SUCCESS",)
+    assert statuses == [("SUCCESS",)] * 3
     # one per monthly asset (ingest tables, events, person_month_metrics, person_month_costs)
     # and month, plus one per unpartitioned asset Dagster runs: every table of a multi_asset is
     # its own (person_index's seven, linkage_quality's report and two tables, the four evaluation
@@ -329,8 +328,9 @@ def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
             logs.append(wh.read("audit_trail"))
         finally:
             wh.dispose()
-    sqlite_log, pg_log = logs[0], logs[1][logs[1]["run_id"] == run_id]
-    assert len(pg_log) > len(SOURCE_TABLES) and sqlite_log["run_id"].nunique() == 1
+    sqlite_log, pg_log = logs[0], logs[1][logs[1]["run_id"].isin(ids)]
+    sqlite_ids = run_ids(reference["sqlite"][1])
+    assert len(pg_log) > len(SOURCE_TABLES) and set(sqlite_log["run_id"]) == set(sqlite_ids)
     pd.testing.assert_frame_equal(
         *(log[cols].sort_values("stage").reset_index(drop=True) for log in (sqlite_log, pg_log)),
         check_dtype=False,
@@ -345,8 +345,8 @@ def test_rerun_on_postgres_is_idempotent(reference, killed_then_rerun):
     code, out = killed_then_rerun["again"]
     assert code == 0, out[-4000:]
     assert "SUCCEEDED" in out and "0 failed" in out
-    first_id, again_id = _run_id(reference["pg_first"][1]), _run_id(out)
-    assert again_id != first_id
+    first_ids, again_ids = run_ids(reference["pg_first"][1]), run_ids(out)
+    assert not set(again_ids) & set(first_ids)
     # quality_results keeps a result per suite and batch: the repeat's batch (the two months)
     # joins the first run's (every month), whose rows stay as they were
     got = dict(killed_then_rerun["again_digests"])
@@ -357,13 +357,13 @@ def test_rerun_on_postgres_is_idempotent(reference, killed_then_rerun):
         ledger = wh.read("ingest_ledger")
     finally:
         wh.dispose()
-    first = audit[audit["run_id"] == first_id].set_index("stage")
-    again = audit[audit["run_id"] == again_id].set_index("stage")
+    first = audit[audit["run_id"].isin(first_ids)].set_index("stage")
+    again = audit[audit["run_id"].isin(again_ids)].set_index("stage")
     (first_batch,) = set(first["months"])  # a batch is labelled with its months, as the log is
     two_months = f"{RERUN_FIRST_MONTH}..{REFERENCE_LAST_MONTH}"
     assert set(results["batch"]) == {first_batch, two_months}
     repeat = results[results["batch"] == two_months]
-    assert repeat["success"].astype(bool).all() and set(repeat["run_id"]) == {again_id}
+    assert repeat["success"].astype(bool).all() and set(repeat["run_id"]) <= set(again_ids)
     kept = results[results["batch"] == first_batch]
     got["quality_results"] = frame_digest(
         kept.drop(columns=[c for c in RUN_SPECIFIC_COLUMNS if c in kept.columns])
@@ -374,12 +374,12 @@ def test_rerun_on_postgres_is_idempotent(reference, killed_then_rerun):
     # killed run (another key) only refusals: the police's and the ambulance service's drops
     # are tokenised under the demo key, so those steps refused before writing
     # (provider_drops_consistent) and logged it; nothing it wrote was committed
-    killed = audit[~audit["run_id"].isin([first_id, again_id])]
+    killed = audit[~audit["run_id"].isin([*first_ids, *again_ids])]
     assert set(killed["status"]) <= {"not_written"}, killed[["stage", "status"]]
     assert set(killed["stage"]) <= {
         "staged_police_cad_incidents", "staged_police_s136_return", "staged_ambulance_incidents"
     }, killed[["stage", "status"]]  # fmt: skip
-    audit = audit[audit["run_id"].isin([first_id, again_id])]
+    audit = audit[audit["run_id"].isin([*first_ids, *again_ids])]
     assert set(again.index) == set(first.index)
     assert set(again["months"]) == {two_months}
     assert set(again["status"]) == {"written"}
@@ -666,11 +666,10 @@ def test_deploy_example_instance_config_runs(pg, small_synth, tmp_path):
     )
     r = cli("run", env=env, cwd=tmp_path, timeout=RUN_TIMEOUT)
     assert r.returncode == 0, r.stdout + r.stderr
-    run_id = _run_id(r.stdout)
+    ids = run_ids(r.stdout)
     with pg.connect("dagster_deploy") as con:
-        assert con.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,)).fetchone() == (
-            "SUCCESS",
-        )
+        statuses = con.execute("SELECT status FROM runs WHERE run_id = ANY(%s)", (ids,)).fetchall()
+        assert statuses == [("SUCCESS",)] * len(ids)
         owner = con.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'runs'").fetchone()
     assert owner == (user,)  # created through the credentials from the environment
 
@@ -689,7 +688,8 @@ def test_deploy_example_instance_config_runs(pg, small_synth, tmp_path):
                 == config["concurrency"]["pools"]["default_limit"]
             )
             assert inst.run_monitoring_enabled
-            assert inst.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+            for run_id in ids:
+                assert inst.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
     finally:
         for k, v in old.items():
             if v is None:

@@ -62,6 +62,14 @@ def _run_args(p: argparse.ArgumentParser) -> None:
         help="run steps in this many processes (Dagster multiprocess executor)",
     )
     p.add_argument(
+        "--ingest-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stage the tables in this many processes at once (default: SIM_INGEST_WORKERS, "
+        "else 2 on a machine with two cores or more); 1 runs the whole graph as one run",
+    )
+    p.add_argument(
         "--linkage",
         choices=["full", "incremental"],
         default="full",

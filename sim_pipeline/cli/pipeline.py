@@ -145,6 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             last_month=getattr(args, "last", None),
             processes=args.processes,
             linkage=args.linkage,
+            ingest_workers=getattr(args, "ingest_workers", None),
         )
     except ValueError as exc:
         print(f"sim-pipeline: {exc}", file=sys.stderr)

@@ -1,18 +1,31 @@
-"""Materialise the whole graph in one Dagster run on the configured instance.
+"""Materialise the whole graph on the configured instance.
 
 All monthly partitions of the ingest assets run as one single-run backfill (a partition range),
 then the unpartitioned summaries. Runs are recorded in the instance under DAGSTER_HOME, so the
 web UI shows them.
+
+On a machine with two cores or more the staged tables are split in two groups of about equal
+landing bytes, staged at the same time by the command and by a forked worker (`defs.forked`),
+each group as its own run; then the rest of the graph runs in the command's process, as one run,
+without whatever lies downstream of a staged table whose step failed (what Dagster skips in one
+run). The gate that holds linkage back (`ingest_summary:ingest_accepted`) reads the staged
+tables' latest check results from the instance, so it judges every group. ``ingest_workers``
+N stages in N processes; 1 (``--ingest-workers 1``, ``SIM_INGEST_WORKERS=1``) keeps the whole
+graph in one run.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
 from sim_pipeline.config import Settings, load_tokeniser
+from sim_pipeline.defs.forked import ForkedRun, can_fork
 from sim_pipeline.progress import Progress
 from sim_pipeline.warehouse import Warehouse, redact_url
 
@@ -32,7 +45,8 @@ class RunOutcome:
 
     def render(self, settings: Settings, seconds: float, peak_mib: float) -> str:
         lines = [
-            f"sim-pipeline run {'SUCCEEDED' if self.success else 'FAILED'} (run {self.run_id})",
+            f"sim-pipeline run {'SUCCEEDED' if self.success else 'FAILED'} "
+            f"({'runs' if ',' in self.run_id else 'run'} {self.run_id})",
             f"  landing:    {settings.landing_dir}",
             f"  warehouse:  {redact_url(settings.warehouse_url)}",
             f"  dagster:    {settings.dagster_home}",
@@ -171,6 +185,19 @@ def all_assets_job() -> dg.JobDefinition:
     return load_definitions().resolve_job_def("sim_pipeline_all")
 
 
+INGEST_WORKERS_ENV = "SIM_INGEST_WORKERS"
+
+
+def default_ingest_workers() -> int:
+    """Processes that stage tables (``SIM_INGEST_WORKERS``, else 2 on two cores or more)."""
+    raw = os.environ.get(INGEST_WORKERS_ENV, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"{INGEST_WORKERS_ENV} must be a whole number >= 1")
+        return int(raw)
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
 def materialise_all(
     settings: Settings,
     log_level: str = "WARNING",
@@ -178,13 +205,15 @@ def materialise_all(
     last_month: str | None = None,
     processes: int = 1,
     linkage: str = "full",
+    ingest_workers: int | None = None,
 ) -> RunOutcome:
-    """One run of the whole graph over a month range (default: every partition).
+    """The whole graph over a month range (default: every partition).
 
     A range is a backfill: its ingest partitions run as one single-run backfill and the
-    unpartitioned downstream assets are brought up to date in the same run. ``linkage``
-    "incremental" links only the records the person index lacks (`defs.linkage`), in two runs
-    (`_incremental_runs`).
+    unpartitioned downstream assets are brought up to date after them. ``ingest_workers`` N
+    (default 2 on two cores): the staged tables in N processes, then the rest
+    (`_parallel_ingest_runs`); 1: one run. ``linkage`` "incremental" links only the records
+    the person index lacks (`defs.linkage`), in two runs (`_incremental_runs`).
     """
     from sim_pipeline.definitions import load_definitions
     from sim_pipeline.defs.common import monthly_partitions
@@ -196,27 +225,42 @@ def materialise_all(
     if not wanted:
         raise ValueError(f"no monthly partition between {first_month} and {last_month}")
     keys = wanted
-    instance = dg.DagsterInstance.get()
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
     run_config["ops"] = {"person_index": {"config": {"mode": linkage}}}
+    command = uuid.uuid4().hex
+    workers = default_ingest_workers() if ingest_workers is None else ingest_workers
+    if workers < 1:
+        raise ValueError("--ingest-workers must be a whole number >= 1")
+    split = None
+    if workers > 1 and processes == 1 and linkage == "full" and can_fork():
+        # forked before the instance or any database is opened in this process
+        split = _fork_ingest_workers(settings, defs, keys, run_config, workers, command)
+    instance = dg.DagsterInstance.get()
     # the landing drops and reference files observed first, so each staged table and the unit
     # costs record the versions they read (the UI's staleness starts from them)
     observed = defs.resolve_job_def("observe_sources").execute_in_process(
         instance=instance,
         raise_on_error=False,
-        tags={"launched_by": "sim-pipeline run"},
+        tags={"launched_by": "sim-pipeline run", COMMAND_TAG: command},
         run_config={"loggers": run_config["loggers"]},
     )
     pending = None
+    failures: list[str] = []
     if linkage == "incremental":
         if processes > 1:
             raise ValueError("--linkage incremental runs in one process (--processes 1)")
-        results, pending = _incremental_runs(settings, defs, instance, keys, all_keys, run_config)
+        results, pending = _incremental_runs(
+            settings, defs, instance, keys, all_keys, run_config, command
+        )
+    elif split is not None:
+        results = _parallel_ingest_runs(defs, instance, keys, run_config, split, failures, command)
     else:
-        results = [_execute(defs, instance, keys, run_config, processes)]
-    passed, failed, warned, failures = 0, [], [], []
+        results = [_execute(defs, instance, keys, run_config, processes, command)]
+    passed, failed, warned = 0, [], []
     if not observed.success:
-        failures.append("observe_sources: the landing drops or reference files could not be read")
+        failures.insert(
+            0, "observe_sources: the landing drops or reference files could not be read"
+        )
     for event in (e for r in results for e in r.all_events):
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             ev = event.event_specific_data
@@ -249,7 +293,7 @@ def materialise_all(
         wh.dispose()
     label = f"{'DEMO key (public; synthetic data only)' if tok.demo else 'project key'} fingerprint {tok.key_id}"
     return RunOutcome(
-        success=observed.success and all(r.success for r in results),
+        success=observed.success and all(r.success for r in results) and not failures,
         run_id=", ".join(r.run_id for r in results),
         checks_passed=passed,
         checks_failed=failed,
@@ -262,20 +306,167 @@ def materialise_all(
     )
 
 
+@dataclass
+class _Split:
+    """The staged tables split between processes: the command's share and each worker's."""
+
+    own: list[str]
+    workers: list[tuple[ForkedRun, list[str]]]
+
+
+def staged_groups(landing_dir: Path, n: int) -> list[list[str]]:
+    """The staged assets in ``n`` groups of about equal landing bytes (largest table first,
+    each to the lightest group; no empty group), the lightest first (the command's own)."""
+    from sim_pipeline.landing.layout import Landing
+    from sim_pipeline.sources import SOURCE_TABLES
+
+    landing = Landing(landing_dir)
+    size = {
+        t.asset_name: sum(p.stat().st_size for p in landing.csv_files(t)) for t in SOURCE_TABLES
+    }
+    groups: list[list[str]] = [[] for _ in range(max(1, min(n, len(size))))]
+    totals = [0] * len(groups)
+    for name in sorted(size, key=lambda n: (-size[n], n)):
+        i = totals.index(min(totals))
+        groups[i].append(name)
+        totals[i] += size[name]
+    order = sorted(range(len(groups)), key=lambda i: (totals[i], i))
+    return [sorted(groups[i]) for i in order]
+
+
+def _fork_ingest_workers(
+    settings: Settings,
+    defs: dg.Definitions,
+    keys: list[str],
+    run_config: dict,
+    n: int,
+    command: str,
+) -> _Split | None:
+    """Fork the workers that will stage all but the first of ``n`` groups (`defs.forked`);
+    None when the tables make a single group."""
+    own, *others = staged_groups(settings.landing_dir, n)
+    if not others:
+        return None
+    tags = _range_tags(keys, command)
+
+    def runner(names: list[str]):
+        def run() -> tuple[str, bool]:
+            instance = dg.DagsterInstance.get()
+            try:
+                selection = [dg.AssetKey(n) for n in names]
+                result = _execute_job(defs, instance, tags, run_config, 1, selection)
+                return result.run_id, result.success
+            finally:
+                instance.dispose()
+
+        return run
+
+    # imported once, before the fork, for both processes (it starts no thread)
+    from sim_pipeline.quality.gx_runner import import_gx
+
+    import_gx()
+    if not can_fork():
+        return None
+    return _Split(own, [(ForkedRun(runner(names)), names) for names in others])
+
+
+@dataclass
+class _LoggedRun:
+    """A run executed by another process, read back from the instance (what `materialise_all`
+    reads of an in-process result)."""
+
+    run_id: str
+    success: bool
+    all_events: list[dg.DagsterEvent]
+
+    @classmethod
+    def of(cls, instance: dg.DagsterInstance, run_id: str, success: bool) -> _LoggedRun:
+        events = [e.dagster_event for e in instance.all_logs(run_id) if e.dagster_event]
+        return cls(run_id, success, events)
+
+
+def _unfinished(results: list, names: list[str]) -> set[dg.AssetKey]:
+    """Of the assets ``names``, those whose step did not succeed in ``results`` or whose
+    blocking check failed: what one run would not have let downstream steps read."""
+    done: set[str] = set()
+    blocked: set[str] = set()
+    for event in (e for r in results for e in r.all_events):
+        if event.event_type_value == "STEP_SUCCESS":
+            done.add(event.step_key or "")
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            ev = event.event_specific_data
+            if not ev.passed and ev.blocking:
+                blocked.add(ev.asset_key.to_user_string())
+    return {dg.AssetKey(n) for n in names if n not in done or n in blocked}
+
+
+def _parallel_ingest_runs(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    keys: list[str],
+    run_config: dict,
+    split: _Split,
+    failures: list[str],
+    command: str,
+) -> list:
+    """The staged tables in several processes at once (this one and the forked workers), each
+    share its own run; then, in this process, one run of the rest of the graph less what lies
+    downstream of a staged table that did not finish."""
+    graph = defs.resolve_asset_graph()
+    materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    names = [*split.own, *(n for _, group in split.workers for n in group)]
+    steps = len(defs.resolve_job_def("sim_pipeline_all").graph.nodes)
+    label = f"run {keys[0][:7]} to {keys[-1][:7]}" if len(keys) > 1 else f"run {keys[0][:7]}"
+    tags = _range_tags(keys, command)
+    try:
+        with Progress(label, total=steps, unit="steps") as progress:
+            for worker, _ in split.workers:
+                worker.start(progress)
+            own = [dg.AssetKey(n) for n in split.own]
+            results: list = [_execute_job(defs, instance, tags, run_config, 1, own)]
+            for worker, group in split.workers:
+                done = worker.wait()
+                if done.run_id is not None:
+                    results.append(_LoggedRun.of(instance, done.run_id, done.success))
+                else:
+                    failures.append(
+                        f"staging {', '.join(group)} in another process failed: {done.error}"
+                    )
+            held = dg.AssetSelection.assets(*_unfinished(results, names)).downstream()
+            rest = sorted(materializable - {dg.AssetKey(n) for n in names} - held.resolve(graph))
+            if rest:
+                results.append(_execute_job(defs, instance, tags, run_config, 1, rest))
+            return results
+    finally:
+        for worker, _ in split.workers:
+            worker.cancel()
+
+
+# Every run one command launches carries the command's id: the UI's runs list filters on it
+# (the sources' observation, each staged share, the rest of the graph).
+COMMAND_TAG = "sim_pipeline/command"
+
+
+def _range_tags(keys: list[str], command: str) -> dict[str, str]:
+    return {
+        "dagster/asset_partition_range_start": keys[0],
+        "dagster/asset_partition_range_end": keys[-1],
+        "launched_by": "sim-pipeline run",
+        COMMAND_TAG: command,
+    }
+
+
 def _execute(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
     keys: list[str],
     run_config: dict,
     processes: int,
+    command: str,
     selection: list[dg.AssetKey] | None = None,
 ):
     """One run of the whole-graph job (or ``selection`` of it) over the partition range."""
-    tags = {
-        "dagster/asset_partition_range_start": keys[0],
-        "dagster/asset_partition_range_end": keys[-1],
-        "launched_by": "sim-pipeline run",
-    }
+    tags = _range_tags(keys, command)
     job = defs.resolve_job_def("sim_pipeline_all")
     steps = len((job.get_subset(asset_selection=set(selection)) if selection else job).graph.nodes)
     label = f"run {keys[0][:7]} to {keys[-1][:7]}" if len(keys) > 1 else f"run {keys[0][:7]}"
@@ -323,6 +514,7 @@ def _incremental_runs(
     keys: list[str],
     all_keys: list[str],
     run_config: dict,
+    command: str,
 ) -> tuple[list, str | None]:
     """A new month with incremental linkage, as two runs. First the month's ingest, the
     person index (incremental) and the cohort; then everything after them over the month and
@@ -337,7 +529,7 @@ def _incremental_runs(
     first = dg.AssetSelection.assets(*person_index.keys, "cohort").upstream().resolve(graph)
     first = {k for k in first if k in materializable}
     cohort_before = _cohort_people(settings.warehouse_url)
-    result = _execute(defs, instance, keys, run_config, 1, sorted(first))
+    result = _execute(defs, instance, keys, run_config, 1, command, sorted(first))
     if not result.success:
         return [result], None
     study = [k[:7] for k in all_keys]
@@ -346,7 +538,7 @@ def _incremental_runs(
     inside = [k for k in all_keys if k[:7] in wanted]
     months = [k for k in all_keys if inside[0] <= k <= inside[-1]]  # one contiguous range
     second = sorted(materializable - first)
-    after = _execute(defs, instance, months, {**run_config, "ops": {}}, 1, second)
+    after = _execute(defs, instance, months, {**run_config, "ops": {}}, 1, command, second)
     pending = None if after.success else f"{months[0][:7]} to {months[-1][:7]}"
     return [result, after], pending
 

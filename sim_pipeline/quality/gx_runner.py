@@ -75,6 +75,11 @@ def _gx():
     return gx
 
 
+def import_gx() -> None:
+    """Import Great Expectations now (a process about to validate: `defs.forked`'s worker)."""
+    _gx()
+
+
 def _share_compiled_templates() -> None:
     """Data Docs: compile GX's page templates once per process, not once per page.
 

@@ -121,7 +121,15 @@ class Transaction:
         if not is_declared(table):
             return None
         created = sa_table(model(table))
-        created.create(self.conn)
+        if self.conn.dialect.name == "sqlite":
+            # Two processes staging at once (`defs.forked`) may both have found a table they
+            # share (the ledger) missing; the second's CREATE then finds it made (PostgreSQL:
+            # the advisory lock in `_reflect`).
+            self.conn.execute(sa.schema.CreateTable(created, if_not_exists=True))
+            for index in created.indexes:
+                self.conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+        else:
+            created.create(self.conn)
         return created
 
 

@@ -1,0 +1,178 @@
+"""Staging in several processes (`defs.orchestrate`, `defs.forked`): how the tables are shared
+out, what is held back when a staged table does not finish, and the forked worker itself (its
+progress relay, its masked errors, its death and its cancellation).
+
+That the tables come out the same as one run's: `test_end_to_end.py::
+test_second_run_gives_identical_tables` (a two-process backfill, then one run). That a staged
+table failing holds its downstream back in the command's share:
+`test_damaged_extracts.py::test_an_identifier_in_a_record_key_blocks_the_run_before_anything_
+is_written`; that the gate judges every share's checks: the damaged-drops fixture there.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import dagster as dg
+import pytest
+
+from sim_pipeline.defs.orchestrate import (
+    INGEST_WORKERS_ENV,
+    _unfinished,
+    default_ingest_workers,
+    staged_groups,
+)
+from sim_pipeline.landing.layout import Landing
+from sim_pipeline.sources import SOURCE_TABLES
+
+NAMES = sorted(t.asset_name for t in SOURCE_TABLES)
+
+
+def _sizes(landing: Path) -> dict[str, int]:
+    lay = Landing(landing)
+    return {t.asset_name: sum(p.stat().st_size for p in lay.csv_files(t)) for t in SOURCE_TABLES}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 20])
+def test_the_staged_tables_are_shared_out_by_landing_bytes(small_synth, n):
+    landing = small_synth[0]
+    groups = staged_groups(landing, n)
+    assert len(groups) == min(n, len(NAMES))
+    assert sorted(name for g in groups for name in g) == NAMES  # each table exactly once
+    assert all(groups)
+    size = _sizes(landing)
+    totals = [sum(size[name] for name in g) for g in groups]
+    assert totals == sorted(totals)  # the lightest first: the command's own share
+    # largest first, each to the lightest share: no share is heavier than another by more
+    # than the largest table
+    assert totals[-1] - totals[0] <= max(size.values())
+    if n == 2:  # and the two largest tables go to different processes
+        largest = sorted(size, key=size.get, reverse=True)[:2]
+        assert all(sum(name in g for name in largest) == 1 for g in groups)
+
+
+def test_the_default_is_two_processes_on_two_cores(monkeypatch):
+    monkeypatch.delenv(INGEST_WORKERS_ENV, raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert default_ingest_workers() == 2
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert default_ingest_workers() == 1
+    monkeypatch.setenv(INGEST_WORKERS_ENV, "1")
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert default_ingest_workers() == 1
+    for bad in ("0", "-1", "two", "1.5"):
+        monkeypatch.setenv(INGEST_WORKERS_ENV, bad)
+        with pytest.raises(ValueError, match=INGEST_WORKERS_ENV):
+            default_ingest_workers()
+
+
+def _event(kind: str, step: str, **check) -> SimpleNamespace:
+    data = None
+    if check:
+        data = SimpleNamespace(
+            passed=check["passed"],
+            blocking=check["blocking"],
+            asset_key=dg.AssetKey(step),
+        )
+    return SimpleNamespace(event_type_value=kind, step_key=step, event_specific_data=data)
+
+
+def test_a_staged_table_that_did_not_finish_in_any_share_holds_its_downstream():
+    """What one run would not have let downstream steps read: a step that failed or never
+    ran (its share's worker died), or whose blocking check failed; a warning does not."""
+    worker = SimpleNamespace(
+        all_events=[
+            _event("STEP_SUCCESS", "staged_ecds"),
+            _event("STEP_FAILURE", "staged_mhs001mpi"),
+            _event("STEP_SUCCESS", "staged_police_cad_incidents"),
+            _event(
+                "ASSET_CHECK_EVALUATION",
+                "staged_police_cad_incidents",
+                passed=False,
+                blocking=True,
+            ),
+        ]
+    )
+    own = SimpleNamespace(
+        all_events=[
+            _event("STEP_SUCCESS", "staged_las"),
+            _event("ASSET_CHECK_EVALUATION", "staged_las", passed=False, blocking=False),
+        ]
+    )
+    names = ["staged_ecds", "staged_mhs001mpi", "staged_police_cad_incidents", "staged_las"]
+    names.append("staged_programme_register")  # in a share whose worker died: no events
+    assert _unfinished([own, worker], names) == {
+        dg.AssetKey("staged_mhs001mpi"),
+        dg.AssetKey("staged_police_cad_incidents"),
+        dg.AssetKey("staged_programme_register"),
+    }
+
+
+_WORKER_SCRIPT = """
+import os, sys, time
+from sim_pipeline.defs.forked import ForkedRun, can_fork
+from sim_pipeline.progress import Progress
+import io
+
+assert can_fork()
+case = sys.argv[1]
+
+def run():
+    if case == "raises":
+        raise RuntimeError("conversion failed for '9434765919' in row 12345")
+    if case == "dies":
+        os._exit(3)
+    from sim_pipeline.progress import current
+    current().advance(stage="staged_a", rows=10)
+    current().advance(stage="staged_b", rows=5)
+    return "run-1", True
+
+stream = io.StringIO()
+worker = ForkedRun(run, warm=lambda: None)
+if case == "cancel":
+    worker.cancel()  # never started: stopped while it waits
+    print("alive", worker._process.is_alive(), "code", worker._process.exitcode)
+    sys.exit(0)
+with Progress("t", total=2, unit="steps", stream=stream, live=False, min_interval=0) as p:
+    worker.start(p)
+    result = worker.wait()
+print("result", result.run_id, result.success, result.error)
+print("done", p.done, "rows", p.rows)
+"""
+
+
+def _worker(case: str) -> str:
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_WORKER_SCRIPT), case],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_a_forked_worker_relays_its_progress_and_result():
+    out = _worker("ok")
+    assert "result run-1 True None" in out
+    assert "done 2 rows 15" in out
+
+
+def test_a_worker_that_raises_reports_the_error_masked():
+    out = _worker("raises")
+    assert "result None False RuntimeError: conversion failed for <value>" in out, out
+    assert "9434765919" not in out and "12345" not in out and "Traceback" not in out
+
+
+def test_a_worker_that_dies_reports_its_exit_code():
+    out = _worker("dies")
+    assert "result None False the worker process ended with code 3" in out
+
+
+def test_a_worker_never_started_is_stopped_by_cancel():
+    out = _worker("cancel")
+    assert "alive False code -15" in out
