@@ -100,6 +100,91 @@ def test_sqlite_insert_stores_exactly_what_pandas_to_sql_stores(tmp_path):
     assert want[1][0][1] == "2019-01-03 10:11:12.500000"  # SQLAlchemy's stored datetime text
 
 
+def _read_sql_agrees(url: str, tables: list[str]) -> int:
+    """Each table read by the SQLite fast path (`store.read_frame`, `read_frames`) and by
+    `pandas.read_sql`: whole, filtered by a month list (and by one that matches nothing), and
+    in chunks of 1,000 rows; the same
+    frames, values and column types. Returns the rows compared."""
+    import sqlalchemy as sa
+
+    from sim_pipeline.warehouse.store import read_frame, read_frames
+
+    wh = Warehouse(url)
+    rows = 0
+    try:
+        for name in tables:
+            tbl = sa.Table(name, sa.MetaData(), autoload_with=wh.engine)
+            stmts = [sa.select(tbl)]
+            if "month" in tbl.c:
+                for months in (["2019-01", "2019-03"], ["1900-01"]):  # the second: no rows
+                    stmts.append(sa.select(tbl).where(tbl.c["month"].in_(months)))
+            with wh.engine.connect() as conn:
+                for stmt in stmts:
+                    want, got = pd.read_sql(stmt, conn), read_frame(conn, stmt)
+                    pd.testing.assert_frame_equal(got, want, check_exact=True, obj=name)
+                    assert list(got.dtypes) == list(want.dtypes), name
+                    rows += len(want)
+                want = list(pd.read_sql(stmts[0], conn, chunksize=1000))
+                got = list(read_frames(conn, stmts[0], 1000))
+            assert len(got) == len(want), name
+            for g, w in zip(got, want, strict=True):
+                pd.testing.assert_frame_equal(g, w, check_exact=True, obj=name)
+    finally:
+        wh.dispose()
+    return rows
+
+
+def test_sqlite_read_gives_what_pandas_read_sql_gives(tmp_path):
+    """Every column type the warehouse stores, nulls included (dates, timestamps, booleans,
+    integers with and without nulls, floats, text), and a read that finds no rows."""
+    import datetime as dt
+
+    import numpy as np
+    import sqlalchemy as sa
+
+    df = pd.DataFrame(
+        {
+            "month": ["2019-01", "2019-01", "2019-02", None, "2019-03"],
+            "ts": pd.to_datetime(
+                [
+                    "2019-01-03 10:11:12.5",
+                    None,
+                    "2019-02-01 00:00:00.0",
+                    "2020-01-01 00:00:00.0",
+                    None,
+                ]
+            ),
+            "d": [dt.date(2019, 1, 1), None, dt.date(2019, 2, 2), dt.date(2019, 3, 3), None],
+            "b": [True, False, None, True, None],
+            "bb": [True, False, False, True, True],
+            "i": [1, 2, 3, 4, 5],
+            "ni": pd.array([1, None, 3, 4, None], dtype="Int64"),
+            "f": [1.5, np.nan, 3.0, 4.25, -0.0],
+            "s": ["a", None, "c'\"", "é", ""],
+        }
+    )
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    wh = Warehouse(url)
+    with wh.transaction() as tx:
+        tx.replace_all("t", df, {"d": sa.Date()})
+        tx.replace_all("big", pd.concat([df] * 700, ignore_index=True), {"d": sa.Date()})
+    wh.dispose()
+    assert _read_sql_agrees(url, ["t", "big"]) == 5 + 3 + 3500 + 2100
+
+
+@pytest.mark.slow
+def test_sqlite_read_gives_what_pandas_read_sql_gives_on_every_table_of_a_run(june_run):
+    """Every table of the session's whole-pipeline run (conftest `june_run`)."""
+    url = june_run["env"]["SIM_WAREHOUSE_URL"]
+    wh = Warehouse(url)
+    try:
+        tables = wh.tables()
+    finally:
+        wh.dispose()
+    assert len(tables) > 30
+    assert _read_sql_agrees(url, tables) > 100_000
+
+
 def test_postgres_copy_stores_exactly_what_an_insert_stores(pg, monkeypatch):
     """The PostgreSQL bulk load (COPY) against pandas' own `to_sql` INSERT on every column type
     the warehouse holds, with nulls and text COPY must escape (tabs, newlines, backslashes,
