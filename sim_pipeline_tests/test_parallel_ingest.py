@@ -55,6 +55,12 @@ def test_the_staged_tables_are_shared_out_by_landing_bytes(small_synth, n):
         assert all(sum(name in g for name in largest) == 1 for g in groups)
 
 
+def test_a_landing_without_drops_still_gives_no_empty_share(tmp_path):
+    groups = staged_groups(tmp_path, 3)
+    assert [len(g) for g in groups] == [4, 3, 3]
+    assert sorted(name for g in groups for name in g) == NAMES
+
+
 def test_the_default_is_two_processes_on_two_cores(monkeypatch):
     monkeypatch.delenv(INGEST_WORKERS_ENV, raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 2)

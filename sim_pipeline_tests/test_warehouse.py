@@ -100,11 +100,11 @@ def test_sqlite_insert_stores_exactly_what_pandas_to_sql_stores(tmp_path):
     assert want[1][0][1] == "2019-01-03 10:11:12.500000"  # SQLAlchemy's stored datetime text
 
 
-def _read_sql_agrees(url: str, tables: list[str]) -> int:
+def _read_sql_agrees(url: str, tables: list[str], chunked: set[str] | None = None) -> int:
     """Each table read by the SQLite fast path (`store.read_frame`, `read_frames`) and by
     `pandas.read_sql`: whole, filtered by a month list (and by one that matches nothing), and
-    in chunks of 1,000 rows; the same
-    frames, values and column types. Returns the rows compared."""
+    (the tables in ``chunked``, default all) in chunks of 1,000 rows; the same frames, values
+    and column types. Returns the rows compared."""
     import sqlalchemy as sa
 
     from sim_pipeline.warehouse.store import read_frame, read_frames
@@ -124,6 +124,8 @@ def _read_sql_agrees(url: str, tables: list[str]) -> int:
                     pd.testing.assert_frame_equal(got, want, check_exact=True, obj=name)
                     assert list(got.dtypes) == list(want.dtypes), name
                     rows += len(want)
+                if chunked is not None and name not in chunked:
+                    continue
                 want = list(pd.read_sql(stmts[0], conn, chunksize=1000))
                 got = list(read_frames(conn, stmts[0], 1000))
             assert len(got) == len(want), name
@@ -182,7 +184,8 @@ def test_sqlite_read_gives_what_pandas_read_sql_gives_on_every_table_of_a_run(ju
     finally:
         wh.dispose()
     assert len(tables) > 30
-    assert _read_sql_agrees(url, tables) > 100_000
+    # in chunks (as `read_text` reads): two tables here, every column type in the test above
+    assert _read_sql_agrees(url, tables, chunked={"staged_ecds", "events"}) > 100_000
 
 
 def test_postgres_copy_stores_exactly_what_an_insert_stores(pg, monkeypatch):

@@ -154,7 +154,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ.pop(INDEX_AFTER_RUN_ENV, None)
     if gx_root(settings.quality_dir).is_dir():
         build_docs_index(settings.quality_dir)
-    print(outcome.render(settings, time.perf_counter() - t0, _peak_rss_mib()))
+    worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # a staging worker
+    print(outcome.render(settings, time.perf_counter() - t0, _peak_rss_mib(), worker))
     return 0 if outcome.success else 1
 
 

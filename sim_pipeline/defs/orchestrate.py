@@ -43,7 +43,9 @@ class RunOutcome:
     headline: pd.DataFrame = field(default_factory=pd.DataFrame)
     estimates: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-    def render(self, settings: Settings, seconds: float, peak_mib: float) -> str:
+    def render(
+        self, settings: Settings, seconds: float, peak_mib: float, worker_mib: float = 0.0
+    ) -> str:
         lines = [
             f"sim-pipeline run {'SUCCEEDED' if self.success else 'FAILED'} "
             f"({'runs' if ',' in self.run_id else 'run'} {self.run_id})",
@@ -75,7 +77,8 @@ class RunOutcome:
         lines += [f"  error: {f}" for f in self.failures]
         lines += _headline_lines(self.headline)
         lines += _estimate_lines(self.estimates)
-        lines.append(f"  wall time {seconds:.1f}s, peak memory {peak_mib:.0f} MiB")
+        worker = f" (its largest child process: {worker_mib:.0f} MiB)" if worker_mib else ""
+        lines.append(f"  wall time {seconds:.1f}s, peak memory {peak_mib:.0f} MiB{worker}")
         return "\n".join(lines)
 
 
@@ -327,7 +330,8 @@ def staged_groups(landing_dir: Path, n: int) -> list[list[str]]:
     groups: list[list[str]] = [[] for _ in range(max(1, min(n, len(size))))]
     totals = [0] * len(groups)
     for name in sorted(size, key=lambda n: (-size[n], n)):
-        i = totals.index(min(totals))
+        # the lightest group; of equals, the one with fewest tables (no drops: round robin)
+        i = min(range(len(groups)), key=lambda j: (totals[j], len(groups[j]), j))
         groups[i].append(name)
         totals[i] += size[name]
     order = sorted(range(len(groups)), key=lambda i: (totals[i], i))

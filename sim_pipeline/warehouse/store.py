@@ -294,7 +294,11 @@ def frame_digest(df: pd.DataFrame) -> str:
 # `pandas.read_sql`.
 def read_frame(conn: Connection, stmt: sa.sql.Select) -> pd.DataFrame:
     """``pandas.read_sql(stmt, conn)``, fetched faster on SQLite."""
-    return next(read_frames(conn, stmt, None))
+    frames = read_frames(conn, stmt, None)
+    try:
+        return next(frames)
+    finally:
+        frames.close()  # the statement's cursor closed now, not when collected
 
 
 def read_frames(
