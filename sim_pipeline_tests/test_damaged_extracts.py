@@ -180,11 +180,12 @@ def damaged_runs(small_synth, tmp_path_factory):
         ]
         failed_steps = {e.step_key for e in command_events(inst, dg.DagsterEventType.STEP_FAILURE)}
         statuses = {r.status for r in runs}
-        status = (
-            dg.DagsterRunStatus.FAILURE
-            if dg.DagsterRunStatus.FAILURE in statuses
-            else statuses.pop()
-        )
+        if dg.DagsterRunStatus.FAILURE in statuses:
+            status = dg.DagsterRunStatus.FAILURE
+        elif statuses == {dg.DagsterRunStatus.SUCCESS}:
+            status = dg.DagsterRunStatus.SUCCESS
+        else:
+            status = min(statuses, key=lambda s: s.value)  # one order, whatever the set's
     again = cli(*args, env=env, cwd=root)
     return {
         "root": root,

@@ -159,7 +159,7 @@ def _worker(case: str) -> str:
         timeout=120,
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout
+    return r.stdout + r.stderr  # a traceback would go to stderr
 
 
 def test_a_forked_worker_relays_its_progress_and_result():

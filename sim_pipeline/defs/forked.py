@@ -127,9 +127,17 @@ class ForkedRun:
             self.result = WorkerResult(None, False, f"the worker process ended with code {code}")
         return self.result
 
-    def cancel(self) -> None:
-        """Stop the worker if it still runs (the command was interrupted or failed)."""
+    def cancel(self) -> bool:
+        """Stop the worker if it still runs (the command was interrupted or failed): SIGTERM,
+        then SIGKILL after 5 s (Dagster defers SIGTERM inside a step). True when it had to be
+        stopped."""
+        stopped = False
         if self._process.is_alive():
+            stopped = True
             self._process.terminate()
-            self._process.join(timeout=10)
+            self._process.join(timeout=5)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(timeout=5)
         self._recv.close()
+        return stopped

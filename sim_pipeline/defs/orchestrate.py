@@ -25,7 +25,7 @@ import dagster as dg
 import pandas as pd
 
 from sim_pipeline.config import Settings, load_tokeniser
-from sim_pipeline.defs.forked import ForkedRun, can_fork
+from sim_pipeline.defs.forked import ForkedRun, WorkerResult, can_fork
 from sim_pipeline.progress import Progress
 from sim_pipeline.warehouse import Warehouse, redact_url
 
@@ -231,11 +231,14 @@ def materialise_all(
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
     run_config["ops"] = {"person_index": {"config": {"mode": linkage}}}
     command = uuid.uuid4().hex
-    workers = default_ingest_workers() if ingest_workers is None else ingest_workers
+    split = None
+    one_process = processes == 1 and linkage == "full"  # the paths that can share staging
+    workers = 1
+    if one_process:
+        workers = default_ingest_workers() if ingest_workers is None else ingest_workers
     if workers < 1:
         raise ValueError("--ingest-workers must be a whole number >= 1")
-    split = None
-    if workers > 1 and processes == 1 and linkage == "full" and can_fork():
+    if workers > 1 and can_fork():
         # forked before the instance or any database is opened in this process
         split = _fork_ingest_workers(settings, defs, keys, run_config, workers, command)
     instance = dg.DagsterInstance.get()
@@ -314,7 +317,7 @@ class _Split:
     """The staged tables split between processes: the command's share and each worker's."""
 
     own: list[str]
-    workers: list[tuple[ForkedRun, list[str]]]
+    workers: list[tuple[ForkedRun, list[str], str]]  # the worker, its tables, its run's id
 
 
 def staged_groups(landing_dir: Path, n: int) -> list[list[str]]:
@@ -353,12 +356,12 @@ def _fork_ingest_workers(
         return None
     tags = _range_tags(keys, command)
 
-    def runner(names: list[str]):
+    def runner(names: list[str], run_id: str):
         def run() -> tuple[str, bool]:
             instance = dg.DagsterInstance.get()
             try:
                 selection = [dg.AssetKey(n) for n in names]
-                result = _execute_job(defs, instance, tags, run_config, 1, selection)
+                result = _execute_job(defs, instance, tags, run_config, 1, selection, run_id)
                 return result.run_id, result.success
             finally:
                 instance.dispose()
@@ -371,7 +374,13 @@ def _fork_ingest_workers(
     import_gx()
     if not can_fork():
         return None
-    return _Split(own, [(ForkedRun(runner(names)), names) for names in others])
+    # the run ids are the command's: a worker that dies leaves a run the command can close
+    ids = [str(uuid.uuid4()) for _ in others]
+    workers = [
+        (ForkedRun(runner(names, run_id)), names, run_id)
+        for names, run_id in zip(others, ids, strict=True)
+    ]
+    return _Split(own, workers)
 
 
 @dataclass
@@ -404,6 +413,26 @@ def _unfinished(results: list, names: list[str]) -> set[dg.AssetKey]:
     return {dg.AssetKey(n) for n in names if n not in done or n in blocked}
 
 
+def _interrupted(result) -> bool:  # type: ignore[no-untyped-def]
+    """The run was stopped by an interrupt (Ctrl-C, SIGTERM), not by a failure of its own."""
+    for event in result.all_events:
+        if event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE"):
+            error = getattr(event.event_specific_data, "error", None)
+            if error is not None and "Interrupt" in (error.cls_name or ""):
+                return True
+    return False
+
+
+def _abandon(instance: dg.DagsterInstance, run_id: str, message: str) -> None:
+    """A worker's run its process left unfinished (killed, crashed): recorded as failed and its
+    write slots freed, so the next run of those tables does not wait on it for ever."""
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.is_finished:
+        return
+    instance.report_run_failed(run, message)
+    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+
+
 def _parallel_ingest_runs(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
@@ -415,35 +444,49 @@ def _parallel_ingest_runs(
 ) -> list:
     """The staged tables in several processes at once (this one and the forked workers), each
     share its own run; then, in this process, one run of the rest of the graph less what lies
-    downstream of a staged table that did not finish."""
+    downstream of a staged table that did not finish. Interrupted (Ctrl-C), the rest is not
+    run, as one run would stop."""
     graph = defs.resolve_asset_graph()
     materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
-    names = [*split.own, *(n for _, group in split.workers for n in group)]
+    names = [*split.own, *(n for _, group, _ in split.workers for n in group)]
     steps = len(defs.resolve_job_def("sim_pipeline_all").graph.nodes)
     label = f"run {keys[0][:7]} to {keys[-1][:7]}" if len(keys) > 1 else f"run {keys[0][:7]}"
     tags = _range_tags(keys, command)
     try:
         with Progress(label, total=steps, unit="steps") as progress:
-            for worker, _ in split.workers:
+            for worker, _, _ in split.workers:
                 worker.start(progress)
             own = [dg.AssetKey(n) for n in split.own]
             results: list = [_execute_job(defs, instance, tags, run_config, 1, own)]
-            for worker, group in split.workers:
-                done = worker.wait()
-                if done.run_id is not None:
-                    results.append(_LoggedRun.of(instance, done.run_id, done.success))
-                else:
+            interrupted = _interrupted(results[0])
+            for worker, group, run_id in split.workers:
+                try:
+                    done = worker.wait()
+                except KeyboardInterrupt:
+                    interrupted = True
+                    worker.cancel()
+                    done = worker.result or WorkerResult(None, False, "interrupted")
+                if done.run_id is None:
+                    _abandon(instance, run_id, f"the staging worker stopped: {done.error}")
                     failures.append(
-                        f"staging {', '.join(group)} in another process failed: {done.error}"
+                        f"staging {', '.join(group)} in another process (run {run_id}) "
+                        f"failed: {done.error}"
                     )
+                if instance.get_run_by_id(run_id) is not None:
+                    results.append(_LoggedRun.of(instance, run_id, done.success))
+                    interrupted = interrupted or _interrupted(results[-1])
+            if interrupted:
+                failures.append("interrupted: the rest of the graph was not run")
+                return results
             held = dg.AssetSelection.assets(*_unfinished(results, names)).downstream()
             rest = sorted(materializable - {dg.AssetKey(n) for n in names} - held.resolve(graph))
             if rest:
                 results.append(_execute_job(defs, instance, tags, run_config, 1, rest))
             return results
     finally:
-        for worker, _ in split.workers:
-            worker.cancel()
+        for worker, _, run_id in split.workers:
+            if worker.cancel():
+                _abandon(instance, run_id, "the command stopped before its staging worker")
 
 
 # Every run one command launches carries the command's id: the UI's runs list filters on it
@@ -487,6 +530,7 @@ def _execute_job(
     run_config: dict,
     processes: int,
     selection: list[dg.AssetKey] | None,
+    run_id: str | None = None,
 ):
     if processes > 1:
         # One process per step, as Dagster's Kubernetes executor runs one pod per step.
@@ -508,6 +552,7 @@ def _execute_job(
         tags=tags,
         run_config=run_config,
         asset_selection=selection,
+        run_id=run_id,
     )
 
 
