@@ -68,12 +68,16 @@ def _worker(
             if os.getppid() != parent:  # the command is gone: nothing to run for
                 return
         run_id, success = run()
-        send.send(("done", WorkerResult(run_id, success)))
+        result = WorkerResult(run_id, success)
     except BaseException as exc:  # reported, masked, to the command; never a traceback
         from sim_pipeline.quality.redact import masked
 
         first = (str(exc).strip().splitlines() or ["no message"])[0]
-        send.send(("done", WorkerResult(None, False, f"{type(exc).__name__}: {masked(first)}")))
+        result = WorkerResult(None, False, f"{type(exc).__name__}: {masked(first)}")
+    try:
+        send.send(("done", result))
+    except OSError:  # the command is gone: no one to tell (and no traceback to print)
+        pass
     finally:
         send.close()
 
