@@ -419,3 +419,49 @@ def test_gx_gets_nanosecond_datetimes_only_where_every_value_fits():
     assert got["when"].tolist()[0] == us.tolist()[0] and pd.isna(got["when"].iloc[1])
     assert str(got["ancient"].dtype) == "datetime64[us]" and got["n"].tolist() == [1, 2]
     assert str(frame["when"].dtype) == "datetime64[us]"  # the caller's frame unchanged
+
+
+def test_a_validation_renders_its_pages_without_listing_every_stored_result(
+    staged, tmp_path, monkeypatch
+):
+    """Each validation renders its own pages without listing (and parsing) every validation
+    result the project holds, so it does not slow down as results accumulate; the pages are
+    byte for byte those GX's own section builder renders for the same resources."""
+    frame, ledger = staged
+    quality = tmp_path / "quality"
+    monkeypatch.setenv(gx.INDEX_AFTER_RUN_ENV, "1")
+    suite, drops = staged_suites.drops_suite(ECDS, MONTHS), staged_suites.drops_frame(ledger)
+    for batch in ("a", "b"):
+        gx.validate(suite, drops, quality, batch, "r")
+    ctx = gx._context(quality)
+    store_class = type(ctx.validation_results_store)
+    listed = []
+    every_key = store_class.list_keys
+    monkeypatch.setattr(store_class, "list_keys", lambda self: listed.append(1) or every_key(self))
+    last = gx.validate(suite, drops.iloc[1:], quality, "c", "r")
+    assert listed == [], "a validation listed every stored result"
+    assert last.docs_page is not None and last.docs_page.exists()
+    monkeypatch.setattr(store_class, "list_keys", every_key)
+
+    site = gx_docs.docs_index(quality).parent
+
+    def pages() -> dict[str, bytes]:
+        return {
+            str(p.relative_to(site)): p.read_bytes()
+            for p in sorted(site.rglob("*.html"))
+            if p.name != "index.html"
+        }
+
+    ours = pages()
+    assert sum("validations/" in p for p in ours) == 3 and len(ours) == 4  # and the suite's
+    for name in ours:
+        (site / name).unlink()
+    from great_expectations.render.renderer.site_builder import DefaultSiteSectionBuilder
+
+    monkeypatch.setattr(
+        DefaultSiteSectionBuilder, "build", DefaultSiteSectionBuilder._sim_every_key_build
+    )
+    named = [*ctx.validation_results_store.list_keys(), *ctx.expectations_store.list_keys()]
+    ctx.build_data_docs(resource_identifiers=named, build_index=False)
+    gx_docs.make_docs_self_contained(quality)  # as `validate` leaves every page
+    assert pages() == ours

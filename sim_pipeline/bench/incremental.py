@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim_pipeline.bench.runs import landing_without, run_cli
+from sim_pipeline.bench.runs import landing_without, project_folders, run_cli
 from sim_pipeline.identity import scoring
 
 
@@ -81,6 +81,7 @@ def bench_incremental(landing: Path, out: Path, demo: bool) -> dict:
                 DAGSTER_HOME=str(project / "dagster_home"),
                 SIM_PROJECT_DIR=str(project),
                 SIM_LAST_MONTH=last_month,
+                **project_folders(project),
             )
             if demo:
                 e["SIM_DEMO_MODE"] = "1"

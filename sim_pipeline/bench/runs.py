@@ -36,6 +36,17 @@ def landing_without(src: Path, dest: Path, month: str) -> None:
             shutil.copy2(path, dest / rel)
 
 
+FOLDERS = ("quality", "reports", "published")
+
+
+def project_folders(project: Path) -> dict[str, str]:
+    """Environment that keeps a benchmark project's outputs (the GX project and Data Docs,
+    reports, published tables) inside ``project``: by default they lie beside the landing
+    folder, which a benchmark's projects may share with each other and with the user's runs
+    (a GX project that already holds other runs' results makes each validation slower)."""
+    return {f"SIM_{name.upper()}_DIR": str(project / name) for name in FOLDERS}
+
+
 # runs the command and reports its own children's peak RSS and CPU (see the module docstring)
 _WRAP = (
     "import json,resource,subprocess,sys;p=subprocess.run(sys.argv[1:]);"

@@ -21,6 +21,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     """Time the main job from scratch (fresh warehouse and instance) and once more (re-run)."""
     import tempfile
 
+    from sim_pipeline.bench.runs import project_folders
     from sim_pipeline.landing.layout import Landing
     from sim_pipeline.warehouse import table_digests
 
@@ -41,6 +42,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
             SIM_WAREHOUSE_URL=f"sqlite:///{tmp}/warehouse.db",
             DAGSTER_HOME=str(Path(tmp) / "dagster_home"),
             SIM_PROJECT_DIR=tmp,
+            **project_folders(Path(tmp)),  # from scratch: no earlier run's GX results
         )
         if not settings.key_from_env:
             env[DEMO_ENV] = "1"
