@@ -93,6 +93,11 @@ def test_staged_suite_fails_on_broken_rows_and_says_why(staged, quality_dir):
     lines = "\n".join(out.failure_lines())
     assert '"unexpected": ["NHSNumber"]' in lines  # the schema failure names the column
     assert "1 of" in lines  # counts, never values
+    code = out.results.set_index("column_names").loc["Der_Dupe_Flag"]
+    code = code[code["category"] == "code_list"].iloc[0]
+    # the counts a failure is judged by, kept whatever GX's result format
+    assert (code["element_count"], code["unexpected_count"]) == (len(bad), 1)
+    assert code["unexpected_percent"] == pytest.approx(100 / len(bad))
     # privacy: no stored result, suite or Data Docs page holds the value
     for path in gx_docs.gx_root(quality_dir).rglob("*"):
         if path.is_file() and path.suffix in {".json", ".html", ".yml"}:

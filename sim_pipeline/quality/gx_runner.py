@@ -4,7 +4,7 @@ project's file context, privacy-by-construction result masking, and the Data Doc
 `validate` imports GX lazily (the import costs seconds and the Dagster code location must load
 without it), runs a suite over a DataFrame in the project's GX file context under
 ``<quality dir>/gx``, stores the validation result and updates the Data Docs site. Results are
-kept at ``SUMMARY`` level with no unexpected values, so neither the stored results, the Data
+kept at ``BASIC`` level with no unexpected values, so neither the stored results, the Data
 Docs pages nor the warehouse table `quality_results` ever hold a data value, only counts.
 
 This module owns running a suite (`validate`) and rebuilding the site (`build_docs`): the lazy
