@@ -433,3 +433,22 @@ def test_cost_trajectory_is_relative_to_allocation_and_hides_small_groups():
     assert t.loc[("itt", 0), "mean_cost"] == pytest.approx(40.0)
     # per-protocol has 3 people: fewer than MIN_PEOPLE, so no mean is shown
     assert t.xs("per_protocol")["mean_cost"].isna().all()
+
+
+def test_events_need_only_the_columns_they_declare(june_run):
+    """The events asset reads each staged table's declared columns (`read_columns`: the
+    lineage's `METRIC_INPUTS` and each row's key and month), not every column: built from
+    those alone, the session's events and their statistics are the same as from every column
+    (a rule reading an undeclared column fails here)."""
+    from sim_pipeline.measures.events import STAGED_INPUTS, build_events, read_columns
+
+    snap = june_run["snap"]
+    staged = {name: snap[name] for name in STAGED_INPUTS}
+    months = sorted(snap["events"]["month"].unique())
+    narrow = {name: frame[read_columns(name)] for name, frame in staged.items()}
+    assert all(len(narrow[n].columns) < len(staged[n].columns) for n in STAGED_INPUTS)
+    every, every_stats = build_events(staged, snap["person_index"], months)
+    ours, our_stats = build_events(narrow, snap["person_index"], months)
+    assert len(ours) > 1000 and set(ours["metric"]) == set(snap["events"]["metric"])
+    pd.testing.assert_frame_equal(ours, every)
+    assert our_stats == every_stats

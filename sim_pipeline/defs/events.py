@@ -15,12 +15,16 @@ from sim_pipeline.defs.reads import (
     month_before,
     run_months,
     staged_deps,
-    unencoded_columns,
 )
 from sim_pipeline.defs.resources import (
     WarehouseResource,
 )
-from sim_pipeline.measures.events import STAGED_INPUTS, build_events, monthly_totals
+from sim_pipeline.measures.events import (
+    STAGED_INPUTS,
+    build_events,
+    monthly_totals,
+    read_columns,
+)
 from sim_pipeline.measures.metrics import MEASURES
 from sim_pipeline.measures.tables import Events
 from sim_pipeline.publish.disclosure import control_counts
@@ -74,11 +78,10 @@ def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     wh = warehouse.get()
     months = run_months(context)
     staged = {
-        name: wh.read(name, {"month": months}, columns=unencoded_columns(name))
-        for name in STAGED_INPUTS
+        name: wh.read(name, {"month": months}, columns=read_columns(name)) for name in STAGED_INPUTS
     }
     before = wh.read(
-        S136_BEFORE, {"month": [month_before(months[0])]}, columns=unencoded_columns(S136_BEFORE)
+        S136_BEFORE, {"month": [month_before(months[0])]}, columns=read_columns(S136_BEFORE)
     )
     index = wh.read("person_index")
     ev, stats = build_events(staged, index, months, before)

@@ -7,12 +7,12 @@ import dagster as dg
 import pandas as pd
 
 from sim_pipeline.defs.common import month_of
-from sim_pipeline.identity.linkage import BLOOM_COLUMNS, ENCODING_COLUMNS, TOKEN_COLUMNS
+from sim_pipeline.identity.linkage import ENCODING_COLUMNS
 from sim_pipeline.identity.person_index import DESCRIPTIVE_COLUMNS
 from sim_pipeline.measures.costs import CostError, unit_costs_from_table
 from sim_pipeline.measures.events import STAGED_INPUTS
 from sim_pipeline.sources import BY_ASSET, SOURCE_TABLES
-from sim_pipeline.warehouse.dictionary import sql_types, table_doc
+from sim_pipeline.warehouse.dictionary import table_doc
 from sim_pipeline.warehouse.store import Warehouse
 
 S136_BEFORE = "staged_police_s136_return"
@@ -58,12 +58,6 @@ def read_table(
     return pd.DataFrame(
         {c.name: pd.Series(dtype=dtypes.get(c.type, "object")) for c in table_doc(table).columns}
     )
-
-
-def unencoded_columns(table: str) -> list[str]:
-    """A staged table's columns but its tokens and name filters (events count, never match:
-    the encodings are most of a staged row's bytes)."""
-    return [c for c in sql_types(table) if c not in {*TOKEN_COLUMNS, *BLOOM_COLUMNS}]
 
 
 def data_months(wh: Warehouse) -> list[str]:

@@ -108,6 +108,18 @@ METRIC_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
 STAGED_INPUTS: tuple[str, ...] = tuple(
     sorted({table for pairs in METRIC_INPUTS.values() for table, _column in pairs})
 )
+# Every staged row's own columns the events read besides those: its key and its month.
+ROW_COLUMNS = ("source", "record_ref", "month")
+
+
+def read_columns(table: str) -> list[str]:
+    """The columns of staged ``table`` the events are built from (`METRIC_INPUTS` and each
+    row's key and month): all the events asset reads of it (a staged row's other columns, its
+    encodings above all, are most of its bytes)."""
+    declared = {c for pairs in METRIC_INPUTS.values() for t, c in pairs if t == table}
+    return [*ROW_COLUMNS, *sorted(declared - set(ROW_COLUMNS))]
+
+
 # Staged asset name -> the provider table name the person index records.
 TABLE_NAMES = {t.asset_name: t.table for t in SOURCE_TABLES if t.asset_name in STAGED_INPUTS}
 
