@@ -232,7 +232,7 @@ def materialise_all(
     run_config["ops"] = {"person_index": {"config": {"mode": linkage}}}
     command = uuid.uuid4().hex
     split = None
-    one_process = processes == 1 and linkage == "full"  # the paths that can share staging
+    one_process = processes == 1  # the paths that can share staging
     workers = 1
     if one_process:
         workers = default_ingest_workers() if ingest_workers is None else ingest_workers
@@ -256,7 +256,7 @@ def materialise_all(
         if processes > 1:
             raise ValueError("--linkage incremental runs in one process (--processes 1)")
         results, pending = _incremental_runs(
-            settings, defs, instance, keys, all_keys, run_config, command
+            settings, defs, instance, keys, all_keys, run_config, command, split, failures
         )
     elif split is not None:
         results = _parallel_ingest_runs(defs, instance, keys, run_config, split, failures, command)
@@ -441,15 +441,19 @@ def _parallel_ingest_runs(
     split: _Split,
     failures: list[str],
     command: str,
+    within: set[dg.AssetKey] | None = None,
 ) -> list:
     """The staged tables in several processes at once (this one and the forked workers), each
-    share its own run; then, in this process, one run of the rest of the graph less what lies
-    downstream of a staged table that did not finish. Interrupted (Ctrl-C), the rest is not
-    run, as one run would stop."""
+    share its own run; then, in this process, one run of the rest of the graph (or of
+    ``within``) less what lies downstream of a staged table that did not finish. Interrupted
+    (Ctrl-C), the rest is not run, as one run would stop."""
     graph = defs.resolve_asset_graph()
     materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    if within is not None:
+        materializable &= within
     names = [*split.own, *(n for _, group, _ in split.workers for n in group)]
-    steps = len(defs.resolve_job_def("sim_pipeline_all").graph.nodes)
+    job = defs.resolve_job_def("sim_pipeline_all")
+    steps = len((job.get_subset(asset_selection=within) if within else job).graph.nodes)
     label = f"run {keys[0][:7]} to {keys[-1][:7]}" if len(keys) > 1 else f"run {keys[0][:7]}"
     tags = _range_tags(keys, command)
     try:
@@ -564,13 +568,18 @@ def _incremental_runs(
     all_keys: list[str],
     run_config: dict,
     command: str,
+    split: _Split | None = None,
+    failures: list[str] | None = None,
 ) -> tuple[list, str | None]:
-    """A new month with incremental linkage, as two runs. First the month's ingest, the
-    person index (incremental) and the cohort; then everything after them over the month and
-    every other month that linkage touched (`months_touched`), as one range, so each
-    downstream asset runs once. Returns the runs and, when the second failed, the range it had
-    to bring up to date (the person index already holds the month, so a repeat of the command
-    would find nothing new and could not tell)."""
+    """A new month with incremental linkage, in two phases. First the month's ingest, the
+    person index (incremental) and the cohort: one run, or with ``split`` the staged tables
+    shared between processes as a full run shares them (`_parallel_ingest_runs`) and then one
+    run of the rest. Then everything after them over the month and every other month that
+    linkage touched (`months_touched`), as one range, so each downstream asset runs once.
+    Nothing after the first phase runs unless the person index was linked. Returns the runs
+    and, when the second failed, the range it had to bring up to date (the person index
+    already holds the month, so a repeat of the command would find nothing new and could not
+    tell)."""
     graph = defs.resolve_asset_graph()
     materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
     from sim_pipeline.defs.linkage import person_index
@@ -578,9 +587,19 @@ def _incremental_runs(
     first = dg.AssetSelection.assets(*person_index.keys, "cohort").upstream().resolve(graph)
     first = {k for k in first if k in materializable}
     cohort_before = _cohort_people(settings.warehouse_url)
-    result = _execute(defs, instance, keys, run_config, 1, command, sorted(first))
-    if not result.success:
-        return [result], None
+    if split is None:
+        firsts = [_execute(defs, instance, keys, run_config, 1, command, sorted(first))]
+    else:
+        failures = [] if failures is None else failures
+        firsts = _parallel_ingest_runs(
+            defs, instance, keys, run_config, split, failures, command, within=first
+        )
+    linked = "person_index" not in {
+        k.to_user_string() for k in _unfinished(firsts, ["person_index"])
+    }
+    if not all(r.success for r in firsts) or not linked or failures:
+        return firsts, None
+    result = firsts[-1]  # the run that linked
     study = [k[:7] for k in all_keys]
     touched = months_touched(settings.warehouse_url, result.run_id, cohort_before, study)
     wanted = {k[:7] for k in keys} | set(touched)
@@ -589,7 +608,7 @@ def _incremental_runs(
     second = sorted(materializable - first)
     after = _execute(defs, instance, months, {**run_config, "ops": {}}, 1, command, second)
     pending = None if after.success else f"{months[0][:7]} to {months[-1][:7]}"
-    return [result, after], pending
+    return [*firsts, after], pending
 
 
 def _cohort_people(url: str) -> set[str]:
