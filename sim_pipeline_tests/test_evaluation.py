@@ -306,6 +306,31 @@ def test_sensitivity_analyses_change_what_they_say():
     }  # fmt: skip
 
 
+def test_every_analysis_reads_one_shared_preparation_with_the_same_result():
+    """`evaluate_all` builds the panel's arrays and the demographics once for its five
+    analyses (`prepare`): each analysis gives what it gives on its own."""
+    from dataclasses import replace
+
+    from sim_pipeline.evaluation.comparison import prepare
+
+    panel = _panel({"T": _series(100, 60, ALLOC), "C": _series(100, 80, ALLOC)})
+    cohort, people = _cohort({"T": (ALLOC, True)}), _people({"T": "F", "C": "F"})
+    shared = evaluate_all(panel, cohort, people, MONTHS, SETTINGS)
+    data = prepare(panel, cohort, people, MONTHS)
+    for name, settings in (
+        ("primary", SETTINGS),
+        ("baseline_6_months", replace(SETTINGS, design=None, baseline_months=6)),
+    ):
+        alone = evaluate(panel, cohort, people, MONTHS, settings, analysis=name)
+        ours = shared.estimates[shared.estimates["analysis"] == name].reset_index(drop=True)
+        pd.testing.assert_frame_equal(ours, alone.estimates)
+        again = evaluate(panel, cohort, people, MONTHS, settings, analysis=name, prepared=data)
+        pd.testing.assert_frame_equal(again.estimates, alone.estimates)
+    assert data.panel.values.sum() == panel["total_cost"].sum() + sum(
+        panel[c].sum() for c in data.panel.columns if c != "total_cost"
+    )  # the preparation was not changed by the analyses that read it
+
+
 def test_eligibility_rule_parsing_and_scaling():
     rule = EligibilityRule.parse("s136_detentions>=2, ae_attendances>=12")
     assert dict(rule.min_counts) == {"s136_detentions": 2, "ae_attendances": 12}

@@ -125,26 +125,27 @@ class Evaluation:
     diagnostics: dict[str, float | int | str]
 
 
-def evaluate(
+@dataclass(frozen=True)
+class Prepared:
+    """What every analysis of one panel reads and none changes: the outcomes, the cohort's
+    people, every person's key, the panel's arrays and the demographics."""
+
+    outcomes: list[str]
+    treated: pd.DataFrame
+    keys: list[str]
+    panel: Panel
+    demographics: dict
+
+
+def prepare(
     panel: pd.DataFrame,
     cohort: pd.DataFrame,
     people: pd.DataFrame,
     months: Sequence[str],
-    settings: EvaluationSettings | None = None,
-    *,
-    analysis: str = "primary",
     outcomes: Sequence[str] | None = None,
-) -> Evaluation:
-    """Match, estimate and diagnose one analysis.
-
-    ``panel``: person_key, month, ``total_cost``, the five metrics and any other outcome columns
-    (absent person-months are zeros). ``cohort``: the ``cohort`` table (person_key,
-    allocation_date, programme_first_month, programme_last_month, itt, per_protocol).
-    ``people``: person_key, sex, and either ``age_band`` by ``month`` (one row per person-month
-    with a record) or nothing more; optional ``death_month`` per person. ``months``: the data's
-    months in order.
-    """
-    s = settings or EvaluationSettings()
+) -> Prepared:
+    """The panel's arrays and the demographics `evaluate` reads (independent of the analysis's
+    settings): built once for all the analyses of `evaluate_all`."""
     months = sorted(months)
     if "total_cost" not in panel.columns:
         raise ValueError("panel needs a total_cost column")
@@ -158,7 +159,36 @@ def evaluate(
     if missing:
         raise ValueError(f"panel lacks column(s) {', '.join(missing)}")
     pan = Panel(panel[["person_key", "month", *needed]], keys, months)
-    demo = demographics(people, keys, months)
+    return Prepared(outcomes, treated, keys, pan, demographics(people, keys, months))
+
+
+def evaluate(
+    panel: pd.DataFrame,
+    cohort: pd.DataFrame,
+    people: pd.DataFrame,
+    months: Sequence[str],
+    settings: EvaluationSettings | None = None,
+    *,
+    analysis: str = "primary",
+    outcomes: Sequence[str] | None = None,
+    prepared: Prepared | None = None,
+) -> Evaluation:
+    """Match, estimate and diagnose one analysis (``prepared``: `prepare`'s result for the same
+    panel, cohort, people, months and outcomes, shared by the analyses of `evaluate_all`).
+
+    ``panel``: person_key, month, ``total_cost``, the five metrics and any other outcome columns
+    (absent person-months are zeros). ``cohort``: the ``cohort`` table (person_key,
+    allocation_date, programme_first_month, programme_last_month, itt, per_protocol).
+    ``people``: person_key, sex, and either ``age_band`` by ``month`` (one row per person-month
+    with a record) or nothing more; optional ``death_month`` per person. ``months``: the data's
+    months in order.
+    """
+    s = settings or EvaluationSettings()
+    months = sorted(months)
+    data = prepared or prepare(panel, cohort, people, months, outcomes)
+    outcomes, treated, keys, pan, demo = (
+        data.outcomes, data.treated, data.keys, data.panel, data.demographics
+    )  # fmt: skip
     death = demo["death"]
 
     t_person = np.array([pan.kidx[k] for k in treated["person_key"]], dtype=np.int64)
@@ -300,8 +330,10 @@ def evaluate_all(
             "threshold_lower": replace(bracket, rule=s.rule.scaled(0.75)),
             "threshold_higher": replace(bracket, rule=s.rule.scaled(1.25)),
         }
+    data = prepare(panel, cohort, people, months)
     parts = [
-        evaluate(panel, cohort, people, months, rs, analysis=name) for name, rs in runs.items()
+        evaluate(panel, cohort, people, months, rs, analysis=name, prepared=data)
+        for name, rs in runs.items()
     ]
     diagnostics = {
         f"{name}:{k}" if name != "primary" else k: v
