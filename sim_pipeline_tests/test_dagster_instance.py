@@ -55,6 +55,36 @@ def test_the_home_dagster_writes_uses_the_kept_open_event_log(tmp_path):
         assert len(check) == 1
 
 
+def test_a_table_found_in_the_index_is_not_asked_about_again(tmp_path, monkeypatch):
+    """Dagster asks whether the index has a table before each asset event's tags; a table
+    found is remembered (no new engine per event), a table not found is asked about again and
+    found once it exists, and a wiped storage asks again."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    home = ensure_dagster_home(tmp_path / "home")
+    asked: list[str] = []
+    dagster_own = SqliteEventLogStorage.has_table
+    monkeypatch.setattr(
+        SqliteEventLogStorage,
+        "has_table",
+        lambda self, name: asked.append(name) or dagster_own(self, name),
+    )
+    with dg.DagsterInstance.from_config(str(home)) as inst:
+        storage = inst.event_log_storage
+        for _ in range(3):
+            _materialise(inst)
+        assert asked and len(asked) == len(set(asked)), asked  # each table asked about once
+        assert storage.has_table("asset_event_tags")
+        assert not storage.has_table("sim_not_yet") and not storage.has_table("sim_not_yet")
+        with storage.index_connection() as conn:
+            conn.exec_driver_sql("CREATE TABLE sim_not_yet (x INTEGER)")
+        assert storage.has_table("sim_not_yet")
+        assert asked.count("sim_not_yet") == 3
+        storage.wipe()
+        storage.has_table("asset_event_tags")
+        assert asked.count("asset_event_tags") == 2
+
+
 def test_each_write_reaches_the_run_file_that_the_web_ui_watches(tmp_path):
     """The web UI learns of a run's new events from changes to the run's own database file;
     with the connection kept open the write-ahead log is checkpointed after each write."""
