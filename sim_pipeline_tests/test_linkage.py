@@ -377,3 +377,31 @@ def test_training_steps_with_no_pairs_are_counted_not_fatal():
         ]
         == 0
     )
+
+
+def test_link_rates_by_hand_with_the_records_joined_once():
+    """P1 has a mental-health and an ambulance record (both linked), P2 an ambulance record
+    only: ambulance records link at 1/2, mental-health at 1/1; the same with the records
+    joined once for both reports (`linked_records`)."""
+    from sim_pipeline.identity import linkage_quality as lq
+
+    index = pd.DataFrame(
+        {
+            "source": ["slam", "las", "las"],
+            "table_name": ["MHS001MPI", "ambulance_incidents", "ambulance_incidents"],
+            "record_ref": ["A", "B", "C"],
+            "person_key": ["P1", "P1", "P2"],
+        }
+    )
+    attrs = index.drop(columns="person_key").assign(
+        month="2019-01", age_band="25-34", person_sex=["F", "F", "M"], borough="Lambeth"
+    )
+    linked = lq.linked_records(index, attrs)
+    rates = lq.link_rates(index, attrs, linked)
+    overall = rates[rates["dimension"] == "overall"].set_index("source_group")["link_rate"]
+    assert overall.to_dict() == {"ambulance": 0.5, "mental_health": 1.0}
+    pd.testing.assert_frame_equal(rates, lq.link_rates(index, attrs))
+    versus = lq.linked_vs_unlinked(index, attrs, linked)
+    pd.testing.assert_frame_equal(versus, lq.linked_vs_unlinked(index, attrs))
+    sex = versus[versus["dimension"] == "person_sex"].set_index(["status", "value"])["records"]
+    assert sex.to_dict() == {("linked", "F"): 2, ("unlinked", "M"): 1}

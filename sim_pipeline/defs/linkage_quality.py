@@ -90,8 +90,9 @@ def linkage_quality(
     rows, _ = linkage_rows(staged_for_linkage(wh, QUALITY_ENCODINGS))
     mpi = recorded_death_dates(wh)
     attrs = lq.record_attributes(rows)
-    rates = lq.link_rates(index, attrs)
-    versus = lq.linked_vs_unlinked(index, attrs)
+    linked = lq.linked_records(index, attrs)  # joined once for both
+    rates = lq.link_rates(index, attrs, linked)
+    versus = lq.linked_vs_unlinked(index, attrs, linked)
     implausible, flagged = lq.implausible_links(index, rows, mpi)
     sizes = index.groupby("person_key").size()
     multi = int((sizes > 1).sum())

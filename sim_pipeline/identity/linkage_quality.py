@@ -32,7 +32,10 @@ def record_attributes(rows: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _with_linked(index: pd.DataFrame, attrs: pd.DataFrame) -> pd.DataFrame:
+def linked_records(index: pd.DataFrame, attrs: pd.DataFrame) -> pd.DataFrame:
+    """Every indexed record with its attributes (`record_attributes`), its source group and
+    whether its person also has records in another source group: what `link_rates` and
+    `linked_vs_unlinked` both read (pass it to each, to join once)."""
     df = index.merge(attrs, on=RECORD_KEY, how="left")
     df["source_group"] = source_group(df["source"])
     groups = df.groupby("person_key")["source_group"].nunique()
@@ -40,10 +43,13 @@ def _with_linked(index: pd.DataFrame, attrs: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def link_rates(index: pd.DataFrame, attrs: pd.DataFrame) -> pd.DataFrame:
+def link_rates(
+    index: pd.DataFrame, attrs: pd.DataFrame, linked: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Share of each source group's records whose person also has records in another source
-    group, overall and by age band, sex and borough."""
-    df = _with_linked(index, attrs)
+    group, overall and by age band, sex and borough (``linked``: `linked_records` of the
+    same index and attributes, when already made)."""
+    df = linked_records(index, attrs) if linked is None else linked
     out = []
     for dim in ("overall", "age_band", "person_sex", "borough"):
         value = pd.Series("all", index=df.index) if dim == "overall" else df[dim].fillna("unknown")
@@ -57,9 +63,12 @@ def link_rates(index: pd.DataFrame, attrs: pd.DataFrame) -> pd.DataFrame:
     return res[columns(LinkageLinkRates)]
 
 
-def linked_vs_unlinked(index: pd.DataFrame, attrs: pd.DataFrame) -> pd.DataFrame:
-    """Distribution of age band and sex among linked and among unlinked records."""
-    df = _with_linked(index, attrs)
+def linked_vs_unlinked(
+    index: pd.DataFrame, attrs: pd.DataFrame, linked: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Distribution of age band and sex among linked and among unlinked records (``linked``
+    as for `link_rates`)."""
+    df = linked_records(index, attrs) if linked is None else linked
     out = []
     for dim in ("age_band", "person_sex"):
         t = (
