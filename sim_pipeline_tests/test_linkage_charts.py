@@ -56,3 +56,77 @@ def test_charts_never_fail_the_step_and_never_describe_another_model(tmp_path, m
     assert list(meta) == ["linkage_charts"] and meta["linkage_charts"].startswith("not drawn: ")
     assert not (folder / "waterfall.html").exists()
     assert not (folder / "linkage_model.json").exists()
+
+
+def test_the_waterfall_scores_its_pairs_at_once_as_each_alone(june_run, tmp_path, monkeypatch):
+    """The waterfall's pairs are scored in one query (Splink's cartesian `score_pairs`, the
+    pairs taken from it in order, a repeated pair too): each pair's record is what scoring it
+    alone gives (`score_pair`, as the charts did before)."""
+    import json
+    import logging
+
+    import duckdb
+    from splink import DuckDBAPI, Linker
+    from splink.internals.linker_components.inference import LinkerInference
+
+    from sim_pipeline.identity import linkage_charts as lc
+    from sim_pipeline.identity.person_index import linkage_rows
+    from sim_pipeline.sources import SOURCE_TABLES
+
+    snap = june_run["snap"]
+    rows, _ = linkage_rows({t.asset_name: snap[t.asset_name] for t in SOURCE_TABLES})
+    keyed = rows.reset_index().merge(
+        snap["person_index"], on=["source", "table_name", "record_ref"]
+    )
+    keyed = keyed[keyed["given_name_bf"].notna() & keyed["family_name_bf"].notna()]
+    pairs = []
+    for _, g in keyed.groupby("person_key"):
+        other = g[g["source"] != g["source"].iloc[0]]
+        if len(other) and len(pairs) < 4:
+            pairs.append((int(g["index"].iloc[0]), int(other["index"].iloc[0])))
+    pairs.append(pairs[0])
+    model_file = june_run["root"] / "reports" / "linkage" / lc.MODEL_FILE
+    model = json.loads(model_file.read_text())
+    scored: list[list[dict]] = []
+    at_once = LinkerInference.score_pairs
+
+    def spy(self, *args, **kwargs):
+        out = at_once(self, *args, **kwargs)
+        scored.append(out.as_record_list())
+        return out
+
+    monkeypatch.setattr(LinkerInference, "score_pairs", spy)
+    written = lc.explain_model(model, rows, pairs, tmp_path)
+    assert len(scored) == 1 and "waterfall" in written
+    # each pair alone, as before
+    labels = list(dict.fromkeys(label for pair in pairs for label in pair))
+    table, of_row = lc.profiles(rows.loc[labels])
+    profile = dict(zip(labels, of_row, strict=True))
+    freq = {b: rows[b].dropna().value_counts(normalize=True) for b in lc.BLOOM_COLUMNS}
+    con = duckdb.connect()
+    api = DuckDBAPI(connection=con)
+    linker = Linker(
+        api.register(table, dataset_display_name="profiles"),
+        lc._settings_for_charts(model),
+        log_level=logging.WARNING,
+    )
+    for a, b in pairs:
+        left, right = [
+            api.register(
+                table.iloc[[profile[r]]].assign(
+                    **{
+                        f"tf_{bf.removesuffix('_bf')}_key": freq[bf].get(rows.at[r, bf])
+                        for bf in lc.BLOOM_COLUMNS
+                    }
+                )
+            )
+            for r in (a, b)
+        ]
+        (alone,) = linker.inference.score_pair(left, right).as_record_list()
+        ours = next(
+            r
+            for r in scored[0]
+            if (r["profile_id_l"], r["profile_id_r"]) == (profile[a], profile[b])
+        )
+        assert ours == alone
+    con.close()

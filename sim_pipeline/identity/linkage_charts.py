@@ -93,24 +93,38 @@ def explain_model(
         # the exact-name levels' term frequencies, over every record's encoding (the run takes
         # them over its profiles: the same figures up to records repeated within a profile)
         freq = {b: rows[b].dropna().value_counts(normalize=True) for b in BLOOM_COLUMNS}
+        # the pairs' profiles (no encodings, or one profile by construction: not drawn)
+        drawn = [
+            (profile[a], profile[b], a, b)
+            for a, b in pairs
+            if profile[a] >= 0 and profile[b] >= 0 and profile[a] != profile[b]
+        ]
         records = []
-        for a, b in pairs:
-            pa, pb = profile[a], profile[b]
-            if pa < 0 or pb < 0 or pa == pb:  # no encodings, or one profile by construction
-                continue
-            left, right = [
-                api.register(
-                    table.iloc[[p]].assign(
-                        **{
-                            f"tf_{bf.removesuffix('_bf')}_key": freq[bf].get(rows.at[r, bf])
-                            for bf in BLOOM_COLUMNS
-                        }
-                    ),
-                    dataset_display_name=f"record_{len(records)}_{side}",
+        if drawn:
+            # every left profile against every right one in one scoring (Splink's cartesian
+            # `score_pairs`), then the drawn pairs taken from it in their order: one query
+            # where a query per pair cost 0.15 s each
+            sides = []
+            for side in (0, 1):
+                chosen = {d[side]: d[side + 2] for d in drawn}  # profile -> a record of it
+                sides.append(
+                    api.register(
+                        table.iloc[list(chosen)].assign(
+                            **{
+                                f"tf_{bf.removesuffix('_bf')}_key": [
+                                    freq[bf].get(rows.at[r, bf]) for r in chosen.values()
+                                ]
+                                for bf in BLOOM_COLUMNS
+                            }
+                        ),
+                        dataset_display_name=f"records_{'lr'[side]}",
+                    )
                 )
-                for side, (p, r) in enumerate(((pa, a), (pb, b)))
-            ]
-            records += linker.inference.score_pair(left, right).as_record_list()
+            scored = {
+                (r["profile_id_l"], r["profile_id_r"]): r
+                for r in linker.inference.score_pairs(*sides).as_record_list()
+            }
+            records = [scored[(pa, pb)] for pa, pb, _, _ in drawn]
         if records:
             charts["waterfall"] = linker.visualisations.waterfall_chart(
                 records, filter_nulls=True, remove_sensitive_data=True
