@@ -15,6 +15,15 @@ KEY_ENV = "SIM_PSEUDONYMISATION_KEY"
 DEMO_ENV = "SIM_DEMO_MODE"
 FIRST_MONTH = "2016-01"
 DEFAULT_LAST_MONTH = "2021-05"
+# Output folders: beside the landing folder, unless `output_folder_env` names another.
+OUTPUT_FOLDERS = ("quality", "reports", "published")
+
+
+def output_folder_env(name: str) -> str:
+    """The environment variable that places output folder ``name`` (`OUTPUT_FOLDERS`)."""
+    return f"SIM_{name.upper()}_DIR"
+
+
 # Versioned reference data shipped with the code (unit costs, price index); SIM_REFERENCE_DIR
 # points elsewhere to use a local copy.
 REFERENCE_DIR = Path(
@@ -75,7 +84,7 @@ class Settings:
         landing_dir = Path(landing).resolve() if landing else root / "data" / "landing"
 
         def folder(name: str) -> Path:
-            value = os.environ.get(f"SIM_{name.upper()}_DIR")
+            value = os.environ.get(output_folder_env(name))
             return Path(value).resolve() if value else landing_dir.parent / name
 
         return cls(

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from sim_pipeline.config import OUTPUT_FOLDERS, output_folder_env
 from sim_pipeline.progress import current
 
 
@@ -36,15 +37,12 @@ def landing_without(src: Path, dest: Path, month: str) -> None:
             shutil.copy2(path, dest / rel)
 
 
-FOLDERS = ("quality", "reports", "published")
-
-
 def project_folders(project: Path) -> dict[str, str]:
     """Environment that keeps a benchmark project's outputs (the GX project and Data Docs,
     reports, published tables) inside ``project``: by default they lie beside the landing
     folder, which a benchmark's projects may share with each other and with the user's runs
     (a GX project that already holds other runs' results makes each validation slower)."""
-    return {f"SIM_{name.upper()}_DIR": str(project / name) for name in FOLDERS}
+    return {output_folder_env(name): str(project / name) for name in OUTPUT_FOLDERS}
 
 
 # runs the command and reports its own children's peak RSS and CPU (see the module docstring)

@@ -256,7 +256,7 @@ def materialise_all(
         if processes > 1:
             raise ValueError("--linkage incremental runs in one process (--processes 1)")
         results, pending = _incremental_runs(
-            settings, defs, instance, keys, all_keys, run_config, command, split, failures
+            settings, defs, instance, keys, all_keys, run_config, command, failures, split
         )
     elif split is not None:
         results = _parallel_ingest_runs(defs, instance, keys, run_config, split, failures, command)
@@ -568,8 +568,8 @@ def _incremental_runs(
     all_keys: list[str],
     run_config: dict,
     command: str,
+    failures: list[str],
     split: _Split | None = None,
-    failures: list[str] | None = None,
 ) -> tuple[list, str | None]:
     """A new month with incremental linkage, in two phases. First the month's ingest, the
     person index (incremental) and the cohort: one run, or with ``split`` the staged tables
@@ -590,13 +590,10 @@ def _incremental_runs(
     if split is None:
         firsts = [_execute(defs, instance, keys, run_config, 1, command, sorted(first))]
     else:
-        failures = [] if failures is None else failures
         firsts = _parallel_ingest_runs(
             defs, instance, keys, run_config, split, failures, command, within=first
         )
-    linked = "person_index" not in {
-        k.to_user_string() for k in _unfinished(firsts, ["person_index"])
-    }
+    linked = not _unfinished(firsts, ["person_index"])
     if not all(r.success for r in firsts) or not linked or failures:
         return firsts, None
     result = firsts[-1]  # the run that linked
