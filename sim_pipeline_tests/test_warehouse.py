@@ -51,10 +51,10 @@ def test_redact_url_hides_password():
     assert "s3cret" not in redact_url("postgresql+psycopg://u:s3cret@127.0.0.1:5432/db")
 
 
-def test_sqlite_insert_stores_exactly_what_pandas_to_sql_stores(tmp_path):
+def test_sqlite_insert_stores_exactly_what_pandas_to_sql_stores(tmp_path, monkeypatch):
     """The SQLite fast insert path against pandas' own `to_sql` (SQLAlchemy's per-row path)
     on every column type the warehouse holds, nulls included: the same stored values, the
-    same column types."""
+    same column types; in chunks of three rows, so that a chunk's edge is crossed."""
     import datetime as dt
     import sqlite3
 
@@ -77,6 +77,9 @@ def test_sqlite_insert_stores_exactly_what_pandas_to_sql_stores(tmp_path):
         }
     )
     dtype = {"d": sa.Date()}
+    from sim_pipeline.warehouse import store
+
+    monkeypatch.setattr(store, "_SQLITE_CHUNK", 3)
     fast = Warehouse(f"sqlite:///{tmp_path / 'fast.db'}")
     with fast.transaction() as tx:
         assert tx.replace_all("t", df, dtype) == len(df)
