@@ -501,3 +501,89 @@ def test_a_failed_warehouse_statement_carries_no_value(tmp_path):
         assert NHS_A not in message and "IntegrityError" in message
     finally:
         wh.dispose()
+
+
+# ----------------------------------------------------------------------------- bulk reading
+
+
+def _records_line_by_line(lines, first, header, columns):
+    """The reference: every line through `parse_lines`, the frame built from Python lists (as
+    the reader did before it read plain lines in bulk)."""
+    from sim_pipeline.sources.reader import parse_lines
+
+    parsed = parse_lines(lines, first, len(header))
+    values = list(zip(*parsed.rows, strict=True)) if parsed.rows else [()] * len(header)
+    frame = pd.DataFrame(
+        {c: values[header.index(c)] for c in columns},
+        index=pd.Index(parsed.numbers, name="line_number"),
+        columns=columns,
+        dtype="str",
+    )
+    return frame, len(parsed.rows) + len(parsed.bad), parsed.bad, parsed.last_ok
+
+
+# pieces of fields: plain text, padding (spaces, tabs, a no-break space, an em space), quotes
+# balanced and not, commas, control characters, other scripts and digits, empty
+_PIECES = [
+    "abc",
+    "X1",
+    "2019-01-05",
+    " ",
+    "\t",
+    "  pad  ",
+    "\u00a0",
+    "\u2003",
+    '"',
+    '"q,u"',
+    '""',
+    ",",
+    "\x00",
+    "\x1b",
+    "\x0b",
+    "\x1f",
+    "\x7f",
+    "é",
+    "٩٤٣",
+    "",
+    "O'Brien",
+    "a b",
+]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bulk_reading_gives_what_line_by_line_reading_gives(seed):
+    """Random lines built from awkward pieces (quotes, padding of every kind, control
+    characters, other scripts, commas, blank lines, extra and missing fields), read in bulk
+    and line by line: the same frame (values, missing values, dtypes, line numbers), the same
+    quarantine (rules and reasons, in order), line count and last-line verdict."""
+    import random
+
+    from sim_pipeline.sources.reader import read_records
+
+    rng = random.Random(seed)
+    header = ["a", "b", "extra", "c"]
+    columns = ["c", "a", "b"]  # the contract's order, a column of the header left out
+    lines = []
+    for _ in range(400):
+        kind = rng.random()
+        if kind < 0.05:
+            lines.append("")
+        elif kind < 0.55:  # plain: the bulk path's lines
+            lines.append(",".join(rng.choice(["v1", " v2 ", "", "\tt", "x y"]) for _ in header))
+        else:
+            fields = rng.choice([3, 4, 4, 4, 5])
+            lines.append(
+                ",".join(
+                    "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 3)))
+                    for _ in range(fields)
+                )
+            )
+    for first, chunk in ((2, lines), (10, lines[:1]), (2, []), (5, ["", ""]), (3, lines[-7:])):
+        got = read_records(chunk, first, header, columns)
+        frame, rows_read, bad, last_ok = _records_line_by_line(chunk, first, header, columns)
+        pd.testing.assert_frame_equal(got.frame, frame, check_index_type=True)
+        assert list(got.frame.dtypes) == list(frame.dtypes)
+        assert (got.rows_read, got.bad, got.last_ok) == (rows_read, bad, last_ok)
+    # both paths were taken
+    assert read_records(lines, 2, header, columns).bad
+    assert len(read_records(lines, 2, header, columns).frame) > 150
