@@ -245,6 +245,9 @@ class IdentifierMatcher:
         if not self.dob_compact.isdisjoint(COMPACT_DATE_RE.findall(text)):
             return True
         lower = text.lower()
+        # both month-name forms start their month with one of the twelve abbreviations
+        if not any(m in lower for m in MONTH_ABBR):
+            return False
         for d, mon, y in set(DAY_MONTH_RE.findall(lower)):
             if _date_key(y, str(MONTHS[mon[:3]]), d) in keys:
                 return True
