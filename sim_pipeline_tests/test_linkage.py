@@ -405,3 +405,57 @@ def test_link_rates_by_hand_with_the_records_joined_once():
     pd.testing.assert_frame_equal(versus, lq.linked_vs_unlinked(index, attrs))
     sex = versus[versus["dimension"] == "person_sex"].set_index(["status", "value"])["records"]
     assert sex.to_dict() == {("linked", "F"): 2, ("unlinked", "M"): 1}
+
+
+def test_certain_links_compare_birth_dates_as_written(seed=7):
+    """`score_columns`' certain links (both names agree and the full birth date matches, or is
+    day/month swapped) against the comparison of the tokens themselves, on random profiles
+    with missing birth dates and swap tokens, equal and unequal pairs."""
+    from sim_pipeline.identity.linkage import score_columns
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    tokens = np.array([f"{i:032x}" for i in range(12)], dtype=object)
+
+    def column() -> pd.Series:
+        values = tokens[rng.integers(0, len(tokens), n)].astype(object)
+        values[rng.random(n) < 0.3] = None
+        return pd.Series(values, dtype="string")
+
+    table = pd.DataFrame({"birth_date_token": column(), "birth_date_swap_token": column()})
+    m = 5000
+    raw = pd.DataFrame(
+        {
+            "profile_id_l": rng.integers(0, n, m),
+            "profile_id_r": rng.integers(0, n, m),
+            "match_probability": rng.random(m),
+            "match_weight": rng.normal(0, 5, m),
+            "mw_given_name": rng.choice([-1.0, 0.0, 2.0], m),
+            "mw_family_name": rng.choice([-1.0, 0.0, 2.0], m),
+            "mw_birth_date": rng.choice([-1.0, 0.0, 3.0], m),
+            "mw_nhs_number": rng.choice([-1.0, 0.0, 9.0], m),
+        }
+    )
+    got = score_columns(raw.copy(), table)
+    dob = table["birth_date_token"].to_numpy(dtype=object)
+    swap = table["birth_date_swap_token"].to_numpy(dtype=object)
+    want = []
+    for left, right, given, family in raw[
+        ["profile_id_l", "profile_id_r", "mw_given_name", "mw_family_name"]
+    ].itertuples(index=False):
+
+        def agree(a: object, b: object) -> bool:
+            return not pd.isna(a) and not pd.isna(b) and a == b
+
+        same = (
+            agree(dob[left], dob[right])
+            or agree(swap[left], dob[right])
+            or agree(swap[right], dob[left])
+        )
+        want.append(bool(given > 0 and family > 0 and same))
+    assert got["certain"].tolist() == want
+    assert 50 < sum(want) < m - 50  # both kinds present
+    assert (
+        got["anchored"].tolist()
+        == ((raw["mw_birth_date"] > 0) | (raw["mw_nhs_number"] > 0)).tolist()
+    )

@@ -300,20 +300,19 @@ def score_columns(pairs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     pairs["anchored"] = (pairs["mw_birth_date"] > 0) | (pairs["mw_nhs_number"] > 0)
     # Names agree and the full birth date matches (or is day/month swapped): enough to override
     # a conflicting NHS number (a mistyped or borrowed number on one record).
-    dob = table["birth_date_token"].to_numpy(dtype=object)
-    swap = table["birth_date_swap_token"].to_numpy(dtype=object)
+    # tokens compared as codes of one factorisation (equal tokens, equal codes; missing -1)
+    codes, _ = pd.factorize(
+        pd.concat([table["birth_date_token"], table["birth_date_swap_token"]], ignore_index=True)
+    )
+    dob, swap = codes[: len(table)], codes[len(table) :]
     left, right = pairs["left"].to_numpy(), pairs["right"].to_numpy()
-    dob_l, dob_r = pd.Series(dob[left]), pd.Series(dob[right])
+    dob_l, dob_r, swap_l, swap_r = dob[left], dob[right], swap[left], swap[right]
     same_dob = (
-        (dob_l.notna() & (dob_l == dob_r))
-        | (pd.Series(swap[left]).notna() & (pd.Series(swap[left]) == dob_r))
-        | (pd.Series(swap[right]).notna() & (pd.Series(swap[right]) == dob_l))
+        ((dob_l >= 0) & (dob_l == dob_r))
+        | ((swap_l >= 0) & (swap_l == dob_r))
+        | ((swap_r >= 0) & (swap_r == dob_l))
     )
-    pairs["certain"] = (
-        (pairs["mw_given_name"] > 0)
-        & (pairs["mw_family_name"] > 0)
-        & same_dob.fillna(False).to_numpy(dtype=bool)
-    )
+    pairs["certain"] = (pairs["mw_given_name"] > 0) & (pairs["mw_family_name"] > 0) & same_dob
     return pairs[PAIR_COLUMNS]
 
 
