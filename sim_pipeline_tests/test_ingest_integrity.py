@@ -584,6 +584,12 @@ def test_bulk_reading_gives_what_line_by_line_reading_gives(seed):
         pd.testing.assert_frame_equal(got.frame, frame, check_index_type=True)
         assert list(got.frame.dtypes) == list(frame.dtypes)
         assert (got.rows_read, got.bad, got.last_ok) == (rows_read, bad, last_ok)
+    # a one-column file: a blank line (one empty field when split) is still not a data line
+    one = ["v", "", " ", "", '"q"', "w,x"]
+    got = read_records(one, 2, ["a"], ["a"])
+    frame, rows_read, bad, last_ok = _records_line_by_line(one, 2, ["a"], ["a"])
+    pd.testing.assert_frame_equal(got.frame, frame, check_index_type=True)
+    assert (got.rows_read, got.bad, got.last_ok) == (rows_read, bad, last_ok) and rows_read == 4
     # both paths were taken
     assert read_records(lines, 2, header, columns).bad
     assert len(read_records(lines, 2, header, columns).frame) > 150

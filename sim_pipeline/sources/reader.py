@@ -217,15 +217,16 @@ def read_records(
     width = len(header)
     text = pa.array(lines, type=pa.large_string())
     fields = pc.split_pattern(text, ",")
+    blank = pc.equal(text, "")
     plain = pc.and_(
         pc.and_(pc.string_is_ascii(text), pc.invert(pc.match_substring(text, '"'))),
         pc.and_(
-            pc.invert(pc.match_substring_regex(text, _CONTROL.pattern)),
+            pc.and_(pc.invert(pc.match_substring_regex(text, _CONTROL.pattern)), pc.invert(blank)),
             pc.equal(pc.list_value_length(fields), width),
         ),
     )
     plain_np = plain.to_numpy(zero_copy_only=False)
-    blank = pc.equal(text, "").to_numpy(zero_copy_only=False)
+    blank = blank.to_numpy(zero_copy_only=False)
     rest = np.flatnonzero(~plain_np & ~blank)
     slow = _parse_numbered(((first_number + int(i), lines[i]) for i in rest), width)
     fast_numbers = first_number + np.flatnonzero(plain_np)
