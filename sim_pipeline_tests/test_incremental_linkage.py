@@ -191,6 +191,32 @@ def test_a_new_month_incrementally_through_the_cli(june_project, small_synth, tm
     assert len(metrics) > 0
 
 
+def test_nothing_after_the_first_phase_runs_when_the_index_was_not_linked(small_synth, tmp_path):
+    """An incremental month on a warehouse no full relink has filled (no saved model): the
+    month's tables are staged (in two processes), `person_index` fails naming the missing
+    model, and the command stops there: no run of what follows, no events or metrics, and
+    the exit status says so."""
+    import dagster as dg
+
+    root = tmp_path / "project"
+    link_landing(small_synth[0], root / "landing", lambda m: m == "2019-01")
+    env = project_env(root / "landing", root, SIM_LAST_MONTH="2019-01", SIM_INGEST_WORKERS="2")
+    args = ("backfill", "--from", "2019-01", "--to", "2019-01", "--linkage", "incremental")
+    r = cli(*args, env=env, cwd=root)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "materialise person_index with mode 'full'" in r.stdout, r.stdout[-3000:]
+    assert _graph_runs(root) == 3  # the two shares and the linking run; nothing after it
+    wh = Warehouse(env["SIM_WAREHOUSE_URL"])
+    try:
+        assert wh.count("staged_ecds") > 0  # the month was staged
+        assert wh.count("person_index") == 0
+        assert wh.count("events") == 0 and wh.count("person_month_metrics") == 0
+    finally:
+        wh.dispose()
+    with dg.DagsterInstance.from_config(str(root / "dagster_home")) as instance:
+        assert not instance.get_latest_materialization_event(dg.AssetKey("events"))
+
+
 def test_incremental_linkage_refuses_on_a_warehouse_without_a_model(tmp_path):
     import dagster as dg
 
