@@ -584,3 +584,49 @@ def test_landing_identifiers_batched_by_table_equal_file_by_file(
     assert len(batches) > 2 * len(SOURCE_TABLES)
     assert landing_identifiers(landing, own_vocabulary()) == one_by_one
     assert min(len(v) for v in one_by_one.values()) > 10
+
+
+def test_rows_identifiers_are_collected_in_every_written_form():
+    """The identifiers ingest collects from the rows it stages (`frame_identifiers`): an NHS
+    number as ten digits, spaced, hyphenated, dotted or in another script's digits, never a
+    number of another length; a postcode in any case, spaced, unspaced or hyphenated (both
+    forms kept), never one of another shape."""
+    import pandas as pd
+
+    from sim_pipeline.quality.landing_identifiers import frame_identifiers
+
+    mpi = next(t for t in SOURCE_TABLES if t.table == "MHS001MPI")
+    nhs = [
+        "9434765919",
+        "943 476 5920",
+        "943-476-5921",
+        "943.476.5922",
+        "٩٤٣٤٧٦٥٩٢٣",
+        "943\t476\t5924",
+        "94347659",
+        "94347659250",
+        "",
+        "abc4765926",
+    ]
+    postcodes = ["SE15 4QT", "se154qu", "SE15-4QV", "SE15  4QW", "SE154QTX", "NOT A CODE"]
+    n = max(len(nhs), len(postcodes))
+    frame = pd.DataFrame(
+        {
+            "NHSNumber": (nhs + [None] * n)[:n],
+            "Postcode": (postcodes + [None] * n)[:n],
+            "PersonGivenName": [None] * n,
+            "PersonFamilyName": [None] * n,
+            "PersonBirthDate": [None] * n,
+        },
+        dtype="str",
+    )
+    found = frame_identifiers([(mpi, frame)], set())
+    assert found["nhs"] == {
+        "9434765919",
+        "9434765920",
+        "9434765921",
+        "9434765922",
+        "9434765923",
+        "9434765924",
+    }
+    assert found["postcode"] == {f"SE15{s}4Q{c}" for c in "TUVW" for s in ("", " ")}

@@ -74,6 +74,10 @@ def _table_batches(landing: Path) -> Iterator[tuple[Any, pd.DataFrame]]:
             yield table, pd.concat(batch, ignore_index=True)
 
 
+_NHS_SEPARATORS = re.compile(r"[\s.-]")
+_POSTCODE_SEPARATORS = re.compile(r"[\s-]")
+
+
 def frame_identifiers(
     frames: Iterable[tuple[Any, pd.DataFrame]], own_vocabulary: set[str]
 ) -> dict[str, set[str]]:
@@ -96,7 +100,9 @@ def frame_identifiers(
                 vocabulary |= set(NAME_PART_RE.findall(text.lower()))
                 other_values |= set(re.findall(r"(?<![0-9])[0-9]{8}(?![0-9])", text))
         for v in distinct(ids.nhs_number):
-            digits = _ascii_digits(re.sub(r"[\s.-]", "", v))
+            # ten ASCII digits as sent (the usual form): no separators to remove
+            plain = v.isascii() and v.isdigit()
+            digits = v if plain else _ascii_digits(_NHS_SEPARATORS.sub("", v))
             if len(digits) == 10 and digits.isascii() and digits.isdigit():
                 found["nhs"].add(digits)
         given, family = ids.given_name, ids.family_name
@@ -109,9 +115,10 @@ def frame_identifiers(
             if ymd and ymd < DATA_PERIOD_START:
                 found["dob"].add(f"{ymd[0]:04d}-{ymd[1]:02d}-{ymd[2]:02d}")
         for v in distinct(ids.postcode):
-            pc = re.sub(r"[\s-]", "", v.upper())
+            pc = _POSTCODE_SEPARATORS.sub("", v.upper())
             if POSTCODE_SHAPE.match(pc):
-                found["postcode"] |= {pc[:-3] + " " + pc[-3:], pc}
+                found["postcode"].add(pc[:-3] + " " + pc[-3:])
+                found["postcode"].add(pc)
     # per distinct name, not per record: a name's words and forms found once (the same sets
     # as per record, with one regex call per distinct name instead of two per record)
     forms = {
