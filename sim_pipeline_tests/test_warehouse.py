@@ -274,3 +274,45 @@ def test_bench_warehouse_prints_and_writes_rows_per_second(tmp_path):
 
     (sqlite,) = json.loads(out.read_text())["results"]
     assert sqlite["rows"] == 500 and sqlite["rows_per_second"] > 0
+
+
+@pytest.mark.parametrize("timeout_ms, waits", [(None, True), (200, False)])
+def test_a_write_waits_for_another_processs_write(tmp_path, monkeypatch, timeout_ms, waits):
+    """SQLite has one writer: a write that meets another connection's open write transaction
+    waits for it (`store.SQLITE_BUSY_TIMEOUT_MS`; two processes stage at once, and a national
+    table's write holds the lock for a minute or more) and then goes in; given less time than
+    the other write takes, it fails as a masked `WarehouseError`, nothing written."""
+    import sqlite3
+    import threading
+    import time
+
+    from sim_pipeline.warehouse import store
+
+    if timeout_ms is not None:
+        monkeypatch.setattr(store, "SQLITE_BUSY_TIMEOUT_MS", timeout_ms)
+    path = tmp_path / "w.db"
+    wh = Warehouse(f"sqlite:///{path}")
+    with wh.transaction() as tx:
+        tx.replace_all("t", pd.DataFrame({"v": [1]}))
+    other = sqlite3.connect(path, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # the other process's write, still open
+    other.execute("INSERT INTO t (v) VALUES (2)")
+    release = threading.Timer(1.5, other.commit)
+    release.start()
+    t0 = time.perf_counter()
+    try:
+        if waits:
+            with wh.transaction() as tx:
+                tx.replace_all("t", pd.DataFrame({"v": [3]}))
+            assert time.perf_counter() - t0 >= 1.0  # it waited for the other write
+            assert wh.read("t")["v"].tolist() == [3]
+        else:
+            locked = pytest.raises(store.WarehouseError, match="database is locked")
+            with locked, wh.transaction() as tx:
+                tx.replace_all("t", pd.DataFrame({"v": [3]}))
+            release.join()
+            assert sorted(wh.read("t")["v"].tolist()) == [1, 2]
+    finally:
+        release.join()
+        other.close()
+        wh.dispose()

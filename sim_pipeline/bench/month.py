@@ -121,6 +121,8 @@ def bench_month(out: Path, month: str, scale: float, base_scale: float, keep: Pa
         "python": sys.version.split()[0],
         "goal": {"wall_seconds": GOAL_SECONDS, "peak_gib": GOAL_GIB},
     }
+    if keep is not None:  # a folder the user names need not exist yet
+        keep.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=keep) as tmp:
         root = Path(tmp)
         landing, truth = root / "landing", root / "truth"

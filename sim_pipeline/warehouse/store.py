@@ -434,9 +434,16 @@ def _table_lock_key(table: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+# How long a write waits for another connection's write to finish (SQLite has one writer at a
+# time). Two processes stage at once (`defs.forked`), and one table's write is one transaction:
+# a national month's ECDS (2.2 million rows) held the lock past the 30 s this once was, and the
+# other process's next write failed with "database is locked" (`bench month --scale 1.0`).
+SQLITE_BUSY_TIMEOUT_MS = 15 * 60 * 1000
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.close()
