@@ -188,6 +188,9 @@ def _parse_numbered(numbered: Iterable[tuple[int, str]], width: int) -> _Lines:
     return _Lines(rows, numbers, bad, last_ok)
 
 
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' "str"
+
+
 @dataclass
 class _Records:
     """Data lines read as records: the contract columns as text, indexed by line number, the
@@ -259,9 +262,6 @@ def read_records(
     last = np.flatnonzero(~blank)
     last_ok = True if not len(last) else bool(plain_np[last[-1]]) or slow.last_ok
     return _Records(frame, len(numbers) + len(slow.bad), slow.bad, last_ok)
-
-
-_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' "str"
 
 
 def decode_drop(data: bytes, label: str) -> str:

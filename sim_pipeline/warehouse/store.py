@@ -109,7 +109,8 @@ class Transaction:
                 df, table, if_exists="append", index=False, dtype=dict(dtype or {})
             )
             keys, columns = pd_table.insert_data()
-            load(pd_table.table, self.conn, keys, columns)
+            if keys:  # rows without columns: nothing to load
+                load(pd_table.table, self.conn, keys, columns)
         if tbl is None:
             self.warehouse._tables.pop(table, None)  # created just now: reflect next time
         return len(df)
@@ -384,9 +385,8 @@ def _bound_columns(
 def _sqlite_insert(
     tbl: sa.Table, conn: Connection, keys: list[str], columns: Sequence[Sequence[object]]
 ) -> int:
-    """The rows through ``executemany``, a chunk at a time."""
-    if not keys or not len(columns[0]):
-        return 0
+    """The rows (at least one, with at least one column) through ``executemany``, a chunk at
+    a time."""
     compiled = tbl.insert().compile(dialect=conn.dialect, column_keys=keys)
     order = [keys.index(name) for name in compiled.positiontup]
     bound = _bound_columns(tbl, conn, keys, columns)
@@ -403,9 +403,8 @@ def _sqlite_insert(
 def _postgres_copy(
     tbl: sa.Table, conn: Connection, keys: list[str], columns: Sequence[Sequence[object]]
 ) -> int:
-    """The rows through ``COPY`` (psycopg 3's copy protocol)."""
-    if not keys or not len(columns[0]):
-        return 0
+    """The rows (at least one, with at least one column) through ``COPY`` (psycopg 3's copy
+    protocol)."""
     bound = _bound_columns(tbl, conn, keys, columns)
     preparer = conn.dialect.identifier_preparer
     target = preparer.format_table(tbl)
