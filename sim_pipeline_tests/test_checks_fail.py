@@ -997,6 +997,12 @@ def test_every_downstream_check_passed_in_the_good_run(good):
         # the CLI's runs: the sources' observation, then the graph
         jobs = [r.job_name for r in reversed(inst.get_runs())]
         assert jobs[0] == "observe_sources" and set(jobs[1:]) == {"sim_pipeline_all"}, jobs
+        # observed in a forked process while the command imported GX: ended before any
+        # staging run began
+        records = inst.get_run_records()
+        observed = [r.end_time for r in records if r.dagster_run.job_name == "observe_sources"]
+        began = [r.start_time for r in records if r.dagster_run.job_name != "observe_sources"]
+        assert len(observed) == 1 and observed[0] <= min(began), (observed, began)
         events = command_events(inst, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     evaluations = {}
     for event in events:

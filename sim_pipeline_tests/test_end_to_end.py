@@ -78,6 +78,39 @@ def test_run_succeeds_and_prints_summary(june_run):
         assert meta["rows_read"].value == june_run["snap"]["ingest_ledger"]["rows_read"].sum()
 
 
+def test_a_staged_partitions_metadata_holds_its_months_figures_and_no_lineage(june_run):
+    """One result covers the run's whole range and Dagster records it for every partition, so
+    each partition's metadata stays small: the per-month figures as compact JSON (equal to the
+    ledger's), and the column lineage on the asset's definition (which the UI reads), not on
+    each of the partitions' materialisations."""
+    import dagster as dg
+
+    from sim_pipeline.definitions import load_definitions
+    from sim_pipeline.sources import BY_ASSET
+
+    ledger = june_run["snap"]["ingest_ledger"]
+    ecds = ledger[ledger["table_name"] == BY_ASSET["staged_ecds"].table].groupby("month")
+    with dg.DagsterInstance.from_config(str(june_run["root"] / "dagster_home")) as inst:
+        event = inst.get_latest_materialization_event(dg.AssetKey("staged_ecds"))
+    meta = event.asset_materialization.metadata
+    by_month = meta["rows_by_month"].value
+    columns = ["rows_read", "rows_loaded", "rows_quarantined"]
+    assert by_month["columns"] == columns
+    assert len(by_month["months"]) == ecds.ngroups > 12
+    for month, figures in by_month["months"].items():
+        assert figures == [int(ecds[c].sum()[month]) for c in columns], month
+    assert "dagster/column_lineage" not in meta
+    spec = (
+        load_definitions()
+        .resolve_assets_def("staged_ecds")
+        .specs_by_key[dg.AssetKey("staged_ecds")]
+    )
+    lineage = spec.metadata["dagster/column_lineage"].deps_by_column
+    assert [(d.asset_key.path, d.column_name) for d in lineage["nhs_number_token"]] == [
+        (["landing_ecds"], "NHS_Number")
+    ]
+
+
 def test_run_generated_nothing_in_an_existing_landing_folder(june_run):
     assert not (june_run["root"] / "data" / "landing").exists()
     assert not (june_run["root"] / "data" / "truth").exists()

@@ -138,6 +138,15 @@ def run():
     return "run-1", True
 
 stream = io.StringIO()
+if case == "at_once":  # runs unstarted; forking it started no thread, so another can follow
+    first = ForkedRun(run, at_once=True)
+    assert can_fork()
+    second = ForkedRun(run)
+    result = first.wait()  # its progress and result read from the pipe here
+    print("result", result.run_id, result.success, result.error)
+    print("second alive", second._process.is_alive())
+    second.cancel()
+    sys.exit(0)
 worker = ForkedRun(run, warm=lambda: None)
 if case == "cancel":
     worker.cancel()  # never started: stopped while it waits
@@ -177,6 +186,15 @@ def test_a_worker_that_raises_reports_the_error_masked():
 def test_a_worker_that_dies_reports_its_exit_code():
     out = _worker("dies")
     assert "result None False the worker process ended with code 3" in out
+
+
+def test_a_worker_forked_to_run_at_once_runs_without_start_and_lets_another_fork():
+    """The sources' observer: forked to run at once, before the staging worker is forked
+    (`orchestrate.materialise_all`); the second fork is still safe (no thread), and the first's
+    result is read when waited for."""
+    out = _worker("at_once")
+    assert "result run-1 True None" in out, out
+    assert "second alive True" in out, out
 
 
 def test_a_worker_never_started_is_stopped_by_cancel():

@@ -319,6 +319,39 @@ def test_the_ui_serves_versions_freshness_and_the_observed_sources(webserver):
     assert latest and any(t["key"] == "dagster/data_version" for t in latest[0]["tags"]), latest
 
 
+def test_the_ui_reads_column_lineage_from_the_definitions(webserver):
+    """The column view's query (the UI's AssetColumnLineage: the definition's lineage entry when
+    the latest materialisation has none) finds each traced asset's lineage: the NHS-number
+    token from the landing file's NHS_Number only, the person key from the staged tokens."""
+    nodes = _graphql(
+        webserver,
+        """{ assetNodes(loadMaterializations: true, assetKeys: [{path: ["staged_ecds"]},
+               {path: ["person_index"]}, {path: ["person_month_costs"]}]) {
+             assetKey { path }
+             metadataEntries { __typename label ... on TableColumnLineageMetadataEntry {
+               lineage { columnName columnDeps { assetKey { path } columnName } } } }
+             assetMaterializations(limit: 1) { metadataEntries { label } } } }""",
+    )["data"]["assetNodes"]
+    lineage = {}
+    for node in nodes:
+        key = "/".join(node["assetKey"]["path"])
+        (entry,) = [e for e in node["metadataEntries"] if e["label"] == "dagster/column_lineage"]
+        assert entry["__typename"] == "TableColumnLineageMetadataEntry"
+        lineage[key] = {
+            c["columnName"]: {
+                ("/".join(d["assetKey"]["path"]), d["columnName"]) for d in c["columnDeps"]
+            }
+            for c in entry["lineage"]
+        }
+        for m in node["assetMaterializations"]:  # the run's materialisations carry none
+            assert "dagster/column_lineage" not in {e["label"] for e in m["metadataEntries"]}
+    assert lineage["staged_ecds"]["nhs_number_token"] == {("landing_ecds", "NHS_Number")}
+    assert ("staged_ecds", "nhs_number_token") in lineage["person_index"]["person_key"]
+    assert ("person_month_metrics", "ae_attendances") in lineage["person_month_costs"][
+        "cost_ae_attendances"
+    ]
+
+
 REPORT_ARTIFACTS = ARTIFACTS.parent / "report"
 REPORT_SECTIONS = [
     "Monthly cost around the index date",

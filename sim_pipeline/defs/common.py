@@ -168,6 +168,19 @@ def column_schema(table: str) -> dg.TableSchema:
     )
 
 
+def definition_metadata(table: str) -> dict[str, Any]:
+    """What a table asset's definition says of its table: the data dictionary's columns
+    (``dagster/column_schema``), its name and, where the project traces it, its column lineage
+    (`defs.lineage`; the UI reads a definition's when a materialisation reports none)."""
+    from sim_pipeline.defs.lineage import lineage_metadata
+
+    return {
+        "dagster/column_schema": column_schema(table),
+        "dagster/table_name": table,
+        **lineage_metadata(table),
+    }
+
+
 def table_spec(
     name: str,
     description: str,
@@ -194,8 +207,8 @@ def table_asset(
     gx: bool = False,
     kinds: tuple[str, ...] = ("python", "pandas"),
 ) -> dict[str, Any]:
-    """The `dg.asset` arguments every single-table asset shares: the table's name and the data
-    dictionary's columns as ``dagster/table_name`` and its column schema, group, owners and the
+    """The `dg.asset` arguments every single-table asset shares: the table's name, the data
+    dictionary's columns and any column lineage (`definition_metadata`), group, owners and the
     downstream automation condition; ``monthly`` assets are partitioned by month and run a
     range as one backfill; ``gx`` ones run a Great Expectations suite. (The warehouse kind, the
     study's months and the Data Docs link come at load: `apply_settings`.) Use as
@@ -209,10 +222,7 @@ def table_asset(
         "owners": owners,
         "automation_condition": DOWNSTREAM_AUTOMATION,
         "kinds": {*kinds, *(GX_KINDS if gx else ())},
-        "metadata": {
-            "dagster/column_schema": column_schema(table),
-            "dagster/table_name": table,
-        },
+        "metadata": definition_metadata(table),
     }
     if monthly:
         args |= {

@@ -7,7 +7,6 @@ import dagster as dg
 from sim_pipeline.defs.checks import Check, Write, refuse, write_or_refuse
 from sim_pipeline.defs.common import ANALYSTS, table_asset, table_metadata
 from sim_pipeline.defs.gx import gx_check, gx_check_result, run_suite
-from sim_pipeline.defs.lineage import lineage_metadata
 from sim_pipeline.defs.metrics import person_month_metrics
 from sim_pipeline.defs.observations import REFERENCE_KEYS
 from sim_pipeline.defs.reads import (
@@ -201,7 +200,6 @@ def person_month_costs(
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(pc),
-            **lineage_metadata("person_month_costs"),
             **written.metadata,
             "price_year": costs.price_year,
             "unit_cost_version": costs.version,

@@ -7,7 +7,6 @@ import pandas as pd
 
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.common import DATA_ENGINEERING, table_asset, table_metadata
-from sim_pipeline.defs.lineage import lineage_metadata
 from sim_pipeline.defs.linkage import person_index
 from sim_pipeline.defs.linkage_quality import linkage_quality
 from sim_pipeline.defs.reads import (
@@ -117,7 +116,6 @@ def events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(ev),
-            **lineage_metadata("events"),
             **written.metadata,
             "months": f"{months[0]}..{months[-1]}",
             "quantity_by_metric": dg.MetadataValue.json(

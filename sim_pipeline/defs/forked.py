@@ -1,10 +1,12 @@
 """A part of a run's graph in a forked worker process, as its own Dagster run (wiring only).
 
 `sim-pipeline run` stages its tables in two processes on a machine with two cores or more
-(`defs.orchestrate`): the command forks one worker before it opens the Dagster instance or any
-database (after importing Great Expectations, so neither process imports it again), and the
-worker waits there until the sources have been observed; then the worker and the command each
-run their share of the staged tables as a run of their own. A fork costs milliseconds where a
+(`defs.orchestrate`). Before it opens the Dagster instance or any database, the command forks a
+worker that observes the sources at once (the observation run, which needs no Great
+Expectations), imports Great Expectations while it does, then forks the staging worker (so
+neither staging process imports it again), which waits there until the sources have been
+observed; then the worker and the command each run their share of the staged tables as a run
+of their own. A fork costs milliseconds where a
 new interpreter costs the imports (about 2 s, 4 s with Great Expectations), and nothing the
 parent had open is used by the worker: it opens its own instance and warehouse connections,
 and leaves through ``os._exit`` as multiprocessing's fork workers do.
@@ -84,13 +86,22 @@ def _worker(
 
 class ForkedRun:
     """A worker forked now, which calls ``run`` (returning its Dagster run's id and success)
-    once `start` is called; ``warm`` runs first, while it waits."""
+    once `start` is called (``at_once``: without waiting); ``warm`` runs first, while it waits.
+
+    Forking starts no thread here, so another worker can be forked after this one: an
+    ``at_once`` worker's messages wait in the pipe until `wait` reads them."""
 
     def __init__(
-        self, run: Callable[[], tuple[str, bool]], warm: Callable[[], None] | None = None
+        self,
+        run: Callable[[], tuple[str, bool]],
+        warm: Callable[[], None] | None = None,
+        *,
+        at_once: bool = False,
     ) -> None:
         ctx = mp.get_context("fork")
         self._go = ctx.Event()
+        if at_once:
+            self._go.set()
         self._recv, send = ctx.Pipe(duplex=False)
         self._process = ctx.Process(
             target=_worker, args=(run, warm, self._go, send, os.getpid()), daemon=True
@@ -123,6 +134,8 @@ class ForkedRun:
     def wait(self) -> WorkerResult:
         """The worker's result, once it has ended (a worker that died without one: its exit
         code)."""
+        if self._listener is None:  # never started (an ``at_once`` worker): read it here
+            self._listen(None)
         self._process.join()
         if self._listener is not None:
             self._listener.join()

@@ -14,7 +14,6 @@ from sim_pipeline.config import Settings, current_key_id
 from sim_pipeline.defs.checks import Check, Write, write_or_refuse
 from sim_pipeline.defs.common import DATA_ENGINEERING, table_metadata, table_spec
 from sim_pipeline.defs.ingest import STAGED_ASSETS
-from sim_pipeline.defs.lineage import lineage_metadata
 from sim_pipeline.defs.reads import recorded_death_dates, staged_for_linkage
 from sim_pipeline.defs.resources import StudyDesignResource, WarehouseResource
 from sim_pipeline.identity import linkage_quality as lq
@@ -288,7 +287,6 @@ def person_index(
         data_version=written.data_version("person_index"),
         metadata={
             "dagster/row_count": len(index),
-            **lineage_metadata("person_index"),
             **written.metadata,
             "persons": persons,
             "records_per_person_median": float(sizes.median()) if len(sizes) else 0.0,

@@ -12,7 +12,6 @@ from sim_pipeline.defs.gx import (
     gx_check_result,
     run_suite,
 )
-from sim_pipeline.defs.lineage import lineage_metadata
 from sim_pipeline.defs.reads import (
     read_table,
     run_months,
@@ -106,7 +105,6 @@ def person_month_metrics(
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(pm),
-            **lineage_metadata("person_month_metrics"),
             **written.metadata,
             "cohort_people": len(set(people)),
             "other_people_with_activity": int(pm.loc[~in_cohort, "person_key"].nunique()),

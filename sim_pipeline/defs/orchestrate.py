@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -238,18 +239,21 @@ def materialise_all(
         workers = default_ingest_workers() if ingest_workers is None else ingest_workers
     if workers < 1:
         raise ValueError("--ingest-workers must be a whole number >= 1")
-    if workers > 1 and can_fork():
-        # forked before the instance or any database is opened in this process
-        split = _fork_ingest_workers(settings, defs, keys, run_config, workers, command)
-    instance = dg.DagsterInstance.get()
     # the landing drops and reference files observed first, so each staged table and the unit
     # costs record the versions they read (the UI's staleness starts from them)
-    observed = defs.resolve_job_def("observe_sources").execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        tags={"launched_by": "sim-pipeline run", COMMAND_TAG: command},
-        run_config={"loggers": run_config["loggers"]},
-    )
+    observe = _observe_sources(defs, run_config, command)
+    observer = None
+    if workers > 1 and can_fork():
+        # forked before the instance or any database is opened in this process: the observer
+        # at once (it runs while this process imports Great Expectations), then the workers
+        observer = ForkedRun(_in_own_instance(observe), at_once=True)
+        try:
+            split = _fork_ingest_workers(settings, defs, keys, run_config, workers, command)
+        except BaseException:
+            observer.cancel()
+            raise
+    instance = dg.DagsterInstance.get()
+    observed = _observed(instance, observer) if observer else observe(instance)
     pending = None
     failures: list[str] = []
     if linkage == "incremental":
@@ -320,6 +324,51 @@ class _Split:
     workers: list[tuple[ForkedRun, list[str], str]]  # the worker, its tables, its run's id
 
 
+def _observe_sources(
+    defs: dg.Definitions, run_config: dict, command: str
+) -> Callable[[dg.DagsterInstance], _LoggedRun]:
+    """The observation run of the landing drops and reference files, on a given instance."""
+
+    def observe(instance: dg.DagsterInstance) -> _LoggedRun:
+        result = defs.resolve_job_def("observe_sources").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            tags={"launched_by": "sim-pipeline run", COMMAND_TAG: command},
+            run_config={"loggers": run_config["loggers"]},
+        )
+        return _LoggedRun(result.run_id, result.success, list(result.all_events))
+
+    return observe
+
+
+def _in_own_instance(
+    job: Callable[[dg.DagsterInstance], _LoggedRun],
+) -> Callable[[], tuple[str, bool]]:
+    """``job`` as a forked worker runs it: on an instance of its own (`defs.forked`)."""
+
+    def run() -> tuple[str, bool]:
+        instance = dg.DagsterInstance.get()
+        try:
+            result = job(instance)
+            return result.run_id, result.success
+        finally:
+            instance.dispose()
+
+    return run
+
+
+def _observed(instance: dg.DagsterInstance, observer: ForkedRun) -> _LoggedRun:
+    """The observer's run read back (waiting for it to end); a failed run if it left none."""
+    try:
+        done = observer.wait()
+    except BaseException:
+        observer.cancel()
+        raise
+    if done.run_id is None or instance.get_run_by_id(done.run_id) is None:
+        return _LoggedRun(done.run_id or "", False, [])
+    return _LoggedRun.of(instance, done.run_id, done.success)
+
+
 def staged_groups(landing_dir: Path, n: int) -> list[list[str]]:
     """The staged assets in ``n`` groups of about equal landing bytes (largest table first,
     each to the lightest group; no empty group), the lightest first (the command's own)."""
@@ -357,16 +406,12 @@ def _fork_ingest_workers(
     tags = _range_tags(keys, command)
 
     def runner(names: list[str], run_id: str):
-        def run() -> tuple[str, bool]:
-            instance = dg.DagsterInstance.get()
-            try:
-                selection = [dg.AssetKey(n) for n in names]
-                result = _execute_job(defs, instance, tags, run_config, 1, selection, run_id)
-                return result.run_id, result.success
-            finally:
-                instance.dispose()
+        def stage(instance: dg.DagsterInstance) -> _LoggedRun:
+            selection = [dg.AssetKey(n) for n in names]
+            result = _execute_job(defs, instance, tags, run_config, 1, selection, run_id)
+            return _LoggedRun(result.run_id, result.success, [])
 
-        return run
+        return _in_own_instance(stage)
 
     # imported once, before the fork, for both processes (it starts no thread)
     from sim_pipeline.quality.gx_runner import import_gx
