@@ -22,6 +22,8 @@ import pytest
 
 from sim_pipeline.defs.orchestrate import (
     INGEST_WORKERS_ENV,
+    _interrupted,
+    _LoggedRun,
     _unfinished,
     default_ingest_workers,
     staged_groups,
@@ -116,6 +118,56 @@ def test_a_staged_table_that_did_not_finish_in_any_share_holds_its_downstream():
         dg.AssetKey("staged_police_cad_incidents"),
         dg.AssetKey("staged_programme_register"),
     }
+
+
+def _failure(kind: str, error: str) -> SimpleNamespace:
+    return SimpleNamespace(
+        event_type_value=kind,
+        event_specific_data=SimpleNamespace(error=SimpleNamespace(cls_name=error)),
+    )
+
+
+def test_an_interrupted_share_is_told_from_a_failed_one():
+    """Ctrl-C in a share stops the command before the rest of the graph (`_interrupted`): the
+    interrupt shows on the step's failure or on the run's, which Dagster stores as
+    PIPELINE_FAILURE; a failure of the step's own is not an interrupt."""
+    step = dg.DagsterEventType.STEP_FAILURE.value
+    run = dg.DagsterEventType.RUN_FAILURE.value
+    assert run == "PIPELINE_FAILURE"
+    interrupt = "DagsterExecutionInterruptedError"
+    assert _interrupted(SimpleNamespace(all_events=[_failure(step, interrupt)]))
+    assert _interrupted(SimpleNamespace(all_events=[_failure(run, interrupt)]))
+    assert not _interrupted(SimpleNamespace(all_events=[_failure(step, "DagsterError")]))
+    assert not _interrupted(SimpleNamespace(all_events=[_failure(run, "DagsterError")]))
+
+
+def test_a_share_run_read_back_holds_what_the_command_reads_and_no_materialisation():
+    """A run another process executed, read back from the instance (`_LoggedRun.of`): its step
+    successes and check evaluations, which `_unfinished` and the summary read, but not the
+    partitions' materialisations (hundreds a staged share)."""
+
+    @dg.asset(
+        partitions_def=dg.StaticPartitionsDefinition(["a", "b", "c"]),
+        check_specs=[dg.AssetCheckSpec("fine", asset="parted")],
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def parted():
+        yield dg.MaterializeResult(check_results=[dg.AssetCheckResult(passed=True)])
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [parted],
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": "a",
+                "dagster/asset_partition_range_end": "c",
+            },
+        )
+        assert len(instance.get_materialized_partitions(dg.AssetKey("parted"))) == 3
+        read = _LoggedRun.of(instance, result.run_id, result.success)
+    kinds = sorted(e.event_type_value for e in read.all_events)
+    assert kinds == ["ASSET_CHECK_EVALUATION", "STEP_SUCCESS"], kinds
+    assert not _unfinished([read], ["parted"])
 
 
 _WORKER_SCRIPT = """

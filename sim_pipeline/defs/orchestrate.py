@@ -439,8 +439,19 @@ class _LoggedRun:
 
     @classmethod
     def of(cls, instance: dg.DagsterInstance, run_id: str, success: bool) -> _LoggedRun:
-        events = [e.dagster_event for e in instance.all_logs(run_id) if e.dagster_event]
-        return cls(run_id, success, events)
+        """Only the kinds of event the command reads (`materialise_all`, `_unfinished`,
+        `_interrupted`): not a staged share's hundreds of partition materialisations."""
+        records = instance.all_logs(run_id, of_type=_READ_BACK)
+        return cls(run_id, success, [e.dagster_event for e in records if e.dagster_event])
+
+
+_FAILURES = {dg.DagsterEventType.STEP_FAILURE.value, dg.DagsterEventType.RUN_FAILURE.value}
+_READ_BACK = {
+    dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.RUN_FAILURE,
+}
 
 
 def _unfinished(results: list, names: list[str]) -> set[dg.AssetKey]:
@@ -461,7 +472,8 @@ def _unfinished(results: list, names: list[str]) -> set[dg.AssetKey]:
 def _interrupted(result) -> bool:  # type: ignore[no-untyped-def]
     """The run was stopped by an interrupt (Ctrl-C, SIGTERM), not by a failure of its own."""
     for event in result.all_events:
-        if event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE"):
+        # (a run's failure is stored as "PIPELINE_FAILURE": compared by the type's value)
+        if event.event_type_value in _FAILURES:
             error = getattr(event.event_specific_data, "error", None)
             if error is not None and "Interrupt" in (error.cls_name or ""):
                 return True
