@@ -13,7 +13,11 @@ them as before) through one engine per database, whose connection stays open:
   (``synchronous=NORMAL``, SQLite's recommended setting for WAL mode: a commit survives the
   process crashing; only a power cut can lose the last commits, never corrupt the file);
 - after each write to a run's database its log is checkpointed (passive), so the file changes
-  as before and the web UI, which watches that file for a run's new events, sees them at once.
+  as before and the web UI, which watches that file for a run's new events, sees them at once;
+- the events Dagster sends as one batch (a run's planned events, the materialisations of a
+  partition range: 66 per staged table in the demo's run) are written in one transaction per
+  database, with one checkpoint (`store_event_batch`; Dagster batches when
+  ``DAGSTER_EVENT_BATCH_SIZE`` is set, which this storage sets unless it is set already).
 
 `SimInstance` is named by ``instance_class`` in the instance's dagster.yaml (``config.
 DAGSTER_YAML`` and the repository's ``dagster.yaml``); it changes only the default storage (no
@@ -24,14 +28,16 @@ deploy/) uses that storage as written.
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
 import dagster as dg
 import sqlalchemy as db
 import yaml
+from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
@@ -55,6 +61,13 @@ from sqlalchemy.pool import QueuePool
 MAX_OPEN_DATABASES = 8
 
 
+# Events Dagster holds back to store as one batch (`KeptOpenSqliteEventLogStorage.
+# store_event_batch`): a run's planned events and a partition range's materialisations are each
+# sent as one, up to this many at a time.
+EVENT_BATCH_ENV = "DAGSTER_EVENT_BATCH_SIZE"
+EVENT_BATCH_SIZE = 1000
+
+
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     mode = dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0]
     if str(mode).lower() == "wal":  # Dagster creates its databases in WAL mode
@@ -67,7 +80,55 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, db.engine.Engine] = OrderedDict()
         self._tables_present: set[str] = set()
+        self._batch: dict[str, db.engine.Connection] | None = None
+        # Dagster sends batches to `store_event_batch` only when this is set (0 or unset: every
+        # event alone); a value already set, 0 included, is kept
+        os.environ.setdefault(EVENT_BATCH_ENV, str(EVENT_BATCH_SIZE))
         super().__init__(base_dir, inst_data=inst_data)
+        # re-entrant: a batch holds it while each of its events' writes takes it again
+        self._db_lock = threading.RLock()  # type: ignore[assignment]
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """A batch of events (Dagster sends as one, with `EVENT_BATCH_SIZE` set: a run's planned
+        events, a partition range's materialisations) in one transaction per database, each
+        event written as `store_event` writes it alone: one commit and one checkpoint of the
+        run's file for the batch, where each event was a commit and a checkpoint (the demo's
+        staged shares: 650 partition materialisations). Other threads wait for the batch.
+
+        Nothing of a batch that fails is kept, and the error is raised, so Dagster stores its
+        events one by one instead. The databases commit one after the other (the run's
+        first), as Dagster's own writes of one event do."""
+        with self._db_lock:
+            self._batch = {}
+            try:
+                for event in events:
+                    self.store_event(event)
+            except BaseException:
+                batch, self._batch = self._batch, None
+                for conn in batch.values():
+                    with suppress(Exception):
+                        conn.rollback()
+                    conn.close()
+                raise
+            batch, self._batch = self._batch, None
+            shards = sorted(batch, key=lambda shard: shard == INDEX_SHARD_NAME)
+            try:
+                for shard in shards:
+                    batch[shard].commit()
+                    if shard != INDEX_SHARD_NAME:
+                        self._show(shard, batch[shard])
+            finally:
+                for conn in batch.values():
+                    conn.close()
+
+    def _show(self, shard: str, conn: db.engine.Connection) -> None:
+        """The run's file changes now, as when each connection closed: a passive checkpoint
+        copies what no reader holds back, and the file's time is set in any case (a reader's
+        snapshot can leave the checkpoint nothing to copy), so the web UI's watcher always sees
+        the new events."""
+        conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # type: ignore[union-attr]
+        with suppress(OSError):
+            os.utime(self.path_for_shard(shard))
 
     def has_table(self, table_name: str) -> bool:
         """Dagster asks before writing each asset event's tags whether the index has a table,
@@ -112,6 +173,13 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
     @contextmanager
     def _connect(self, shard: str) -> Iterator[db.engine.Connection]:  # ty: ignore[invalid-method-override]
         with self._db_lock:
+            if self._batch is not None:  # inside `store_event_batch`: its open transaction
+                conn = self._batch.get(shard)
+                if conn is None:
+                    conn = self._batch[shard] = self._engine(shard).connect()
+                    conn.begin()
+                yield conn
+                return
             engine = self._engine(shard)
             with engine.connect() as conn:
                 raw = conn.connection.dbapi_connection
@@ -119,13 +187,7 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
                 with conn.begin():
                     yield conn
                 if shard != INDEX_SHARD_NAME and raw.total_changes != changes:  # type: ignore[union-attr]
-                    # the run's file changes now, as when each connection closed: a passive
-                    # checkpoint copies what no reader holds back, and the file's time is set
-                    # in any case (a reader's snapshot can leave the checkpoint nothing to
-                    # copy), so the web UI's watcher always sees the new events
-                    raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # type: ignore[union-attr]
-                    with suppress(OSError):
-                        os.utime(self.path_for_shard(shard))
+                    self._show(shard, conn)
 
     def wipe(self) -> None:
         self._close_all()
