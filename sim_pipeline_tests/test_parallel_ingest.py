@@ -24,6 +24,7 @@ from sim_pipeline.defs.orchestrate import (
     INGEST_WORKERS_ENV,
     _interrupted,
     _LoggedRun,
+    _observed,
     _unfinished,
     default_ingest_workers,
     staged_groups,
@@ -168,6 +169,21 @@ def test_a_share_run_read_back_holds_what_the_command_reads_and_no_materialisati
     kinds = sorted(e.event_type_value for e in read.all_events)
     assert kinds == ["ASSET_CHECK_EVALUATION", "STEP_SUCCESS"], kinds
     assert not _unfinished([read], ["parted"])
+
+
+def test_an_observer_that_ran_no_run_reads_back_as_a_failed_observation():
+    """The sources' observer process died or raised before its run existed: the observation
+    counts as failed (the command's summary says so, with the masked reason), never as passed."""
+    from sim_pipeline.defs.forked import WorkerResult
+
+    with dg.instance_for_test() as instance:
+        died = _observed(
+            instance, WorkerResult(None, False, "the worker process ended with code 9")
+        )
+        unknown = _observed(instance, WorkerResult("not-a-run", True))
+    assert not died.success and died.error == "the worker process ended with code 9"
+    assert not died.all_events
+    assert not unknown.success
 
 
 _WORKER_SCRIPT = """

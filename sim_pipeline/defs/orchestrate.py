@@ -252,8 +252,11 @@ def materialise_all(
         except BaseException:
             observer.cancel()
             raise
+    # the observer's run ended before this process opens the instance: two processes never
+    # create a new instance's databases at once
+    done = _wait_for(observer) if observer else None
     instance = dg.DagsterInstance.get()
-    observed = _observed(instance, observer) if observer else observe(instance)
+    observed = _observed(instance, done) if done else observe(instance)
     pending = None
     failures: list[str] = []
     if linkage == "incremental":
@@ -269,7 +272,9 @@ def materialise_all(
     passed, failed, warned = 0, [], []
     if not observed.success:
         failures.insert(
-            0, "observe_sources: the landing drops or reference files could not be read"
+            0,
+            "observe_sources: the landing drops or reference files could not be read"
+            + (f" (the observing process failed: {observed.error})" if observed.error else ""),
         )
     for event in (e for r in results for e in r.all_events):
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
@@ -357,15 +362,19 @@ def _in_own_instance(
     return run
 
 
-def _observed(instance: dg.DagsterInstance, observer: ForkedRun) -> _LoggedRun:
-    """The observer's run read back (waiting for it to end); a failed run if it left none."""
+def _wait_for(worker: ForkedRun) -> WorkerResult:
+    """``worker``'s result once it has ended; interrupted, it is stopped."""
     try:
-        done = observer.wait()
+        return worker.wait()
     except BaseException:
-        observer.cancel()
+        worker.cancel()
         raise
+
+
+def _observed(instance: dg.DagsterInstance, done: WorkerResult) -> _LoggedRun:
+    """The observer's run read back; a failed run if its process left none."""
     if done.run_id is None or instance.get_run_by_id(done.run_id) is None:
-        return _LoggedRun(done.run_id or "", False, [])
+        return _LoggedRun(done.run_id or "", False, [], done.error)
     return _LoggedRun.of(instance, done.run_id, done.success)
 
 
@@ -436,6 +445,7 @@ class _LoggedRun:
     run_id: str
     success: bool
     all_events: list[dg.DagsterEvent]
+    error: str | None = None  # the process ran no run: why (masked, `defs.forked`)
 
     @classmethod
     def of(cls, instance: dg.DagsterInstance, run_id: str, success: bool) -> _LoggedRun:
