@@ -325,6 +325,37 @@ def test_identifier_check_is_clean_on_clean_rows_and_record_keys_are_held_to_the
     assert found == {"record_ref": {"landing_nhs": 1}}
 
 
+def test_a_record_key_sent_as_two_columns_is_scanned_once_and_reported_under_both(monkeypatch):
+    """`raw_record_keys` holds a table's record key twice (``record_ref`` and its own column,
+    one with pandas' NaN marker, one with NA): scanned once, its findings under both names.
+    The same values under other rules (not a record key: the NHS-number shape applies) are
+    scanned on their own."""
+    import sim_pipeline.quality.identifiers as identifiers
+
+    calls = []
+    scan = identifiers._column_findings
+    monkeypatch.setattr(
+        identifiers, "_column_findings", lambda *a: calls.append(a[0].name) or scan(*a)
+    )
+    raw = pd.DataFrame([GOOD["staged_ecds"] | {"NHS_Number": NHS_B}])
+    known = IdentifierMatcher(frame_identifiers([(ECDS, raw)], set()))
+    values = [f"REF{i:05d}" for i in range(50)] + [f"x{NHS_B}"]
+    keys = pd.DataFrame(
+        {
+            "record_ref": pd.Series(values, dtype="str"),
+            "Generated_Record_ID": pd.Series(values, dtype="string"),
+            "note": pd.Series(values, dtype="string"),
+        }
+    )
+    found = find_identifier_like(keys, known, ["record_ref", "Generated_Record_ID"])
+    assert found == {
+        "record_ref": {"landing_nhs": 1},
+        "Generated_Record_ID": {"landing_nhs": 1},
+        "note": {"nhs_number_shaped": 1, "landing_nhs": 1},
+    }
+    assert calls == ["record_ref", "note"]
+
+
 def test_known_identifiers_are_counted_exactly_across_match_blocks():
     """The known-identifier match reads values in blocks (`KNOWN_BLOCK`) before one by one:
     identifiers planted first, last and either side of each block edge, among thousands of

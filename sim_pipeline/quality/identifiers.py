@@ -146,6 +146,10 @@ def find_identifier_like(
     found: dict[str, dict[str, int]] = {}
     keys = set(record_keys)
     tokens = set(token_columns)
+    # (column, its rules, its findings) of the columns scanned so far: a column equal to one of
+    # them under the same rules has the same findings (a table's record key is both
+    # ``record_ref`` and its own key column: scanned once, reported under both names)
+    scanned: list[tuple[pd.Series, tuple[bool, bool, bool], dict[str, int]]] = []
     for col in df.columns:
         if IDENTIFIER_NAME.search(col) and not col.endswith(SAFE_SUFFIXES):
             found.setdefault(col, {})["identifier_column_name"] = int(df[col].notna().sum())
@@ -153,30 +157,50 @@ def find_identifier_like(
         s = df[col]
         if not _is_text(s):
             continue
-        # distinct values only: codes and dates repeat, so this is far cheaper than every cell
-        s = pd.Series(s.dropna().astype("string").unique(), dtype="string")
-        if s.empty:
-            continue
-        if col.endswith(SAFE_SUFFIXES) or col in tokens:
-            shape = BLOOM_FORMAT if col.endswith("_bf") else TOKEN_FORMAT
-            bad = int((~s.str.fullmatch(shape.pattern).fillna(False).astype(bool)).sum())
-            if bad:
-                found.setdefault(col, {})["token_format"] = bad
-            continue
-        if col not in keys:
-            nhs = _nhs_in_text(s[s.str.contains(r"\d", regex=True).fillna(False).astype(bool)])
-            if nhs:
-                found.setdefault(col, {})["nhs_number_shaped"] = nhs
-        upper = s.str.upper()
-        pc = int(upper.str.contains(_POSTCODE_IN_TEXT.pattern).fillna(False).astype(bool).sum())
-        if pc:
-            found.setdefault(col, {})["full_postcode_shaped"] = pc
-        found_names = name_like_counts(s)
-        if found_names:
-            found.setdefault(col, {}).update(found_names)
-        if known is not None:
-            for kind, n in _known_hits(s, known).items():
-                found.setdefault(col, {})[f"landing_{kind}"] = n
+        rules = (col.endswith("_bf"), col.endswith(SAFE_SUFFIXES) or col in tokens, col in keys)
+        s = s.astype("string")  # one missing-value marker, so equal columns compare equal
+        same = next((r for c, k, r in scanned if k == rules and c.equals(s)), None)
+        if same is None:
+            same = _column_findings(s, *rules, known)
+            scanned.append((s, rules, same))
+        if same:
+            found[col] = dict(same)
+    return found
+
+
+def _column_findings(
+    column: pd.Series,
+    bloom: bool,
+    token: bool,
+    record_key: bool,
+    known: IdentifierMatcher | None,
+) -> dict[str, int]:
+    """`find_identifier_like`'s {rule: distinct values} for one text column: a ``token``
+    column (a Bloom filter when ``bloom``) held to its hex form; any other searched inside its
+    text, a ``record_key`` column not for the NHS-number shape."""
+    found: dict[str, int] = {}
+    # distinct values only: codes and dates repeat, so this is far cheaper than every cell
+    s = pd.Series(column.dropna().astype("string").unique(), dtype="string")
+    if s.empty:
+        return found
+    if token:
+        shape = BLOOM_FORMAT if bloom else TOKEN_FORMAT
+        bad = int((~s.str.fullmatch(shape.pattern).fillna(False).astype(bool)).sum())
+        if bad:
+            found["token_format"] = bad
+        return found
+    if not record_key:
+        nhs = _nhs_in_text(s[s.str.contains(r"\d", regex=True).fillna(False).astype(bool)])
+        if nhs:
+            found["nhs_number_shaped"] = nhs
+    upper = s.str.upper()
+    pc = int(upper.str.contains(_POSTCODE_IN_TEXT.pattern).fillna(False).astype(bool).sum())
+    if pc:
+        found["full_postcode_shaped"] = pc
+    found.update(name_like_counts(s))
+    if known is not None:
+        for kind, n in _known_hits(s, known).items():
+            found[f"landing_{kind}"] = n
     return found
 
 
