@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from sim_pipeline.bench.pseudonymise import IDS, digest, identifier_records, nhs_numbers
 from sim_pipeline.identity.distinct import distinct, per_distinct, spread
@@ -55,6 +56,19 @@ def test_a_token_is_the_keyed_hash_of_its_domain_and_value():
     assert pd.isna(got.tolist()[1]) and got.tolist()[3] == direct("9990000026")
     again = tok.tokens(values.iloc[::-1], "nhs")  # memoised: the same tokens
     assert again.reindex(got.index).equals(got)
+
+
+@pytest.mark.parametrize("length", [32, 63, 64, 65, 128, 200])
+def test_a_token_is_hmac_sha256_for_keys_shorter_and_longer_than_a_block(length):
+    """Tokens come from HMAC's two keyed states (`tokens._hmac_pads`): a key up to SHA-256's
+    64-byte block is padded, a longer one hashed first, as `hmac` does."""
+    key = bytes((7 * i + length) % 256 for i in range(length))
+    values = pd.Series(["9990000018", "SE15 4QT", "", "Ünïcode", "x" * 500], dtype="string")
+    got = Tokeniser(key).tokens(values, "postcode").tolist()
+    want = [
+        hmac.new(key, f"postcode\x1f{v}".encode(), hashlib.sha256).hexdigest()[:32] for v in values
+    ]
+    assert got == want
 
 
 def test_per_distinct_spreads_results_back_to_every_row_keeping_missing():

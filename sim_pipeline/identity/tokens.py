@@ -54,6 +54,18 @@ def positions_per_bigram(n_bigrams: int) -> int:
     return min(MAX_POSITIONS, -(-BASE_SET_TARGET // max(n_bigrams, 1)))
 
 
+def _hmac_pads(key: bytes, digest) -> tuple:
+    """HMAC's inner and outer hash states with the key absorbed (RFC 2104: the key hashed if
+    longer than a block, padded with zeros, XORed with 0x36 and 0x5c), so a token is two state
+    copies and two updates: the same bytes as `hmac.new`, in about half its time per message
+    (`hmac` copies its object and builds a new one for each digest)."""
+    block = digest().block_size
+    if len(key) > block:
+        key = digest(key).digest()
+    key = key.ljust(block, b"\0")
+    return digest(key.translate(hmac.trans_36)), digest(key.translate(hmac.trans_5C))
+
+
 @dataclass
 class Tokeniser:
     """Keyed tokeniser. ``demo`` marks every output made with the public demo key."""
@@ -70,6 +82,7 @@ class Tokeniser:
         # Keyed hash states with the key already absorbed; copied per message (cheaper than new).
         self._sha256 = hmac.new(self.key, digestmod=hashlib.sha256)
         self._sha512 = hmac.new(self.key, digestmod=hashlib.sha512)
+        self._sha256_pads = _hmac_pads(self.key, hashlib.sha256)
         # Memo of results under this key: tokens and encodings repeat across months.
         self._token_memo: dict[str, dict[str, str]] = {}  # domain -> value -> token
         self._bigram_positions: dict[tuple[str, str], np.ndarray] = {}
@@ -88,14 +101,18 @@ class Tokeniser:
         """Token per value of a Series of distinct non-missing texts (HMAC-SHA256 of
         ``domain \x1f value``, the first 128 bits in hex), memoised under this key."""
         memo = self._token_memo.setdefault(domain, {})
-        prefix, base = f"{domain}\x1f".encode(), self._sha256
+        prefix = f"{domain}\x1f".encode()
+        inner0, outer0 = self._sha256_pads
         out = []
         for value in values.tolist():
             token = memo.get(value)
             if token is None:
-                h = base.copy()
-                h.update(prefix + value.encode())
-                token = memo[value] = h.hexdigest()[:TOKEN_HEX]
+                # HMAC-SHA256 from its two keyed states (RFC 2104), as `hmac` computes it
+                inner = inner0.copy()
+                inner.update(prefix + value.encode())
+                outer = outer0.copy()
+                outer.update(inner.digest())
+                token = memo[value] = outer.hexdigest()[:TOKEN_HEX]
             out.append(token)
         return pd.Series(out, index=values.index, dtype="string")
 
