@@ -286,7 +286,8 @@ class PostgresServer:
         return self.url(name)
 
     def dagster_yaml(self, db: str) -> str:
-        """dagster.yaml text for an instance whose storage (runs, event log, schedules) is ``db``.
+        """dagster.yaml text for an instance whose storage (runs, event log, schedules) is ``db``,
+        as deploy/dagster.yaml configures it (`sim_pipeline.dagster_postgres_storage`).
 
         dagster-postgres needs psycopg2 (under SQLAlchemy 2.1 plain ``postgresql://`` means
         psycopg 3), hence the scheme. Telemetry off, as in every instance of this project.
@@ -294,13 +295,16 @@ class PostgresServer:
         return (
             "# Dagster instance on a throwaway test PostgreSQL server.\n"
             "storage:\n"
-            "  postgres:\n"
-            "    postgres_db:\n"
-            f"      username: {self.user}\n"
-            f"      hostname: {self.host}\n"
-            f"      port: {self.port}\n"
-            f"      db_name: {db}\n"
-            "      scheme: postgresql+psycopg2\n"
+            "  custom:\n"
+            "    module: sim_pipeline.dagster_postgres_storage\n"
+            "    class: SimPostgresStorage\n"
+            "    config:\n"
+            "      postgres_db:\n"
+            f"        username: {self.user}\n"
+            f"        hostname: {self.host}\n"
+            f"        port: {self.port}\n"
+            f"        db_name: {db}\n"
+            "        scheme: postgresql+psycopg2\n"
             "telemetry:\n"
             "  enabled: false\n"
         )

@@ -253,9 +253,10 @@ def test_whole_pipeline_on_postgres_matches_sqlite(pg, reference):
     home = reference["home"]
     months = _months(REFERENCE_LAST_MONTH)
     with dg.DagsterInstance.from_config(str(home)) as inst:
-        assert type(inst.run_storage).__name__ == "PostgresRunStorage"
-        assert type(inst.event_log_storage).__name__ == "PostgresEventLogStorage"
-        assert type(inst.schedule_storage).__name__ == "PostgresScheduleStorage"
+        # dagster-postgres's storages, their connections kept open (`dagster_postgres_storage`)
+        assert type(inst.run_storage).__name__ == "KeptOpenPostgresRunStorage"
+        assert type(inst.event_log_storage).__name__ == "KeptOpenPostgresEventLogStorage"
+        assert type(inst.schedule_storage).__name__ == "KeptOpenPostgresScheduleStorage"
         assert not inst.telemetry_enabled
         for run_id in ids:
             run = inst.get_run_by_id(run_id)
@@ -639,7 +640,12 @@ def test_deploy_example_instance_config_runs(pg, small_synth, tmp_path):
     """deploy/dagster.yaml, credentials from the environment, against the test server."""
     example = REPO / "deploy" / "dagster.yaml"
     config = yaml.safe_load(example.read_text())
-    db_config = config["storage"]["postgres"]["postgres_db"]
+    storage = config["storage"]["custom"]
+    assert (storage["module"], storage["class"]) == (
+        "sim_pipeline.dagster_postgres_storage",
+        "SimPostgresStorage",
+    )
+    db_config = storage["config"]["postgres_db"]
     for field in ("username", "password", "hostname", "port", "db_name"):
         assert set(db_config[field]) == {"env"}, f"{field} must come from the environment"
     assert config["telemetry"] == {"enabled": False}
@@ -696,3 +702,52 @@ def test_deploy_example_instance_config_runs(pg, small_synth, tmp_path):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+# ----------------------------------------------------------------------------- instance storage
+
+
+def _backend(storage) -> int:
+    """The server process behind the connection ``storage`` uses for its next statement."""
+    with storage._engine.connect() as conn:
+        return conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def test_the_instance_keeps_its_connections_open_and_a_forked_child_opens_its_own(pg, tmp_path):
+    """The test server's instance, configured as deploy/dagster.yaml configures it
+    (`SimPostgresStorage`): runs, event log and schedules each reuse one open connection, where
+    dagster-postgres's own storage opens a new one per statement (a new server process each
+    time); a process forked from it gets connections of its own and leaves the parent's open;
+    a process started from the instance's reference loads the same storages."""
+    from dagster_postgres import PostgresEventLogStorage
+
+    home = _pg_home(pg, tmp_path, "dagster_kept_open")
+    with dg.DagsterInstance.from_config(str(home)) as inst:
+        storages = [inst.run_storage, inst.event_log_storage, inst.schedule_storage]
+        for storage in storages:
+            assert _backend(storage) == _backend(storage), type(storage).__name__
+        own = PostgresEventLogStorage(inst.event_log_storage.postgres_url)
+        try:
+            assert _backend(own) != _backend(own)  # what the kept-open storages replace
+        finally:
+            own.dispose()
+
+        events = inst.event_log_storage
+        parent = _backend(events)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its own connection, then out without running any cleanup
+            try:
+                os.write(write, str(_backend(events)).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        child = int(os.read(read, 64))
+        os.close(read)
+        assert child != parent
+        assert _backend(events) == parent  # the parent's connection is still open and usable
+
+    with dg.DagsterInstance.from_ref(inst.get_ref()) as started:  # a run worker's instance
+        for storage in (started.run_storage, started.event_log_storage, started.schedule_storage):
+            assert _backend(storage) == _backend(storage), type(storage).__name__

@@ -227,17 +227,20 @@ def _instance_config(dagster_home: Path) -> Mapping[str, Any]:
 
 def dagster_storage_urls(dagster_home: Path) -> list[str]:
     """SQLAlchemy URLs of the PostgreSQL databases the instance in ``dagster_home`` stores runs,
-    event logs and schedules in (its dagster.yaml: ``storage: postgres:`` or the separate
-    ``run_storage`` / ``event_log_storage`` / ``schedule_storage`` of dagster-postgres;
-    ``postgres_url`` or ``postgres_db``), with ``env:`` values read from the environment. Empty
-    for the default SQLite (file) storage."""
+    event logs and schedules in (its dagster.yaml: ``storage: postgres:``, a PostgreSQL class
+    under ``storage: custom:`` as in deploy/, or the separate ``run_storage`` /
+    ``event_log_storage`` / ``schedule_storage`` of dagster-postgres; ``postgres_url`` or
+    ``postgres_db``), with ``env:`` values read from the environment. Empty for the default
+    SQLite (file) storage."""
     config = _instance_config(dagster_home)
     configs: list[Mapping[str, Any]] = []
     storage = config.get("storage") or {}
     if isinstance(storage, Mapping) and isinstance(storage.get("postgres"), Mapping):
         configs.append(storage["postgres"])
-    for key in ("run_storage", "event_log_storage", "schedule_storage"):
-        part = config.get(key) or {}
+    parts = [config.get(k) for k in ("run_storage", "event_log_storage", "schedule_storage")]
+    if isinstance(storage, Mapping):
+        parts.append(storage.get("custom"))
+    for part in parts:
         if isinstance(part, Mapping) and "postgres" in str(part.get("module", "")):
             configs.append(part.get("config") or {})
     urls: list[str] = []
