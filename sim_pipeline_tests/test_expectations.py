@@ -470,3 +470,29 @@ def test_a_validation_renders_its_pages_without_listing_every_stored_result(
     ctx.build_data_docs(resource_identifiers=named, build_index=False)
     gx_docs.make_docs_self_contained(quality)  # as `validate` leaves every page
     assert pages() == ours
+
+
+def test_great_expectations_imports_without_pyspark_which_still_imports_after():
+    """`gx_runner` shows GX pyspark as absent while GX imports (with the `spark` group
+    installed GX would import pyspark and pyspark.ml: 0.4 s a process); afterwards pyspark
+    imports as usual, for Splink on Spark. In a fresh interpreter, as a command starts."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.util, sys\n"
+        "from sim_pipeline.quality import gx_runner\n"
+        "gx_runner.import_gx()\n"
+        "from great_expectations.compatibility import pyspark as compat\n"
+        "from great_expectations.compatibility.not_imported import NotImported\n"
+        "assert 'pyspark' not in sys.modules and 'pyspark.ml' not in sys.modules\n"
+        "assert isinstance(compat.pyspark, NotImported)\n"
+        "if importlib.util.find_spec('pyspark') is not None:\n"
+        "    import pyspark.sql\n"
+        "    print('pyspark', pyspark.sql.SparkSession.__name__)\n"
+        "else:\n"
+        "    print('no pyspark')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() in {"pyspark SparkSession", "no pyspark"}

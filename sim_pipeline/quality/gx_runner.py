@@ -19,6 +19,7 @@ import fcntl
 import json
 import logging
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -65,9 +66,21 @@ def _locked(quality_dir: Path) -> Iterator[None]:
 def _gx():
     """Import Great Expectations quietly, without analytics."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import great_expectations as gx
+    # With the optional `spark` group installed, GX imports pyspark and pyspark.ml at its own
+    # import (0.4 s) for Spark data sources; it validates pandas frames here only. Unless
+    # something imported pyspark already, GX is shown it as absent while it imports (it falls
+    # back as when pyspark is not installed); pyspark imports as usual afterwards (Splink on
+    # Spark, `identity.linkage`).
+    hide_spark = "pyspark" not in sys.modules
+    if hide_spark:
+        sys.modules["pyspark"] = None  # type: ignore[assignment]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import great_expectations as gx
+    finally:
+        if hide_spark and sys.modules.get("pyspark", 0) is None:
+            del sys.modules["pyspark"]
     logging.captureWarnings(False)  # GX turns this on at import
     for name in ("great_expectations", "great_expectations.core", "posthog"):
         logging.getLogger(name).setLevel(logging.ERROR)
