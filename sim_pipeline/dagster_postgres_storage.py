@@ -43,7 +43,8 @@ from dagster_postgres.utils import (
     pg_url_from_config,
 )
 
-POOL_OVERFLOW = 10  # connections beyond the one kept open, while threads write at once
+# The web server's defaults (dagster-webserver --db-pool-max-overflow, --db-pool-recycle):
+POOL_OVERFLOW = 20  # connections beyond the one kept open, while threads write at once
 POOL_RECYCLE_SECONDS = 3600  # a connection older than this is replaced at its next use
 
 # Storages whose pools a forked child must drop (weakly held: a closed instance is forgotten).

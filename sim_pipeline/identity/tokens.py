@@ -79,8 +79,8 @@ class Tokeniser:
     def __post_init__(self) -> None:
         if len(self.key) < 32:
             raise ValueError("pseudonymisation key must be at least 32 bytes")
-        # Keyed hash states with the key already absorbed; copied per message (cheaper than new).
-        self._sha256 = hmac.new(self.key, digestmod=hashlib.sha256)
+        # Keyed hash states with the key already absorbed; copied per message (cheaper than new):
+        # HMAC-SHA512 for the encodings' positions, HMAC-SHA256's two pads for the tokens.
         self._sha512 = hmac.new(self.key, digestmod=hashlib.sha512)
         self._sha256_pads = _hmac_pads(self.key, hashlib.sha256)
         # Memo of results under this key: tokens and encodings repeat across months.
