@@ -7,8 +7,8 @@ SCRAM-SHA-256 thousands of key-derivation rounds on both sides) and closes it ag
 event a run stores. Dagster's web server switches its own storages to a pool that keeps one
 connection open (``optimize_for_webserver``); a run, the daemon and the command line never
 did. On this machine a one-month run on the test synthetic set, with the deploy example's
-password login, took 32.4 s with a new connection per statement and 19.9 s with them kept open
-(`sim_pipeline_tests/test_postgres.py` runs that configuration).
+password login, took 34.8 s and 32.4 s with a new connection per statement, 18.7 s and 18.6 s
+with them kept open (`sim_pipeline_tests/test_postgres.py` runs that configuration).
 
 The storages here are dagster-postgres's own (same tables, same SQL), with the engine Dagster's
 web server would use: a pool of one connection kept open, up to `POOL_OVERFLOW` more while
