@@ -3,6 +3,7 @@ on deliberately broken data (and says why) and passes on good data."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -496,3 +497,81 @@ def test_great_expectations_imports_without_pyspark_which_still_imports_after():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip() in {"pyspark SparkSession", "no pyspark"}
+
+
+def test_updating_a_stored_suite_compares_each_expectation_once_and_stores_what_gx_would(
+    staged, tmp_path, monkeypatch
+):
+    """A suite the project already holds is updated with each expectation's comparable form
+    made once (GX rebuilt both forms at every comparison: n squared for n expectations), and
+    the update keeps the same expectations and ids as GX's own."""
+    from great_expectations.core.factory.suite_factory import SuiteFactory
+    from great_expectations.expectations.expectation import Expectation
+
+    frame, ledger = staged
+    suite = _staged_suite(frame, ledger)
+    n = len(suite.expectations)
+    changed = staged_suites.staged_table_suite(  # another month's count: one expectation differs
+        ECDS, list(sql_types(ECDS.asset_name)), MONTHS, 1 + len(frame)
+    )
+
+    def stored_after_update(quality: Path, ours: bool) -> tuple[list[dict], int]:
+        gx.validate(suite, frame, quality, "a", "r")
+        ctx = gx._context(quality)
+        forms = []
+        original = Expectation._to_normalized_self_dict
+        monkeypatch.setattr(
+            Expectation,
+            "_to_normalized_self_dict",
+            lambda self: forms.append(1) or original(self),
+        )
+        gx_own = getattr(SuiteFactory, "_sim_gx_add_or_update", SuiteFactory.add_or_update)
+        update = SuiteFactory.add_or_update if ours else gx_own
+        mod = gx._gx()
+        update(ctx.suites, gx._gx_suite(mod, suite))  # unchanged
+        update(ctx.suites, gx._gx_suite(mod, changed))
+        monkeypatch.setattr(Expectation, "_to_normalized_self_dict", original)
+        stored = ctx.suites.get(suite.name)
+        return [e.dict(exclude={"rendered_content"}) for e in stored.expectations], len(forms)
+
+    ours, ours_forms = stored_after_update(tmp_path / "ours", ours=True)
+    theirs, gx_forms = stored_after_update(tmp_path / "gx", ours=False)
+    assert ours_forms <= 4 * n < gx_forms, (ours_forms, gx_forms)
+
+    def kept_ids(stored: list[dict], first: list[dict]) -> list[bool]:
+        return [a["id"] == b["id"] for a, b in zip(stored, first, strict=True)]
+
+    def content(stored: list[dict]) -> list[dict]:
+        return [{k: v for k, v in e.items() if k != "id"} for e in stored]
+
+    assert content(ours) == content(theirs)
+    assert len(ours) == n
+
+
+def test_the_config_variables_file_is_parsed_once_until_it_or_the_environment_changes(
+    tmp_path, monkeypatch
+):
+    """GX reads its project's variables at every read of a setting; they are parsed once and
+    read again only when the file or the environment changes (then with the new values)."""
+    from great_expectations.core import config_provider
+
+    provider = config_provider._ConfigurationVariablesConfigurationProvider
+    gx._gx()
+    path = tmp_path / "config_variables.yml"
+    path.write_text("colour: red\nplace: ${SIM_TEST_PLACE}\n")
+    monkeypatch.setenv("SIM_TEST_PLACE", "harbour")
+    reads = []
+    p = provider(str(path))
+    original = config_provider.yaml.load
+    monkeypatch.setattr(config_provider.yaml, "load", lambda t: reads.append(1) or original(t))
+    first = p.get_values()
+    first["colour"] = "changed by a caller"
+    assert p.get_values() == {"colour": "red", "place": "harbour"}
+    assert p.get_values() == p.get_values()
+    assert len(reads) == 1
+    monkeypatch.setenv("SIM_TEST_PLACE", "hill")
+    assert p.get_values()["place"] == "hill" and len(reads) == 2
+    path.write_text("colour: blue\nplace: ${SIM_TEST_PLACE}\n")
+    os.utime(path, ns=(0, 1))  # a different modification time even within one clock tick
+    assert p.get_values() == {"colour": "blue", "place": "hill"} and len(reads) == 3
+    assert provider(str(tmp_path / "absent.yml")).get_values() == {}
