@@ -41,6 +41,30 @@ def test_check_digit_remainder_ten_is_never_valid():
     assert not is_valid_nhs_number(pd.Series([nine + str(d) for d in range(10)])).any()
 
 
+def test_the_vectorised_check_agrees_with_the_check_digit_value_by_value():
+    """Every value judged as `check_digit` judges it alone: 20,000 random ten-digit numbers
+    (about a tenth valid), written plain, spaced and dashed, among other shapes and NA."""
+    rng = np.random.default_rng(11)
+    nines = [f"{n:09d}" for n in rng.integers(0, 10**9, 20_000)]
+    tenths = rng.integers(0, 10, len(nines))
+    values = [n + str(d) for n, d in zip(nines, tenths, strict=True)]
+    values = [
+        v if i % 3 == 0 else f"{v[:3]} {v[3:6]} {v[6:]}" if i % 3 == 1 else f"{v[:3]}-{v[3:]}"
+        for i, v in enumerate(values)
+    ]
+    others = ["", "123456789", "12345678901", "１２３４５６７８９０", "943476591x", None]
+    got = is_valid_nhs_number(pd.Series(values + others, dtype="string"))
+
+    def alone(v: str) -> bool:
+        digits = v.replace(" ", "").replace("-", "")
+        return check_digit(digits[:9]) == int(digits[9])
+
+    expected = [alone(v) for v in values]
+    assert got.iloc[: len(values)].tolist() == expected
+    assert 0.05 < np.mean(expected) < 0.2
+    assert got.iloc[len(values) : -1].tolist() == [False] * 5 and pd.isna(got.iloc[-1])
+
+
 def test_missing_nhs_number_stays_missing():
     assert is_valid_nhs_number(pd.Series([None], dtype="string")).isna().all()
 

@@ -35,7 +35,9 @@ def is_valid_nhs_number(values: pd.Series) -> pd.Series:
     ok_shape = s.str.fullmatch(r"[0-9]{10}").fillna(False).astype(bool).to_numpy()
     result = np.zeros(len(s), dtype=bool)
     if ok_shape.any():
-        digits = np.array([list(x) for x in s[ok_shape]], dtype=np.int64)
+        # ten ASCII digits each (the shape above): one byte buffer, one row of digits a value
+        joined = "".join(s[ok_shape].tolist()).encode("ascii")
+        digits = (np.frombuffer(joined, dtype=np.uint8).reshape(-1, 10) - 48).astype(np.int64)
         total = digits[:, :9] @ _WEIGHTS
         check = 11 - total % 11
         check = np.where(check == 11, 0, check)
