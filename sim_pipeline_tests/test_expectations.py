@@ -575,3 +575,27 @@ def test_the_config_variables_file_is_parsed_once_until_it_or_the_environment_ch
     os.utime(path, ns=(0, 1))  # a different modification time even within one clock tick
     assert p.get_values() == {"colour": "blue", "place": "hill"} and len(reads) == 3
     assert provider(str(tmp_path / "absent.yml")).get_values() == {}
+
+
+def test_scipy_stats_waits_for_its_first_use_and_is_whole_then():
+    """GX imports scipy.stats (0.6-0.7 s) only for distributional expectations the suites never
+    use: after GX's import it is in place but not executed; its first use loads all of it, for
+    GX's modules too. In a fresh interpreter, as a command starts."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from sim_pipeline.quality import gx_runner\n"
+        "gx_runner.import_gx()\n"
+        "assert 'scipy.stats' in sys.modules\n"
+        "assert 'scipy.stats._stats_py' not in sys.modules, 'scipy.stats executed at import'\n"
+        "from great_expectations.expectations.core import "
+        "expect_column_kl_divergence_to_be_less_than as kl\n"
+        "from scipy import stats\n"
+        "assert kl.stats is stats\n"
+        "print(stats.norm.cdf(0.0), 'scipy.stats._stats_py' in sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split() == ["0.5", "True"]
