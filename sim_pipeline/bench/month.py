@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sim_pipeline.bench.runs import landing_without, measure, run_cli
+from sim_pipeline.bench.runs import landing_without, measure, run_cli, step_timings
 from sim_pipeline.synthetic.timeline import MONTH_LABELS
 
 GOAL_SECONDS = 15 * 60
@@ -66,35 +66,10 @@ def _step_rows(url: str, month: str) -> dict[str, int]:
     return rows
 
 
-def _step_stats(dagster_home: Path, run_ids: list[str]) -> list[dict]:
-    """Each step's seconds in ``run_ids`` (Dagster's run step stats)."""
-    import dagster as dg
-
-    old = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    try:
-        with dg.DagsterInstance.get() as instance:
-            stats = [s for r in run_ids for s in instance.get_run_step_stats(r)]
-    finally:
-        if old is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = old
-    out = []
-    for s in stats:
-        if s.start_time is None or s.end_time is None:
-            continue
-        out.append({"step": s.step_key, "seconds": round(s.end_time - s.start_time, 2)})
-    return out
-
-
 def _stages(steps: list[dict], rows: dict[str, int]) -> list[dict]:
-    """Steps with their rows and rows per second (steps over several runs are summed)."""
-    seconds: dict[str, float] = {}
-    for s in steps:
-        seconds[s["step"]] = seconds.get(s["step"], 0.0) + s["seconds"]
+    """Steps (`step_timings`, summed over the runs) with their rows and rows per second."""
     out = []
-    for step, sec in sorted(seconds.items(), key=lambda kv: -kv[1]):
+    for step, sec in ((s["step"], s["seconds"]) for s in steps):
         n = rows.get(step)
         out.append(
             {
@@ -148,9 +123,11 @@ def bench_month(out: Path, month: str, scale: float, base_scale: float, keep: Pa
         report["month_run"] = run
         if run["run_id"]:
             rows = _step_rows(env["SIM_WAREHOUSE_URL"], month)
-            steps = _step_stats(project / "dagster_home", run["run_id"].split(", "))
+            timings = step_timings(project / "dagster_home", run["run_id"].split(", "))
             report["month_rows"] = rows
-            report["month_stages"] = _stages(steps, rows)
+            report["month_stages"] = _stages(timings["steps"], rows)
+            report["month_runs"] = timings["runs"]
+            report["month_in_runs_seconds"] = timings["in_runs_seconds"]
     rows_in = sum(report["synth"]["summary"]["rows_by_month_and_table"][month].values())
     run = report["month_run"]
     report["month_landing_rows"] = rows_in

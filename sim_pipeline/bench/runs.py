@@ -75,14 +75,77 @@ def measure(argv: list[str], env: dict[str, str] | None = None) -> tuple[dict, s
     return figures, proc.stdout, proc.stderr
 
 
+_RUN_IDS = re.compile(r"sim-pipeline run \w+ \(runs? ([0-9a-f-]{36}(?:, [0-9a-f-]{36})*)\)")
+
+
+def printed_run_ids(stdout: str) -> list[str]:
+    """The Dagster run ids a `sim-pipeline run` or `backfill` printed: ``(run ID)`` for one
+    run, ``(runs ID, ID, ...)`` for several (staging shares, an incremental month's phases)."""
+    found = _RUN_IDS.search(stdout)
+    return found.group(1).split(", ") if found else []
+
+
 def run_cli(args: list[str], env: dict[str, str]) -> dict:
-    """``sim-pipeline ARGS`` measured: the figures, the command, its Dagster run ids and, when
-    it failed, the tail of its output."""
+    """``sim-pipeline ARGS`` measured: the figures, the command, its Dagster run ids (joined by
+    ", ") and, when it failed, the tail of its output."""
     figures, stdout, stderr = measure([sys.executable, "-m", "sim_pipeline.cli", *args], env)
-    found = re.search(r"\(run ([0-9a-f-]{36}(?:, [0-9a-f-]{36})*)", stdout)
     return {
         "command": "sim-pipeline " + " ".join(args),
         **figures,
-        "run_id": found.group(1) if found else None,
+        "run_id": ", ".join(printed_run_ids(stdout)) or None,
         "tail": (stdout[-3000:] + stderr[-3000:]) if figures["exit_code"] else "",
+    }
+
+
+def span_union(spans: list[tuple[float, float]]) -> float:
+    """Seconds covered by at least one of the (start, end) ``spans``."""
+    covered, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        covered += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return covered
+
+
+def step_timings(dagster_home: Path, run_ids: list[str]) -> dict:
+    """Where a command's time went, from its Dagster runs (in the instance at
+    ``dagster_home``): each run's seconds, ``in_runs_seconds`` (the union of the runs' spans:
+    runs in parallel processes overlap) and each step's seconds summed over the runs, largest
+    first. The command's wall time less ``in_runs_seconds`` is its start-up, the time between
+    its runs and its summary."""
+    import dagster as dg
+
+    old = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            records = instance.get_run_records(dg.RunsFilter(run_ids=run_ids))
+            stats = [s for r in run_ids for s in instance.get_run_step_stats(r)]
+    finally:
+        if old is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = old
+    covered = span_union(
+        [(r.start_time, r.end_time) for r in records if r.start_time and r.end_time]
+    )
+    seconds: dict[str, float] = {}
+    for s in stats:
+        if s.start_time is not None and s.end_time is not None:
+            seconds[s.step_key] = seconds.get(s.step_key, 0.0) + s.end_time - s.start_time
+    by_start = sorted(records, key=lambda r: r.start_time or 0.0)
+    return {
+        "runs": [
+            {
+                "run_id": r.dagster_run.run_id,
+                "seconds": round(r.end_time - r.start_time, 2)
+                if r.start_time and r.end_time
+                else None,
+            }
+            for r in by_start
+        ],
+        "in_runs_seconds": round(covered, 2),
+        "steps": [
+            {"step": k, "seconds": round(v, 2)}
+            for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])
+        ],
     }
