@@ -255,49 +255,53 @@ def materialise_all(
     # the observer's run ended before this process opens the instance: two processes never
     # create a new instance's databases at once
     done = _wait_for(observer) if observer else None
-    instance = dg.DagsterInstance.get()
-    observed = _observed(instance, done) if done else observe(instance)
-    pending = None
-    failures: list[str] = []
-    if linkage == "incremental":
-        if processes > 1:
-            raise ValueError("--linkage incremental runs in one process (--processes 1)")
-        results, pending = _incremental_runs(
-            settings, defs, instance, keys, all_keys, run_config, command, failures, split
-        )
-    elif split is not None:
-        results = _parallel_ingest_runs(defs, instance, keys, run_config, split, failures, command)
-    else:
-        results = [_execute(defs, instance, keys, run_config, processes, command)]
-    passed, failed, warned = 0, [], []
-    if not observed.success:
-        failures.insert(
-            0,
-            "observe_sources: the landing drops or reference files could not be read"
-            + (f" (the observing process failed: {observed.error})" if observed.error else ""),
-        )
-    for event in (e for r in results for e in r.all_events):
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            ev = event.event_specific_data
-            name = f"{ev.asset_key.to_user_string()}:{ev.check_name}"
-            if ev.description and not ev.passed:
-                name += f" ({ev.description})"  # e.g. the rejected file and its problem
-            if ev.passed:
-                passed += 1
-            elif ev.severity == dg.AssetCheckSeverity.WARN:
-                warned.append(name)
-            else:
-                failed.append(name)
-        elif event.event_type_value == "STEP_FAILURE":
-            err = event.event_specific_data.error  # type: ignore[union-attr]
-            failures.append(f"{event.step_key}: {err.message.strip() if err else 'failed'}")
-    if pending:
-        first, last = pending.split(" to ")
-        failures.append(
-            f"the months {pending} still need their events, metrics and costs brought up to "
-            f"date: once the failure is fixed, run `sim-pipeline backfill --from {first} --to "
-            f"{last}` (a full relink of that range)"
-        )
+    # closed when the command has read its runs' events: its SQLite databases are then
+    # whole files (`cli.pipeline.cmd_run` leaves the interpreter without a final sweep)
+    with dg.DagsterInstance.get() as instance:
+        observed = _observed(instance, done) if done else observe(instance)
+        pending = None
+        failures: list[str] = []
+        if linkage == "incremental":
+            if processes > 1:
+                raise ValueError("--linkage incremental runs in one process (--processes 1)")
+            results, pending = _incremental_runs(
+                settings, defs, instance, keys, all_keys, run_config, command, failures, split
+            )
+        elif split is not None:
+            results = _parallel_ingest_runs(
+                defs, instance, keys, run_config, split, failures, command
+            )
+        else:
+            results = [_execute(defs, instance, keys, run_config, processes, command)]
+        passed, failed, warned = 0, [], []
+        if not observed.success:
+            failures.insert(
+                0,
+                "observe_sources: the landing drops or reference files could not be read"
+                + (f" (the observing process failed: {observed.error})" if observed.error else ""),
+            )
+        for event in (e for r in results for e in r.all_events):
+            if event.event_type_value == "ASSET_CHECK_EVALUATION":
+                ev = event.event_specific_data
+                name = f"{ev.asset_key.to_user_string()}:{ev.check_name}"
+                if ev.description and not ev.passed:
+                    name += f" ({ev.description})"  # e.g. the rejected file and its problem
+                if ev.passed:
+                    passed += 1
+                elif ev.severity == dg.AssetCheckSeverity.WARN:
+                    warned.append(name)
+                else:
+                    failed.append(name)
+            elif event.event_type_value == "STEP_FAILURE":
+                err = event.event_specific_data.error  # type: ignore[union-attr]
+                failures.append(f"{event.step_key}: {err.message.strip() if err else 'failed'}")
+        if pending:
+            first, last = pending.split(" to ")
+            failures.append(
+                f"the months {pending} still need their events, metrics and costs brought up to "
+                f"date: once the failure is fixed, run `sim-pipeline backfill --from {first} --to "
+                f"{last}` (a full relink of that range)"
+            )
     tok = load_tokeniser()
     wh = Warehouse(settings.warehouse_url)
     try:

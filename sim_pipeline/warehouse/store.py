@@ -8,6 +8,7 @@ leaves the previous contents in place.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -137,12 +138,25 @@ class Transaction:
         return created
 
 
+# Every warehouse engine this process made and still holds (`dispose_all`).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def dispose_all() -> None:
+    """Close the connections of every warehouse engine this process still holds (a resource's
+    cached warehouse, say): each SQLite database is then closed, its write-ahead log folded
+    into the file and removed. The engines stay usable; they reconnect when next used."""
+    for engine in list(_ENGINES):
+        engine.dispose()
+
+
 class Warehouse:
     def __init__(self, url: str) -> None:
         self.url = url
         # hide_parameters: a failed statement never carries row values into an exception,
         # a log line or the Dagster event log
         self.engine: Engine = sa.create_engine(url, hide_parameters=True)
+        _ENGINES.add(self.engine)
         self._tables: dict[str, sa.Table] = {}
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
