@@ -10,6 +10,7 @@ been settled, because the code location reads its settings at import time.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from sim_pipeline.cli.bench import (
@@ -271,3 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.func(args))
+
+
+def entry() -> None:
+    """The `sim-pipeline` program (the console script and ``python -m sim_pipeline.cli``):
+    `main`, then out; after a run or backfill through `pipeline.leave_now`."""
+    from sim_pipeline.cli import pipeline
+
+    code = main()
+    if pipeline.LEAVE_NOW:
+        pipeline.leave_now(code)
+    sys.exit(code)

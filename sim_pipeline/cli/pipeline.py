@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import gc
 import json
 import os
 import resource
@@ -14,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from sim_pipeline.config import (
     DEMO_ENV,
@@ -158,20 +158,35 @@ def cmd_run(args: argparse.Namespace) -> int:
         build_docs_index(settings.quality_dir)
     worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # a staging worker
     print(outcome.render(settings, time.perf_counter() - t0, _peak_rss_mib(), worker))
-    atexit.register(_leave_without_a_sweep)
+    global LEAVE_NOW
+    LEAVE_NOW = True
     return 0 if outcome.success else 1
 
 
-def _leave_without_a_sweep() -> None:
-    """At the interpreter's exit after a run: the warehouse's connections closed (so each
-    SQLite database is a whole file, its write-ahead log folded in; the Dagster instance was
-    closed by `materialise_all`), then every object left to the operating system rather than
-    swept by the interpreter's last garbage collection (`gc.freeze`), which took about 2 s of
-    each command over the 1 GB or so a run leaves behind. Other exit handlers still run."""
+# Set by a run or backfill that got as far as its summary: the program (`cli.entry`) then
+# leaves through `leave_now`, not through the interpreter's shutdown.
+LEAVE_NOW = False
+
+
+def leave_now(code: int) -> NoReturn:
+    """End the program after a run: the warehouse's connections closed (each SQLite database
+    whole in its file, its write-ahead log folded in; `materialise_all` closed the Dagster
+    instance), the exit handlers run as the interpreter runs them (logging's flush, temporary
+    folders, multiprocessing's), the output flushed, then ``os._exit``. Skipped: the
+    interpreter's own shutdown, whose last garbage collection over the 1 GB or so a run leaves
+    took about 2 s of each command, and whose module teardown makes DuckDB's bindings report
+    the objects they still hold as leaks. Falls back to the usual exit if this Python has no
+    ``atexit._run_exitfuncs``."""
     from sim_pipeline.warehouse.store import dispose_all
 
     dispose_all()
-    gc.freeze()
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers is None:
+        sys.exit(code)
+    run_exit_handlers()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _peak_rss_mib() -> float:
