@@ -169,20 +169,26 @@ LEAVE_NOW = False
 
 
 def leave_now(code: int) -> NoReturn:
-    """End the program after a run: the warehouse's connections closed (each SQLite database
+    """End the program after a run as the interpreter's exit begins (any thread that is not a
+    daemon waited for, then the exit handlers: logging's flush, temporary folders,
+    multiprocessing's), with the warehouse's connections closed first (each SQLite database
     whole in its file, its write-ahead log folded in; `materialise_all` closed the Dagster
-    instance), the exit handlers run as the interpreter runs them (logging's flush, temporary
-    folders, multiprocessing's), the output flushed, then ``os._exit``. Skipped: the
-    interpreter's own shutdown, whose last garbage collection over the 1 GB or so a run leaves
-    took about 2 s of each command, and whose module teardown makes DuckDB's bindings report
-    the objects they still hold as leaks. Falls back to the usual exit if this Python has no
+    instance), the output flushed, then ``os._exit``. Skipped: the rest of the interpreter's
+    shutdown, whose last garbage collection over the 1 GB or so a run leaves took about 2 s of
+    each command, and whose module teardown makes DuckDB's bindings report the objects they
+    still hold as leaks. Falls back to the usual exit if this Python has no
     ``atexit._run_exitfuncs``."""
+    import threading
+
     from sim_pipeline.warehouse.store import dispose_all
 
     dispose_all()
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_exit_handlers is None:
         sys.exit(code)
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
     run_exit_handlers()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -256,7 +256,7 @@ def materialise_all(
     # create a new instance's databases at once
     done = _wait_for(observer) if observer else None
     # closed when the command has read its runs' events: its SQLite databases are then
-    # whole files (`cli.pipeline.cmd_run` leaves the interpreter without a final sweep)
+    # whole files (the program leaves without the interpreter's shutdown: `cli.pipeline.leave_now`)
     with dg.DagsterInstance.get() as instance:
         observed = _observed(instance, done) if done else observe(instance)
         pending = None
