@@ -473,17 +473,24 @@ def test_a_validation_renders_its_pages_without_listing_every_stored_result(
     assert pages() == ours
 
 
+def _after_gx_import(code: str) -> str:
+    """``code``'s output, run in a fresh interpreter (as a command starts) after `gx_runner`
+    imports GX (``sys`` imported); fails with its error output if it fails."""
+    import subprocess
+    import sys
+
+    prefix = "import sys\nfrom sim_pipeline.quality import gx_runner\ngx_runner.import_gx()\n"
+    r = subprocess.run([sys.executable, "-c", prefix + code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
 def test_great_expectations_imports_without_pyspark_which_still_imports_after():
     """`gx_runner` shows GX pyspark as absent while GX imports (with the `spark` group
     installed GX would import pyspark and pyspark.ml: 0.4 s a process); afterwards pyspark
     imports as usual, for Splink on Spark. In a fresh interpreter, as a command starts."""
-    import subprocess
-    import sys
-
     code = (
-        "import importlib.util, sys\n"
-        "from sim_pipeline.quality import gx_runner\n"
-        "gx_runner.import_gx()\n"
+        "import importlib.util\n"
         "from great_expectations.compatibility import pyspark as compat\n"
         "from great_expectations.compatibility.not_imported import NotImported\n"
         "assert 'pyspark' not in sys.modules and 'pyspark.ml' not in sys.modules\n"
@@ -494,9 +501,7 @@ def test_great_expectations_imports_without_pyspark_which_still_imports_after():
         "else:\n"
         "    print('no pyspark')\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stdout.strip() in {"pyspark SparkSession", "no pyspark"}
+    assert _after_gx_import(code).strip() in {"pyspark SparkSession", "no pyspark"}
 
 
 def test_updating_a_stored_suite_compares_each_expectation_once_and_stores_what_gx_would(
@@ -504,7 +509,7 @@ def test_updating_a_stored_suite_compares_each_expectation_once_and_stores_what_
 ):
     """A suite the project already holds is updated with each expectation's comparable form
     made once (GX rebuilt both forms at every comparison: n squared for n expectations), and
-    the update keeps the same expectations and ids as GX's own."""
+    the update stores the same expectations as GX's own (their ids are GX's new UUIDs)."""
     from great_expectations.core.factory.suite_factory import SuiteFactory
     from great_expectations.expectations.expectation import Expectation
 
@@ -537,9 +542,6 @@ def test_updating_a_stored_suite_compares_each_expectation_once_and_stores_what_
     ours, ours_forms = stored_after_update(tmp_path / "ours", ours=True)
     theirs, gx_forms = stored_after_update(tmp_path / "gx", ours=False)
     assert ours_forms <= 4 * n < gx_forms, (ours_forms, gx_forms)
-
-    def kept_ids(stored: list[dict], first: list[dict]) -> list[bool]:
-        return [a["id"] == b["id"] for a, b in zip(stored, first, strict=True)]
 
     def content(stored: list[dict]) -> list[dict]:
         return [{k: v for k, v in e.items() if k != "id"} for e in stored]
@@ -581,13 +583,7 @@ def test_scipy_stats_waits_for_its_first_use_and_is_whole_then():
     """GX imports scipy.stats (0.6-0.7 s) only for distributional expectations the suites never
     use: after GX's import it is in place but not executed; its first use loads all of it, for
     GX's modules too. In a fresh interpreter, as a command starts."""
-    import subprocess
-    import sys
-
     code = (
-        "import sys\n"
-        "from sim_pipeline.quality import gx_runner\n"
-        "gx_runner.import_gx()\n"
         "assert 'scipy.stats' in sys.modules\n"
         "assert 'scipy.stats._stats_py' not in sys.modules, 'scipy.stats executed at import'\n"
         "from great_expectations.expectations.core import "
@@ -596,6 +592,4 @@ def test_scipy_stats_waits_for_its_first_use_and_is_whole_then():
         "assert kl.stats is stats\n"
         "print(stats.norm.cdf(0.0), 'scipy.stats._stats_py' in sys.modules)\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stdout.split() == ["0.5", "True"]
+    assert _after_gx_import(code).split() == ["0.5", "True"]
